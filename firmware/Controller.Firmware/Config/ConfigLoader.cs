@@ -1,0 +1,167 @@
+using System.Text.Json;
+
+namespace Controller.Firmware.Config;
+
+/// <summary>
+/// The one loader of configuration: a JSON profile (nested objects whose leaves are the keys of a
+/// <see cref="ConfigSchema"/>) layered over the schema's defaults, then <c>--set key=value</c>
+/// overrides, then the schema's rules. The first problem found is thrown as a
+/// <see cref="ConfigException"/> naming the file, the key and the reason; nothing is half-loaded.
+/// </summary>
+public static class ConfigLoader
+{
+    private static readonly JsonDocumentOptions s_jsonOptions = new()
+    {
+        CommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>Loads <paramref name="file"/> (or defaults only when null) and applies <paramref name="overrides"/>.</summary>
+    public static ResolvedConfig Load(ConfigSchema schema, string? file, IEnumerable<string> overrides)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        ArgumentNullException.ThrowIfNull(overrides);
+        string? json = null;
+        if (file is not null)
+        {
+            if (!System.IO.File.Exists(file))
+            {
+                throw new ConfigException(file, null, Directory.Exists(file) ? "is a directory, not a profile file" : "no such file");
+            }
+
+            try
+            {
+                json = System.IO.File.ReadAllText(file);
+            }
+            catch (IOException e)
+            {
+                throw new ConfigException(file, null, $"cannot be read: {e.Message}");
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                throw new ConfigException(file, null, $"cannot be read: {e.Message}");
+            }
+        }
+
+        return Parse(schema, file, json, overrides);
+    }
+
+    /// <summary>
+    /// Loads from JSON text already in memory. <paramref name="sourceName"/> is what errors call
+    /// the source (a file name); <paramref name="json"/> null means defaults only.
+    /// </summary>
+    public static ResolvedConfig Parse(ConfigSchema schema, string? sourceName, string? json, IEnumerable<string> overrides)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        ArgumentNullException.ThrowIfNull(overrides);
+        var config = new ResolvedConfig(schema, sourceName);
+        string source = sourceName ?? "defaults";
+        if (json is not null)
+        {
+            ApplyJson(schema, config, source, json);
+        }
+
+        foreach (string assignment in overrides)
+        {
+            ApplyOverride(schema, config, assignment);
+        }
+
+        foreach (ConfigRule rule in schema.Rules)
+        {
+            string? reason = rule.Check(config);
+            if (reason is not null)
+            {
+                string blamed = config.SourceOf(rule.Key) == "--set" ? $"--set {rule.Key.Path}" : source;
+                throw new ConfigException(blamed, rule.Key.Path, reason);
+            }
+        }
+
+        return config;
+    }
+
+    private static void ApplyJson(ConfigSchema schema, ResolvedConfig config, string source, string json)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json, s_jsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException(source, null, $"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})");
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new ConfigException(source, null, "a profile is a JSON object of keys");
+            }
+
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            ApplyObject(schema, config, source, document.RootElement, prefix: string.Empty, seen);
+        }
+    }
+
+    private static void ApplyObject(ConfigSchema schema, ResolvedConfig config, string source, JsonElement obj, string prefix, HashSet<string> seen)
+    {
+        foreach (JsonProperty property in obj.EnumerateObject())
+        {
+            string path = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
+            if (!seen.Add(path))
+            {
+                throw new ConfigException(source, path, "is set twice");
+            }
+
+            if (schema.TryGetKey(path, out ConfigKey key))
+            {
+                if (!key.TryParse(property.Value, out object? value, out string reason))
+                {
+                    throw new ConfigException(source, path, reason);
+                }
+
+                config.Set(key, value!, source);
+            }
+            else if (property.Value.ValueKind == JsonValueKind.Object && schema.Keys.Any(k => k.Path.StartsWith(path + ".", StringComparison.Ordinal)))
+            {
+                ApplyObject(schema, config, source, property.Value, path, seen);
+            }
+            else
+            {
+                throw new ConfigException(source, path, UnknownKeyReason(schema, path));
+            }
+        }
+    }
+
+    private static void ApplyOverride(ConfigSchema schema, ResolvedConfig config, string assignment)
+    {
+        int equals = assignment.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0)
+        {
+            throw new ConfigException($"--set {assignment}", null, "expected key=value, e.g. --set nand.channels=8");
+        }
+
+        string path = assignment[..equals].Trim();
+        string text = assignment[(equals + 1)..];
+        string source = $"--set {assignment}";
+        if (!schema.TryGetKey(path, out ConfigKey key))
+        {
+            throw new ConfigException(source, path, UnknownKeyReason(schema, path));
+        }
+
+        if (!key.TryParse(text, out object? value, out string reason))
+        {
+            throw new ConfigException(source, path, reason);
+        }
+
+        config.Set(key, value!, "--set");
+    }
+
+    private static string UnknownKeyReason(ConfigSchema schema, string path)
+    {
+        string? suggestion = schema.Suggest(path);
+        return suggestion is null
+            ? "unknown key (the info command lists every key)"
+            : $"unknown key; did you mean {suggestion}?";
+    }
+}

@@ -1,0 +1,47 @@
+using System.Diagnostics;
+
+namespace Controller.Firmware.Flash;
+
+/// <summary>
+/// Datasheet latencies of a NAND part: array read (tR), page program (tPROG), block erase (tBERS),
+/// and the speed of the bus that carries page data between controller and die.
+/// </summary>
+public sealed record NandTiming
+{
+    /// <summary>Creates the timing; every latency is non-negative and the bus speed positive.</summary>
+    public NandTiming(long readNanoseconds, long programNanoseconds, long eraseNanoseconds, double channelBytesPerSecond)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(readNanoseconds);
+        ArgumentOutOfRangeException.ThrowIfNegative(programNanoseconds);
+        ArgumentOutOfRangeException.ThrowIfNegative(eraseNanoseconds);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channelBytesPerSecond);
+        ReadNanoseconds = readNanoseconds;
+        ProgramNanoseconds = programNanoseconds;
+        EraseNanoseconds = eraseNanoseconds;
+        ChannelBytesPerSecond = channelBytesPerSecond;
+    }
+
+    /// <summary>tR: from the read command until the page is in the die's register.</summary>
+    public long ReadNanoseconds { get; }
+
+    /// <summary>tPROG: from the end of the data transfer until the page is programmed.</summary>
+    public long ProgramNanoseconds { get; }
+
+    /// <summary>tBERS: the time to erase a block.</summary>
+    public long EraseNanoseconds { get; }
+
+    /// <summary>How fast the channel moves data between the controller and a die.</summary>
+    public double ChannelBytesPerSecond { get; }
+
+    /// <summary>The time the channel is held to move <paramref name="bytes"/> bytes, rounded up.</summary>
+    public long TransferNanoseconds(int bytes)
+    {
+        Debug.Assert(bytes >= 0);
+        return (long)Math.Ceiling(bytes * 1e9 / ChannelBytesPerSecond);
+    }
+}
+
+/// <summary>The ECC engine: each codeword of a page corrects up to <see cref="CorrectableBits"/> bit errors.</summary>
+/// <param name="CodewordBytes">Data bytes covered by one codeword; divides the page size.</param>
+/// <param name="CorrectableBits">Bit errors one codeword can correct.</param>
+public sealed record EccModel(int CodewordBytes, int CorrectableBits);

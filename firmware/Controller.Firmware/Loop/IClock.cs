@@ -1,0 +1,11 @@
+namespace Controller.Firmware.Loop;
+
+/// <summary>
+/// The only source of time the firmware sees. In the emulator it is a virtual clock advanced by
+/// the simulation; on the board it is a monotonic clock. The firmware never reads the wall clock.
+/// </summary>
+public interface IClock
+{
+    /// <summary>Nanoseconds since an arbitrary origin; never decreases.</summary>
+    long NowNanoseconds { get; }
+}
