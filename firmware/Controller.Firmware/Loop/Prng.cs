@@ -84,8 +84,9 @@ public sealed class Prng
     public bool Chance(double probability) => NextDouble() < probability;
 
     /// <summary>
-    /// A Poisson-distributed count with mean <paramref name="mean"/>, by inversion. Used for bit
-    /// errors, whose means are small; the loop is bounded so a huge mean cannot hang the caller.
+    /// A Poisson-distributed count with mean <paramref name="mean"/>: by inversion for the small
+    /// means of bit errors, by the normal approximation for large ones (a worn-out block), so the
+    /// cost stays bounded whatever the mean.
     /// </summary>
     public int NextPoisson(double mean)
     {
@@ -94,21 +95,21 @@ public sealed class Prng
             return 0;
         }
 
-        const int Bound = 10_000;
+        if (mean > 64)
+        {
+            double normal = Math.Sqrt(-2 * Math.Log(1 - NextDouble())) * Math.Cos(2 * Math.PI * NextDouble());
+            return (int)Math.Max(0, Math.Min(int.MaxValue / 2, Math.Round(mean + (Math.Sqrt(mean) * normal))));
+        }
+
         double u = NextDouble();
         double probability = Math.Exp(-mean);
         double cumulative = probability;
         int k = 0;
-        while (u > cumulative && k < Bound)
+        while (u > cumulative && probability > 0)
         {
             k++;
             probability *= mean / k;
             cumulative += probability;
-            if (probability == 0)
-            {
-                // Past the representable tail: the mean is large, fall back to its neighbourhood.
-                return Math.Max(k, (int)Math.Min(mean, Bound));
-            }
         }
 
         return k;

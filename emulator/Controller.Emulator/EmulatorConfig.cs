@@ -1,0 +1,45 @@
+using Controller.Emulator.Nand;
+using Controller.Firmware.Config;
+
+namespace Controller.Emulator;
+
+/// <summary>
+/// The emulator's keys on top of the firmware's: the fault model of the emulated NAND. Real
+/// hardware has its own faults, so the board does not accept these.
+/// </summary>
+public static class EmulatorConfig
+{
+    /// <summary>Seed of the NAND model's PRNG.</summary>
+    public static readonly IntegerKey FaultSeed = new("faults.seed", "seed of the emulated NAND's bit errors, failures and power-cut outcomes", 1, 0, long.MaxValue);
+
+    /// <summary>Fraction of blocks marked bad at the factory.</summary>
+    public static readonly NumberKey FactoryBadBlockFraction = new("faults.factoryBadBlockFraction", "fraction of blocks marked bad when a new array is made", 0, 0, 0.5);
+
+    /// <summary>RBER of a fresh block.</summary>
+    public static readonly NumberKey RawBitErrorRate = new("faults.rawBitErrorRate", "raw bit error rate of a fresh block, per bit read", 0, 0, 0.01);
+
+    /// <summary>RBER growth at rated endurance.</summary>
+    public static readonly NumberKey WearBitErrorGrowth = new("faults.wearBitErrorGrowth", "factor by which the bit error rate has grown at the rated endurance", 1000, 1, 1e9);
+
+    /// <summary>P-FAIL probability.</summary>
+    public static readonly NumberKey ProgramFailProbability = new("faults.programFailProbability", "probability that a page program fails", 0, 0, 1);
+
+    /// <summary>E-FAIL probability.</summary>
+    public static readonly NumberKey EraseFailProbability = new("faults.eraseFailProbability", "probability that a block erase fails", 0, 0, 1);
+
+    /// <summary>Weak blocks, nandsim style.</summary>
+    public static readonly TextKey WeakBlocks = new("faults.weakBlocks", "blocks whose erases fail from a given erase count on, as block:erases,... (nandsim's weakblocks)", string.Empty);
+
+    /// <summary>The emulator's schema: the firmware's keys and the fault keys.</summary>
+    public static ConfigSchema Schema { get; } = FirmwareConfig.Schema.Extend(
+        [FaultSeed, FactoryBadBlockFraction, RawBitErrorRate, WearBitErrorGrowth, ProgramFailProbability, EraseFailProbability, WeakBlocks],
+        [
+            new(WeakBlocks, c => NandFaultOptions.ParseWeakBlocks(c.Get(WeakBlocks), out string reason) is null ? reason : null),
+            new(WeakBlocks, c =>
+            {
+                long blocks = c.Get(FirmwareConfig.Channels) * c.Get(FirmwareConfig.DiesPerChannel) * c.Get(FirmwareConfig.BlocksPerDie);
+                int? outside = NandFaultOptions.ParseWeakBlocks(c.Get(WeakBlocks), out _)!.Keys.Where(b => b >= blocks).Select(b => (int?)b).FirstOrDefault();
+                return outside is null ? null : $"block {outside} is outside the array of {blocks} blocks";
+            }),
+        ]);
+}
