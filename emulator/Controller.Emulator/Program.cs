@@ -1,1 +1,60 @@
-return 0;
+using Controller.Emulator.Cli;
+using Controller.Emulator.Nand;
+using Controller.Firmware.Config;
+
+namespace Controller.Emulator;
+
+/// <summary>The emulator's command line: <c>ssd-emulator VERB [options]</c>.</summary>
+public static class Program
+{
+    private const string Usage = """
+        Usage: ssd-emulator VERB [options]      (ssd-emulator VERB --help for a verb's options)
+
+        Verbs:
+          info       print the resolved configuration, NAND geometry and capacities
+          nandtest   program, read back and verify every page of the emulated NAND (or --check an image)
+
+        Profiles shipped in hw-config, usable as --config NAME: {profiles}
+        Without a verb, prints the default device's info.
+        """;
+
+    /// <summary>Runs the command line and returns the exit code: 0 done, 1 a check failed, 2 bad input.</summary>
+    public static int Main(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        string verb = args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal) ? "info" : args[0];
+        string[] rest = args.Length > 0 && args[0] == verb ? args[1..] : args;
+        string profiles = string.Join(", ", Profiles.BuiltInNames());
+        try
+        {
+            switch (verb)
+            {
+                case "help" or "-h":
+                    Console.Out.WriteLine(Usage.Replace("{profiles}", profiles, StringComparison.Ordinal));
+                    return 0;
+                case "info":
+                    return Dispatch(rest, InfoCommand.Help, profiles, ["--config", "--set"], ["--json"], InfoCommand.Run);
+                case "nandtest":
+                    return Dispatch(rest, NandTestCommand.Help, profiles, ["--config", "--set", "--image", "--passes", "--blocks", "--seed"], ["--check"], NandTestCommand.Run);
+                default:
+                    throw new UsageException($"unknown verb '{verb}'; verbs are info, nandtest (ssd-emulator help)");
+            }
+        }
+        catch (Exception e) when (e is UsageException or ConfigException or NandImageException)
+        {
+            Console.Error.WriteLine($"ssd-emulator: {e.Message}");
+            return 2;
+        }
+    }
+
+    private static int Dispatch(string[] args, string help, string profiles, string[] valued, string[] flags, Func<Arguments, TextWriter, int> run)
+    {
+        if (args.Contains("--help") || args.Contains("-h"))
+        {
+            Console.Out.WriteLine(help.Replace("{profiles}", profiles, StringComparison.Ordinal));
+            return 0;
+        }
+
+        return run(Arguments.Parse(args, valued, flags), Console.Out);
+    }
+}

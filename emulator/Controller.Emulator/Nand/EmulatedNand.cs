@@ -341,8 +341,15 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
         ReadOnlySpan<byte> stored = _store.PageForRead(pageIndex);
         Debug.Assert(stored.Length == _store.PageStride, "a page that is not erased has storage");
-        stored[..Geometry.PageBytes].CopyTo(data);
-        stored[Geometry.PageBytes..].CopyTo(spare);
+        if (data.Length != 0)
+        {
+            stored[..Geometry.PageBytes].CopyTo(data);
+        }
+
+        if (spare.Length != 0)
+        {
+            stored[Geometry.PageBytes..].CopyTo(spare);
+        }
         switch (state)
         {
             case PageState.Torn:

@@ -7,9 +7,12 @@ namespace Controller.Firmware.Config;
 /// </summary>
 public sealed class ConfigException : Exception
 {
-    /// <summary>Creates the error for <paramref name="key"/> (or the whole source when null).</summary>
-    public ConfigException(string source, string? key, string reason)
-        : base(key is null ? $"{source}: {reason}" : $"{source}: {key}: {reason}")
+    /// <summary>
+    /// Creates the error for <paramref name="key"/> (or the whole source when null). When the bad
+    /// value came from a <c>--set</c> override, <paramref name="assignment"/> is that override.
+    /// </summary>
+    public ConfigException(string source, string? key, string reason, string? assignment = null)
+        : base(Compose(source, key, reason, assignment))
     {
         Source = source;
         Key = key;
@@ -37,6 +40,12 @@ public sealed class ConfigException : Exception
     {
         Source = string.Empty;
         Reason = message;
+    }
+
+    private static string Compose(string source, string? key, string reason, string? assignment)
+    {
+        string message = key is null ? $"{source}: {reason}" : $"{source}: {key}: {reason}";
+        return assignment is null ? message : $"{message} (from --set {assignment})";
     }
 
     /// <summary>Where the bad value came from: a file path, or <c>--set key=value</c>.</summary>

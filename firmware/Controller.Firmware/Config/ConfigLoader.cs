@@ -10,14 +10,19 @@ namespace Controller.Firmware.Config;
 /// </summary>
 public static class ConfigLoader
 {
+    private const string OverridePrefix = "--set ";
+
     private static readonly JsonDocumentOptions s_jsonOptions = new()
     {
         CommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
     };
 
-    /// <summary>Loads <paramref name="file"/> (or defaults only when null) and applies <paramref name="overrides"/>.</summary>
-    public static ResolvedConfig Load(ConfigSchema schema, string? file, IEnumerable<string> overrides)
+    /// <summary>
+    /// Loads <paramref name="file"/> (or defaults only when null) and applies <paramref name="overrides"/>.
+    /// Errors call the file <paramref name="displayName"/> when given (a shorter name for a shipped profile).
+    /// </summary>
+    public static ResolvedConfig Load(ConfigSchema schema, string? file, IEnumerable<string> overrides, string? displayName = null)
     {
         ArgumentNullException.ThrowIfNull(schema);
         ArgumentNullException.ThrowIfNull(overrides);
@@ -26,7 +31,7 @@ public static class ConfigLoader
         {
             if (!System.IO.File.Exists(file))
             {
-                throw new ConfigException(file, null, Directory.Exists(file) ? "is a directory, not a profile file" : "no such file");
+                throw new ConfigException(displayName ?? file, null, Directory.Exists(file) ? "is a directory, not a profile file" : "no such file");
             }
 
             try
@@ -35,15 +40,15 @@ public static class ConfigLoader
             }
             catch (IOException e)
             {
-                throw new ConfigException(file, null, $"cannot be read: {e.Message}");
+                throw new ConfigException(displayName ?? file, null, $"cannot be read: {e.Message}");
             }
             catch (UnauthorizedAccessException e)
             {
-                throw new ConfigException(file, null, $"cannot be read: {e.Message}");
+                throw new ConfigException(displayName ?? file, null, $"cannot be read: {e.Message}");
             }
         }
 
-        return Parse(schema, file, json, overrides);
+        return Parse(schema, displayName ?? file, json, overrides);
     }
 
     /// <summary>
@@ -63,7 +68,7 @@ public static class ConfigLoader
 
         foreach (string assignment in overrides)
         {
-            ApplyOverride(schema, config, assignment);
+            ApplyOverride(schema, config, source, assignment);
         }
 
         foreach (ConfigRule rule in schema.Rules)
@@ -71,8 +76,9 @@ public static class ConfigLoader
             string? reason = rule.Check(config);
             if (reason is not null)
             {
-                string blamed = config.SourceOf(rule.Key) == "--set" ? $"--set {rule.Key.Path}" : source;
-                throw new ConfigException(blamed, rule.Key.Path, reason);
+                string origin = config.SourceOf(rule.Key);
+                string? assignment = origin.StartsWith(OverridePrefix, StringComparison.Ordinal) ? origin[OverridePrefix.Length..] : null;
+                throw new ConfigException(source, rule.Key.Path, reason, assignment);
             }
         }
 
@@ -133,28 +139,27 @@ public static class ConfigLoader
         }
     }
 
-    private static void ApplyOverride(ConfigSchema schema, ResolvedConfig config, string assignment)
+    private static void ApplyOverride(ConfigSchema schema, ResolvedConfig config, string source, string assignment)
     {
         int equals = assignment.IndexOf('=', StringComparison.Ordinal);
         if (equals <= 0)
         {
-            throw new ConfigException($"--set {assignment}", null, "expected key=value, e.g. --set nand.channels=8");
+            throw new ConfigException($"--set {assignment}", null, "expected KEY=VALUE, e.g. --set nand.channels=8");
         }
 
         string path = assignment[..equals].Trim();
         string text = assignment[(equals + 1)..];
-        string source = $"--set {assignment}";
         if (!schema.TryGetKey(path, out ConfigKey key))
         {
-            throw new ConfigException(source, path, UnknownKeyReason(schema, path));
+            throw new ConfigException(source, path, UnknownKeyReason(schema, path), assignment);
         }
 
         if (!key.TryParse(text, out object? value, out string reason))
         {
-            throw new ConfigException(source, path, reason);
+            throw new ConfigException(source, path, reason, assignment);
         }
 
-        config.Set(key, value!, "--set");
+        config.Set(key, value!, OverridePrefix + assignment);
     }
 
     private static string UnknownKeyReason(ConfigSchema schema, string path)

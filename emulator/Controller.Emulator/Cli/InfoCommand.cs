@@ -1,0 +1,106 @@
+using System.Globalization;
+using System.Text.Json;
+using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+
+namespace Controller.Emulator.Cli;
+
+/// <summary><c>ssd-emulator info</c>: the resolved configuration, the geometry and the capacities derived from it.</summary>
+internal static class InfoCommand
+{
+    public const string Help = """
+        Usage: ssd-emulator info [--config FILE|NAME] [--set KEY=VALUE]... [--json]
+
+        Prints the resolved configuration (every key, with where its value came from), the NAND
+        geometry, and the capacities derived from it.
+
+          --config FILE|NAME  a profile file, or a shipped profile by name: {profiles}
+                              (default: the default emulated device)
+          --set KEY=VALUE     override one key; repeatable (e.g. --set nand.channels=8)
+          --json              print the same as JSON, for scripts
+
+        Example: ssd-emulator info --config tiny --set nand.blocksPerDie=128
+        """;
+
+    public static int Run(Arguments args, TextWriter output)
+    {
+        ResolvedConfig config = Profiles.Load(args.Single("--config"), args.All("--set"));
+        string path = config.File ?? "defaults";
+        if (args.Has("--json"))
+        {
+            WriteJson(path, config, output);
+        }
+        else
+        {
+            WriteText(path, config, output);
+        }
+
+        return 0;
+    }
+
+    private static void WriteText(string path, ResolvedConfig config, TextWriter output)
+    {
+        NandGeometry geometry = FirmwareConfig.Geometry(config);
+        NandTiming timing = FirmwareConfig.Timing(config);
+        EccModel ecc = FirmwareConfig.Ecc(config);
+        output.WriteLine($"profile       {path}");
+        output.WriteLine($"description   {config.Get(FirmwareConfig.Description)}");
+        output.WriteLine();
+        output.WriteLine("configuration (override any key with --set KEY=VALUE)");
+        int width = config.Schema.Keys.Max(k => k.Path.Length) + 2;
+        foreach (ConfigKey key in config.Schema.Keys.Where(k => k != FirmwareConfig.Description))
+        {
+            string value = key.Format(config.Get(key));
+            string source = config.SourceOf(key) == path ? string.Empty : $"  ({config.SourceOf(key)})";
+            output.WriteLine($"  {key.Path.PadRight(width)}{(value.Length == 0 ? "\"\"" : value)}{source}");
+        }
+
+        output.WriteLine();
+        output.WriteLine("geometry");
+        output.WriteLine($"  dies            {geometry.Dies} ({geometry.Channels} channels x {geometry.DiesPerChannel} dies)");
+        output.WriteLine($"  blocks          {geometry.Blocks} ({geometry.BlocksPerDie} per die), {Units.Binary(geometry.BlockBytes)} each");
+        output.WriteLine($"  pages           {geometry.Pages} ({geometry.PagesPerBlock} per block), {geometry.PageBytes} B data + {geometry.SpareBytes} B spare");
+        output.WriteLine($"  ECC             {geometry.PageBytes / ecc.CodewordBytes} codewords of {ecc.CodewordBytes} B per page, each corrects up to {ecc.CorrectableBits} bit errors");
+        output.WriteLine("capacity");
+        output.WriteLine($"  raw data        {Units.Bytes(geometry.DataBytes)}");
+        output.WriteLine($"  raw spare       {Units.Bytes(geometry.SpareBytesTotal)}");
+        output.WriteLine($"  4 KiB sectors   {geometry.DataBytes / FirmwareConfig.SectorBytes} raw (user capacity is counted by the FTL)");
+        output.WriteLine("timing (per die; dies overlap, transfers on one channel take turns)");
+        output.WriteLine($"  page read       {Units.Duration(timing.ReadNanoseconds)} + {Units.Duration(timing.TransferNanoseconds(geometry.PageBytes + geometry.SpareBytes))} transfer");
+        output.WriteLine($"  page program    {Units.Duration(timing.TransferNanoseconds(geometry.PageBytes + geometry.SpareBytes))} transfer + {Units.Duration(timing.ProgramNanoseconds)}");
+        output.WriteLine($"  block erase     {Units.Duration(timing.EraseNanoseconds)}");
+        double programBandwidth = geometry.Dies * (double)geometry.PageBytes / ((timing.TransferNanoseconds(geometry.PageBytes + geometry.SpareBytes) + timing.ProgramNanoseconds) / 1e9);
+        double channelBandwidth = geometry.Channels * timing.ChannelBytesPerSecond * geometry.PageBytes / (geometry.PageBytes + geometry.SpareBytes);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  program peak    {Math.Min(programBandwidth, channelBandwidth) / 1e6:0.#} MB/s with every die busy"));
+        if (config.Get(FirmwareConfig.ChipJedecId).Length > 0)
+        {
+            output.WriteLine("chip");
+            output.WriteLine($"  part            {config.Get(FirmwareConfig.ChipName)}, JEDEC ID {config.Get(FirmwareConfig.ChipJedecId)}");
+        }
+    }
+
+    private static void WriteJson(string path, ResolvedConfig config, TextWriter output)
+    {
+        NandGeometry geometry = FirmwareConfig.Geometry(config);
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("profile", path);
+            writer.WritePropertyName("config");
+            config.WriteJson(writer);
+            writer.WriteStartObject("derived");
+            writer.WriteNumber("dies", geometry.Dies);
+            writer.WriteNumber("blocks", geometry.Blocks);
+            writer.WriteNumber("pages", geometry.Pages);
+            writer.WriteNumber("blockBytes", geometry.BlockBytes);
+            writer.WriteNumber("rawDataBytes", geometry.DataBytes);
+            writer.WriteNumber("rawSpareBytes", geometry.SpareBytesTotal);
+            writer.WriteNumber("rawSectors", geometry.DataBytes / FirmwareConfig.SectorBytes);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+}

@@ -1,0 +1,36 @@
+using System.Globalization;
+
+namespace Controller.Emulator.Cli;
+
+/// <summary>Human-readable sizes and durations for the emulator's reports.</summary>
+internal static class Units
+{
+    /// <summary>"1073741824 B (1.00 GiB)".</summary>
+    public static string Bytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes} B ({Binary(bytes)})");
+
+    /// <summary>"1.00 GiB", "16 KiB", "512 B".</summary>
+    public static string Binary(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        double value = bytes;
+        int unit = 0;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+
+        return unit == 0 || value == Math.Floor(value)
+            ? string.Create(CultureInfo.InvariantCulture, $"{value:0} {units[unit]}")
+            : string.Create(CultureInfo.InvariantCulture, $"{value:0.00} {units[unit]}");
+    }
+
+    /// <summary>"20.5 us", "3 ms".</summary>
+    public static string Duration(long nanoseconds) => nanoseconds switch
+    {
+        < 1_000 => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds} ns"),
+        < 1_000_000 => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1e3:0.###} us"),
+        < 1_000_000_000 => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1e6:0.###} ms"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1e9:0.###} s"),
+    };
+}
