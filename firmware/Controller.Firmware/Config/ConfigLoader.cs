@@ -128,8 +128,13 @@ public static class ConfigLoader
 
                 config.Set(key, value!, source);
             }
-            else if (property.Value.ValueKind == JsonValueKind.Object && schema.Keys.Any(k => k.Path.StartsWith(path + ".", StringComparison.Ordinal)))
+            else if (schema.Keys.Any(k => k.Path.StartsWith(path + ".", StringComparison.Ordinal)))
             {
+                if (property.Value.ValueKind != JsonValueKind.Object)
+                {
+                    throw new ConfigException(source, path, $"is a group of keys, not a value; write \"{property.Name}\": {{ ... }}");
+                }
+
                 ApplyObject(schema, config, source, property.Value, path, seen);
             }
             else

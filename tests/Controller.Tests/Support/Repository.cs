@@ -1,0 +1,24 @@
+namespace Controller.Tests.Support;
+
+/// <summary>Paths of the checkout the tests run from.</summary>
+internal static class Repository
+{
+    private static readonly Lazy<string> s_root = new(() =>
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Controller.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"no Controller.sln above {AppContext.BaseDirectory}");
+    });
+
+    /// <summary>The folder holding Controller.sln.</summary>
+    public static string Root => s_root.Value;
+
+    /// <summary>A file or folder of the checkout, by its path from the root.</summary>
+    public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
+}
