@@ -1,0 +1,231 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Controller.Emulator.Nand;
+using Controller.Emulator.Time;
+using Controller.Firmware.Common;
+using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+using Controller.Tests.Support;
+
+namespace Controller.Tests.Flash;
+
+public sealed class NandImageTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly VirtualClock _clock = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public void AnImageKeepsPagesStatesAndEraseCountsAcrossReopening()
+    {
+        string path = _temp.File("nand.img");
+        ResolvedConfig config = Nands.TinyConfig();
+        byte[] data = Nands.Pattern(FirmwareConfig.Geometry(config), 1);
+        byte[] spare = Nands.Spare(FirmwareConfig.Geometry(config), 0x42);
+        using (EmulatedNand nand = EmulatedNand.OpenImage(path, config, _clock))
+        {
+            _clock.Await(nand.EraseBlock(12));
+            _clock.Await(nand.EraseBlock(12));
+            _clock.Await(nand.ProgramPage(new PageAddress(12, 0), data, spare));
+        }
+
+        using (EmulatedNand reopened = EmulatedNand.OpenImage(path, config, _clock))
+        {
+            var readData = new byte[data.Length];
+            var readSpare = new byte[spare.Length];
+            Assert.Equal(NandStatus.Ok, reopened.ReadPage(new PageAddress(12, 0), readData, readSpare).Status);
+            Assert.Equal(data, readData);
+            Assert.Equal(spare, readSpare);
+            Assert.Equal(2u, reopened.EraseCount(12));
+            Assert.Equal(NandRule.ProgramErasedPageOnly, Assert.Throws<NandRuleViolationException>(() => reopened.ProgramPage(new PageAddress(12, 0), data, spare)).Rule);
+            Assert.Equal(NandStatus.Ok, reopened.ProgramPage(new PageAddress(12, 1), data, spare).Status);
+        }
+    }
+
+    [Fact]
+    public void AnImageIsSparseOnDisk()
+    {
+        string path = _temp.File("nand.img");
+        using (EmulatedNand nand = EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock))
+        {
+            nand.ProgramPage(new PageAddress(0, 0), Nands.Pattern(nand.Geometry, 1), Nands.Spare(nand.Geometry));
+        }
+
+        var info = new FileInfo(path);
+        Assert.True(info.Length > 8L << 20);
+        Assert.True(AllocatedBytes(path) < 1L << 20, $"{AllocatedBytes(path)} bytes allocated for one programmed page");
+    }
+
+    [Fact]
+    public void AFileThatIsNotAnImageIsRefusedAndLeftAlone()
+    {
+        string path = _temp.File("notes.txt");
+        File.WriteAllText(path, "precious data that is not a NAND image");
+
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock));
+
+        Assert.Contains("is not an ssd-emulator NAND image", error.Message, StringComparison.Ordinal);
+        Assert.Equal("precious data that is not a NAND image", File.ReadAllText(path));
+    }
+
+    [Fact]
+    public void AnImageOfAnotherGeometryIsRefused()
+    {
+        string path = _temp.File("nand.img");
+        EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
+        long length = new FileInfo(path).Length;
+
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig("nand.blocksPerDie=32"), _clock));
+
+        Assert.Contains("holds a NAND of 2 ch x 1 dies x 64 blocks", error.Message, StringComparison.Ordinal);
+        Assert.Contains("the configuration describes 2 ch x 1 dies x 32 blocks", error.Message, StringComparison.Ordinal);
+        Assert.Equal(length, new FileInfo(path).Length);
+    }
+
+    [Fact]
+    public void AnImageWithACorruptHeaderIsRefused()
+    {
+        string path = _temp.File("nand.img");
+        EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
+        PatchHeader(path, header => header[12] ^= 0x01, fixChecksum: false);
+
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock));
+
+        Assert.Contains("corrupt header", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnImageOfAnotherLayoutVersionIsRefused()
+    {
+        string path = _temp.File("nand.img");
+        EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
+        PatchHeader(path, header => BinaryPrimitives.WriteUInt32LittleEndian(header[8..], 99), fixChecksum: true);
+
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock));
+
+        Assert.Contains("layout version 99", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ATruncatedImageIsRefused()
+    {
+        string path = _temp.File("nand.img");
+        EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
+        using (var file = new FileStream(path, FileMode.Open))
+        {
+            file.SetLength(file.Length - 4096);
+        }
+
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock));
+
+        Assert.Contains("truncated or extended", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnImageInUseCannotBeOpenedTwice()
+    {
+        string path = _temp.File("nand.img");
+        using EmulatedNand first = EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock);
+
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock));
+
+        Assert.Contains("cannot be opened", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnImageWrittenByOneProcessIsReadIntactByTheNext()
+    {
+        string path = _temp.File("nand.img");
+
+        var write = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--passes", "2", "--seed", "9");
+        var check = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--check");
+
+        Assert.True(write.ExitCode == 0, write.Output + write.Error);
+        Assert.Contains("pass 2/2: 2048 pages programmed and read back, 0 mismatches", write.Output, StringComparison.Ordinal);
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains("check: 2048 pages intact, 0 erased, 0 corrupt or unreadable", check.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheImageCheckCatchesAPageWhoseContentWasDamaged()
+    {
+        // Canary for the check the SIGKILL test relies on: it must fail when a page is damaged.
+        string path = _temp.File("nand.img");
+        Assert.Equal(0, EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path).ExitCode);
+        NandGeometry geometry = FirmwareConfig.Geometry(Nands.TinyConfig());
+        long pageOffset = DataOffset(path, geometry) + (5L * (geometry.PageBytes + geometry.SpareBytes)) + 100;
+        using (var file = new FileStream(path, FileMode.Open))
+        {
+            file.Position = pageOffset;
+            int value = file.ReadByte();
+            file.Position = pageOffset;
+            file.WriteByte((byte)(value ^ 0x10));
+        }
+
+        var check = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--check");
+
+        Assert.Equal(1, check.ExitCode);
+        Assert.Contains("block 0 page 5: checksum mismatch", check.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(37)]
+    [InlineData(151)]
+    public void AProcessKilledInTheMiddleOfProgramsLeavesEveryOtherPageIntact(int delayMilliseconds)
+    {
+        string path = _temp.File("nand.img");
+        using (Process writer = EmulatorProcess.Start("nandtest", "--config", Nands.TinyProfile, "--image", path, "--passes", "1000000"))
+        {
+            string? firstPass = writer.StandardOutput.ReadLine();
+            Assert.StartsWith("pass 1/1000000:", firstPass, StringComparison.Ordinal);
+            Thread.Sleep(delayMilliseconds);
+            writer.Kill(); // SIGKILL on Unix: no handler runs, nothing is flushed.
+            writer.WaitForExit();
+            Assert.NotEqual(0, writer.ExitCode);
+        }
+
+        var check = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--check");
+
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains(", 0 corrupt or unreadable", check.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("check: 0 pages intact", check.Output, StringComparison.Ordinal);
+    }
+
+    private static long DataOffset(string path, NandGeometry geometry)
+    {
+        // The layout: 4 KiB header, then page states, erase counts and flags, each aligned to 4 KiB.
+        static long Align(long value) => (value + 4095) / 4096 * 4096;
+        long counts = Align(4096 + geometry.Pages);
+        long flags = Align(counts + (4L * geometry.Blocks));
+        long data = Align(flags + geometry.Blocks);
+        Assert.Equal(new FileInfo(path).Length, data + ((long)geometry.Pages * (geometry.PageBytes + geometry.SpareBytes)));
+        return data;
+    }
+
+    private static void PatchHeader(string path, SpanAction patch, bool fixChecksum)
+    {
+        byte[] header = new byte[4096];
+        using var file = new FileStream(path, FileMode.Open);
+        file.ReadExactly(header);
+        patch(header);
+        if (fixChecksum)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(48), Crc32C.Compute(header.AsSpan(0, 48)));
+        }
+
+        file.Position = 0;
+        file.Write(header);
+    }
+
+    private static long AllocatedBytes(string path)
+    {
+        using Process stat = Process.Start(new ProcessStartInfo("stat", ["-c", "%b %B", path]) { RedirectStandardOutput = true })!;
+        string[] parts = stat.StandardOutput.ReadToEnd().Split(' ', StringSplitOptions.TrimEntries);
+        stat.WaitForExit();
+        return long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture) * long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private delegate void SpanAction(Span<byte> header);
+}

@@ -1,0 +1,167 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Controller.Tests.Tidy;
+
+/// <summary>
+/// Finds what would make the firmware nondeterministic: the wall clock, sleeping, unseeded
+/// randomness, threads and tasks of its own. Comments and string literals are ignored, so the
+/// firmware may talk about these things; it may not use them.
+/// </summary>
+internal static partial class DeterminismTidy
+{
+    /// <summary>Each banned construct with the reason it is banned.</summary>
+    public static readonly IReadOnlyList<(Regex Pattern, string Reason)> Rules =
+    [
+        (new Regex(@"\bDateTime(Offset)?\s*\.\s*(Now|UtcNow|Today)\b"), "reads the wall clock; take time from IClock"),
+        (new Regex(@"\bStopwatch\b"), "reads a real clock; take time from IClock"),
+        (new Regex(@"\bEnvironment\s*\.\s*TickCount(64)?\b"), "reads a real clock; take time from IClock"),
+        (new Regex(@"\bTimeProvider\s*\.\s*System\b"), "reads the wall clock; take time from IClock"),
+        (new Regex(@"\bThread\s*\.\s*Sleep\b"), "blocks on real time; the loop schedules by IClock"),
+        (new Regex(@"\bTask\s*\.\s*(Run|Delay)\b"), "starts work or waits outside the loop"),
+        (new Regex(@"\bnew\s+(System\.Threading\.)?Thread\s*\("), "starts a thread; the firmware runs on the loop's one thread"),
+        (new Regex(@"\bThreadPool\s*\."), "starts work outside the loop"),
+        (new Regex(@"\bParallel\s*\."), "starts work outside the loop"),
+        (new Regex(@"\bnew\s+(System\.)?Random\s*\("), "unseeded or private randomness; take the Prng handed in"),
+        (new Regex(@"\bRandom\s*\.\s*Shared\b"), "unseeded randomness; take the Prng handed in"),
+        (new Regex(@"\bRandomNumberGenerator\b"), "unseeded randomness; take the Prng handed in"),
+        (new Regex(@"\bGuid\s*\.\s*NewGuid\b"), "unseeded randomness; take the Prng handed in"),
+        (new Regex(@"\basync\s+void\b"), "fire-and-forget work outside the loop"),
+    ];
+
+    /// <summary>Every banned use in the C# files under <paramref name="directory"/>, as "file:line: text (reason)".</summary>
+    public static IReadOnlyList<string> ScanDirectory(string directory)
+    {
+        var findings = new List<string>();
+        foreach (string file in Directory.EnumerateFiles(directory, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            string relative = Path.GetRelativePath(directory, file);
+            if (relative.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
+            {
+                continue;
+            }
+
+            findings.AddRange(ScanSource(File.ReadAllText(file)).Select(f => $"{relative}:{f}"));
+        }
+
+        return findings;
+    }
+
+    /// <summary>Every banned use in one source text, as "line: text (reason)".</summary>
+    public static IReadOnlyList<string> ScanSource(string source)
+    {
+        string[] lines = StripCommentsAndStrings(source).Split('\n');
+        var findings = new List<string>();
+        for (int i = 0; i < lines.Length; i++)
+        {
+            foreach ((Regex pattern, string reason) in Rules)
+            {
+                Match match = pattern.Match(lines[i]);
+                if (match.Success)
+                {
+                    findings.Add($"{i + 1}: {match.Value} ({reason})");
+                }
+            }
+        }
+
+        return findings;
+    }
+
+    /// <summary>
+    /// Blanks comments and the contents of string and character literals, keeping line breaks so
+    /// line numbers still match. Handles //, /* */, "..." with escapes, @"..." and """...""".
+    /// </summary>
+    public static string StripCommentsAndStrings(string source)
+    {
+        var output = new StringBuilder(source.Length);
+        int i = 0;
+        while (i < source.Length)
+        {
+            if (At(source, i, "//"))
+            {
+                while (i < source.Length && source[i] != '\n')
+                {
+                    i++;
+                }
+            }
+            else if (At(source, i, "/*"))
+            {
+                i = SkipUntil(source, i + 2, "*/", output);
+            }
+            else if (At(source, i, "\"\"\""))
+            {
+                i = SkipUntil(source, i + 3, "\"\"\"", output);
+            }
+            else if (At(source, i, "@\"") || At(source, i, "$@\"") || At(source, i, "@$\""))
+            {
+                i = SkipVerbatim(source, source.IndexOf('"', i) + 1, output);
+            }
+            else if (source[i] is '"' or '\'')
+            {
+                i = SkipQuoted(source, i + 1, source[i], output);
+            }
+            else
+            {
+                output.Append(source[i]);
+                i++;
+            }
+        }
+
+        return output.ToString();
+    }
+
+    private static bool At(string source, int index, string token) =>
+        string.CompareOrdinal(source, index, token, 0, token.Length) == 0;
+
+    private static int SkipUntil(string source, int index, string end, StringBuilder output)
+    {
+        while (index < source.Length && !At(source, index, end))
+        {
+            KeepNewline(source[index], output);
+            index++;
+        }
+
+        return Math.Min(source.Length, index + end.Length);
+    }
+
+    private static int SkipVerbatim(string source, int index, StringBuilder output)
+    {
+        while (index < source.Length)
+        {
+            if (source[index] == '"')
+            {
+                if (index + 1 < source.Length && source[index + 1] == '"')
+                {
+                    index += 2;
+                    continue;
+                }
+
+                return index + 1;
+            }
+
+            KeepNewline(source[index], output);
+            index++;
+        }
+
+        return index;
+    }
+
+    private static int SkipQuoted(string source, int index, char quote, StringBuilder output)
+    {
+        while (index < source.Length && source[index] != quote && source[index] != '\n')
+        {
+            index += source[index] == '\\' ? 2 : 1;
+        }
+
+        output.Append(' ');
+        return Math.Min(source.Length, index + 1);
+    }
+
+    private static void KeepNewline(char c, StringBuilder output)
+    {
+        if (c == '\n')
+        {
+            output.Append('\n');
+        }
+    }
+}
