@@ -171,7 +171,7 @@ public static class ConfigLoader
     {
         string? suggestion = schema.Suggest(path);
         return suggestion is null
-            ? "unknown key (the info command lists every key)"
+            ? "unknown key"
             : $"unknown key; did you mean {suggestion}?";
     }
 }
