@@ -30,6 +30,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     private readonly long[] _channelFreeAt;
     private readonly int[] _writePointer;
     private readonly int[] _pendingErases;
+    private readonly uint[] _errorModelEraseCount;
+    private readonly double[] _errorMean;
+    private readonly double[] _errorZeroProbability;
     private readonly Stack<byte[]> _stateUndoPool = new();
     private readonly Stack<byte[]> _pageUndoPool = new();
     private readonly int _codewords;
@@ -61,6 +64,10 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _channelFreeAt = new long[Geometry.Channels];
         _writePointer = new int[Geometry.Blocks];
         _pendingErases = new int[Geometry.Blocks];
+        _errorModelEraseCount = new uint[Geometry.Blocks];
+        Array.Fill(_errorModelEraseCount, uint.MaxValue);
+        _errorMean = new double[Geometry.Blocks];
+        _errorZeroProbability = new double[Geometry.Blocks];
         if (Geometry.PageBytes % ecc.CodewordBytes != 0)
         {
             throw new ArgumentException($"an ECC codeword of {ecc.CodewordBytes} bytes does not divide a page of {Geometry.PageBytes}", nameof(ecc));
@@ -213,23 +220,25 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         long end = arrayStart + Timing.ProgramNanoseconds;
         _dieReadyAt[die] = end;
         var operation = new InFlightOperation { Kind = NandOperationKind.Program, Block = address.Block, Page = address.Page, ArrayStartNanoseconds = arrayStart, EndNanoseconds = end };
-        Span<byte> stored = _store.PageForWrite(pageIndex);
+        Span<byte> storedData = _store.Data(pageIndex);
+        Span<byte> storedSpare = _store.Spare(pageIndex);
         if (_pendingErases[address.Block] > 0)
         {
-            operation.Undo = Rent(_pageUndoPool, stored.Length);
-            stored.CopyTo(operation.Undo);
+            operation.Undo = Rent(_pageUndoPool, storedData.Length + storedSpare.Length);
+            storedData.CopyTo(operation.Undo);
+            storedSpare.CopyTo(operation.Undo.AsSpan(storedData.Length));
         }
 
         _dies[die].Enqueue(operation);
         _writePointer[address.Block] = address.Page + 1;
         Statistics.PagesProgrammed++;
         bool fails = ProgramFails(address);
-        data.CopyTo(stored);
-        spare.CopyTo(stored[Geometry.PageBytes..]);
+        data.CopyTo(storedData);
+        spare.CopyTo(storedSpare);
         if (fails)
         {
             Statistics.ProgramFailures++;
-            PartiallyProgram(stored);
+            PartiallyProgram(storedData);
         }
 
         // The state byte is written last: a process killed before it leaves the page erased.
@@ -339,16 +348,14 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             return new NandCompletion(NandStatus.Ok, end);
         }
 
-        ReadOnlySpan<byte> stored = _store.PageForRead(pageIndex);
-        Debug.Assert(stored.Length == _store.PageStride, "a page that is not erased has storage");
         if (data.Length != 0)
         {
-            stored[..Geometry.PageBytes].CopyTo(data);
+            _store.Data(pageIndex).CopyTo(data);
         }
 
         if (spare.Length != 0)
         {
-            stored[Geometry.PageBytes..].CopyTo(spare);
+            _store.Spare(pageIndex).CopyTo(spare);
         }
         switch (state)
         {
@@ -376,13 +383,19 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             return new NandCompletion(NandStatus.Ok, end);
         }
 
-        long pageBits = 8L * _store.PageStride;
-        double rate = _faults.RawBitErrorRate * Math.Pow(_faults.WearBitErrorGrowth, (double)_store.EraseCounts[block] / EnduranceCycles);
-        int errors = _prng.NextPoisson(Math.Min(rate, 0.5) * pageBits);
-        if (errors == 0)
+        // Most reads of a healthy block have no bit error at all: one draw against the cached
+        // probability of zero errors decides that without computing the Poisson tail.
+        (double mean, double zeroErrors) = ErrorModelOf(block);
+        double u = _prng.NextDouble();
+        if (u < zeroErrors)
         {
             return new NandCompletion(NandStatus.Ok, end);
         }
+
+        long pageBits = 8L * (Geometry.PageBytes + Geometry.SpareBytes);
+        // Past the zero-error case, the same uniform draw continues the inversion (the count is
+        // then at least 1); a worn-out block's large mean takes the approximate draw instead.
+        int errors = Math.Max(1, mean > 64 ? _prng.NextPoisson(mean) : Prng.PoissonQuantile(mean, u));
 
         Span<int> perCodeword = _codewords <= 256 ? stackalloc int[_codewords] : new int[_codewords];
         Span<long> positions = errors <= 256 ? stackalloc long[errors] : new long[errors];
@@ -412,6 +425,25 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
         Statistics.UncorrectableReads++;
         return new NandCompletion(NandStatus.Uncorrectable, end, worst);
+    }
+
+    /// <summary>
+    /// The mean raw bit errors of one read of a page of <paramref name="block"/>, and the
+    /// probability that a read has none, cached per block until its erase count changes.
+    /// </summary>
+    private (double Mean, double ZeroErrors) ErrorModelOf(int block)
+    {
+        uint eraseCount = _store.EraseCounts[block];
+        if (_errorModelEraseCount[block] != eraseCount)
+        {
+            double rate = _faults.RawBitErrorRate * Math.Pow(_faults.WearBitErrorGrowth, (double)eraseCount / EnduranceCycles);
+            double mean = Math.Min(rate, 0.5) * 8.0 * (Geometry.PageBytes + Geometry.SpareBytes);
+            _errorMean[block] = mean;
+            _errorZeroProbability[block] = Math.Exp(-mean);
+            _errorModelEraseCount[block] = eraseCount;
+        }
+
+        return (_errorMean[block], _errorZeroProbability[block]);
     }
 
     private int CodewordOf(long byteInPage) => byteInPage < Geometry.PageBytes
@@ -494,7 +526,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
                 break;
             case (NandOperationKind.Program, PowerCutOutcome.Corrupted):
                 int pageIndex = PageIndex(new PageAddress(operation.Block, operation.Page));
-                PartiallyProgram(_store.PageForWrite(pageIndex));
+                PartiallyProgram(_store.Data(pageIndex));
                 _store.States[pageIndex] = (byte)(_prng.NextInt(2) == 0 ? PageState.Torn : PageState.TornSilent);
                 break;
             case (NandOperationKind.Program, _):
@@ -520,7 +552,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _store.States[pageIndex] = (byte)PageState.Erased;
         if (operation.Undo is not null)
         {
-            operation.Undo.AsSpan(0, _store.PageStride).CopyTo(_store.PageForWrite(pageIndex));
+            Span<byte> data = _store.Data(pageIndex);
+            operation.Undo.AsSpan(0, data.Length).CopyTo(data);
+            operation.Undo.AsSpan(data.Length, Geometry.SpareBytes).CopyTo(_store.Spare(pageIndex));
         }
     }
 
@@ -575,7 +609,8 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             if (_prng.Chance(_faults.FactoryBadBlockFraction))
             {
                 int pageIndex = PageIndex(new PageAddress(block, 0));
-                _store.PageForWrite(pageIndex).Clear();
+                _store.Data(pageIndex).Clear();
+                _store.Spare(pageIndex).Clear();
                 _store.States[pageIndex] = (byte)PageState.Programmed;
                 _store.Flags[block] = (byte)BlockFlags.FactoryBad;
             }

@@ -8,10 +8,11 @@ namespace Controller.Emulator.Nand;
 /// <summary>
 /// The array in a memory-mapped image file, so it outlives the process:
 /// <code>
-/// [header, 4 KiB][page states, 1 B/page][erase counts, 4 B/block][block flags, 1 B/block][pages: data+spare each]
+/// [header, 4 KiB][page states, 1 B/page][erase counts, 4 B/block][block flags, 1 B/block]
+/// [spare areas, one per page][page data, one per page]
 /// </code>
-/// each region aligned to 4 KiB. The file is sparse: untouched pages take no disk. A program
-/// writes the page bytes first and its state byte last, so a process killed in the middle of a
+/// each region aligned to 4 KiB, so page data sits on boundaries of its own size. The file is sparse: untouched pages take no disk. A program
+/// writes the page's data and spare first and its state byte last, so a process killed in the middle of a
 /// program leaves that page erased or programmed and every other page as it was.
 /// </summary>
 internal sealed unsafe class ImageNandStore : NandStore
@@ -34,6 +35,7 @@ internal sealed unsafe class ImageNandStore : NandStore
     private readonly long _statesOffset;
     private readonly long _countsOffset;
     private readonly long _flagsOffset;
+    private readonly long _spareOffset;
     private readonly long _dataOffset;
     private bool _disposed;
 
@@ -42,7 +44,7 @@ internal sealed unsafe class ImageNandStore : NandStore
     {
         _path = path;
         IsNew = isNew;
-        (_statesOffset, _countsOffset, _flagsOffset, _dataOffset, long length) = Layout(geometry);
+        (_statesOffset, _countsOffset, _flagsOffset, _spareOffset, _dataOffset, long length) = Layout(geometry);
         if (isNew)
         {
             file.SetLength(length);
@@ -102,9 +104,9 @@ internal sealed unsafe class ImageNandStore : NandStore
         }
     }
 
-    public override Span<byte> PageForWrite(int page) => new(_base + _dataOffset + ((long)page * PageStride), PageStride);
+    public override Span<byte> Data(int page) => new(_base + _dataOffset + ((long)page * Geometry.PageBytes), Geometry.PageBytes);
 
-    public override ReadOnlySpan<byte> PageForRead(int page) => PageForWrite(page);
+    public override Span<byte> Spare(int page) => new(_base + _spareOffset + ((long)page * Geometry.SpareBytes), Geometry.SpareBytes);
 
     public override void Flush()
     {
@@ -127,14 +129,15 @@ internal sealed unsafe class ImageNandStore : NandStore
         base.Dispose(disposing);
     }
 
-    private static (long States, long Counts, long Flags, long Data, long Length) Layout(NandGeometry geometry)
+    private static (long States, long Counts, long Flags, long Spare, long Data, long Length) Layout(NandGeometry geometry)
     {
         long states = HeaderBytes;
         long counts = AlignUp(states + geometry.Pages);
         long flags = AlignUp(counts + (4L * geometry.Blocks));
-        long data = AlignUp(flags + geometry.Blocks);
-        long length = data + ((long)geometry.Pages * (geometry.PageBytes + geometry.SpareBytes));
-        return (states, counts, flags, data, length);
+        long spare = AlignUp(flags + geometry.Blocks);
+        long data = AlignUp(spare + ((long)geometry.Pages * geometry.SpareBytes));
+        long length = data + ((long)geometry.Pages * geometry.PageBytes);
+        return (states, counts, flags, spare, data, length);
     }
 
     private static long AlignUp(long value) => (value + Alignment - 1) / Alignment * Alignment;

@@ -1,25 +1,24 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Controller.Firmware.Flash;
 
 namespace Controller.Emulator.Nand;
 
 /// <summary>
-/// Where the model keeps the array: page contents (data followed by spare, one stride per page),
-/// one state byte per page, and per block an erase count and flags. Two twins: sparse memory, and a
-/// memory-mapped image file.
+/// Where the model keeps the array: page data, page spare areas, one state byte per page, and per
+/// block an erase count and flags. Two twins: sparse memory, and a memory-mapped image file. In
+/// both, page data starts on a boundary of its own size (at least 4 KiB when the page is), so that
+/// copying a page in or out is as fast as a well-aligned memcpy.
 /// </summary>
 internal abstract class NandStore : IDisposable
 {
     protected NandStore(NandGeometry geometry)
     {
         Geometry = geometry;
-        PageStride = geometry.PageBytes + geometry.SpareBytes;
     }
 
     /// <summary>The shape of the array stored.</summary>
     public NandGeometry Geometry { get; }
-
-    /// <summary>Bytes of one page as stored: data, then spare.</summary>
-    public int PageStride { get; }
 
     /// <summary>True when the store was just created and holds no factory state yet.</summary>
     public abstract bool IsNew { get; }
@@ -33,11 +32,11 @@ internal abstract class NandStore : IDisposable
     /// <summary><see cref="BlockFlags"/> of each block.</summary>
     public abstract Span<byte> Flags { get; }
 
-    /// <summary>The stored bytes of a page, for writing; storage is made on first use.</summary>
-    public abstract Span<byte> PageForWrite(int page);
+    /// <summary>The data bytes of a page; storage is made on first use.</summary>
+    public abstract Span<byte> Data(int page);
 
-    /// <summary>The stored bytes of a page, or an empty span if the page was never written.</summary>
-    public abstract ReadOnlySpan<byte> PageForRead(int page);
+    /// <summary>The spare bytes of a page; storage is made on first use.</summary>
+    public abstract Span<byte> Spare(int page);
 
     /// <summary>Pushes everything written to its backing (a no-op in memory).</summary>
     public abstract void Flush();
@@ -54,13 +53,20 @@ internal abstract class NandStore : IDisposable
     }
 }
 
-/// <summary>The array in memory, allocated a block at a time when the block is first programmed.</summary>
-internal sealed class MemoryNandStore : NandStore
+/// <summary>
+/// The array in memory, allocated a block at a time when the block is first written. A block's
+/// data lives in a pinned array, at an offset that aligns it, so page copies stay aligned.
+/// </summary>
+internal sealed unsafe class MemoryNandStore : NandStore
 {
+    private const int Alignment = 4096;
+
     private readonly byte[] _states;
     private readonly uint[] _eraseCounts;
     private readonly byte[] _flags;
-    private readonly byte[]?[] _blocks;
+    private readonly byte[]?[] _data;
+    private readonly int[] _dataOffsets;
+    private readonly byte[]?[] _spares;
 
     public MemoryNandStore(NandGeometry geometry)
         : base(geometry)
@@ -68,7 +74,9 @@ internal sealed class MemoryNandStore : NandStore
         _states = new byte[geometry.Pages];
         _eraseCounts = new uint[geometry.Blocks];
         _flags = new byte[geometry.Blocks];
-        _blocks = new byte[]?[geometry.Blocks];
+        _data = new byte[]?[geometry.Blocks];
+        _dataOffsets = new int[geometry.Blocks];
+        _spares = new byte[]?[geometry.Blocks];
     }
 
     public override bool IsNew => true;
@@ -80,22 +88,42 @@ internal sealed class MemoryNandStore : NandStore
     public override Span<byte> Flags => _flags;
 
     /// <summary>How many blocks have storage behind them (for tests of sparseness).</summary>
-    public int AllocatedBlocks => _blocks.Count(b => b is not null);
+    public int AllocatedBlocks => _data.Count(b => b is not null);
 
-    public override Span<byte> PageForWrite(int page)
+    public override Span<byte> Data(int page)
     {
         int block = page / Geometry.PagesPerBlock;
-        byte[] storage = _blocks[block] ??= new byte[Geometry.PagesPerBlock * PageStride];
-        return storage.AsSpan((page % Geometry.PagesPerBlock) * PageStride, PageStride);
+        if (_data[block] is null)
+        {
+            Allocate(block);
+        }
+
+        return _data[block].AsSpan(_dataOffsets[block] + ((page % Geometry.PagesPerBlock) * Geometry.PageBytes), Geometry.PageBytes);
     }
 
-    public override ReadOnlySpan<byte> PageForRead(int page)
+    public override Span<byte> Spare(int page)
     {
-        byte[]? storage = _blocks[page / Geometry.PagesPerBlock];
-        return storage is null ? [] : storage.AsSpan((page % Geometry.PagesPerBlock) * PageStride, PageStride);
+        int block = page / Geometry.PagesPerBlock;
+        if (_spares[block] is null)
+        {
+            Allocate(block);
+        }
+
+        return _spares[block].AsSpan((page % Geometry.PagesPerBlock) * Geometry.SpareBytes, Geometry.SpareBytes);
     }
 
     public override void Flush()
     {
+    }
+
+    private void Allocate(int block)
+    {
+        // Pinned: the array never moves, so the alignment computed here holds for its lifetime.
+        // Uninitialised: no page is read before it is programmed (erased pages read as FFh from their state).
+        byte[] data = GC.AllocateUninitializedArray<byte>((int)Geometry.BlockBytes + Alignment, pinned: true);
+        long address = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data));
+        _dataOffsets[block] = (int)((Alignment - (address % Alignment)) % Alignment);
+        _data[block] = data;
+        _spares[block] = new byte[Geometry.PagesPerBlock * Geometry.SpareBytes];
     }
 }

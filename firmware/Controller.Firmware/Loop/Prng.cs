@@ -101,7 +101,16 @@ public sealed class Prng
             return (int)Math.Max(0, Math.Min(int.MaxValue / 2, Math.Round(mean + (Math.Sqrt(mean) * normal))));
         }
 
-        double u = NextDouble();
+        return PoissonQuantile(mean, NextDouble());
+    }
+
+    /// <summary>
+    /// The smallest count whose Poisson cumulative probability reaches <paramref name="u"/>: a
+    /// Poisson draw by inversion from a uniform draw the caller already holds (for means up to a
+    /// few dozen; the loop stops where the probabilities underflow).
+    /// </summary>
+    public static int PoissonQuantile(double mean, double u)
+    {
         double probability = Math.Exp(-mean);
         double cumulative = probability;
         int k = 0;

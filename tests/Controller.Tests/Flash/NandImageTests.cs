@@ -154,7 +154,7 @@ public sealed class NandImageTests : IDisposable
         string path = _temp.File("nand.img");
         Assert.Equal(0, EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path).ExitCode);
         NandGeometry geometry = FirmwareConfig.Geometry(Nands.TinyConfig());
-        long pageOffset = DataOffset(path, geometry) + (5L * (geometry.PageBytes + geometry.SpareBytes)) + 100;
+        long pageOffset = DataOffset(path, geometry) + (5L * geometry.PageBytes) + 100;
         using (var file = new FileStream(path, FileMode.Open))
         {
             file.Position = pageOffset;
@@ -195,12 +195,14 @@ public sealed class NandImageTests : IDisposable
 
     private static long DataOffset(string path, NandGeometry geometry)
     {
-        // The layout: 4 KiB header, then page states, erase counts and flags, each aligned to 4 KiB.
+        // The layout: 4 KiB header, then page states, erase counts, flags, spare areas and page
+        // data, each region aligned to 4 KiB.
         static long Align(long value) => (value + 4095) / 4096 * 4096;
         long counts = Align(4096 + geometry.Pages);
         long flags = Align(counts + (4L * geometry.Blocks));
-        long data = Align(flags + geometry.Blocks);
-        Assert.Equal(new FileInfo(path).Length, data + ((long)geometry.Pages * (geometry.PageBytes + geometry.SpareBytes)));
+        long spare = Align(flags + geometry.Blocks);
+        long data = Align(spare + ((long)geometry.Pages * geometry.SpareBytes));
+        Assert.Equal(new FileInfo(path).Length, data + ((long)geometry.Pages * geometry.PageBytes));
         return data;
     }
 
