@@ -40,6 +40,6 @@ public static class EmulatorConfig
                 long blocks = c.Get(FirmwareConfig.Channels) * c.Get(FirmwareConfig.DiesPerChannel) * c.Get(FirmwareConfig.BlocksPerDie);
                 int? outside = NandFaultOptions.ParseWeakBlocks(c.Get(WeakBlocks), out _)!.Keys.Where(b => b >= blocks).Select(b => (int?)b).FirstOrDefault();
                 return outside is null ? null : $"block {outside} is outside the array of {blocks} blocks";
-            }),
+            }, FirmwareConfig.Channels, FirmwareConfig.DiesPerChannel, FirmwareConfig.BlocksPerDie),
         ]);
 }

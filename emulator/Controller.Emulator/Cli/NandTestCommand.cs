@@ -44,15 +44,18 @@ internal static class NandTestCommand
         ResolvedConfig config = Profiles.Load(args.Single("--config"), args.All("--set"));
         string? image = args.Single("--image");
         var clock = new VirtualClock();
-        using EmulatedNand nand = image is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(image, config, clock);
-        int blocks = (int)args.Integer("--blocks", nand.Geometry.Blocks, 1, nand.Geometry.Blocks);
-        if (args.Has("--check"))
+        bool check = args.Has("--check");
+        if (check && image is null)
         {
-            if (image is null)
-            {
-                throw new UsageException("--check needs --image FILE: a memory array holds nothing to check");
-            }
+            throw new UsageException("--check needs --image FILE: a memory array holds nothing to check");
+        }
 
+        using EmulatedNand nand = image is null ? EmulatedNand.InMemory(config, clock)
+            : check ? EmulatedNand.OpenExistingImage(image, config, clock)
+            : EmulatedNand.OpenImage(image, config, clock);
+        int blocks = (int)args.Integer("--blocks", nand.Geometry.Blocks, 1, nand.Geometry.Blocks);
+        if (check)
+        {
             return Check(nand, clock, blocks, output);
         }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
@@ -21,13 +22,16 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 {
     private const byte ErasedByte = 0xFF;
 
+    private static readonly long s_crashInProgram =
+        long.TryParse(Environment.GetEnvironmentVariable("SSD_EMULATOR_CRASH_IN_PROGRAM"), System.Globalization.CultureInfo.InvariantCulture, out long n) ? n : -1;
+
     private readonly NandStore _store;
     private readonly IClock _clock;
     private readonly Prng _prng;
     private readonly NandFaultOptions _faults;
     private readonly InFlightQueue[] _dies;
     private readonly long[] _dieReadyAt;
-    private readonly long[] _channelFreeAt;
+    private readonly ChannelSchedule[] _channels;
     private readonly int[] _writePointer;
     private readonly int[] _pendingErases;
     private readonly uint[] _errorModelEraseCount;
@@ -61,7 +65,12 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         }
 
         _dieReadyAt = new long[Geometry.Dies];
-        _channelFreeAt = new long[Geometry.Channels];
+        _channels = new ChannelSchedule[Geometry.Channels];
+        for (int channel = 0; channel < _channels.Length; channel++)
+        {
+            _channels[channel] = new ChannelSchedule();
+        }
+
         _writePointer = new int[Geometry.Blocks];
         _pendingErases = new int[Geometry.Blocks];
         _errorModelEraseCount = new uint[Geometry.Blocks];
@@ -78,6 +87,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         if (store.IsNew)
         {
             MarkFactoryBadBlocks();
+            store.CommitCreation();
         }
 
         for (int block = 0; block < Geometry.Blocks; block++)
@@ -116,10 +126,18 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     /// does not exist. A file that is not an image of this geometry is refused with a
     /// <see cref="NandImageException"/> and left as it was.
     /// </summary>
-    public static EmulatedNand OpenImage(string path, ResolvedConfig config, IClock clock)
+    public static EmulatedNand OpenImage(string path, ResolvedConfig config, IClock clock) => OpenImage(path, config, clock, mayCreate: true);
+
+    /// <summary>
+    /// Opens the existing image file at <paramref name="path"/>; a missing file is a
+    /// <see cref="NandImageException"/>, for commands that only inspect an image.
+    /// </summary>
+    public static EmulatedNand OpenExistingImage(string path, ResolvedConfig config, IClock clock) => OpenImage(path, config, clock, mayCreate: false);
+
+    private static EmulatedNand OpenImage(string path, ResolvedConfig config, IClock clock, bool mayCreate)
     {
         ArgumentNullException.ThrowIfNull(config);
-        NandStore store = ImageNandStore.OpenOrCreate(path, FirmwareConfig.Geometry(config));
+        NandStore store = ImageNandStore.OpenOrCreate(path, FirmwareConfig.Geometry(config), mayCreate);
         try
         {
             return new EmulatedNand(store, FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
@@ -234,6 +252,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         Statistics.PagesProgrammed++;
         bool fails = ProgramFails(address);
         data.CopyTo(storedData);
+        CrashIfAsked();
         spare.CopyTo(storedSpare);
         if (fails)
         {
@@ -312,7 +331,11 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             _dieReadyAt[die] = now;
         }
 
-        Array.Fill(_channelFreeAt, now);
+        foreach (ChannelSchedule channel in _channels)
+        {
+            channel.Clear();
+        }
+
         Array.Clear(_pendingErases);
         IsPowered = false;
         Statistics.PowerCuts++;
@@ -366,6 +389,19 @@ public sealed class EmulatedNand : INandDevice, IDisposable
                 return new NandCompletion(NandStatus.Ok, end);
             default:
                 return ApplyBitErrors(address.Block, data, spare, end);
+        }
+    }
+
+    /// <summary>
+    /// The test hook for image crash consistency: with <c>SSD_EMULATOR_CRASH_IN_PROGRAM=N</c> in
+    /// the environment, the process dies (as a SIGKILL would kill it) in the middle of its Nth
+    /// page program, after the page data is stored and before its spare area and state are.
+    /// </summary>
+    private void CrashIfAsked()
+    {
+        if (Statistics.PagesProgrammed == s_crashInProgram)
+        {
+            Environment.FailFast($"SSD_EMULATOR_CRASH_IN_PROGRAM={s_crashInProgram}: dying in the middle of a page program");
         }
     }
 
@@ -468,17 +504,13 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     }
 
     /// <summary>
-    /// Books the channel of <paramref name="die"/> for <paramref name="bytes"/> bytes from
-    /// <paramref name="earliest"/> on, after any transfer already booked, and returns when it ends.
+    /// Books the channel of <paramref name="die"/> for <paramref name="bytes"/> bytes, in the first
+    /// gap at or after <paramref name="earliest"/> between transfers already booked (a transfer
+    /// queued for later on one die does not hold up another die's transfer now), and returns when
+    /// the transfer ends.
     /// </summary>
-    private long Transfer(int die, long earliest, int bytes)
-    {
-        int channel = Geometry.ChannelOf(die);
-        long start = Math.Max(earliest, _channelFreeAt[channel]);
-        long end = start + Timing.TransferNanoseconds(bytes);
-        _channelFreeAt[channel] = end;
-        return end;
-    }
+    private long Transfer(int die, long earliest, int bytes) =>
+        _channels[Geometry.ChannelOf(die)].Book(earliest, Timing.TransferNanoseconds(bytes), _clock.NowNanoseconds);
 
     /// <summary>Forgets the operations of <paramref name="die"/> that have completed by now.</summary>
     private void Retire(int die)
@@ -532,6 +564,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             case (NandOperationKind.Program, _):
                 UndoProgram(ref operation);
                 break;
+            case (NandOperationKind.Erase, _) when ((BlockFlags)_store.Flags[operation.Block]).HasFlag(BlockFlags.FactoryBad):
+                // The erase of a factory-bad block changed nothing; a cut cannot take its marker.
+                break;
             case (NandOperationKind.Erase, PowerCutOutcome.Unreliable):
                 BlockStates(operation.Block).Fill((byte)PageState.Torn);
                 break;
@@ -560,7 +595,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
     /// <summary>
     /// An interrupted or failed program: cells move from 1 to 0 as they program, so some bits that
-    /// should have become 0 are still 1.
+    /// should have become 0 are still 1. At least one bit ends up different from the data asked for.
     /// </summary>
     private void PartiallyProgram(Span<byte> stored)
     {
@@ -570,9 +605,20 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             stored[_prng.NextInt(stored.Length)] |= (byte)(1 << _prng.NextInt(8));
         }
 
-        // At least one bit must differ from the intended data so that the page is really corrupt.
-        int index = _prng.NextInt(stored.Length);
-        stored[index] = stored[index] == 0xFF ? (byte)0x7F : (byte)0xFF;
+        // Setting bits only ever adds 1s, so the page differs from the data as soon as one of them
+        // landed on a 0. Make sure one did: raise a 0 bit of some byte that still has one.
+        int start = _prng.NextInt(stored.Length);
+        int index = stored[start..].IndexOfAnyExcept((byte)0xFF);
+        index = index >= 0 ? start + index : stored[..start].IndexOfAnyExcept((byte)0xFF);
+        if (index >= 0)
+        {
+            stored[index] |= (byte)(1 << BitOperations.TrailingZeroCount(~stored[index] & 0xFF));
+        }
+        else
+        {
+            // Data of all 1s cannot gain a 1: an over-programmed cell loses one instead.
+            stored[start] = 0xFE;
+        }
     }
 
     private bool ProgramFails(PageAddress address)

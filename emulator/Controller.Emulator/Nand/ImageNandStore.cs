@@ -21,7 +21,7 @@ internal sealed unsafe class ImageNandStore : NandStore
     public static ReadOnlySpan<byte> Magic => "SSDNAND\x1A"u8;
 
     /// <summary>The layout version this code reads and writes.</summary>
-    public const uint Version = 1;
+    public const uint Version = 2;
 
     private const int HeaderBytes = 4096;
     private const int Alignment = 4096;
@@ -29,6 +29,7 @@ internal sealed unsafe class ImageNandStore : NandStore
     private const int HeaderFieldsBytes = 8 + 40;
 
     private readonly string _path;
+    private string? _creatingPath;
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private readonly byte* _base;
@@ -39,10 +40,11 @@ internal sealed unsafe class ImageNandStore : NandStore
     private readonly long _dataOffset;
     private bool _disposed;
 
-    private ImageNandStore(string path, NandGeometry geometry, FileStream file, bool isNew)
+    private ImageNandStore(string path, string? creatingPath, NandGeometry geometry, FileStream file, bool isNew)
         : base(geometry)
     {
         _path = path;
+        _creatingPath = creatingPath;
         IsNew = isNew;
         (_statesOffset, _countsOffset, _flagsOffset, _spareOffset, _dataOffset, long length) = Layout(geometry);
         if (isNew)
@@ -67,17 +69,26 @@ internal sealed unsafe class ImageNandStore : NandStore
     public override Span<byte> Flags => new(_base + _flagsOffset, Geometry.Blocks);
 
     /// <summary>
-    /// Opens the image at <paramref name="path"/>, creating it when it does not exist. An existing
-    /// file that is not an image, or an image of another geometry, is refused and left untouched.
+    /// Opens the image at <paramref name="path"/>, creating it when it does not exist (and
+    /// <paramref name="mayCreate"/>). A new image is built under a temporary name and takes its
+    /// real name in <see cref="CommitCreation"/>. An existing file that is not an image, or an
+    /// image of another geometry, is refused and left untouched.
     /// </summary>
-    public static ImageNandStore OpenOrCreate(string path, NandGeometry geometry)
+    public static ImageNandStore OpenOrCreate(string path, NandGeometry geometry, bool mayCreate = true)
     {
         bool exists = File.Exists(path);
+        if (!exists && !mayCreate)
+        {
+            throw new NandImageException(path, "no such image");
+        }
+
+        string? creatingPath = exists ? null : path + ".creating";
         FileStream file;
         try
         {
-            // FileShare.None takes an exclusive lock, so two emulators never share one image.
-            file = new FileStream(path, exists ? FileMode.Open : FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+            // FileShare.None takes an exclusive lock, so two emulators never share one image. A
+            // leftover from a creation that died is replaced.
+            file = new FileStream(creatingPath ?? path, exists ? FileMode.Open : FileMode.Create, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException e)
         {
@@ -95,13 +106,38 @@ internal sealed unsafe class ImageNandStore : NandStore
                 Validate(path, file, geometry);
             }
 
-            return new ImageNandStore(path, geometry, file, isNew: !exists);
+            return new ImageNandStore(path, creatingPath, geometry, file, isNew: !exists);
         }
         catch
         {
             file.Dispose();
+            if (creatingPath is not null)
+            {
+                File.Delete(creatingPath);
+            }
+
             throw;
         }
+    }
+
+    public override void CommitCreation()
+    {
+        if (_creatingPath is null)
+        {
+            return;
+        }
+
+        _view.Flush();
+        try
+        {
+            File.Move(_creatingPath, _path, overwrite: false);
+        }
+        catch (IOException e)
+        {
+            throw new NandImageException(_path, $"could not be created: {e.Message}");
+        }
+
+        _creatingPath = null;
     }
 
     public override Span<byte> Data(int page) => new(_base + _dataOffset + ((long)page * Geometry.PageBytes), Geometry.PageBytes);
@@ -126,6 +162,12 @@ internal sealed unsafe class ImageNandStore : NandStore
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _map.Dispose();
+        if (_creatingPath is not null)
+        {
+            // Never committed: the creation failed, so its half-made file goes.
+            File.Delete(_creatingPath);
+        }
+
         base.Dispose(disposing);
     }
 

@@ -41,6 +41,14 @@ internal abstract class NandStore : IDisposable
     /// <summary>Pushes everything written to its backing (a no-op in memory).</summary>
     public abstract void Flush();
 
+    /// <summary>
+    /// Called once a new store holds its factory state: an image file takes its real name only
+    /// now, so a creation that dies halfway leaves no half-made image behind.
+    /// </summary>
+    public virtual void CommitCreation()
+    {
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
@@ -119,8 +127,9 @@ internal sealed unsafe class MemoryNandStore : NandStore
     private void Allocate(int block)
     {
         // Pinned: the array never moves, so the alignment computed here holds for its lifetime.
-        // Uninitialised: no page is read before it is programmed (erased pages read as FFh from their state).
-        byte[] data = GC.AllocateUninitializedArray<byte>((int)Geometry.BlockBytes + Alignment, pinned: true);
+        // Zeroed: a page torn by an interrupted erase is read back as stored, and what it holds
+        // must depend on the seed alone.
+        byte[] data = GC.AllocateArray<byte>((int)Geometry.BlockBytes + Alignment, pinned: true);
         long address = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data));
         _dataOffsets[block] = (int)((Alignment - (address % Alignment)) % Alignment);
         _data[block] = data;

@@ -76,9 +76,11 @@ public static class ConfigLoader
             string? reason = rule.Check(config);
             if (reason is not null)
             {
-                string origin = config.SourceOf(rule.Key);
-                string? assignment = origin.StartsWith(OverridePrefix, StringComparison.Ordinal) ? origin[OverridePrefix.Length..] : null;
-                throw new ConfigException(source, rule.Key.Path, reason, assignment);
+                string[] assignments = [.. rule.Related.Prepend(rule.Key)
+                    .Select(config.SourceOf)
+                    .Where(origin => origin.StartsWith(OverridePrefix, StringComparison.Ordinal))
+                    .Select(origin => origin[OverridePrefix.Length..])];
+                throw new ConfigException(source, rule.Key.Path, reason, assignments.Length == 0 ? null : string.Join(", --set ", assignments));
             }
         }
 

@@ -83,8 +83,10 @@ public sealed class ConfigSchema
 
 /// <summary>
 /// A rule across keys. <see cref="Check"/> returns null when the configuration satisfies it, or
-/// the reason it does not; the error names <see cref="Key"/>.
+/// the reason it does not; the error names <see cref="Key"/>, and any of <see cref="Key"/> and
+/// <see cref="Related"/> that a <c>--set</c> override changed.
 /// </summary>
 /// <param name="Key">The key blamed when the rule fails (the one a user would change).</param>
 /// <param name="Check">The test.</param>
-public sealed record ConfigRule(ConfigKey Key, Func<ResolvedConfig, string?> Check);
+/// <param name="Related">The other keys the rule reads.</param>
+public sealed record ConfigRule(ConfigKey Key, Func<ResolvedConfig, string?> Check, params ConfigKey[] Related);

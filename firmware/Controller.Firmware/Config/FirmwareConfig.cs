@@ -80,16 +80,16 @@ public static class FirmwareConfig
                 : $"{c.Get(PageBytes)} is not a power of two, so it does not divide into {LogicalBlockBytes}-byte logical blocks"),
             new(EccCodewordBytes, c => c.Get(PageBytes) % c.Get(EccCodewordBytes) == 0
                 ? null
-                : $"{c.Get(EccCodewordBytes)} does not divide the page of {c.Get(PageBytes)} bytes"),
+                : $"{c.Get(EccCodewordBytes)} does not divide the page of {c.Get(PageBytes)} bytes", PageBytes),
             new(SpareBytes, c => c.Get(SpareBytes) % (c.Get(PageBytes) / c.Get(EccCodewordBytes)) == 0
                 ? null
-                : $"{c.Get(SpareBytes)} does not split evenly over the {c.Get(PageBytes) / c.Get(EccCodewordBytes)} ECC codewords of a page"),
+                : $"{c.Get(SpareBytes)} does not split evenly over the {c.Get(PageBytes) / c.Get(EccCodewordBytes)} ECC codewords of a page", PageBytes, EccCodewordBytes),
             new(PagesPerBlock, c => c.Get(PagesPerBlock) * c.Get(PageBytes) % SectorBytes == 0
                 ? null
-                : $"a block of {c.Get(PagesPerBlock)} x {c.Get(PageBytes)} bytes does not hold whole {SectorBytes}-byte sectors"),
+                : $"a block of {c.Get(PagesPerBlock)} x {c.Get(PageBytes)} bytes does not hold whole {SectorBytes}-byte sectors", PageBytes),
             new(BlocksPerDie, c => c.Get(Channels) * c.Get(DiesPerChannel) * c.Get(BlocksPerDie) * c.Get(PagesPerBlock) <= int.MaxValue
                 ? null
-                : "the array has more than 2^31 pages"),
+                : "the array has more than 2^31 pages", Channels, DiesPerChannel, PagesPerBlock),
         ]);
 
     /// <summary>The NAND geometry the configuration describes.</summary>

@@ -117,6 +117,15 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void ARuleBrokenByAnOverrideOfAnotherKeyNamesThatOverride()
+    {
+        var error = Assert.Throws<ConfigException>(() => Parse("""{ "nand": { "pageBytes": 4096, "spareBytes": 100, "eccCodewordBytes": 1024 } }""", "nand.eccCodewordBytes=512", "nand.pageBytes=8k"));
+
+        Assert.Equal("nand.spareBytes", error.Key);
+        Assert.EndsWith("(from --set nand.pageBytes=8k, --set nand.eccCodewordBytes=512)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AnOverrideWithoutAnEqualsSignIsRejected()
     {
         var error = Assert.Throws<ConfigException>(() => Parse("{}", "nand.channels"));

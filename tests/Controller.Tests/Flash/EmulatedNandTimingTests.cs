@@ -65,6 +65,40 @@ public sealed class EmulatedNandTimingTests
     }
 
     [Fact]
+    public void WorkQueuedOnOneDieDoesNotHoldUpAnotherDieOnTheSameChannel()
+    {
+        using EmulatedNand nand = Nands.Tiny(_clock, "nand.channels=1", "nand.diesPerChannel=2");
+        long transfer = nand.Timing.TransferNanoseconds(nand.Geometry.PageBytes + nand.Geometry.SpareBytes);
+
+        // Die 0 is busy erasing, with a read queued behind the erase whose transfer comes later.
+        nand.EraseBlock(0);
+        nand.ReadPage(new PageAddress(0, 0), new byte[nand.Geometry.PageBytes], new byte[nand.Geometry.SpareBytes]);
+        NandCompletion otherDie = Program(nand, new PageAddress(64, 0));
+
+        Assert.Equal(transfer + nand.Timing.ProgramNanoseconds, otherDie.CompletesAtNanoseconds);
+    }
+
+    [Fact]
+    public void TransfersOnOneChannelNeverOverlap()
+    {
+        using EmulatedNand nand = Nands.Tiny(_clock, "nand.channels=1", "nand.diesPerChannel=2");
+        long transfer = nand.Timing.TransferNanoseconds(nand.Geometry.PageBytes + nand.Geometry.SpareBytes);
+
+        NandCompletion[] programs = [.. Enumerable.Range(0, 6).Select(i => Program(nand, new PageAddress(i % 2 == 0 ? 0 : 64, i / 2)))];
+
+        // Programs alternate between the dies: the bus carries one page at a time, each die
+        // programs while the other transfers.
+        long[] arrayStarts = [.. programs.Select(p => p.CompletesAtNanoseconds - nand.Timing.ProgramNanoseconds).Order()];
+        for (int i = 1; i < arrayStarts.Length; i++)
+        {
+            Assert.True(arrayStarts[i] - arrayStarts[i - 1] >= transfer, $"transfers {i - 1} and {i} overlap");
+        }
+
+        Assert.Equal(transfer + nand.Timing.ProgramNanoseconds, programs[0].CompletesAtNanoseconds);
+        Assert.Equal((2 * transfer) + nand.Timing.ProgramNanoseconds, programs[1].CompletesAtNanoseconds);
+    }
+
+    [Fact]
     public void ReadTakesArrayTimeThenTransferOfWhatIsRead()
     {
         using EmulatedNand nand = Nands.Tiny(_clock);

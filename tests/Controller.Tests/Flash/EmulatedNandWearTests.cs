@@ -71,6 +71,31 @@ public sealed class EmulatedNandWearTests
     }
 
     [Fact]
+    public void APowerCutDuringTheEraseOfAFactoryBadBlockKeepsItsMarker()
+    {
+        for (int seed = 1; seed <= 30; seed++)
+        {
+            var clock = new VirtualClock();
+            using EmulatedNand nand = Nands.Tiny(clock, "faults.factoryBadBlockFraction=0.25", $"faults.seed={seed}");
+            var spare = new byte[nand.Geometry.SpareBytes];
+            int marked = Enumerable.Range(1, nand.Geometry.Blocks - 1).First(block =>
+            {
+                nand.ReadPage(new PageAddress(block, 0), [], spare);
+                return spare[0] != 0xFF;
+            });
+            NandCompletion erase = nand.EraseBlock(marked);
+            clock.AdvanceTo(erase.CompletesAtNanoseconds - 1);
+
+            nand.PowerCut();
+            nand.PowerOn();
+
+            NandCompletion read = nand.ReadPage(new PageAddress(marked, 0), [], spare);
+            Assert.Equal(NandStatus.Ok, read.Status);
+            Assert.NotEqual(0xFF, spare[0]);
+        }
+    }
+
+    [Fact]
     public void AWeakBlockFailsEveryEraseAfterItsLimit()
     {
         using EmulatedNand nand = Nands.Tiny(_clock, "faults.weakBlocks=5:3");

@@ -148,6 +148,90 @@ public sealed class NandImageTests : IDisposable
     }
 
     [Fact]
+    public void TheImageHeaderRecordsLayoutVersionTwo()
+    {
+        string path = _temp.File("nand.img");
+        EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
+        byte[] header = new byte[16];
+        using (var file = File.OpenRead(path))
+        {
+            file.ReadExactly(header);
+        }
+
+        Assert.Equal("SSDNAND\x1A"u8.ToArray(), header[..8]);
+        Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8)));
+    }
+
+    [Fact]
+    public void CheckingAnImageThatDoesNotExistFailsAndCreatesNothing()
+    {
+        string path = _temp.File("typo.img");
+
+        var check = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--check");
+
+        Assert.Equal(2, check.ExitCode);
+        Assert.Contains("typo.img: no such image", check.Error, StringComparison.Ordinal);
+        Assert.False(File.Exists(path));
+        Assert.Empty(Directory.EnumerateFiles(_temp.Path));
+    }
+
+    [Fact]
+    public void AnImageIsCreatedUnderItsNameOnlyOnceCompleteAndALeftoverIsReplaced()
+    {
+        string path = _temp.File("nand.img");
+        File.WriteAllText(path + ".creating", "left behind by a creation that died");
+
+        using (EmulatedNand nand = EmulatedNand.OpenImage(path, Nands.TinyConfig("faults.factoryBadBlockFraction=0.2"), _clock))
+        {
+            Assert.True(File.Exists(path));
+            Assert.False(File.Exists(path + ".creating"));
+        }
+
+        // The factory marks were made before the image took its name, so reopening finds them.
+        using EmulatedNand reopened = EmulatedNand.OpenImage(path, Nands.TinyConfig("faults.factoryBadBlockFraction=0.2"), _clock);
+        var spare = new byte[reopened.Geometry.SpareBytes];
+        int marked = Enumerable.Range(0, reopened.Geometry.Blocks).Count(block =>
+        {
+            reopened.ReadPage(new PageAddress(block, 0), [], spare);
+            return spare[0] != 0xFF;
+        });
+        Assert.InRange(marked, 10, 40);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(100)]
+    [InlineData(2100)]
+    public void AProcessDyingInsideItsNthProgramLeavesThatPageErasedAndEveryOtherPageIntact(int program)
+    {
+        // nandtest programs block 0 page 0, 1, ... in order, reading each back; the second pass
+        // starts again at block 0 after erasing it. Program N is page (N-1) of the pass.
+        string path = _temp.File("nand.img");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { EmulatorProcess.AssemblyPath, "nandtest", "--config", Nands.TinyProfile, "--image", path, "--passes", "3" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["SSD_EMULATOR_CRASH_IN_PROGRAM"] = program.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using (Process writer = Process.Start(start)!)
+        {
+            writer.StandardOutput.ReadToEnd();
+            Assert.Contains("dying in the middle of a page program", writer.StandardError.ReadToEnd(), StringComparison.Ordinal);
+            writer.WaitForExit();
+            Assert.NotEqual(0, writer.ExitCode);
+        }
+
+        var check = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--check");
+
+        int pagesPerPass = 2048;
+        int inPass = (program - 1) % pagesPerPass;
+        int intactExpected = program > pagesPerPass ? pagesPerPass - 16 + (inPass % 16) : inPass;
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains($"check: {intactExpected} pages intact, {2048 - intactExpected} erased, 0 corrupt or unreadable", check.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void TheImageCheckCatchesAPageWhoseContentWasDamaged()
     {
         // Canary for the check the SIGKILL test relies on: it must fail when a page is damaged.
@@ -193,17 +277,17 @@ public sealed class NandImageTests : IDisposable
         Assert.DoesNotContain("check: 0 pages intact", check.Output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Where page data starts in an image of the tiny profile, written out rather than computed:
+    /// the layout is a file format, so changing it must change <c>ImageNandStore.Version</c>,
+    /// and this test with it.
+    /// </summary>
     private static long DataOffset(string path, NandGeometry geometry)
     {
-        // The layout: 4 KiB header, then page states, erase counts, flags, spare areas and page
-        // data, each region aligned to 4 KiB.
-        static long Align(long value) => (value + 4095) / 4096 * 4096;
-        long counts = Align(4096 + geometry.Pages);
-        long flags = Align(counts + (4L * geometry.Blocks));
-        long spare = Align(flags + geometry.Blocks);
-        long data = Align(spare + ((long)geometry.Pages * geometry.SpareBytes));
-        Assert.Equal(new FileInfo(path).Length, data + ((long)geometry.Pages * geometry.PageBytes));
-        return data;
+        Assert.Equal((2048, 128, 4096, 128), (geometry.Pages, geometry.Blocks, geometry.PageBytes, geometry.SpareBytes));
+        const long TinyDataOffset = 4096 + 4096 + 4096 + 4096 + (2048 * 128);
+        Assert.Equal(TinyDataOffset + (2048L * 4096), new FileInfo(path).Length);
+        return TinyDataOffset;
     }
 
     private static void PatchHeader(string path, SpanAction patch, bool fixChecksum)

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Flash;
@@ -76,24 +77,42 @@ public sealed class PrngTests
     }
 
     [Fact]
-    public void OneSeedGivesTheNandOneHistoryOfBitErrorsAndPowerCutOutcomes()
+    public void OneSeedGivesTheNandOneHistoryOfBitErrorsFailuresAndPowerCutOutcomes()
     {
         string[] Run(int seed)
         {
             var clock = new VirtualClock();
-            using EmulatedNand nand = Nands.Tiny(clock, $"faults.seed={seed}", "faults.rawBitErrorRate=1e-4", "faults.factoryBadBlockFraction=0.1");
+            using EmulatedNand nand = Nands.Tiny(clock, $"faults.seed={seed}", "faults.rawBitErrorRate=3e-4", "nand.eccCorrectableBits=2", "faults.factoryBadBlockFraction=0.1", "faults.eraseFailProbability=0.3");
             var events = new List<string>();
             var data = new byte[nand.Geometry.PageBytes];
+            var spare = new byte[nand.Geometry.SpareBytes];
+            void Read(PageAddress address)
+            {
+                NandCompletion read = nand.ReadPage(address, data, spare);
+                events.Add($"{address} {read.Status}/{read.CorrectedBits} {Convert.ToHexString(SHA256.HashData(data))} {Convert.ToHexString(SHA256.HashData(spare))}");
+            }
+
+            for (int block = 1; block < 6; block++)
+            {
+                events.Add($"erase {block}: {clock.Await(nand.EraseBlock(block)).Status}");
+                Read(new PageAddress(block, 3));
+            }
+
             for (int page = 0; page < 8; page++)
             {
                 var address = new PageAddress(0, page);
                 nand.ProgramPage(address, Nands.Pattern(nand.Geometry, page), Nands.Spare(nand.Geometry));
-                NandCompletion read = nand.ReadPage(address, data, []);
-                events.Add($"{read.Status}/{read.CorrectedBits}");
+                Read(address);
             }
 
-            clock.AdvanceTo(1_000_000);
+            clock.AdvanceTo(clock.NowNanoseconds + 1_000_000);
             events.AddRange(nand.PowerCut().Select(t => t.ToString()));
+            nand.PowerOn();
+            for (int page = 0; page < 8; page++)
+            {
+                Read(new PageAddress(0, page));
+            }
+
             return [.. events];
         }
 

@@ -18,11 +18,15 @@ internal static partial class DeterminismTidy
         (new Regex(@"\bEnvironment\s*\.\s*TickCount(64)?\b"), "reads a real clock; take time from IClock"),
         (new Regex(@"\bTimeProvider\s*\.\s*System\b"), "reads the wall clock; take time from IClock"),
         (new Regex(@"\bThread\s*\.\s*Sleep\b"), "blocks on real time; the loop schedules by IClock"),
-        (new Regex(@"\bTask\s*\.\s*(Run|Delay)\b"), "starts work or waits outside the loop"),
+        (new Regex(@"\bTask\s*\.\s*(Run|Delay|Factory)\b"), "starts work or waits outside the loop"),
+        (new Regex(@"\bnew\s+(System\.Threading\.Tasks\.)?Task\s*[<(]"), "starts work outside the loop"),
         (new Regex(@"\bnew\s+(System\.Threading\.)?Thread\s*\("), "starts a thread; the firmware runs on the loop's one thread"),
+        (new Regex(@"\bThread\s+\w+\s*=\s*new\s*\("), "starts a thread; the firmware runs on the loop's one thread"),
+        (new Regex(@"\bnew\s+(System\.Threading\.)?Timer\s*\(|\bSystem\s*\.\s*Timers\b"), "calls back on real time from another thread"),
         (new Regex(@"\bThreadPool\s*\."), "starts work outside the loop"),
         (new Regex(@"\bParallel\s*\."), "starts work outside the loop"),
         (new Regex(@"\bnew\s+(System\.)?Random\s*\("), "unseeded or private randomness; take the Prng handed in"),
+        (new Regex(@"\bRandom\s+\w+\s*=\s*new\s*\("), "unseeded or private randomness; take the Prng handed in"),
         (new Regex(@"\bRandom\s*\.\s*Shared\b"), "unseeded randomness; take the Prng handed in"),
         (new Regex(@"\bRandomNumberGenerator\b"), "unseeded randomness; take the Prng handed in"),
         (new Regex(@"\bGuid\s*\.\s*NewGuid\b"), "unseeded randomness; take the Prng handed in"),
@@ -69,7 +73,8 @@ internal static partial class DeterminismTidy
 
     /// <summary>
     /// Blanks comments and the contents of string and character literals, keeping line breaks so
-    /// line numbers still match. Handles //, /* */, "..." with escapes, @"..." and """...""".
+    /// line numbers still match, but keeps the code inside the holes of interpolated strings.
+    /// Handles //, /* */, "..." with escapes, @"...", """...""" and their $ forms.
     /// </summary>
     public static string StripCommentsAndStrings(string source)
     {
@@ -88,13 +93,17 @@ internal static partial class DeterminismTidy
             {
                 i = SkipUntil(source, i + 2, "*/", output);
             }
+            else if (At(source, i, "$\"") || At(source, i, "$@\"") || At(source, i, "@$\"") || At(source, i, "$$"))
+            {
+                i = SkipInterpolated(source, i, output);
+            }
             else if (At(source, i, "\"\"\""))
             {
                 i = SkipUntil(source, i + 3, "\"\"\"", output);
             }
-            else if (At(source, i, "@\"") || At(source, i, "$@\"") || At(source, i, "@$\""))
+            else if (At(source, i, "@\""))
             {
-                i = SkipVerbatim(source, source.IndexOf('"', i) + 1, output);
+                i = SkipVerbatim(source, i + 2, output);
             }
             else if (source[i] is '"' or '\'')
             {
@@ -108,6 +117,83 @@ internal static partial class DeterminismTidy
         }
 
         return output.ToString();
+    }
+
+    /// <summary>
+    /// An interpolated string: the literal text is blanked, the code in its holes is kept (a
+    /// clock read inside <c>$"{DateTime.Now}"</c> is still a clock read).
+    /// </summary>
+    private static int SkipInterpolated(string source, int index, StringBuilder output)
+    {
+        int dollars = 0;
+        bool verbatim = false;
+        while (index < source.Length && source[index] is '$' or '@')
+        {
+            dollars += source[index] == '$' ? 1 : 0;
+            verbatim |= source[index] == '@';
+            index++;
+        }
+
+        int quotes = 0;
+        while (index < source.Length && source[index] == '"')
+        {
+            quotes++;
+            index++;
+        }
+
+        bool raw = quotes >= 3;
+        string close = raw ? new string('"', quotes) : "\"";
+        while (index < source.Length && !At(source, index, close))
+        {
+            char c = source[index];
+            if (c == '{' && !raw && index + 1 < source.Length && source[index + 1] == '{')
+            {
+                index += 2;
+            }
+            else if (c == '{' && (!raw || At(source, index, new string('{', dollars))))
+            {
+                index = CopyHole(source, index + (raw ? dollars : 1), output);
+            }
+            else if (c == '\\' && !verbatim && !raw)
+            {
+                index += 2;
+            }
+            else
+            {
+                KeepNewline(c, output);
+                index++;
+            }
+        }
+
+        output.Append(' ');
+        return Math.Min(source.Length, index + close.Length);
+    }
+
+    private static int CopyHole(string source, int index, StringBuilder output)
+    {
+        output.Append(' ');
+        int depth = 0;
+        while (index < source.Length)
+        {
+            char c = source[index];
+            if (c == '}' && depth == 0)
+            {
+                output.Append(' ');
+                return index + 1;
+            }
+
+            if (c == '"')
+            {
+                index = SkipQuoted(source, index + 1, '"', output);
+                continue;
+            }
+
+            depth += c == '{' ? 1 : c == '}' ? -1 : 0;
+            output.Append(c);
+            index++;
+        }
+
+        return index;
     }
 
     private static bool At(string source, int index, string token) =>

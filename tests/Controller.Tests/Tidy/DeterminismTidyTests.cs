@@ -32,6 +32,14 @@ public sealed class DeterminismTidyTests
     [InlineData("public async void Handler() { }")]
     [InlineData("ThreadPool.QueueUserWorkItem(_ => Work());")]
     [InlineData("var id = Guid.NewGuid();")]
+    [InlineData("Task.Factory.StartNew(Work);")]
+    [InlineData("var t = new Task(Work);")]
+    [InlineData("var t = new System.Threading.Timer(_ => Work());")]
+    [InlineData("Random r = new();")]
+    [InlineData("Thread t = new(Work);")]
+    [InlineData("string s = $\"now {DateTime.UtcNow}\";")]
+    [InlineData("string s = $@\"now {Random.Shared.Next()}\";")]
+    [InlineData("string s = $\"\"\"now {Environment.TickCount64}\"\"\";")]
     public void EachBannedConstructIsFound(string line)
     {
         Assert.Single(DeterminismTidy.ScanSource($"class C {{ void M() {{ {line} }} }}"));
@@ -45,6 +53,7 @@ public sealed class DeterminismTidyTests
     [InlineData("long now = clock.NowNanoseconds;")]
     [InlineData("var prng = new Prng(seed);")]
     [InlineData("async Task HandleAsync() { }")]
+    [InlineData("string s = $\"literal DateTime.Now {count} and {{Thread.Sleep}}\";")]
     public void CommentsStringsAndAllowedCodeAreNotFound(string line)
     {
         Assert.Empty(DeterminismTidy.ScanSource($"class C {{ void M() {{ {line} }} }}"));
