@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using Controller.Emulator;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
@@ -15,12 +16,15 @@ namespace Controller.Benchmarks;
 /// <para>
 /// A page program or read touches the array's memory, so its cost depends on whether that memory
 /// is in cache. The benchmark runs at two working-set sizes: 256 KiB (two blocks of 8 pages,
-/// inside L2) and 4 MiB (two blocks of 128 pages, beyond L2). The memcpy baseline copies into a
-/// ring of the same size, so each ratio compares like with like.
+/// inside L2) and 4 MiB (two blocks of 128 pages, beyond L2). Each operation has its own memcpy
+/// baseline over a ring of the same size in the same direction: a program against a copy into the
+/// ring, a read against a copy out of it, so each ratio compares like with like.
 /// </para>
 /// </summary>
 [MemoryDiagnoser]
 [SimpleJob(warmupCount: 5, iterationCount: 25)]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory, BenchmarkLogicalGroupRule.ByParams)]
+[CategoriesColumn]
 public class NandPageBenchmarks
 {
     private const int Blocks = 2;
@@ -73,16 +77,28 @@ public class NandPageBenchmarks
     public void Cleanup() => _nand.Dispose();
 
     /// <summary>Copies a page-sized buffer into the next slot of a ring as large as the working set.</summary>
-    [Benchmark(Baseline = true, Description = "memcpy 16 KiB")]
-    public void Memcpy16KiB()
+    [Benchmark(Baseline = true, Description = "memcpy 16 KiB into ring")]
+    [BenchmarkCategory("program")]
+    public void MemcpyIntoRing()
     {
         int pageBytes = _source.Length;
         _ringSlot = (_ringSlot + 1) % (_ring.Length / pageBytes);
         _source.Span.CopyTo(_ring.Span.Slice(_ringSlot * pageBytes, pageBytes));
     }
 
+    /// <summary>Copies the next slot of a ring as large as the working set into a page-sized buffer.</summary>
+    [Benchmark(Baseline = true, Description = "memcpy 16 KiB out of ring")]
+    [BenchmarkCategory("read")]
+    public void MemcpyOutOfRing()
+    {
+        int pageBytes = _destination.Length;
+        _ringSlot = (_ringSlot + 1) % (_ring.Length / pageBytes);
+        _ring.Span.Slice(_ringSlot * pageBytes, pageBytes).CopyTo(_destination.Span);
+    }
+
     /// <summary>Programs the next page of the blocks in turn, erasing each block when it is full.</summary>
     [Benchmark(Description = "program 16 KiB page")]
+    [BenchmarkCategory("program")]
     public void ProgramPage16KiB()
     {
         if (_programPage == 0)
@@ -100,6 +116,7 @@ public class NandPageBenchmarks
 
     /// <summary>Reads the programmed pages in turn, data and spare, with bit errors drawn as in the default profile.</summary>
     [Benchmark(Description = "read 16 KiB page")]
+    [BenchmarkCategory("read")]
     public NandStatus ReadPage16KiB()
     {
         _readPage = (_readPage + 1) % (Blocks * _nand.Geometry.PagesPerBlock);

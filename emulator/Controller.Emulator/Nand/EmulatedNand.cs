@@ -200,12 +200,12 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             throw new NandRuleViolationException(NandRule.BufferSize, $"read of {address}: buffers of {data.Length}+{spare.Length} bytes; a read takes a page of {Geometry.PageBytes} or none and a spare area of {Geometry.SpareBytes} or none");
         }
 
+        // A read changes nothing a power cut could tear, so it only occupies its die and channel;
+        // it is not kept in the die's queue of operations in flight.
         int die = Geometry.DieOf(address.Block);
-        Retire(die);
         long start = Math.Max(_clock.NowNanoseconds, _dieReadyAt[die]);
         long end = Transfer(die, start + Timing.ReadNanoseconds, data.Length + spare.Length);
         _dieReadyAt[die] = end;
-        _dies[die].Enqueue(new InFlightOperation { Kind = NandOperationKind.Read, Block = address.Block, Page = address.Page, ArrayStartNanoseconds = start, EndNanoseconds = end });
         Statistics.PagesRead++;
         return ReadContents(address, data, spare, end);
     }

@@ -22,6 +22,15 @@ public sealed class VirtualClock : IClock
         NowNanoseconds = nanoseconds;
     }
 
+    /// <summary>Jumps to <paramref name="nanoseconds"/> if that is later than now: waiting costs no wall time.</summary>
+    public void WaitUntil(long nanoseconds)
+    {
+        if (nanoseconds > NowNanoseconds)
+        {
+            NowNanoseconds = nanoseconds;
+        }
+    }
+
     /// <summary>Moves time forward by <paramref name="nanoseconds"/>.</summary>
     public void Advance(long nanoseconds)
     {

@@ -73,7 +73,7 @@ public enum NandStatus
 /// <summary>The state of one die.</summary>
 /// <param name="Busy">True while an operation issued to the die has not completed.</param>
 /// <param name="ReadyAtNanoseconds">When the die's last queued operation completes.</param>
-/// <param name="QueuedOperations">Operations issued to the die and not yet complete.</param>
+/// <param name="QueuedOperations">Programs and erases issued to the die and not yet complete.</param>
 public readonly record struct NandDieStatus(bool Busy, long ReadyAtNanoseconds, int QueuedOperations);
 
 /// <summary>The rules of NAND that a caller broke.</summary>

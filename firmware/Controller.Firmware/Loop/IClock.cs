@@ -8,4 +8,10 @@ public interface IClock
 {
     /// <summary>Nanoseconds since an arbitrary origin; never decreases.</summary>
     long NowNanoseconds { get; }
+
+    /// <summary>
+    /// Returns once the clock has reached <paramref name="nanoseconds"/> (at once if it has). This
+    /// is how the firmware waits for NAND: a virtual clock jumps there, a real one waits.
+    /// </summary>
+    void WaitUntil(long nanoseconds);
 }
