@@ -53,13 +53,13 @@ public class NandPageBenchmarks
         ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, profile, ["faults.factoryBadBlockFraction=0", $"nand.pagesPerBlock={pagesPerBlock}"]);
         _nand = EmulatedNand.InMemory(config, _clock);
 
-        // A copy's speed depends on how source and destination are aligned to each other (on this
-        // project's AMD machines a 16 KiB memcpy takes 350 ns with both 4 KiB-aligned, about 580 ns
-        // at most other offsets, and 9 us when they are 16 bytes apart modulo 4 KiB). So the
-        // buffers are pinned, where a GC cannot move them between iterations, and 4 KiB-aligned,
-        // as the array's page data is.
+        // A copy's speed depends on how source and destination sit relative to each other (on
+        // this project's AMD machines glibc's memcpy of 16 KiB takes from 210 ns to 9 us depending
+        // on their offset modulo 4 KiB and on which is at the higher address). So every buffer is
+        // pinned, where a GC cannot move it between iterations, and 4 KiB-aligned, as the array's
+        // page data is; and the ring is allocated after the array's blocks, so it lies above the
+        // caller's buffers exactly as the array does.
         _source = PageAligned(_nand.Geometry.PageBytes);
-        _ring = PageAligned(WorkingSetKiB * 1024);
         _destination = PageAligned(_nand.Geometry.PageBytes);
         _spare = PageAligned(_nand.Geometry.SpareBytes);
         _readSpare = PageAligned(_nand.Geometry.SpareBytes);
@@ -71,6 +71,9 @@ public class NandPageBenchmarks
         {
             ProgramPage16KiB();
         }
+
+        _ring = PageAligned(WorkingSetKiB * 1024);
+        _ring.Span.Fill(0x5A);
     }
 
     [GlobalCleanup]
