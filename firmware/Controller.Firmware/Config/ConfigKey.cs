@@ -35,6 +35,19 @@ public abstract class ConfigKey
     /// <summary>Parses the text of a <c>--set</c> override; on failure <paramref name="reason"/> says why.</summary>
     public abstract bool TryParse(string text, out object? value, out string reason);
 
+    /// <summary>Parses a JSON string with the text parser; any other JSON value is the wrong type.</summary>
+    protected bool TryParseJsonString(JsonElement element, out object? value, out string reason)
+    {
+        if (element.ValueKind != JsonValueKind.String)
+        {
+            value = null;
+            reason = $"{element.GetRawText()} is not a string; expected {Expectation}";
+            return false;
+        }
+
+        return TryParse(element.GetString()!, out value, out reason);
+    }
+
     /// <summary>Formats a value as it would be written in a <c>--set</c> override.</summary>
     public virtual string Format(object value) => Convert.ToString(value, CultureInfo.InvariantCulture) ?? string.Empty;
 
@@ -320,17 +333,8 @@ public sealed class TextKey : ConfigKey<string>
     public override string Expectation => Choices.Count == 0 ? "a string" : $"one of {string.Join(", ", Choices)}";
 
     /// <inheritdoc />
-    public override bool TryParse(JsonElement element, out object? value, out string reason)
-    {
-        if (element.ValueKind != JsonValueKind.String)
-        {
-            value = null;
-            reason = $"{element.GetRawText()} is not a string; expected {Expectation}";
-            return false;
-        }
-
-        return TryParse(element.GetString()!, out value, out reason);
-    }
+    public override bool TryParse(JsonElement element, out object? value, out string reason) =>
+        TryParseJsonString(element, out value, out reason);
 
     /// <inheritdoc />
     public override bool TryParse(string text, out object? value, out string reason)
@@ -368,17 +372,8 @@ public sealed class HexBytesKey : ConfigKey<HexBytes>
     public override string Expectation => $"up to {MaxBytes} hex bytes, e.g. \"EF AA 21\"";
 
     /// <inheritdoc />
-    public override bool TryParse(JsonElement element, out object? value, out string reason)
-    {
-        if (element.ValueKind != JsonValueKind.String)
-        {
-            value = null;
-            reason = $"{element.GetRawText()} is not a string; expected {Expectation}";
-            return false;
-        }
-
-        return TryParse(element.GetString()!, out value, out reason);
-    }
+    public override bool TryParse(JsonElement element, out object? value, out string reason) =>
+        TryParseJsonString(element, out value, out reason);
 
     /// <inheritdoc />
     public override bool TryParse(string text, out object? value, out string reason)
