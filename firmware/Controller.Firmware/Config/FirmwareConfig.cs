@@ -73,6 +73,7 @@ public static class FirmwareConfig
             EnduranceCycles, EccCodewordBytes, EccCorrectableBits,
             TimingMode, ReadMicroseconds, ProgramMicroseconds, EraseMicroseconds, ChannelMegabytesPerSecond,
             ChipName, ChipJedecId,
+            .. Ftl.FtlConfig.Keys,
         ],
         [
             new(PageBytes, c => BitOperations.IsPow2(c.Get(PageBytes))

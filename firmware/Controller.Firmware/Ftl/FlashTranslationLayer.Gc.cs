@@ -1,0 +1,299 @@
+using System.Diagnostics;
+using Controller.Firmware.Config;
+
+namespace Controller.Firmware.Ftl;
+
+/// <summary>Garbage collection, wear levelling and the retirement of failed blocks.</summary>
+public sealed partial class FlashTranslationLayer
+{
+    private const int AllocationsBetweenWearChecks = 32;
+
+    /// <summary>
+    /// Before a host write: relocates the valid data of failed blocks, and collects garbage in the
+    /// foreground until the free blocks are back above the foreground watermark. The reserve
+    /// below that watermark is what GC itself writes into, so it can always make progress.
+    /// </summary>
+    private void MakeRoom()
+    {
+        RetireFailedBlocks();
+        ReleaseVictims(force: false);
+        int attempts = 0;
+        while (_freeBlocks < _layout.ForegroundGcFreeBlocks)
+        {
+            // Collect until the victims waiting for release would bring the count back, then
+            // release them all at once, so only the last one pads a partial cold unit. Retired
+            // blocks waiting to be marked bad never come back, so they do not count.
+            while (_freeBlocks + _releasing.Count(r => !r.BecomesBad) < _layout.ForegroundGcFreeBlocks && CollectVictim(PickVictim()))
+            {
+                Statistics.ForegroundGcVictims++;
+            }
+
+            ReleaseVictims(force: true);
+            if (++attempts > _states.Length)
+            {
+                throw new FtlException($"garbage collection made no progress: {_freeBlocks} free blocks, {_releasing.Count} waiting");
+            }
+        }
+
+        LevelWear();
+    }
+
+    /// <summary>
+    /// The victim policy's choice among closed data blocks with something to reclaim, or -1.
+    /// Greedy takes the fewest valid sectors; cost-benefit weighs the space gained against the
+    /// cost of copying and favours blocks whose data has stayed put longest.
+    /// </summary>
+    private int PickVictim()
+    {
+        int best = -1;
+        double bestScore = double.NegativeInfinity;
+        for (int block = 0; block < _states.Length; block++)
+        {
+            if (!IsCollectable(block))
+            {
+                continue;
+            }
+
+            double utilisation = (double)_valid[block] / _layout.SectorsPerBlock;
+            double score = _options.GcPolicy == GcVictimPolicy.Greedy
+                ? -_valid[block]
+                : (1 - utilisation) * (_nextSequence - _lastWritten[block]) / (1 + utilisation);
+            if (score > bestScore)
+            {
+                best = block;
+                bestScore = score;
+            }
+        }
+
+        return best;
+    }
+
+    private bool IsCollectable(int block) =>
+        _states[block] == BlockState.Closed
+        && _uses[block] is BlockUse.HostData or BlockUse.ColdData
+        && _valid[block] < _layout.SectorsPerBlock;
+
+    /// <summary>Moves the valid data of <paramref name="victim"/> to the cold stream; the block is released once that is durable.</summary>
+    private bool CollectVictim(int victim)
+    {
+        if (victim < 0)
+        {
+            return false;
+        }
+
+        Relocate(victim);
+        _states[victim] = BlockState.Releasing;
+        _releasing.Add(new Releasing(victim, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), BecomesBad: false));
+        Statistics.GcVictims++;
+        return true;
+    }
+
+    /// <summary>
+    /// Copies every valid sector of <paramref name="block"/> into the cold buffer, programming it
+    /// as it fills. A sector that cannot be read back intact is lost to the media and counted.
+    /// </summary>
+    private void Relocate(int block)
+    {
+        for (int unit = 0; unit < _layout.UnitsPerBlock; unit++)
+        {
+            uint first = _layout.Address(block, unit, 0);
+            bool any = false;
+            for (int slot = 0; slot < _layout.SectorsPerUnit; slot++)
+            {
+                any |= _reverse[first + slot] != Unmapped;
+            }
+
+            if (!any)
+            {
+                continue;
+            }
+
+            (bool ok, _) = ReadUnit(block, unit, UnitKind.Data);
+            for (int slot = 0; slot < _layout.SectorsPerUnit; slot++)
+            {
+                uint physical = first + (uint)slot;
+                uint logical = _reverse[physical];
+                if (logical == Unmapped)
+                {
+                    continue;
+                }
+
+                Debug.Assert(_map[logical] == physical, "a valid sector's map entry points at it");
+                _reverse[physical] = Unmapped;
+                _valid[block]--;
+                if (!ok || _slots[slot] != logical)
+                {
+                    Statistics.SectorsLost++;
+                    _map[logical] = Unmapped;
+                    continue;
+                }
+
+                _coldSources[_coldBuffer.Count] = block;
+                _coldBuffer.Add(logical, _unitData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes));
+                _map[logical] = InColdBuffer;
+                Statistics.SectorsRelocated++;
+                if (_coldBuffer.IsFull)
+                {
+                    ProgramColdBuffer();
+                }
+            }
+        }
+
+        Debug.Assert(_valid[block] == 0, "a relocated block has no valid sectors left");
+    }
+
+    /// <summary>
+    /// Frees the victims whose relocated data is durable and whose data overwritten by the host
+    /// is durable too, so that erasing them can never leave a sector with no durable copy. With
+    /// <paramref name="force"/>, makes that so: programs a partial cold unit, flushes, waits.
+    /// </summary>
+    private void ReleaseVictims(bool force)
+    {
+        for (int i = 0; i < _releasing.Count;)
+        {
+            Releasing releasing = _releasing[i];
+            if (_coldUnitsProgrammed < releasing.ColdUnitsNeeded)
+            {
+                if (!force)
+                {
+                    i++;
+                    continue;
+                }
+
+                ProgramColdBuffer();
+            }
+
+            if (_invalidatedAt[releasing.Block] > _durableTicket)
+            {
+                if (!force)
+                {
+                    i++;
+                    continue;
+                }
+
+                FlushCore();
+            }
+
+            if (_clock.NowNanoseconds < _latestColdCompletion)
+            {
+                if (!force)
+                {
+                    i++;
+                    continue;
+                }
+
+                _clock.WaitUntil(_latestColdCompletion);
+            }
+
+            Release(releasing);
+            _releasing.RemoveAt(i);
+        }
+    }
+
+    private void ReleaseVictimsNeedingOnlyTime()
+    {
+        for (int i = 0; i < _releasing.Count;)
+        {
+            Releasing releasing = _releasing[i];
+            if (_coldUnitsProgrammed >= releasing.ColdUnitsNeeded && _invalidatedAt[releasing.Block] <= _durableTicket)
+            {
+                _clock.WaitUntil(_latestColdCompletion);
+                Release(releasing);
+                _releasing.RemoveAt(i);
+            }
+            else
+            {
+                i++;
+            }
+        }
+    }
+
+    private void Release(Releasing releasing)
+    {
+        Debug.Assert(_valid[releasing.Block] == 0, "a released block holds no valid data");
+        if (releasing.BecomesBad)
+        {
+            MarkBad(releasing.Block);
+            return;
+        }
+
+        _states[releasing.Block] = BlockState.Free;
+        _uses[releasing.Block] = BlockUse.None;
+        _needsErase[releasing.Block] = true;
+        _freeBlocks++;
+    }
+
+    /// <summary>Relocates the valid data of blocks whose program failed; they are marked bad once that is durable.</summary>
+    private void RetireFailedBlocks()
+    {
+        while (_retiring.Count > 0)
+        {
+            int block = _retiring[^1];
+            _retiring.RemoveAt(_retiring.Count - 1);
+            Relocate(block);
+            _states[block] = BlockState.Releasing;
+            _releasing.Add(new Releasing(block, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), BecomesBad: true));
+        }
+    }
+
+    /// <summary>
+    /// Static wear levelling: when the least-worn closed data block trails the most-worn block by
+    /// more than the configured spread, its (cold) data is moved off, so the block returns to the
+    /// free pool where dynamic levelling hands it to hot data first; the cold data itself goes to
+    /// the most-worn free block, which it will leave alone.
+    /// </summary>
+    private void LevelWear()
+    {
+        if (_allocationsSinceWearCheck < AllocationsBetweenWearChecks)
+        {
+            return;
+        }
+
+        _allocationsSinceWearCheck = 0;
+        uint max = 0;
+        int coldest = -1;
+        for (int block = 0; block < _states.Length; block++)
+        {
+            if (_states[block] is BlockState.Bad or BlockState.Superblock)
+            {
+                continue;
+            }
+
+            max = Math.Max(max, _eraseCounts[block]);
+            if (_states[block] == BlockState.Closed && _uses[block] is BlockUse.HostData or BlockUse.ColdData
+                && (coldest < 0 || _eraseCounts[block] < _eraseCounts[coldest]))
+            {
+                coldest = block;
+            }
+        }
+
+        if (coldest >= 0 && max - _eraseCounts[coldest] > _options.WearLevelingSpread)
+        {
+            Relocate(coldest);
+            _states[coldest] = BlockState.Releasing;
+            _releasing.Add(new Releasing(coldest, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), BecomesBad: false));
+            Statistics.WearLevelingMoves++;
+        }
+    }
+}
+
+/// <summary>The FTL cannot go on: a broken internal promise (the reserve was not kept) or metadata it cannot write.</summary>
+public sealed class FtlException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public FtlException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Required by the analyzers.</summary>
+    public FtlException()
+    {
+    }
+
+    /// <summary>Required by the analyzers.</summary>
+    public FtlException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

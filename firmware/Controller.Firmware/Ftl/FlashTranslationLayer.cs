@@ -1,0 +1,393 @@
+using System.Diagnostics;
+using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+using Controller.Firmware.Loop;
+
+namespace Controller.Firmware.Ftl;
+
+/// <summary>
+/// The flash translation layer: a map from 4 KiB logical sectors to physical sectors, written as
+/// a log into open blocks striped across dies, with garbage collection, wear levelling, bad-block
+/// retirement, a journal for trims, checkpoints and power-loss recovery.
+/// <para>
+/// Writes gather in a DRAM unit buffer and are programmed a unit at a time; they are durable once
+/// <see cref="Flush"/> returns. A trim unmaps at once and is durable the same way, through a
+/// journal record. Everything runs on the caller's thread; where the FTL must wait for NAND (a
+/// flush, a block whose relocated data must be durable before it is erased) it waits on the clock.
+/// </para>
+/// </summary>
+public sealed partial class FlashTranslationLayer
+{
+    /// <summary>Map value of a sector that holds nothing: it reads as zeros without a NAND read.</summary>
+    internal const uint Unmapped = uint.MaxValue;
+
+    /// <summary>Map value of a sector waiting in the host unit buffer.</summary>
+    internal const uint InHostBuffer = uint.MaxValue - 1;
+
+    /// <summary>Map value of a sector being relocated, waiting in the cold unit buffer.</summary>
+    internal const uint InColdBuffer = uint.MaxValue - 2;
+
+    private readonly INandDevice _nand;
+    private readonly IClock _clock;
+    private readonly FtlOptions _options;
+    private readonly FtlLayout _layout;
+    private readonly byte[] _pageData;
+    private readonly byte[] _pageSpare;
+    private readonly uint[] _slots;
+    private readonly byte[] _unitData;
+    private readonly uint[] _reverse;
+    private readonly BlockState[] _states;
+    private readonly BlockUse[] _uses;
+    private readonly uint[] _eraseCounts;
+    private readonly int[] _valid;
+    private readonly bool[] _needsErase;
+    private readonly ulong[] _lastWritten;
+    private readonly long[] _invalidatedAt;
+    private readonly (int Block, int NextUnit)[] _streams;
+    private readonly UnitBuffer _hostBuffer;
+    private readonly UnitBuffer _coldBuffer;
+    private readonly int[] _coldSources;
+    private readonly List<JournalRecord> _journal = [];
+    private readonly List<Releasing> _releasing = [];
+    private readonly List<int> _retiring = [];
+    private readonly List<int> _metadataBlocks = [];
+    private uint[] _map = [];
+    private ulong _nextSequence = 1;
+    private long _writeTicket;
+    private long _durableTicket;
+    private long _latestCompletion;
+    private long _latestColdCompletion;
+    private long _coldUnitsProgrammed;
+    private int _nextHostDie;
+    private int _nextColdDie;
+    private long _pagesSinceCheckpoint;
+    private int _freeBlocks;
+    private int _allocationsSinceWearCheck;
+
+    private FlashTranslationLayer(INandDevice nand, IClock clock, FtlOptions options)
+    {
+        _nand = nand;
+        _clock = clock;
+        _options = options;
+        _layout = new FtlLayout(nand.Geometry);
+        NandGeometry geometry = nand.Geometry;
+        _pageData = new byte[geometry.PageBytes];
+        _pageSpare = new byte[geometry.SpareBytes];
+        _slots = new uint[_layout.SectorsPerUnit];
+        _unitData = new byte[_layout.UnitBytes];
+        _reverse = new uint[_layout.PhysicalSectors];
+        Array.Fill(_reverse, Unmapped);
+        _states = new BlockState[geometry.Blocks];
+        _uses = new BlockUse[geometry.Blocks];
+        _eraseCounts = new uint[geometry.Blocks];
+        _valid = new int[geometry.Blocks];
+        _needsErase = new bool[geometry.Blocks];
+        _lastWritten = new ulong[geometry.Blocks];
+        _invalidatedAt = new long[geometry.Blocks];
+        _streams = new (int, int)[geometry.Dies + 2];
+        Array.Fill(_streams, (-1, 0));
+        _hostBuffer = new UnitBuffer(_layout.SectorsPerUnit);
+        _coldBuffer = new UnitBuffer(_layout.SectorsPerUnit);
+        _coldSources = new int[_layout.SectorsPerUnit];
+        Capacity = new FtlCapacity(0, 0, 0, 0);
+    }
+
+    /// <summary>How the NAND is carved into units and sectors.</summary>
+    public FtlLayout Layout => _layout;
+
+    /// <summary>The user capacity and how it was counted.</summary>
+    public FtlCapacity Capacity { get; private set; }
+
+    /// <summary>Logical sectors the host can address.</summary>
+    public long LogicalSectors => _map.Length;
+
+    /// <summary>Counts of what the FTL has done.</summary>
+    public FtlStatistics Statistics { get; } = new();
+
+    /// <summary>What the mount found and did.</summary>
+    public MountReport LastMount { get; private set; } = new(false, false, 0, 0);
+
+    private int ColdStream => _nand.Geometry.Dies;
+
+    private int MetaStream => _nand.Geometry.Dies + 1;
+
+    /// <summary>True when <paramref name="sector"/> holds data (it is not a hole).</summary>
+    public bool IsMapped(long sector)
+    {
+        CheckRange(sector, 1);
+        return _map[sector] != Unmapped;
+    }
+
+    /// <summary>
+    /// Reads one sector. A hole reads as zeros without a NAND read; a sector still in a unit
+    /// buffer is copied from DRAM.
+    /// </summary>
+    public FtlReadResult Read(long sector, Span<byte> destination)
+    {
+        CheckRange(sector, 1);
+        CheckSectorBuffer(destination.Length);
+        uint physical = _map[sector];
+        switch (physical)
+        {
+            case Unmapped:
+                destination.Clear();
+                return new FtlReadResult(true, _clock.NowNanoseconds);
+            case InHostBuffer:
+                _hostBuffer.Sector(_hostBuffer.Find((uint)sector)).CopyTo(destination);
+                return new FtlReadResult(true, _clock.NowNanoseconds);
+            case InColdBuffer:
+                _coldBuffer.Sector(_coldBuffer.Find((uint)sector)).CopyTo(destination);
+                return new FtlReadResult(true, _clock.NowNanoseconds);
+            default:
+                Statistics.HostSectorsReadFromNand++;
+                return ReadPhysicalSector(physical, (uint)sector, destination);
+        }
+    }
+
+    /// <summary>Writes one sector. It is visible to reads at once and durable after the next <see cref="Flush"/>.</summary>
+    public void Write(long sector, ReadOnlySpan<byte> data)
+    {
+        CheckRange(sector, 1);
+        CheckSectorBuffer(data.Length);
+        MakeRoom();
+        uint logical = (uint)sector;
+        _writeTicket++;
+        Statistics.HostSectorsWritten++;
+        uint old = _map[logical];
+        if (old == InHostBuffer)
+        {
+            data.CopyTo(_hostBuffer.Sector(_hostBuffer.Find(logical)));
+            return;
+        }
+
+        Unlink(logical, old, byHostWrite: true);
+        _hostBuffer.Add(logical, data);
+        _map[logical] = InHostBuffer;
+        if (_hostBuffer.IsFull)
+        {
+            ProgramHostBuffer();
+        }
+
+        CheckpointIfDue();
+    }
+
+    /// <summary>
+    /// Trims (unmaps) <paramref name="count"/> sectors from <paramref name="sector"/> on: they read
+    /// as zeros at once, their flash becomes garbage, and a journal record makes the trim durable
+    /// with the next <see cref="Flush"/>.
+    /// </summary>
+    public void Trim(long sector, long count)
+    {
+        CheckRange(sector, count);
+        bool anyMapped = false;
+        for (long i = sector; i < sector + count; i++)
+        {
+            uint old = _map[i];
+            if (old == Unmapped)
+            {
+                continue;
+            }
+
+            anyMapped = true;
+            Unlink((uint)i, old, byHostWrite: false);
+            _map[i] = Unmapped;
+        }
+
+        if (anyMapped)
+        {
+            _journal.Add(new JournalRecord(JournalRecordKind.Trim, (uint)sector, (uint)count, _nextSequence++));
+            Statistics.SectorsTrimmed += count;
+        }
+    }
+
+    /// <summary>Returns once every write and trim made before it is on NAND, complete and durable.</summary>
+    public void Flush()
+    {
+        FlushCore();
+        Statistics.Flushes++;
+        ReleaseVictims(force: false);
+    }
+
+    private void FlushCore()
+    {
+        if (_hostBuffer.Count > 0)
+        {
+            ProgramHostBuffer();
+        }
+
+        if (_journal.Count > 0)
+        {
+            ProgramJournal();
+        }
+
+        if (!_options.CanaryFlushBeforeDurable)
+        {
+            _clock.WaitUntil(_latestCompletion);
+        }
+
+        _durableTicket = _writeTicket;
+    }
+
+    /// <summary>
+    /// Work for idle time: retire failed blocks, collect garbage below the background watermark,
+    /// level wear, take a checkpoint when one is due. Returns true if it did anything.
+    /// </summary>
+    public bool DoBackgroundWork()
+    {
+        int before = _freeBlocks;
+        ulong sequence = _nextSequence;
+        RetireFailedBlocks();
+        ReleaseVictims(force: false);
+        if (_freeBlocks < _layout.BackgroundGcFreeBlocks)
+        {
+            CollectVictim(PickVictim());
+        }
+        else
+        {
+            LevelWear();
+        }
+
+        CheckpointIfDue();
+        return _freeBlocks != before || _nextSequence != sequence;
+    }
+
+    /// <summary>Minimum, mean and maximum erase counts over the good blocks.</summary>
+    public WearReport Wear()
+    {
+        uint min = uint.MaxValue;
+        uint max = 0;
+        double total = 0;
+        int blocks = 0;
+        for (int block = 0; block < _states.Length; block++)
+        {
+            if (_states[block] is BlockState.Bad)
+            {
+                continue;
+            }
+
+            min = Math.Min(min, _eraseCounts[block]);
+            max = Math.Max(max, _eraseCounts[block]);
+            total += _eraseCounts[block];
+            blocks++;
+        }
+
+        return new WearReport(blocks == 0 ? 0 : min, blocks == 0 ? 0 : total / blocks, max, _states.Count(s => s == BlockState.Bad));
+    }
+
+    /// <summary>
+    /// Forgets a sector's previous place: its physical copy becomes garbage, or its buffered copy
+    /// is dropped. A host write over a physical copy marks the block, so it is not erased before
+    /// that write is durable (else a power cut could leave neither copy).
+    /// </summary>
+    private void Unlink(uint logical, uint old, bool byHostWrite)
+    {
+        switch (old)
+        {
+            case Unmapped:
+                return;
+            case InHostBuffer:
+                _hostBuffer.Remove(logical);
+                return;
+            case InColdBuffer:
+                int slot = _coldBuffer.Find(logical);
+                if (byHostWrite)
+                {
+                    _invalidatedAt[_coldSources[slot]] = _writeTicket;
+                }
+
+                _coldBuffer.Remove(logical);
+                return;
+            default:
+                int block = _layout.BlockOf(old);
+                Debug.Assert(_reverse[old] == logical, "the reverse map agrees with the map");
+                _reverse[old] = Unmapped;
+                _valid[block]--;
+                Debug.Assert(_valid[block] >= 0, "a block never has fewer than zero valid sectors");
+                if (byHostWrite)
+                {
+                    _invalidatedAt[block] = _writeTicket;
+                }
+
+                return;
+        }
+    }
+
+    private FtlReadResult ReadPhysicalSector(uint physical, uint logical, Span<byte> destination)
+    {
+        int block = _layout.BlockOf(physical);
+        int unit = _layout.UnitOf(physical);
+        int slot = _layout.SlotOf(physical);
+        (bool ok, long completes) = ReadUnit(block, unit, UnitKind.Data);
+        if (!ok || _slots[slot] != logical)
+        {
+            Statistics.UnreadableSectors++;
+            destination.Clear();
+            return new FtlReadResult(false, completes);
+        }
+
+        _unitData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes).CopyTo(destination);
+        return new FtlReadResult(true, completes);
+    }
+
+    /// <summary>
+    /// Reads a whole unit into the scratch unit buffer and its slots into the scratch slots, and
+    /// checks every page's metadata. Returns false if a page is unreadable, damaged or of another kind.
+    /// </summary>
+    private (bool Ok, long CompletesAt) ReadUnit(int block, int unit, UnitKind kind)
+    {
+        long completes = _clock.NowNanoseconds;
+        ulong sequence = 0;
+        for (int page = 0; page < _layout.PagesPerUnit; page++)
+        {
+            Span<byte> data = _layout.PagesPerUnit == 1 ? _unitData : _unitData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
+            NandCompletion read = _nand.ReadPage(_layout.PageOf(block, unit, page), data, _pageSpare);
+            Statistics.NandPagesRead++;
+            completes = Math.Max(completes, read.CompletesAtNanoseconds);
+            if (read.Status == NandStatus.Uncorrectable
+                || !PageMetadata.TryRead(_pageSpare, data, _slots, out PageMetadata metadata)
+                || metadata.Kind != kind
+                || metadata.PageInUnit != page
+                || (page > 0 && metadata.Sequence != sequence))
+            {
+                return (false, completes);
+            }
+
+            sequence = metadata.Sequence;
+        }
+
+        return (true, completes);
+    }
+
+    private void CheckRange(long sector, long count)
+    {
+        if (sector < 0 || count < 0 || sector + count > _map.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(sector), sector, $"sectors {sector}..{sector + count - 1} are outside the device's {_map.Length} sectors");
+        }
+    }
+
+    private static void CheckSectorBuffer(int length)
+    {
+        if (length != FirmwareConfig.SectorBytes)
+        {
+            throw new ArgumentException($"a sector buffer is {FirmwareConfig.SectorBytes} bytes, not {length}");
+        }
+    }
+
+    private readonly record struct Releasing(int Block, long ColdUnitsNeeded, bool BecomesBad);
+}
+
+/// <summary>The outcome of a sector read.</summary>
+/// <param name="Ok">False when the NAND could not return the sector intact (an uncorrectable read or a damaged page).</param>
+/// <param name="CompletesAtNanoseconds">When the data is in the caller's buffer.</param>
+public readonly record struct FtlReadResult(bool Ok, long CompletesAtNanoseconds);
+
+/// <summary>Erase counts over the good blocks, and how many blocks are bad.</summary>
+public readonly record struct WearReport(uint MinErases, double MeanErases, uint MaxErases, int BadBlocks);
+
+/// <summary>What mounting found and did.</summary>
+/// <param name="Formatted">True when the NAND was blank and has just been formatted.</param>
+/// <param name="FromCheckpoint">True when recovery started from a valid checkpoint (false: a full scan, or a format).</param>
+/// <param name="RecoveryPageReads">NAND page reads recovery made.</param>
+/// <param name="ReplayedUnits">Units written after the checkpoint that recovery replayed.</param>
+public sealed record MountReport(bool Formatted, bool FromCheckpoint, long RecoveryPageReads, long ReplayedUnits);

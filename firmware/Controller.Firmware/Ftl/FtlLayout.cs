@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+
+namespace Controller.Firmware.Ftl;
+
+/// <summary>
+/// How the FTL carves a NAND array. Its write unit is the smallest run of pages holding whole
+/// 4 KiB sectors: one page when pages are 4 KiB or larger (then a unit holds PageBytes / 4 KiB
+/// sectors), two pages of a 2 KiB-page chip for one sector. A physical sector address numbers
+/// sectors unit by unit, block by block: <c>(block * UnitsPerBlock + unit) * SectorsPerUnit + slot</c>.
+/// </summary>
+public sealed class FtlLayout
+{
+    /// <summary>Where the FTL's metadata starts in a page's spare area; bytes 0 and 1 are the bad-block marker's.</summary>
+    public const int SpareMetadataOffset = 2;
+
+    /// <summary>Blocks that hold the superblock, written in turn.</summary>
+    public const int SuperblockBlocks = 2;
+
+    /// <summary>Creates the layout of <paramref name="geometry"/>; throws when a unit's metadata does not fit in the spare area.</summary>
+    public FtlLayout(NandGeometry geometry)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        Nand = geometry;
+        PagesPerUnit = Math.Max(1, FirmwareConfig.SectorBytes / geometry.PageBytes);
+        SectorsPerUnit = Math.Max(1, geometry.PageBytes / FirmwareConfig.SectorBytes);
+        if (geometry.PagesPerBlock % PagesPerUnit != 0)
+        {
+            throw new ArgumentException($"a block of {geometry.PagesPerBlock} pages does not hold whole units of {PagesPerUnit} pages", nameof(geometry));
+        }
+
+        UnitsPerBlock = geometry.PagesPerBlock / PagesPerUnit;
+        SectorsPerBlock = UnitsPerBlock * SectorsPerUnit;
+        UnitBytes = SectorsPerUnit * FirmwareConfig.SectorBytes;
+        int needed = SpareMetadataOffset + PageMetadata.Size(SectorsPerUnit);
+        if (geometry.SpareBytes < needed)
+        {
+            throw new ArgumentException($"a spare area of {geometry.SpareBytes} bytes cannot hold the FTL's page metadata of {needed} bytes", nameof(geometry));
+        }
+
+        Debug.Assert(UnitBytes == PagesPerUnit * Math.Min(geometry.PageBytes, FirmwareConfig.SectorBytes) * SectorsPerUnit, "a unit is whole pages of whole sectors");
+    }
+
+    /// <summary>The NAND array.</summary>
+    public NandGeometry Nand { get; }
+
+    /// <summary>NAND pages in one write unit.</summary>
+    public int PagesPerUnit { get; }
+
+    /// <summary>Sectors in one write unit.</summary>
+    public int SectorsPerUnit { get; }
+
+    /// <summary>Write units in one erase block.</summary>
+    public int UnitsPerBlock { get; }
+
+    /// <summary>Sectors in one erase block.</summary>
+    public int SectorsPerBlock { get; }
+
+    /// <summary>Data bytes of one write unit.</summary>
+    public int UnitBytes { get; }
+
+    /// <summary>Physical sectors of the whole array (addresses run from 0 to this).</summary>
+    public long PhysicalSectors => (long)Nand.Blocks * SectorsPerBlock;
+
+    /// <summary>The block of a physical sector address.</summary>
+    public int BlockOf(uint physicalSector) => (int)(physicalSector / (uint)SectorsPerBlock);
+
+    /// <summary>The unit within its block of a physical sector address.</summary>
+    public int UnitOf(uint physicalSector) => (int)(physicalSector % (uint)SectorsPerBlock) / SectorsPerUnit;
+
+    /// <summary>The slot within its unit of a physical sector address.</summary>
+    public int SlotOf(uint physicalSector) => (int)(physicalSector % (uint)SectorsPerUnit);
+
+    /// <summary>The physical sector address of a slot.</summary>
+    public uint Address(int block, int unit, int slot) => (uint)((((long)block * UnitsPerBlock) + unit) * SectorsPerUnit) + (uint)slot;
+
+    /// <summary>The NAND page holding page <paramref name="pageInUnit"/> of a unit.</summary>
+    public PageAddress PageOf(int block, int unit, int pageInUnit) => new(block, (unit * PagesPerUnit) + pageInUnit);
+
+    /// <summary>
+    /// Blocks one checkpoint takes: the map of every raw sector (an upper bound of the user
+    /// capacity), one record per block, and a header.
+    /// </summary>
+    public int CheckpointBlocks => (int)Math.Ceiling((double)CheckpointCodec.MaxBytes(this) / ((long)UnitsPerBlock * UnitBytes));
+
+    /// <summary>
+    /// Blocks held for metadata besides the superblocks: room for two checkpoints (the valid one
+    /// and the one being written) and the journal between them.
+    /// </summary>
+    public int MetadataReserveBlocks => (2 * CheckpointBlocks) + 2;
+
+    /// <summary>Free blocks below which the host waits for garbage collection (foreground GC).</summary>
+    public int ForegroundGcFreeBlocks => MetadataReserveBlocks + Nand.Dies + 2;
+
+    /// <summary>Free blocks below which garbage collection runs when there is nothing else to do.</summary>
+    public int BackgroundGcFreeBlocks => ForegroundGcFreeBlocks + Nand.Dies + 2;
+}
+
+/// <summary>The user capacity and how it was counted, fixed when the NAND is formatted.</summary>
+/// <param name="GoodBlocks">Blocks without a factory bad-block mark.</param>
+/// <param name="DataBlocks">Good blocks that can hold user data: all but the superblocks and the metadata reserve.</param>
+/// <param name="PhysicalSectors">T: sectors in the data blocks.</param>
+/// <param name="LogicalSectors">U: sectors the host sees, T x (1 - Sf) rounded down.</param>
+public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSectors, long LogicalSectors)
+{
+    /// <summary>Sf as counted: (T - U) / T.</summary>
+    public double SpareFactor => (double)(PhysicalSectors - LogicalSectors) / PhysicalSectors;
+
+    /// <summary>Counts the capacity of <paramref name="layout"/> with <paramref name="goodBlocks"/> good blocks.</summary>
+    public static FtlCapacity Count(FtlLayout layout, int goodBlocks, double spareFactor)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        int dataBlocks = goodBlocks - FtlLayout.SuperblockBlocks - layout.MetadataReserveBlocks;
+        long physical = (long)Math.Max(0, dataBlocks) * layout.SectorsPerBlock;
+        long logical = (long)Math.Floor(physical * (1 - spareFactor));
+        return new FtlCapacity(goodBlocks, dataBlocks, physical, logical);
+    }
+
+    /// <summary>
+    /// Null when the spare blocks can hold every open block and GC's reserve; otherwise why not.
+    /// </summary>
+    public string? Problem(FtlLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        long spareBlocks = (PhysicalSectors - LogicalSectors) / layout.SectorsPerBlock;
+        long needed = (2L * layout.Nand.Dies) + 4;
+        if (DataBlocks <= 0)
+        {
+            return $"the array has {GoodBlocks} good blocks, too few for the superblocks and {layout.MetadataReserveBlocks} metadata blocks";
+        }
+
+        return spareBlocks >= needed
+            ? null
+            : $"leaves {spareBlocks} spare blocks; open blocks and garbage collection need at least {needed} on this geometry";
+    }
+}
