@@ -6,7 +6,7 @@ namespace Controller.Firmware.Ftl;
 /// <summary>Garbage collection, wear levelling and the retirement of failed blocks.</summary>
 public sealed partial class FlashTranslationLayer
 {
-    private const int AllocationsBetweenWearChecks = 32;
+    private const int AllocationsBetweenWearChecks = 4;
 
     /// <summary>
     /// Before a host write: relocates the valid data of failed blocks, and collects garbage in the
@@ -239,8 +239,7 @@ public sealed partial class FlashTranslationLayer
     /// <summary>
     /// Static wear levelling: when the least-worn closed data block trails the most-worn block by
     /// more than the configured spread, its (cold) data is moved off, so the block returns to the
-    /// free pool where dynamic levelling hands it to hot data first; the cold data itself goes to
-    /// the most-worn free block, which it will leave alone.
+    /// free pool where dynamic levelling hands it out first.
     /// </summary>
     private void LevelWear()
     {

@@ -218,20 +218,18 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>
-    /// Takes a free block for a stream, from <paramref name="preferredDie"/> or, when that die has
-    /// none, from any die: the least-worn one for host data and metadata (dynamic wear levelling),
-    /// the most-worn one for cold data, which will rest there. It is erased first if it holds old
-    /// data; a block whose erase fails is retired and another is taken.
+    /// Takes a free block for a stream: the least-worn free block (dynamic wear levelling) of
+    /// <paramref name="preferredDie"/>, or of any die when that die has none. It is erased first
+    /// if it holds old data; a block whose erase fails is retired and another is taken.
     /// </summary>
     private int AllocateBlock(int preferredDie, BlockUse use)
     {
-        bool mostWorn = use == BlockUse.ColdData;
         while (true)
         {
-            int block = PickFreeBlock(preferredDie, mostWorn);
+            int block = PickFreeBlock(preferredDie);
             if (block < 0)
             {
-                block = PickFreeBlock(-1, mostWorn);
+                block = PickFreeBlock(-1);
             }
 
             if (block < 0)
@@ -239,12 +237,13 @@ public sealed partial class FlashTranslationLayer
                 // Victims whose relocations only need time to complete can be released here
                 // without programming anything (this may be the middle of a program).
                 ReleaseVictimsNeedingOnlyTime();
-                block = PickFreeBlock(-1, mostWorn);
+                block = PickFreeBlock(-1);
             }
 
             if (block < 0)
             {
-                throw new FtlException($"no free block is left ({_releasing.Count} waiting to be released); the reserve of {_layout.ForegroundGcFreeBlocks} blocks was not kept");
+                int bad = _states.Count(s => s == BlockState.Bad);
+                throw new FtlException($"no free block is left: {bad} blocks are bad and {_releasing.Count} wait to be released, too few remain for {_map.Length} sectors and garbage collection");
             }
 
             _freeBlocks--;
@@ -274,7 +273,7 @@ public sealed partial class FlashTranslationLayer
         }
     }
 
-    private int PickFreeBlock(int die, bool mostWorn)
+    private int PickFreeBlock(int die)
     {
         int blocksPerDie = _nand.Geometry.BlocksPerDie;
         int first = die < 0 ? 0 : die * blocksPerDie;
@@ -283,7 +282,7 @@ public sealed partial class FlashTranslationLayer
         for (int block = first; block < end; block++)
         {
             if (_states[block] == BlockState.Free
-                && (best < 0 || (mostWorn ? _eraseCounts[block] > _eraseCounts[best] : _eraseCounts[block] < _eraseCounts[best])))
+                && (best < 0 || _eraseCounts[block] < _eraseCounts[best]))
             {
                 best = block;
             }

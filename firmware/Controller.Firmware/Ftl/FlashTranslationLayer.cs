@@ -251,7 +251,10 @@ public sealed partial class FlashTranslationLayer
         return _freeBlocks != before || _nextSequence != sequence;
     }
 
-    /// <summary>Minimum, mean and maximum erase counts over the good blocks.</summary>
+    /// <summary>
+    /// Minimum, mean and maximum erase counts over the good blocks that hold data and metadata
+    /// (the two superblock blocks, erased once per block's worth of superblock writes, are left out).
+    /// </summary>
     public WearReport Wear()
     {
         uint min = uint.MaxValue;
@@ -260,7 +263,7 @@ public sealed partial class FlashTranslationLayer
         int blocks = 0;
         for (int block = 0; block < _states.Length; block++)
         {
-            if (_states[block] is BlockState.Bad)
+            if (_states[block] is BlockState.Bad or BlockState.Superblock)
             {
                 continue;
             }

@@ -148,7 +148,7 @@ public sealed class FtlBehaviourTests
     [Fact]
     public void BlocksThatFailAreRetiredAndNoDataIsLost()
     {
-        using EmulatedNand nand = Nands.Tiny(_clock, "faults.programFailProbability=0.001", "faults.eraseFailProbability=0.003");
+        using EmulatedNand nand = Nands.Tiny(_clock, "faults.programFailProbability=0.0003", "faults.eraseFailProbability=0.001");
         var options = new FtlOptions { SpareFactor = 0.25, CheckpointIntervalPages = 128 };
         FlashTranslationLayer ftl = Mount(nand, options);
         var prng = new Prng(9);
