@@ -189,10 +189,15 @@ public sealed partial class FlashTranslationLayer
         return records;
     }
 
-    /// <summary>Reads a whole unit of any kind into the scratch buffers and classifies it.</summary>
+    /// <summary>
+    /// Reads a whole unit of any kind into the scratch buffers and classifies it: erased when every
+    /// page is, the FTL's when every page carries intact metadata of one unit, damaged otherwise
+    /// (a torn page, or a unit of two pages cut between them).
+    /// </summary>
     private UnitRead ReadUnitAny(int block, int unit)
     {
-        bool erased = true;
+        int erasedPages = 0;
+        bool damaged = false;
         PageMetadata first = default;
         for (int page = 0; page < _layout.PagesPerUnit; page++)
         {
@@ -200,23 +205,25 @@ public sealed partial class FlashTranslationLayer
             NandCompletion read = _nand.ReadPage(_layout.PageOf(block, unit, page), data, _pageSpare);
             Statistics.NandPagesRead++;
             _clock.WaitUntil(read.CompletesAtNanoseconds);
-            bool pageErased = read.Succeeded && !data.ContainsAnyExcept((byte)0xFF) && !_pageSpare.AsSpan().ContainsAnyExcept((byte)0xFF);
-            erased &= pageErased;
-            if (pageErased)
+            if (read.Succeeded && !data.ContainsAnyExcept((byte)0xFF) && !_pageSpare.AsSpan().ContainsAnyExcept((byte)0xFF))
             {
+                erasedPages++;
                 continue;
             }
 
             if (!read.Succeeded || !PageMetadata.TryRead(_pageSpare, data, _slots, out PageMetadata metadata)
                 || metadata.PageInUnit != page || (page > 0 && metadata.Sequence != first.Sequence))
             {
-                return new UnitRead(FirstUnitClass.Damaged, default);
+                damaged = true;
+                continue;
             }
 
             first = metadata;
         }
 
-        return erased ? new UnitRead(FirstUnitClass.Erased, default) : new UnitRead(FirstUnitClass.Ours, first);
+        return erasedPages == _layout.PagesPerUnit ? new UnitRead(FirstUnitClass.Erased, default)
+            : damaged || erasedPages > 0 ? new UnitRead(FirstUnitClass.Damaged, default)
+            : new UnitRead(FirstUnitClass.Ours, first);
     }
 
     private enum FirstUnitClass

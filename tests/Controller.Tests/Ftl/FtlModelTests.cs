@@ -17,7 +17,7 @@ public sealed class FtlModelTests
     {
         var clock = new VirtualClock();
         var prng = new Prng((ulong)seed);
-        using EmulatedNand nand = Nands.Tiny(clock, $"faults.seed={seed}");
+        using EmulatedNand nand = Nands.Shape(Shapes[seed % Shapes.Length], clock, $"faults.seed={seed}");
         var options = new FtlOptions { SpareFactor = 0.15, CheckpointIntervalPages = 256, GcPolicy = seed % 2 == 0 ? GcVictimPolicy.Greedy : GcVictimPolicy.CostBenefit };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
@@ -68,6 +68,8 @@ public sealed class FtlModelTests
             Assert.True(buffer.AsSpan().SequenceEqual(_expected), $"seed {seed}: at the end sector {sector} reads {SectorContent.Decode(buffer)}, expected generation {reference.Latest(sector)}");
         }
     }
+
+    private static readonly string[] Shapes = ["tiny", "default", "w25n01gv"];
 
     public static TheoryData<int> Seeds() => [.. Enumerable.Range(1, 24)];
 }

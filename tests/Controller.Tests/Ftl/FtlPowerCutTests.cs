@@ -14,6 +14,8 @@ public sealed class FtlPowerCutTests
 {
     private const int CutsPerSeed = 10;
 
+    private static readonly string[] Shapes = ["tiny", "default", "w25n01gv"];
+
     [Theory]
     [MemberData(nameof(Seeds))]
     public void NoPowerCutLosesADurableWriteOrResurrectsADurableTrim(int seed)
@@ -31,13 +33,13 @@ public sealed class FtlPowerCutTests
         Assert.True(caught >= 3, $"the broken flush was caught in {caught} of 12 seeds");
     }
 
-    public static TheoryData<int> Seeds() => [.. Enumerable.Range(1, 16)];
+    public static TheoryData<int> Seeds() => [.. Enumerable.Range(1, 40)];
 
     private static List<string> Run(int seed, bool canary)
     {
         var clock = new VirtualClock();
         var prng = new Prng((ulong)seed);
-        using EmulatedNand inner = Nands.Tiny(clock, $"faults.seed={seed}");
+        using EmulatedNand inner = Nands.Shape(Shapes[seed % Shapes.Length], clock, $"faults.seed={seed}");
         var nand = new PowerCuttingNand(inner, clock, prng.Fork());
         var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96, CanaryFlushBeforeDurable = canary };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
