@@ -13,6 +13,7 @@ public static class Program
         Verbs:
           info       print the resolved configuration, NAND geometry and capacities
           nandtest   program, read back and verify every page of the emulated NAND (or --check an image)
+          sim        deterministic runs of the FTL on the emulated NAND: write amplification, one line per seed
 
         Profiles shipped in hw-config, usable as --config NAME: {profiles}
         Without a verb, prints the default device's info.
@@ -36,11 +37,13 @@ public static class Program
                     return Dispatch(rest, InfoCommand.Help, profiles, ["--config", "--set"], ["--json"], InfoCommand.Run);
                 case "nandtest":
                     return Dispatch(rest, NandTestCommand.Help, profiles, ["--config", "--set", "--image", "--passes", "--blocks", "--seed"], ["--check"], NandTestCommand.Run);
+                case "sim":
+                    return Dispatch(rest, SimCommand.Help, profiles, ["--config", "--set", "--seed", "--seeds", "--workload", "--ops", "--warmup", "--trim-fraction", "--hot-fraction", "--hot-traffic", "--json"], [], SimCommand.Run);
                 default:
-                    throw new UsageException($"unknown verb '{verb}'; verbs are info, nandtest (ssd-emulator help)");
+                    throw new UsageException($"unknown verb '{verb}'; verbs are info, nandtest, sim (ssd-emulator help)");
             }
         }
-        catch (Exception e) when (e is UsageException or ConfigException or NandImageException)
+        catch (Exception e) when (e is UsageException or ConfigException or NandImageException or Firmware.Ftl.FtlMountException)
         {
             Console.Error.WriteLine($"ssd-emulator: {e.Message}");
             return 2;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
+using Controller.Firmware.Ftl;
 
 namespace Controller.Emulator.Cli;
 
@@ -72,11 +73,27 @@ internal static class InfoCommand
         double programBandwidth = geometry.Dies * (double)geometry.PageBytes / ((timing.TransferNanoseconds(geometry.PageBytes + geometry.SpareBytes) + timing.ProgramNanoseconds) / 1e9);
         double channelBandwidth = geometry.Channels * timing.ChannelBytesPerSecond * geometry.PageBytes / (geometry.PageBytes + geometry.SpareBytes);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  program peak    {Math.Min(programBandwidth, channelBandwidth) / 1e6:0.#} MB/s with every die busy"));
+        WriteFtl(config, geometry, output);
         if (config.Get(FirmwareConfig.ChipJedecId).Length > 0)
         {
             output.WriteLine("chip");
             output.WriteLine($"  part            {config.Get(FirmwareConfig.ChipName)}, JEDEC ID {config.Get(FirmwareConfig.ChipJedecId)}");
         }
+    }
+
+    /// <summary>How the FTL will count the user capacity when it formats this device (before factory-bad blocks, which format subtracts).</summary>
+    private static void WriteFtl(ResolvedConfig config, NandGeometry geometry, TextWriter output)
+    {
+        var layout = new FtlLayout(geometry);
+        double spareFactor = config.Get(FtlConfig.SpareFactor);
+        FtlCapacity capacity = FtlCapacity.Count(layout, geometry.Blocks, spareFactor);
+        output.WriteLine("flash translation layer (as a format counts it, before subtracting factory-bad blocks)");
+        output.WriteLine($"  write unit      {layout.PagesPerUnit} page(s) holding {layout.SectorsPerUnit} sector(s) of 4 KiB; {layout.SectorsPerBlock} sectors per block");
+        output.WriteLine($"  reserved        {FtlLayout.SuperblockBlocks} superblock blocks + {layout.MetadataReserveBlocks} metadata blocks (two checkpoints of {layout.CheckpointBlocks} blocks, and the journal)");
+        output.WriteLine($"  data blocks     {capacity.DataBlocks}: T = {capacity.PhysicalSectors} sectors");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  user capacity   U = floor(T x (1 - {spareFactor})) = {capacity.LogicalSectors} sectors = {Units.Bytes(capacity.LogicalSectors * FirmwareConfig.SectorBytes)}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  spare factor    (T - U) / T = {capacity.SpareFactor:0.0000}"));
+        output.WriteLine($"  GC              foreground below at most {layout.ForegroundGcFreeBlocks} free blocks, background below at most {layout.BackgroundGcFreeBlocks} (less the metadata blocks in use)");
     }
 
     private static void WriteJson(string path, ResolvedConfig config, TextWriter output)
@@ -97,6 +114,13 @@ internal static class InfoCommand
             writer.WriteNumber("rawDataBytes", geometry.DataBytes);
             writer.WriteNumber("rawSpareBytes", geometry.SpareBytesTotal);
             writer.WriteNumber("rawSectors", geometry.DataBytes / FirmwareConfig.SectorBytes);
+            var layout = new FtlLayout(geometry);
+            FtlCapacity capacity = FtlCapacity.Count(layout, geometry.Blocks, config.Get(FtlConfig.SpareFactor));
+            writer.WriteNumber("ftlDataBlocks", capacity.DataBlocks);
+            writer.WriteNumber("ftlPhysicalSectors", capacity.PhysicalSectors);
+            writer.WriteNumber("ftlLogicalSectors", capacity.LogicalSectors);
+            writer.WriteNumber("ftlUserBytes", capacity.LogicalSectors * FirmwareConfig.SectorBytes);
+            writer.WriteNumber("ftlSpareFactor", capacity.SpareFactor);
             writer.WriteEndObject();
             writer.WriteEndObject();
         }

@@ -91,6 +91,10 @@ public static class FirmwareConfig
             new(BlocksPerDie, c => c.Get(Channels) * c.Get(DiesPerChannel) * c.Get(BlocksPerDie) * c.Get(PagesPerBlock) <= int.MaxValue
                 ? null
                 : "the array has more than 2^31 pages", Channels, DiesPerChannel, PagesPerBlock),
+            new(SpareBytes, c => Ftl.FtlLayout.Problem(Geometry(c)), PageBytes, PagesPerBlock),
+            new(Ftl.FtlConfig.SpareFactor, c => Ftl.FtlLayout.Problem(Geometry(c)) is null
+                ? Ftl.FtlCapacity.Count(new Ftl.FtlLayout(Geometry(c)), Geometry(c).Blocks, c.Get(Ftl.FtlConfig.SpareFactor)).Problem(new Ftl.FtlLayout(Geometry(c)))
+                : null, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes),
         ]);
 
     /// <summary>The NAND geometry the configuration describes.</summary>

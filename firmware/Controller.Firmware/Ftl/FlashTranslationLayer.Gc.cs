@@ -18,12 +18,16 @@ public sealed partial class FlashTranslationLayer
         RetireFailedBlocks();
         ReleaseVictims(force: false);
         int attempts = 0;
-        while (_freeBlocks < _layout.ForegroundGcFreeBlocks)
+        while (_freeBlocks < ForegroundGcFloor)
         {
             // Collect until the victims waiting for release would bring the count back, then
             // release them all at once, so only the last one pads a partial cold unit. Retired
-            // blocks waiting to be marked bad never come back, so they do not count.
-            while (_freeBlocks + _releasing.Count(r => !r.BecomesBad) < _layout.ForegroundGcFreeBlocks && CollectVictim(PickVictim()))
+            // blocks waiting to be marked bad never come back, so they do not count. Relocation
+            // itself takes free blocks (most of one per victim when the spare is small), so
+            // collection pauses for a release before the pool runs down to the last two.
+            while (_freeBlocks > 2
+                && _freeBlocks + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor
+                && CollectVictim(PickVictim()))
             {
                 Statistics.ForegroundGcVictims++;
             }
@@ -37,6 +41,13 @@ public sealed partial class FlashTranslationLayer
 
         LevelWear();
     }
+
+    /// <summary>
+    /// Free blocks below which a host write first waits for GC: two for the data streams, plus
+    /// what the metadata may still take of its reserve (checkpoints and journal in use already
+    /// hold the rest).
+    /// </summary>
+    private int ForegroundGcFloor => 2 + Math.Max(0, _layout.MetadataReserveBlocks - _metadataBlocks.Count);
 
     /// <summary>
     /// The victim policy's choice among closed data blocks with something to reclaim, or -1.

@@ -238,7 +238,7 @@ public sealed partial class FlashTranslationLayer
         ulong sequence = _nextSequence;
         RetireFailedBlocks();
         ReleaseVictims(force: false);
-        if (_freeBlocks < _layout.BackgroundGcFreeBlocks)
+        if (_freeBlocks < ForegroundGcFloor + _nand.Geometry.Dies)
         {
             CollectVictim(PickVictim());
         }

@@ -18,27 +18,36 @@ public sealed class FtlLayout
     /// <summary>Blocks that hold the superblock, written in turn.</summary>
     public const int SuperblockBlocks = 2;
 
-    /// <summary>Creates the layout of <paramref name="geometry"/>; throws when a unit's metadata does not fit in the spare area.</summary>
+    /// <summary>Null when the FTL can lay out <paramref name="geometry"/>; otherwise why not.</summary>
+    public static string? Problem(NandGeometry geometry)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        int pagesPerUnit = Math.Max(1, FirmwareConfig.SectorBytes / geometry.PageBytes);
+        int sectorsPerUnit = Math.Max(1, geometry.PageBytes / FirmwareConfig.SectorBytes);
+        int needed = SpareMetadataOffset + PageMetadata.Size(sectorsPerUnit);
+        return geometry.PagesPerBlock % pagesPerUnit != 0
+            ? $"a block of {geometry.PagesPerBlock} pages does not hold whole write units of {pagesPerUnit} pages"
+            : geometry.SpareBytes < needed
+                ? $"a spare area of {geometry.SpareBytes} bytes cannot hold the FTL's page metadata of {needed} bytes"
+                : null;
+    }
+
+    /// <summary>Creates the layout of <paramref name="geometry"/>; throws when <see cref="Problem"/> has an objection.</summary>
     public FtlLayout(NandGeometry geometry)
     {
         ArgumentNullException.ThrowIfNull(geometry);
+        if (Problem(geometry) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(geometry));
+        }
+
         Nand = geometry;
         PagesPerUnit = Math.Max(1, FirmwareConfig.SectorBytes / geometry.PageBytes);
         SectorsPerUnit = Math.Max(1, geometry.PageBytes / FirmwareConfig.SectorBytes);
-        if (geometry.PagesPerBlock % PagesPerUnit != 0)
-        {
-            throw new ArgumentException($"a block of {geometry.PagesPerBlock} pages does not hold whole units of {PagesPerUnit} pages", nameof(geometry));
-        }
-
         UnitsPerBlock = geometry.PagesPerBlock / PagesPerUnit;
+        Debug.Assert(geometry.PagesPerBlock % PagesPerUnit == 0, "a block holds whole units");
         SectorsPerBlock = UnitsPerBlock * SectorsPerUnit;
         UnitBytes = SectorsPerUnit * FirmwareConfig.SectorBytes;
-        int needed = SpareMetadataOffset + PageMetadata.Size(SectorsPerUnit);
-        if (geometry.SpareBytes < needed)
-        {
-            throw new ArgumentException($"a spare area of {geometry.SpareBytes} bytes cannot hold the FTL's page metadata of {needed} bytes", nameof(geometry));
-        }
-
         Debug.Assert(UnitBytes == PagesPerUnit * Math.Min(geometry.PageBytes, FirmwareConfig.SectorBytes) * SectorsPerUnit, "a unit is whole pages of whole sectors");
     }
 
@@ -90,11 +99,16 @@ public sealed class FtlLayout
     /// </summary>
     public int MetadataReserveBlocks => (2 * CheckpointBlocks) + 2;
 
-    /// <summary>Free blocks below which the host waits for garbage collection (foreground GC).</summary>
-    public int ForegroundGcFreeBlocks => MetadataReserveBlocks + Nand.Dies + 2;
+    /// <summary>
+    /// The most free blocks below which the host waits for garbage collection (foreground GC):
+    /// the part of the metadata reserve not in use (all of it, at most), one block for the host
+    /// stream's next allocation and one for GC's own relocations. Every block held free is space
+    /// the write amplification model counts as spare, so the FTL holds no more than progress needs.
+    /// </summary>
+    public int ForegroundGcFreeBlocks => MetadataReserveBlocks + 2;
 
-    /// <summary>Free blocks below which garbage collection runs when there is nothing else to do.</summary>
-    public int BackgroundGcFreeBlocks => ForegroundGcFreeBlocks + Nand.Dies + 2;
+    /// <summary>The most free blocks below which garbage collection runs when there is nothing else to do.</summary>
+    public int BackgroundGcFreeBlocks => ForegroundGcFreeBlocks + Nand.Dies;
 }
 
 /// <summary>The user capacity and how it was counted, fixed when the NAND is formatted.</summary>
@@ -124,7 +138,8 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
     {
         ArgumentNullException.ThrowIfNull(layout);
         long spareBlocks = (PhysicalSectors - LogicalSectors) / layout.SectorsPerBlock;
-        long needed = (2L * layout.Nand.Dies) + 4;
+        // An open host block per die, the cold stream's open block, and the GC reserve.
+        long needed = layout.Nand.Dies + 4;
         if (DataBlocks <= 0)
         {
             return $"the array has {GoodBlocks} good blocks, too few for the superblocks and {layout.MetadataReserveBlocks} metadata blocks";

@@ -8,7 +8,7 @@ public sealed class EmulatorCommandLineTests
     [Fact]
     public void InfoPrintsTheResolvedConfigurationAndCapacities()
     {
-        var (exitCode, output, error) = EmulatorProcess.Run("info", "--config", "tiny", "--set", "nand.blocksPerDie=32");
+        var (exitCode, output, error) = EmulatorProcess.Run("info", "--config", "tiny", "--set", "nand.blocksPerDie=32", "--set", "ftl.spareFactor=0.25");
 
         Assert.True(exitCode == 0, error);
         Assert.Contains("nand.blocksPerDie                 32  (--set nand.blocksPerDie=32)", output, StringComparison.Ordinal);

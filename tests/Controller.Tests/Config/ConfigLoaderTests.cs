@@ -90,6 +90,9 @@ public sealed class ConfigLoaderTests
     [InlineData("""{ "faults": { "weakBlocks": "99999:4" } }""", "faults.weakBlocks", "block 99999 is outside the array")]
     [InlineData("""{ "chip": { "jedecId": "EF ZZ" } }""", "chip.jedecId", "'ZZ' in 'EF ZZ' is not a hex byte")]
     [InlineData("""{ "nand": { "channels": 2, "channels": 3 } }""", "nand.channels", "is set twice")]
+    [InlineData("""{ "ftl": { "spareFactor": 0.011 } }""", "ftl.spareFactor", "open blocks and garbage collection need at least")]
+    [InlineData("""{ "ftl": { "gcPolicy": "fifo" } }""", "ftl.gcPolicy", "'fifo' is not one of greedy, cost-benefit")]
+    [InlineData("""{ "nand": { "pageBytes": 4096, "spareBytes": 16, "eccCodewordBytes": 1024 } }""", "nand.spareBytes", "cannot hold the FTL's page metadata of 30 bytes")]
     public void ABadValueInAFileIsOneErrorNamingTheFileTheKeyAndTheReason(string json, string key, string reason)
     {
         var error = Assert.Throws<ConfigException>(() => Parse(json));

@@ -76,7 +76,7 @@ public sealed class NandImageTests : IDisposable
         EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
         long length = new FileInfo(path).Length;
 
-        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig("nand.blocksPerDie=32"), _clock));
+        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig("nand.blocksPerDie=32", "ftl.spareFactor=0.25"), _clock));
 
         Assert.Contains("holds a NAND of 2 ch x 1 dies x 64 blocks", error.Message, StringComparison.Ordinal);
         Assert.Contains("the configuration describes 2 ch x 1 dies x 32 blocks", error.Message, StringComparison.Ordinal);

@@ -1,50 +1,20 @@
-using System.Buffers.Binary;
 using Controller.Emulator.Nand;
+using Controller.Emulator.Sim;
 using Controller.Emulator.Time;
-using Controller.Firmware.Common;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
 
 namespace Controller.Tests.Support;
 
-/// <summary>Self-describing sector contents: the sector number, a generation and a checksum, so any read can be attributed.</summary>
+/// <summary>The emulator's self-describing sector contents, under the name the tests use.</summary>
 internal static class SectorContent
 {
-    public const int Bytes = 4096;
+    public const int Bytes = SectorStamp.Bytes;
 
-    /// <summary>Fills <paramref name="buffer"/> with generation <paramref name="generation"/> of <paramref name="sector"/> (generation 0 is zeros).</summary>
-    public static void Fill(Span<byte> buffer, long sector, int generation)
-    {
-        if (generation == 0)
-        {
-            buffer.Clear();
-            return;
-        }
+    public static void Fill(Span<byte> buffer, long sector, int generation) => SectorStamp.Fill(buffer, sector, generation);
 
-        for (int offset = 0; offset < Bytes - 16; offset += 16)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(buffer[offset..], sector);
-            BinaryPrimitives.WriteInt32LittleEndian(buffer[(offset + 8)..], generation);
-            BinaryPrimitives.WriteInt32LittleEndian(buffer[(offset + 12)..], offset);
-        }
-
-        BinaryPrimitives.WriteInt64LittleEndian(buffer[(Bytes - 16)..], sector);
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[(Bytes - 8)..], (uint)generation);
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer[(Bytes - 4)..], Crc32C.Compute(buffer[..(Bytes - 4)]));
-    }
-
-    /// <summary>What a read returned: zeros, an intact generation of some sector, or garbage.</summary>
-    public static (bool Intact, long Sector, int Generation) Decode(ReadOnlySpan<byte> buffer)
-    {
-        if (!buffer.ContainsAnyExcept((byte)0))
-        {
-            return (true, -1, 0);
-        }
-
-        bool intact = Crc32C.Compute(buffer[..(Bytes - 4)]) == BinaryPrimitives.ReadUInt32LittleEndian(buffer[(Bytes - 4)..]);
-        return (intact, BinaryPrimitives.ReadInt64LittleEndian(buffer[(Bytes - 16)..]), (int)BinaryPrimitives.ReadUInt32LittleEndian(buffer[(Bytes - 8)..]));
-    }
+    public static (bool Intact, long Sector, int Generation) Decode(ReadOnlySpan<byte> buffer) => SectorStamp.Decode(buffer);
 }
 
 /// <summary>Thrown by <see cref="PowerCuttingNand"/> when it has cut the power: the firmware's state is gone.</summary>
