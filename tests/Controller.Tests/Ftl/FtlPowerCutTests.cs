@@ -33,7 +33,55 @@ public sealed class FtlPowerCutTests
         Assert.True(caught >= 3, $"the broken flush was caught in {caught} of 12 seeds");
     }
 
+    [Fact]
+    public void CuttingAtEveryNthOperationOfOneWorkloadBreaksNothing()
+    {
+        // One fixed workload, cut at operation 1, 1 + 23, 1 + 46, ... so the cuts walk through
+        // host programs, GC relocations, erases, journal units, checkpoints and superblocks in turn.
+        var violations = new List<string>();
+        for (int operation = 1; operation < 2600; operation += 23)
+        {
+            violations.AddRange(CutOnceAt(operation));
+        }
+
+        Assert.True(violations.Count == 0, string.Join(" | ", violations.Take(5)));
+    }
+
     public static TheoryData<int> Seeds() => [.. Enumerable.Range(1, 40)];
+
+    private static List<string> CutOnceAt(int operation)
+    {
+        var clock = new VirtualClock();
+        var prng = new Prng(77);
+        using EmulatedNand inner = Nands.Tiny(clock);
+        var nand = new PowerCuttingNand(inner, clock, prng.Fork());
+        var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96 };
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
+        var reference = new ReferenceDevice(ftl.LogicalSectors);
+        byte[] buffer = new byte[SectorContent.Bytes];
+        nand.CutDuring(operation);
+        try
+        {
+            RunWorkload(ftl, reference, prng, buffer, seed: 77);
+        }
+        catch (PowerCutException)
+        {
+        }
+
+        ftl = Remount(inner, nand, clock, prng, options);
+        var violations = new List<string>();
+        for (long sector = 0; sector < reference.Sectors; sector++)
+        {
+            FtlReadResult read = ftl.Read(sector, buffer);
+            string? violation = read.Ok ? reference.Check(sector, buffer) : "unreadable (dead sector)";
+            if (violation is not null)
+            {
+                violations.Add($"cut at operation {operation}, sector {sector}: {violation}");
+            }
+        }
+
+        return violations;
+    }
 
     private static List<string> Run(int seed, bool canary)
     {
