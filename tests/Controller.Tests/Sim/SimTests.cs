@@ -76,6 +76,19 @@ public sealed partial class SimTests
         Assert.InRange(trimmed.WafData, trimmed.ModelWafEffective * 0.9, trimmed.ModelWafEffective * 1.15);
     }
 
+    [Fact]
+    public void TheReadBackCheckCatchesDataTheNandCouldNotKeep()
+    {
+        // The canary of the sim's oracle: a NAND whose ECC corrects nothing at a high bit error
+        // rate loses data, and the run must say so and fail.
+        var (exitCode, output, _) = EmulatorProcess.Run("sim", "--config", "tiny", "--ops", "1000", "--set", "faults.rawBitErrorRate=1e-4", "--set", "nand.eccCorrectableBits=0");
+
+        Assert.Equal(1, exitCode);
+        Assert.Matches(@"violations=[1-9]", output);
+        Assert.Contains("violation: sector", output, StringComparison.Ordinal);
+        Assert.Contains("replay: ssd-emulator sim --seed 1", output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--seeds 5..2", "--seeds: '5..2' is not A..B")]
     [InlineData("--workload zipfian", "unknown workload 'zipfian'")]
