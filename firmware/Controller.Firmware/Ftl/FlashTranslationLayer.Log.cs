@@ -14,10 +14,9 @@ public sealed partial class FlashTranslationLayer
     {
         int stream = _nextHostDie;
         _nextHostDie = (_nextHostDie + 1) % _nand.Geometry.Dies;
-        (int block, int unit) = ProgramBuffer(_hostBuffer, stream, BlockUse.HostData, stream);
+        int block = ProgramBuffer(_hostBuffer, stream, BlockUse.HostData, stream);
         Statistics.HostUnitsProgrammed++;
         Debug.Assert(_states[block] is BlockState.Open or BlockState.Closed, "host data lands in a block of the log");
-        _ = unit;
     }
 
     /// <summary>Programs the cold buffer (data relocated by GC or wear levelling) into the cold stream.</summary>
@@ -32,10 +31,10 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>
-    /// Programs a unit buffer into a stream and maps its sectors there. A failed program retires
-    /// the block (its valid data is relocated later) and the unit goes to a fresh block.
+    /// Programs a unit buffer into a stream and maps its sectors there; returns the block. A failed
+    /// program retires the block (its valid data is relocated later) and the unit goes to a fresh block.
     /// </summary>
-    private (int Block, int Unit) ProgramBuffer(UnitBuffer buffer, int stream, BlockUse use, int preferredDie)
+    private int ProgramBuffer(UnitBuffer buffer, int stream, BlockUse use, int preferredDie)
     {
         buffer.PadRemaining();
         while (true)
@@ -63,7 +62,7 @@ public sealed partial class FlashTranslationLayer
             }
 
             buffer.Clear();
-            return (block, unit);
+            return block;
         }
     }
 

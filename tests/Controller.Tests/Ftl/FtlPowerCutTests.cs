@@ -125,34 +125,9 @@ public sealed class FtlPowerCutTests
     /// <summary>Writes, trims, flushes, background work and exact reads, until the armed cut strikes.</summary>
     private static void RunWorkload(FlashTranslationLayer ftl, ReferenceDevice reference, Prng prng, byte[] buffer, int seed)
     {
-        byte[] expected = new byte[SectorContent.Bytes];
-        while (true)
+        for (long step = 0; ; step++)
         {
-            long sector = (long)prng.NextUInt64((ulong)reference.Sectors);
-            switch (prng.NextInt(100))
-            {
-                case < 60:
-                    SectorContent.Fill(buffer, sector, reference.Write(sector));
-                    ftl.Write(sector, buffer);
-                    break;
-                case < 70:
-                    long count = Math.Min(1 + prng.NextInt(32), reference.Sectors - sector);
-                    reference.Trim(sector, count);
-                    ftl.Trim(sector, count);
-                    break;
-                case < 78:
-                    ftl.Flush();
-                    reference.Flush();
-                    break;
-                case < 82:
-                    ftl.DoBackgroundWork();
-                    break;
-                default:
-                    ftl.Read(sector, buffer);
-                    SectorContent.Fill(expected, sector, reference.Latest(sector));
-                    Assert.True(buffer.AsSpan().SequenceEqual(expected), $"seed {seed}: before any cut, sector {sector} reads {SectorContent.Decode(buffer)}, expected generation {reference.Latest(sector)}");
-                    break;
-            }
+            FtlWorkload.Step(ftl, reference, prng, buffer, $"seed {seed} step {step}, before the cut");
         }
     }
 

@@ -175,3 +175,49 @@ internal sealed class ReferenceDevice
         _versions[sector].Add(SectorContent.Decode(read).Generation);
     }
 }
+
+/// <summary>The random operations the FTL tests drive: writes, trims, flushes, background work and exact reads.</summary>
+internal static class FtlWorkload
+{
+    /// <summary>
+    /// Performs one random operation on <paramref name="ftl"/> and <paramref name="reference"/>;
+    /// a read must return exactly what the reference says (no power was cut since the last check).
+    /// <paramref name="context"/> names the seed and step in a failure.
+    /// </summary>
+    public static void Step(FlashTranslationLayer ftl, ReferenceDevice reference, Prng prng, byte[] buffer, string context)
+    {
+        long sector = (long)prng.NextUInt64((ulong)reference.Sectors);
+        switch (prng.NextInt(100))
+        {
+            case < 58:
+                SectorContent.Fill(buffer, sector, reference.Write(sector));
+                ftl.Write(sector, buffer);
+                break;
+            case < 68:
+                long count = Math.Min(1 + prng.NextInt(32), reference.Sectors - sector);
+                reference.Trim(sector, count);
+                ftl.Trim(sector, count);
+                break;
+            case < 75:
+                ftl.Flush();
+                reference.Flush();
+                break;
+            case < 78:
+                ftl.DoBackgroundWork();
+                break;
+            default:
+                ExpectLatest(ftl, reference, sector, buffer, context);
+                break;
+        }
+    }
+
+    /// <summary>Reads <paramref name="sector"/> and asserts it holds the reference's latest value.</summary>
+    public static void ExpectLatest(FlashTranslationLayer ftl, ReferenceDevice reference, long sector, byte[] buffer, string context)
+    {
+        FtlReadResult read = ftl.Read(sector, buffer);
+        Assert.True(read.Ok, $"{context}: sector {sector} unreadable");
+        (bool intact, long owner, int generation) = SectorContent.Decode(buffer);
+        int latest = reference.Latest(sector);
+        Assert.True(intact && generation == latest && (generation == 0 || owner == sector), $"{context}: sector {sector} reads generation {generation} of sector {owner} (intact: {intact}), expected generation {latest}");
+    }
+}
