@@ -1,0 +1,147 @@
+using System.Reflection;
+using Controller.Firmware.Cache;
+using Controller.Firmware.Invariants;
+using Controller.Firmware.Loop;
+
+namespace Controller.Tests.Cache;
+
+public sealed class BuddyAllocatorTests
+{
+    [Fact]
+    public void FreeingEverythingMergesBackIntoLargeBlocks()
+    {
+        var buddy = new BuddyAllocator(64, 4);
+        var blocks = new List<(int Block, int Order)>();
+        for (int i = 0; i < 64; i++)
+        {
+            blocks.Add((buddy.Allocate(0), 0));
+        }
+
+        Assert.Equal(0, buddy.FreeUnits);
+        Assert.Equal(-1, buddy.Allocate(0));
+        foreach ((int block, int order) in blocks)
+        {
+            buddy.Free(block, order);
+        }
+
+        buddy.CheckConsistency();
+        Assert.Equal(64, buddy.FreeUnits);
+        Assert.All(Enumerable.Range(0, 4), _ => Assert.NotEqual(-1, buddy.Allocate(4)));
+    }
+
+    [Fact]
+    public void BlocksAreAlignedToTheirSize()
+    {
+        var buddy = new BuddyAllocator(256, 6);
+        var prng = new Prng(3);
+        for (int i = 0; i < 40; i++)
+        {
+            int order = prng.NextInt(7);
+            int block = buddy.Allocate(order);
+            if (block >= 0)
+            {
+                Assert.Equal(0, block % (1 << order));
+            }
+        }
+    }
+
+    [Fact]
+    public void FragmentationCanDenyALargeBlockWhileSectorsAreFree()
+    {
+        var buddy = new BuddyAllocator(32, 4);
+        int[] sectors = [.. Enumerable.Range(0, 32).Select(_ => buddy.Allocate(0))];
+        for (int i = 0; i < 32; i += 2)
+        {
+            buddy.Free(sectors[i], 0);
+        }
+
+        Assert.Equal(16, buddy.FreeUnits);
+        Assert.False(buddy.CanAllocate(1));
+        Assert.Equal(-1, buddy.Allocate(4));
+        Assert.NotEqual(-1, buddy.Allocate(0));
+    }
+
+    [Fact]
+    public void AFrameFreedTwiceIsCaught()
+    {
+        var buddy = new BuddyAllocator(16, 4);
+        int block = buddy.Allocate(2);
+        buddy.Free(block, 2);
+
+        var error = Assert.Throws<InvariantViolationException>(() => buddy.Free(block, 2));
+
+        Assert.Contains("freed twice", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AFrameFreedWithTheWrongOrderIsCaught()
+    {
+        var buddy = new BuddyAllocator(16, 4);
+        int block = buddy.Allocate(2);
+
+        Assert.Throws<InvariantViolationException>(() => buddy.Free(block, 1));
+    }
+
+    [Fact]
+    public void ASplitBlockIsFreedPartByPartAndMergesBack()
+    {
+        var buddy = new BuddyAllocator(16, 4);
+        int block = buddy.Allocate(4);
+
+        buddy.Split(block, 4, 0);
+        for (int part = 15; part >= 0; part--)
+        {
+            buddy.Free(block + part, 0);
+        }
+
+        buddy.CheckConsistency();
+        Assert.Equal(0, buddy.Allocate(4));
+    }
+
+    [Fact]
+    public void RandomAllocationsAndFreesKeepTheFreeListsConsistent()
+    {
+        var buddy = new BuddyAllocator(512, 5);
+        var prng = new Prng(11);
+        var live = new List<(int Block, int Order)>();
+        for (int step = 0; step < 5000; step++)
+        {
+            if (live.Count > 0 && prng.NextInt(2) == 0)
+            {
+                int index = prng.NextInt(live.Count);
+                buddy.Free(live[index].Block, live[index].Order);
+                live.RemoveAt(index);
+            }
+            else
+            {
+                int order = prng.NextInt(6);
+                int block = buddy.Allocate(order);
+                if (block >= 0)
+                {
+                    Assert.DoesNotContain(live, b => block < b.Block + (1 << b.Order) && b.Block < block + (1 << order));
+                    live.Add((block, order));
+                }
+            }
+
+            if (step % 250 == 0)
+            {
+                buddy.CheckConsistency();
+            }
+        }
+
+        Assert.Equal(512 - live.Sum(b => 1 << b.Order), buddy.FreeUnits);
+    }
+
+    [Fact]
+    public void TheConsistencyCheckCatchesADamagedFreeList()
+    {
+        // The canary of the check: mark a listed free block with the wrong order, as a bug would.
+        var buddy = new BuddyAllocator(16, 2);
+        buddy.Allocate(0);
+        var freeOrder = (sbyte[])typeof(BuddyAllocator).GetField("_freeOrder", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buddy)!;
+        int listed = Array.FindIndex(freeOrder, order => order == 1);
+        freeOrder[listed] = 0;
+
+        Assert.Throws<InvariantViolationException>(buddy.CheckConsistency);
+    }
+}
