@@ -74,6 +74,7 @@ public static class FirmwareConfig
             TimingMode, ReadMicroseconds, ProgramMicroseconds, EraseMicroseconds, ChannelMegabytesPerSecond,
             ChipName, ChipJedecId,
             .. Ftl.FtlConfig.Keys,
+            .. Cache.CacheConfig.Keys,
         ],
         [
             new(PageBytes, c => BitOperations.IsPow2(c.Get(PageBytes))
@@ -95,6 +96,7 @@ public static class FirmwareConfig
             new(Ftl.FtlConfig.SpareFactor, c => Ftl.FtlLayout.Problem(Geometry(c)) is null
                 ? Ftl.FtlCapacity.Count(new Ftl.FtlLayout(Geometry(c)), Geometry(c).Blocks, c.Get(Ftl.FtlConfig.SpareFactor)).Problem(new Ftl.FtlLayout(Geometry(c)))
                 : null, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes),
+            .. Cache.CacheConfig.Rules,
         ]);
 
     /// <summary>The NAND geometry the configuration describes.</summary>

@@ -1,0 +1,283 @@
+namespace Controller.Firmware.Cache;
+
+/// <summary>TRIM as a hole punch, and WRITE ZEROES, with the four policies of DESIGN.md section 4.</summary>
+public sealed partial class LargePageCache
+{
+    private static readonly byte[] s_zeros = new byte[SectorBytes];
+
+    /// <summary>
+    /// Punches a hole: the range reads as zeros from now on. Whole sectors are unmapped in the
+    /// store and leave the cache by the configured policy (a whole cached large page is dropped);
+    /// a partial sector at either end is zeroed in its frame and dirtied.
+    /// </summary>
+    public void Trim(long offset, long length)
+    {
+        CheckRange(offset, (int)Math.Min(length, int.MaxValue));
+        long end = offset + length;
+        long firstWhole = (offset + SectorBytes - 1) / SectorBytes * SectorBytes;
+        long lastWhole = end / SectorBytes * SectorBytes;
+        if (firstWhole >= lastWhole)
+        {
+            ZeroBytes(offset, end);
+            return;
+        }
+
+        ZeroBytes(offset, firstWhole);
+        ZeroBytes(lastWhole, end);
+        PunchSectors(firstWhole / SectorBytes, (lastWhole - firstWhole) / SectorBytes);
+    }
+
+    /// <summary>WRITE ZEROES: a hole punch, unless <paramref name="noHole"/> asks for zeros written as data.</summary>
+    public void WriteZeroes(long offset, long length, bool noHole)
+    {
+        if (!noHole)
+        {
+            Trim(offset, length);
+            return;
+        }
+
+        CheckRange(offset, (int)Math.Min(length, int.MaxValue));
+        for (long end = offset + length; offset < end;)
+        {
+            long sector = offset / SectorBytes;
+            int within = (int)(offset % SectorBytes);
+            int count = (int)Math.Min(end - offset, SectorBytes - within);
+            WriteSector(sector, within, s_zeros.AsSpan(0, count));
+            offset += count;
+        }
+    }
+
+    /// <summary>Zeroes bytes [<paramref name="from"/>, <paramref name="to"/>) of at most one sector, as a write of zeros.</summary>
+    private void ZeroBytes(long from, long to)
+    {
+        while (from < to)
+        {
+            long sector = from / SectorBytes;
+            int within = (int)(from % SectorBytes);
+            int count = (int)Math.Min(to - from, SectorBytes - within);
+            WriteSector(sector, within, s_zeros.AsSpan(0, count));
+            from += count;
+        }
+    }
+
+    private void PunchSectors(long first, long count)
+    {
+        _store.TrimSectors(first, count);
+        long end = first + count;
+        for (long page = first / _sectorsPerPage; page * _sectorsPerPage < end; page++)
+        {
+            if (!_entries.TryGetValue(page, out int entry))
+            {
+                continue;
+            }
+
+            long pageFirst = page * _sectorsPerPage;
+            int lo = (int)(Math.Max(first, pageFirst) - pageFirst);
+            int hi = (int)(Math.Min(end, pageFirst + _sectorsPerPage) - pageFirst);
+            for (int index = lo; index < hi; index++)
+            {
+                // The trimmed data is gone: nothing of it is to be written back.
+                MarkClean(entry, index);
+            }
+
+            if (lo == 0 && hi == _sectorsPerPage)
+            {
+                DropEntry(entry);
+                continue;
+            }
+
+            Statistics.PartialPagePunches++;
+            _pinned = entry;
+            switch (_options.TrimPolicy)
+            {
+                case TrimPolicy.ZeroFill:
+                    ZeroFill(entry, lo, hi);
+                    break;
+                case TrimPolicy.Split:
+                    SplitAround(entry, lo, hi);
+                    break;
+                case TrimPolicy.Migrate:
+                    MigrateAround(entry, lo, hi);
+                    break;
+                case TrimPolicy.Evict:
+                    WriteBackEntry(entry);
+                    DropEntry(entry);
+                    break;
+            }
+
+            Unpin();
+            if (_entries.ContainsKey(page) && _entryHead[entry] == None)
+            {
+                DropEntry(entry);
+            }
+        }
+    }
+
+    /// <summary>zero-fill: zero the range in place and mark its sectors holes; the page stays whole.</summary>
+    private void ZeroFill(int entry, int lo, int hi)
+    {
+        for (int index = lo; index < hi; index++)
+        {
+            if (FrameOf(entry, index) == -1)
+            {
+                Clear(_valid, entry, index);
+                Clear(_hole, entry, index);
+                continue;
+            }
+
+            SectorSpan(entry, index).Clear();
+            Statistics.BytesZeroed += SectorBytes;
+            Set(_valid, entry, index);
+            Set(_hole, entry, index);
+        }
+    }
+
+    /// <summary>
+    /// split: break each frame the hole cuts into sector frames and free those inside the hole.
+    /// Splitting needs a descriptor per sector; when there are not enough, the frame is kept
+    /// whole with its holes recorded (zero-filled), never dropped.
+    /// </summary>
+    private void SplitAround(int entry, int lo, int hi)
+    {
+        for (int frame = _entryHead[entry]; frame != -1;)
+        {
+            int next = _frameNext[frame];
+            int first = _frameFirst[frame];
+            int count = 1 << _frameOrder[frame];
+            if (first + count <= lo || first >= hi)
+            {
+                frame = next;
+                continue;
+            }
+
+            if (first >= lo && first + count <= hi)
+            {
+                FreeFrame(entry, frame);
+            }
+            else if (_freeFrameCount >= count - 1)
+            {
+                SplitFrame(entry, frame);
+                for (int index = Math.Max(lo, first); index < Math.Min(hi, first + count); index++)
+                {
+                    FreeFrame(entry, FrameOf(entry, index));
+                }
+            }
+            else
+            {
+                Statistics.SplitFallbacks++;
+                ZeroFill(entry, Math.Max(lo, first), Math.Min(hi, first + count));
+            }
+
+            frame = next;
+        }
+    }
+
+    /// <summary>Splits a frame in place into sector frames: the same memory, one descriptor per sector.</summary>
+    private void SplitFrame(int entry, int frame)
+    {
+        int order = _frameOrder[frame];
+        int unit = _frameUnit[frame];
+        int first = _frameFirst[frame];
+        _buddy.Split(unit, order, 0);
+        _frameOrder[frame] = 0;
+        for (int part = 1; part < 1 << order; part++)
+        {
+            AttachFrame(entry, unit + part, 0, first + part);
+        }
+    }
+
+    /// <summary>
+    /// migrate: copy the surviving sectors of each frame the hole cuts into newly allocated
+    /// lower-order frames, then free the cut frame. When the frames cannot be had, the frame is
+    /// kept whole with its holes recorded (zero-filled).
+    /// </summary>
+    private void MigrateAround(int entry, int lo, int hi)
+    {
+        for (int frame = _entryHead[entry]; frame != -1;)
+        {
+            int next = _frameNext[frame];
+            int first = _frameFirst[frame];
+            int count = 1 << _frameOrder[frame];
+            if (first + count <= lo || first >= hi)
+            {
+                frame = next;
+                continue;
+            }
+
+            if ((first >= lo && first + count <= hi) || MigrateSurvivors(entry, frame, lo, hi))
+            {
+                FreeFrame(entry, frame);
+            }
+            else
+            {
+                Statistics.MigrateFallbacks++;
+                ZeroFill(entry, Math.Max(lo, first), Math.Min(hi, first + count));
+            }
+
+            frame = next;
+        }
+    }
+
+    /// <summary>
+    /// Moves the valid sectors of <paramref name="frame"/> outside [lo, hi) into new frames, each
+    /// run of them in the largest power-of-two pieces. False (and nothing changed) if the arena
+    /// cannot provide the pieces without evicting.
+    /// </summary>
+    private bool MigrateSurvivors(int entry, int frame, int lo, int hi)
+    {
+        int first = _frameFirst[frame];
+        int end = first + (1 << _frameOrder[frame]);
+        Span<(int Unit, int Order, int First)> pieces = stackalloc (int, int, int)[64];
+        int made = 0;
+        for (int index = first; index < end;)
+        {
+            if ((index >= lo && index < hi) || !IsSet(_valid, entry, index))
+            {
+                index++;
+                continue;
+            }
+
+            int run = 1;
+            while (index + run < end && !(index + run >= lo && index + run < hi) && IsSet(_valid, entry, index + run))
+            {
+                run++;
+            }
+
+            for (int at = index; at < index + run;)
+            {
+                int order = System.Numerics.BitOperations.Log2((uint)(index + run - at));
+                int unit = made < pieces.Length && _freeFrameCount > made ? _buddy.Allocate(order) : -1;
+                if (unit == -1)
+                {
+                    for (int i = 0; i < made; i++)
+                    {
+                        _buddy.Free(pieces[i].Unit, pieces[i].Order);
+                    }
+
+                    return false;
+                }
+
+                pieces[made++] = (unit, order, at);
+                at += 1 << order;
+            }
+
+            index += run;
+        }
+
+        for (int i = 0; i < made; i++)
+        {
+            (int unit, int order, int at) = pieces[i];
+            int bytes = (1 << order) * SectorBytes;
+            int from = (_frameUnit[frame] + at - first) * SectorBytes;
+            _arena.AsSpan(from, bytes).CopyTo(_arena.AsSpan(unit * SectorBytes, bytes));
+            Statistics.BytesMigrated += bytes;
+        }
+
+        for (int i = 0; i < made; i++)
+        {
+            AttachFrame(entry, pieces[i].Unit, pieces[i].Order, pieces[i].First);
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,374 @@
+using System.Diagnostics;
+using System.Numerics;
+using Controller.Firmware.Config;
+using Controller.Firmware.Invariants;
+
+namespace Controller.Firmware.Cache;
+
+/// <summary>
+/// The DRAM cache of large pages. One arena, carved by a <see cref="BuddyAllocator"/> into frames
+/// from one sector up to a large page. A cached large page (an entry) keeps per-sector valid,
+/// dirty and hole bits, and a chain of frames that give its sectors memory: normally one large
+/// frame, several smaller ones after a split, a migration, or when fragmentation denied a large
+/// frame. Host byte ranges are served at 512-byte granularity; a partial sector is read from the
+/// store before it is written.
+/// </summary>
+public sealed partial class LargePageCache
+{
+    private const int SectorBytes = FirmwareConfig.SectorBytes;
+    private const int None = -1;
+
+    private readonly ISectorStore _store;
+    private readonly CacheOptions _options;
+    private readonly byte[] _arena;
+    private readonly BuddyAllocator _buddy;
+    private readonly int _sectorsPerPage;
+    private readonly int _maxOrder;
+    private readonly int _words;
+    private readonly Dictionary<long, int> _entries;
+
+    // Entries (cached large pages), indexed by entry slot.
+    private readonly long[] _entryPage;
+    private readonly int[] _entryHead;
+    private readonly ulong[] _valid;
+    private readonly ulong[] _dirty;
+    private readonly ulong[] _hole;
+    private readonly bool[] _referenced;
+    private readonly int[] _lruPrevious;
+    private readonly int[] _lruNext;
+    private readonly int[] _freeEntries;
+    private int _freeEntryCount;
+    private int _lruHead = None;
+    private int _lruTail = None;
+    private int _clockHand;
+
+    // Frame descriptors, indexed by descriptor slot.
+    private readonly int[] _frameUnit;
+    private readonly byte[] _frameOrder;
+    private readonly int[] _frameFirst;
+    private readonly int[] _frameNext;
+    private readonly int[] _freeFrames;
+    private int _freeFrameCount;
+    private int _pinned = None;
+    private int _dirtySectors;
+
+    /// <summary>Creates a cache over <paramref name="store"/> with the arena and policies of <paramref name="options"/>.</summary>
+    public LargePageCache(ISectorStore store, CacheOptions options)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (!BitOperations.IsPow2(options.LargePageBytes) || options.LargePageBytes < SectorBytes || options.Bytes % options.LargePageBytes != 0)
+        {
+            throw new ArgumentException($"an arena of {options.Bytes} bytes is not a whole number of large pages of {options.LargePageBytes} bytes", nameof(options));
+        }
+
+        _sectorsPerPage = options.LargePageBytes / SectorBytes;
+        _maxOrder = BitOperations.Log2((uint)_sectorsPerPage);
+        _words = (_sectorsPerPage + 63) / 64;
+        int units = checked((int)(options.Bytes / SectorBytes));
+        _arena = new byte[options.Bytes];
+        _buddy = new BuddyAllocator(units, _maxOrder);
+
+        // Frame descriptors are bounded, as a controller's frame table is: enough for every large
+        // page, and for a quarter of them split into sectors. A split that needs more falls back.
+        int largePages = units >> _maxOrder;
+        int descriptors = largePages + Math.Max(largePages / 4 * _sectorsPerPage, 64);
+        _frameUnit = new int[descriptors];
+        _frameOrder = new byte[descriptors];
+        _frameFirst = new int[descriptors];
+        _frameNext = new int[descriptors];
+        _freeFrames = [.. Enumerable.Range(0, descriptors).Reverse()];
+        _freeFrameCount = descriptors;
+        int entries = descriptors;
+        _entryPage = new long[entries];
+        _entryHead = new int[entries];
+        _valid = new ulong[entries * _words];
+        _dirty = new ulong[entries * _words];
+        _hole = new ulong[entries * _words];
+        _referenced = new bool[entries];
+        _lruPrevious = new int[entries];
+        _lruNext = new int[entries];
+        _freeEntries = [.. Enumerable.Range(0, entries).Reverse()];
+        _freeEntryCount = entries;
+        _entries = new Dictionary<long, int>(entries);
+        Capacity = new(units, descriptors);
+    }
+
+    /// <summary>The arena in sectors and the frame descriptors available.</summary>
+    public (int Sectors, int FrameDescriptors) Capacity { get; }
+
+    /// <summary>Counts of what the cache has done.</summary>
+    public CacheStatistics Statistics { get; } = new();
+
+    /// <summary>Sectors the arena holds allocated right now.</summary>
+    public int SectorsHeld => _buddy.Units - _buddy.FreeUnits;
+
+    /// <summary>Sectors holding data not yet written back.</summary>
+    public int DirtySectors => _dirtySectors;
+
+    /// <summary>Large pages cached.</summary>
+    public int PagesCached => _entries.Count;
+
+    /// <summary>The store's size in bytes: the device as the host sees it.</summary>
+    public long DeviceBytes => _store.Sectors * SectorBytes;
+
+    /// <summary>
+    /// Reads <paramref name="destination"/>.Length bytes from <paramref name="offset"/>. A miss on a
+    /// page with a large frame fills every sector of the page not yet valid. Returns false if the
+    /// store could not return a sector intact.
+    /// </summary>
+    public bool Read(long offset, Span<byte> destination)
+    {
+        CheckRange(offset, destination.Length);
+        bool ok = true;
+        while (destination.Length > 0)
+        {
+            long sector = offset / SectorBytes;
+            int within = (int)(offset % SectorBytes);
+            int length = Math.Min(destination.Length, SectorBytes - within);
+            int entry = Touch(sector / _sectorsPerPage);
+            int index = (int)(sector % _sectorsPerPage);
+            if (IsSet(_valid, entry, index))
+            {
+                Statistics.SectorHits++;
+            }
+            else
+            {
+                Statistics.SectorMisses++;
+                ok &= Fill(entry, index);
+            }
+
+            SectorSpan(entry, index).Slice(within, length).CopyTo(destination);
+            Unpin();
+            destination = destination[length..];
+            offset += length;
+        }
+
+        return ok;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="data"/> at <paramref name="offset"/>: visible to reads at once. With
+    /// <paramref name="forceUnitAccess"/>, the sectors written are durable before this returns.
+    /// Returns false if a partial sector could not be read first.
+    /// </summary>
+    public bool Write(long offset, ReadOnlySpan<byte> data, bool forceUnitAccess)
+    {
+        CheckRange(offset, data.Length);
+        long first = offset / SectorBytes;
+        long end = (offset + data.Length + SectorBytes - 1) / SectorBytes;
+        bool ok = true;
+        while (data.Length > 0)
+        {
+            long sector = offset / SectorBytes;
+            int within = (int)(offset % SectorBytes);
+            int length = Math.Min(data.Length, SectorBytes - within);
+            ok &= WriteSector(sector, within, data[..length]);
+            data = data[length..];
+            offset += length;
+        }
+
+        if (forceUnitAccess)
+        {
+            WriteBack(first, end);
+            _store.Flush();
+        }
+
+        return ok;
+    }
+
+    /// <summary>Writes back every dirty sector, then flushes the store: everything written or trimmed before is durable.</summary>
+    public void Flush()
+    {
+        WriteBack(0, _store.Sectors);
+        _store.Flush();
+        Statistics.Flushes++;
+    }
+
+    private bool WriteSector(long sector, int within, ReadOnlySpan<byte> bytes)
+    {
+        int entry = Touch(sector / _sectorsPerPage);
+        int index = (int)(sector % _sectorsPerPage);
+        bool ok = true;
+        if (bytes.Length < SectorBytes && !IsSet(_valid, entry, index))
+        {
+            // A partial sector: the rest of it must come from the store first.
+            Statistics.ReadsBeforePartialWrite++;
+            ok = FillSector(entry, index);
+        }
+        else
+        {
+            EnsureFrame(entry, index);
+        }
+
+        bytes.CopyTo(SectorSpan(entry, index)[within..]);
+        bool wasHole = IsSet(_hole, entry, index);
+        Set(_valid, entry, index);
+        Clear(_hole, entry, index);
+        if (!(wasHole && _options.CanaryForgetDirtyAfterPunch))
+        {
+            MarkDirty(entry, index);
+        }
+
+        if (_options.CheckInvariants && wasHole && !IsSet(_dirty, entry, index) && !_options.CanaryForgetDirtyAfterPunch)
+        {
+            throw new InvariantViolationException($"a write into the hole at sector {sector} did not dirty its page");
+        }
+
+        Statistics.SectorsWritten++;
+        Unpin();
+        return ok;
+    }
+
+    /// <summary>
+    /// Makes a sector valid from the store. If the page has a large frame, fills every invalid
+    /// sector of it (a read miss fills the large page); otherwise just this one.
+    /// </summary>
+    private bool Fill(int entry, int index)
+    {
+        EnsureFrame(entry, index);
+        int head = _entryHead[entry];
+        if (head == None || _frameOrder[head] != _maxOrder || _frameNext[head] != None)
+        {
+            return FillSector(entry, index);
+        }
+
+        bool ok = true;
+        for (int s = 0; s < _sectorsPerPage; s++)
+        {
+            if (!IsSet(_valid, entry, s))
+            {
+                ok &= FillSector(entry, s);
+            }
+        }
+
+        return ok;
+    }
+
+    private bool FillSector(int entry, int index)
+    {
+        EnsureFrame(entry, index);
+        Span<byte> target = SectorSpan(entry, index);
+        bool ok = _store.ReadSector((_entryPage[entry] * _sectorsPerPage) + index, target);
+        Statistics.SectorsFilled++;
+        Set(_valid, entry, index);
+        Clear(_hole, entry, index);
+        return ok;
+    }
+
+    /// <summary>The entry of a large page, made if needed, marked used and pinned against eviction until <see cref="Unpin"/>.</summary>
+    private int Touch(long page)
+    {
+        if (!_entries.TryGetValue(page, out int entry))
+        {
+            entry = NewEntry(page);
+        }
+
+        _referenced[entry] = true;
+        MoveToLruFront(entry);
+        _pinned = entry;
+        return entry;
+    }
+
+    private void Unpin() => _pinned = None;
+
+    /// <summary>The 4 KiB of arena memory holding sector <paramref name="index"/> of an entry; the frame must exist.</summary>
+    private Span<byte> SectorSpan(int entry, int index)
+    {
+        int frame = FrameOf(entry, index);
+        Debug.Assert(frame != None, "a sector in use has a frame");
+        long byteOffset = ((long)_frameUnit[frame] + index - _frameFirst[frame]) * SectorBytes;
+        return _arena.AsSpan((int)byteOffset, SectorBytes);
+    }
+
+    private int FrameOf(int entry, int index)
+    {
+        for (int frame = _entryHead[entry]; frame != None; frame = _frameNext[frame])
+        {
+            if (index >= _frameFirst[frame] && index < _frameFirst[frame] + (1 << _frameOrder[frame]))
+            {
+                return frame;
+            }
+        }
+
+        return None;
+    }
+
+    private void MarkDirty(int entry, int index)
+    {
+        if (!IsSet(_dirty, entry, index))
+        {
+            Set(_dirty, entry, index);
+            _dirtySectors++;
+        }
+    }
+
+    private void MarkClean(int entry, int index)
+    {
+        if (IsSet(_dirty, entry, index))
+        {
+            Clear(_dirty, entry, index);
+            _dirtySectors--;
+        }
+    }
+
+    private bool IsSet(ulong[] bits, int entry, int index) => (bits[(entry * _words) + (index >> 6)] & (1UL << index)) != 0;
+
+    private void Set(ulong[] bits, int entry, int index) => bits[(entry * _words) + (index >> 6)] |= 1UL << index;
+
+    private void Clear(ulong[] bits, int entry, int index) => bits[(entry * _words) + (index >> 6)] &= ~(1UL << index);
+
+    private void CheckRange(long offset, int length)
+    {
+        if (offset < 0 || length < 0 || offset + length > DeviceBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"bytes {offset}..{offset + length} are outside the device's {DeviceBytes} bytes");
+        }
+    }
+}
+
+/// <summary>Counts of what the cache has done, for the trim-policy comparison.</summary>
+public sealed class CacheStatistics
+{
+    /// <summary>Sectors read that were valid in the cache.</summary>
+    public long SectorHits { get; internal set; }
+
+    /// <summary>Sectors read that had to be filled.</summary>
+    public long SectorMisses { get; internal set; }
+
+    /// <summary>Sectors filled from the store (a miss on a large page fills all its invalid sectors).</summary>
+    public long SectorsFilled { get; internal set; }
+
+    /// <summary>Sectors written by the host.</summary>
+    public long SectorsWritten { get; internal set; }
+
+    /// <summary>Partial-sector writes that read the sector first.</summary>
+    public long ReadsBeforePartialWrite { get; internal set; }
+
+    /// <summary>Dirty sectors written back to the store.</summary>
+    public long SectorsWrittenBack { get; internal set; }
+
+    /// <summary>Large pages dropped to make room.</summary>
+    public long Evictions { get; internal set; }
+
+    /// <summary>Large frames denied by fragmentation, served by sector frames instead.</summary>
+    public long LargeFrameFallbacks { get; internal set; }
+
+    /// <summary>TRIMs that covered part of a cached large page.</summary>
+    public long PartialPagePunches { get; internal set; }
+
+    /// <summary>Splits that could not get the frames they needed and kept the large page with holes.</summary>
+    public long SplitFallbacks { get; internal set; }
+
+    /// <summary>Migrations that could not get lower-order frames and kept the large page with holes.</summary>
+    public long MigrateFallbacks { get; internal set; }
+
+    /// <summary>Bytes copied between frames by migration.</summary>
+    public long BytesMigrated { get; internal set; }
+
+    /// <summary>Bytes zeroed in place by TRIMs.</summary>
+    public long BytesZeroed { get; internal set; }
+
+    /// <summary>Flushes done.</summary>
+    public long Flushes { get; internal set; }
+}
