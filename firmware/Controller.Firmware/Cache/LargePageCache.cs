@@ -320,7 +320,7 @@ public sealed partial class LargePageCache
 
     private void CheckRange(long offset, int length)
     {
-        if (offset < 0 || length < 0 || offset + length > DeviceBytes)
+        if (offset < 0 || length < 0 || length > DeviceBytes || offset > DeviceBytes - length)
         {
             throw new ArgumentOutOfRangeException(nameof(offset), offset, $"bytes {offset}..{offset + length} are outside the device's {DeviceBytes} bytes");
         }

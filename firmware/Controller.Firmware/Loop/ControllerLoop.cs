@@ -1,0 +1,167 @@
+using Controller.Firmware.Cache;
+using Controller.Firmware.Ftl;
+using Controller.Firmware.Host;
+
+namespace Controller.Firmware.Loop;
+
+/// <summary>
+/// The controller loop: host commands enter a bounded submission queue and leave through a
+/// completion queue; one thread steps through host work (in submission order, so a read after a
+/// write or trim sees its result and a flush covers everything completed before it), and, when
+/// there is no host work, through GC and checkpoints. Time is the injected clock's: a command's
+/// latency is the clock's advance from its submission to its completion, NAND waits included.
+/// When the cache is full of dirty data, a write waits while pages are written back to make room.
+/// </summary>
+public sealed class ControllerLoop
+{
+    private const int BlockBytes = 512;
+
+    private readonly LargePageCache _cache;
+    private readonly FlashTranslationLayer? _ftl;
+    private readonly IClock _clock;
+    private readonly HostCommand?[] _submissions;
+    private readonly HostCompletion[] _completions;
+    private readonly LatencyHistogram[] _latencies;
+    private int _submissionHead;
+    private int _submissionCount;
+    private int _completionHead;
+    private int _completionCount;
+
+    /// <summary>Creates a loop over <paramref name="cache"/>, with queues of <paramref name="queueDepth"/> commands.</summary>
+    public ControllerLoop(LargePageCache cache, FlashTranslationLayer? ftl, IClock clock, int queueDepth)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queueDepth);
+        _cache = cache ?? throw new ArgumentNullException(nameof(cache));
+        _ftl = ftl;
+        _clock = clock ?? throw new ArgumentNullException(nameof(clock));
+        _submissions = new HostCommand?[queueDepth];
+        _completions = new HostCompletion[queueDepth];
+        _latencies = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
+    }
+
+    /// <summary>The cache the loop serves from.</summary>
+    public LargePageCache Cache => _cache;
+
+    /// <summary>Commands waiting in the submission queue.</summary>
+    public int Submitted => _submissionCount;
+
+    /// <summary>Completions waiting to be taken.</summary>
+    public int Completed => _completionCount;
+
+    /// <summary>Latencies of completed commands of <paramref name="opcode"/>.</summary>
+    public LatencyHistogram Latency(HostOpcode opcode) => _latencies[(int)opcode];
+
+    /// <summary>
+    /// Puts a command in the submission queue; false when the queue is full (the submitter
+    /// retries after taking completions). Nothing is dropped.
+    /// </summary>
+    public bool TrySubmit(HostCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        if (_submissionCount == _submissions.Length)
+        {
+            return false;
+        }
+
+        command.SubmittedAtNanoseconds = _clock.NowNanoseconds;
+        _submissions[(_submissionHead + _submissionCount) % _submissions.Length] = command;
+        _submissionCount++;
+        return true;
+    }
+
+    /// <summary>Takes the oldest completion; false when there is none.</summary>
+    public bool TryTakeCompletion(out HostCompletion completion)
+    {
+        if (_completionCount == 0)
+        {
+            completion = default;
+            return false;
+        }
+
+        completion = _completions[_completionHead];
+        _completionHead = (_completionHead + 1) % _completions.Length;
+        _completionCount--;
+        return true;
+    }
+
+    /// <summary>
+    /// One step: executes the oldest submitted command if there is one and room for its
+    /// completion; otherwise does background work. Returns true if it did anything.
+    /// </summary>
+    public bool Step()
+    {
+        if (_submissionCount > 0 && _completionCount < _completions.Length)
+        {
+            HostCommand command = _submissions[_submissionHead]!;
+            _submissions[_submissionHead] = null;
+            _submissionHead = (_submissionHead + 1) % _submissions.Length;
+            _submissionCount--;
+            HostStatus status = Execute(command);
+            var completion = new HostCompletion(command.Id, command.Opcode, status, command.SubmittedAtNanoseconds, _clock.NowNanoseconds);
+            _latencies[(int)command.Opcode].Record(completion.LatencyNanoseconds);
+            _completions[(_completionHead + _completionCount) % _completions.Length] = completion;
+            _completionCount++;
+            return true;
+        }
+
+        return _ftl?.DoBackgroundWork() ?? false;
+    }
+
+    /// <summary>
+    /// Power-loss protection: on a power fail, the hold-up capacitor powers a write-back of every
+    /// dirty sector and a flush. Returns the NAND pages that took, for checking against the budget.
+    /// </summary>
+    public long SaveOnPowerFail()
+    {
+        long before = _ftl is null ? 0 : _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed;
+        _cache.Flush();
+        return _ftl is null ? 0 : _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed - before;
+    }
+
+    private HostStatus Execute(HostCommand command)
+    {
+        if (!IsValid(command))
+        {
+            return HostStatus.InvalidArgument;
+        }
+
+        try
+        {
+            switch (command.Opcode)
+            {
+                case HostOpcode.Read:
+                    return _cache.Read(command.Offset, command.Buffer.Span[..(int)command.Length]) ? HostStatus.Ok : HostStatus.IoError;
+                case HostOpcode.Write:
+                    return _cache.Write(command.Offset, command.Buffer.Span[..(int)command.Length], command.Flags.HasFlag(HostCommandOptions.ForceUnitAccess)) ? HostStatus.Ok : HostStatus.IoError;
+                case HostOpcode.Trim:
+                    _cache.Trim(command.Offset, command.Length);
+                    return HostStatus.Ok;
+                case HostOpcode.WriteZeroes:
+                    _cache.WriteZeroes(command.Offset, command.Length, command.Flags.HasFlag(HostCommandOptions.NoHole));
+                    return HostStatus.Ok;
+                case HostOpcode.Flush:
+                    _cache.Flush();
+                    return HostStatus.Ok;
+                default:
+                    return HostStatus.InvalidArgument;
+            }
+        }
+        catch (FtlException)
+        {
+            return HostStatus.NoSpace;
+        }
+    }
+
+    private bool IsValid(HostCommand command)
+    {
+        if (command.Opcode == HostOpcode.Flush)
+        {
+            return true;
+        }
+
+        bool aligned = command.Offset % BlockBytes == 0 && command.Length % BlockBytes == 0;
+        bool inside = command.Offset >= 0 && command.Length >= 0 && command.Length <= _cache.DeviceBytes && command.Offset <= _cache.DeviceBytes - command.Length;
+        bool buffered = command.Opcode is not (HostOpcode.Read or HostOpcode.Write) || (command.Length <= command.Buffer.Length && command.Length <= int.MaxValue);
+        return aligned && inside && buffered;
+    }
+}
