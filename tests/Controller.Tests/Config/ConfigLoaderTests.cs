@@ -92,6 +92,11 @@ public sealed class ConfigLoaderTests
     [InlineData("""{ "nand": { "channels": 2, "channels": 3 } }""", "nand.channels", "is set twice")]
     [InlineData("""{ "ftl": { "spareFactor": 0.011 } }""", "ftl.spareFactor", "open blocks and garbage collection need at least")]
     [InlineData("""{ "ftl": { "gcPolicy": "fifo" } }""", "ftl.gcPolicy", "'fifo' is not one of greedy, cost-benefit")]
+    [InlineData("""{ "cache": { "largePageBytes": "48k" } }""", "cache.largePageBytes", "49152 is not a power of two")]
+    [InlineData("""{ "cache": { "largePageBytes": "4M" } }""", "cache.largePageBytes", "out of range")]
+    [InlineData("""{ "cache": { "bytes": "100k" } }""", "cache.bytes", "is not a whole number of at least 4 large pages")]
+    [InlineData("""{ "cache": { "trimPolicy": "discard" } }""", "cache.trimPolicy", "'discard' is not one of zero-fill, split, migrate, evict")]
+    [InlineData("""{ "power": { "plp": true, "plpBudgetPages": 100 } }""", "power.plpBudgetPages", "100 page programs cannot save a cache of 16384 dirty sectors")]
     [InlineData("""{ "nand": { "pageBytes": 4096, "spareBytes": 16, "eccCodewordBytes": 1024 } }""", "nand.spareBytes", "cannot hold the FTL's page metadata of 30 bytes")]
     public void ABadValueInAFileIsOneErrorNamingTheFileTheKeyAndTheReason(string json, string key, string reason)
     {
