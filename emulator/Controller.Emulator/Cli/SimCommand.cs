@@ -21,8 +21,10 @@ internal static class SimCommand
 
           --seed N             one seed (default 1)
           --seeds A..B         every seed from A to B
-          --workload NAME      uniform-randwrite (default) or hot-cold
-          --ops N              random writes measured (default: twice the live sectors)
+          --workload NAME      uniform-randwrite (default) or hot-cold (the FTL alone), or
+                               db, fs, sequential-trim (host commands through the loop and cache)
+          --ops N              random writes measured (default: twice the live sectors);
+                               for db, fs and sequential-trim, host commands (default 20000)
           --warmup N           random writes before measuring (default: twice the live sectors)
           --trim-fraction F    trim this fraction of the space after the fill; it is never written again
           --hot-fraction F     hot-cold: fraction of the space that is hot (default 0.2)
@@ -56,6 +58,11 @@ internal static class SimCommand
             SimResult result = SimRunner.Run(config, options, Console.Error);
             results.Add(result);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed={seed} workload={workload} ops={result.HostOps} waf={result.Waf:0.000} trace-hash={result.TraceHash:x16} ops/s={result.HostOpsPerWallSecond:0} violations={result.Violations.Count}"));
+            if (result.Cache is { } cache)
+            {
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
+            }
+
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
             foreach (string violation in result.Violations.Take(5))
             {
@@ -176,6 +183,26 @@ internal static class SimReport
         json.WriteNumber("maxErases", run.Wear.MaxErases);
         json.WriteNumber("badBlocks", run.Wear.BadBlocks);
         json.WriteEndObject();
+        if (run.Cache is { } cache)
+        {
+            json.WriteStartObject("cache");
+            json.WriteString("trimPolicy", cache.Policy);
+            json.WriteNumber("meanBytesHeld", cache.MeanBytesHeld);
+            json.WriteNumber("bytesMigrated", cache.BytesMigrated);
+            json.WriteNumber("bytesZeroed", cache.BytesZeroed);
+            json.WriteNumber("hitRatio", cache.HitRatio);
+            json.WriteNumber("trimLatencyP50Microseconds", cache.TrimLatencyMicroseconds.P50);
+            json.WriteNumber("trimLatencyP99Microseconds", cache.TrimLatencyMicroseconds.P99);
+            json.WriteNumber("sectorsFilled", cache.Statistics.SectorsFilled);
+            json.WriteNumber("sectorsWrittenBack", cache.Statistics.SectorsWrittenBack);
+            json.WriteNumber("evictions", cache.Statistics.Evictions);
+            json.WriteNumber("partialPagePunches", cache.Statistics.PartialPagePunches);
+            json.WriteNumber("splitFallbacks", cache.Statistics.SplitFallbacks);
+            json.WriteNumber("migrateFallbacks", cache.Statistics.MigrateFallbacks);
+            json.WriteNumber("largeFrameFallbacks", cache.Statistics.LargeFrameFallbacks);
+            json.WriteEndObject();
+        }
+
         json.WriteStartObject("ftl");
         json.WriteNumber("gcVictims", run.Ftl.GcVictims);
         json.WriteNumber("sectorsRelocated", run.Ftl.SectorsRelocated);

@@ -17,6 +17,16 @@ namespace Controller.Emulator.Sim;
 /// <param name="HotTraffic">For hot-cold: the fraction of writes that go to the hot space.</param>
 public sealed record SimOptions(ulong Seed, string Workload, long MeasuredWrites, long WarmupWrites, double TrimFraction, double HotFraction, double HotTraffic);
 
+/// <summary>What the cache did in a run through the loop, for comparing trim policies.</summary>
+/// <param name="Policy">The trim policy.</param>
+/// <param name="MeanBytesHeld">DRAM the arena held allocated, averaged over commands.</param>
+/// <param name="BytesMigrated">Bytes copied between frames by migration.</param>
+/// <param name="BytesZeroed">Bytes zeroed in place by trims.</param>
+/// <param name="HitRatio">Sectors read that were valid in the cache, over all sectors read.</param>
+/// <param name="TrimLatencyMicroseconds">TRIM latency percentiles in virtual time.</param>
+/// <param name="Statistics">Every counter of the cache.</param>
+public sealed record CacheMetrics(string Policy, double MeanBytesHeld, long BytesMigrated, long BytesZeroed, double HitRatio, (double P50, double P99) TrimLatencyMicroseconds, Firmware.Cache.CacheStatistics Statistics);
+
 /// <summary>One seed's results, the RUN object of DESIGN.md section 6.</summary>
 public sealed record SimResult(
     SimOptions Options,
@@ -36,7 +46,8 @@ public sealed record SimResult(
     (double P50, double P99, double P999) LatencyMicroseconds,
     WearReport Wear,
     FtlStatistics Ftl,
-    IReadOnlyList<string> Violations)
+    IReadOnlyList<string> Violations,
+    CacheMetrics? Cache = null)
 {
     /// <summary>Bytes programmed into NAND in the measured phase: host data, GC and metadata.</summary>
     public long NandBytesProgrammed => NandPagesProgrammed * NandPageBytes;
@@ -66,14 +77,19 @@ public sealed record SimResult(
 /// </summary>
 public static class SimRunner
 {
-    /// <summary>The workloads <see cref="Run"/> knows.</summary>
-    public static IReadOnlyList<string> Workloads { get; } = ["uniform-randwrite", "hot-cold"];
+    /// <summary>The workloads <see cref="Run"/> knows: the FTL's own, then those through the loop and cache.</summary>
+    public static IReadOnlyList<string> Workloads { get; } = ["uniform-randwrite", "hot-cold", .. HostWorkload.Names];
 
     /// <summary>Runs one seed.</summary>
     public static SimResult Run(ResolvedConfig config, SimOptions options, TextWriter? progress = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(options);
+        if (HostWorkload.Names.Contains(options.Workload))
+        {
+            return HostSimRunner.Run(config, options);
+        }
+
         var seeds = new Prng(options.Seed);
         var clock = new VirtualClock();
         using EmulatedNand nand = EmulatedNand.InMemory(config, clock);

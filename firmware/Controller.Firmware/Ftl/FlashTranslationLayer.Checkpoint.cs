@@ -15,9 +15,15 @@ public sealed partial class FlashTranslationLayer
     private int _superblockNextUnit;
     private ulong _formatNonce;
 
+    /// <summary>
+    /// Takes a checkpoint when the interval has passed, or when the journal has filled what the
+    /// metadata reserve leaves it: the current checkpoint's blocks and the open metadata block are
+    /// in use, and the next checkpoint needs as many again, so journal blocks beyond that would
+    /// eat into space the data needs.
+    /// </summary>
     private void CheckpointIfDue()
     {
-        if (_pagesSinceCheckpoint >= _options.CheckpointIntervalPages)
+        if (_pagesSinceCheckpoint >= _options.CheckpointIntervalPages || _metadataBlocks.Count > _layout.CheckpointBlocks + 1)
         {
             TakeCheckpoint();
         }

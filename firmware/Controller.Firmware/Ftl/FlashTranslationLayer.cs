@@ -206,6 +206,7 @@ public sealed partial class FlashTranslationLayer
         FlushCore();
         Statistics.Flushes++;
         ReleaseVictims(force: false);
+        CheckpointIfDue();
     }
 
     private void FlushCore()

@@ -146,6 +146,26 @@ public sealed class FtlBehaviourTests
     }
 
     [Fact]
+    public void AJournalOfManySmallFlushedTrimsNeverOutgrowsTheMetadataReserve()
+    {
+        // Each flush with a trim pending programs a journal unit; without a checkpoint when the
+        // journal fills its share of the reserve, this ran the device out of free blocks.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        FlashTranslationLayer ftl = Mount(nand, new FtlOptions { SpareFactor = 0.1 });
+        var prng = new Prng(4);
+        for (int i = 0; i < 20_000; i++)
+        {
+            long sector = (long)prng.NextUInt64((ulong)ftl.LogicalSectors - 4);
+            Write(ftl, sector, i + 1);
+            ftl.Trim(sector, 4);
+            ftl.Flush();
+        }
+
+        Assert.True(ftl.Statistics.JournalUnitsProgrammed > 1000);
+        Assert.True(ftl.Statistics.Checkpoints > 10);
+    }
+
+    [Fact]
     public void BlocksThatFailAreRetiredAndNoDataIsLost()
     {
         using EmulatedNand nand = Nands.Tiny(_clock, "faults.programFailProbability=0.0003", "faults.eraseFailProbability=0.001");
