@@ -27,7 +27,7 @@ internal static class HostSimRunner
         var tracing = new TracingNand(nand);
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(tracing, clock, seeds.Fork(), FtlConfig.Options(config));
         CacheOptions cacheOptions = CacheConfig.Options(config) with { CheckInvariants = true };
-        var cache = new LargePageCache(new FtlSectorStore(ftl), cacheOptions);
+        var cache = new LargePageCache(new FtlSectorStore(ftl), cacheOptions, clock);
         var loop = new ControllerLoop(cache, ftl, clock, queueDepth: 1);
         long region = Math.Min(MaxRegionBytes, cache.DeviceBytes / 4);
         HostWorkload workload = HostWorkload.Create(options.Workload, seeds.Fork(), region);

@@ -44,6 +44,9 @@ public static class CacheConfig
     /// <summary>The eviction policy.</summary>
     public static readonly TextKey EvictionKey = new("cache.eviction", "which large page makes room: clock or lru", "clock", "clock", "lru");
 
+    /// <summary>What DRAM copies and fills cost in time.</summary>
+    public static readonly NumberKey DramNanosecondsPerKib = new("cache.dramNanosecondsPerKib", "time the controller spends copying or zeroing 1 KiB of DRAM, nanoseconds (charged on the clock)", 100, 0, 1e6);
+
     /// <summary>Whether the cache checks its invariants as it runs.</summary>
     public static readonly BooleanKey CheckInvariants = new("cache.checkInvariants", "check the cache's invariants as it runs (on in tests and simulation)", false);
 
@@ -54,7 +57,7 @@ public static class CacheConfig
     public static readonly IntegerKey PlpBudgetPages = new("power.plpBudgetPages", "page programs the hold-up capacitor can power after a power fail", 0, 0, 1L << 30);
 
     /// <summary>The keys above, to extend a schema with.</summary>
-    public static IReadOnlyList<ConfigKey> Keys { get; } = [Bytes, LargePageBytes, TrimPolicyKey, EvictionKey, CheckInvariants, Plp, PlpBudgetPages];
+    public static IReadOnlyList<ConfigKey> Keys { get; } = [Bytes, LargePageBytes, TrimPolicyKey, EvictionKey, DramNanosecondsPerKib, CheckInvariants, Plp, PlpBudgetPages];
 
     /// <summary>The rules relating the keys above to each other and to the NAND.</summary>
     public static IReadOnlyList<ConfigRule> Rules { get; } =
@@ -97,6 +100,7 @@ public static class CacheConfig
                 _ => TrimPolicy.Split,
             },
             Eviction = config.Get(EvictionKey) == "lru" ? EvictionPolicy.Lru : EvictionPolicy.Clock,
+            DramNanosecondsPerKib = config.Get(DramNanosecondsPerKib),
             CheckInvariants = config.Get(CheckInvariants),
         };
     }
@@ -116,6 +120,9 @@ public sealed record CacheOptions
 
     /// <summary>Which page makes room.</summary>
     public EvictionPolicy Eviction { get; init; } = EvictionPolicy.Clock;
+
+    /// <summary>Time charged on the clock per KiB the cache copies or zeroes (0: DRAM work is free).</summary>
+    public double DramNanosecondsPerKib { get; init; }
 
     /// <summary>Check the invariants as the cache runs.</summary>
     public bool CheckInvariants { get; init; }

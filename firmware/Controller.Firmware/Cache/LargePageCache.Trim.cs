@@ -126,6 +126,7 @@ public sealed partial class LargePageCache
             }
 
             SectorSpan(entry, index).Clear();
+            ChargeDram(SectorBytes);
             Statistics.BytesZeroed += SectorBytes;
             Set(_valid, entry, index);
             Set(_hole, entry, index);
@@ -270,6 +271,7 @@ public sealed partial class LargePageCache
             int bytes = (1 << order) * SectorBytes;
             int from = (_frameUnit[frame] + at - first) * SectorBytes;
             _arena.AsSpan(from, bytes).CopyTo(_arena.AsSpan(unit * SectorBytes, bytes));
+            ChargeDram(bytes);
             Statistics.BytesMigrated += bytes;
         }
 

@@ -19,6 +19,7 @@ public sealed partial class LargePageCache
     private const int None = -1;
 
     private readonly ISectorStore _store;
+    private readonly Loop.IClock? _clock;
     private readonly CacheOptions _options;
     private readonly byte[] _arena;
     private readonly BuddyAllocator _buddy;
@@ -52,10 +53,15 @@ public sealed partial class LargePageCache
     private int _pinned = None;
     private int _dirtySectors;
 
-    /// <summary>Creates a cache over <paramref name="store"/> with the arena and policies of <paramref name="options"/>.</summary>
-    public LargePageCache(ISectorStore store, CacheOptions options)
+    /// <summary>
+    /// Creates a cache over <paramref name="store"/> with the arena and policies of
+    /// <paramref name="options"/>. DRAM copies and fills are charged on <paramref name="clock"/>
+    /// at <see cref="CacheOptions.DramNanosecondsPerKib"/> when one is given.
+    /// </summary>
+    public LargePageCache(ISectorStore store, CacheOptions options, Loop.IClock? clock = null)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
+        _clock = clock;
         _options = options ?? throw new ArgumentNullException(nameof(options));
         if (!BitOperations.IsPow2(options.LargePageBytes) || options.LargePageBytes < SectorBytes || options.Bytes % options.LargePageBytes != 0)
         {
@@ -139,6 +145,7 @@ public sealed partial class LargePageCache
             }
 
             SectorSpan(entry, index).Slice(within, length).CopyTo(destination);
+            ChargeDram(length);
             Unpin();
             destination = destination[length..];
             offset += length;
@@ -202,6 +209,7 @@ public sealed partial class LargePageCache
         }
 
         bytes.CopyTo(SectorSpan(entry, index)[within..]);
+        ChargeDram(bytes.Length);
         bool wasHole = IsSet(_hole, entry, index);
         Set(_valid, entry, index);
         Clear(_hole, entry, index);
@@ -292,6 +300,15 @@ public sealed partial class LargePageCache
         }
 
         return None;
+    }
+
+    /// <summary>Advances the clock by the time the controller spends moving <paramref name="bytes"/> bytes of DRAM.</summary>
+    private void ChargeDram(long bytes)
+    {
+        if (_clock is not null && _options.DramNanosecondsPerKib > 0)
+        {
+            _clock.WaitUntil(_clock.NowNanoseconds + (long)(bytes * _options.DramNanosecondsPerKib / 1024));
+        }
     }
 
     private void MarkDirty(int entry, int index)
