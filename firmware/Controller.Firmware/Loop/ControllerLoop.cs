@@ -22,14 +22,21 @@ public sealed class ControllerLoop
     private readonly HostCommand?[] _submissions;
     private readonly HostCompletion[] _completions;
     private readonly LatencyHistogram[] _latencies;
+    private readonly long _plpBudgetPages;
     private int _submissionHead;
     private int _submissionCount;
     private int _completionHead;
     private int _completionCount;
 
-    /// <summary>Creates a loop over <paramref name="cache"/>, with queues of <paramref name="queueDepth"/> commands.</summary>
-    public ControllerLoop(LargePageCache cache, FlashTranslationLayer? ftl, IClock clock, int queueDepth)
+    /// <summary>
+    /// Creates a loop over <paramref name="cache"/>, with queues of <paramref name="queueDepth"/>
+    /// commands. <paramref name="plpBudgetPages"/> above zero turns power-loss protection on, with
+    /// that many page programs of hold-up energy.
+    /// </summary>
+    public ControllerLoop(LargePageCache cache, FlashTranslationLayer? ftl, IClock clock, int queueDepth, long plpBudgetPages = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(plpBudgetPages);
+        _plpBudgetPages = plpBudgetPages;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queueDepth);
         _cache = cache ?? throw new ArgumentNullException(nameof(cache));
         _ftl = ftl;
@@ -107,15 +114,31 @@ public sealed class ControllerLoop
         return _ftl?.DoBackgroundWork() ?? false;
     }
 
+    /// <summary>True when power-loss protection is on.</summary>
+    public bool PowerLossProtection => _plpBudgetPages > 0;
+
     /// <summary>
     /// Power-loss protection: on a power fail, the hold-up capacitor powers a write-back of every
-    /// dirty sector and a flush. Returns the NAND pages that took, for checking against the budget.
+    /// dirty sector and a flush, within the budget of page programs (the configuration refuses a
+    /// budget that cannot cover a full cache, so exceeding it is a bug). Without PLP, nothing is
+    /// saved. Returns the page programs the save took.
     /// </summary>
     public long SaveOnPowerFail()
     {
-        long before = _ftl is null ? 0 : _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed;
+        if (!PowerLossProtection || _ftl is null)
+        {
+            return 0;
+        }
+
+        long before = _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed;
         _cache.Flush();
-        return _ftl is null ? 0 : _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed - before;
+        long used = _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed - before;
+        if (used > _plpBudgetPages)
+        {
+            throw new Invariants.InvariantViolationException($"saving the cache on power fail took {used} page programs; the hold-up budget is {_plpBudgetPages}");
+        }
+
+        return used;
     }
 
     private HostStatus Execute(HostCommand command)

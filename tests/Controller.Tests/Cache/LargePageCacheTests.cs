@@ -209,7 +209,7 @@ public sealed class LargePageCacheTests
 
     private static void RunModel(TrimPolicy policy, int seed, int operations)
     {
-        using var rig = new CacheRig(policy, cacheBytes: 12 * 64 * 1024, checkInvariants: true);
+        using var rig = new CacheRig(policy, cacheBytes: 12 * 64 * 1024, checkInvariants: true, eviction: seed % 2 == 0 ? EvictionPolicy.Lru : EvictionPolicy.Clock);
         var prng = new Prng((ulong)seed);
         long deviceBytes = Math.Min(rig.Cache.DeviceBytes, 64L * 64 * 1024);
         var reference = new byte[deviceBytes];
@@ -277,11 +277,11 @@ public sealed class LargePageCacheTests
         private readonly CacheOptions _options;
         private readonly FtlOptions _ftlOptions = new() { SpareFactor = 0.2 };
 
-        public CacheRig(TrimPolicy policy, long cacheBytes = 16 * 64 * 1024, int largePageBytes = 64 * 1024, bool canary = false, bool checkInvariants = true)
+        public CacheRig(TrimPolicy policy, long cacheBytes = 16 * 64 * 1024, int largePageBytes = 64 * 1024, bool canary = false, bool checkInvariants = true, EvictionPolicy eviction = EvictionPolicy.Clock)
         {
             Nand = Nands.Tiny(Clock, "nand.blocksPerDie=256");
             Ftl = FlashTranslationLayer.Mount(Nand, Clock, new Prng(1), _ftlOptions);
-            _options = new CacheOptions { Bytes = cacheBytes, LargePageBytes = largePageBytes, TrimPolicy = policy, CheckInvariants = checkInvariants, CanaryForgetDirtyAfterPunch = canary };
+            _options = new CacheOptions { Bytes = cacheBytes, LargePageBytes = largePageBytes, TrimPolicy = policy, Eviction = eviction, CheckInvariants = checkInvariants, CanaryForgetDirtyAfterPunch = canary };
             Cache = new LargePageCache(new FtlSectorStore(Ftl), _options);
         }
 

@@ -150,13 +150,16 @@ public sealed class ControllerLoopTests : IDisposable
     [Fact]
     public void WithoutPowerLossProtectionWritesNotFlushedAreLostInACut()
     {
-        // The contrast that makes the test above mean something: the same writes, no save.
+        // The contrast that makes the test above mean something: the same writes, PLP off.
+        _plpBudgetPages = 0;
+        _loop = Boot();
         for (int i = 0; i < 40; i++)
         {
             Submit(HostOpcode.Write, i * Sector, Filled(Sector, (byte)(i + 1)));
             Drain();
         }
 
+        Assert.Equal(0, _loop.SaveOnPowerFail());
         CutPowerAndReboot();
 
         byte[] read = new byte[40 * Sector];
@@ -165,11 +168,27 @@ public sealed class ControllerLoopTests : IDisposable
         Assert.All(read, b => Assert.Equal(0, b));
     }
 
+    [Fact]
+    public void ASaveThatWouldOverrunTheHoldUpBudgetIsCaught()
+    {
+        _plpBudgetPages = 2;
+        _loop = Boot();
+        for (int i = 0; i < 40; i++)
+        {
+            Submit(HostOpcode.Write, i * Sector, Filled(Sector, 7));
+            Drain();
+        }
+
+        var error = Assert.Throws<Controller.Firmware.Invariants.InvariantViolationException>(() => _loop.SaveOnPowerFail());
+
+        Assert.Contains("the hold-up budget is 2", error.Message, StringComparison.Ordinal);
+    }
+
     private ControllerLoop Boot()
     {
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _clock, new Prng(1), new FtlOptions { SpareFactor = 0.2 });
         var cache = new LargePageCache(new FtlSectorStore(ftl), new CacheOptions { Bytes = 16 * 64 * 1024, CheckInvariants = true });
-        return new ControllerLoop(cache, ftl, _clock, queueDepth: 32);
+        return new ControllerLoop(cache, ftl, _clock, queueDepth: 32, plpBudgetPages: _plpBudgetPages);
     }
 
     private void CutPowerAndReboot()
@@ -180,6 +199,7 @@ public sealed class ControllerLoopTests : IDisposable
     }
 
     private long _nextId;
+    private long _plpBudgetPages = 100;
 
     private void Submit(HostOpcode opcode, long offset, byte[]? buffer, long length = -1, HostCommandOptions options = HostCommandOptions.None)
     {
