@@ -532,7 +532,6 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
     private PowerCutOutcome DrawOutcome(NandOperationKind kind) => kind switch
     {
-        NandOperationKind.Read => PowerCutOutcome.Completed,
         NandOperationKind.Program => _prng.NextInt(3) switch
         {
             0 => PowerCutOutcome.Programmed,
@@ -552,7 +551,6 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         switch (operation.Kind, outcome)
         {
-            case (NandOperationKind.Read, _):
             case (NandOperationKind.Program, PowerCutOutcome.Programmed):
             case (NandOperationKind.Erase, PowerCutOutcome.Erased):
                 break;
@@ -717,9 +715,6 @@ public enum PowerCutOutcome
 {
     /// <summary>Queued behind another operation; it never happened.</summary>
     NotStarted,
-
-    /// <summary>A read: nothing to tear.</summary>
-    Completed,
 
     /// <summary>A program that finished in time: the page holds its data.</summary>
     Programmed,

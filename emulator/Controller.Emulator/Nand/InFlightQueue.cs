@@ -1,6 +1,6 @@
 namespace Controller.Emulator.Nand;
 
-/// <summary>The kind of a NAND operation.</summary>
+/// <summary>The kind of a NAND operation (reads change nothing, so only programs and erases are ever in flight).</summary>
 public enum NandOperationKind
 {
     /// <summary>A page read.</summary>

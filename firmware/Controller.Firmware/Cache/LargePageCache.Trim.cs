@@ -93,11 +93,8 @@ public sealed partial class LargePageCache
                 case TrimPolicy.ZeroFill:
                     ZeroFill(entry, lo, hi);
                     break;
-                case TrimPolicy.Split:
-                    SplitAround(entry, lo, hi);
-                    break;
-                case TrimPolicy.Migrate:
-                    MigrateAround(entry, lo, hi);
+                case TrimPolicy.Split or TrimPolicy.Migrate:
+                    PunchFrames(entry, lo, hi, _options.TrimPolicy);
                     break;
                 case TrimPolicy.Evict:
                     WriteBackEntry(entry);
@@ -134,18 +131,22 @@ public sealed partial class LargePageCache
     }
 
     /// <summary>
-    /// split: break each frame the hole cuts into sector frames and free those inside the hole.
-    /// Splitting needs a descriptor per sector; when there are not enough, the frame is kept
-    /// whole with its holes recorded (zero-filled), never dropped.
+    /// split and migrate: each frame the hole [lo, hi) covers entirely is freed. Each frame it cuts
+    /// is, for split, broken in place into sector frames (one descriptor per sector) whose sectors
+    /// in the hole are freed; for migrate, freed once its valid survivors are copied into newly
+    /// allocated lower-order frames. When split lacks descriptors or migrate lacks frames, the cut
+    /// frame is kept whole with its holes recorded (zero-filled), never dropped.
     /// </summary>
-    private void SplitAround(int entry, int lo, int hi)
+    private void PunchFrames(int entry, int lo, int hi, TrimPolicy policy)
     {
         for (int frame = _entryHead[entry]; frame != -1;)
         {
             int next = _frameNext[frame];
             int first = _frameFirst[frame];
             int count = 1 << _frameOrder[frame];
-            if (first + count <= lo || first >= hi)
+            int cutFirst = Math.Max(lo, first);
+            int cutEnd = Math.Min(hi, first + count);
+            if (cutFirst >= cutEnd)
             {
                 frame = next;
                 continue;
@@ -155,22 +156,49 @@ public sealed partial class LargePageCache
             {
                 FreeFrame(entry, frame);
             }
-            else if (_freeFrameCount >= count - 1)
+            else if (policy == TrimPolicy.Split ? !SplitOut(entry, frame, cutFirst, cutEnd) : !MigrateOut(entry, frame, lo, hi))
             {
-                SplitFrame(entry, frame);
-                for (int index = Math.Max(lo, first); index < Math.Min(hi, first + count); index++)
+                if (policy == TrimPolicy.Split)
                 {
-                    FreeFrame(entry, FrameOf(entry, index));
+                    Statistics.SplitFallbacks++;
                 }
-            }
-            else
-            {
-                Statistics.SplitFallbacks++;
-                ZeroFill(entry, Math.Max(lo, first), Math.Min(hi, first + count));
+                else
+                {
+                    Statistics.MigrateFallbacks++;
+                }
+
+                ZeroFill(entry, cutFirst, cutEnd);
             }
 
             frame = next;
         }
+    }
+
+    private bool SplitOut(int entry, int frame, int cutFirst, int cutEnd)
+    {
+        if (_freeFrameCount < (1 << _frameOrder[frame]) - 1)
+        {
+            return false;
+        }
+
+        SplitFrame(entry, frame);
+        for (int index = cutFirst; index < cutEnd; index++)
+        {
+            FreeFrame(entry, FrameOf(entry, index));
+        }
+
+        return true;
+    }
+
+    private bool MigrateOut(int entry, int frame, int lo, int hi)
+    {
+        if (!MigrateSurvivors(entry, frame, lo, hi))
+        {
+            return false;
+        }
+
+        FreeFrame(entry, frame);
+        return true;
     }
 
     /// <summary>Splits a frame in place into sector frames: the same memory, one descriptor per sector.</summary>
@@ -184,38 +212,6 @@ public sealed partial class LargePageCache
         for (int part = 1; part < 1 << order; part++)
         {
             AttachFrame(entry, unit + part, 0, first + part);
-        }
-    }
-
-    /// <summary>
-    /// migrate: copy the surviving sectors of each frame the hole cuts into newly allocated
-    /// lower-order frames, then free the cut frame. When the frames cannot be had, the frame is
-    /// kept whole with its holes recorded (zero-filled).
-    /// </summary>
-    private void MigrateAround(int entry, int lo, int hi)
-    {
-        for (int frame = _entryHead[entry]; frame != -1;)
-        {
-            int next = _frameNext[frame];
-            int first = _frameFirst[frame];
-            int count = 1 << _frameOrder[frame];
-            if (first + count <= lo || first >= hi)
-            {
-                frame = next;
-                continue;
-            }
-
-            if ((first >= lo && first + count <= hi) || MigrateSurvivors(entry, frame, lo, hi))
-            {
-                FreeFrame(entry, frame);
-            }
-            else
-            {
-                Statistics.MigrateFallbacks++;
-                ZeroFill(entry, Math.Max(lo, first), Math.Min(hi, first + count));
-            }
-
-            frame = next;
         }
     }
 

@@ -92,11 +92,20 @@ public sealed partial class FlashTranslationLayer
             return false;
         }
 
-        Relocate(victim);
-        _states[victim] = BlockState.Releasing;
-        _releasing.Add(new Releasing(victim, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), BecomesBad: false));
+        Evacuate(victim, becomesBad: false);
         Statistics.GcVictims++;
         return true;
+    }
+
+    /// <summary>
+    /// Relocates a block's valid data to the cold stream and queues the block for release: free
+    /// (or marked bad) once the units holding its data are programmed and durable.
+    /// </summary>
+    private void Evacuate(int block, bool becomesBad)
+    {
+        Relocate(block);
+        _states[block] = BlockState.Releasing;
+        _releasing.Add(new Releasing(block, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), becomesBad));
     }
 
     /// <summary>
@@ -241,9 +250,7 @@ public sealed partial class FlashTranslationLayer
         {
             int block = _retiring[^1];
             _retiring.RemoveAt(_retiring.Count - 1);
-            Relocate(block);
-            _states[block] = BlockState.Releasing;
-            _releasing.Add(new Releasing(block, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), BecomesBad: true));
+            Evacuate(block, becomesBad: true);
         }
     }
 
@@ -279,9 +286,7 @@ public sealed partial class FlashTranslationLayer
 
         if (coldest >= 0 && max - _eraseCounts[coldest] > _options.WearLevelingSpread)
         {
-            Relocate(coldest);
-            _states[coldest] = BlockState.Releasing;
-            _releasing.Add(new Releasing(coldest, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), BecomesBad: false));
+            Evacuate(coldest, becomesBad: false);
             Statistics.WearLevelingMoves++;
         }
     }
