@@ -1,5 +1,6 @@
 using Controller.Emulator.Cli;
 using Controller.Emulator.Nand;
+using Controller.Emulator.Sim;
 using Controller.Firmware.Config;
 
 namespace Controller.Emulator;
@@ -13,7 +14,7 @@ public static class Program
         Verbs:
           info       print the resolved configuration, NAND geometry and capacities
           nandtest   program, read back and verify every page of the emulated NAND (or --check an image)
-          sim        deterministic runs of the FTL on the emulated NAND: write amplification, one line per seed
+          sim        deterministic runs of the whole SSD with power cuts and the oracle, one line per seed
 
         Profiles shipped in hw-config, usable as --config NAME: {profiles}
         Without a verb, prints the default device's info.
@@ -38,7 +39,7 @@ public static class Program
                 case "nandtest":
                     return Dispatch(rest, NandTestCommand.Help, profiles, ["--config", "--set", "--image", "--passes", "--blocks", "--seed"], ["--check"], NandTestCommand.Run);
                 case "sim":
-                    return Dispatch(rest, SimCommand.Help, profiles, ["--config", "--set", "--seed", "--seeds", "--workload", "--ops", "--warmup", "--trim-fraction", "--hot-fraction", "--hot-traffic", "--json"], [], SimCommand.Run);
+                    return Dispatch(rest, SimCommand.Help.Replace("{workloads}", string.Join(", ", SimRunner.Workloads), StringComparison.Ordinal), profiles, SimCommand.Valued, SimCommand.Flags, SimCommand.Run);
                 default:
                     throw new UsageException($"unknown verb '{verb}'; verbs are info, nandtest, sim (ssd-emulator help)");
             }

@@ -31,6 +31,7 @@ internal sealed class Arguments
 {
     private readonly Dictionary<string, List<string>> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _flags = new(StringComparer.Ordinal);
+    private readonly List<(string Name, string? Value)> _given = [];
 
     private Arguments()
     {
@@ -59,6 +60,7 @@ internal sealed class Arguments
                 }
 
                 parsed._flags.Add(name);
+                parsed._given.Add((name, null));
                 continue;
             }
 
@@ -87,9 +89,31 @@ internal sealed class Arguments
             }
 
             list.Add(value);
+            parsed._given.Add((name, value));
         }
 
         return parsed;
+    }
+
+    /// <summary>The options as given, in order, leaving out <paramref name="except"/>, quoted for a shell where needed.</summary>
+    public string Echo(params string[] except)
+    {
+        var parts = new List<string>();
+        foreach ((string name, string? value) in _given)
+        {
+            if (except.Contains(name))
+            {
+                continue;
+            }
+
+            parts.Add(name);
+            if (value is not null)
+            {
+                parts.Add(value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:=/+".Contains(c, StringComparison.Ordinal)) ? value : $"'{value.Replace("'", "'\\''", StringComparison.Ordinal)}'");
+            }
+        }
+
+        return string.Join(' ', parts);
     }
 
     /// <summary>True when the flag was given.</summary>

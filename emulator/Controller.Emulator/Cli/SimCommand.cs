@@ -8,66 +8,115 @@ namespace Controller.Emulator.Cli;
 /// <summary><c>ssd-emulator sim</c>: deterministic runs of the firmware on the emulated NAND, one per seed.</summary>
 internal static class SimCommand
 {
-    public const string Help = """
-        Usage: ssd-emulator sim [--config FILE|NAME] [--set KEY=VALUE]... [--seed N | --seeds A..B]
-                                [--workload NAME] [--ops N] [--warmup N] [--trim-fraction F]
-                                [--hot-fraction F] [--hot-traffic F] [--json FILE]
+    /// <summary>The options <c>sim</c> takes with a value.</summary>
+    public static readonly string[] Valued =
+    [
+        "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--trim-fraction",
+        "--hot-fraction", "--hot-traffic", "--zipf-theta", "--read-fraction", "--block-size", "--region", "--idle-us", "--json", "--trace",
+    ];
 
-        Runs the FTL on the emulated NAND in memory, headless and deterministic: one seed gives
-        one execution (the trace hash proves it). The device is filled sequentially, a fraction
-        trimmed if asked, warmed up with random 4 KiB writes until garbage collection is steady,
-        then a measured phase of random writes; finally every sector is read back and checked.
-        Prints one line per seed; exits 0 only if every sector read back as written.
+    /// <summary>The flags <c>sim</c> takes.</summary>
+    public static readonly string[] Flags = ["--swarm"];
+
+    public const string Help = """
+        Usage: ssd-emulator sim [--config FILE|NAME] [--set KEY=VALUE]... [--seed N | --seeds A..B [--shard K/N]]
+                                [--workload NAME] [--ops N] [--power-cuts N] [--swarm] [--json FILE] [--trace FILE]
+                                [workload knobs]
+
+        Runs the whole SSD headless and deterministic: host workload, controller loop, cache, FTL and
+        emulated NAND on one virtual clock in one thread. One seed gives one execution; the trace hash
+        proves it. Every 512-byte block written carries its address, its operation's id and a checksum.
+        Reads must return exactly what was written. With --power-cuts, the power is cut at random
+        instants (inside NAND programs and erases, GC, checkpoints, and recovery itself); after each
+        cut the firmware boots again and every sector is checked against the no-lost-writes invariant
+        (DESIGN.md section 3). A violation is printed with its class, sector, history and the command
+        that replays it. Exits 0 only if every invariant held in every seed.
 
           --seed N             one seed (default 1)
           --seeds A..B         every seed from A to B
-          --workload NAME      uniform-randwrite (default) or hot-cold (the FTL alone), or
-                               db, fs, sequential-trim (host commands through the loop and cache)
-          --ops N              random writes measured (default: twice the live sectors);
-                               for db, fs and sequential-trim, host commands (default 20000)
-          --warmup N           random writes before measuring (default: twice the live sectors)
-          --trim-fraction F    trim this fraction of the space after the fill; it is never written again
-          --hot-fraction F     hot-cold: fraction of the space that is hot (default 0.2)
-          --hot-traffic F      hot-cold: fraction of writes to the hot space (default 0.8)
+          --shard K/N          of those, only A+K, A+K+N, A+K+2N, ... (K from 0 to N-1): run a campaign on N machines
+          --workload NAME      {workloads}
+                               (default uniform-randwrite; with --swarm, drawn per seed unless given)
+          --ops N              host commands measured (default: twice the live sectors for uniform-randwrite
+                               and hot-cold, the live sectors for zipf, 20000 for the others)
+          --power-cuts N       power cuts per seed at random instants (default 0), plus cuts inside recovery
+          --swarm              each seed draws its own configuration: geometry among the shipped profiles
+                               (scaled down), cache, large page, trim and eviction policy, spare factor, GC
+                               policy, checkpoint interval, fault rates, power-loss protection; --set still wins
           --json FILE          write {"runs":[...]} with every figure of each run
+          --trace FILE         write every event (NAND operations, host commands, cuts, mounts) as a line;
+                               with several seeds, FILE gets the seed before its extension
 
-        Example: ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json
+        Workload knobs (each workload uses those that apply):
+          --warmup N           uniform-randwrite, hot-cold, zipf: random writes after the fill, before measuring
+                               (default: twice the live sectors; 0 with --swarm)
+          --trim-fraction F    uniform-randwrite, hot-cold, zipf: trim this fraction after the fill, never written again
+          --hot-fraction F     hot-cold: fraction of the space that is hot (default 0.2)
+          --hot-traffic F      hot-cold: fraction of writes to it (default 0.8)
+          --zipf-theta T       zipf: skew, 0 (uniform) to 0.999 (default 0.99)
+          --read-fraction F    zipf (default 0.2), sequential (0.25), mixed (0.35): fraction of reads
+          --block-size SIZE    sequential: transfer size (default 128k); mixed: largest write (default 64k)
+          --region SIZE        bytes of the device the workload uses, from offset 0 (default: all of it;
+                               a quarter, at most 256M, for fs, db and sequential-trim)
+          --idle-us N          mean host idle time between commands, microseconds of virtual time, when GC,
+                               wear levelling and checkpoints run in the background (default 50 for mixed, else 0)
+
+        Examples:
+          ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json
+          ssd-emulator sim --swarm --seeds 1..200 --power-cuts 8 --ops 1500
+          ssd-emulator sim --swarm --seeds 1..100000 --shard 3/16 --power-cuts 10 --json shard-3.json
         """;
 
     public static int Run(Arguments args, TextWriter output)
     {
-        ResolvedConfig config = Profiles.Load(args.Single("--config"), args.All("--set"));
-        (ulong first, ulong last) = Seeds(args);
-        string workload = args.Single("--workload") ?? "uniform-randwrite";
-        if (!SimRunner.Workloads.Contains(workload))
+        string? profile = args.Single("--config");
+        IReadOnlyList<string> overrides = args.All("--set");
+        bool swarm = args.Has("--swarm");
+        ResolvedConfig? fixedConfig = swarm ? null : Profiles.Load(profile, overrides);
+        List<ulong> seeds = Seeds(args);
+        string? workload = args.Single("--workload");
+        if (workload is not null && !SimRunner.Workloads.Contains(workload))
         {
             throw new UsageException($"--workload: unknown workload '{workload}'; workloads are {string.Join(", ", SimRunner.Workloads)}");
         }
 
-        var results = new List<SimResult>();
-        for (ulong seed = first; seed <= last; seed++)
+        var parameters = new WorkloadParameters
         {
-            var options = new SimOptions(
-                seed,
-                workload,
-                args.Integer("--ops", 0, 0, long.MaxValue),
-                args.Integer("--warmup", -1, -1, long.MaxValue),
-                Fraction(args, "--trim-fraction", 0, 0.9),
-                Fraction(args, "--hot-fraction", 0.2, 0.99),
-                Fraction(args, "--hot-traffic", 0.8, 1));
-            SimResult result = SimRunner.Run(config, options, Console.Error);
-            results.Add(result);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed={seed} workload={workload} ops={result.HostOps} waf={result.Waf:0.000} trace-hash={result.TraceHash:x16} ops/s={result.HostOpsPerWallSecond:0} violations={result.Violations.Count}"));
-            if (result.Cache is { } cache)
+            Ops = args.Integer("--ops", 0, 0, long.MaxValue),
+            Warmup = args.Integer("--warmup", -1, -1, long.MaxValue),
+            TrimFraction = Fraction(args, "--trim-fraction", 0, 0.9),
+            HotFraction = Fraction(args, "--hot-fraction", 0.2, 0.99),
+            HotTraffic = Fraction(args, "--hot-traffic", 0.8, 1),
+            ZipfTheta = Fraction(args, "--zipf-theta", 0.99, 0.999),
+            ReadFraction = Fraction(args, "--read-fraction", -1, 0.95),
+            BlockBytes = Size(args, "--block-size"),
+            RegionBytes = Size(args, "--region"),
+            IdleMicroseconds = args.Integer("--idle-us", -1, 0, 1_000_000_000),
+        };
+        int powerCuts = (int)args.Integer("--power-cuts", 0, 0, 1_000_000);
+        string? tracePath = args.Single("--trace");
+        string replayOptions = args.Echo("--seed", "--seeds", "--shard", "--json", "--trace");
+        var results = new List<SimResult>();
+        var total = new PowerCutReport();
+        var wall = System.Diagnostics.Stopwatch.StartNew();
+        foreach (ulong seed in seeds)
+        {
+            SwarmDraw? draw = swarm ? Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), profile, overrides, workload, parameters) : null;
+            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts);
+            SimResult result;
+            using (TextWriter? trace = tracePath is null ? null : new StreamWriter(TracePath(tracePath, seed, seeds.Count)))
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
+                result = SimRunner.Run(draw?.Config ?? fixedConfig!, options, trace);
             }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
-            foreach (string violation in result.Violations.Take(5))
-            {
-                output.WriteLine($"  violation: {violation} (replay: ssd-emulator sim --seed {seed} --workload {workload})");
-            }
+            results.Add(result);
+            total.Add(result.PowerCuts);
+            WriteSummary(output, result, draw, $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}");
+        }
+
+        if (seeds.Count > 1)
+        {
+            WriteCampaign(output, results, total, wall.Elapsed.TotalSeconds);
         }
 
         if (args.Single("--json") is { } path)
@@ -78,13 +127,72 @@ internal static class SimCommand
         return results.All(r => r.Violations.Count == 0) ? 0 : 1;
     }
 
-    private static (ulong First, ulong Last) Seeds(Arguments args)
+    private static void WriteSummary(TextWriter output, SimResult result, SwarmDraw? draw, string replay)
+    {
+        ulong seed = result.Options.Seed;
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed={seed} workload={result.Options.Workload} ops={result.HostOps} waf={result.Waf:0.000} trace-hash={result.TraceHash:x16} ops/s={result.HostOpsPerWallSecond:0} violations={result.Violations.Count}"));
+        if (draw is not null)
+        {
+            output.WriteLine($"  drew: {draw.Describe()}");
+        }
+
+        if (result.PowerCuts.Total > 0)
+        {
+            PowerCutReport cuts = result.PowerCuts;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}, on hold-up energy {cuts.HoldUpSaves}) during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs={cuts.TornPrograms} erases={cuts.TornErases}"));
+        }
+
+        if (result.Cache is { } cache)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases} nandOps/s={result.NandPageOpsPerWallSecond:0}"));
+        foreach (Violation violation in result.Violations.Take(5))
+        {
+            output.WriteLine($"  VIOLATION {violation}");
+            if (violation.History.Length > 0)
+            {
+                output.WriteLine($"    history: {violation.History}");
+            }
+        }
+
+        if (result.Violations.Count > 0)
+        {
+            output.WriteLine($"    replay: {replay}");
+        }
+    }
+
+    private static void WriteCampaign(TextWriter output, List<SimResult> results, PowerCutReport cuts, double wallSeconds)
+    {
+        var byClass = results.SelectMany(r => r.Violations).GroupBy(v => v.ClassName).ToDictionary(g => g.Key, g => g.Count());
+        string classes = string.Join(", ", Enum.GetValues<ViolationClass>().Select(c => $"{Violation.Name(c)} {byClass.GetValueOrDefault(Violation.Name(c))}"));
+        long ops = results.Sum(r => r.HostOps);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count} failed={results.Count(r => r.Violations.Count > 0)} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}) violations={byClass.Values.Sum()} ({classes}) wall={wallSeconds:0.0}s"));
+        foreach (SimResult failed in results.Where(r => r.Violations.Count > 0))
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  failed: seed={failed.Options.Seed} {failed.Violations[0]}"));
+        }
+    }
+
+    private static string Counts(SortedDictionary<string, int> counts) =>
+        counts.Count == 0 ? "-" : string.Join(' ', counts.Select(c => $"{c.Key}={c.Value}"));
+
+    private static string TracePath(string path, ulong seed, int seeds) =>
+        seeds == 1 ? path : Path.Combine(Path.GetDirectoryName(path) ?? string.Empty, $"{Path.GetFileNameWithoutExtension(path)}.{seed}{Path.GetExtension(path)}");
+
+    private static List<ulong> Seeds(Arguments args)
     {
         string? range = args.Single("--seeds");
+        string? shard = args.Single("--shard");
         if (range is null)
         {
-            ulong seed = (ulong)args.Integer("--seed", 1, 0, long.MaxValue);
-            return (seed, seed);
+            if (shard is not null)
+            {
+                throw new UsageException("--shard splits a --seeds range; give --seeds A..B with it");
+            }
+
+            return [(ulong)args.Integer("--seed", 1, 0, long.MaxValue)];
         }
 
         if (args.Single("--seed") is not null)
@@ -101,7 +209,49 @@ internal static class SimCommand
             throw new UsageException($"--seeds: '{range}' is not A..B with A <= B, e.g. 1..100");
         }
 
-        return (first, last);
+        (ulong index, ulong count) = (0, 1);
+        if (shard is not null)
+        {
+            string[] k = shard.Split('/');
+            if (k.Length != 2
+                || !ulong.TryParse(k[0], NumberStyles.None, CultureInfo.InvariantCulture, out index)
+                || !ulong.TryParse(k[1], NumberStyles.None, CultureInfo.InvariantCulture, out count)
+                || count == 0 || index >= count)
+            {
+                throw new UsageException($"--shard: '{shard}' is not K/N with 0 <= K < N, e.g. 0/4");
+            }
+        }
+
+        var seeds = new List<ulong>();
+        for (ulong seed = first + index; seed <= last && seed >= first; seed += count)
+        {
+            seeds.Add(seed);
+        }
+
+        return seeds;
+    }
+
+    private static long Size(Arguments args, string name)
+    {
+        string? text = args.Single(name);
+        if (text is null)
+        {
+            return 0;
+        }
+
+        var key = new IntegerKey(name, "a size", 512, 512, 1L << 40, isByteSize: true);
+        if (!key.TryParse(text, out object? value, out string reason))
+        {
+            throw new UsageException($"{name}: {reason}");
+        }
+
+        long bytes = (long)value!;
+        if (bytes % 512 != 0)
+        {
+            throw new UsageException($"{name}: {bytes} is not a whole number of 512-byte blocks, e.g. 128k or 64M");
+        }
+
+        return bytes;
     }
 
     private static double Fraction(Arguments args, string name, double defaultValue, double max)
@@ -139,6 +289,17 @@ internal static class SimReport
         json.WriteEndObject();
     }
 
+    private static void WriteCounts(Utf8JsonWriter json, string name, SortedDictionary<string, int> counts)
+    {
+        json.WriteStartObject(name);
+        foreach ((string key, int count) in counts)
+        {
+            json.WriteNumber(key, count);
+        }
+
+        json.WriteEndObject();
+    }
+
     private static void WriteRun(Utf8JsonWriter json, SimResult run)
     {
         json.WriteStartObject();
@@ -157,17 +318,32 @@ internal static class SimReport
         json.WriteNumber("wafData", run.WafData);
         json.WriteNumber("spareFactor", run.SpareFactor);
         json.WriteNumber("modelWaf", run.ModelWaf);
-        json.WriteNumber("trimFraction", run.Options.TrimFraction);
+        json.WriteNumber("trimFraction", run.Options.Parameters.TrimFraction);
         json.WriteNumber("effectiveSpareFactor", run.EffectiveSpareFactor);
         json.WriteNumber("modelWafEffective", run.ModelWafEffective);
-        json.WriteNumber("powerCuts", 0);
+        json.WriteNumber("powerCuts", run.PowerCuts.Total);
+        json.WriteStartObject("powerCutDetail");
+        json.WriteNumber("insideRecovery", run.PowerCuts.InRecovery);
+        json.WriteNumber("onHoldUpEnergy", run.PowerCuts.HoldUpSaves);
+        json.WriteNumber("tornPrograms", run.PowerCuts.TornPrograms);
+        json.WriteNumber("tornErases", run.PowerCuts.TornErases);
+        WriteCounts(json, "byOperation", run.PowerCuts.ByOperation);
+        WriteCounts(json, "byActivity", run.PowerCuts.ByActivity);
+        json.WriteEndObject();
         json.WriteStartArray("violations");
-        foreach (string violation in run.Violations)
+        foreach (Violation violation in run.Violations)
         {
-            json.WriteStringValue(violation);
+            json.WriteStartObject();
+            json.WriteString("class", violation.ClassName);
+            json.WriteNumber("sector", violation.Sector);
+            json.WriteString("detail", violation.Detail);
+            json.WriteString("history", violation.History);
+            json.WriteEndObject();
         }
 
         json.WriteEndArray();
+        json.WriteNumber("nandPageOpsPerWallSecond", run.NandPageOpsPerWallSecond);
+        json.WriteNumber("bytesCopied", run.BytesCopied);
         json.WriteString("traceHash", run.TraceHash.ToString("x16", CultureInfo.InvariantCulture));
         json.WriteNumber("wallSeconds", run.WallSeconds);
         json.WriteNumber("hostOpsPerWallSecond", run.HostOpsPerWallSecond);

@@ -241,8 +241,10 @@ public sealed partial class LargePageCache
             return FillSector(entry, index);
         }
 
+        // The last large page may run past the end of the device: only its sectors inside are filled.
         bool ok = true;
-        for (int s = 0; s < _sectorsPerPage; s++)
+        long inside = Math.Min(_sectorsPerPage, _store.Sectors - (_entryPage[entry] * _sectorsPerPage));
+        for (int s = 0; s < inside; s++)
         {
             if (!IsSet(_valid, entry, s))
             {

@@ -36,6 +36,19 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private void TakeCheckpoint()
     {
+        FtlActivity previous = Enter(FtlActivity.Checkpoint);
+        try
+        {
+            TakeCheckpointCore();
+        }
+        finally
+        {
+            Activity = previous;
+        }
+    }
+
+    private void TakeCheckpointCore()
+    {
         FlushCore();
         if (_coldBuffer.Count > 0)
         {

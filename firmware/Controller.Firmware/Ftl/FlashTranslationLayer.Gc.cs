@@ -92,7 +92,16 @@ public sealed partial class FlashTranslationLayer
             return false;
         }
 
-        Evacuate(victim, becomesBad: false);
+        FtlActivity previous = Enter(FtlActivity.GarbageCollection);
+        try
+        {
+            Evacuate(victim, becomesBad: false);
+        }
+        finally
+        {
+            Activity = previous;
+        }
+
         Statistics.GcVictims++;
         return true;
     }
@@ -172,6 +181,13 @@ public sealed partial class FlashTranslationLayer
         for (int i = 0; i < _releasing.Count;)
         {
             Releasing releasing = _releasing[i];
+            if (_options.CanaryEraseBeforeRelocationDurable)
+            {
+                Release(releasing);
+                _releasing.RemoveAt(i);
+                continue;
+            }
+
             if (_coldUnitsProgrammed < releasing.ColdUnitsNeeded)
             {
                 if (!force)
@@ -250,7 +266,15 @@ public sealed partial class FlashTranslationLayer
         {
             int block = _retiring[^1];
             _retiring.RemoveAt(_retiring.Count - 1);
-            Evacuate(block, becomesBad: true);
+            FtlActivity previous = Enter(FtlActivity.Retirement);
+            try
+            {
+                Evacuate(block, becomesBad: true);
+            }
+            finally
+            {
+                Activity = previous;
+            }
         }
     }
 
@@ -286,7 +310,16 @@ public sealed partial class FlashTranslationLayer
 
         if (coldest >= 0 && max - _eraseCounts[coldest] > _options.WearLevelingSpread)
         {
-            Evacuate(coldest, becomesBad: false);
+            FtlActivity previous = Enter(FtlActivity.WearLeveling);
+            try
+            {
+                Evacuate(coldest, becomesBad: false);
+            }
+            finally
+            {
+                Activity = previous;
+            }
+
             Statistics.WearLevelingMoves++;
         }
     }

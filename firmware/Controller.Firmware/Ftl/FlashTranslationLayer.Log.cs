@@ -69,6 +69,19 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Programs the pending journal records (trims, retired blocks) into the metadata stream.</summary>
     private void ProgramJournal()
     {
+        FtlActivity previous = Enter(FtlActivity.Journal);
+        try
+        {
+            ProgramJournalCore();
+        }
+        finally
+        {
+            Activity = previous;
+        }
+    }
+
+    private void ProgramJournalCore()
+    {
         int perUnit = _layout.UnitBytes / JournalRecordBytes;
         for (int first = 0; first < _journal.Count; first += perUnit)
         {

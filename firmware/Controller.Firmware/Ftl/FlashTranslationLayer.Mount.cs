@@ -20,6 +20,7 @@ public sealed partial class FlashTranslationLayer
         ArgumentNullException.ThrowIfNull(options);
         var ftl = new FlashTranslationLayer(nand, clock, options);
         ftl.MountOrFormat(prng);
+        ftl.Activity = FtlActivity.Host;
         return ftl;
     }
 

@@ -240,7 +240,7 @@ public sealed partial class FlashTranslationLayer
         }
 
         JournalRecord record = replay.Record!.Value;
-        if (record.Kind == JournalRecordKind.Trim)
+        if (record.Kind == JournalRecordKind.Trim && !_options.CanaryRecoveryIgnoresTrims)
         {
             long end = Math.Min((long)record.First + record.Count, _map.Length);
             for (long sector = record.First; sector < end; sector++)

@@ -104,8 +104,19 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Counts of what the FTL has done.</summary>
     public FtlStatistics Statistics { get; } = new();
 
+    /// <summary>What the FTL is doing right now (read by tools that cut the power mid-operation).</summary>
+    public FtlActivity Activity { get; private set; } = FtlActivity.Recovery;
+
     /// <summary>What the mount found and did.</summary>
     public MountReport LastMount { get; private set; } = new(false, false, 0, 0);
+
+    /// <summary>Sets <see cref="Activity"/>; returns the one to restore.</summary>
+    private FtlActivity Enter(FtlActivity activity)
+    {
+        FtlActivity previous = Activity;
+        Activity = activity;
+        return previous;
+    }
 
     private int ColdStream => _nand.Geometry.Dies;
 

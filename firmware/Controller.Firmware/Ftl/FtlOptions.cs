@@ -30,4 +30,41 @@ public sealed record FtlOptions
     /// its programs to complete. Reachable only from tests.
     /// </summary>
     internal bool CanaryFlushBeforeDurable { get; init; }
+
+    /// <summary>
+    /// A deliberately broken variant for the tests' oracles: recovery skips the journal's TRIM
+    /// records, so a trim made after the last checkpoint is forgotten. Reachable only from tests.
+    /// </summary>
+    internal bool CanaryRecoveryIgnoresTrims { get; init; }
+
+    /// <summary>
+    /// A deliberately broken variant for the tests' oracles: GC frees (and so erases) a victim as
+    /// soon as its data is copied, before the copies are durable. Reachable only from tests.
+    /// </summary>
+    internal bool CanaryEraseBeforeRelocationDurable { get; init; }
+}
+
+/// <summary>What the FTL is doing, for tools that cut the power and want to say where it struck.</summary>
+public enum FtlActivity
+{
+    /// <summary>Serving host writes, reads, trims and flushes.</summary>
+    Host,
+
+    /// <summary>Mounting: reading the superblocks, a checkpoint and the log after it, or formatting.</summary>
+    Recovery,
+
+    /// <summary>Garbage collection: relocating a victim's valid data.</summary>
+    GarbageCollection,
+
+    /// <summary>Static wear levelling: moving cold data off a little-worn block.</summary>
+    WearLeveling,
+
+    /// <summary>Relocating the data of a block whose program or erase failed.</summary>
+    Retirement,
+
+    /// <summary>Writing journal records (trims, bad blocks).</summary>
+    Journal,
+
+    /// <summary>Writing a checkpoint of the map and its superblock pointer.</summary>
+    Checkpoint,
 }

@@ -1,0 +1,482 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using Controller.Firmware.Host;
+
+namespace Controller.Emulator.Sim;
+
+/// <summary>The failure classes of DESIGN.md section 3 (Zheng et al., FAST'13).</summary>
+public enum ViolationClass
+{
+    /// <summary>A sector holds bytes no operation wrote: a torn program, a flipped bit, or it cannot be read at all.</summary>
+    BitCorruption,
+
+    /// <summary>A sector holds data written to another address, or a value no operation wrote to it.</summary>
+    FlyingWrite,
+
+    /// <summary>A sector holds a mix of two operations' data.</summary>
+    ShornWrite,
+
+    /// <summary>A durable write is gone: the sector holds older data or zeros.</summary>
+    LostDurableWrite,
+
+    /// <summary>A durable trim is undone: the sector holds data from before it.</summary>
+    ResurrectedTrim,
+
+    /// <summary>The device does not come back up or does not serve I/O.</summary>
+    DeadDevice,
+}
+
+/// <summary>One violation of the invariant, with what is needed to understand and replay it.</summary>
+/// <param name="Class">Its class.</param>
+/// <param name="Sector">The 4 KiB sector (-1 when the whole device failed).</param>
+/// <param name="Detail">What was read against what was allowed.</param>
+/// <param name="History">The operations on that sector, the flushes and the power cuts, oldest first.</param>
+public sealed record Violation(ViolationClass Class, long Sector, string Detail, string History)
+{
+    /// <summary>The class as the reports write it: <c>lost-durable-write</c>.</summary>
+    public string ClassName => Name(Class);
+
+    /// <summary>A class as the reports write it.</summary>
+    public static string Name(ViolationClass value) => value switch
+    {
+        ViolationClass.BitCorruption => "bit-corruption",
+        ViolationClass.FlyingWrite => "flying-write",
+        ViolationClass.ShornWrite => "shorn-write",
+        ViolationClass.LostDurableWrite => "lost-durable-write",
+        ViolationClass.ResurrectedTrim => "resurrected-trim",
+        _ => "dead-device",
+    };
+
+    /// <inheritdoc />
+    public override string ToString() => Sector < 0 ? $"{ClassName}: {Detail}" : $"{ClassName} at sector {Sector}: {Detail}";
+}
+
+/// <summary>
+/// The reference of DESIGN.md section 3. Every host command gets an operation id; the oracle keeps,
+/// per 4 KiB sector, the value the host would read now (which operation's data each of its eight
+/// 512-byte blocks holds), and, when power cuts are planned, the durable value and every value
+/// completed or in flight since, any of which may have survived a cut. Reads without a cut in
+/// between must match exactly; after a cut and recovery each sector must hold one allowed value,
+/// and a violation is classified and told with the sector's history.
+/// </summary>
+internal sealed class Oracle
+{
+    private const int BlocksPerSector = 8;
+    private const int SectorBytes = BlocksPerSector * BlockStamp.Bytes;
+    private const int MaxHistory = 16;
+
+    private readonly SectorValue[] _latest;
+    private readonly SectorValue[] _durable;
+    private readonly Dictionary<long, List<SectorValue>> _between = [];
+    private readonly List<long> _touched = [];
+    private readonly bool[] _isTouched;
+    private readonly bool _tracksDurability;
+    private readonly bool _everyCompletionDurable;
+    private readonly List<Operation> _log = [];
+    private readonly List<(uint AfterOperation, string What)> _cuts = [];
+
+    /// <summary>
+    /// A reference of <paramref name="sectors"/> sectors. <paramref name="tracksDurability"/> keeps what
+    /// a power cut may leave; <paramref name="everyCompletionDurable"/> is power-loss-protection mode.
+    /// </summary>
+    public Oracle(long sectors, bool tracksDurability, bool everyCompletionDurable)
+    {
+        _latest = new SectorValue[sectors];
+        _tracksDurability = tracksDurability;
+        _everyCompletionDurable = everyCompletionDurable;
+        _durable = tracksDurability ? new SectorValue[sectors] : [];
+        _isTouched = tracksDurability ? new bool[sectors] : [];
+    }
+
+    /// <summary>Operations submitted so far.</summary>
+    public uint Operations => (uint)_log.Count;
+
+    /// <summary>Records a command about to be submitted; returns its operation id (from 1).</summary>
+    public uint Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
+    {
+        _log.Add(new Operation(opcode, flags, offset, length, OperationState.Submitted));
+        uint id = (uint)_log.Count;
+        if (opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes)
+        {
+            uint value = opcode == HostOpcode.Write ? id : 0;
+            foreach ((long sector, int first, int count) in new SectorSpans(offset, length))
+            {
+                Change(sector, first, count, value);
+            }
+        }
+
+        return id;
+    }
+
+    /// <summary>Records a completion (<paramref name="ok"/> false: the command failed).</summary>
+    public void Complete(uint id, bool ok)
+    {
+        Operation operation = _log[(int)id - 1];
+        _log[(int)id - 1] = operation with { State = ok ? OperationState.Completed : OperationState.Failed };
+        if (!_tracksDurability || !ok)
+        {
+            return;
+        }
+
+        if (operation.Opcode == HostOpcode.Flush)
+        {
+            MakeEverythingDurable();
+        }
+        else if (operation.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
+            && (_everyCompletionDurable || (operation.Opcode == HostOpcode.Write && operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess))))
+        {
+            // The FTL writes whole sectors, so a durable write makes its sectors durable whole,
+            // partial blocks around it included: the sector is the unit of atomicity.
+            foreach ((long sector, _, _) in new SectorSpans(operation.Offset, operation.Length))
+            {
+                _durable[sector] = _latest[sector];
+                _between.Remove(sector);
+            }
+        }
+    }
+
+    /// <summary>Records that the power was cut while operation <paramref name="inFlight"/> (0: none) was running.</summary>
+    public void PowerCut(uint inFlight, string what)
+    {
+        if (inFlight > 0)
+        {
+            _log[(int)inFlight - 1] = _log[(int)inFlight - 1] with { State = OperationState.InFlightAtCut };
+        }
+
+        _cuts.Add((Operations, what));
+    }
+
+    /// <summary>
+    /// Checks a read of <paramref name="data"/> at byte <paramref name="offset"/> made with no power
+    /// cut since the last check: every block must hold exactly the latest value. Returns the first
+    /// violation, or null.
+    /// </summary>
+    public Violation? CheckExact(long offset, ReadOnlySpan<byte> data)
+    {
+        long firstBlock = offset / BlockStamp.Bytes;
+        for (int block = 0; block < data.Length / BlockStamp.Bytes; block++)
+        {
+            long address = firstBlock + block;
+            uint expected = _latest[address / BlocksPerSector][(int)(address % BlocksPerSector)];
+            ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
+            if (!BlockStamp.Matches(bytes, address, expected))
+            {
+                long sector = address / BlocksPerSector;
+                SectorValue latest = _latest[sector];
+                return Classify(sector, bytes, (int)(address % BlocksPerSector), [latest], latest, "with no power cut since it was written, the read must match exactly");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// After a power cut and recovery: checks one whole sector read back (<paramref name="data"/>,
+    /// 4 KiB) against the values allowed for it, then takes what it holds as its durable value.
+    /// </summary>
+    public Violation? CheckAfterCut(long sector, ReadOnlySpan<byte> data)
+    {
+        var allowed = new List<SectorValue>(4) { _durable[sector] };
+        if (_between.TryGetValue(sector, out List<SectorValue>? between))
+        {
+            allowed.AddRange(between);
+        }
+
+        allowed.Add(_latest[sector]);
+        Violation? violation = null;
+        SectorValue read = default;
+        for (int block = 0; block < BlocksPerSector && violation is null; block++)
+        {
+            ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
+            BlockStamp.Decoded decoded = BlockStamp.Decode(bytes);
+            read[block] = decoded.Operation;
+            if (decoded.What != BlockStamp.Kind.Zeros && (decoded.What == BlockStamp.Kind.Damaged || decoded.Address != (sector * BlocksPerSector) + block))
+            {
+                violation = Classify(sector, data, block, allowed, _durable[sector], "after a power cut");
+            }
+        }
+
+        if (violation is null && !allowed.Contains(read))
+        {
+            int block = FirstOutside(read, allowed);
+            violation = Classify(sector, data, block < 0 ? 0 : block, allowed, _durable[sector], "after a power cut");
+        }
+
+        Settle(sector, read);
+        return violation;
+    }
+
+    /// <summary>After a power cut, a sector that cannot be read at all.</summary>
+    public Violation Unreadable(long sector, string status)
+    {
+        Settle(sector, _durable[sector]);
+        return new Violation(ViolationClass.BitCorruption, sector, $"the sector cannot be read after recovery ({status})", History(sector));
+    }
+
+    /// <summary>The sector's history, oldest first, as one line.</summary>
+    public string History(long sector)
+    {
+        long first = sector * SectorBytes;
+        long end = first + SectorBytes;
+        var entries = new List<(uint Id, string Text)>();
+        bool lastWasFlush = false;
+        for (int i = 0; i < _log.Count; i++)
+        {
+            Operation operation = _log[i];
+            uint id = (uint)i + 1;
+            if (operation.Opcode == HostOpcode.Flush)
+            {
+                if (!lastWasFlush && operation.State == OperationState.Completed)
+                {
+                    entries.Add((id, $"op {id} flush"));
+                    lastWasFlush = true;
+                }
+
+                continue;
+            }
+
+            if (operation.Opcode == HostOpcode.Read || operation.Offset >= end || operation.Offset + operation.Length <= first)
+            {
+                continue;
+            }
+
+            lastWasFlush = false;
+            long from = Math.Max(first, operation.Offset);
+            long to = Math.Min(end, operation.Offset + operation.Length);
+            string blocks = from == first && to == end ? "whole sector" : $"blocks {(from - first) / BlockStamp.Bytes}..{((to - first) / BlockStamp.Bytes) - 1}";
+            string fua = operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess) ? " FUA" : string.Empty;
+            string noHole = operation.Flags.HasFlag(HostCommandOptions.NoHole) ? " NO_HOLE" : string.Empty;
+            entries.Add((id, $"op {id} {Name(operation.Opcode)}{fua}{noHole} {blocks} {State(operation.State)}"));
+        }
+
+        foreach ((uint after, string what) in _cuts)
+        {
+            entries.Add((after, $"power cut after op {after} ({what})"));
+        }
+
+        List<string> ordered = [.. entries.OrderBy(e => e.Id).ThenBy(e => e.Text.StartsWith("power", StringComparison.Ordinal) ? 1 : 0).Select(e => e.Text)];
+        string prefix = ordered.Count > MaxHistory ? $"({ordered.Count - MaxHistory} earlier entries) " : string.Empty;
+        return prefix + string.Join("; ", ordered.Skip(Math.Max(0, ordered.Count - MaxHistory)));
+    }
+
+    private static string Name(HostOpcode opcode) => opcode switch
+    {
+        HostOpcode.Write => "write",
+        HostOpcode.Trim => "trim",
+        HostOpcode.WriteZeroes => "write-zeroes",
+        HostOpcode.Flush => "flush",
+        _ => "read",
+    };
+
+    private static string State(OperationState state) => state switch
+    {
+        OperationState.Completed => "completed",
+        OperationState.Failed => "failed",
+        OperationState.InFlightAtCut => "in flight at the cut",
+        _ => "submitted",
+    };
+
+    private static int FirstOutside(SectorValue read, List<SectorValue> allowed)
+    {
+        for (int block = 0; block < BlocksPerSector; block++)
+        {
+            if (!allowed.Exists(value => value[block] == read[block]))
+            {
+                return block;
+            }
+        }
+
+        return -1;
+    }
+
+    private static string Describe(SectorValue value)
+    {
+        var text = new StringBuilder("[");
+        for (int block = 0; block < BlocksPerSector; block++)
+        {
+            text.Append(block == 0 ? string.Empty : ",").Append(value[block].ToString(CultureInfo.InvariantCulture));
+        }
+
+        return text.Append(']').ToString();
+    }
+
+    private void Settle(long sector, SectorValue read)
+    {
+        _latest[sector] = read;
+        _durable[sector] = read;
+        _between.Remove(sector);
+    }
+
+    /// <summary>Classifies a sector (or one block of it, <paramref name="block"/>) that holds no allowed value.</summary>
+    private Violation Classify(long sector, ReadOnlySpan<byte> sectorOrBlock, int block, List<SectorValue> allowed, SectorValue durable, string when)
+    {
+        ReadOnlySpan<byte> bytes = sectorOrBlock.Length == BlockStamp.Bytes ? sectorOrBlock : sectorOrBlock.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
+        long address = (sector * BlocksPerSector) + block;
+        BlockStamp.Decoded decoded = BlockStamp.Decode(bytes);
+        string allowedText = string.Join(" or ", allowed.Distinct().Select(Describe));
+        string history = History(sector);
+        if (decoded.What == BlockStamp.Kind.Damaged)
+        {
+            return new(ViolationClass.BitCorruption, sector, $"block {block} holds bytes no operation wrote (a torn program or flipped bits), {when}; allowed {allowedText}", history);
+        }
+
+        if (decoded.What == BlockStamp.Kind.Stamp && decoded.Address != address)
+        {
+            return new(ViolationClass.FlyingWrite, sector, $"block {block} holds op {decoded.Operation}'s data for block address {decoded.Address}, not {address}, {when}", history);
+        }
+
+        if (sectorOrBlock.Length == SectorBytes && allowed.Count > 1 && IsShorn(sectorOrBlock, allowed))
+        {
+            return new(ViolationClass.ShornWrite, sector, $"the sector mixes blocks of different operations: {Describe(Read(sectorOrBlock))}, {when}; allowed {allowedText}", history);
+        }
+
+        uint holds = decoded.Operation;
+        string holdsText = holds == 0 ? "zeros" : $"op {holds}'s data";
+        if (holds != 0 && !Wrote(holds, address))
+        {
+            return new(ViolationClass.FlyingWrite, sector, $"block {block} holds op {holds}'s data, and op {holds} never wrote there, {when}", history);
+        }
+
+        if (holds != 0 && durable[block] == 0)
+        {
+            return new(ViolationClass.ResurrectedTrim, sector, $"block {block} holds {holdsText}, from before the durable trim or zeroing that made it a hole, {when}; allowed {allowedText}", history);
+        }
+
+        return new(ViolationClass.LostDurableWrite, sector, $"block {block} holds {holdsText} where op {durable[block]} was durable, {when}; allowed {allowedText}", history);
+    }
+
+    private static SectorValue Read(ReadOnlySpan<byte> sector)
+    {
+        SectorValue value = default;
+        for (int block = 0; block < BlocksPerSector; block++)
+        {
+            value[block] = BlockStamp.Decode(sector.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes)).Operation;
+        }
+
+        return value;
+    }
+
+    private static bool IsShorn(ReadOnlySpan<byte> sector, List<SectorValue> allowed)
+    {
+        SectorValue read = Read(sector);
+        return FirstOutside(read, allowed) < 0 && !allowed.Contains(read);
+    }
+
+    private bool Wrote(uint operation, long address)
+    {
+        if (operation > _log.Count)
+        {
+            return false;
+        }
+
+        Operation written = _log[(int)operation - 1];
+        long byteAddress = address * BlockStamp.Bytes;
+        return written.Opcode == HostOpcode.Write && byteAddress >= written.Offset && byteAddress < written.Offset + written.Length;
+    }
+
+    private void MakeEverythingDurable()
+    {
+        foreach (long sector in _touched)
+        {
+            _durable[sector] = _latest[sector];
+            _isTouched[sector] = false;
+        }
+
+        _touched.Clear();
+        _between.Clear();
+    }
+
+    private void Change(long sector, int firstBlock, int blocks, uint value)
+    {
+        ref SectorValue latest = ref _latest[sector];
+        if (_tracksDurability)
+        {
+            if (!_isTouched[sector])
+            {
+                _isTouched[sector] = true;
+                _touched.Add(sector);
+            }
+            else if (latest != _durable[sector])
+            {
+                if (!_between.TryGetValue(sector, out List<SectorValue>? between))
+                {
+                    between = [];
+                    _between[sector] = between;
+                }
+
+                between.Add(latest);
+            }
+        }
+
+        for (int block = firstBlock; block < firstBlock + blocks; block++)
+        {
+            latest[block] = value;
+        }
+    }
+
+    private enum OperationState : byte
+    {
+        Submitted,
+        Completed,
+        Failed,
+        InFlightAtCut,
+    }
+
+    /// <summary>The sectors a byte range covers, each with the first block and the number of blocks covered.</summary>
+    private ref struct SectorSpans
+    {
+        private readonly long _end;
+        private long _block;
+
+        public SectorSpans(long offset, long length)
+        {
+            _block = offset / BlockStamp.Bytes;
+            _end = (offset + length) / BlockStamp.Bytes;
+        }
+
+        public (long Sector, int First, int Count) Current { get; private set; }
+
+        public readonly SectorSpans GetEnumerator() => this;
+
+        public bool MoveNext()
+        {
+            if (_block >= _end)
+            {
+                return false;
+            }
+
+            int first = (int)(_block % BlocksPerSector);
+            int count = (int)Math.Min(BlocksPerSector - first, _end - _block);
+            Current = (_block / BlocksPerSector, first, count);
+            _block += count;
+            return true;
+        }
+    }
+
+    private readonly record struct Operation(HostOpcode Opcode, HostCommandOptions Flags, long Offset, long Length, OperationState State);
+
+    /// <summary>Which operation's data each of a sector's eight blocks holds (0: zeros).</summary>
+    [InlineArray(BlocksPerSector)]
+    private struct SectorValue : IEquatable<SectorValue>
+    {
+        private uint _block;
+
+        public static bool operator ==(SectorValue left, SectorValue right) => left.Equals(right);
+
+        public static bool operator !=(SectorValue left, SectorValue right) => !left.Equals(right);
+
+        public readonly bool Equals(SectorValue other) =>
+            MemoryMarshal.CreateReadOnlySpan(in _block, BlocksPerSector).SequenceEqual(MemoryMarshal.CreateReadOnlySpan(in other._block, BlocksPerSector));
+
+        public override readonly bool Equals(object? obj) => obj is SectorValue other && Equals(other);
+
+        public override readonly int GetHashCode()
+        {
+            var hash = default(HashCode);
+            hash.AddBytes(MemoryMarshal.AsBytes(MemoryMarshal.CreateReadOnlySpan(in _block, BlocksPerSector)));
+            return hash.ToHashCode();
+        }
+    }
+}

@@ -1,0 +1,494 @@
+using System.Diagnostics;
+using Controller.Emulator.Nand;
+using Controller.Emulator.Time;
+using Controller.Firmware.Cache;
+using Controller.Firmware.Config;
+using Controller.Firmware.Ftl;
+using Controller.Firmware.Host;
+using Controller.Firmware.Loop;
+
+namespace Controller.Emulator.Sim;
+
+/// <summary>
+/// One deterministic run of a whole SSD: the host workload, the controller loop, the cache, the
+/// FTL and the emulated NAND on one virtual clock in one thread, every random choice drawn from
+/// one seed. Power cuts strike at drawn instants (inside a program or an erase, inside GC, a
+/// checkpoint, or recovery itself); after each, the firmware boots again, and the whole device is
+/// read and checked against the <see cref="Oracle"/>. Reads between cuts must match exactly. The
+/// run stops at the first check that finds a violation.
+/// </summary>
+internal sealed class SimulationRun : IDisposable
+{
+    private const int SectorBytes = FirmwareConfig.SectorBytes;
+    private const int CheckSectors = 64;
+    private const int MaxViolationsPerCheck = 20;
+
+    private readonly ResolvedConfig _config;
+    private readonly SimOptions _options;
+    private readonly VirtualClock _clock = new();
+    private readonly SimTrace _trace;
+    private readonly EmulatedNand _nand;
+    private readonly FaultingNand _device;
+    private readonly Prng _firmwarePrng;
+    private readonly Prng _cutPrng;
+    private readonly Prng _idlePrng;
+    private readonly SimWorkload _workload;
+    private readonly Oracle _oracle;
+    private readonly FtlOptions _ftlOptions;
+    private readonly CacheOptions _cacheOptions;
+    private readonly long _plpBudgetPages;
+    private readonly List<Violation> _violations = [];
+    private readonly PowerCutReport _cuts = new();
+    private readonly LatencyHistogram _latency = new();
+    private readonly LatencyHistogram _trimLatency = new();
+    private byte[] _buffer = new byte[1 << 20];
+    private FlashTranslationLayer? _ftl;
+    private LargePageCache? _cache;
+    private ControllerLoop? _loop;
+    private bool _mounting;
+    private long _recoveryOperations = 200;
+    private (long DataPages, long Relocated) _earlierMounts;
+    private bool _measuring;
+    private long _hostBytesWritten;
+    private long _hostBytesRead;
+    private double _heldSum;
+    private long _heldSamples;
+
+    public SimulationRun(ResolvedConfig config, SimOptions options, TextWriter? trace)
+    {
+        _config = config;
+        _options = options;
+        _trace = new SimTrace(trace);
+        var seeds = new Prng(options.Seed);
+        NandFaultOptions faults = NandFaultOptions.FromConfig(config);
+        faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
+        _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
+        _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
+        {
+            Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
+        };
+        _firmwarePrng = seeds.Fork();
+        _cutPrng = seeds.Fork();
+        _idlePrng = seeds.Fork();
+        Prng workloadPrng = seeds.Fork();
+        _ftlOptions = FtlConfig.Options(config);
+        _cacheOptions = CacheConfig.Options(config) with { CheckInvariants = true };
+        if (options.Hooks.Ftl is { } ftlHook)
+        {
+            _ftlOptions = ftlHook(_ftlOptions);
+        }
+
+        if (options.Hooks.Cache is { } cacheHook)
+        {
+            _cacheOptions = cacheHook(_cacheOptions);
+        }
+
+        _plpBudgetPages = config.Get(CacheConfig.Plp) ? Math.Max(config.Get(CacheConfig.PlpBudgetPages), CacheConfig.PlpPagesNeeded(config)) : 0;
+        _device.HoldUp = _plpBudgetPages > 0;
+        if (!Boot(recovering: false))
+        {
+            throw new FtlMountException($"the firmware did not come up on a fresh array: {_violations[0].Detail}");
+        }
+
+        _workload = SimWorkload.Create(options.Workload, workloadPrng, _cache!.DeviceBytes, options.Parameters);
+        _oracle = new Oracle(_ftl!.LogicalSectors, tracksDurability: options.PowerCuts > 0, everyCompletionDurable: _plpBudgetPages > 0);
+    }
+
+    public void Dispose() => _nand.Dispose();
+
+    public SimResult Execute()
+    {
+        long[] cutAt = PlanCuts();
+        int nextCut = 0;
+        var wall = new Stopwatch();
+        (long Read, long Programmed, long Erased, long DataPages, long Relocated) before = default;
+        long measuredOps = 0;
+        for (long i = 0; i < _workload.TotalOps && _violations.Count == 0; i++)
+        {
+            if (i == _workload.PrepareOps)
+            {
+                _measuring = true;
+                before = (_nand.Statistics.PagesRead, _nand.Statistics.PagesProgrammed, _nand.Statistics.BlocksErased, DataPages(), Relocated());
+                wall.Start();
+            }
+
+            if (nextCut < cutAt.Length && cutAt[nextCut] == i)
+            {
+                _device.CutDuring(1 + _cutPrng.NextInt(64));
+                while (nextCut < cutAt.Length && cutAt[nextCut] == i)
+                {
+                    nextCut++;
+                }
+            }
+
+            RunCommand(_workload.Next());
+            measuredOps += _measuring ? 1 : 0;
+            Idle();
+        }
+
+        if (_violations.Count == 0)
+        {
+            RunCommand(HostRequest.Flush);
+        }
+
+        _device.CutDuring(0);
+        wall.Stop();
+        if (!_measuring)
+        {
+            before = (_nand.Statistics.PagesRead, _nand.Statistics.PagesProgrammed, _nand.Statistics.BlocksErased, DataPages(), Relocated());
+        }
+
+        (long read, long programmed, long erased, long dataPages, long relocated) =
+            (_nand.Statistics.PagesRead - before.Read, _nand.Statistics.PagesProgrammed - before.Programmed, _nand.Statistics.BlocksErased - before.Erased, DataPages() - before.DataPages, Relocated() - before.Relocated);
+        if (_violations.Count == 0)
+        {
+            CheckWholeDevice(afterCut: false);
+        }
+
+        FlashTranslationLayer ftl = _ftl!;
+        int pageBytes = _nand.Geometry.PageBytes;
+        long copied = (2 * (_hostBytesWritten + _hostBytesRead)) + ((read + programmed) * pageBytes) + (relocated * SectorBytes);
+        double physical = ftl.Capacity.PhysicalSectors;
+        return new SimResult(
+            _options,
+            _config,
+            measuredOps,
+            _hostBytesWritten,
+            read,
+            programmed,
+            erased,
+            pageBytes,
+            dataPages,
+            ftl.Capacity.SpareFactor,
+            physical <= 0 ? 0 : (physical - (_workload.LiveBytes / SectorBytes)) / physical,
+            _trace.Hash,
+            wall.Elapsed.TotalSeconds,
+            _clock.NowNanoseconds / 1e9,
+            (_latency.Percentile(0.5) / 1e3, _latency.Percentile(0.99) / 1e3, _latency.Percentile(0.999) / 1e3),
+            ftl.Wear(),
+            ftl.Statistics,
+            _violations,
+            _cuts,
+            copied,
+            CacheMetrics());
+    }
+
+    /// <summary>The host commands at which a cut is armed: drawn uniformly over the whole run.</summary>
+    private long[] PlanCuts()
+    {
+        var cuts = new long[_options.PowerCuts];
+        for (int i = 0; i < cuts.Length; i++)
+        {
+            cuts[i] = (long)_cutPrng.NextUInt64((ulong)Math.Max(1, _workload.TotalOps));
+        }
+
+        Array.Sort(cuts);
+        return cuts;
+    }
+
+    private void RunCommand(HostRequest request)
+    {
+        uint id = _oracle.Submit(request.Opcode, request.Flags, request.Offset, request.Length);
+        Memory<byte> memory = Memory<byte>.Empty;
+        if (request.Opcode is HostOpcode.Read or HostOpcode.Write)
+        {
+            if (_buffer.Length < request.Length)
+            {
+                _buffer = new byte[request.Length];
+            }
+
+            memory = _buffer.AsMemory(0, (int)request.Length);
+            if (request.Opcode == HostOpcode.Write)
+            {
+                BlockStamp.FillRange(memory.Span, request.Offset / BlockStamp.Bytes, id);
+            }
+        }
+
+        var command = new HostCommand { Id = id, Opcode = request.Opcode, Flags = request.Flags, Offset = request.Offset, Length = request.Length, Buffer = memory };
+        _trace.Submit(_clock.NowNanoseconds, id, request.Opcode, request.Flags, request.Offset, request.Length);
+        HostCompletion completion;
+        try
+        {
+            completion = Execute(command);
+        }
+        catch (PowerCutException)
+        {
+            _oracle.PowerCut(id, Describe(_device.LastCut!));
+            Recover();
+            return;
+        }
+        catch (Exception e) when (IsFirmwareFailure(e))
+        {
+            Fail($"the firmware failed on op {id} ({request.Opcode} {request.Offset}+{request.Length}): {e.GetType().Name}: {e.Message}");
+            return;
+        }
+
+        bool ok = completion.Status == HostStatus.Ok;
+        _oracle.Complete(id, ok);
+        if (_measuring)
+        {
+            _latency.Record(completion.LatencyNanoseconds);
+            if (request.Opcode == HostOpcode.Trim)
+            {
+                _trimLatency.Record(completion.LatencyNanoseconds);
+            }
+
+            _hostBytesWritten += request.Opcode == HostOpcode.Write ? request.Length : 0;
+            _hostBytesRead += request.Opcode == HostOpcode.Read ? request.Length : 0;
+            _heldSum += _cache!.SectorsHeld;
+            _heldSamples++;
+        }
+
+        if (!ok)
+        {
+            Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}");
+        }
+        else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, memory.Span) is { } violation)
+        {
+            _violations.Add(violation);
+        }
+    }
+
+    /// <summary>Submits one command and steps the loop until it completes; a hold-up power fail is handled between steps.</summary>
+    private HostCompletion Execute(HostCommand command)
+    {
+        ControllerLoop loop = _loop!;
+        if (!loop.TrySubmit(command))
+        {
+            throw new InvalidOperationException("the loop's queue is full with no command in flight");
+        }
+
+        while (true)
+        {
+            loop.Step();
+            if (_device.PowerFailPending)
+            {
+                SaveOnHoldUp();
+            }
+
+            if (loop.TryTakeCompletion(out HostCompletion completion))
+            {
+                _trace.Complete(completion);
+                return completion;
+            }
+        }
+    }
+
+    /// <summary>Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.</summary>
+    private void Idle()
+    {
+        if (_workload.IdleNanoseconds <= 0 || _violations.Count > 0)
+        {
+            return;
+        }
+
+        long until = _clock.NowNanoseconds + (long)(-Math.Log(1 - _idlePrng.NextDouble()) * _workload.IdleNanoseconds);
+        try
+        {
+            while (_clock.NowNanoseconds < until && _loop!.Step())
+            {
+                if (_device.PowerFailPending)
+                {
+                    SaveOnHoldUp();
+                }
+            }
+        }
+        catch (PowerCutException)
+        {
+            _oracle.PowerCut(0, Describe(_device.LastCut!));
+            Recover();
+            return;
+        }
+        catch (Exception e) when (IsFirmwareFailure(e))
+        {
+            Fail($"the firmware failed in background work: {e.GetType().Name}: {e.Message}");
+            return;
+        }
+
+        _clock.WaitUntil(until);
+    }
+
+    /// <summary>Power-loss protection: the hold-up energy powers a save of the cache, then the power goes.</summary>
+    private void SaveOnHoldUp()
+    {
+        long pages = _loop!.SaveOnPowerFail();
+        long ready = _clock.NowNanoseconds;
+        for (int die = 0; die < _nand.Geometry.Dies; die++)
+        {
+            ready = Math.Max(ready, _nand.GetDieStatus(die).ReadyAtNanoseconds);
+        }
+
+        _device.CutNow(ready);
+        _cuts.HoldUpSaves++;
+        _trace.Event(_clock.NowNanoseconds, $"power fail on hold-up energy: saved the cache in {pages} page programs");
+        throw new PowerCutException();
+    }
+
+    /// <summary>After a cut: boot again (perhaps cut again inside recovery), then check every sector.</summary>
+    private void Recover()
+    {
+        PowerCutPoint cut = _device.LastCut!;
+        _cuts.Add(cut, inRecovery: false);
+        _trace.Event(_clock.NowNanoseconds, $"power cut: {Describe(cut)}");
+        if (Boot(recovering: true))
+        {
+            CheckWholeDevice(afterCut: true);
+        }
+    }
+
+    /// <summary>
+    /// Powers on and mounts; when recovering, a third of the time the power is cut again inside
+    /// recovery first. Returns false (with a dead-device violation) when the firmware does not come up.
+    /// </summary>
+    private bool Boot(bool recovering)
+    {
+        bool holdUp = _device.HoldUp;
+        _device.HoldUp = false;
+        try
+        {
+            while (true)
+            {
+                if (!_nand.IsPowered)
+                {
+                    _nand.PowerOn();
+                }
+
+                bool cutInRecovery = recovering && _cutPrng.NextInt(3) == 0;
+                _device.CutDuring(cutInRecovery ? 1 + (long)_cutPrng.NextUInt64((ulong)Math.Max(1, _recoveryOperations)) : 0);
+                long before = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased;
+                _mounting = true;
+                FlashTranslationLayer mounted;
+                try
+                {
+                    mounted = FlashTranslationLayer.Mount(_device, _clock, _firmwarePrng.Fork(), _ftlOptions);
+                }
+                catch (PowerCutException)
+                {
+                    _cuts.Add(_device.LastCut!, inRecovery: true);
+                    _oracle?.PowerCut(0, $"inside recovery: {Describe(_device.LastCut!)}");
+                    _trace.Event(_clock.NowNanoseconds, $"power cut inside recovery: {Describe(_device.LastCut!)}");
+                    continue;
+                }
+                catch (Exception e) when (IsFirmwareFailure(e))
+                {
+                    Fail($"the firmware did not come up after the power cut: {e.GetType().Name}: {e.Message}");
+                    return false;
+                }
+                finally
+                {
+                    _mounting = false;
+                }
+
+                _device.CutDuring(0);
+                if (_ftl is { } old)
+                {
+                    _earlierMounts = (_earlierMounts.DataPages + old.Statistics.DataPagesProgrammed, _earlierMounts.Relocated + old.Statistics.SectorsRelocated);
+                }
+
+                _ftl = mounted;
+                _recoveryOperations = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased - before;
+                MountReport report = _ftl.LastMount;
+                _trace.Event(_clock.NowNanoseconds, $"mounted: formatted {report.Formatted}, from checkpoint {report.FromCheckpoint}, {report.RecoveryPageReads} page reads, {report.ReplayedUnits} units replayed");
+                _cache = new LargePageCache(new FtlSectorStore(_ftl), _cacheOptions, _clock);
+                _loop = new ControllerLoop(_cache, _ftl, _clock, queueDepth: 1, _plpBudgetPages);
+                return true;
+            }
+        }
+        finally
+        {
+            _device.HoldUp = holdUp;
+        }
+    }
+
+    /// <summary>
+    /// Reads the whole device through the loop, 256 KiB at a time, and checks every sector: exactly
+    /// (no cut since the last check) or against what a cut may leave.
+    /// </summary>
+    private void CheckWholeDevice(bool afterCut)
+    {
+        long sectors = _ftl!.LogicalSectors;
+        int found = 0;
+        try
+        {
+            for (long first = 0; first < sectors && found < MaxViolationsPerCheck; first += CheckSectors)
+            {
+                int count = (int)Math.Min(CheckSectors, sectors - first);
+                if (ReadForCheck(first, count) == HostStatus.Ok)
+                {
+                    for (int i = 0; i < count; i++)
+                    {
+                        found += Check(first + i, _buffer.AsSpan(i * SectorBytes, SectorBytes), afterCut) ? 1 : 0;
+                    }
+
+                    continue;
+                }
+
+                for (long sector = first; sector < first + count; sector++)
+                {
+                    HostStatus status = ReadForCheck(sector, 1);
+                    if (status != HostStatus.Ok)
+                    {
+                        _violations.Add(afterCut ? _oracle.Unreadable(sector, status.ToString()) : new Violation(ViolationClass.BitCorruption, sector, $"the sector cannot be read ({status})", _oracle.History(sector)));
+                        found++;
+                    }
+                    else
+                    {
+                        found += Check(sector, _buffer.AsSpan(0, SectorBytes), afterCut) ? 1 : 0;
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (IsFirmwareFailure(e))
+        {
+            Fail($"the firmware failed while the device was read back: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private bool Check(long sector, ReadOnlySpan<byte> data, bool afterCut)
+    {
+        Violation? violation = afterCut ? _oracle.CheckAfterCut(sector, data) : _oracle.CheckExact(sector * SectorBytes, data);
+        if (violation is null)
+        {
+            return false;
+        }
+
+        _violations.Add(violation);
+        return true;
+    }
+
+    private HostStatus ReadForCheck(long sector, int count)
+    {
+        var command = new HostCommand { Id = 0, Opcode = HostOpcode.Read, Offset = sector * SectorBytes, Length = (long)count * SectorBytes, Buffer = _buffer.AsMemory(0, count * SectorBytes) };
+        _trace.Submit(_clock.NowNanoseconds, 0, HostOpcode.Read, HostCommandOptions.None, command.Offset, command.Length);
+        return Execute(command).Status;
+    }
+
+    private void Fail(string detail)
+    {
+        _violations.Add(new Violation(ViolationClass.DeadDevice, -1, detail, string.Empty));
+        _trace.Event(_clock.NowNanoseconds, $"dead device: {detail}");
+    }
+
+    private static bool IsFirmwareFailure(Exception e) =>
+        e is not PowerCutException and not OutOfMemoryException and not InsufficientExecutionStackException;
+
+    private static string Describe(PowerCutPoint cut) =>
+        $"during a NAND {cut.Operation.ToString().ToLowerInvariant()} in {PowerCutReport.Activity(cut.Activity)} at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn";
+
+    private long DataPages() => _earlierMounts.DataPages + (_ftl?.Statistics.DataPagesProgrammed ?? 0);
+
+    private long Relocated() => _earlierMounts.Relocated + (_ftl?.Statistics.SectorsRelocated ?? 0);
+
+    private CacheMetrics CacheMetrics()
+    {
+        CacheStatistics stats = _cache!.Statistics;
+        return new CacheMetrics(
+            _config.Get(CacheConfig.TrimPolicyKey),
+            _heldSamples == 0 ? 0 : _heldSum / _heldSamples * SectorBytes,
+            stats.BytesMigrated,
+            stats.BytesZeroed,
+            stats.SectorHits + stats.SectorMisses == 0 ? 0 : (double)stats.SectorHits / (stats.SectorHits + stats.SectorMisses),
+            (_trimLatency.Percentile(0.5) / 1e3, _trimLatency.Percentile(0.99) / 1e3),
+            stats);
+    }
+}
