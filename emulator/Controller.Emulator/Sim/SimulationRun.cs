@@ -241,7 +241,8 @@ internal sealed class SimulationRun : IDisposable
 
         if (!ok)
         {
-            Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}");
+            string why = completion.Status == HostStatus.NoSpace && _loop!.LastFailure is { } reason ? $": {reason}" : string.Empty;
+            Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}{why}");
         }
         else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, memory.Span) is { } violation)
         {

@@ -66,7 +66,7 @@ public static class Swarm
         drawn.Add($"faults.eraseFailProbability={Pick(prng, "0", "0", "1e-4", "1e-3")}");
         drawn.Add($"faults.factoryBadBlockFraction={Pick(prng, "0", "0.01", "0.03")}");
         bool plp = prng.NextInt(3) == 0;
-        drawn.Add($"power.plp={(plp ? "true" : "false")}");
+        drawn.Add("power.plp=false");
         string chosenWorkload = workload ?? Pick(prng, s_workloads);
         double idle = parameters.IdleMicroseconds >= 0 ? parameters.IdleMicroseconds : double.Parse(Pick(prng, "0", "20", "200"), CultureInfo.InvariantCulture);
         WorkloadParameters drawnParameters = parameters with
@@ -75,8 +75,14 @@ public static class Swarm
             Warmup = parameters.Warmup >= 0 ? parameters.Warmup : 0,
         };
 
+        // A small array with many dies needs more spare than the draw may give: raise it until the
+        // FTL accepts the geometry.
+        ResolvedConfig config = LoadRaisingSpare(load, chosen, drawn, overrides);
+
         // The cache must leave the device room: at most an eighth of it, and at least 4 large pages.
-        ResolvedConfig config = load(chosen, [.. drawn, .. overrides]);
+        int rberIndex = drawn.FindIndex(d => d.StartsWith("faults.rawBitErrorRate=", StringComparison.Ordinal));
+        double rber = double.Parse(drawn[rberIndex]["faults.rawBitErrorRate=".Length..], CultureInfo.InvariantCulture);
+        drawn[rberIndex] = string.Create(CultureInfo.InvariantCulture, $"faults.rawBitErrorRate={Math.Min(rber, RatedBitErrorRate(config)):G3}");
         long raw = config.Get(FirmwareConfig.Channels) * config.Get(FirmwareConfig.DiesPerChannel) * config.Get(FirmwareConfig.BlocksPerDie)
             * config.Get(FirmwareConfig.PagesPerBlock) * config.Get(FirmwareConfig.PageBytes);
         long cacheBytes = config.Get(CacheConfig.Bytes);
@@ -87,14 +93,76 @@ public static class Swarm
             drawn[drawn.FindIndex(d => d.StartsWith("cache.bytes=", StringComparison.Ordinal))] = $"cache.bytes={fitted / 1024}k";
         }
 
-        if (plp)
+        // Power-loss protection holds free blocks back for its save; halve the cache until the spare
+        // can afford them, or go without.
+        for (int attempt = 0; plp && attempt < 8; attempt++)
         {
             config = load(chosen, [.. drawn, .. overrides]);
-            drawn.Add($"power.plpBudgetPages={CacheConfig.PlpPagesNeeded(config)}");
+            var withPlp = new List<string>(drawn) { $"power.plpBudgetPages={CacheConfig.PlpPagesNeeded(config)}" };
+            withPlp[withPlp.IndexOf("power.plp=false")] = "power.plp=true";
+            try
+            {
+                load(chosen, [.. withPlp, .. overrides]);
+                drawn = withPlp;
+                break;
+            }
+            catch (ConfigException)
+            {
+                int index = drawn.FindIndex(d => d.StartsWith("cache.bytes=", StringComparison.Ordinal));
+                long bytes = config.Get(CacheConfig.Bytes) / largePageBytes / 2 * largePageBytes;
+                if (bytes < 4 * largePageBytes || overrides.Any(o => o.StartsWith("cache.bytes=", StringComparison.Ordinal)))
+                {
+                    break;
+                }
+
+                drawn[index] = $"cache.bytes={bytes / 1024}k";
+            }
         }
 
         config = load(chosen, [.. drawn, .. overrides]);
         return new SwarmDraw(config, chosen, drawn, chosenWorkload, drawnParameters);
+    }
+
+    private static ResolvedConfig LoadRaisingSpare(Func<string, IEnumerable<string>, ResolvedConfig> load, string profile, List<string> drawn, IReadOnlyList<string> overrides)
+    {
+        int index = drawn.FindIndex(d => d.StartsWith("ftl.spareFactor=", StringComparison.Ordinal));
+        while (true)
+        {
+            try
+            {
+                return load(profile, [.. drawn, .. overrides]);
+            }
+            catch (ConfigException) when (index >= 0)
+            {
+                double spare = double.Parse(drawn[index]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture) + 0.03;
+                if (spare > 0.5)
+                {
+                    throw;
+                }
+
+                drawn[index] = string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={spare:0.00}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The highest raw bit error rate at which the part's ECC leaves a codeword uncorrectable less
+    /// than once in 10^13 reads (Poisson: P(X > t) ~ lambda^(t+1) / (t+1)!). Beyond it, data loss
+    /// is the physics of the part, not a firmware fault: a 1-bit-per-512-byte SLC part is rated
+    /// for about 1e-10, a 40-bit-per-KiB part for far more than the swarm draws.
+    /// </summary>
+    public static double RatedBitErrorRate(ResolvedConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        int t = (int)config.Get(FirmwareConfig.EccCorrectableBits);
+        double bits = config.Get(FirmwareConfig.EccCodewordBytes) * 8.0;
+        double factorial = 1;
+        for (int i = 2; i <= t + 1; i++)
+        {
+            factorial *= i;
+        }
+
+        return Math.Pow(1e-13 * factorial, 1.0 / (t + 1)) / bits;
     }
 
     private static string Pick(Prng prng, params string[] choices) => choices[prng.NextInt(choices.Length)];

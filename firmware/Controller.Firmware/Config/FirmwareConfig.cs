@@ -94,8 +94,8 @@ public static class FirmwareConfig
                 : "the array has more than 2^31 pages", Channels, DiesPerChannel, PagesPerBlock),
             new(SpareBytes, c => Ftl.FtlLayout.Problem(Geometry(c)), PageBytes, PagesPerBlock),
             new(Ftl.FtlConfig.SpareFactor, c => Ftl.FtlLayout.Problem(Geometry(c)) is null
-                ? Ftl.FtlCapacity.Count(new Ftl.FtlLayout(Geometry(c)), Geometry(c).Blocks, c.Get(Ftl.FtlConfig.SpareFactor)).Problem(new Ftl.FtlLayout(Geometry(c)))
-                : null, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes),
+                ? Ftl.FtlCapacity.Count(new Ftl.FtlLayout(Geometry(c)), Geometry(c).Blocks, c.Get(Ftl.FtlConfig.SpareFactor)).Problem(new Ftl.FtlLayout(Geometry(c)), Ftl.FtlConfig.HoldUpReserveBlocks(c))
+                : null, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes, Cache.CacheConfig.Plp, Cache.CacheConfig.Bytes),
             .. Cache.CacheConfig.Rules,
         ]);
 

@@ -23,6 +23,11 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private void CheckpointIfDue()
     {
+        if (_savingOnHoldUp)
+        {
+            return;
+        }
+
         if (_pagesSinceCheckpoint >= _options.CheckpointIntervalPages || _metadataBlocks.Count > _layout.CheckpointBlocks + 1)
         {
             TakeCheckpoint();
@@ -147,6 +152,8 @@ public sealed partial class FlashTranslationLayer
         throw new FtlException($"the superblock could not be written to block {_superblocks[0]} or {_superblocks[1]}");
     }
 
+    private const int SuperblockEraseAttempts = 4;
+
     private void SwitchSuperblock()
     {
         _activeSuperblock = 1 - _activeSuperblock;
@@ -154,16 +161,29 @@ public sealed partial class FlashTranslationLayer
         _superblockNextUnit = 0;
     }
 
+    /// <summary>
+    /// Erases a superblock block. The superblocks live at fixed places (mount looks for them in
+    /// the first two good blocks), so a failed erase is retried; a block that keeps failing ends
+    /// the FTL's ability to record checkpoints, which is reported rather than written over.
+    /// </summary>
     private void EraseSuperblock(int index)
     {
         int block = _superblocks[index];
-        var erased = _nand.EraseBlock(block);
-        _latestCompletion = Math.Max(_latestCompletion, erased.CompletesAtNanoseconds);
-        Statistics.BlocksErased++;
-        if (erased.Succeeded)
+        for (int attempt = 0; attempt < SuperblockEraseAttempts; attempt++)
         {
-            _eraseCounts[block]++;
+            var erased = _nand.EraseBlock(block);
+            _latestCompletion = Math.Max(_latestCompletion, erased.CompletesAtNanoseconds);
+            Statistics.BlocksErased++;
+            if (erased.Succeeded)
+            {
+                _eraseCounts[block]++;
+                return;
+            }
+
+            Statistics.EraseFailures++;
         }
+
+        throw new FtlException($"superblock block {block} failed to erase {SuperblockEraseAttempts} times; checkpoints can no longer be recorded");
     }
 
     private void EncodeSuperblock(Span<byte> data, CheckpointPointer? pointer)

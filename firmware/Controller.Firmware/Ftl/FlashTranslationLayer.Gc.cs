@@ -32,22 +32,52 @@ public sealed partial class FlashTranslationLayer
                 Statistics.ForegroundGcVictims++;
             }
 
+            // Down to the last two (power cuts abandon open blocks, grown bad blocks shrink the
+            // spare): collect the emptiest block only if its valid data fits in the open cold
+            // block and one free block, so the pool never empties; its release gains a block.
+            if (_freeBlocks <= 2 && _releasing.Count == 0 && EmptiestFitting() is int victim and >= 0 && CollectVictim(victim))
+            {
+                Statistics.ForegroundGcVictims++;
+            }
+
             ReleaseVictims(force: true);
             if (++attempts > _states.Length)
             {
-                throw new FtlException($"garbage collection made no progress: {_freeBlocks} free blocks, {_releasing.Count} waiting");
+                throw new FtlException($"garbage collection made no progress: {_freeBlocks} free blocks, {_releasing.Count} waiting; {BlockCensus()}");
             }
         }
 
-        LevelWear();
+        if (!_savingOnHoldUp)
+        {
+            LevelWear();
+        }
+    }
+
+    /// <summary>Where the blocks are, for a message that explains why space ran out.</summary>
+    private string BlockCensus()
+    {
+        int closedData = 0, fullData = 0, metadata = 0, bad = 0, open = 0;
+        long valid = 0;
+        for (int block = 0; block < _states.Length; block++)
+        {
+            bool data = _uses[block] is BlockUse.HostData or BlockUse.ColdData;
+            closedData += _states[block] == BlockState.Closed && data ? 1 : 0;
+            fullData += _states[block] == BlockState.Closed && data && _valid[block] == _layout.SectorsPerBlock ? 1 : 0;
+            metadata += _uses[block] == BlockUse.Metadata ? 1 : 0;
+            bad += _states[block] == BlockState.Bad ? 1 : 0;
+            open += _states[block] == BlockState.Open ? 1 : 0;
+            valid += data ? _valid[block] : 0;
+        }
+
+        return $"{closedData} closed data blocks ({fullData} wholly valid), {open} open, {metadata} metadata, {bad} bad of {_states.Length}; {valid} valid sectors for {_map.Length} logical, {_layout.SectorsPerBlock} per block";
     }
 
     /// <summary>
     /// Free blocks below which a host write first waits for GC: two for the data streams, plus
     /// what the metadata may still take of its reserve (checkpoints and journal in use already
-    /// hold the rest).
+    /// hold the rest), plus the blocks held back for a save on hold-up energy until that save.
     /// </summary>
-    private int ForegroundGcFloor => 2 + Math.Max(0, _layout.MetadataReserveBlocks - _metadataBlocks.Count);
+    private int ForegroundGcFloor => 2 + Math.Max(0, _layout.MetadataReserveBlocks - _metadataBlocks.Count) + (_savingOnHoldUp ? 0 : _options.HoldUpReserveBlocks);
 
     /// <summary>
     /// The victim policy's choice among closed data blocks with something to reclaim, or -1.
@@ -77,6 +107,24 @@ public sealed partial class FlashTranslationLayer
         }
 
         return best;
+    }
+
+    /// <summary>The collectable block with the fewest valid sectors, if they fit in the cold stream's open block plus one free block; else -1.</summary>
+    private int EmptiestFitting()
+    {
+        int best = -1;
+        for (int block = 0; block < _states.Length; block++)
+        {
+            if (IsCollectable(block) && (best < 0 || _valid[block] < _valid[best]))
+            {
+                best = block;
+            }
+        }
+
+        (int coldBlock, int nextUnit) = _streams[ColdStream];
+        long room = ((coldBlock < 0 ? 0 : _layout.UnitsPerBlock - nextUnit) * (long)_layout.SectorsPerUnit) - _coldBuffer.Count;
+        room += (_freeBlocks - 1) * (long)_layout.SectorsPerBlock;
+        return best >= 0 && _valid[best] <= room ? best : -1;
     }
 
     private bool IsCollectable(int block) =>

@@ -63,6 +63,7 @@ public sealed partial class FlashTranslationLayer
     private long _pagesSinceCheckpoint;
     private int _freeBlocks;
     private int _allocationsSinceWearCheck;
+    private bool _savingOnHoldUp;
 
     private FlashTranslationLayer(INandDevice nand, IClock clock, FtlOptions options)
     {
@@ -109,6 +110,13 @@ public sealed partial class FlashTranslationLayer
 
     /// <summary>What the mount found and did.</summary>
     public MountReport LastMount { get; private set; } = new(false, false, 0, 0);
+
+    /// <summary>
+    /// The power is failing and the hold-up energy powers a save: from now on the free blocks held
+    /// back for it are used, garbage collection only runs if the save could not otherwise go on,
+    /// and no checkpoint is taken (recovery replays the log the save writes).
+    /// </summary>
+    public void BeginPowerFailSave() => _savingOnHoldUp = true;
 
     /// <summary>Sets <see cref="Activity"/>; returns the one to restore.</summary>
     private FtlActivity Enter(FtlActivity activity)
@@ -250,7 +258,10 @@ public sealed partial class FlashTranslationLayer
         ulong sequence = _nextSequence;
         RetireFailedBlocks();
         ReleaseVictims(force: false);
-        if (_freeBlocks < ForegroundGcFloor + _nand.Geometry.Dies)
+        // Victims waiting for release count as free already (they only wait for their copies and
+        // the host's overwrites to be durable); collecting more meanwhile would drain the pool
+        // into the cold stream.
+        if (_freeBlocks > 2 && _freeBlocks + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor + _nand.Geometry.Dies)
         {
             CollectVictim(PickVictim());
         }

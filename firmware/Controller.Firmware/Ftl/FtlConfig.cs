@@ -30,6 +30,24 @@ public static class FtlConfig
             GcPolicy = config.Get(GcPolicyKey) == "greedy" ? GcVictimPolicy.Greedy : GcVictimPolicy.CostBenefit,
             CheckpointIntervalPages = (int)config.Get(CheckpointIntervalPages),
             WearLevelingSpread = (int)config.Get(WearLevelingSpread),
+            HoldUpReserveBlocks = HoldUpReserveBlocks(config),
         };
+    }
+
+    /// <summary>
+    /// With power-loss protection, the free blocks a save of a cache full of dirty sectors needs,
+    /// plus one for the stream's open block: held back so the save never waits for GC. Zero without.
+    /// </summary>
+    public static int HoldUpReserveBlocks(ResolvedConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (!config.Get(Cache.CacheConfig.Plp))
+        {
+            return 0;
+        }
+
+        long sectorsPerBlock = new FtlLayout(FirmwareConfig.Geometry(config)).SectorsPerBlock;
+        long cacheSectors = config.Get(Cache.CacheConfig.Bytes) / FirmwareConfig.SectorBytes;
+        return (int)((cacheSectors + sectorsPerBlock - 1) / sectorsPerBlock) + 1;
     }
 }

@@ -134,12 +134,13 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
     /// <summary>
     /// Null when the spare blocks can hold every open block and GC's reserve; otherwise why not.
     /// </summary>
-    public string? Problem(FtlLayout layout)
+    public string? Problem(FtlLayout layout, int holdUpReserveBlocks = 0)
     {
         ArgumentNullException.ThrowIfNull(layout);
         long spareBlocks = (PhysicalSectors - LogicalSectors) / layout.SectorsPerBlock;
-        // An open host block per die, the cold stream's open block, and the GC reserve.
-        long needed = layout.Nand.Dies + 4;
+        // An open host block per die, the cold stream's open block, the GC reserve, and (with
+        // power-loss protection) the free blocks a save on hold-up energy writes into.
+        long needed = layout.Nand.Dies + 4 + holdUpReserveBlocks;
         if (DataBlocks <= 0)
         {
             return $"the array has {GoodBlocks} good blocks, too few for the superblocks and {layout.MetadataReserveBlocks} metadata blocks";
@@ -147,6 +148,8 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
 
         return spareBlocks >= needed
             ? null
-            : $"leaves {spareBlocks} spare blocks; open blocks and garbage collection need at least {needed} on this geometry";
+            : holdUpReserveBlocks == 0
+                ? $"leaves {spareBlocks} spare blocks; open blocks and garbage collection need at least {needed} on this geometry"
+                : $"leaves {spareBlocks} spare blocks; open blocks, garbage collection and the {holdUpReserveBlocks} blocks power-loss protection holds back for saving the cache need at least {needed} on this geometry";
     }
 }

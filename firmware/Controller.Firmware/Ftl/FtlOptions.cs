@@ -26,6 +26,12 @@ public sealed record FtlOptions
     public int WearLevelingSpread { get; init; } = 100;
 
     /// <summary>
+    /// Free blocks held back for a save on hold-up energy (power-loss protection): foreground GC
+    /// keeps them free, and the save writes into them without collecting garbage.
+    /// </summary>
+    public int HoldUpReserveBlocks { get; init; }
+
+    /// <summary>
     /// A deliberately broken variant for the tests' oracles: FLUSH returns without waiting for
     /// its programs to complete. Reachable only from tests.
     /// </summary>

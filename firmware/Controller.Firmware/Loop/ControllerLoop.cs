@@ -114,6 +114,9 @@ public sealed class ControllerLoop
         return _ftl?.DoBackgroundWork() ?? false;
     }
 
+    /// <summary>Why the last command that failed with <see cref="HostStatus.NoSpace"/> failed, for logs and reports.</summary>
+    public string? LastFailure { get; private set; }
+
     /// <summary>True when power-loss protection is on.</summary>
     public bool PowerLossProtection => _plpBudgetPages > 0;
 
@@ -131,6 +134,7 @@ public sealed class ControllerLoop
         }
 
         long before = _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed;
+        _ftl.BeginPowerFailSave();
         _cache.Flush();
         long used = _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed - before;
         if (used > _plpBudgetPages)
@@ -169,8 +173,9 @@ public sealed class ControllerLoop
                     return HostStatus.InvalidArgument;
             }
         }
-        catch (FtlException)
+        catch (FtlException e)
         {
+            LastFailure = e.Message;
             return HostStatus.NoSpace;
         }
     }
