@@ -148,6 +148,11 @@ internal static class SimCommand
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases} nandOps/s={result.NandPageOpsPerWallSecond:0}"));
+        if (result.Ftl.SectorsLost > 0 || result.Ftl.UnreadableSectors > 0)
+        {
+            output.WriteLine($"  media: the NAND could not return {result.Ftl.UnreadableSectors} host reads intact, and {result.Ftl.SectorsLost} sectors were unreadable when relocated");
+        }
+
         foreach (Violation violation in result.Violations.Take(5))
         {
             output.WriteLine($"  VIOLATION {violation}");

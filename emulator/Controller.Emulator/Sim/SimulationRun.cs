@@ -239,7 +239,12 @@ internal sealed class SimulationRun : IDisposable
             _heldSamples++;
         }
 
-        if (!ok)
+        if (!ok && request.Opcode == HostOpcode.Read && completion.Status == HostStatus.IoError)
+        {
+            long sector = request.Offset / SectorBytes;
+            _violations.Add(new Violation(ViolationClass.BitCorruption, sector, $"op {id} (read {request.Offset}+{request.Length}) got a media error: the NAND could not return the data intact", _oracle.History(sector)));
+        }
+        else if (!ok)
         {
             string why = completion.Status == HostStatus.NoSpace && _loop!.LastFailure is { } reason ? $": {reason}" : string.Empty;
             Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}{why}");

@@ -64,10 +64,11 @@ public sealed partial class SimTests
     {
         // A quarter of the default device on two dies: 256 blocks of 256 sectors. The full-size figures,
         // within 10% of the model, are in docs/PERFORMANCE.md; this keeps CI honest about them.
-        ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, Repository.PathOf("hw-config", "emulated", "default.json"), ["nand.channels=1", "nand.diesPerChannel=2", "nand.blocksPerDie=128", "ftl.spareFactor=0.10", "faults.factoryBadBlockFraction=0"]);
+        // The cache is kept small (1 MiB) so that it absorbs almost no overwrites: the model is the FTL's.
+        ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, Repository.PathOf("hw-config", "emulated", "default.json"), ["nand.channels=1", "nand.diesPerChannel=2", "nand.blocksPerDie=128", "ftl.spareFactor=0.10", "faults.factoryBadBlockFraction=0", "cache.bytes=1M"]);
 
-        SimResult uniform = SimRunner.Run(config, new SimOptions(1, "uniform-randwrite", 0, -1, 0, 0.2, 0.8));
-        SimResult trimmed = SimRunner.Run(config, new SimOptions(1, "uniform-randwrite", 0, -1, 0.25, 0.2, 0.8));
+        SimResult uniform = SimRunner.Run(config, new SimOptions(1, "uniform-randwrite", new WorkloadParameters()));
+        SimResult trimmed = SimRunner.Run(config, new SimOptions(1, "uniform-randwrite", new WorkloadParameters { TrimFraction = 0.25 }));
 
         Assert.Empty(uniform.Violations);
         Assert.Empty(trimmed.Violations);
@@ -80,12 +81,15 @@ public sealed partial class SimTests
     public void TheReadBackCheckCatchesDataTheNandCouldNotKeep()
     {
         // The canary of the sim's oracle: a NAND whose ECC corrects nothing at a high bit error
-        // rate loses data, and the run must say so and fail.
-        var (exitCode, output, _) = EmulatorProcess.Run("sim", "--config", "tiny", "--ops", "1000", "--set", "faults.rawBitErrorRate=1e-4", "--set", "nand.eccCorrectableBits=0");
+        // rate loses data, and the run must say so and fail. The cache is small so that the data
+        // goes to the NAND and is read back from it; the FTL loses sectors it cannot relocate, so
+        // the check finds zeros where durable data was.
+        var (exitCode, output, _) = EmulatorProcess.Run("sim", "--config", "tiny", "--ops", "1000", "--set", "cache.bytes=256K", "--set", "faults.rawBitErrorRate=1e-4", "--set", "nand.eccCorrectableBits=0");
 
         Assert.Equal(1, exitCode);
         Assert.Matches(@"violations=[1-9]", output);
-        Assert.Contains("violation: sector", output, StringComparison.Ordinal);
+        Assert.Matches(@"media: the NAND could not return \d+ host reads intact, and [1-9]\d* sectors were unreadable when relocated", output);
+        Assert.Contains("VIOLATION lost-durable-write at sector", output, StringComparison.Ordinal);
         Assert.Contains("replay: ssd-emulator sim --seed 1", output, StringComparison.Ordinal);
     }
 
