@@ -233,6 +233,13 @@ public sealed partial class FlashTranslationLayer
             {
                 Release(releasing);
                 _releasing.RemoveAt(i);
+                if (!releasing.BecomesBad && _nand.EraseBlock(releasing.Block).Succeeded)
+                {
+                    Statistics.BlocksErased++;
+                    _eraseCounts[releasing.Block]++;
+                    _needsErase[releasing.Block] = false;
+                }
+
                 continue;
             }
 

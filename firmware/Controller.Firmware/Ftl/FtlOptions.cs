@@ -44,8 +44,8 @@ public sealed record FtlOptions
     internal bool CanaryRecoveryIgnoresTrims { get; init; }
 
     /// <summary>
-    /// A deliberately broken variant for the tests' oracles: GC frees (and so erases) a victim as
-    /// soon as its data is copied, before the copies are durable. Reachable only from tests.
+    /// A deliberately broken variant for the tests' oracles: GC frees and erases a victim as soon
+    /// as its data is copied, before the copies are durable. Reachable only from tests.
     /// </summary>
     internal bool CanaryEraseBeforeRelocationDurable { get; init; }
 }

@@ -21,6 +21,39 @@ public sealed partial class SimTests
     }
 
     [Fact]
+    public void ASwarmSeedWithPowerCutsReplaysExactlyInAnotherProcess()
+    {
+        string[] args = ["sim", "--swarm", "--seed", "20", "--power-cuts", "6", "--ops", "1500"];
+        var first = EmulatorProcess.Run(args);
+        var second = EmulatorProcess.Run(args);
+
+        Assert.Equal(TraceHash(first), TraceHash(second));
+        Assert.Matches(@"drew: profile=\S+ workload=\S+ idle=\d+us nand\.", first.Output);
+        Assert.Matches(@"power-cuts=[1-9]", first.Output);
+        // Everything but the wall-clock rates is the same, line for line.
+        Assert.Equal(WallClockRates().Replace(first.Output, string.Empty), WallClockRates().Replace(second.Output, string.Empty));
+    }
+
+    [Fact]
+    public void TheTraceFileTellsEveryEventAndHashesToTheSummary()
+    {
+        using var temp = new TempDirectory();
+        string path = temp.File("seed.trace");
+
+        var run = EmulatorProcess.Run("sim", "--config", "tiny", "--seed", "3", "--ops", "500", "--power-cuts", "2", "--trace", path);
+        string hash = TraceHash(run);
+        string[] lines = File.ReadAllLines(path);
+
+        Assert.Contains(lines, l => l.Contains("program", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("erase", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("host submit op", StringComparison.Ordinal) && l.Contains("Write", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("host complete op", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("power cut", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("mount", StringComparison.Ordinal));
+        Assert.Equal(hash, TraceHash(EmulatorProcess.Run("sim", "--config", "tiny", "--seed", "3", "--ops", "500", "--power-cuts", "2")));
+    }
+
+    [Fact]
     public void TheJsonReportCarriesEveryFieldOfTheDesign()
     {
         using var temp = new TempDirectory();
@@ -98,6 +131,10 @@ public sealed partial class SimTests
     [InlineData("--workload zipfian", "unknown workload 'zipfian'")]
     [InlineData("--trim-fraction 2", "--trim-fraction: '2' is not a number from 0 to 0.9")]
     [InlineData("--seed 1 --seeds 1..2", "give --seed or --seeds, not both")]
+    [InlineData("--seeds 1..9 --shard 4/4", "--shard: '4/4' is not K/N with 0 <= K < N")]
+    [InlineData("--seeds 1..9 --shard half", "--shard: 'half' is not K/N")]
+    [InlineData("--shard 0/2", "--shard splits a --seeds range")]
+    [InlineData("--power-cuts -1", "--power-cuts")]
     public void BadArgumentsAreNamed(string arguments, string expected)
     {
         var (exitCode, _, error) = EmulatorProcess.Run(["sim", "--config", "tiny", .. arguments.Split(' ')]);
@@ -111,6 +148,9 @@ public sealed partial class SimTests
         Assert.True(run.ExitCode == 0, run.Output + run.Error);
         return TraceHashPattern().Match(run.Output).Groups[1].Value;
     }
+
+    [GeneratedRegex(@"(?i)ops/s=\d+")]
+    private static partial Regex WallClockRates();
 
     [GeneratedRegex("trace-hash=([0-9a-f]{16})")]
     private static partial Regex TraceHashPattern();

@@ -27,15 +27,18 @@ internal static class EmulatorProcess
     }
 
     /// <summary>Runs <c>ssd-emulator ARGS</c> to the end and returns its exit code and output.</summary>
-    public static (int ExitCode, string Output, string Error) Run(params string[] args)
+    public static (int ExitCode, string Output, string Error) Run(params string[] args) => Run(TimeSpan.FromMinutes(2), args);
+
+    /// <summary>As <see cref="Run(string[])"/>, killing the process after <paramref name="timeout"/>.</summary>
+    public static (int ExitCode, string Output, string Error) Run(TimeSpan timeout, params string[] args)
     {
         using Process process = Start(args);
         Task<string> output = process.StandardOutput.ReadToEndAsync();
         Task<string> error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"ssd-emulator {string.Join(' ', args)} did not finish in 2 minutes");
+            throw new TimeoutException($"ssd-emulator {string.Join(' ', args)} did not finish in {timeout.TotalMinutes} minutes");
         }
 
         return (process.ExitCode, output.GetAwaiter().GetResult(), error.GetAwaiter().GetResult());

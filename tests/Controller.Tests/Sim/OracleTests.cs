@@ -1,0 +1,163 @@
+using Controller.Emulator.Sim;
+using Controller.Firmware.Host;
+
+namespace Controller.Tests.Sim;
+
+/// <summary>The oracle's classes, one by one, on hand-made histories.</summary>
+public sealed class OracleTests
+{
+    private const int Sector = 4096;
+
+    [Fact]
+    public void AnExactReadOfWhatWasWrittenPasses()
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint write = Write(oracle, 0, 2 * Sector);
+
+        Assert.Null(oracle.CheckExact(0, Stamped(0, 2 * Sector, write)));
+        Assert.Null(oracle.CheckExact(2 * Sector, new byte[2 * Sector]));
+    }
+
+    [Fact]
+    public void FlippedBitsAreBitCorruption()
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint write = Write(oracle, 0, Sector);
+        byte[] read = Stamped(0, Sector, write);
+        read[700] ^= 0x10;
+
+        Violation? violation = oracle.CheckExact(0, read);
+
+        Assert.Equal(ViolationClass.BitCorruption, violation?.Class);
+        Assert.Contains("block 1 holds bytes no operation wrote", violation!.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DataOfAnotherAddressIsAFlyingWrite()
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        Write(oracle, 0, Sector);
+        uint other = Write(oracle, 2 * Sector, Sector);
+
+        Violation? violation = oracle.CheckExact(0, Stamped(2 * Sector, Sector, other));
+
+        Assert.Equal(ViolationClass.FlyingWrite, violation?.Class);
+        Assert.Equal(0, violation!.Sector);
+    }
+
+    [Fact]
+    public void AfterACutEitherTheDurableOrTheNewerValueIsAllowed()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, Sector);
+        Flush(oracle);
+        uint newer = Write(oracle, 0, Sector);
+        oracle.PowerCut(0, "test");
+
+        Assert.Null(oracle.CheckAfterCut(0, Stamped(0, Sector, old)));
+        Assert.Null(oracle.CheckAfterCut(1, new byte[Sector]));
+
+        var again = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        Write(again, 0, Sector);
+        Flush(again);
+        Assert.Equal(newer, Write(again, 0, Sector));
+        again.PowerCut(0, "test");
+        Assert.Null(again.CheckAfterCut(0, Stamped(0, Sector, newer)));
+    }
+
+    [Fact]
+    public void HalfOfOneWriteAndHalfOfAnotherIsAShornWrite()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, Sector);
+        Flush(oracle);
+        uint newer = Write(oracle, 0, Sector);
+        oracle.PowerCut(0, "test");
+        byte[] read = Stamped(0, Sector, old);
+        BlockStamp.FillRange(read.AsSpan(Sector / 2), 4, newer);
+
+        Violation? violation = oracle.CheckAfterCut(0, read);
+
+        Assert.Equal(ViolationClass.ShornWrite, violation?.Class);
+    }
+
+    [Fact]
+    public void AFlushedWriteMissingAfterACutIsALostDurableWrite()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        Write(oracle, Sector, Sector);
+        Flush(oracle);
+        oracle.PowerCut(0, "test");
+
+        Violation? violation = oracle.CheckAfterCut(1, new byte[Sector]);
+
+        Assert.Equal(ViolationClass.LostDurableWrite, violation?.Class);
+        Assert.Contains("op 1 write whole sector completed; op 2 flush; power cut after op 2", violation!.History, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AFuaWriteIsDurableWithoutAFlush()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        uint id = oracle.Submit(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 0, Sector);
+        oracle.Complete(id, ok: true);
+        Write(oracle, Sector, Sector);
+        oracle.PowerCut(0, "test");
+
+        Assert.Equal(ViolationClass.LostDurableWrite, oracle.CheckAfterCut(0, new byte[Sector])?.Class);
+        Assert.Null(oracle.CheckAfterCut(1, new byte[Sector]));
+    }
+
+    [Fact]
+    public void DataBackAfterADurableTrimIsAResurrectedTrim()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        uint write = Write(oracle, 0, Sector);
+        Flush(oracle);
+        uint trim = oracle.Submit(HostOpcode.Trim, HostCommandOptions.None, 0, Sector);
+        oracle.Complete(trim, ok: true);
+        Flush(oracle);
+        oracle.PowerCut(0, "test");
+
+        Assert.Equal(ViolationClass.ResurrectedTrim, oracle.CheckAfterCut(0, Stamped(0, Sector, write))?.Class);
+    }
+
+    [Fact]
+    public void WithPowerLossProtectionEveryCompletedWriteIsDurable()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: true);
+        Write(oracle, 0, Sector);
+        oracle.PowerCut(0, "test");
+
+        Assert.Equal(ViolationClass.LostDurableWrite, oracle.CheckAfterCut(0, new byte[Sector])?.Class);
+    }
+
+    [Fact]
+    public void AfterACheckTheSectorHoldsWhatWasRead()
+    {
+        // The check settles the sector on what it read: later reads must match that exactly.
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        Write(oracle, 0, Sector);
+        oracle.PowerCut(0, "test");
+        Assert.Null(oracle.CheckAfterCut(0, new byte[Sector]));
+
+        Assert.Null(oracle.CheckExact(0, new byte[Sector]));
+        Assert.NotNull(oracle.CheckExact(0, Stamped(0, Sector, 1)));
+    }
+
+    private static uint Write(Oracle oracle, long offset, long length)
+    {
+        uint id = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, offset, length);
+        oracle.Complete(id, ok: true);
+        return id;
+    }
+
+    private static void Flush(Oracle oracle) => oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
+
+    private static byte[] Stamped(long offset, int length, uint operation)
+    {
+        byte[] data = new byte[length];
+        BlockStamp.FillRange(data, offset / BlockStamp.Bytes, operation);
+        return data;
+    }
+}

@@ -1,0 +1,56 @@
+using Controller.Emulator.Cli;
+using Controller.Emulator.Sim;
+
+namespace Controller.Tests.Sim;
+
+/// <summary>
+/// The oracle's canaries: each deliberately broken firmware variant must be caught by the swarm
+/// with power cuts within a few seeds, with the class of violation its bug produces, and the seed
+/// that caught it must pass with the firmware unbroken (so it is the canary that was caught).
+/// </summary>
+public sealed class SimCanaryTests
+{
+    private const int MaxSeeds = 12;
+
+    [Theory]
+    [InlineData("forget-dirty-after-punch", "db", "lost-durable-write")]
+    [InlineData("flush-before-durable", "db", "lost-durable-write")]
+    [InlineData("recovery-ignores-trims", null, "resurrected-trim")]
+    [InlineData("erase-before-relocation-durable", "hot-cold", "lost-durable-write")]
+    public void EachBrokenVariantIsCaughtWithinAFewSeeds(string canary, string? workload, string expectedClass)
+    {
+        SimHooks broken = canary switch
+        {
+            "forget-dirty-after-punch" => new SimHooks(Cache: o => o with { CanaryForgetDirtyAfterPunch = true }),
+            "flush-before-durable" => new SimHooks(Ftl: o => o with { CanaryFlushBeforeDurable = true }),
+            "recovery-ignores-trims" => new SimHooks(Ftl: o => o with { CanaryRecoveryIgnoresTrims = true }),
+            "erase-before-relocation-durable" => new SimHooks(Ftl: o => o with { CanaryEraseBeforeRelocationDurable = true }),
+            _ => throw new ArgumentOutOfRangeException(nameof(canary), canary, "no such canary"),
+        };
+
+        for (ulong seed = 1; seed <= MaxSeeds; seed++)
+        {
+            (SwarmDraw draw, SimOptions options) = Seed(seed, workload);
+            SimResult result = SimRunner.Run(draw.Config, options with { Hooks = broken });
+            if (result.Violations.Count == 0)
+            {
+                continue;
+            }
+
+            Violation first = result.Violations[0];
+            Assert.True(first.ClassName == expectedClass, $"{canary} on seed {seed} ({draw.Describe()}): expected {expectedClass}, got {first}\n  history: {first.History}");
+            Assert.NotEmpty(first.History);
+            SimResult sound = SimRunner.Run(draw.Config, options);
+            Assert.True(sound.Violations.Count == 0, $"seed {seed} fails without the canary too: {(sound.Violations.Count > 0 ? sound.Violations[0] : null)}");
+            return;
+        }
+
+        Assert.Fail($"the {canary} canary survived {MaxSeeds} swarm seeds with power cuts");
+    }
+
+    private static (SwarmDraw Draw, SimOptions Options) Seed(ulong seed, string? workload)
+    {
+        SwarmDraw draw = Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), null, [], workload, new WorkloadParameters { Ops = 1500 });
+        return (draw, new SimOptions(seed, draw.Workload, draw.Parameters, PowerCuts: 8));
+    }
+}
