@@ -41,14 +41,9 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private void TakeCheckpoint()
     {
-        FtlActivity previous = Enter(FtlActivity.Checkpoint);
-        try
+        using (Enter(FtlActivity.Checkpoint))
         {
             TakeCheckpointCore();
-        }
-        finally
-        {
-            Activity = previous;
         }
     }
 

@@ -140,14 +140,9 @@ public sealed partial class FlashTranslationLayer
             return false;
         }
 
-        FtlActivity previous = Enter(FtlActivity.GarbageCollection);
-        try
+        using (Enter(FtlActivity.GarbageCollection))
         {
             Evacuate(victim, becomesBad: false);
-        }
-        finally
-        {
-            Activity = previous;
         }
 
         Statistics.GcVictims++;
@@ -321,14 +316,9 @@ public sealed partial class FlashTranslationLayer
         {
             int block = _retiring[^1];
             _retiring.RemoveAt(_retiring.Count - 1);
-            FtlActivity previous = Enter(FtlActivity.Retirement);
-            try
+            using (Enter(FtlActivity.Retirement))
             {
                 Evacuate(block, becomesBad: true);
-            }
-            finally
-            {
-                Activity = previous;
             }
         }
     }
@@ -365,14 +355,9 @@ public sealed partial class FlashTranslationLayer
 
         if (coldest >= 0 && max - _eraseCounts[coldest] > _options.WearLevelingSpread)
         {
-            FtlActivity previous = Enter(FtlActivity.WearLeveling);
-            try
+            using (Enter(FtlActivity.WearLeveling))
             {
                 Evacuate(coldest, becomesBad: false);
-            }
-            finally
-            {
-                Activity = previous;
             }
 
             Statistics.WearLevelingMoves++;

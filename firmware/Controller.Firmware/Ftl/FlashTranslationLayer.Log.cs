@@ -69,14 +69,9 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Programs the pending journal records (trims, retired blocks) into the metadata stream.</summary>
     private void ProgramJournal()
     {
-        FtlActivity previous = Enter(FtlActivity.Journal);
-        try
+        using (Enter(FtlActivity.Journal))
         {
             ProgramJournalCore();
-        }
-        finally
-        {
-            Activity = previous;
         }
     }
 

@@ -118,12 +118,12 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     public void BeginPowerFailSave() => _savingOnHoldUp = true;
 
-    /// <summary>Sets <see cref="Activity"/>; returns the one to restore.</summary>
-    private FtlActivity Enter(FtlActivity activity)
+    /// <summary>Sets <see cref="Activity"/> until the returned scope is disposed, which restores the one before.</summary>
+    private ActivityScope Enter(FtlActivity activity)
     {
-        FtlActivity previous = Activity;
+        var scope = new ActivityScope(this, Activity);
         Activity = activity;
-        return previous;
+        return scope;
     }
 
     private int ColdStream => _nand.Geometry.Dies;
@@ -398,6 +398,12 @@ public sealed partial class FlashTranslationLayer
         {
             throw new ArgumentException($"a sector buffer is {FirmwareConfig.SectorBytes} bytes, not {length}");
         }
+    }
+
+    /// <summary>Restores the activity before an <see cref="Enter"/> when disposed.</summary>
+    private readonly ref struct ActivityScope(FlashTranslationLayer ftl, FtlActivity previous)
+    {
+        public void Dispose() => ftl.Activity = previous;
     }
 
     private readonly record struct Releasing(int Block, long ColdUnitsNeeded, bool BecomesBad);

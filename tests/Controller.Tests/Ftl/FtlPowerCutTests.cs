@@ -1,4 +1,5 @@
 using Controller.Emulator.Nand;
+using Controller.Emulator.Sim;
 using Controller.Emulator.Time;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
@@ -54,7 +55,7 @@ public sealed class FtlPowerCutTests
         var clock = new VirtualClock();
         var prng = new Prng(77);
         using EmulatedNand inner = Nands.Tiny(clock);
-        var nand = new PowerCuttingNand(inner, clock, prng.Fork());
+        var nand = new FaultingNand(inner, clock, prng.Fork(), new SimTrace(null));
         var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96 };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
@@ -88,7 +89,7 @@ public sealed class FtlPowerCutTests
         var clock = new VirtualClock();
         var prng = new Prng((ulong)seed);
         using EmulatedNand inner = Nands.Shape(Shapes[seed % Shapes.Length], clock, $"faults.seed={seed}");
-        var nand = new PowerCuttingNand(inner, clock, prng.Fork());
+        var nand = new FaultingNand(inner, clock, prng.Fork(), new SimTrace(null));
         var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96, CanaryFlushBeforeDurable = canary };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
@@ -132,7 +133,7 @@ public sealed class FtlPowerCutTests
     }
 
     /// <summary>Powers on and mounts; a third of the time the power is cut again inside recovery first.</summary>
-    private static FlashTranslationLayer Remount(EmulatedNand inner, PowerCuttingNand nand, VirtualClock clock, Prng prng, FtlOptions options)
+    private static FlashTranslationLayer Remount(EmulatedNand inner, FaultingNand nand, VirtualClock clock, Prng prng, FtlOptions options)
     {
         while (true)
         {

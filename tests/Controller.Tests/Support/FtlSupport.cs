@@ -7,83 +7,44 @@ using Controller.Firmware.Loop;
 
 namespace Controller.Tests.Support;
 
-/// <summary>The emulator's self-describing sector contents, under the name the tests use.</summary>
+/// <summary>
+/// Self-describing 4 KiB sectors for the FTL tests: the sim's block stamps of one operation
+/// (here a generation) through the sector's eight blocks. Generation 0 is zeros: a hole.
+/// </summary>
 internal static class SectorContent
 {
-    public const int Bytes = SectorStamp.Bytes;
+    public const int Bytes = 4096;
 
-    public static void Fill(Span<byte> buffer, long sector, int generation) => SectorStamp.Fill(buffer, sector, generation);
+    private const int BlocksPerSector = Bytes / BlockStamp.Bytes;
 
-    public static (bool Intact, long Sector, int Generation) Decode(ReadOnlySpan<byte> buffer) => SectorStamp.Decode(buffer);
-}
-
-/// <summary>Thrown by <see cref="PowerCuttingNand"/> when it has cut the power: the firmware's state is gone.</summary>
-internal sealed class PowerCutException : Exception
-{
-    public PowerCutException()
-        : base("the power was cut")
+    public static void Fill(Span<byte> buffer, long sector, int generation)
     {
-    }
-
-    public PowerCutException(string message)
-        : base(message)
-    {
-    }
-
-    public PowerCutException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
-}
-
-/// <summary>
-/// A NAND that cuts its own power during its Nth operation, at an instant drawn between the
-/// operation's issue and its completion, then throws so the firmware above stops as it would.
-/// </summary>
-internal sealed class PowerCuttingNand : INandDevice
-{
-    private readonly EmulatedNand _inner;
-    private readonly VirtualClock _clock;
-    private readonly Prng _prng;
-    private long _countdown = -1;
-
-    public PowerCuttingNand(EmulatedNand inner, VirtualClock clock, Prng prng)
-    {
-        _inner = inner;
-        _clock = clock;
-        _prng = prng;
-    }
-
-    public NandGeometry Geometry => _inner.Geometry;
-
-    public EmulatedNand Inner => _inner;
-
-    public long Operations { get; private set; }
-
-    /// <summary>Cut the power during the <paramref name="operations"/>th operation from now (1 = the next); 0 disarms.</summary>
-    public void CutDuring(long operations) => _countdown = operations <= 0 ? -1 : operations;
-
-    public NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare) => Cut(_inner.ReadPage(address, data, spare));
-
-    public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) => Cut(_inner.ProgramPage(address, data, spare));
-
-    public NandCompletion EraseBlock(int block) => Cut(_inner.EraseBlock(block));
-
-    public NandDieStatus GetDieStatus(int die) => _inner.GetDieStatus(die);
-
-    private NandCompletion Cut(NandCompletion completion)
-    {
-        Operations++;
-        if (_countdown > 0 && --_countdown == 0)
+        if (generation == 0)
         {
-            _countdown = -1;
-            long span = Math.Max(0, completion.CompletesAtNanoseconds - _clock.NowNanoseconds);
-            _clock.AdvanceTo(_clock.NowNanoseconds + (long)_prng.NextUInt64((ulong)span + 1));
-            _inner.PowerCut();
-            throw new PowerCutException();
+            buffer[..Bytes].Clear();
+            return;
         }
 
-        return completion;
+        BlockStamp.FillRange(buffer[..Bytes], sector * BlocksPerSector, (uint)generation);
+    }
+
+    /// <summary>What a sector holds: zeros (generation 0), an intact generation of some sector, or damage (Intact false).</summary>
+    public static (bool Intact, long Sector, int Generation) Decode(ReadOnlySpan<byte> buffer)
+    {
+        buffer = buffer[..Bytes];
+        if (!buffer.ContainsAnyExcept((byte)0))
+        {
+            return (true, -1, 0);
+        }
+
+        BlockStamp.Decoded first = BlockStamp.Decode(buffer[..BlockStamp.Bytes]);
+        bool intact = first.What == BlockStamp.Kind.Stamp && first.Address % BlocksPerSector == 0;
+        for (int block = 1; intact && block < BlocksPerSector; block++)
+        {
+            intact = BlockStamp.Matches(buffer.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes), first.Address + block, first.Operation);
+        }
+
+        return intact ? (true, first.Address / BlocksPerSector, (int)first.Operation) : (false, -1, 0);
     }
 }
 
