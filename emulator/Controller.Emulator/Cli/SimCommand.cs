@@ -16,7 +16,7 @@ internal static class SimCommand
     ];
 
     /// <summary>The flags <c>sim</c> takes.</summary>
-    public static readonly string[] Flags = ["--swarm"];
+    public static readonly string[] Flags = ["--swarm", "--memcpy-floor"];
 
     public const string Help = """
         Usage: ssd-emulator sim [--config FILE|NAME] [--set KEY=VALUE]... [--seed N | --seeds A..B [--shard K/N]]
@@ -43,6 +43,8 @@ internal static class SimCommand
           --swarm              each seed draws its own configuration: geometry among the shipped profiles
                                (scaled down), cache, large page, trim and eviction policy, spare factor, GC
                                policy, checkpoint interval, fault rates, power-loss protection; --set still wins
+          --memcpy-floor       after each run, time a plain loop copying the bytes the run had to copy
+                               (host data, NAND pages, relocated sectors) and print the run's wall time over it
           --json FILE          write {"runs":[...]} with every figure of each run
           --trace FILE         write every event (NAND operations, host commands, cuts, mounts) as a line;
                                with several seeds, FILE gets the seed before its extension
@@ -109,6 +111,11 @@ internal static class SimCommand
                 result = SimRunner.Run(draw?.Config ?? fixedConfig!, options, trace);
             }
 
+            if (args.Has("--memcpy-floor"))
+            {
+                result = result with { MemcpyFloorSeconds = MemcpyFloor.Measure(result.BytesCopied, result.NandPageBytes, FirmwareConfig.Geometry(result.Config).DataBytes) };
+            }
+
             results.Add(result);
             total.Add(result.PowerCuts);
             WriteSummary(output, result, draw, $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}");
@@ -147,7 +154,8 @@ internal static class SimCommand
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
         }
 
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases} nandOps/s={result.NandPageOpsPerWallSecond:0}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speed: wall={result.WallSeconds:0.000}s host ops/s={result.HostOpsPerWallSecond:0} nand page ops/s={result.NandPageOpsPerWallSecond:0} ({result.Nand4KPageOpsPerWallSecond:0} in 4 KiB pages) copied={result.BytesCopied / 1048576.0:0}MiB{(result.MemcpyFloorSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" memcpy floor={result.MemcpyFloorSeconds:0.000}s wall/floor={result.WallOverMemcpyFloor:0.00}") : string.Empty)}"));
         if (result.Ftl.SectorsLost > 0 || result.Ftl.UnreadableSectors > 0)
         {
             output.WriteLine($"  media: the NAND could not return {result.Ftl.UnreadableSectors} host reads intact, and {result.Ftl.SectorsLost} sectors were unreadable when relocated");
@@ -349,6 +357,9 @@ internal static class SimReport
         json.WriteEndArray();
         json.WriteNumber("nandPageOpsPerWallSecond", run.NandPageOpsPerWallSecond);
         json.WriteNumber("bytesCopied", run.BytesCopied);
+        json.WriteNumber("nand4KPageOpsPerWallSecond", run.Nand4KPageOpsPerWallSecond);
+        json.WriteNumber("memcpyFloorSeconds", run.MemcpyFloorSeconds);
+        json.WriteNumber("wallOverMemcpyFloor", run.WallOverMemcpyFloor);
         json.WriteString("traceHash", run.TraceHash.ToString("x16", CultureInfo.InvariantCulture));
         json.WriteNumber("wallSeconds", run.WallSeconds);
         json.WriteNumber("hostOpsPerWallSecond", run.HostOpsPerWallSecond);

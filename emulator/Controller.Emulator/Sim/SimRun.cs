@@ -143,6 +143,15 @@ public sealed record SimResult(
 
     /// <summary>NAND page operations (reads and programs) per second of wall time, in the measured phase.</summary>
     public double NandPageOpsPerWallSecond => WallSeconds <= 0 ? 0 : (NandPagesRead + NandPagesProgrammed) / WallSeconds;
+
+    /// <summary>As <see cref="NandPageOpsPerWallSecond"/>, counted in 4 KiB pages (a 16 KiB page is four).</summary>
+    public double Nand4KPageOpsPerWallSecond => NandPageOpsPerWallSecond * NandPageBytes / 4096.0;
+
+    /// <summary>Seconds a plain loop took to copy <see cref="BytesCopied"/> (<see cref="MemcpyFloor"/>), or 0 when not measured.</summary>
+    public double MemcpyFloorSeconds { get; init; }
+
+    /// <summary>The measured phase's wall time over the memcpy floor, or 0 when not measured.</summary>
+    public double WallOverMemcpyFloor => MemcpyFloorSeconds <= 0 ? 0 : WallSeconds / MemcpyFloorSeconds;
 }
 
 /// <summary>Runs one seed: see <see cref="SimulationRun"/>.</summary>

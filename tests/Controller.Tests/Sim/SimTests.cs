@@ -59,13 +59,13 @@ public sealed partial class SimTests
         using var temp = new TempDirectory();
         string path = temp.File("report.json");
 
-        var (exitCode, output, error) = EmulatorProcess.Run("sim", "--config", "tiny", "--seeds", "1..2", "--ops", "2000", "--json", path);
+        var (exitCode, output, error) = EmulatorProcess.Run("sim", "--config", "tiny", "--seeds", "1..2", "--ops", "2000", "--memcpy-floor", "--json", path);
 
         Assert.True(exitCode == 0, output + error);
         using JsonDocument report = JsonDocument.Parse(File.ReadAllText(path));
         JsonElement[] runs = [.. report.RootElement.GetProperty("runs").EnumerateArray()];
         Assert.Equal(2, runs.Length);
-        string[] fields = ["seed", "workload", "config", "hostOps", "hostBytesWritten", "nandPagesRead", "nandPagesProgrammed", "nandBlocksErased", "nandPageBytes", "nandBytesProgrammed", "waf", "wafData", "spareFactor", "modelWaf", "powerCuts", "violations", "traceHash", "wallSeconds", "hostOpsPerWallSecond", "virtualSeconds", "latencyMicroseconds"];
+        string[] fields = ["seed", "workload", "config", "hostOps", "hostBytesWritten", "nandPagesRead", "nandPagesProgrammed", "nandBlocksErased", "nandPageBytes", "nandBytesProgrammed", "waf", "wafData", "spareFactor", "modelWaf", "powerCuts", "violations", "traceHash", "wallSeconds", "hostOpsPerWallSecond", "virtualSeconds", "latencyMicroseconds", "bytesCopied", "nandPageOpsPerWallSecond", "memcpyFloorSeconds"];
         foreach (JsonElement run in runs)
         {
             Assert.All(fields, field => Assert.True(run.TryGetProperty(field, out _), $"the run has no {field}"));
@@ -73,6 +73,8 @@ public sealed partial class SimTests
             Assert.Equal(WriteAmplificationModel.Greedy(run.GetProperty("spareFactor").GetDouble()), run.GetProperty("modelWaf").GetDouble(), 9);
             Assert.Equal(0, run.GetProperty("violations").GetArrayLength());
             Assert.Equal(2000, run.GetProperty("hostOps").GetInt64());
+            Assert.True(run.GetProperty("memcpyFloorSeconds").GetDouble() > 0, "--memcpy-floor measures the floor");
+            Assert.Equal(run.GetProperty("wallSeconds").GetDouble() / run.GetProperty("memcpyFloorSeconds").GetDouble(), run.GetProperty("wallOverMemcpyFloor").GetDouble(), 9);
             Assert.True(run.GetProperty("latencyMicroseconds").GetProperty("p999").GetDouble() >= run.GetProperty("latencyMicroseconds").GetProperty("p50").GetDouble());
         }
 
@@ -149,7 +151,7 @@ public sealed partial class SimTests
         return TraceHashPattern().Match(run.Output).Groups[1].Value;
     }
 
-    [GeneratedRegex(@"(?i)ops/s=\d+")]
+    [GeneratedRegex(@"ops/s=\d+|(?m)^  speed: .*$")]
     private static partial Regex WallClockRates();
 
     [GeneratedRegex("trace-hash=([0-9a-f]{16})")]
