@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Config;
+using Controller.Firmware.Ftl;
 
 namespace Controller.Emulator.Cli;
 
@@ -99,16 +100,28 @@ internal static class SimCommand
         string? tracePath = args.Single("--trace");
         string replayOptions = args.Echo("--seed", "--seeds", "--shard", "--json", "--trace");
         var results = new List<SimResult>();
+        var deadSeeds = new List<(ulong Seed, string Message)>();
         var total = new PowerCutReport();
         var wall = System.Diagnostics.Stopwatch.StartNew();
         foreach (ulong seed in seeds)
         {
             SwarmDraw? draw = swarm ? Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), profile, overrides, workload, parameters) : null;
             var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts);
+            string replay = $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}";
             SimResult result;
-            using (TextWriter? trace = tracePath is null ? null : new StreamWriter(TracePath(tracePath, seed, seeds.Count)))
+            try
             {
+                using TextWriter? trace = tracePath is null ? null : new StreamWriter(TracePath(tracePath, seed, seeds.Count));
                 result = SimRunner.Run(draw?.Config ?? fixedConfig!, options, trace);
+            }
+            catch (FtlMountException e) when (seeds.Count > 1)
+            {
+                // One seed whose device cannot even be formatted does not stop the campaign.
+                string message = $"{Violation.Name(ViolationClass.DeadDevice)}: {e.Message}";
+                deadSeeds.Add((seed, message));
+                output.WriteLine($"seed={seed.ToString(CultureInfo.InvariantCulture)} workload={options.Workload} FAILED {message}");
+                output.WriteLine(draw is null ? $"    replay: {replay}" : $"  drew: {draw.Describe()}\n    replay: {replay}");
+                continue;
             }
 
             if (args.Has("--memcpy-floor"))
@@ -118,12 +131,12 @@ internal static class SimCommand
 
             results.Add(result);
             total.Add(result.PowerCuts);
-            WriteSummary(output, result, draw, $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}");
+            WriteSummary(output, result, draw, replay);
         }
 
         if (seeds.Count > 1)
         {
-            WriteCampaign(output, results, total, wall.Elapsed.TotalSeconds);
+            WriteCampaign(output, results, deadSeeds, total, wall.Elapsed.TotalSeconds);
         }
 
         if (args.Single("--json") is { } path)
@@ -131,7 +144,7 @@ internal static class SimCommand
             SimReport.Write(path, results);
         }
 
-        return results.All(r => r.Violations.Count == 0) ? 0 : 1;
+        return deadSeeds.Count == 0 && results.All(r => r.Violations.Count == 0) ? 0 : 1;
     }
 
     private static void WriteSummary(TextWriter output, SimResult result, SwarmDraw? draw, string replay)
@@ -176,15 +189,26 @@ internal static class SimCommand
         }
     }
 
-    private static void WriteCampaign(TextWriter output, List<SimResult> results, PowerCutReport cuts, double wallSeconds)
+    private static void WriteCampaign(TextWriter output, List<SimResult> results, List<(ulong Seed, string Message)> deadSeeds, PowerCutReport cuts, double wallSeconds)
     {
         var byClass = results.SelectMany(r => r.Violations).GroupBy(v => v.ClassName).ToDictionary(g => g.Key, g => g.Count());
+        if (deadSeeds.Count > 0)
+        {
+            string dead = Violation.Name(ViolationClass.DeadDevice);
+            byClass[dead] = byClass.GetValueOrDefault(dead) + deadSeeds.Count;
+        }
+
         string classes = string.Join(", ", Enum.GetValues<ViolationClass>().Select(c => $"{Violation.Name(c)} {byClass.GetValueOrDefault(Violation.Name(c))}"));
         long ops = results.Sum(r => r.HostOps);
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count} failed={results.Count(r => r.Violations.Count > 0)} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}) violations={byClass.Values.Sum()} ({classes}) wall={wallSeconds:0.0}s"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count + deadSeeds.Count} failed={results.Count(r => r.Violations.Count > 0) + deadSeeds.Count} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}) violations={byClass.Values.Sum()} ({classes}) wall={wallSeconds:0.0}s"));
         foreach (SimResult failed in results.Where(r => r.Violations.Count > 0))
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  failed: seed={failed.Options.Seed} {failed.Violations[0]}"));
+        }
+
+        foreach ((ulong seed, string message) in deadSeeds)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  failed: seed={seed} {message}"));
         }
     }
 

@@ -87,7 +87,7 @@ internal sealed class SimulationRun : IDisposable
         _device.HoldUp = _plpBudgetPages > 0;
         if (!Boot(recovering: false))
         {
-            throw new FtlMountException($"the firmware did not come up on a fresh array: {_violations[0].Detail}");
+            throw new FtlMountException(_violations[0].Detail);
         }
 
         _workload = SimWorkload.Create(options.Workload, workloadPrng, _cache!.DeviceBytes, options.Parameters);
@@ -377,7 +377,7 @@ internal sealed class SimulationRun : IDisposable
                 }
                 catch (Exception e) when (IsFirmwareFailure(e))
                 {
-                    Fail($"the firmware did not come up after the power cut: {e.GetType().Name}: {e.Message}");
+                    Fail($"the firmware did not come up {(recovering ? "after the power cut" : "on a fresh array")}: {e.GetType().Name}: {e.Message}");
                     return false;
                 }
                 finally

@@ -64,7 +64,14 @@ public static class Swarm
         drawn.Add($"faults.rawBitErrorRate={Pick(prng, "0", "1e-7", "1e-6", "1e-5")}");
         drawn.Add($"faults.programFailProbability={Pick(prng, "0", "0", "1e-5", "1e-4")}");
         drawn.Add($"faults.eraseFailProbability={Pick(prng, "0", "0", "1e-4", "1e-3")}");
-        drawn.Add($"faults.factoryBadBlockFraction={Pick(prng, "0", "0.01", "0.03")}");
+        string factoryBad = Pick(prng, "0", "0.01", "0.03");
+        drawn.Add($"faults.factoryBadBlockFraction={factoryBad}");
+
+        // Factory bad blocks come out of the spare, and their number varies by chance around the
+        // fraction: twice the fraction more spare lets the device still format.
+        int spareIndex = drawn.FindIndex(d => d.StartsWith("ftl.spareFactor=", StringComparison.Ordinal));
+        double drawnSpare = double.Parse(drawn[spareIndex]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture);
+        drawn[spareIndex] = string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={drawnSpare + (2 * double.Parse(factoryBad, CultureInfo.InvariantCulture)):0.00}");
         bool plp = prng.NextInt(3) == 0;
         drawn.Add("power.plp=false");
         string chosenWorkload = workload ?? Pick(prng, s_workloads);

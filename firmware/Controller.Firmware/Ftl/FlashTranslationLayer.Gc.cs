@@ -312,7 +312,9 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Relocates the valid data of blocks whose program failed; they are marked bad once that is durable.</summary>
     private void RetireFailedBlocks()
     {
-        while (_retiring.Count > 0)
+        // Not on hold-up energy: the save may only write the cache. The failed block's data is
+        // still readable where it is, and after the cut its next program fails again.
+        while (_retiring.Count > 0 && !_savingOnHoldUp)
         {
             int block = _retiring[^1];
             _retiring.RemoveAt(_retiring.Count - 1);

@@ -138,9 +138,12 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
     {
         ArgumentNullException.ThrowIfNull(layout);
         long spareBlocks = (PhysicalSectors - LogicalSectors) / layout.SectorsPerBlock;
-        // An open host block per die, the cold stream's open block, the GC reserve, and (with
-        // power-loss protection) the free blocks a save on hold-up energy writes into.
-        long needed = layout.Nand.Dies + 4 + holdUpReserveBlocks;
+        // An open host block per die and the cold stream's open block, whose unwritten pages GC
+        // cannot reclaim; as many again, so that GC's victims hold enough garbage to gain space
+        // at a bounded cost; the GC reserve; and (with power-loss protection) the free blocks a
+        // save on hold-up energy writes into. With only the open blocks and the reserve covered,
+        // a device filled to the last sector had a few invalid sectors per block, and GC gave up.
+        long needed = (2 * (layout.Nand.Dies + 1)) + 4 + holdUpReserveBlocks;
         if (DataBlocks <= 0)
         {
             return $"the array has {GoodBlocks} good blocks, too few for the superblocks and {layout.MetadataReserveBlocks} metadata blocks";

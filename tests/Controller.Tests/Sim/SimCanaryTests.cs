@@ -5,7 +5,8 @@ namespace Controller.Tests.Sim;
 
 /// <summary>
 /// The oracle's canaries: each deliberately broken firmware variant must be caught by the swarm
-/// with power cuts within a few seeds, with the class of violation its bug produces, and the seed
+/// with power cuts within a few seeds, with the class of violation its bug produces (a flush that
+/// returns early loses writes or lets trims come back, whichever the cut finds), and the seed
 /// that caught it must pass with the firmware unbroken (so it is the canary that was caught).
 /// </summary>
 public sealed class SimCanaryTests
@@ -14,7 +15,7 @@ public sealed class SimCanaryTests
 
     [Theory]
     [InlineData("forget-dirty-after-punch", "db", "lost-durable-write")]
-    [InlineData("flush-before-durable", "db", "lost-durable-write")]
+    [InlineData("flush-before-durable", "mixed", "lost-durable-write|resurrected-trim")]
     [InlineData("recovery-ignores-trims", null, "resurrected-trim")]
     [InlineData("erase-before-relocation-durable", "hot-cold", "lost-durable-write")]
     public void EachBrokenVariantIsCaughtWithinAFewSeeds(string canary, string? workload, string expectedClass)
@@ -38,7 +39,7 @@ public sealed class SimCanaryTests
             }
 
             Violation first = result.Violations[0];
-            Assert.True(first.ClassName == expectedClass, $"{canary} on seed {seed} ({draw.Describe()}): expected {expectedClass}, got {first}\n  history: {first.History}");
+            Assert.True(expectedClass.Split('|').Contains(first.ClassName), $"{canary} on seed {seed} ({draw.Describe()}): expected {expectedClass}, got {first}\n  history: {first.History}");
             Assert.NotEmpty(first.History);
             SimResult sound = SimRunner.Run(draw.Config, options);
             Assert.True(sound.Violations.Count == 0, $"seed {seed} fails without the canary too: {(sound.Violations.Count > 0 ? sound.Violations[0] : null)}");

@@ -128,6 +128,20 @@ public sealed partial class SimTests
         Assert.Contains("replay: ssd-emulator sim --seed 1", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ASeedWhoseDeviceCannotFormatFailsWithoutStoppingTheCampaign()
+    {
+        // Half the blocks factory-bad leaves too little spare for the open blocks and GC: the
+        // firmware refuses to format, which is that seed's dead device, and the next seed runs.
+        var (exitCode, output, _) = EmulatorProcess.Run("sim", "--config", "tiny", "--seeds", "1..2", "--ops", "50", "--set", "faults.factoryBadBlockFraction=0.5", "--set", "ftl.spareFactor=0.12");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("seed=1 workload=uniform-randwrite FAILED dead-device: the firmware did not come up on a fresh array", output, StringComparison.Ordinal);
+        Assert.Contains("seed=2 workload=uniform-randwrite FAILED dead-device", output, StringComparison.Ordinal);
+        Assert.Contains("replay: ssd-emulator sim --seed 2 --config tiny", output, StringComparison.Ordinal);
+        Assert.Contains("campaign: seeds=2 failed=2 ", output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--seeds 5..2", "--seeds: '5..2' is not A..B")]
     [InlineData("--workload zipfian", "unknown workload 'zipfian'")]
