@@ -1,6 +1,8 @@
 using System.Globalization;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
 
 namespace Controller.Emulator.Sim;
@@ -64,14 +66,7 @@ public static class Swarm
         drawn.Add($"faults.rawBitErrorRate={Pick(prng, "0", "1e-7", "1e-6", "1e-5")}");
         drawn.Add($"faults.programFailProbability={Pick(prng, "0", "0", "1e-5", "1e-4")}");
         drawn.Add($"faults.eraseFailProbability={Pick(prng, "0", "0", "1e-4", "1e-3")}");
-        string factoryBad = Pick(prng, "0", "0.01", "0.03");
-        drawn.Add($"faults.factoryBadBlockFraction={factoryBad}");
-
-        // Factory bad blocks come out of the spare, and their number varies by chance around the
-        // fraction: twice the fraction more spare lets the device still format.
-        int spareIndex = drawn.FindIndex(d => d.StartsWith("ftl.spareFactor=", StringComparison.Ordinal));
-        double drawnSpare = double.Parse(drawn[spareIndex]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture);
-        drawn[spareIndex] = string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={drawnSpare + (2 * double.Parse(factoryBad, CultureInfo.InvariantCulture)):0.00}");
+        drawn.Add($"faults.factoryBadBlockFraction={Pick(prng, "0", "0.01", "0.03")}");
         bool plp = prng.NextInt(3) == 0;
         drawn.Add("power.plp=false");
         string chosenWorkload = workload ?? Pick(prng, s_workloads);
@@ -135,21 +130,46 @@ public static class Swarm
         int index = drawn.FindIndex(d => d.StartsWith("ftl.spareFactor=", StringComparison.Ordinal));
         while (true)
         {
+            string why;
             try
             {
-                return load(profile, [.. drawn, .. overrides]);
-            }
-            catch (ConfigException) when (index >= 0)
-            {
-                double spare = double.Parse(drawn[index]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture) + 0.03;
-                if (spare > 0.5)
+                ResolvedConfig config = load(profile, [.. drawn, .. overrides]);
+                if (FormatProblem(config) is not { } problem)
                 {
-                    throw;
+                    return config;
                 }
 
-                drawn[index] = string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={spare:0.00}");
+                why = problem;
             }
+            catch (ConfigException e) when (index >= 0)
+            {
+                why = e.Message;
+            }
+
+            double spare = index < 0 ? 1 : double.Parse(drawn[index]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture) + 0.03;
+            if (spare > 0.5)
+            {
+                throw new ConfigException($"the swarm's draw for profile {profile} cannot format at any spare factor up to 0.5: {why}");
+            }
+
+            drawn[index] = string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={spare:0.00}");
         }
+    }
+
+    /// <summary>
+    /// Why the FTL would refuse to format the drawn device once its factory bad blocks are out of
+    /// the spare, or null. The configuration's own check counts every block good; the bad ones
+    /// (each block with the drawn probability) are allowed for up to four standard deviations
+    /// above their mean, so a draw formats whatever the fault seed marks.
+    /// </summary>
+    private static string? FormatProblem(ResolvedConfig config)
+    {
+        NandGeometry geometry = FirmwareConfig.Geometry(config);
+        double fraction = config.Get(EmulatorConfig.FactoryBadBlockFraction);
+        double mean = fraction * geometry.Blocks;
+        int good = geometry.Blocks - (int)Math.Ceiling(mean + (4 * Math.Sqrt(mean)));
+        var layout = new FtlLayout(geometry);
+        return FtlCapacity.Count(layout, good, config.Get(FtlConfig.SpareFactor)).Problem(layout);
     }
 
     /// <summary>
