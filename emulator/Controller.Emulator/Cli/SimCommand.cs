@@ -169,6 +169,11 @@ internal static class SimCommand
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speed: wall={result.WallSeconds:0.000}s host ops/s={result.HostOpsPerWallSecond:0} nand page ops/s={result.NandPageOpsPerWallSecond:0} ({result.Nand4KPageOpsPerWallSecond:0} in 4 KiB pages) copied={result.BytesCopied / 1048576.0:0}MiB{(result.MemcpyFloorSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" memcpy floor={result.MemcpyFloorSeconds:0.000}s wall/floor={result.WallOverMemcpyFloor:0.00}") : string.Empty)}"));
+        if (result.EndOfLife is { } endOfLife)
+        {
+            output.WriteLine($"  end of life (not a violation; the run stopped writing and checked what was written): {endOfLife}");
+        }
+
         if (result.Ftl.SectorsLost > 0 || result.Ftl.UnreadableSectors > 0)
         {
             output.WriteLine($"  media: the NAND could not return {result.Ftl.UnreadableSectors} host reads intact, and {result.Ftl.SectorsLost} sectors were unreadable when relocated");
@@ -200,7 +205,7 @@ internal static class SimCommand
 
         string classes = string.Join(", ", Enum.GetValues<ViolationClass>().Select(c => $"{Violation.Name(c)} {byClass.GetValueOrDefault(Violation.Name(c))}"));
         long ops = results.Sum(r => r.HostOps);
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count + deadSeeds.Count} failed={results.Count(r => r.Violations.Count > 0) + deadSeeds.Count} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}) violations={byClass.Values.Sum()} ({classes}) wall={wallSeconds:0.0}s"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count + deadSeeds.Count} failed={results.Count(r => r.Violations.Count > 0) + deadSeeds.Count} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}) violations={byClass.Values.Sum()} ({classes}) end-of-life={results.Count(r => r.EndOfLife is not null)} wall={wallSeconds:0.0}s"));
         foreach (SimResult failed in results.Where(r => r.Violations.Count > 0))
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  failed: seed={failed.Options.Seed} {failed.Violations[0]}"));
@@ -359,6 +364,11 @@ internal static class SimReport
         json.WriteNumber("effectiveSpareFactor", run.EffectiveSpareFactor);
         json.WriteNumber("modelWafEffective", run.ModelWafEffective);
         json.WriteNumber("powerCuts", run.PowerCuts.Total);
+        if (run.EndOfLife is { } endOfLife)
+        {
+            json.WriteString("endOfLife", endOfLife);
+        }
+
         json.WriteStartObject("powerCutDetail");
         json.WriteNumber("insideRecovery", run.PowerCuts.InRecovery);
         json.WriteNumber("onHoldUpEnergy", run.PowerCuts.HoldUpSaves);

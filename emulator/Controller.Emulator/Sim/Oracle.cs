@@ -76,6 +76,8 @@ internal sealed class Oracle
     private readonly bool _everyCompletionDurable;
     private readonly List<Operation> _log = [];
     private readonly List<(uint AfterOperation, string What)> _cuts = [];
+    private readonly List<(long Sector, SectorValue Before)> _lastChanged = [];
+    private readonly Dictionary<long, SectorValue> _eitherBefore = [];
 
     /// <summary>
     /// A reference of <paramref name="sectors"/> sectors. <paramref name="tracksDurability"/> keeps what
@@ -98,11 +100,13 @@ internal sealed class Oracle
     {
         _log.Add(new Operation(opcode, flags, offset, length, OperationState.Submitted));
         uint id = (uint)_log.Count;
+        _lastChanged.Clear();
         if (opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes)
         {
             uint value = opcode == HostOpcode.Write ? id : 0;
             foreach ((long sector, int first, int count) in new SectorSpans(offset, length))
             {
+                _lastChanged.Add((sector, _latest[sector]));
                 Change(sector, first, count, value);
             }
         }
@@ -115,6 +119,16 @@ internal sealed class Oracle
     {
         Operation operation = _log[(int)id - 1];
         _log[(int)id - 1] = operation with { State = ok ? OperationState.Completed : OperationState.Failed };
+        if (!ok && id == Operations)
+        {
+            // A failed write or trim may have changed some of its sectors and not others: each may
+            // hold what it held before or what the command asked, until it is written again.
+            foreach ((long sector, SectorValue before) in _lastChanged)
+            {
+                _eitherBefore.TryAdd(sector, before);
+            }
+        }
+
         if (!_tracksDurability || !ok)
         {
             return;
@@ -161,7 +175,8 @@ internal sealed class Oracle
             long address = firstBlock + block;
             uint expected = _latest[address / BlocksPerSector][(int)(address % BlocksPerSector)];
             ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
-            if (!BlockStamp.Matches(bytes, address, expected))
+            if (!BlockStamp.Matches(bytes, address, expected)
+                && !(_eitherBefore.TryGetValue(address / BlocksPerSector, out SectorValue before) && BlockStamp.Matches(bytes, address, before[(int)(address % BlocksPerSector)])))
             {
                 long sector = address / BlocksPerSector;
                 SectorValue latest = _latest[sector];
@@ -185,6 +200,11 @@ internal sealed class Oracle
         }
 
         allowed.Add(_latest[sector]);
+        if (_eitherBefore.TryGetValue(sector, out SectorValue beforeFailure))
+        {
+            allowed.Add(beforeFailure);
+        }
+
         Violation? violation = null;
         SectorValue read = default;
         for (int block = 0; block < BlocksPerSector && violation is null; block++)
@@ -304,6 +324,7 @@ internal sealed class Oracle
 
     private void Settle(long sector, SectorValue read)
     {
+        _eitherBefore.Remove(sector);
         _latest[sector] = read;
         _durable[sector] = read;
         _between.Remove(sector);
@@ -390,6 +411,11 @@ internal sealed class Oracle
 
     private void Change(long sector, int firstBlock, int blocks, uint value)
     {
+        if (blocks == BlocksPerSector)
+        {
+            _eitherBefore.Remove(sector);
+        }
+
         ref SectorValue latest = ref _latest[sector];
         if (_tracksDurability)
         {

@@ -147,6 +147,9 @@ public sealed record SimResult(
     /// <summary>As <see cref="NandPageOpsPerWallSecond"/>, counted in 4 KiB pages (a 16 KiB page is four).</summary>
     public double Nand4KPageOpsPerWallSecond => NandPageOpsPerWallSecond * NandPageBytes / 4096.0;
 
+    /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare; not a violation), or null.</summary>
+    public string? EndOfLife { get; init; }
+
     /// <summary>Seconds a plain loop took to copy <see cref="BytesCopied"/> (<see cref="MemcpyFloor"/>), or 0 when not measured.</summary>
     public double MemcpyFloorSeconds { get; init; }
 

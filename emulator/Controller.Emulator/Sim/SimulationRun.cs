@@ -94,6 +94,9 @@ internal sealed class SimulationRun : IDisposable
         _oracle = new Oracle(_ftl!.LogicalSectors, tracksDurability: options.PowerCuts > 0, everyCompletionDurable: _plpBudgetPages > 0);
     }
 
+    /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare), or null.</summary>
+    public string? EndOfLife { get; private set; }
+
     public void Dispose() => _nand.Dispose();
 
     public SimResult Execute()
@@ -103,7 +106,7 @@ internal sealed class SimulationRun : IDisposable
         var wall = new Stopwatch();
         (long Read, long Programmed, long Erased, long DataPages, long Relocated) before = default;
         long measuredOps = 0;
-        for (long i = 0; i < _workload.TotalOps && _violations.Count == 0; i++)
+        for (long i = 0; i < _workload.TotalOps && _violations.Count == 0 && EndOfLife is null; i++)
         {
             if (i == _workload.PrepareOps)
             {
@@ -126,7 +129,7 @@ internal sealed class SimulationRun : IDisposable
             Idle();
         }
 
-        if (_violations.Count == 0)
+        if (_violations.Count == 0 && EndOfLife is null)
         {
             RunCommand(HostRequest.Flush);
         }
@@ -170,7 +173,10 @@ internal sealed class SimulationRun : IDisposable
             _violations,
             _cuts,
             copied,
-            CacheMetrics());
+            CacheMetrics())
+        {
+            EndOfLife = EndOfLife,
+        };
     }
 
     /// <summary>The host commands at which a cut is armed: drawn uniformly over the whole run.</summary>
@@ -243,6 +249,13 @@ internal sealed class SimulationRun : IDisposable
         {
             long sector = request.Offset / SectorBytes;
             _violations.Add(new Violation(ViolationClass.BitCorruption, sector, $"op {id} (read {request.Offset}+{request.Length}) got a media error: the NAND could not return the data intact", _oracle.History(sector)));
+        }
+        else if (!ok && completion.Status == HostStatus.NoSpace && _ftl!.WornOut() is { } wornOut)
+        {
+            // Not a violation: the device is at the end of its life. The run stops writing, and
+            // what was written before must still read back.
+            EndOfLife = $"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with no space: {wornOut}";
+            _trace.Event(_clock.NowNanoseconds, $"end of life: {EndOfLife}");
         }
         else if (!ok)
         {

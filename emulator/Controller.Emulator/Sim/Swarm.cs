@@ -64,7 +64,7 @@ public static class Swarm
         drawn.Add($"ftl.checkpointIntervalPages={16 << prng.NextInt(6)}");
         drawn.Add($"faults.seed={prng.NextInt(1 << 30)}");
         drawn.Add($"faults.rawBitErrorRate={Pick(prng, "0", "1e-7", "1e-6", "1e-5")}");
-        drawn.Add($"faults.programFailProbability={Pick(prng, "0", "0", "1e-5", "1e-4")}");
+        drawn.Add($"faults.programFailProbability={Pick(prng, "0", "0", "1e-6", "1e-5")}");
         drawn.Add($"faults.eraseFailProbability={Pick(prng, "0", "0", "1e-4", "1e-3")}");
         drawn.Add($"faults.factoryBadBlockFraction={Pick(prng, "0", "0.01", "0.03")}");
         bool plp = prng.NextInt(3) == 0;
@@ -104,7 +104,11 @@ public static class Swarm
             withPlp[withPlp.IndexOf("power.plp=false")] = "power.plp=true";
             try
             {
-                load(chosen, [.. withPlp, .. overrides]);
+                if (FormatProblem(load(chosen, [.. withPlp, .. overrides])) is { } problem)
+                {
+                    throw new ConfigException(problem);
+                }
+
                 drawn = withPlp;
                 break;
             }
@@ -157,8 +161,8 @@ public static class Swarm
     }
 
     /// <summary>
-    /// Why the FTL would refuse to format the drawn device once its factory bad blocks are out of
-    /// the spare, or null. The configuration's own check counts every block good; the bad ones
+    /// Why the FTL would refuse to format the drawn device once its factory bad blocks (and, with
+    /// power-loss protection, the blocks held back for the save) are out of the spare, or null. The configuration's own check counts every block good; the bad ones
     /// (each block with the drawn probability) are allowed for up to four standard deviations
     /// above their mean, so a draw formats whatever the fault seed marks.
     /// </summary>
@@ -169,7 +173,7 @@ public static class Swarm
         double mean = fraction * geometry.Blocks;
         int good = geometry.Blocks - (int)Math.Ceiling(mean + (4 * Math.Sqrt(mean)));
         var layout = new FtlLayout(geometry);
-        return FtlCapacity.Count(layout, good, config.Get(FtlConfig.SpareFactor)).Problem(layout);
+        return FtlCapacity.Count(layout, good, config.Get(FtlConfig.SpareFactor)).Problem(layout, FtlConfig.HoldUpReserveBlocks(config));
     }
 
     /// <summary>

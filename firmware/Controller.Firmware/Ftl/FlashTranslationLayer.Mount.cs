@@ -118,7 +118,7 @@ public sealed partial class FlashTranslationLayer
     private void Format(Prng prng, int goodBlocks, FirstUnit[] firsts)
     {
         Capacity = FtlCapacity.Count(_layout, goodBlocks, _options.SpareFactor);
-        string? problem = Capacity.Problem(_layout);
+        string? problem = Capacity.Problem(_layout, _options.HoldUpReserveBlocks);
         if (problem is not null)
         {
             throw new FtlMountException($"ftl.spareFactor {_options.SpareFactor}: {problem}");

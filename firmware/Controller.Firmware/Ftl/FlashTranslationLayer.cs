@@ -275,6 +275,22 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>
+    /// Null while the good blocks left still give the spare that open blocks, GC and the
+    /// power-fail reserve need; otherwise why not. Grown bad blocks come out of the spare, and
+    /// once they have used it up the device is at the end of its life: writes fail with no space,
+    /// and everything written before stays readable.
+    /// </summary>
+    public string? WornOut()
+    {
+        int good = _states.Count(s => s != BlockState.Bad);
+        int dataBlocks = good - FtlLayout.SuperblockBlocks - _layout.MetadataReserveBlocks;
+        var now = new FtlCapacity(good, dataBlocks, (long)Math.Max(0, dataBlocks) * _layout.SectorsPerBlock, Capacity.LogicalSectors);
+        return now.PhysicalSectors >= Capacity.LogicalSectors && now.Problem(_layout, _options.HoldUpReserveBlocks) is null
+            ? null
+            : $"{_states.Length - good} bad blocks ({Statistics.GrownBadBlocks} grown) have used up the spare: {now.Problem(_layout, _options.HoldUpReserveBlocks) ?? "fewer good sectors than logical ones"}";
+    }
+
+    /// <summary>
     /// Minimum, mean and maximum erase counts over the good blocks that hold data and metadata
     /// (the two superblock blocks, erased once per block's worth of superblock writes, are left out).
     /// </summary>

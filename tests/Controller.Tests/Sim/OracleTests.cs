@@ -119,6 +119,25 @@ public sealed class OracleTests
         Assert.Equal(ViolationClass.LostDurableWrite, oracle.CheckAfterCut(0, new byte[Sector])?.Class);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AFailedWriteLeavesEachSectorAsItWasOrAsAsked(bool applied)
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, 2 * Sector);
+        uint failed = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, 2 * Sector);
+        oracle.Complete(failed, ok: false);
+        byte[] read = Stamped(0, 2 * Sector, old);
+        if (applied)
+        {
+            BlockStamp.FillRange(read.AsSpan(Sector, Sector), 8, failed);
+        }
+
+        Assert.Null(oracle.CheckExact(0, read));
+        Assert.NotNull(oracle.CheckExact(0, new byte[2 * Sector]));
+    }
+
     [Fact]
     public void AfterACheckTheSectorHoldsWhatWasRead()
     {

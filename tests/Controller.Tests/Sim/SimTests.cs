@@ -142,6 +142,17 @@ public sealed partial class SimTests
         Assert.Contains("campaign: seeds=2 failed=2 ", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ADeviceWhoseGrownBadBlocksUseUpTheSpareIsAtTheEndOfItsLife()
+    {
+        // Programs failing at 3 in 1000 retire blocks until the spare is gone: writes then fail
+        // with no space, which the run reports as the end of life rather than as a dead device.
+        var (_, output, _) = EmulatorProcess.Run("sim", "--config", "tiny", "--ops", "3000", "--set", "faults.programFailProbability=3e-3", "--set", "cache.bytes=256k");
+
+        Assert.Matches(@"end of life \(not a violation; [^)]*\): op \d+ \(Write \d+\+\d+\) failed with no space: \d+ bad blocks \(\d+ grown\) have used up the spare", output);
+        Assert.DoesNotContain("dead-device", output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--seeds 5..2", "--seeds: '5..2' is not A..B")]
     [InlineData("--workload zipfian", "unknown workload 'zipfian'")]
