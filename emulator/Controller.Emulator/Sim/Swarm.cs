@@ -162,9 +162,10 @@ public static class Swarm
 
     /// <summary>
     /// Why the FTL would refuse to format the drawn device once its factory bad blocks (and, with
-    /// power-loss protection, the blocks held back for the save) are out of the spare, or null. The configuration's own check counts every block good; the bad ones
-    /// (each block with the drawn probability) are allowed for up to four standard deviations
-    /// above their mean, so a draw formats whatever the fault seed marks.
+    /// power-loss protection, the blocks held back for the save) are out of the spare, or null.
+    /// The configuration's own check counts every block good; the bad ones (each block with the
+    /// drawn probability) are allowed for up to four standard deviations above their mean, so a
+    /// draw formats whatever the fault seed marks.
     /// </summary>
     private static string? FormatProblem(ResolvedConfig config)
     {

@@ -283,11 +283,9 @@ public sealed partial class FlashTranslationLayer
     public string? WornOut()
     {
         int good = _states.Count(s => s != BlockState.Bad);
-        int dataBlocks = good - FtlLayout.SuperblockBlocks - _layout.MetadataReserveBlocks;
-        var now = new FtlCapacity(good, dataBlocks, (long)Math.Max(0, dataBlocks) * _layout.SectorsPerBlock, Capacity.LogicalSectors);
-        return now.PhysicalSectors >= Capacity.LogicalSectors && now.Problem(_layout, _options.HoldUpReserveBlocks) is null
-            ? null
-            : $"{_states.Length - good} bad blocks ({Statistics.GrownBadBlocks} grown) have used up the spare: {now.Problem(_layout, _options.HoldUpReserveBlocks) ?? "fewer good sectors than logical ones"}";
+        return Capacity.WithGoodBlocks(_layout, good).Problem(_layout, _options.HoldUpReserveBlocks) is { } problem
+            ? $"{_states.Length - good} bad blocks ({Statistics.GrownBadBlocks} grown since power-on) have used up the spare: {problem}"
+            : null;
     }
 
     /// <summary>

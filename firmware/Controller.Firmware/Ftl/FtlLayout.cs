@@ -131,6 +131,9 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
         return new FtlCapacity(goodBlocks, dataBlocks, physical, logical);
     }
 
+    /// <summary>The same logical capacity over <paramref name="goodBlocks"/> good blocks, as when blocks have gone bad since the format.</summary>
+    public FtlCapacity WithGoodBlocks(FtlLayout layout, int goodBlocks) => Count(layout, goodBlocks, 0) with { LogicalSectors = LogicalSectors };
+
     /// <summary>
     /// Null when the spare blocks can hold every open block and GC's reserve; otherwise why not.
     /// </summary>

@@ -149,7 +149,7 @@ public sealed partial class SimTests
         // with no space, which the run reports as the end of life rather than as a dead device.
         var (_, output, _) = EmulatorProcess.Run("sim", "--config", "tiny", "--ops", "3000", "--set", "faults.programFailProbability=3e-3", "--set", "cache.bytes=256k");
 
-        Assert.Matches(@"end of life \(not a violation; [^)]*\): op \d+ \(Write \d+\+\d+\) failed with no space: \d+ bad blocks \(\d+ grown\) have used up the spare", output);
+        Assert.Matches(@"end of life \(not a violation; [^)]*\): op \d+ \(Write \d+\+\d+\) failed with no space: \d+ bad blocks \(\d+ grown since power-on\) have used up the spare", output);
         Assert.DoesNotContain("dead-device", output, StringComparison.Ordinal);
     }
 
