@@ -1,0 +1,340 @@
+using Controller.Firmware.Host;
+using Controller.Firmware.Host.Nbd;
+using Controller.Tests.Support;
+using Nerdbank.Streams;
+
+namespace Controller.Tests.Nbd;
+
+/// <summary>The NBD server over an in-process duplex pipe, against a memory export, byte by byte.</summary>
+public sealed class NbdConnectionTests
+{
+    private const long Size = 1 << 20;
+
+    [Fact]
+    public async Task GoReportsTheExportItsFlagsAndBlockSizes()
+    {
+        await using var session = Session.Start(new MemoryExport(Size));
+
+        NbdHandshakeFeatures handshake = await session.Client.GreetAsync();
+        (long size, NbdExportFeatures features, uint[] sizes) = await session.Client.GoAsync("ssd");
+
+        Assert.Equal(NbdHandshakeFeatures.FixedNewstyle | NbdHandshakeFeatures.NoZeroes, handshake);
+        Assert.Equal(Size, size);
+        NbdExportFeatures expected = NbdExportFeatures.HasFlags | NbdExportFeatures.SendFlush | NbdExportFeatures.SendFua | NbdExportFeatures.SendTrim
+            | NbdExportFeatures.SendWriteZeroes | NbdExportFeatures.SendFastZero | NbdExportFeatures.SendCache | NbdExportFeatures.CanMultiConn;
+        Assert.Equal(expected, features);
+        Assert.Equal([512u, 4096u, 32u << 20], sizes);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AWriteReadsBackAndATrimReadsAsZerosAndAHole(bool structured)
+    {
+        var export = new MemoryExport(Size);
+        await using var session = Session.Start(export);
+        await session.Client.GreetAsync();
+        await session.Client.GoAsync(structured: structured, allocation: structured);
+        byte[] data = Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray();
+
+        Assert.Equal(NbdError.None, (await session.Client.RequestAsync(NbdCommand.Write, 4096, 8192, data, NbdCommandModifiers.Fua)).Error);
+        NbdTestReply read = await session.Client.RequestAsync(NbdCommand.Read, 4096, 8192);
+        Assert.Equal(NbdError.None, (await session.Client.RequestAsync(NbdCommand.Trim, 4096, 4096)).Error);
+        NbdTestReply afterTrim = await session.Client.RequestAsync(NbdCommand.Read, 4096, 8192);
+        Assert.Equal(NbdError.None, (await session.Client.RequestAsync(NbdCommand.Flush, 0, 0)).Error);
+
+        Assert.Equal(NbdError.None, read.Error);
+        Assert.Equal(data, read.Data);
+        Assert.Equal(new byte[4096], afterTrim.Data[..4096]);
+        Assert.Equal(data[4096..], afterTrim.Data[4096..]);
+        Assert.Contains((HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 4096L, 8192L), export.Executed);
+        if (structured)
+        {
+            NbdTestReply status = await session.Client.RequestAsync(NbdCommand.BlockStatus, 0, 16384);
+            Assert.Equal([(8192u, NbdAllocationState.Hole | NbdAllocationState.Zero), (4096u, NbdAllocationState.None), (4096u, NbdAllocationState.Hole | NbdAllocationState.Zero)], status.Extents);
+        }
+    }
+
+    [Theory]
+    [InlineData(NbdCommand.Read, NbdCommandModifiers.None, Size, 512u, NbdError.Invalid)]
+    [InlineData(NbdCommand.Read, NbdCommandModifiers.None, Size - 512, 1024u, NbdError.Invalid)]
+    [InlineData(NbdCommand.Write, NbdCommandModifiers.None, Size - 512, 1024u, NbdError.NoSpace)]
+    [InlineData(NbdCommand.Trim, NbdCommandModifiers.None, ulong.MaxValue - 511, 1024u, NbdError.NoSpace)]
+    [InlineData(NbdCommand.Read, NbdCommandModifiers.None, 100ul, 512u, NbdError.Invalid)]
+    [InlineData(NbdCommand.Write, NbdCommandModifiers.None, 0ul, 100u, NbdError.Invalid)]
+    [InlineData(NbdCommand.Read, NbdCommandModifiers.None, 0ul, (32u << 20) + 512, NbdError.Overflow)]
+    [InlineData(NbdCommand.Read, NbdCommandModifiers.Fua, 0ul, 512u, NbdError.Invalid)]
+    [InlineData(NbdCommand.Flush, NbdCommandModifiers.None, 4096ul, 0u, NbdError.Invalid)]
+    [InlineData(NbdCommand.WriteZeroes, NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero, 0ul, 4096u, NbdError.NotSupported)]
+    [InlineData((NbdCommand)9, NbdCommandModifiers.None, 0ul, 512u, NbdError.Invalid)]
+    [InlineData(NbdCommand.BlockStatus, NbdCommandModifiers.None, 0ul, 512u, NbdError.Invalid)]
+    public async Task ABadRequestGetsItsErrorExecutesNothingAndTheConnectionGoesOn(NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length, NbdError expected)
+    {
+        var export = new MemoryExport(Size);
+        await using var session = Session.Start(export);
+        await session.Client.GreetAsync();
+        await session.Client.GoAsync(structured: false, allocation: false);
+        byte[]? data = command == NbdCommand.Write ? new byte[length] : null;
+
+        NbdTestReply reply = await session.Client.RequestAsync(command, offset, length, data, flags);
+
+        Assert.Equal(expected, reply.Error);
+        Assert.Empty(export.Executed);
+        Assert.Equal(NbdError.None, (await session.Client.RequestAsync(NbdCommand.Read, 0, 512)).Error);
+    }
+
+    [Fact]
+    public async Task AReadOnlyExportRefusesWritesWithEperm()
+    {
+        var export = new MemoryExport(Size, readOnly: true);
+        await using var session = Session.Start(export);
+        await session.Client.GreetAsync();
+        (_, NbdExportFeatures features, _) = await session.Client.GoAsync();
+
+        Assert.True(features.HasFlag(NbdExportFeatures.ReadOnly));
+        Assert.Equal(NbdError.NotPermitted, (await session.Client.RequestAsync(NbdCommand.Write, 0, 512, new byte[512])).Error);
+        Assert.Equal(NbdError.NotPermitted, (await session.Client.RequestAsync(NbdCommand.Trim, 0, 512)).Error);
+        Assert.Empty(export.Executed);
+    }
+
+    [Fact]
+    public async Task AnUnknownOptionIsUnsupportedAndTheHandshakeGoesOn()
+    {
+        await using var session = Session.Start(new MemoryExport(Size));
+        await session.Client.GreetAsync();
+
+        await session.Client.SendOptionAsync((NbdOption)42, [1, 2, 3]);
+        (NbdOptionReply unsupported, _) = await session.Client.ReadOptionReplyAsync((NbdOption)42);
+        await session.Client.SendOptionAsync(NbdOption.StartTls, []);
+        (NbdOptionReply tls, _) = await session.Client.ReadOptionReplyAsync(NbdOption.StartTls);
+        await session.Client.SendOptionAsync(NbdOption.Go, NbdTestClient.InfoData("nothing-here"));
+        (NbdOptionReply unknown, _) = await session.Client.ReadOptionReplyAsync(NbdOption.Go);
+        await session.Client.SendOptionAsync(NbdOption.List, []);
+        (NbdOptionReply server, byte[] listed) = await session.Client.ReadOptionReplyAsync(NbdOption.List);
+        (NbdOptionReply listEnd, _) = await session.Client.ReadOptionReplyAsync(NbdOption.List);
+        (long size, _, _) = await session.Client.GoAsync("ssd", structured: false, allocation: false);
+
+        Assert.Equal(NbdOptionReply.ErrorUnsupported, unsupported);
+        Assert.Equal(NbdOptionReply.ErrorUnsupported, tls);
+        Assert.Equal(NbdOptionReply.ErrorUnknown, unknown);
+        Assert.Equal(NbdOptionReply.Server, server);
+        Assert.Equal("ssd"u8.ToArray(), listed[4..]);
+        Assert.Equal(NbdOptionReply.Ack, listEnd);
+        Assert.Equal(Size, size);
+    }
+
+    [Fact]
+    public async Task AWrongRequestMagicEndsThatConnectionOnly()
+    {
+        var export = new MemoryExport(Size);
+        await using var bad = Session.Start(export);
+        await using var good = Session.Start(export);
+        await bad.Client.GreetAsync();
+        await bad.Client.GoAsync();
+        await good.Client.GreetAsync();
+        await good.Client.GoAsync();
+
+        await bad.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 0, 512, new byte[512], magic: 0xDEADBEEF);
+        NbdProtocolException ended = await Assert.ThrowsAsync<NbdProtocolException>(() => bad.Server);
+
+        Assert.Contains("request magic 0xdeadbeef", ended.Message, StringComparison.Ordinal);
+        Assert.Empty(export.Executed);
+        Assert.Equal(NbdError.None, (await good.Client.RequestAsync(NbdCommand.Write, 0, 512, new byte[512])).Error);
+    }
+
+    [Fact]
+    public async Task AClientThatStallsInTheHandshakeIsCutOff()
+    {
+        var (serverSide, clientSide) = FullDuplexStream.CreatePair();
+        await using var _ = clientSide;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        var connection = new NbdConnection(serverSide, [new MemoryExport(Size)]);
+
+        NbdProtocolException stalled = await Assert.ThrowsAsync<NbdProtocolException>(() => connection.RunAsync(deadline.Token, CancellationToken.None));
+
+        Assert.Contains("did not finish the handshake in time", stalled.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AWriteLongerThanTheMaximumEndsTheConnectionWithNothingWritten()
+    {
+        var export = new MemoryExport(Size);
+        await using var session = Session.Start(export);
+        await session.Client.GreetAsync();
+        await session.Client.GoAsync();
+
+        await session.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 0, (32u << 20) + 512);
+
+        await Assert.ThrowsAsync<NbdProtocolException>(() => session.Server);
+        Assert.Empty(export.Executed);
+    }
+
+    [Fact]
+    public async Task SeededRandomAndMutatedStreamsNeverChangeAReadOnlyExportNorCrashTheServer()
+    {
+        // Thousands of byte streams: valid sessions with bytes flipped, cut short or spliced, and
+        // plain noise. Each connection must end with a clean return, a protocol error or the end
+        // of its stream, and the export (read-only, so every write, trim or zeroing is refused)
+        // must hold what it held.
+        var export = new MemoryExport(Size, readOnly: true);
+        byte[] before = export.Snapshot();
+
+        await Fuzz(export, 3000);
+
+        Assert.Equal(before, export.Snapshot());
+        Assert.DoesNotContain(export.Executed, e => e.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes);
+        Assert.Contains(export.Executed, e => e.Opcode == HostOpcode.Read);
+    }
+
+    [Fact]
+    public async Task TheFuzzCanaryAWritableExportIsChangedByTheSameStreams()
+    {
+        // The same streams against a writable export do write: so the check above can fail.
+        var export = new MemoryExport(Size);
+        byte[] filled = Enumerable.Repeat((byte)0xA5, (int)Size).ToArray();
+        await export.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, Size, filled, CancellationToken.None);
+        export.Executed.Clear();
+
+        await Fuzz(export, 3000);
+
+        Assert.NotEqual(filled, export.Snapshot());
+    }
+
+    private static async Task Fuzz(MemoryExport export, int cases)
+    {
+        byte[] valid = ValidSessionBytes();
+        var prng = new Controller.Firmware.Loop.Prng(20261127);
+        for (int i = 0; i < cases; i++)
+        {
+            byte[] input = (i % 4) switch
+            {
+                0 => Noise(prng, 1 + prng.NextInt(200)),
+                1 => Mutate(prng, valid, 1 + prng.NextInt(8)),
+                2 => valid[..prng.NextInt(valid.Length)],
+                _ => [.. valid[..prng.NextInt(valid.Length)], .. Noise(prng, prng.NextInt(64))],
+            };
+            using var stream = new ScriptedStream(input);
+            var connection = new NbdConnection(stream, [export]);
+            try
+            {
+                await connection.RunAsync(CancellationToken.None, CancellationToken.None);
+            }
+            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException)
+            {
+            }
+        }
+    }
+
+    private static byte[] ValidSessionBytes()
+    {
+        // What a client sends: flags, structured replies, base:allocation, GO, then requests.
+        using var bytes = new MemoryStream();
+        var client = new NbdTestClient(bytes);
+        bytes.Write([0, 0, 0, 3]);
+        client.SendOptionAsync(NbdOption.StructuredReply, []).GetAwaiter().GetResult();
+        client.SendOptionAsync(NbdOption.SetMetaContext, NbdTestClient.MetaContextData("ssd", NbdProtocol.BaseAllocation)).GetAwaiter().GetResult();
+        client.SendOptionAsync(NbdOption.Go, NbdTestClient.InfoData("ssd", NbdInfo.BlockSize)).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.Read, NbdCommandModifiers.None, 0, 4096).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.Fua, 4096, 512, new byte[512]).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.Trim, NbdCommandModifiers.None, 0, 4096).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.BlockStatus, NbdCommandModifiers.None, 0, 65536).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.WriteZeroes, NbdCommandModifiers.NoHole, 0, 4096).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.Read, NbdCommandModifiers.None, 8192, 512).GetAwaiter().GetResult();
+        client.SendRequestAsync(NbdCommand.Disconnect, NbdCommandModifiers.None, 0, 0).GetAwaiter().GetResult();
+        return bytes.ToArray();
+    }
+
+    private static byte[] Noise(Controller.Firmware.Loop.Prng prng, int length)
+    {
+        byte[] noise = new byte[length];
+        for (int i = 0; i < length; i++)
+        {
+            noise[i] = (byte)prng.NextInt(256);
+        }
+
+        return noise;
+    }
+
+    private static byte[] Mutate(Controller.Firmware.Loop.Prng prng, byte[] valid, int flips)
+    {
+        byte[] mutated = (byte[])valid.Clone();
+        for (int i = 0; i < flips; i++)
+        {
+            mutated[prng.NextInt(mutated.Length)] ^= (byte)(1 + prng.NextInt(255));
+        }
+
+        return mutated;
+    }
+
+    /// <summary>A server connection on one end of an in-process pipe, the test client on the other.</summary>
+    private sealed class Session : IAsyncDisposable
+    {
+        private readonly Stream _clientSide;
+
+        private Session(Stream clientSide, Task server)
+        {
+            _clientSide = clientSide;
+            Client = new NbdTestClient(clientSide);
+            Server = server;
+        }
+
+        public NbdTestClient Client { get; }
+
+        public Task Server { get; }
+
+        public static Session Start(INbdExport export)
+        {
+            var (serverSide, clientSide) = FullDuplexStream.CreatePair();
+            var connection = new NbdConnection(serverSide, [export]);
+            return new Session(clientSide, connection.RunAsync(CancellationToken.None, CancellationToken.None));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _clientSide.DisposeAsync();
+            try
+            {
+                await Server.WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    /// <summary>A stream that reads a fixed script and swallows what is written to it.</summary>
+    private sealed class ScriptedStream(byte[] script) : Stream
+    {
+        private int _position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = Math.Min(count, script.Length - _position);
+            script.AsSpan(_position, n).CopyTo(buffer.AsSpan(offset));
+            _position += n;
+            return n;
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
