@@ -35,6 +35,12 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>
+    /// A clean shutdown's last step: makes everything durable and takes a checkpoint now, so the
+    /// next mount replays nothing.
+    /// </summary>
+    public void CheckpointNow() => TakeCheckpoint();
+
+    /// <summary>
     /// Makes everything durable, writes the map and block table as checkpoint units into the
     /// metadata stream, waits for them, then points the superblock at them. Only once that pointer
     /// is durable are the previous checkpoint's blocks and the journal before it let go.

@@ -114,6 +114,16 @@ public sealed class ControllerLoop
         return _ftl?.DoBackgroundWork() ?? false;
     }
 
+    /// <summary>
+    /// A clean shutdown (Ctrl-C, SIGTERM): writes back every dirty sector of the cache, flushes,
+    /// and takes a checkpoint, so a restart finds everything and replays nothing.
+    /// </summary>
+    public void Shutdown()
+    {
+        _cache.Flush();
+        _ftl?.CheckpointNow();
+    }
+
     /// <summary>Why the last command that failed with <see cref="HostStatus.NoSpace"/> failed, for logs and reports.</summary>
     public string? LastFailure { get; private set; }
 

@@ -156,6 +156,23 @@ public sealed class NbdConnectionTests
     }
 
     [Fact]
+    public async Task AClientThatLeavesInTheMiddleOfAWriteWritesNothing()
+    {
+        var export = new MemoryExport(Size);
+        var (serverSide, clientSide) = FullDuplexStream.CreatePair();
+        var client = new NbdTestClient(clientSide);
+        Task server = new NbdConnection(serverSide, [export]).RunAsync(CancellationToken.None, CancellationToken.None);
+        await client.GreetAsync();
+        await client.GoAsync();
+
+        await client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 0, 4096, new byte[100]);
+        await clientSide.DisposeAsync();
+
+        await Assert.ThrowsAsync<EndOfStreamException>(() => server);
+        Assert.Empty(export.Executed);
+    }
+
+    [Fact]
     public async Task AWriteLongerThanTheMaximumEndsTheConnectionWithNothingWritten()
     {
         var export = new MemoryExport(Size);

@@ -1,0 +1,208 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Controller.Emulator.Cli;
+using Controller.Firmware.Config;
+using Controller.Firmware.Host.Nbd;
+
+namespace Controller.Emulator.Serve;
+
+/// <summary><c>ssd-emulator serve</c>: the emulated SSD as an NBD server.</summary>
+internal static class ServeCommand
+{
+    /// <summary>The options <c>serve</c> takes with a value.</summary>
+    public static readonly string[] Valued = ["--config", "--set", "--image", "--listen", "--export", "--handshake-timeout"];
+
+    /// <summary>The flags <c>serve</c> takes.</summary>
+    public static readonly string[] Flags = ["--allow-remote"];
+
+    public const string Help = """
+        Usage: ssd-emulator serve [--config FILE|NAME] [--set KEY=VALUE]... [--image FILE]
+                                  [--listen URI]... [--export NAME] [--allow-remote]
+
+        Boots the firmware on the emulated NAND and serves it over NBD (fixed newstyle) until Ctrl-C
+        or SIGTERM, which write back the cache, flush and checkpoint, then exit 0. Several clients
+        may connect at once; they all reach the one controller loop.
+
+          --image FILE         keep the NAND in FILE (created if missing, recovered if not); without
+                               it the NAND lives in memory and is gone at exit. A SIGKILL of this
+                               process is a power cut: after a restart every flushed write is there.
+          --listen URI         nbd://HOST[:PORT] (default nbd://127.0.0.1:10809) or
+                               nbd+unix:///?socket=PATH; repeatable
+          --export NAME        the export's name (default ssd; the empty name selects it too)
+          --allow-remote       allow a --listen address other than loopback. NBD has no
+                               authentication: anyone who can reach the port can read and write.
+          --handshake-timeout S  seconds a client may take to finish the handshake (default 10)
+
+        Examples:
+          ssd-emulator serve --image ssd.img
+          ssd-emulator serve --config tiny --listen nbd+unix:///?socket=/tmp/ssd.sock
+          qemu-io -f raw nbd://127.0.0.1:10809/ssd -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M'
+          nbdinfo nbd://127.0.0.1:10809/ssd
+        """;
+
+    public static int Run(Arguments args, TextWriter output)
+    {
+        string? profile = args.Single("--config");
+        ResolvedConfig config = Profiles.Load(profile, args.All("--set"));
+        string name = args.Single("--export") ?? "ssd";
+        long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
+        List<EndPoint> endpoints = [.. (args.All("--listen") is { Count: > 0 } listen ? listen : ["nbd://127.0.0.1:10809"]).Select(uri => Parse(uri, args.Has("--allow-remote")))];
+
+        using LoopExport export = LoopExport.Boot(config, profile ?? "default", args.Single("--image"), name);
+        var listeners = new List<Socket>();
+        try
+        {
+            foreach (EndPoint endpoint in endpoints)
+            {
+                listeners.Add(Listen(endpoint));
+            }
+        }
+        catch (SocketException e)
+        {
+            listeners.ForEach(l => l.Dispose());
+            throw new UsageException($"--listen: cannot listen on {Describe(endpoints[listeners.Count])}: {e.Message}");
+        }
+
+        using var stop = new CancellationTokenSource();
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ssd-emulator: serving export '{name}' ({export.SizeBytes} bytes; {export.Description}); {(export.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({export.Mount.RecoveryPageReads} page reads, {export.Mount.ReplayedUnits} units replayed)")}"));
+        foreach (EndPoint endpoint in endpoints)
+        {
+            string uri = Describe(endpoint, name);
+            output.WriteLine($"  listening on {uri}");
+            output.WriteLine($"    qemu-io -f raw '{uri}' -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k'");
+            output.WriteLine($"    nbdinfo '{uri}'");
+        }
+
+        output.Flush();
+        var options = new NbdServerOptions();
+        Task[] accepting = [.. listeners.Select(l => AcceptAsync(l, export, options, TimeSpan.FromSeconds(timeoutSeconds), stop.Token))];
+        try
+        {
+            Task.WaitAll(accepting);
+        }
+        catch (AggregateException) when (stop.IsCancellationRequested)
+        {
+        }
+
+        listeners.ForEach(l => l.Dispose());
+        foreach (EndPoint endpoint in endpoints.OfType<UnixDomainSocketEndPoint>())
+        {
+            File.Delete(endpoint.ToString()!);
+        }
+
+        export.Shutdown();
+        output.WriteLine("ssd-emulator: flushed and checkpointed; stopped");
+        return 0;
+
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+    }
+
+    private static async Task AcceptAsync(Socket listener, LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            _ = ServeClientAsync(client, export, options, handshakeTimeout, stop);
+        }
+    }
+
+    private static async Task ServeClientAsync(Socket client, LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, CancellationToken stop)
+    {
+        string who = client.RemoteEndPoint?.ToString() is { Length: > 0 } remote ? remote : "a local client";
+        using var handshake = new CancellationTokenSource(handshakeTimeout);
+        await using var stream = new NetworkStream(client, ownsSocket: true);
+        try
+        {
+            await new NbdConnection(stream, [export], options).RunAsync(handshake.Token, stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException)
+        {
+            if (!stop.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync($"ssd-emulator: connection from {who} ended: {e.Message}").ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static Socket Listen(EndPoint endpoint)
+    {
+        var socket = endpoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint is UnixDomainSocketEndPoint && File.Exists(endpoint.ToString()))
+            {
+                File.Delete(endpoint.ToString()!);
+            }
+
+            socket.Bind(endpoint);
+            socket.Listen(64);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Parses a --listen URI as libnbd and qemu write them.</summary>
+    internal static EndPoint Parse(string uri, bool allowRemote)
+    {
+        if (uri.StartsWith("nbd+unix://", StringComparison.Ordinal))
+        {
+            int query = uri.IndexOf("?socket=", StringComparison.Ordinal);
+            string path = query < 0 ? string.Empty : Uri.UnescapeDataString(uri[(query + "?socket=".Length)..]);
+            return path.Length > 0 ? new UnixDomainSocketEndPoint(path) : throw new UsageException($"--listen: '{uri}' names no socket; write nbd+unix:///?socket=PATH");
+        }
+
+        if (!uri.StartsWith("nbd://", StringComparison.Ordinal) || !Uri.TryCreate(uri, UriKind.Absolute, out Uri? parsed) || parsed.Host.Length == 0)
+        {
+            throw new UsageException($"--listen: '{uri}' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH");
+        }
+
+        int port = parsed.IsDefaultPort || parsed.Port < 0 ? NbdProtocol.DefaultPort : parsed.Port;
+        string host = parsed.Host.Trim('[', ']');
+        IPAddress address = host == "localhost" ? IPAddress.Loopback
+            : IPAddress.TryParse(host, out IPAddress? ip) ? ip
+            : throw new UsageException($"--listen: '{host}' in '{uri}' is not an IP address (or localhost)");
+        if (!IPAddress.IsLoopback(address) && !allowRemote)
+        {
+            throw new UsageException($"--listen: {address} is not a loopback address; NBD has no authentication, so serving it to the network needs --allow-remote");
+        }
+
+        if (!IPAddress.IsLoopback(address))
+        {
+            Console.Error.WriteLine($"ssd-emulator: warning: serving {address}:{port} to the network; NBD has no authentication, anyone who can reach it can read and write the device");
+        }
+
+        return new IPEndPoint(address, port);
+    }
+
+    private static string Describe(EndPoint endpoint, string export = "") => endpoint switch
+    {
+        UnixDomainSocketEndPoint unix => $"nbd+unix:///{export}?socket={unix}",
+        IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"nbd://[{ip.Address}]:{ip.Port}/{export}",
+        IPEndPoint ip => $"nbd://{ip.Address}:{ip.Port}/{export}",
+        _ => endpoint.ToString() ?? "?",
+    };
+}

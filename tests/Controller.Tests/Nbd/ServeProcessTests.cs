@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Controller.Firmware.Host.Nbd;
+using Controller.Tests.Support;
+
+namespace Controller.Tests.Nbd;
+
+/// <summary><c>ssd-emulator serve</c> as a child process: clean shutdown, a SIGKILL as a power cut, and its refusals.</summary>
+public sealed class ServeProcessTests
+{
+    [Fact]
+    public async Task SigtermFlushesAndCheckpointsAndARestartFindsEverything()
+    {
+        using var temp = new TempDirectory();
+        string image = temp.File("ssd.img");
+        byte[] data = Pattern(0x5A, 256 << 10);
+        using (var server = await ServerProcess.StartAsync(temp, image))
+        {
+            NbdTestClient client = await server.ConnectAsync();
+            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, (uint)data.Length, data)).Error);
+
+            (int exitCode, string output) = await server.StopAsync("TERM");
+
+            Assert.Equal(0, exitCode);
+            Assert.Contains("flushed and checkpointed; stopped", output, StringComparison.Ordinal);
+        }
+
+        using var restarted = await ServerProcess.StartAsync(temp, image);
+        NbdTestClient again = await restarted.ConnectAsync();
+        NbdTestReply read = await again.RequestAsync(NbdCommand.Read, 0, (uint)data.Length);
+
+        Assert.Contains("recovered (", restarted.Banner, StringComparison.Ordinal);
+        Assert.Contains(", 0 units replayed)", restarted.Banner, StringComparison.Ordinal);
+        Assert.Equal(data, read.Data);
+    }
+
+    [Fact]
+    public async Task ASigkillIsAPowerCutAndEveryFlushedWriteSurvivesIt()
+    {
+        using var temp = new TempDirectory();
+        string image = temp.File("ssd.img");
+        byte[] flushed = Pattern(0x11, 128 << 10);
+        byte[] unflushed = Pattern(0x22, 64 << 10);
+        using (var server = await ServerProcess.StartAsync(temp, image))
+        {
+            NbdTestClient client = await server.ConnectAsync();
+            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, (uint)flushed.Length, flushed)).Error);
+            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Flush, 0, 0)).Error);
+            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 1 << 20, (uint)unflushed.Length, unflushed)).Error);
+
+            server.Kill();
+        }
+
+        using var restarted = await ServerProcess.StartAsync(temp, image);
+        NbdTestClient again = await restarted.ConnectAsync();
+        NbdTestReply read = await again.RequestAsync(NbdCommand.Read, 0, (uint)flushed.Length);
+
+        Assert.Contains("recovered (", restarted.Banner, StringComparison.Ordinal);
+        Assert.Equal(flushed, read.Data);
+    }
+
+    [Theory]
+    [InlineData("nbd://0.0.0.0:10899", "0.0.0.0 is not a loopback address; NBD has no authentication, so serving it to the network needs --allow-remote")]
+    [InlineData("http://127.0.0.1:10899", "--listen: 'http://127.0.0.1:10899' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH")]
+    [InlineData("nbd+unix:///ssd", "names no socket")]
+    public void ABadListenAddressIsRefusedByName(string uri, string expected)
+    {
+        var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--listen", uri);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
+
+    private static byte[] Pattern(byte seed, int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
+
+    /// <summary>A serve process on a Unix socket in a temporary directory.</summary>
+    private sealed class ServerProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly string _socket;
+        private readonly List<Socket> _connections = [];
+
+        private ServerProcess(Process process, string socket, string banner)
+        {
+            _process = process;
+            _socket = socket;
+            Banner = banner;
+        }
+
+        public string Banner { get; }
+
+        public static async Task<ServerProcess> StartAsync(TempDirectory temp, string image)
+        {
+            string socket = temp.File("ssd.sock");
+            Process process = EmulatorProcess.Start("serve", "--config", "tiny", "--image", image, "--listen", $"nbd+unix:///?socket={socket}");
+            string banner = string.Empty;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                banner += line + "\n";
+                if (line.Contains("listening on", StringComparison.Ordinal))
+                {
+                    return new ServerProcess(process, socket, banner);
+                }
+            }
+
+            throw new InvalidOperationException($"serve did not start: {banner}{await process.StandardError.ReadToEndAsync()}");
+        }
+
+        public async Task<NbdTestClient> ConnectAsync()
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            _connections.Add(socket);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socket));
+            var client = new NbdTestClient(new NetworkStream(socket, ownsSocket: false));
+            await client.GreetAsync();
+            await client.GoAsync("ssd", structured: true, allocation: true);
+            return client;
+        }
+
+        public async Task<(int ExitCode, string Output)> StopAsync(string signal)
+        {
+            using (Process kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            string rest = await _process.StandardOutput.ReadToEndAsync();
+            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+            return (_process.ExitCode, rest);
+        }
+
+        public void Kill()
+        {
+            _process.Kill();
+            _process.WaitForExit();
+        }
+
+        public void Dispose()
+        {
+            _connections.ForEach(c => c.Dispose());
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                _process.WaitForExit();
+            }
+
+            _process.Dispose();
+        }
+    }
+}
