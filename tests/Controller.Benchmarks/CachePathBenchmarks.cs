@@ -76,5 +76,7 @@ public class CachePathBenchmarks
         public void Flush()
         {
         }
+
+        public bool IsMapped(long sector) => false;
     }
 }

@@ -97,11 +97,30 @@ internal sealed class LoopExport : INbdExport, IDisposable
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(extents);
+        var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            // Sector by sector (the FTL's unit), clipped to the range, runs of one state merged.
+            for (long position = offset, end = offset + length; position < end;)
+            {
+                long sector = position / FirmwareConfig.SectorBytes;
+                long next = Math.Min(end, (sector + 1) * FirmwareConfig.SectorBytes);
+                NbdAllocationState state = _loop.IsHole(sector) ? NbdAllocationState.Hole | NbdAllocationState.Zero : NbdAllocationState.None;
+                if (extents.Count > 0 && extents[^1].Flags == state)
+                {
+                    extents[^1] = extents[^1] with { Length = extents[^1].Length + (next - position) };
+                }
+                else
+                {
+                    extents.Add(new NbdExtent(next - position, state));
+                }
 
-        // Every block is reported as data for now (the protocol allows it); holes come with the
-        // allocation query of the cache and FTL.
-        extents.Add(new NbdExtent(length, NbdAllocationState.None));
-        return ValueTask.CompletedTask;
+                position = next;
+            }
+
+            done.SetResult(HostStatus.Ok);
+        }, done);
+        return new ValueTask(done.Task);
     }
 
     /// <summary>A clean shutdown: writes back the cache, flushes, checkpoints, stops the loop's thread and closes the NAND.</summary>

@@ -19,6 +19,9 @@ public interface ISectorStore
 
     /// <summary>Returns once everything written and trimmed before is durable.</summary>
     void Flush();
+
+    /// <summary>True when <paramref name="sector"/> holds data; false for a hole (never written, trimmed or zeroed).</summary>
+    bool IsMapped(long sector);
 }
 
 /// <summary>The flash translation layer as the cache's sector store.</summary>
@@ -46,4 +49,7 @@ public sealed class FtlSectorStore : ISectorStore
 
     /// <inheritdoc />
     public void Flush() => _ftl.Flush();
+
+    /// <inheritdoc />
+    public bool IsMapped(long sector) => _ftl.IsMapped(sector);
 }

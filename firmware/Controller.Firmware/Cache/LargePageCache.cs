@@ -266,6 +266,31 @@ public sealed partial class LargePageCache
         return ok;
     }
 
+    /// <summary>
+    /// True when <paramref name="sector"/> is a hole: it reads as zeros because it was never
+    /// written, or was trimmed or zeroed with a hole since. A dirty sector is data not yet in the
+    /// store, and a punched one a hole; a clean one is what the store holds, so the store says.
+    /// Nothing is read or changed.
+    /// </summary>
+    public bool IsHole(long sector)
+    {
+        if (_entries.TryGetValue(sector / _sectorsPerPage, out int entry))
+        {
+            int index = (int)(sector % _sectorsPerPage);
+            if (IsSet(_dirty, entry, index))
+            {
+                return false;
+            }
+
+            if (IsSet(_hole, entry, index))
+            {
+                return true;
+            }
+        }
+
+        return !_store.IsMapped(sector);
+    }
+
     /// <summary>The entry of a large page, made if needed, marked used and pinned against eviction until <see cref="Unpin"/>.</summary>
     private int Touch(long page)
     {

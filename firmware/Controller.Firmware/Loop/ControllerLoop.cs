@@ -114,6 +114,9 @@ public sealed class ControllerLoop
         return _ftl?.DoBackgroundWork() ?? false;
     }
 
+    /// <summary>True when <paramref name="sector"/> is a hole (reads as zeros, holds no data): for NBD block status.</summary>
+    public bool IsHole(long sector) => _cache.IsHole(sector);
+
     /// <summary>
     /// A clean shutdown (Ctrl-C, SIGTERM): writes back every dirty sector of the cache, flushes,
     /// and takes a checkpoint, so a restart finds everything and replays nothing.

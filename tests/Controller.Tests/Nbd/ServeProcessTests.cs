@@ -59,6 +59,23 @@ public sealed class ServeProcessTests
         Assert.Equal(flushed, read.Data);
     }
 
+    [Fact]
+    public async Task BlockStatusShowsDataWhereWrittenAndHolesWhereTrimmedOrNeverWritten()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"));
+        NbdTestClient client = await server.ConnectAsync();
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, 65536, Pattern(1, 65536))).Error);
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Trim, 16384, 16384)).Error);
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.WriteZeroes, 32768, 8192, flags: NbdCommandModifiers.NoHole)).Error);
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Read, 65536, 16384)).Error);
+
+        NbdTestReply status = await client.RequestAsync(NbdCommand.BlockStatus, 0, 131072);
+
+        const NbdAllocationState Hole = NbdAllocationState.Hole | NbdAllocationState.Zero;
+        Assert.Equal([(16384u, NbdAllocationState.None), (16384u, Hole), (32768u, NbdAllocationState.None), (65536u, Hole)], status.Extents);
+    }
+
     [Theory]
     [InlineData("nbd://0.0.0.0:10899", "0.0.0.0 is not a loopback address; NBD has no authentication, so serving it to the network needs --allow-remote")]
     [InlineData("http://127.0.0.1:10899", "--listen: 'http://127.0.0.1:10899' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH")]
