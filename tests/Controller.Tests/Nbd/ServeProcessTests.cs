@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Net.Sockets;
 using Controller.Firmware.Host.Nbd;
 using Controller.Tests.Support;
 
@@ -89,80 +87,4 @@ public sealed class ServeProcessTests
     }
 
     private static byte[] Pattern(byte seed, int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
-
-    /// <summary>A serve process on a Unix socket in a temporary directory.</summary>
-    private sealed class ServerProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly string _socket;
-        private readonly List<Socket> _connections = [];
-
-        private ServerProcess(Process process, string socket, string banner)
-        {
-            _process = process;
-            _socket = socket;
-            Banner = banner;
-        }
-
-        public string Banner { get; }
-
-        public static async Task<ServerProcess> StartAsync(TempDirectory temp, string image)
-        {
-            string socket = temp.File("ssd.sock");
-            Process process = EmulatorProcess.Start("serve", "--config", "tiny", "--image", image, "--listen", $"nbd+unix:///?socket={socket}");
-            string banner = string.Empty;
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            {
-                banner += line + "\n";
-                if (line.Contains("listening on", StringComparison.Ordinal))
-                {
-                    return new ServerProcess(process, socket, banner);
-                }
-            }
-
-            throw new InvalidOperationException($"serve did not start: {banner}{await process.StandardError.ReadToEndAsync()}");
-        }
-
-        public async Task<NbdTestClient> ConnectAsync()
-        {
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            _connections.Add(socket);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socket));
-            var client = new NbdTestClient(new NetworkStream(socket, ownsSocket: false));
-            await client.GreetAsync();
-            await client.GoAsync("ssd", structured: true, allocation: true);
-            return client;
-        }
-
-        public async Task<(int ExitCode, string Output)> StopAsync(string signal)
-        {
-            using (Process kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-
-            string rest = await _process.StandardOutput.ReadToEndAsync();
-            await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
-            return (_process.ExitCode, rest);
-        }
-
-        public void Kill()
-        {
-            _process.Kill();
-            _process.WaitForExit();
-        }
-
-        public void Dispose()
-        {
-            _connections.ForEach(c => c.Dispose());
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit();
-            }
-
-            _process.Dispose();
-        }
-    }
 }
