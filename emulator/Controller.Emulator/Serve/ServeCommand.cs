@@ -35,6 +35,9 @@ internal static class ServeCommand
                                authentication: anyone who can reach the port can read and write.
           --handshake-timeout S  seconds a client may take to finish the handshake (default 10)
 
+        Socket activation: when started by systemd or by libnbd (nbdinfo -- [ ssd-emulator serve ]),
+        it serves the listening sockets it is handed (LISTEN_PID, LISTEN_FDS), and no default port.
+
         Examples:
           ssd-emulator serve --image ssd.img
           ssd-emulator serve --config tiny --listen nbd+unix:///?socket=/tmp/ssd.sock
@@ -48,10 +51,11 @@ internal static class ServeCommand
         ResolvedConfig config = Profiles.Load(profile, args.All("--set"));
         string name = args.Single("--export") ?? "ssd";
         long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
-        List<EndPoint> endpoints = [.. (args.All("--listen") is { Count: > 0 } listen ? listen : ["nbd://127.0.0.1:10809"]).Select(uri => Parse(uri, args.Has("--allow-remote")))];
+        List<Socket> activated = ActivatedSockets();
+        List<EndPoint> endpoints = [.. (args.All("--listen") is { Count: > 0 } listen ? listen : activated.Count > 0 ? [] : ["nbd://127.0.0.1:10809"]).Select(uri => Parse(uri, args.Has("--allow-remote")))];
 
         using LoopExport export = LoopExport.Boot(config, profile ?? "default", args.Single("--image"), name);
-        var listeners = new List<Socket>();
+        var listeners = new List<Socket>(activated);
         try
         {
             foreach (EndPoint endpoint in endpoints)
@@ -62,7 +66,7 @@ internal static class ServeCommand
         catch (SocketException e)
         {
             listeners.ForEach(l => l.Dispose());
-            throw new UsageException($"--listen: cannot listen on {Describe(endpoints[listeners.Count])}: {e.Message}");
+            throw new UsageException($"--listen: cannot listen on {Describe(endpoints[listeners.Count - activated.Count])}: {e.Message}");
         }
 
         using var stop = new CancellationTokenSource();
@@ -70,6 +74,11 @@ internal static class ServeCommand
         using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ssd-emulator: serving export '{name}' ({export.SizeBytes} bytes; {export.Description}); {(export.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({export.Mount.RecoveryPageReads} page reads, {export.Mount.ReplayedUnits} units replayed)")}"));
+        foreach (Socket socket in activated)
+        {
+            output.WriteLine($"  listening on the socket handed over by socket activation (LISTEN_FDS), {socket.LocalEndPoint}");
+        }
+
         foreach (EndPoint endpoint in endpoints)
         {
             string uri = Describe(endpoint, name);
@@ -140,6 +149,22 @@ internal static class ServeCommand
                 await Console.Error.WriteLineAsync($"ssd-emulator: connection from {who} ended: {e.Message}").ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// The listening sockets systemd (or libnbd's <c>nbdinfo -- [ CMD ]</c>) hands over: file
+    /// descriptors 3 to 3+LISTEN_FDS-1, when LISTEN_PID names this process.
+    /// </summary>
+    private static List<Socket> ActivatedSockets()
+    {
+        string? pid = Environment.GetEnvironmentVariable("LISTEN_PID");
+        string? count = Environment.GetEnvironmentVariable("LISTEN_FDS");
+        if (pid != Environment.ProcessId.ToString(CultureInfo.InvariantCulture) || !int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out int fds) || fds <= 0)
+        {
+            return [];
+        }
+
+        return [.. Enumerable.Range(3, fds).Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true)))];
     }
 
     private static Socket Listen(EndPoint endpoint)

@@ -76,6 +76,21 @@ public sealed class InteropTests
     }
 
     [SkippableFact]
+    public void NbdinfoStartsTheServerBySocketActivation()
+    {
+        // nbdinfo -- [ CMD ] starts CMD with a listening socket on fd 3 (LISTEN_FDS), connects,
+        // and stops it with SIGTERM when done.
+        string nbdinfo = ExternalTool.Require("nbdinfo", "libnbd-bin");
+
+        var (exitCode, output, error) = ExternalTool.Run(nbdinfo, "--size", "--", "[", "dotnet", EmulatorProcess.AssemblyPath, "serve", "--config", "tiny", "]");
+
+        Assert.True(exitCode == 0, output + error);
+        Assert.Contains("listening on the socket handed over by socket activation", output + error, StringComparison.Ordinal);
+        Assert.Contains("7192576", output, StringComparison.Ordinal);
+        Assert.Contains("flushed and checkpointed; stopped", output + error, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task NbdshWritesReadsTrimsZeroesFlushesAndQueriesBlockStatus()
     {
         string nbdsh = ExternalTool.Require("nbdsh", "python3-libnbd");
