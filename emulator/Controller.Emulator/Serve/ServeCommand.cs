@@ -140,7 +140,8 @@ internal static class ServeCommand
         await using var stream = new NetworkStream(client, ownsSocket: true);
         try
         {
-            await new NbdConnection(stream, [export], options).RunAsync(handshake.Token, stop).ConfigureAwait(false);
+            using var connection = new NbdConnection(stream, [export], options);
+            await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
         }
         catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException)
         {

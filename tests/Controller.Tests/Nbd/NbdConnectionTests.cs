@@ -55,6 +55,28 @@ public sealed class NbdConnectionTests
         }
     }
 
+    [Fact]
+    public async Task RequestsArePipelinedAndRepliesMayOvertakeEachOther()
+    {
+        // The write to offset 0 waits at a gate; the one after it completes first, and its reply
+        // comes first. Then the gate opens and the first reply follows.
+        var export = new MemoryExport(Size);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        export.Gate = offset => offset == 0 ? gate.Task : Task.CompletedTask;
+        await using var session = Session.Start(export);
+        await session.Client.GreetAsync();
+        await session.Client.GoAsync(structured: false, allocation: false);
+
+        await session.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 0, 4096, new byte[4096], handle: 1);
+        await session.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 4096, 4096, new byte[4096], handle: 2);
+        (ulong first, NbdError firstError) = await session.Client.ReadAnySimpleReplyAsync();
+        gate.SetResult();
+        (ulong second, NbdError secondError) = await session.Client.ReadAnySimpleReplyAsync();
+
+        Assert.Equal((2ul, NbdError.None), (first, firstError));
+        Assert.Equal((1ul, NbdError.None), (second, secondError));
+    }
+
     [Theory]
     [InlineData(NbdCommand.Read, NbdCommandModifiers.None, Size, 512u, NbdError.Invalid)]
     [InlineData(NbdCommand.Read, NbdCommandModifiers.None, Size - 512, 1024u, NbdError.Invalid)]
@@ -148,7 +170,7 @@ public sealed class NbdConnectionTests
         var (serverSide, clientSide) = FullDuplexStream.CreatePair();
         await using var _ = clientSide;
         using var deadline = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-        var connection = new NbdConnection(serverSide, [new MemoryExport(Size)]);
+        using var connection = new NbdConnection(serverSide, [new MemoryExport(Size)]);
 
         NbdProtocolException stalled = await Assert.ThrowsAsync<NbdProtocolException>(() => connection.RunAsync(deadline.Token, CancellationToken.None));
 
@@ -161,7 +183,8 @@ public sealed class NbdConnectionTests
         var export = new MemoryExport(Size);
         var (serverSide, clientSide) = FullDuplexStream.CreatePair();
         var client = new NbdTestClient(clientSide);
-        Task server = new NbdConnection(serverSide, [export]).RunAsync(CancellationToken.None, CancellationToken.None);
+        using var connection = new NbdConnection(serverSide, [export]);
+        Task server = connection.RunAsync(CancellationToken.None, CancellationToken.None);
         await client.GreetAsync();
         await client.GoAsync();
 
@@ -231,7 +254,7 @@ public sealed class NbdConnectionTests
                 _ => [.. valid[..prng.NextInt(valid.Length)], .. Noise(prng, prng.NextInt(64))],
             };
             using var stream = new ScriptedStream(input);
-            var connection = new NbdConnection(stream, [export]);
+            using var connection = new NbdConnection(stream, [export]);
             try
             {
                 await connection.RunAsync(CancellationToken.None, CancellationToken.None);
@@ -288,9 +311,12 @@ public sealed class NbdConnectionTests
     {
         private readonly Stream _clientSide;
 
-        private Session(Stream clientSide, Task server)
+        private readonly NbdConnection _connection;
+
+        private Session(Stream clientSide, NbdConnection connection, Task server)
         {
             _clientSide = clientSide;
+            _connection = connection;
             Client = new NbdTestClient(clientSide);
             Server = server;
         }
@@ -303,7 +329,7 @@ public sealed class NbdConnectionTests
         {
             var (serverSide, clientSide) = FullDuplexStream.CreatePair();
             var connection = new NbdConnection(serverSide, [export]);
-            return new Session(clientSide, connection.RunAsync(CancellationToken.None, CancellationToken.None));
+            return new Session(clientSide, connection, connection.RunAsync(CancellationToken.None, CancellationToken.None));
         }
 
         public async ValueTask DisposeAsync()
@@ -316,6 +342,8 @@ public sealed class NbdConnectionTests
             catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or ObjectDisposedException)
             {
             }
+
+            _connection.Dispose();
         }
     }
 

@@ -31,8 +31,16 @@ internal sealed class MemoryExport(long sizeBytes, bool readOnly = false, string
         }
     }
 
-    public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
+    /// <summary>When set, each command waits for the task it returns for the command's offset before it runs.</summary>
+    public Func<long, Task>? Gate { get; set; }
+
+    public async ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
     {
+        if (Gate is { } gate)
+        {
+            await gate(offset);
+        }
+
         lock (_lock)
         {
             Executed.Add((opcode, flags, offset, length));
@@ -53,7 +61,7 @@ internal sealed class MemoryExport(long sizeBytes, bool readOnly = false, string
             }
         }
 
-        return ValueTask.FromResult(HostStatus.Ok);
+        return HostStatus.Ok;
     }
 
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)

@@ -160,6 +160,14 @@ internal sealed class NbdTestClient(Stream stream)
         }
     }
 
+    /// <summary>Reads the next simple reply, whichever request it answers.</summary>
+    public async Task<(ulong Handle, NbdError Error)> ReadAnySimpleReplyAsync()
+    {
+        byte[] reply = await ReadAsync(NbdProtocol.SimpleReplyBytes);
+        Assert.Equal(NbdProtocol.SimpleReplyMagic, BinaryPrimitives.ReadUInt32BigEndian(reply));
+        return (BinaryPrimitives.ReadUInt64BigEndian(reply.AsSpan(8)), (NbdError)BinaryPrimitives.ReadUInt32BigEndian(reply.AsSpan(4)));
+    }
+
     public static byte[] InfoData(string name, params NbdInfo[] requests)
     {
         byte[] nameBytes = Encoding.UTF8.GetBytes(name);

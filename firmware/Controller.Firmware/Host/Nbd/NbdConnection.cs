@@ -18,6 +18,9 @@ public sealed record NbdServerOptions
 
     /// <summary>The largest option data read in the handshake; a client sending more is cut off.</summary>
     public int MaximumOptionBytes { get; init; } = 64 << 10;
+
+    /// <summary>Requests of one connection executing at once; the next waits to be read until one completes.</summary>
+    public int MaximumRequestsInFlight { get; init; } = 64;
 }
 
 /// <summary>The client broke a rule of the protocol that leaves no way to answer: the connection ends.</summary>
@@ -48,7 +51,7 @@ public sealed class NbdProtocolException : Exception
 /// input gets the error the protocol names, or, where no answer is possible, the end of this
 /// connection (an <see cref="NbdProtocolException"/>); nothing is executed for it.
 /// </summary>
-public sealed class NbdConnection
+public sealed class NbdConnection : IDisposable
 {
     private const uint BaseAllocationContextId = 1;
 
@@ -56,6 +59,9 @@ public sealed class NbdConnection
     private readonly IReadOnlyList<INbdExport> _exports;
     private readonly NbdServerOptions _options;
     private readonly byte[] _header = new byte[32];
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly SemaphoreSlim _slots;
+    private Exception? _failure;
     private bool _structured;
     private bool _noZeroes;
     private bool _allocationContext;
@@ -68,6 +74,14 @@ public sealed class NbdConnection
         _stream = stream;
         _exports = exports;
         _options = options ?? new NbdServerOptions();
+        _slots = new SemaphoreSlim(_options.MaximumRequestsInFlight, _options.MaximumRequestsInFlight);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _writeLock.Dispose();
+        _slots.Dispose();
     }
 
     /// <summary>The export chosen in the handshake, once there is one.</summary>
@@ -317,53 +331,94 @@ public sealed class NbdConnection
 
     private async Task TransmitAsync(INbdExport export, CancellationToken stop)
     {
-        while (true)
+        // Requests are read one after another and handed to the export in that order (so a FLUSH
+        // covers every write before it); their replies go out as they complete, in any order.
+        var inFlight = new List<Task>();
+        try
         {
-            if (!await ReadOrEndAsync(_header.AsMemory(0, NbdProtocol.RequestBytes), stop).ConfigureAwait(false))
+            while (true)
             {
-                return;
-            }
+                if (!await ReadOrEndAsync(_header.AsMemory(0, NbdProtocol.RequestBytes), stop).ConfigureAwait(false))
+                {
+                    return;
+                }
 
-            uint magic = BinaryPrimitives.ReadUInt32BigEndian(_header);
-            var flags = (NbdCommandModifiers)BinaryPrimitives.ReadUInt16BigEndian(_header.AsSpan(4));
-            var command = (NbdCommand)BinaryPrimitives.ReadUInt16BigEndian(_header.AsSpan(6));
-            ulong handle = BinaryPrimitives.ReadUInt64BigEndian(_header.AsSpan(8));
-            ulong offset = BinaryPrimitives.ReadUInt64BigEndian(_header.AsSpan(16));
-            uint length = BinaryPrimitives.ReadUInt32BigEndian(_header.AsSpan(24));
-            if (magic != NbdProtocol.RequestMagic)
-            {
-                throw new NbdProtocolException($"request magic 0x{magic:x8}, not 0x{NbdProtocol.RequestMagic:x8}");
-            }
+                uint magic = BinaryPrimitives.ReadUInt32BigEndian(_header);
+                var flags = (NbdCommandModifiers)BinaryPrimitives.ReadUInt16BigEndian(_header.AsSpan(4));
+                var command = (NbdCommand)BinaryPrimitives.ReadUInt16BigEndian(_header.AsSpan(6));
+                ulong handle = BinaryPrimitives.ReadUInt64BigEndian(_header.AsSpan(8));
+                ulong offset = BinaryPrimitives.ReadUInt64BigEndian(_header.AsSpan(16));
+                uint length = BinaryPrimitives.ReadUInt32BigEndian(_header.AsSpan(24));
+                if (magic != NbdProtocol.RequestMagic)
+                {
+                    throw new NbdProtocolException($"request magic 0x{magic:x8}, not 0x{NbdProtocol.RequestMagic:x8}");
+                }
 
-            if (command == NbdCommand.Disconnect)
-            {
-                return;
-            }
+                if (command == NbdCommand.Disconnect)
+                {
+                    return;
+                }
 
-            if (command == NbdCommand.Write && length > _options.MaximumBlockBytes)
-            {
-                // Its payload cannot be taken, and cannot be skipped safely: the connection ends.
-                throw new NbdProtocolException($"a write of {length} bytes, more than the {_options.MaximumBlockBytes} advertised");
-            }
+                if (command == NbdCommand.Write && length > _options.MaximumBlockBytes)
+                {
+                    // Its payload cannot be taken, and cannot be skipped safely: the connection ends.
+                    throw new NbdProtocolException($"a write of {length} bytes, more than the {_options.MaximumBlockBytes} advertised");
+                }
 
-            byte[]? rented = command is NbdCommand.Write or NbdCommand.Read && length <= _options.MaximumBlockBytes ? ArrayPool<byte>.Shared.Rent((int)length) : null;
-            try
-            {
+                byte[]? rented = command is NbdCommand.Write or NbdCommand.Read && length <= _options.MaximumBlockBytes ? ArrayPool<byte>.Shared.Rent((int)length) : null;
                 Memory<byte> buffer = rented is null ? Memory<byte>.Empty : rented.AsMemory(0, (int)length);
-                if (command == NbdCommand.Write)
+                try
                 {
-                    await _stream.ReadExactlyAsync(buffer, stop).ConfigureAwait(false);
+                    if (command == NbdCommand.Write)
+                    {
+                        await _stream.ReadExactlyAsync(buffer, stop).ConfigureAwait(false);
+                    }
+
+                    await _slots.WaitAsync(stop).ConfigureAwait(false);
+                }
+                catch
+                {
+                    if (rented is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(rented);
+                    }
+
+                    throw;
                 }
 
-                await RequestAsync(export, command, flags, handle, offset, length, buffer, stop).ConfigureAwait(false);
-            }
-            finally
-            {
-                if (rented is not null)
+                inFlight.RemoveAll(t => t.IsCompleted);
+                inFlight.Add(HandleAsync(export, command, flags, handle, offset, length, buffer, rented, stop));
+                if (_failure is { } failure)
                 {
-                    ArrayPool<byte>.Shared.Return(rented);
+                    throw failure;
                 }
             }
+        }
+        finally
+        {
+            // Every reply in flight is finished (or has failed) before the connection closes.
+            await Task.WhenAll(inFlight).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleAsync(INbdExport export, NbdCommand command, NbdCommandModifiers flags, ulong handle, ulong offset, uint length, Memory<byte> buffer, byte[]? rented, CancellationToken stop)
+    {
+        try
+        {
+            await RequestAsync(export, command, flags, handle, offset, length, buffer, stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+            _failure ??= e;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+
+            _slots.Release();
         }
     }
 
@@ -417,16 +472,13 @@ public sealed class NbdConnection
             byte[] chunk = new byte[NbdProtocol.StructuredReplyBytes + 8];
             StructuredHeader(chunk, NbdReplyType.OffsetData, handle, 8 + length);
             BinaryPrimitives.WriteUInt64BigEndian(chunk.AsSpan(NbdProtocol.StructuredReplyBytes), offset);
-            await _stream.WriteAsync(chunk, cancellation).ConfigureAwait(false);
-            await _stream.WriteAsync(buffer, cancellation).ConfigureAwait(false);
-            await _stream.FlushAsync(cancellation).ConfigureAwait(false);
+            await SendAsync(chunk, buffer, cancellation).ConfigureAwait(false);
         }
         else
         {
-            SimpleHeader(_header, NbdError.None, handle);
-            await _stream.WriteAsync(_header.AsMemory(0, NbdProtocol.SimpleReplyBytes), cancellation).ConfigureAwait(false);
-            await _stream.WriteAsync(buffer, cancellation).ConfigureAwait(false);
-            await _stream.FlushAsync(cancellation).ConfigureAwait(false);
+            byte[] header = new byte[NbdProtocol.SimpleReplyBytes];
+            SimpleHeader(header, NbdError.None, handle);
+            await SendAsync(header, buffer, cancellation).ConfigureAwait(false);
         }
     }
 
@@ -478,8 +530,7 @@ public sealed class NbdConnection
             BinaryPrimitives.WriteUInt32BigEndian(descriptor[4..], (uint)extents[i].Flags);
         }
 
-        await _stream.WriteAsync(chunk, cancellation).ConfigureAwait(false);
-        await _stream.FlushAsync(cancellation).ConfigureAwait(false);
+        await SendAsync(chunk, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
     }
 
     private async Task ErrorReplyAsync(NbdCommand command, ulong handle, NbdError error, CancellationToken cancellation)
@@ -492,8 +543,7 @@ public sealed class NbdConnection
             BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(NbdProtocol.StructuredReplyBytes), (uint)error);
             BinaryPrimitives.WriteUInt16BigEndian(chunk.AsSpan(NbdProtocol.StructuredReplyBytes + 4), (ushort)message.Length);
             message.CopyTo(chunk, NbdProtocol.StructuredReplyBytes + 6);
-            await _stream.WriteAsync(chunk, cancellation).ConfigureAwait(false);
-            await _stream.FlushAsync(cancellation).ConfigureAwait(false);
+            await SendAsync(chunk, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
             return;
         }
 
@@ -512,9 +562,29 @@ public sealed class NbdConnection
 
     private async Task SimpleReplyAsync(ulong handle, NbdError error, CancellationToken cancellation)
     {
-        SimpleHeader(_header, error, handle);
-        await _stream.WriteAsync(_header.AsMemory(0, NbdProtocol.SimpleReplyBytes), cancellation).ConfigureAwait(false);
-        await _stream.FlushAsync(cancellation).ConfigureAwait(false);
+        byte[] header = new byte[NbdProtocol.SimpleReplyBytes];
+        SimpleHeader(header, error, handle);
+        await SendAsync(header, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes one whole reply (header, then payload) with no other reply between them.</summary>
+    private async Task SendAsync(byte[] header, ReadOnlyMemory<byte> payload, CancellationToken cancellation)
+    {
+        await _writeLock.WaitAsync(cancellation).ConfigureAwait(false);
+        try
+        {
+            await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
+            if (!payload.IsEmpty)
+            {
+                await _stream.WriteAsync(payload, cancellation).ConfigureAwait(false);
+            }
+
+            await _stream.FlushAsync(cancellation).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
     }
 
     private static void SimpleHeader(Span<byte> header, NbdError error, ulong handle)
