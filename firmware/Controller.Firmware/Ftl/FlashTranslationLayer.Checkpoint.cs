@@ -172,7 +172,7 @@ public sealed partial class FlashTranslationLayer
         int block = _superblocks[index];
         for (int attempt = 0; attempt < SuperblockEraseAttempts; attempt++)
         {
-            var erased = _nand.EraseBlock(block);
+            var erased = EraseBlock(block);
             _latestCompletion = Math.Max(_latestCompletion, erased.CompletesAtNanoseconds);
             Statistics.BlocksErased++;
             if (erased.Succeeded)

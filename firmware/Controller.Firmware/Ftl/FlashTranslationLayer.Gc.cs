@@ -193,7 +193,7 @@ public sealed partial class FlashTranslationLayer
                 Debug.Assert(_map[logical] == physical, "a valid sector's map entry points at it");
                 _reverse[physical] = Unmapped;
                 _valid[block]--;
-                if (!ok || _slots[slot] != logical)
+                if (!ok || _heldSlots[slot] != logical)
                 {
                     Statistics.SectorsLost++;
                     _map[logical] = Unmapped;
@@ -201,7 +201,7 @@ public sealed partial class FlashTranslationLayer
                 }
 
                 _coldSources[_coldBuffer.Count] = block;
-                _coldBuffer.Add(logical, _unitData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes));
+                _coldBuffer.Add(logical, _heldData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes));
                 _map[logical] = InColdBuffer;
                 Statistics.SectorsRelocated++;
                 if (_coldBuffer.IsFull)
@@ -228,7 +228,7 @@ public sealed partial class FlashTranslationLayer
             {
                 Release(releasing);
                 _releasing.RemoveAt(i);
-                if (!releasing.BecomesBad && _nand.EraseBlock(releasing.Block).Succeeded)
+                if (!releasing.BecomesBad && EraseBlock(releasing.Block).Succeeded)
                 {
                     Statistics.BlocksErased++;
                     _eraseCounts[releasing.Block]++;

@@ -257,7 +257,7 @@ public sealed partial class FlashTranslationLayer
             _allocationsSinceWearCheck++;
             if (_needsErase[block])
             {
-                NandCompletion erased = _nand.EraseBlock(block);
+                NandCompletion erased = EraseBlock(block);
                 _latestCompletion = Math.Max(_latestCompletion, erased.CompletesAtNanoseconds);
                 Statistics.BlocksErased++;
                 if (!erased.Succeeded)

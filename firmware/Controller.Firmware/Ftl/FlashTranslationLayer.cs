@@ -35,6 +35,14 @@ public sealed partial class FlashTranslationLayer
     private readonly byte[] _pageSpare;
     private readonly uint[] _slots;
     private readonly byte[] _unitData;
+
+    // The data unit last read (its data and slots), kept apart from the scratch buffers, and which
+    // unit it is (-1: none). A unit does not change until its block is erased, so sector after
+    // sector of one unit is one NAND read, as a controller keeps the page it read in its buffer.
+    private readonly byte[] _heldData;
+    private readonly uint[] _heldSlots;
+    private int _heldBlock = -1;
+    private int _heldUnit = -1;
     private readonly uint[] _reverse;
     private readonly BlockState[] _states;
     private readonly BlockUse[] _uses;
@@ -76,6 +84,8 @@ public sealed partial class FlashTranslationLayer
         _pageSpare = new byte[geometry.SpareBytes];
         _slots = new uint[_layout.SectorsPerUnit];
         _unitData = new byte[_layout.UnitBytes];
+        _heldSlots = new uint[_layout.SectorsPerUnit];
+        _heldData = new byte[_layout.UnitBytes];
         _reverse = new uint[_layout.PhysicalSectors];
         Array.Fill(_reverse, Unmapped);
         _states = new BlockState[geometry.Blocks];
@@ -358,33 +368,39 @@ public sealed partial class FlashTranslationLayer
         int unit = _layout.UnitOf(physical);
         int slot = _layout.SlotOf(physical);
         (bool ok, long completes) = ReadUnit(block, unit, UnitKind.Data);
-        if (!ok || _slots[slot] != logical)
+        if (!ok || _heldSlots[slot] != logical)
         {
             Statistics.UnreadableSectors++;
             destination.Clear();
             return new FtlReadResult(false, completes);
         }
 
-        _unitData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes).CopyTo(destination);
+        _heldData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes).CopyTo(destination);
         return new FtlReadResult(true, completes);
     }
 
     /// <summary>
-    /// Reads a whole unit into the scratch unit buffer and its slots into the scratch slots, and
+    /// Reads a whole data unit into the held unit buffer and its slots (at once if it is held already), and
     /// checks every page's metadata. Returns false if a page is unreadable, damaged or of another kind.
     /// </summary>
     private (bool Ok, long CompletesAt) ReadUnit(int block, int unit, UnitKind kind)
     {
         long completes = _clock.NowNanoseconds;
+        if (kind == UnitKind.Data && block == _heldBlock && unit == _heldUnit)
+        {
+            return (true, completes);
+        }
+
+        _heldBlock = -1;
         ulong sequence = 0;
         for (int page = 0; page < _layout.PagesPerUnit; page++)
         {
-            Span<byte> data = _layout.PagesPerUnit == 1 ? _unitData : _unitData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
+            Span<byte> data = _layout.PagesPerUnit == 1 ? _heldData : _heldData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
             NandCompletion read = _nand.ReadPage(_layout.PageOf(block, unit, page), data, _pageSpare);
             Statistics.NandPagesRead++;
             completes = Math.Max(completes, read.CompletesAtNanoseconds);
             if (read.Status == NandStatus.Uncorrectable
-                || !PageMetadata.TryRead(_pageSpare, data, _slots, out PageMetadata metadata)
+                || !PageMetadata.TryRead(_pageSpare, data, _heldSlots, out PageMetadata metadata)
                 || metadata.Kind != kind
                 || metadata.PageInUnit != page
                 || (page > 0 && metadata.Sequence != sequence))
@@ -395,7 +411,23 @@ public sealed partial class FlashTranslationLayer
             sequence = metadata.Sequence;
         }
 
+        if (kind == UnitKind.Data)
+        {
+            (_heldBlock, _heldUnit) = (block, unit);
+        }
+
         return (true, completes);
+    }
+
+    /// <summary>Erases <paramref name="block"/>; a unit of it held from an earlier read is held no longer.</summary>
+    private NandCompletion EraseBlock(int block)
+    {
+        if (block == _heldBlock)
+        {
+            _heldBlock = -1;
+        }
+
+        return _nand.EraseBlock(block);
     }
 
     private void CheckRange(long sector, long count)

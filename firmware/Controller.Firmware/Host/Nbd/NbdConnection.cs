@@ -58,6 +58,12 @@ public sealed class NbdConnection : IDisposable
     private readonly Stream _stream;
     private readonly IReadOnlyList<INbdExport> _exports;
     private readonly NbdServerOptions _options;
+    // Requests are read through this buffer; replies up to its size go out in one write.
+    private const int InBufferBytes = 64 * 1024;
+
+    private readonly byte[] _in = new byte[InBufferBytes];
+    private int _inStart;
+    private int _inEnd;
     private readonly byte[] _header = new byte[32];
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _slots;
@@ -155,7 +161,7 @@ public sealed class NbdConnection : IDisposable
             }
 
             byte[] data = new byte[length];
-            await _stream.ReadExactlyAsync(data, cancellation).ConfigureAwait(false);
+            await ReadExactlyAsync(data, cancellation).ConfigureAwait(false);
             INbdExport? chosen = await OptionAsync(option, data, cancellation).ConfigureAwait(false);
             if (chosen is not null || option == NbdOption.Abort)
             {
@@ -371,7 +377,7 @@ public sealed class NbdConnection : IDisposable
                 {
                     if (command == NbdCommand.Write)
                     {
-                        await _stream.ReadExactlyAsync(buffer, stop).ConfigureAwait(false);
+                        await ReadExactlyAsync(buffer, stop).ConfigureAwait(false);
                     }
 
                     await _slots.WaitAsync(stop).ConfigureAwait(false);
@@ -573,9 +579,28 @@ public sealed class NbdConnection : IDisposable
         await _writeLock.WaitAsync(cancellation).ConfigureAwait(false);
         try
         {
-            await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
-            if (!payload.IsEmpty)
+            if (payload.IsEmpty)
             {
+                await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
+            }
+            else if (payload.Length <= InBufferBytes)
+            {
+                // One write, so a small reply is one send rather than two.
+                byte[] joined = ArrayPool<byte>.Shared.Rent(header.Length + payload.Length);
+                try
+                {
+                    header.CopyTo(joined, 0);
+                    payload.CopyTo(joined.AsMemory(header.Length));
+                    await _stream.WriteAsync(joined.AsMemory(0, header.Length + payload.Length), cancellation).ConfigureAwait(false);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(joined);
+                }
+            }
+            else
+            {
+                await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
                 await _stream.WriteAsync(payload, cancellation).ConfigureAwait(false);
             }
 
@@ -630,13 +655,49 @@ public sealed class NbdConnection : IDisposable
     /// <summary>Reads exactly <paramref name="buffer"/>; false if the stream ended before its first byte.</summary>
     private async Task<bool> ReadOrEndAsync(Memory<byte> buffer, CancellationToken cancellation)
     {
-        int first = await _stream.ReadAsync(buffer, cancellation).ConfigureAwait(false);
-        if (first == 0)
+        if (_inStart == _inEnd && !await FillAsync(cancellation).ConfigureAwait(false))
         {
             return false;
         }
 
-        await _stream.ReadExactlyAsync(buffer[first..], cancellation).ConfigureAwait(false);
+        await ReadExactlyAsync(buffer, cancellation).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>
+    /// Reads exactly <paramref name="buffer"/>.Length bytes through the read buffer: the requests a
+    /// client has queued come in with one receive rather than two per request. A payload larger
+    /// than the buffer goes straight into <paramref name="buffer"/>.
+    /// </summary>
+    private async ValueTask ReadExactlyAsync(Memory<byte> buffer, CancellationToken cancellation)
+    {
+        while (!buffer.IsEmpty)
+        {
+            if (_inStart == _inEnd)
+            {
+                if (buffer.Length >= _in.Length)
+                {
+                    await _stream.ReadExactlyAsync(buffer, cancellation).ConfigureAwait(false);
+                    return;
+                }
+
+                if (!await FillAsync(cancellation).ConfigureAwait(false))
+                {
+                    throw new EndOfStreamException("the client closed the connection in the middle of a message");
+                }
+            }
+
+            int take = Math.Min(buffer.Length, _inEnd - _inStart);
+            _in.AsMemory(_inStart, take).CopyTo(buffer);
+            _inStart += take;
+            buffer = buffer[take..];
+        }
+    }
+
+    private async ValueTask<bool> FillAsync(CancellationToken cancellation)
+    {
+        int read = await _stream.ReadAsync(_in, cancellation).ConfigureAwait(false);
+        (_inStart, _inEnd) = (0, read);
+        return read > 0;
     }
 }
