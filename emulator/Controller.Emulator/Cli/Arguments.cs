@@ -155,4 +155,26 @@ internal sealed class Arguments
 
         return value;
     }
+
+    /// <summary>A number option within [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public double Number(string name, double defaultValue, double min, double max)
+    {
+        string? text = Single(name);
+        if (text is null)
+        {
+            return defaultValue;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value))
+        {
+            throw new UsageException($"{name}: '{text}' is not a number");
+        }
+
+        if (value < min || value > max)
+        {
+            throw new UsageException($"{name}: {value.ToString(CultureInfo.InvariantCulture)} is out of range; expected {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}");
+        }
+
+        return value;
+    }
 }

@@ -28,7 +28,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     private readonly NandStore _store;
     private readonly IClock _clock;
     private readonly Prng _prng;
-    private readonly NandFaultOptions _faults;
+    private NandFaultOptions _faults;
     private readonly InFlightQueue[] _dies;
     private readonly long[] _dieReadyAt;
     private readonly ChannelSchedule[] _channels;
@@ -43,6 +43,8 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     private readonly int _spareBytesPerCodeword;
     private readonly HashSet<PageAddress> _injectedProgramFailures = [];
     private readonly HashSet<int> _injectedEraseFailures = [];
+    private int _failingPrograms;
+    private int _failingErases;
 
     private EmulatedNand(NandStore store, NandTiming timing, EccModel ecc, int enduranceCycles, NandFaultOptions faults, IClock clock)
     {
@@ -175,6 +177,34 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         CheckBlock(block);
         _injectedEraseFailures.Add(block);
+    }
+
+    /// <summary>The fault rates in force.</summary>
+    public NandFaultOptions Faults => _faults;
+
+    /// <summary>
+    /// Changes the fault rates from now on (raw bit error rate, program and erase failure
+    /// probabilities); the seed, the factory bad blocks and the weak blocks stay as they are.
+    /// </summary>
+    public void SetFaultRates(double rawBitErrorRate, double programFailProbability, double eraseFailProbability)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rawBitErrorRate);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(rawBitErrorRate, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(programFailProbability);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(programFailProbability, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(eraseFailProbability);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(eraseFailProbability, 1);
+        _faults = _faults with { RawBitErrorRate = rawBitErrorRate, ProgramFailProbability = programFailProbability, EraseFailProbability = eraseFailProbability };
+        Array.Fill(_errorModelEraseCount, uint.MaxValue);
+    }
+
+    /// <summary>The next <paramref name="programs"/> page programs and <paramref name="erases"/> block erases fail, wherever they are.</summary>
+    public void FailNext(int programs, int erases)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(programs);
+        ArgumentOutOfRangeException.ThrowIfNegative(erases);
+        _failingPrograms += programs;
+        _failingErases += erases;
     }
 
     /// <inheritdoc />
@@ -626,13 +656,13 @@ public sealed class EmulatedNand : INandDevice, IDisposable
             return true;
         }
 
-        bool injected = _injectedProgramFailures.Remove(address);
+        bool injected = _injectedProgramFailures.Remove(address) | (_failingPrograms > 0 && _failingPrograms-- > 0);
         return injected | (_faults.ProgramFailProbability > 0 && _prng.Chance(_faults.ProgramFailProbability));
     }
 
     private bool EraseFails(int block)
     {
-        bool injected = _injectedEraseFailures.Remove(block);
+        bool injected = _injectedEraseFailures.Remove(block) | (_failingErases > 0 && _failingErases-- > 0);
         bool weak = _faults.WeakBlocks.TryGetValue(block, out int limit) && _store.EraseCounts[block] > limit;
         return injected | weak | (_faults.EraseFailProbability > 0 && _prng.Chance(_faults.EraseFailProbability));
     }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Cache;
@@ -15,26 +16,33 @@ namespace Controller.Emulator.Serve;
 /// thread. Connections call <see cref="ExecuteAsync"/> from any thread; each command is queued to
 /// the loop's thread, which submits it, steps the loop until it completes, and completes the
 /// caller's task. With nothing queued the loop does its background work (GC, wear levelling,
-/// checkpoints), as a controller does between commands.
+/// checkpoints), as a controller does between commands. The management endpoint's requests
+/// (stats, power cut, faults, checkpoint) run on the same thread, between commands.
 /// </summary>
-internal sealed class LoopExport : INbdExport, IDisposable
+internal sealed partial class LoopExport : INbdExport, IDisposable
 {
     private readonly BlockingCollection<Action> _work = [];
+    private readonly ResolvedConfig _config;
+    private readonly VirtualClock _clock;
     private readonly EmulatedNand _nand;
-    private readonly FlashTranslationLayer _ftl;
-    private readonly ControllerLoop _loop;
+    private readonly bool _realtime;
     private readonly Thread _thread;
+    private FlashTranslationLayer _ftl;
+    private ControllerLoop _loop;
     private long _nextId;
+    private int _generation;
     private bool _disposed;
 
-    private LoopExport(EmulatedNand nand, FlashTranslationLayer ftl, ControllerLoop loop, string name, string description)
+    private LoopExport(ResolvedConfig config, VirtualClock clock, EmulatedNand nand, string name, string description)
     {
+        _config = config;
+        _clock = clock;
         _nand = nand;
-        _ftl = ftl;
-        _loop = loop;
+        _realtime = config.Get(FirmwareConfig.TimingMode) == "realtime";
+        (_ftl, _loop) = MountFirmware();
         Name = name;
         Description = description;
-        SizeBytes = ftl.LogicalSectors * FirmwareConfig.SectorBytes;
+        SizeBytes = _ftl.LogicalSectors * FirmwareConfig.SectorBytes;
         _thread = new Thread(Run) { Name = "controller loop", IsBackground = true };
         _thread.Start();
     }
@@ -58,12 +66,8 @@ internal sealed class LoopExport : INbdExport, IDisposable
         EmulatedNand nand = imagePath is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(imagePath, config, clock);
         try
         {
-            FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng((ulong)config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(config));
-            var cache = new LargePageCache(new FtlSectorStore(ftl), CacheConfig.Options(config), clock);
-            long plp = config.Get(CacheConfig.Plp) ? config.Get(CacheConfig.PlpBudgetPages) : 0;
-            var loop = new ControllerLoop(cache, ftl, clock, queueDepth: 1, plp);
             string description = $"emulated SSD, {profile}{(imagePath is null ? ", in memory" : $", image {imagePath}")}";
-            return new LoopExport(nand, ftl, loop, name, description);
+            return new LoopExport(config, clock, nand, name, description);
         }
         catch
         {
@@ -74,9 +78,19 @@ internal sealed class LoopExport : INbdExport, IDisposable
 
     public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
     {
+        long started = Stopwatch.GetTimestamp();
+        int generation = Volatile.Read(ref _generation);
         var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
         {
+            if (generation != _generation)
+            {
+                // Sent before a power cut, run after it: the device it was sent to is gone.
+                done.SetResult(HostStatus.IoError);
+                return;
+            }
+
+            long virtualStart = _clock.NowNanoseconds;
             var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
             if (!_loop.TrySubmit(command))
             {
@@ -89,6 +103,12 @@ internal sealed class LoopExport : INbdExport, IDisposable
                 _loop.Step();
             }
 
+            if (_realtime)
+            {
+                WaitOutVirtualTime(started, _clock.NowNanoseconds - virtualStart);
+            }
+
+            Count(opcode, length, completion.Status, Stopwatch.GetElapsedTime(started));
             done.SetResult(completion.Status);
         }, done);
         return new ValueTask<HostStatus>(done.Task);
@@ -126,13 +146,11 @@ internal sealed class LoopExport : INbdExport, IDisposable
     /// <summary>A clean shutdown: writes back the cache, flushes, checkpoints, stops the loop's thread and closes the NAND.</summary>
     public void Shutdown()
     {
-        var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(() =>
+        OnLoopAsync(() =>
         {
             _loop.Shutdown();
-            done.SetResult(HostStatus.Ok);
-        }, done);
-        done.Task.GetAwaiter().GetResult();
+            return true;
+        }).GetAwaiter().GetResult();
         Dispose();
     }
 
@@ -148,6 +166,55 @@ internal sealed class LoopExport : INbdExport, IDisposable
         _thread.Join();
         _work.Dispose();
         _nand.Dispose();
+    }
+
+    /// <summary>Mounts (formats or recovers) the FTL on the NAND and builds the cache and loop over it.</summary>
+    private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
+    {
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
+        var cache = new LargePageCache(new FtlSectorStore(ftl), CacheConfig.Options(_config), _clock);
+        long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
+        return (ftl, new ControllerLoop(cache, ftl, _clock, queueDepth: 1, plp));
+    }
+
+    /// <summary>
+    /// timing.mode realtime: the command's completion waits until as much wall time has passed
+    /// since it arrived as the NAND took in virtual time, as a real-time emulator does. A spin,
+    /// since NAND latencies (tens of microseconds) are finer than the OS timer.
+    /// </summary>
+    private static void WaitOutVirtualTime(long startedTimestamp, long virtualNanoseconds)
+    {
+        var spin = default(SpinWait);
+        while (Stopwatch.GetElapsedTime(startedTimestamp).Ticks * 100 < virtualNanoseconds)
+        {
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>Runs <paramref name="function"/> on the loop's thread, between commands.</summary>
+    private Task<T> OnLoopAsync<T>(Func<T> function)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            _work.Add(() =>
+            {
+                try
+                {
+                    done.SetResult(function());
+                }
+                catch (Exception e)
+                {
+                    done.TrySetException(e);
+                }
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            done.TrySetException(new ObjectDisposedException(nameof(LoopExport), "the emulated SSD has shut down"));
+        }
+
+        return done.Task;
     }
 
     private void Post(Action action, TaskCompletionSource<HostStatus> done) =>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -5,6 +6,7 @@ using System.Runtime.InteropServices;
 using Controller.Emulator.Cli;
 using Controller.Firmware.Config;
 using Controller.Firmware.Host.Nbd;
+using Controller.Management;
 
 namespace Controller.Emulator.Serve;
 
@@ -12,7 +14,7 @@ namespace Controller.Emulator.Serve;
 internal static class ServeCommand
 {
     /// <summary>The options <c>serve</c> takes with a value.</summary>
-    public static readonly string[] Valued = ["--config", "--set", "--image", "--listen", "--export", "--handshake-timeout"];
+    public static readonly string[] Valued = ["--config", "--set", "--image", "--listen", "--export", "--handshake-timeout", "--control", "--telemetry-interval"];
 
     /// <summary>The flags <c>serve</c> takes.</summary>
     public static readonly string[] Flags = ["--allow-remote"];
@@ -20,6 +22,7 @@ internal static class ServeCommand
     public const string Help = """
         Usage: ssd-emulator serve [--config FILE|NAME] [--set KEY=VALUE]... [--image FILE]
                                   [--listen URI]... [--export NAME] [--allow-remote]
+                                  [--control URI] [--telemetry-interval S]
 
         Boots the firmware on the emulated NAND and serves it over NBD (fixed newstyle) until Ctrl-C
         or SIGTERM, which write back the cache, flush and checkpoint, then exit 0. Several clients
@@ -34,6 +37,12 @@ internal static class ServeCommand
           --allow-remote       allow a --listen address other than loopback. NBD has no
                                authentication: anyone who can reach the port can read and write.
           --handshake-timeout S  seconds a client may take to finish the handshake (default 10)
+          --control URI        the management endpoint, tcp://HOST:PORT or unix:PATH: one connection
+                               multiplexed into the channels control (JSON-RPC: stats, powerCut,
+                               checkpoint, setFaults), telemetry (a JSON stats line per interval)
+                               and log. A power cut there ends every NBD connection, recovers the
+                               firmware from the NAND as it was left and serves again.
+          --telemetry-interval S  seconds between telemetry lines (default 1)
 
         Socket activation: when started by systemd or by libnbd (nbdinfo -- [ ssd-emulator serve ]),
         it serves the listening sockets it is handed (LISTEN_PID, LISTEN_FDS), and no default port.
@@ -43,6 +52,7 @@ internal static class ServeCommand
           ssd-emulator serve --config tiny --listen nbd+unix:///?socket=/tmp/ssd.sock
           qemu-io -f raw nbd://127.0.0.1:10809/ssd -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M'
           nbdinfo nbd://127.0.0.1:10809/ssd
+          ssd-emulator serve --control unix:/tmp/ssd.ctl   then: ssdhost stats --control unix:/tmp/ssd.ctl
         """;
 
     public static int Run(Arguments args, TextWriter output)
@@ -53,8 +63,14 @@ internal static class ServeCommand
         long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
         List<Socket> activated = ActivatedSockets();
         List<EndPoint> endpoints = [.. (args.All("--listen") is { Count: > 0 } listen ? listen : activated.Count > 0 ? [] : ["nbd://127.0.0.1:10809"]).Select(uri => Parse(uri, args.Has("--allow-remote")))];
+        EndPoint? control = args.Single("--control") is { } controlUri ? ParseControl(controlUri, args.Has("--allow-remote")) : null;
+        double telemetrySeconds = args.Number("--telemetry-interval", 1, 0.01, 3600);
 
+        var log = new ManagementLog(Console.Error);
+        var connections = new ConcurrentDictionary<Socket, string>();
         using LoopExport export = LoopExport.Boot(config, profile ?? "default", args.Single("--image"), name);
+        export.Log = log;
+        export.EndConnections = () => EndAll(connections);
         var listeners = new List<Socket>(activated);
         try
         {
@@ -67,6 +83,17 @@ internal static class ServeCommand
         {
             listeners.ForEach(l => l.Dispose());
             throw new UsageException($"--listen: cannot listen on {Describe(endpoints[listeners.Count - activated.Count])}: {e.Message}");
+        }
+
+        Socket? controlListener;
+        try
+        {
+            controlListener = control is null ? null : Listen(control);
+        }
+        catch (SocketException e)
+        {
+            listeners.ForEach(l => l.Dispose());
+            throw new UsageException($"--control: cannot listen on {ManagementEndpoint.Format(control!)}: {e.Message}");
         }
 
         using var stop = new CancellationTokenSource();
@@ -87,9 +114,20 @@ internal static class ServeCommand
             output.WriteLine($"    nbdinfo '{uri}'");
         }
 
+        if (control is not null)
+        {
+            output.WriteLine($"  management endpoint on {ManagementEndpoint.Format(control)} (channels control, telemetry, log)");
+        }
+
         output.Flush();
         var options = new NbdServerOptions();
-        Task[] accepting = [.. listeners.Select(l => AcceptAsync(l, export, options, TimeSpan.FromSeconds(timeoutSeconds), stop.Token))];
+        var nbd = new NbdClients(export, options, TimeSpan.FromSeconds(timeoutSeconds), log, connections);
+        var management = new ManagementServer(export, log, TimeSpan.FromSeconds(telemetrySeconds));
+        Task[] accepting =
+        [
+            .. listeners.Select(l => AcceptAsync(l, (client, token) => nbd.ServeAsync(client, token), stop.Token)),
+            .. controlListener is null ? [] : new[] { AcceptAsync(controlListener, (client, token) => ServeManagementAsync(management, client, log, token), stop.Token) },
+        ];
         try
         {
             Task.WaitAll(accepting);
@@ -99,7 +137,8 @@ internal static class ServeCommand
         }
 
         listeners.ForEach(l => l.Dispose());
-        foreach (EndPoint endpoint in endpoints.OfType<UnixDomainSocketEndPoint>())
+        controlListener?.Dispose();
+        foreach (EndPoint endpoint in endpoints.Append(control).OfType<UnixDomainSocketEndPoint>())
         {
             File.Delete(endpoint.ToString()!);
         }
@@ -115,7 +154,7 @@ internal static class ServeCommand
         }
     }
 
-    private static async Task AcceptAsync(Socket listener, LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, CancellationToken stop)
+    private static async Task AcceptAsync(Socket listener, Func<Socket, CancellationToken, Task> serve, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
@@ -129,27 +168,96 @@ internal static class ServeCommand
                 return;
             }
 
-            _ = ServeClientAsync(client, export, options, handshakeTimeout, stop);
+            _ = serve(client, stop);
         }
     }
 
-    private static async Task ServeClientAsync(Socket client, LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, CancellationToken stop)
+    /// <summary>Ends every NBD connection at once (a power cut): the sockets close under them. Returns how many there were.</summary>
+    private static int EndAll(ConcurrentDictionary<Socket, string> connections)
     {
-        string who = client.RemoteEndPoint?.ToString() is { Length: > 0 } remote ? remote : "a local client";
-        using var handshake = new CancellationTokenSource(handshakeTimeout);
+        int ended = 0;
+        foreach (Socket socket in connections.Keys)
+        {
+            if (connections.TryRemove(socket, out _))
+            {
+                socket.Dispose();
+                ended++;
+            }
+        }
+
+        return ended;
+    }
+
+    /// <summary>The NBD side of the server: one connection per client, each tracked so a power cut can end it.</summary>
+    private sealed class NbdClients(LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, ManagementLog log, ConcurrentDictionary<Socket, string> connections)
+    {
+        public async Task ServeAsync(Socket client, CancellationToken stop)
+        {
+            string who = client.RemoteEndPoint?.ToString() is { Length: > 0 } remote ? remote : "a local client";
+            connections[client] = who;
+            using var handshake = new CancellationTokenSource(handshakeTimeout);
+            await using var stream = new NetworkStream(client, ownsSocket: true);
+            try
+            {
+                using var connection = new NbdConnection(stream, [export], options);
+                await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                if (!stop.IsCancellationRequested && connections.ContainsKey(client))
+                {
+                    log.Write($"ssd-emulator: connection from {who} ended: {e.Message}");
+                }
+            }
+            finally
+            {
+                connections.TryRemove(client, out _);
+            }
+        }
+    }
+
+    private static async Task ServeManagementAsync(ManagementServer server, Socket client, ManagementLog log, CancellationToken stop)
+    {
         await using var stream = new NetworkStream(client, ownsSocket: true);
         try
         {
-            using var connection = new NbdConnection(stream, [export], options);
-            await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
+            await server.ServeAsync(stream, stop).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or Nerdbank.Streams.MultiplexingProtocolException or EndOfStreamException)
         {
-            if (!stop.IsCancellationRequested)
-            {
-                await Console.Error.WriteLineAsync($"ssd-emulator: connection from {who} ended: {e.Message}").ConfigureAwait(false);
-            }
+            log.Write($"ssd-emulator: management connection ended: {e.Message}");
         }
+    }
+
+    /// <summary>Parses --control: tcp://HOST:PORT or unix:PATH, loopback unless --allow-remote.</summary>
+    internal static EndPoint ParseControl(string uri, bool allowRemote)
+    {
+        EndPoint endpoint;
+        try
+        {
+            endpoint = ManagementEndpoint.Parse(uri);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--control: {e.Message}");
+        }
+
+        if (endpoint is DnsEndPoint dns)
+        {
+            endpoint = dns.Host == "localhost" ? new IPEndPoint(IPAddress.Loopback, dns.Port) : throw new UsageException($"--control: '{dns.Host}' in '{uri}' is not an IP address (or localhost)");
+        }
+
+        if (!ManagementEndpoint.IsLocal(endpoint))
+        {
+            if (!allowRemote)
+            {
+                throw new UsageException($"--control: {ManagementEndpoint.Format(endpoint)} is not a loopback address; the management endpoint has no authentication (it can cut the power), so serving it to the network needs --allow-remote");
+            }
+
+            Console.Error.WriteLine($"ssd-emulator: warning: serving the management endpoint {ManagementEndpoint.Format(endpoint)} to the network; anyone who can reach it can cut the power");
+        }
+
+        return endpoint;
     }
 
     /// <summary>

@@ -112,6 +112,24 @@ public sealed partial class LargePageCache
     /// <summary>Sectors holding data not yet written back.</summary>
     public int DirtySectors => _dirtySectors;
 
+    /// <summary>Sectors of cached pages that read as holes because they were punched while cached. Walks the cache: for reports.</summary>
+    public int HoleSectors
+    {
+        get
+        {
+            int count = 0;
+            foreach (int entry in _entries.Values)
+            {
+                for (int word = 0; word < _words; word++)
+                {
+                    count += BitOperations.PopCount(_hole[(entry * _words) + word]);
+                }
+            }
+
+            return count;
+        }
+    }
+
     /// <summary>Large pages cached.</summary>
     public int PagesCached => _entries.Count;
 

@@ -115,6 +115,35 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Counts of what the FTL has done.</summary>
     public FtlStatistics Statistics { get; } = new();
 
+    /// <summary>Erased or erasable blocks ready to be written.</summary>
+    public int FreeBlocks => _freeBlocks;
+
+    /// <summary>Blocks retired as bad (factory-marked or grown).</summary>
+    public int BadBlocks => _states.Count(s => s == BlockState.Bad);
+
+    /// <summary>Logical sectors that hold data (not holes). Counts the whole map: for reports, not for the I/O path.</summary>
+    public long MappedSectors => _map.LongCount(p => p != Unmapped);
+
+    /// <summary>The least, greatest and mean erase count of the blocks that are not bad.</summary>
+    public (uint Min, uint Max, double Mean) EraseCountSpread()
+    {
+        uint min = uint.MaxValue, max = 0;
+        double sum = 0;
+        int count = 0;
+        for (int block = 0; block < _eraseCounts.Length; block++)
+        {
+            if (_states[block] != BlockState.Bad)
+            {
+                min = Math.Min(min, _eraseCounts[block]);
+                max = Math.Max(max, _eraseCounts[block]);
+                sum += _eraseCounts[block];
+                count++;
+            }
+        }
+
+        return count == 0 ? (0, 0, 0) : (min, max, sum / count);
+    }
+
     /// <summary>What the FTL is doing right now (read by tools that cut the power mid-operation).</summary>
     public FtlActivity Activity { get; private set; } = FtlActivity.Recovery;
 

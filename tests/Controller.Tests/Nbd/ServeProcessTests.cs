@@ -1,4 +1,5 @@
 using Controller.Firmware.Host.Nbd;
+using Controller.Management;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Nbd;
@@ -81,6 +82,43 @@ public sealed class ServeProcessTests
     public void ABadListenAddressIsRefusedByName(string uri, string expected)
     {
         var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--listen", uri);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task APowerCutOverTheManagementEndpointEndsConnectionsAndFlushedWritesSurvive()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
+        byte[] flushed = Pattern(0x33, 128 << 10);
+        NbdTestClient client = await server.ConnectAsync();
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, (uint)flushed.Length, flushed)).Error);
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Flush, 0, 0)).Error);
+        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 1 << 20, 65536, Pattern(0x44, 65536))).Error);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await using ManagementClient management = await ManagementClient.ConnectAsync(server.Control, timeout.Token);
+
+        PowerCutResult cut = await management.Control.PowerCutAsync(timeout.Token);
+
+        Assert.Equal(1, cut.ConnectionsEnded);
+        await Assert.ThrowsAnyAsync<Exception>(() => client.RequestAsync(NbdCommand.Read, 0, 4096));
+        NbdTestClient again = await server.ConnectAsync();
+        Assert.Equal(flushed, (await again.RequestAsync(NbdCommand.Read, 0, (uint)flushed.Length)).Data);
+        TelemetrySample sample = await management.TelemetryAsync(timeout.Token).FirstAsync(timeout.Token);
+        Assert.Equal(1, sample.Stats.PowerCuts);
+        Assert.Equal(1, sample.Stats.Host.Reads);
+    }
+
+    [Theory]
+    [InlineData("tcp://0.0.0.0:10898", "--control: tcp://0.0.0.0:10898 is not a loopback address")]
+    [InlineData("tcp://127.0.0.1", "--control: 'tcp://127.0.0.1' needs a host and a port from 1 to 65535")]
+    [InlineData("http://x", "--control: 'http://x' is not a management endpoint; write tcp://HOST:PORT or unix:PATH")]
+    [InlineData("unix:", "names no socket")]
+    public void ABadControlAddressIsRefusedByName(string uri, string expected)
+    {
+        var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--listen", "nbd://127.0.0.1:10897", "--control", uri);
 
         Assert.Equal(2, exitCode);
         Assert.Contains(expected, error, StringComparison.Ordinal);

@@ -23,10 +23,14 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The URI clients connect to, as libnbd and qemu write it.</summary>
     public string Uri => $"nbd+unix:///ssd?socket={_socket}";
 
-    public static async Task<ServerProcess> StartAsync(TempDirectory temp, string? image = null, string config = "tiny")
+    /// <summary>The management endpoint, when started with one.</summary>
+    public string Control { get; private init; } = "";
+
+    public static async Task<ServerProcess> StartAsync(TempDirectory temp, string? image = null, string config = "tiny", bool control = false, params string[] extra)
     {
         string socket = temp.File("ssd.sock");
-        string[] args = ["serve", "--config", config, "--listen", $"nbd+unix:///?socket={socket}", .. image is null ? Array.Empty<string>() : ["--image", image]];
+        string controlUri = $"unix:{temp.File("ssd.ctl")}";
+        string[] args = ["serve", "--config", config, "--listen", $"nbd+unix:///?socket={socket}", .. image is null ? Array.Empty<string>() : ["--image", image], .. control ? ["--control", controlUri] : Array.Empty<string>(), .. extra];
         Process process = EmulatorProcess.Start(args);
         string banner = string.Empty;
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
@@ -35,7 +39,7 @@ internal sealed class ServerProcess : IDisposable
             banner += line + "\n";
             if (line.Contains("listening on", StringComparison.Ordinal))
             {
-                return new ServerProcess(process, socket, banner);
+                return new ServerProcess(process, socket, banner) { Control = control ? controlUri : "" };
             }
         }
 

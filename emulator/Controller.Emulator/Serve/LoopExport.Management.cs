@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using System.Globalization;
+using Controller.Firmware.Config;
+using Controller.Firmware.Host;
+using Controller.Firmware.Loop;
+using Controller.Management;
+
+namespace Controller.Emulator.Serve;
+
+/// <summary>The emulated SSD's side of the management endpoint: every request runs on the loop's thread, between commands.</summary>
+internal sealed partial class LoopExport : IManagementService
+{
+    private static readonly string[] s_opcodeNames = ["read", "write", "trim", "write-zeroes", "flush"];
+    private readonly long[] _commands = new long[s_opcodeNames.Length];
+    private readonly LatencyHistogram[] _latencies = [.. s_opcodeNames.Select(_ => new LatencyHistogram())];
+    private readonly long _startedTimestamp = Stopwatch.GetTimestamp();
+    private long _errors;
+    private long _bytesRead;
+    private long _bytesWritten;
+    private long _bytesTrimmed;
+    private long _powerCuts;
+
+    /// <summary>Ends every NBD connection (a power cut takes the device away from its clients); returns how many there were.</summary>
+    public Func<int>? EndConnections { get; set; }
+
+    /// <summary>Where the power cuts and faults made through the endpoint are logged.</summary>
+    public ManagementLog? Log { get; set; }
+
+    public Task<DeviceStats> GetStatsAsync(CancellationToken cancellationToken) => OnLoopAsync(Snapshot);
+
+    public async Task<PowerCutResult> PowerCutAsync(CancellationToken cancellationToken)
+    {
+        int connections = EndConnections?.Invoke() ?? 0;
+        PowerCutResult result = await OnLoopAsync(() =>
+        {
+            Interlocked.Increment(ref _generation);
+            long dirty = _loop.Cache.DirtySectors;
+            long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
+            int torn = _nand.PowerCut().Count;
+            _nand.PowerOn();
+            (_ftl, _loop) = MountFirmware();
+            _powerCuts++;
+            return new PowerCutResult
+            {
+                TornOperations = torn,
+                DirtySectorsLost = _loop.PowerLossProtection ? 0 : dirty,
+                PagesSavedOnHoldUp = saved,
+                ConnectionsEnded = connections,
+                RecoveryPageReads = _ftl.LastMount.RecoveryPageReads,
+                RecoveryUnitsReplayed = _ftl.LastMount.ReplayedUnits,
+            };
+        }).ConfigureAwait(false);
+        Log?.Write($"power cut: {result.ConnectionsEnded} connections ended, {result.TornOperations} NAND operations torn, {result.DirtySectorsLost} dirty sectors lost, {result.PagesSavedOnHoldUp} pages saved on hold-up; recovered ({result.RecoveryPageReads} page reads, {result.RecoveryUnitsReplayed} units replayed); serving again");
+        return result;
+    }
+
+    public async Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken)
+    {
+        CheckpointResult result = await OnLoopAsync(() =>
+        {
+            long dirty = _loop.Cache.DirtySectors;
+            _loop.Shutdown();
+            return new CheckpointResult { Checkpoints = _ftl.Statistics.Checkpoints, SectorsWrittenBack = dirty };
+        }).ConfigureAwait(false);
+        Log?.Write($"checkpoint: {result.SectorsWrittenBack} dirty sectors written back, checkpoint {result.Checkpoints} taken");
+        return result;
+    }
+
+    public async Task<FaultSettings> SetFaultsAsync(FaultRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        CheckRange(request.RawBitErrorRate, "rawBitErrorRate", EmulatorConfig.RawBitErrorRate.Max);
+        CheckRange(request.ProgramFailProbability, "programFailProbability", 1);
+        CheckRange(request.EraseFailProbability, "eraseFailProbability", 1);
+        if (request.FailNextPrograms is < 0 || request.FailNextErases is < 0)
+        {
+            throw new ArgumentException($"failNextPrograms ({request.FailNextPrograms}) and failNextErases ({request.FailNextErases}) count operations: 0 or more");
+        }
+
+        FaultSettings settings = await OnLoopAsync(() =>
+        {
+            var faults = _nand.Faults;
+            _nand.SetFaultRates(request.RawBitErrorRate ?? faults.RawBitErrorRate, request.ProgramFailProbability ?? faults.ProgramFailProbability, request.EraseFailProbability ?? faults.EraseFailProbability);
+            _nand.FailNext(request.FailNextPrograms ?? 0, request.FailNextErases ?? 0);
+            return new FaultSettings { RawBitErrorRate = _nand.Faults.RawBitErrorRate, ProgramFailProbability = _nand.Faults.ProgramFailProbability, EraseFailProbability = _nand.Faults.EraseFailProbability };
+        }).ConfigureAwait(false);
+        Log?.Write($"faults: raw bit error rate {settings.RawBitErrorRate}, program fail {settings.ProgramFailProbability}, erase fail {settings.EraseFailProbability}, next {request.FailNextPrograms ?? 0} programs and {request.FailNextErases ?? 0} erases fail");
+        return settings;
+    }
+
+    private static void CheckRange(double? value, string name, double max)
+    {
+        if (value is { } v && !(v >= 0 && v <= max))
+        {
+            throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} is a probability from 0 to {max}, not {v}"));
+        }
+    }
+
+    /// <summary>Counts a completed command (on the loop's thread).</summary>
+    private void Count(HostOpcode opcode, long length, HostStatus status, TimeSpan latency)
+    {
+        int index = (int)opcode;
+        _commands[index]++;
+        _latencies[index].Record(latency.Ticks * 100);
+        if (status != HostStatus.Ok)
+        {
+            _errors++;
+            return;
+        }
+
+        switch (opcode)
+        {
+            case HostOpcode.Read:
+                _bytesRead += length;
+                break;
+            case HostOpcode.Write:
+                _bytesWritten += length;
+                break;
+            case HostOpcode.Trim or HostOpcode.WriteZeroes:
+                _bytesTrimmed += length;
+                break;
+        }
+    }
+
+    private DeviceStats Snapshot()
+    {
+        (uint min, uint max, double mean) = _ftl.EraseCountSpread();
+        var cache = _loop.Cache;
+        var latency = new Dictionary<string, LatencySummary>();
+        for (int i = 0; i < s_opcodeNames.Length; i++)
+        {
+            LatencyHistogram histogram = _latencies[i];
+            latency[s_opcodeNames[i]] = new LatencySummary { Count = histogram.Count, P50 = histogram.Percentile(0.5) / 1000.0, P99 = histogram.Percentile(0.99) / 1000.0, P999 = histogram.Percentile(0.999) / 1000.0 };
+        }
+
+        long nandBytesProgrammed = _nand.Statistics.PagesProgrammed * _nand.Geometry.PageBytes;
+        return new DeviceStats
+        {
+            Device = Description,
+            CapacityBytes = SizeBytes,
+            UptimeSeconds = Math.Round(Stopwatch.GetElapsedTime(_startedTimestamp).TotalSeconds, 3),
+            Host = new HostCounters
+            {
+                Reads = _commands[(int)HostOpcode.Read],
+                Writes = _commands[(int)HostOpcode.Write],
+                Trims = _commands[(int)HostOpcode.Trim],
+                WriteZeroes = _commands[(int)HostOpcode.WriteZeroes],
+                Flushes = _commands[(int)HostOpcode.Flush],
+                Errors = _errors,
+                BytesRead = _bytesRead,
+                BytesWritten = _bytesWritten,
+                BytesTrimmed = _bytesTrimmed,
+            },
+            Cache = new CacheGauges
+            {
+                CapacitySectors = cache.Capacity.Sectors,
+                SectorsHeld = cache.SectorsHeld,
+                DirtySectors = cache.DirtySectors,
+                HoleSectors = cache.HoleSectors,
+                PagesCached = cache.PagesCached,
+                SectorHits = cache.Statistics.SectorHits,
+                SectorMisses = cache.Statistics.SectorMisses,
+                Evictions = cache.Statistics.Evictions,
+            },
+            Ftl = new FtlGauges
+            {
+                LogicalSectors = _ftl.LogicalSectors,
+                MappedSectors = _ftl.MappedSectors,
+                FreeBlocks = _ftl.FreeBlocks,
+                BadBlocks = _ftl.BadBlocks,
+                EraseCountMin = min,
+                EraseCountMax = max,
+                EraseCountMean = Math.Round(mean, 2),
+                GcVictims = _ftl.Statistics.GcVictims,
+                SectorsRelocated = _ftl.Statistics.SectorsRelocated,
+                Checkpoints = _ftl.Statistics.Checkpoints,
+            },
+            Nand = new NandCounters
+            {
+                PagesRead = _nand.Statistics.PagesRead,
+                PagesProgrammed = _nand.Statistics.PagesProgrammed,
+                BlocksErased = _nand.Statistics.BlocksErased,
+                CorrectedReads = _nand.Statistics.CorrectedReads,
+                UncorrectableReads = _nand.Statistics.UncorrectableReads,
+                ProgramFailures = _nand.Statistics.ProgramFailures,
+                EraseFailures = _nand.Statistics.EraseFailures,
+            },
+            Waf = _bytesWritten == 0 ? 0 : Math.Round((double)nandBytesProgrammed / _bytesWritten, 3),
+            LatencyMicroseconds = latency,
+            PowerCuts = _powerCuts,
+        };
+    }
+}
