@@ -20,7 +20,7 @@ public sealed record NbdServerOptions
     public int MaximumOptionBytes { get; init; } = 64 << 10;
 
     /// <summary>Requests of one connection executing at once; the next waits to be read until one completes.</summary>
-    public int MaximumRequestsInFlight { get; init; } = 64;
+    public int MaximumRequestsInFlight { get; init; } = 16;
 }
 
 /// <summary>The client broke a rule of the protocol that leaves no way to answer: the connection ends.</summary>
