@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Controller.Firmware.Host.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
@@ -109,6 +110,27 @@ public sealed class ServeProcessTests
         TelemetrySample sample = await management.TelemetryAsync(timeout.Token).FirstAsync(timeout.Token);
         Assert.Equal(1, sample.Stats.PowerCuts);
         Assert.Equal(1, sample.Stats.Host.Reads);
+    }
+
+    [Fact]
+    public async Task AClientStalledInTheHandshakeIsCutOffAndOthersAreServed()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, extra: ["--handshake-timeout", "1"]);
+        using var stalled = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await stalled.ConnectAsync(new UnixDomainSocketEndPoint(temp.File("ssd.sock")));
+        byte[] greeting = new byte[18];
+        Assert.Equal(18, await stalled.ReceiveAsync(greeting));
+
+        NbdTestClient other = await server.ConnectAsync();
+        Assert.Equal(NbdError.None, (await other.RequestAsync(NbdCommand.Write, 0, 4096, Pattern(9, 4096))).Error);
+
+        // Nothing more is sent: within the 1 s timeout (with slack, but well under the default 10 s)
+        // the server closes the connection.
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(6));
+        int received = await stalled.ReceiveAsync(new byte[16], SocketFlags.None, wait.Token);
+        Assert.Equal(0, received);
+        Assert.Equal(Pattern(9, 4096), (await other.RequestAsync(NbdCommand.Read, 0, 4096)).Data);
     }
 
     [Theory]
