@@ -1,30 +1,19 @@
+using Controller.Host.Cli;
+
 namespace Controller.Host;
 
-/// <summary>
-/// <c>ssdhost</c>, the host tool: an NBD client that sends write, read, TRIM and flush commands,
-/// and a client of the management endpoint. This build has no verbs yet; it says so rather than
-/// pretending.
-/// </summary>
+/// <summary><c>ssdhost</c>, the host tool: an NBD client and a client of the management endpoint.</summary>
 public static class Program
 {
-    private const string Usage = """
-        Usage: ssdhost VERB URI [options]
-
-        The host tool of the SSD controller. Its verbs (info, write, read, trim, zero, flush, map,
-        verify, bench, stats, power-cut) arrive with the NBD server; none is available in this build.
-        """;
-
-    /// <summary>Prints the usage; exits 0 for --help, 2 for anything else.</summary>
-    public static int Main(string[] args)
+    /// <summary>Runs one verb; Ctrl-C stops it cleanly.</summary>
+    public static async Task<int> Main(string[] args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
         {
-            Console.Out.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-
-        Console.Error.WriteLine($"ssdhost: '{args[0]}' is not available in this build (ssdhost --help)");
-        return 2;
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        return await HostCli.RunAsync(args, HostConsole.Process(), stop.Token).ConfigureAwait(false);
     }
 }

@@ -21,6 +21,30 @@ public sealed class LatencyHistogram
         Count++;
     }
 
+    /// <summary>Adds every latency <paramref name="other"/> recorded (to merge per-worker histograms).</summary>
+    public void Add(LatencyHistogram other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        for (int bucket = 0; bucket < _counts.Length; bucket++)
+        {
+            _counts[bucket] += other._counts[bucket];
+        }
+
+        Count += other.Count;
+    }
+
+    /// <summary>The buckets that hold latencies: each one's upper edge and count, in order.</summary>
+    public IEnumerable<(long UpperEdge, long Count)> Buckets()
+    {
+        for (int bucket = 0; bucket < _counts.Length; bucket++)
+        {
+            if (_counts[bucket] > 0)
+            {
+                yield return (UpperEdge(bucket), _counts[bucket]);
+            }
+        }
+    }
+
     /// <summary>The latency at <paramref name="quantile"/> (0..1), as the upper edge of its bucket; 0 when empty.</summary>
     public long Percentile(double quantile)
     {

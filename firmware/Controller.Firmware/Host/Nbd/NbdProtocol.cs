@@ -255,6 +255,9 @@ public enum NbdReplyType : ushort
 
     /// <summary>NBD_REPLY_TYPE_ERROR.</summary>
     Error = (1 << 15) + 1,
+
+    /// <summary>NBD_REPLY_TYPE_ERROR_OFFSET: an error, a message, then the offset it concerns.</summary>
+    ErrorOffset = (1 << 15) + 2,
 }
 
 /// <summary>Errors a reply carries (the POSIX numbers the protocol fixes).</summary>

@@ -1,0 +1,73 @@
+using System.Net.Sockets;
+using Controller.Host.Nbd;
+using Controller.Management;
+
+namespace Controller.Host.Cli;
+
+/// <summary>Opening the NBD and management connections a verb names, with errors a user can act on.</summary>
+internal static class Connection
+{
+    /// <summary>Parses the URI at positional 0 and connects to it.</summary>
+    public static async Task<NbdClient> OpenAsync(HostArgs args, CancellationToken cancellation)
+    {
+        NbdUri uri = ParseUri(args, args.Positional(0, "the NBD URI (nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)"));
+        try
+        {
+            return await NbdClient.ConnectAsync(uri, cancellation).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            throw new UsageException($"{args.Verb}: no NBD server at {uri}: {e.Message}");
+        }
+        catch (Exception e) when (e is NbdClientException or EndOfStreamException or IOException)
+        {
+            throw new UsageException($"{args.Verb}: {uri}: {e.Message}");
+        }
+    }
+
+    /// <summary>Parses an NBD URI, naming the verb in the error.</summary>
+    public static NbdUri ParseUri(HostArgs args, string text)
+    {
+        try
+        {
+            return NbdUri.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"{args.Verb}: {e.Message}");
+        }
+    }
+
+    /// <summary>Connects to the management endpoint --control names.</summary>
+    public static async Task<ManagementClient> OpenControlAsync(HostArgs args, CancellationToken cancellation)
+    {
+        string uri = args.Value("--control") ?? throw new UsageException($"{args.Verb}: --control URI is required (tcp://HOST:PORT or unix:PATH, as given to serve --control)");
+        try
+        {
+            return await ManagementClient.ConnectAsync(uri, cancellation).ConfigureAwait(false);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"{args.Verb}: --control: {e.Message}");
+        }
+        catch (SocketException e)
+        {
+            throw new UsageException($"{args.Verb}: no management endpoint at {uri}: {e.Message}");
+        }
+    }
+
+    /// <summary>Refuses a range outside the device or not in whole blocks of the server's minimum size.</summary>
+    public static void CheckRange(HostArgs args, NbdClient client, long offset, long length)
+    {
+        if (offset < 0 || length < 0 || offset > client.Size || length > client.Size - offset)
+        {
+            throw new UsageException($"{args.Verb}: offset {offset} + length {length} is past the end of the device ({client.Size} bytes)");
+        }
+
+        long block = Math.Max(1, client.BlockSizes.Minimum);
+        if (offset % block != 0 || length % block != 0)
+        {
+            throw new UsageException($"{args.Verb}: offset {offset} and length {length} must be multiples of the block size, {block} bytes");
+        }
+    }
+}

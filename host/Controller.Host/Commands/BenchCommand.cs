@@ -1,0 +1,258 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Controller.Firmware.Loop;
+using Controller.Host.Cli;
+using Controller.Host.Nbd;
+using Controller.Management;
+
+namespace Controller.Host.Commands;
+
+/// <summary><c>ssdhost bench</c>: reads, writes, trims and mixes at a queue depth, with latency percentiles.</summary>
+internal static class BenchCommand
+{
+    private static readonly string[] s_patterns = ["read", "write", "trim", "randread", "randwrite", "randtrim", "readwrite", "randrw"];
+
+    public static readonly Verb Verb = new("bench", "throughput and latency of reads, writes, trims and mixes", """
+        Usage: ssdhost bench URI [--rw PATTERN] [--bs SIZE] [--iodepth N] [--size SIZE] [--offset SIZE]
+                                 [--duration 10s | --count N] [--mix PERCENT] [--seed N] [--json]
+
+        Keeps IODEPTH requests of BS bytes in flight on one connection, as fio's nbd engine does,
+        over the region [OFFSET, OFFSET+SIZE) (default: the whole device). PATTERN is read, write,
+        trim (sequential, wrapping at the end of the region), randread, randwrite, randtrim, or the
+        mixes readwrite and randrw (--mix: percent of reads, default 50). Default: randread, 4k,
+        depth 1, 10 s. On a terminal a progress bar shows live IOPS and MiB/s (plain lines when
+        redirected); then IOPS, MiB/s, latency percentiles and a histogram, or one JSON object.
+        Writes overwrite the device's data.
+
+        Examples:
+          ssdhost bench nbd://127.0.0.1:10809/ssd --rw randwrite --bs 4k --iodepth 16 --duration 15s
+          ssdhost bench nbd://127.0.0.1:10809/ssd --rw read --bs 1M --size 512M --count 512 --json
+        """, ["--rw", "--bs", "--iodepth", "--size", "--offset", "--duration", "--count", "--mix", "--seed"], ["--json"], RunAsync);
+
+    private static async Task<int> RunAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    {
+        args.AtMost(1);
+        string pattern = args.Value("--rw") ?? "randread";
+        if (!s_patterns.Contains(pattern))
+        {
+            throw new UsageException($"bench: --rw '{pattern}' is not one of {string.Join(", ", s_patterns)}");
+        }
+
+        long blockSize = args.Size("--bs", 4096);
+        int depth = (int)args.Integer("--iodepth", 1, 1, 1024);
+        long? count = args.Value("--count") is null ? null : args.Integer("--count", 0, 1, long.MaxValue);
+        TimeSpan? duration = args.Duration("--duration");
+        if (count is not null && duration is not null)
+        {
+            throw new UsageException("bench: give --duration or --count, not both");
+        }
+
+        duration ??= count is null ? TimeSpan.FromSeconds(10) : null;
+        int mix = (int)args.Integer("--mix", 50, 0, 100);
+        ulong seed = (ulong)args.Integer("--seed", 1, 0, long.MaxValue);
+        await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
+        long offset = args.Size("--offset", 0);
+        long size = args.Size("--size", client.Size - Math.Min(offset, client.Size));
+        Connection.CheckRange(args, client, offset, size);
+        if (blockSize <= 0 || blockSize > client.BlockSizes.Maximum || blockSize > size || blockSize % Math.Max(1, client.BlockSizes.Minimum) != 0)
+        {
+            throw new UsageException($"bench: --bs {blockSize} must be a multiple of {client.BlockSizes.Minimum}, at most {Math.Min(client.BlockSizes.Maximum, size)}");
+        }
+
+        var job = new Job(client, pattern, blockSize, offset, size / blockSize, mix, count, cancellation);
+        long started = Stopwatch.GetTimestamp();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        if (duration is { } limit)
+        {
+            stop.CancelAfter(limit);
+        }
+
+        Task[] workers = [.. Enumerable.Range(0, depth).Select(i => job.WorkerAsync(new Prng(seed + (ulong)i * 0x9E3779B97F4A7C15), stop.Token))];
+        Task all = Task.WhenAll(workers);
+        while (!all.IsCompleted)
+        {
+            await Task.WhenAny(all, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None)).ConfigureAwait(false);
+            if (!all.IsCompleted)
+            {
+                await Progress(console, job, started, duration, count).ConfigureAwait(false);
+            }
+        }
+
+        await all.ConfigureAwait(false);
+        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        if (console.OutputIsTerminal)
+        {
+            await console.Error.WriteLineAsync().ConfigureAwait(false);
+        }
+
+        var latency = new LatencyHistogram();
+        foreach (LatencyHistogram h in job.Histograms)
+        {
+            latency.Add(h);
+        }
+
+        await Report(args, console, pattern, blockSize, depth, job, latency, seconds).ConfigureAwait(false);
+        return 0;
+    }
+
+    private static async Task Progress(HostConsole console, Job job, long started, TimeSpan? duration, long? count)
+    {
+        double elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        (long ops, long bytes) = job.TakeInterval();
+        double interval = Math.Max(1e-6, elapsed - job.LastProgressSeconds);
+        job.LastProgressSeconds = elapsed;
+        double done = duration is { } d ? elapsed / d.TotalSeconds : (double)job.Completed / count!.Value;
+        string rates = string.Create(CultureInfo.InvariantCulture, $"{ops / interval,9:0} IOPS {bytes / interval / (1 << 20),9:0.0} MiB/s");
+        if (console.OutputIsTerminal)
+        {
+            int filled = (int)Math.Clamp(done * 30, 0, 30);
+            await console.Error.WriteAsync(string.Create(CultureInfo.InvariantCulture, $"\r[{new string('#', filled)}{new string('.', 30 - filled)}] {Math.Min(done, 1):P0} {rates}  ")).ConfigureAwait(false);
+        }
+        else
+        {
+            await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"bench: {elapsed,6:0.0} s {rates}")).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task Report(HostArgs args, HostConsole console, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)
+    {
+        double iops = job.Completed / seconds;
+        double mib = job.Bytes / seconds / (1 << 20);
+        double Us(double q) => latency.Percentile(q) / 1000.0;
+        if (args.Has("--json"))
+        {
+            await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
+            {
+                rw = pattern,
+                bs = blockSize,
+                iodepth = depth,
+                ops = job.Completed,
+                bytes = job.Bytes,
+                seconds = Math.Round(seconds, 3),
+                iops = Math.Round(iops, 1),
+                mibPerSecond = Math.Round(mib, 2),
+                latencyMicroseconds = new { min = job.MinNanoseconds / 1000.0, mean = Math.Round(job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed), 1), p50 = Us(0.5), p90 = Us(0.9), p99 = Us(0.99), p999 = Us(0.999), max = job.MaxNanoseconds / 1000.0 },
+                histogram = latency.Buckets().Select(b => new { upToMicroseconds = b.UpperEdge / 1000.0, count = b.Count }),
+            }, ManagementJson.Options)).ConfigureAwait(false);
+            return;
+        }
+
+        var text = new StringBuilder();
+        CultureInfo c = CultureInfo.InvariantCulture;
+        text.AppendLine(c, $"bench {pattern} bs={blockSize} iodepth={depth}: {job.Completed} ops in {seconds:0.00} s: {iops:0} IOPS, {mib:0.0} MiB/s");
+        text.AppendLine(c, $"latency us: min {job.MinNanoseconds / 1000.0:0.0}  mean {job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed):0.0}  p50 {Us(0.5):0.0}  p90 {Us(0.9):0.0}  p99 {Us(0.99):0.0}  p99.9 {Us(0.999):0.0}  max {job.MaxNanoseconds / 1000.0:0.0}");
+        text.AppendLine("histogram (up to us: count):");
+        long most = latency.Buckets().Select(b => b.Count).DefaultIfEmpty(1).Max();
+        foreach ((long edge, long n) in Coarse(latency.Buckets()))
+        {
+            text.AppendLine(c, $"  {edge / 1000.0,10:0.0} {n,10} {new string('#', (int)Math.Ceiling(40.0 * n / Math.Max(most, n)))}");
+        }
+
+        await console.Out.WriteAsync(text.ToString()).ConfigureAwait(false);
+    }
+
+    /// <summary>The histogram in power-of-two buckets, for a display that fits a screen.</summary>
+    private static IEnumerable<(long UpperEdge, long Count)> Coarse(IEnumerable<(long UpperEdge, long Count)> buckets) =>
+        buckets.GroupBy(b => 64 - long.LeadingZeroCount(b.UpperEdge)).Select(g => ((1L << (int)g.Key) - 1, g.Sum(b => b.Count)));
+
+    /// <summary>The work of one run: the region, the pattern, the counts, one histogram per worker.</summary>
+    private sealed class Job(NbdClient client, string pattern, long blockSize, long offset, long blocks, int mix, long? count, CancellationToken cancellation)
+    {
+        private long _nextSequential;
+        private long _issued;
+        private long _intervalOps;
+        private long _intervalBytes;
+        private long _completed;
+        private long _bytes;
+        private long _total;
+        private long _min = long.MaxValue;
+        private long _max;
+
+        public List<LatencyHistogram> Histograms { get; } = [];
+
+        public long Completed => Interlocked.Read(ref _completed);
+
+        public long Bytes => Interlocked.Read(ref _bytes);
+
+        public long TotalNanoseconds => Interlocked.Read(ref _total);
+
+        public long MinNanoseconds => _min == long.MaxValue ? 0 : _min;
+
+        public long MaxNanoseconds => _max;
+
+        public double LastProgressSeconds { get; set; }
+
+        public (long Ops, long Bytes) TakeInterval() => (Interlocked.Exchange(ref _intervalOps, 0), Interlocked.Exchange(ref _intervalBytes, 0));
+
+        public async Task WorkerAsync(Prng prng, CancellationToken stop)
+        {
+            var histogram = new LatencyHistogram();
+            lock (Histograms)
+            {
+                Histograms.Add(histogram);
+            }
+
+            byte[] buffer = new byte[blockSize];
+            for (int i = 0; i + 8 <= buffer.Length; i += 8)
+            {
+                BitConverter.TryWriteBytes(buffer.AsSpan(i), prng.NextUInt64());
+            }
+
+            bool random = pattern.StartsWith("rand", StringComparison.Ordinal);
+            while (!stop.IsCancellationRequested && (count is null || Interlocked.Increment(ref _issued) <= count))
+            {
+                long block = random ? (long)(prng.NextUInt64() % (ulong)blocks) : (Interlocked.Increment(ref _nextSequential) - 1) % blocks;
+                long at = offset + (block * blockSize);
+                char op = pattern switch
+                {
+                    "read" or "randread" => 'r',
+                    "write" or "randwrite" => 'w',
+                    "trim" or "randtrim" => 't',
+                    _ => (int)(prng.NextUInt64() % 100) < mix ? 'r' : 'w',
+                };
+                long started = Stopwatch.GetTimestamp();
+                try
+                {
+                    await (op switch
+                    {
+                        'r' => client.ReadAsync(at, buffer, cancellation),
+                        'w' => client.WriteAsync(at, buffer, fua: false, cancellation),
+                        _ => client.TrimAsync(at, blockSize, cancellation),
+                    }).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellation.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                long nanoseconds = Stopwatch.GetElapsedTime(started).Ticks * 100;
+                histogram.Record(nanoseconds);
+                Interlocked.Increment(ref _completed);
+                Interlocked.Increment(ref _intervalOps);
+                Interlocked.Add(ref _bytes, blockSize);
+                Interlocked.Add(ref _intervalBytes, blockSize);
+                Interlocked.Add(ref _total, nanoseconds);
+                InterlockedMin(ref _min, nanoseconds);
+                InterlockedMax(ref _max, nanoseconds);
+            }
+        }
+
+        private static void InterlockedMin(ref long target, long value)
+        {
+            long seen;
+            while (value < (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+            }
+        }
+
+        private static void InterlockedMax(ref long target, long value)
+        {
+            long seen;
+            while (value > (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+            }
+        }
+    }
+}
