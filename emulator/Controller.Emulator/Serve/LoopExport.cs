@@ -26,6 +26,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private readonly VirtualClock _clock;
     private readonly EmulatedNand _nand;
     private readonly bool _realtime;
+    private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
     private readonly Thread _thread;
     private FlashTranslationLayer _ftl;
     private ControllerLoop _loop;
@@ -33,9 +34,10 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private int _generation;
     private bool _disposed;
 
-    private LoopExport(ResolvedConfig config, VirtualClock clock, EmulatedNand nand, string name, string description)
+    private LoopExport(ResolvedConfig config, VirtualClock clock, EmulatedNand nand, string name, string description, Func<CacheOptions, CacheOptions>? cacheOptions)
     {
         _config = config;
+        _cacheOptions = cacheOptions ?? (options => options);
         _clock = clock;
         _nand = nand;
         _realtime = config.Get(FirmwareConfig.TimingMode) == "realtime";
@@ -58,8 +60,12 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     /// <summary>How the FTL came up: formatted, or recovered (and from what).</summary>
     public MountReport Mount => _ftl.LastMount;
 
-    /// <summary>Boots the firmware on the NAND <paramref name="config"/> (from <paramref name="profile"/>) describes: in memory, or in the image at <paramref name="imagePath"/> (recovered if it exists).</summary>
-    public static LoopExport Boot(ResolvedConfig config, string profile, string? imagePath, string name)
+    /// <summary>
+    /// Boots the firmware on the NAND <paramref name="config"/> (from <paramref name="profile"/>)
+    /// describes: in memory, or in the image at <paramref name="imagePath"/> (recovered if it
+    /// exists). Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
+    /// </summary>
+    public static LoopExport Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         var clock = new VirtualClock();
@@ -67,7 +73,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         try
         {
             string description = $"emulated SSD, {profile}{(imagePath is null ? ", in memory" : $", image {imagePath}")}";
-            return new LoopExport(config, clock, nand, name, description);
+            return new LoopExport(config, clock, nand, name, description, cacheOptions);
         }
         catch
         {
@@ -172,7 +178,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
-        var cache = new LargePageCache(new FtlSectorStore(ftl), CacheConfig.Options(_config), _clock);
+        var cache = new LargePageCache(new FtlSectorStore(ftl), _cacheOptions(CacheConfig.Options(_config)), _clock);
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
         return (ftl, new ControllerLoop(cache, ftl, _clock, queueDepth: 1, plp));
     }

@@ -189,7 +189,7 @@ internal static class ServeCommand
     }
 
     /// <summary>The NBD side of the server: one connection per client, each tracked so a power cut can end it.</summary>
-    private sealed class NbdClients(LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, ManagementLog log, ConcurrentDictionary<Socket, string> connections)
+    internal sealed class NbdClients(LoopExport export, NbdServerOptions options, TimeSpan handshakeTimeout, ManagementLog log, ConcurrentDictionary<Socket, string> connections)
     {
         public async Task ServeAsync(Socket client, CancellationToken stop)
         {

@@ -1,0 +1,178 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Controller.Emulator.Cli;
+using Controller.Emulator.Serve;
+using Controller.Firmware.Host.Nbd;
+using Controller.Management;
+using Controller.Tests.Support;
+
+namespace Controller.Tests.Host;
+
+/// <summary><c>ssdhost</c> against the emulator: the verbs, their refusals, and verify across power cuts.</summary>
+public sealed class SsdHostTests
+{
+    [Fact]
+    public async Task WriteReadTrimZeroFlushAndMapDoWhatTheySay()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp);
+        string uri = server.Uri;
+
+        Assert.Equal(0, (await HostRun.RunAsync("write", uri, "0", "--length", "256k", "--pattern", "0xab", "--fua")).ExitCode);
+        Assert.Equal(0, (await HostRun.RunAsync("read", uri, "0", "256k", "--expect-pattern", "0xab")).ExitCode);
+        Assert.Equal(0, (await HostRun.RunAsync("trim", uri, "64k", "64k")).ExitCode);
+        Assert.Equal(0, (await HostRun.RunAsync("zero", uri, "128k", "8k", "--no-hole")).ExitCode);
+        Assert.Equal(0, (await HostRun.RunAsync("flush", uri)).ExitCode);
+        var mismatch = await HostRun.RunAsync("read", uri, "0", "128k", "--expect-pattern", "0xab");
+        var zeros = await HostRun.RunAsync("read", uri, "64k", "64k", "--expect-pattern", "0");
+        var map = await HostRun.RunAsync("map", uri, "0", "256k");
+
+        Assert.Equal(1, mismatch.ExitCode);
+        Assert.Contains("byte 65536 is 0x00, not the expected 0xab", mismatch.Error, StringComparison.Ordinal);
+        Assert.Equal(0, zeros.ExitCode);
+        Assert.Equal(
+            ["         0       65536    0  data", "     65536       65536    3  hole,zero", "    131072      131072    0  data"],
+            map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task WriteTakesAFileAndReadWritesOneBack()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp);
+        byte[] data = [.. Enumerable.Range(0, 3 << 20).Select(i => (byte)(i * 7 + (i >> 12)))];
+        await File.WriteAllBytesAsync(temp.File("in.bin"), data);
+
+        var write = await HostRun.RunAsync("write", server.Uri, "1M", "--file", temp.File("in.bin"), "--json");
+        var read = await HostRun.RunAsync("read", server.Uri, "1M", "3M", "--output", temp.File("out.bin"));
+
+        Assert.Equal(0, write.ExitCode);
+        Assert.Contains("\"bytes\":3145728", write.Output, StringComparison.Ordinal);
+        Assert.Equal(0, read.ExitCode);
+        Assert.Equal(data, await File.ReadAllBytesAsync(temp.File("out.bin")));
+    }
+
+    [Theory]
+    [InlineData("info|nbd://127.0.0.1:1/ssd", "ssdhost info: no NBD server at nbd://127.0.0.1:1/ssd")]
+    [InlineData("info|http://x", "ssdhost info: 'http://x' is not an NBD URI")]
+    [InlineData("info|nbd+unix:///ssd", "names no socket")]
+    [InlineData("write|URI|0|--length|1000|--pattern|1", "offset 0 and length 1000 must be multiples of the block size, 512 bytes")]
+    [InlineData("read|URI|7G|4k", "offset 7516192768 + length 4096 is past the end of the device")]
+    [InlineData("trim|URI|0|12q", "LENGTH '12q' is not a size")]
+    [InlineData("write|URI|0|--length|4k|--pattern|300", "--pattern '300' is not a byte")]
+    [InlineData("stats|--control|unix:/nonexistent/ctl", "ssdhost stats: no management endpoint at unix:/nonexistent/ctl")]
+    [InlineData("frobnicate", "'frobnicate' is not a verb")]
+    public async Task BadInputIsOneLineOnStandardErrorAndExitCode2(string line, string expected)
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp);
+
+        var (exitCode, _, error) = await HostRun.RunAsync([.. line.Split('|').Select(a => a == "URI" ? server.Uri : a)]);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EveryVerbHasHelpWithAnExample()
+    {
+        foreach (string verb in new[] { "info", "write", "read", "trim", "zero", "flush", "map", "verify", "bench", "stats", "power-cut" })
+        {
+            var (exitCode, output, _) = await HostRun.RunAsync(verb, "--help");
+
+            Assert.Equal(0, exitCode);
+            Assert.StartsWith($"Usage: ssdhost {verb}", output, StringComparison.Ordinal);
+            Assert.Contains("Example", output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task VerifyThenAPowerCutOverTheEndpointThenCheckFindsNoViolation()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
+        string ledger = temp.File("run.ledger");
+
+        var run = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "4000", "--seed", "3");
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control, "--json");
+        var check = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--check", "--json");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(0, cut.ExitCode);
+        Assert.Contains("\"recoveryPageReads\":", cut.Output, StringComparison.Ordinal);
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains("\"violations\":0", check.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task VerifyThenSigkillAndRestartFromTheImageThenCheckFindsNoViolation()
+    {
+        using var temp = new TempDirectory();
+        string image = temp.File("ssd.img");
+        string ledger = temp.File("run.ledger");
+        using (var server = await ServerProcess.StartAsync(temp, image))
+        {
+            Assert.Equal(0, (await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "3000", "--seed", "4")).ExitCode);
+            server.Kill();
+        }
+
+        using var restarted = await ServerProcess.StartAsync(temp, image);
+        var check = await HostRun.RunAsync("verify", restarted.Uri, "--ledger", ledger, "--check");
+        var more = await HostRun.RunAsync("verify", restarted.Uri, "--ledger", ledger, "--ops", "500");
+        var again = await HostRun.RunAsync("verify", restarted.Uri, "--ledger", ledger, "--check");
+
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains("0 violate the invariant", check.Output, StringComparison.Ordinal);
+        Assert.Equal(0, more.ExitCode);
+        Assert.True(again.ExitCode == 0, again.Output + again.Error);
+    }
+
+    [Fact]
+    public async Task TheCheckCatchesACacheThatForgetsAWriteMadeAfterAPunch()
+    {
+        // The canary of the cache tests, hosted here: a write into a punched hole does not dirty its
+        // page, so a flush does not write it back, and the power cut loses a durable write.
+        using var temp = new TempDirectory();
+        using LoopExport export = LoopExport.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryForgetDirtyAfterPunch = true });
+        string socketPath = temp.File("canary.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+        listener.Listen(8);
+        using var stop = new CancellationTokenSource();
+        var connections = new ConcurrentDictionary<Socket, string>();
+        var clients = new ServeCommand.NbdClients(export, new NbdServerOptions(), TimeSpan.FromSeconds(10), new ManagementLog(null), connections);
+        Task accepting = AcceptAsync(listener, clients, stop.Token);
+        string uri = $"nbd+unix:///ssd?socket={socketPath}";
+        string ledger = temp.File("canary.ledger");
+
+        var run = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--ops", "3000", "--seed", "5");
+        await ((IManagementService)export).PowerCutAsync(CancellationToken.None);
+        var check = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--check");
+        await stop.CancelAsync();
+        await accepting;
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(1, check.ExitCode);
+        Assert.Matches(@"lost-durable-write +[1-9]", check.Output);
+    }
+
+    private static async Task AcceptAsync(Socket listener, ServeCommand.NbdClients clients, CancellationToken stop)
+    {
+        var served = new List<Task>();
+        try
+        {
+            while (true)
+            {
+                Socket client = await listener.AcceptAsync(stop);
+                served.Add(clients.ServeAsync(client, stop));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await Task.WhenAll(served);
+    }
+}

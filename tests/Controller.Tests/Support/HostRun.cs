@@ -1,0 +1,18 @@
+using Controller.Host.Cli;
+
+namespace Controller.Tests.Support;
+
+/// <summary>Runs an <c>ssdhost</c> command line in this process and captures what it prints.</summary>
+internal static class HostRun
+{
+    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var binary = new MemoryStream();
+        var console = new HostConsole(output, error, () => new MemoryStream(), () => binary, OutputIsTerminal: false);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        int exitCode = await HostCli.RunAsync(args, console, timeout.Token);
+        return (exitCode, output.ToString(), error.ToString());
+    }
+}
