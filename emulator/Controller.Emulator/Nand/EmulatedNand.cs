@@ -179,6 +179,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _injectedEraseFailures.Add(block);
     }
 
+    /// <summary>When every die has finished what it was given: the instant the array goes idle.</summary>
+    public long IdleAtNanoseconds => _dieReadyAt.Max();
+
     /// <summary>The fault rates in force.</summary>
     public NandFaultOptions Faults => _faults;
 

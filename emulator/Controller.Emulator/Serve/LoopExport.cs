@@ -109,6 +109,10 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
                 _loop.Step();
             }
 
+            // The host sees the completion when the data is there: virtual time moves on to it, so
+            // the NAND model's schedules (die and channel bookings) are retired behind it rather
+            // than piling up ahead of a clock that only waits moved.
+            _clock.AdvanceTo(Math.Max(_clock.NowNanoseconds, completion.CompletedAtNanoseconds));
             if (_realtime)
             {
                 WaitOutVirtualTime(started, _clock.NowNanoseconds - virtualStart);
@@ -236,14 +240,32 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
             }
         });
 
+    /// <summary>
+    /// The loop's thread: commands first; background work (a GC victim can take milliseconds)
+    /// only once no command has come for <see cref="IdleBeforeBackgroundMilliseconds"/>, as a
+    /// controller runs idle-time GC, so a client sending one request after another does not find
+    /// each behind a GC step. Garbage collection a write needs still runs in the write.
+    /// </summary>
     private void Run()
     {
         while (!_work.IsCompleted)
         {
-            if (_work.TryTake(out Action? action) || (!_loop.Step() && _work.TryTake(out action, Timeout.Infinite)))
+            if (_work.TryTake(out Action? action, IdleBeforeBackgroundMilliseconds))
             {
-                action?.Invoke();
+                action.Invoke();
+                continue;
+            }
+
+            // Idle: the wall time that passed let the NAND finish what it was given, so the next
+            // background step starts on an idle array. (Without this, background work would queue
+            // ever further ahead of a clock nothing moves, and every read would wait behind it.)
+            _clock.AdvanceTo(Math.Max(_clock.NowNanoseconds, _nand.IdleAtNanoseconds));
+            if (!_loop.Step() && _work.TryTake(out action, Timeout.Infinite))
+            {
+                action.Invoke();
             }
         }
     }
+
+    private const int IdleBeforeBackgroundMilliseconds = 1;
 }

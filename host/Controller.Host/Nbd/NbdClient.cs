@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
@@ -23,7 +24,12 @@ public sealed class NbdClientException(string message) : Exception(message);
 /// </summary>
 public sealed class NbdClient : IAsyncDisposable
 {
+    private const int SmallWriteBytes = 64 << 10;
     private readonly Stream _stream;
+
+    // Replies are read through a buffer of their own (requests are written to _stream directly):
+    // a reply's header, offset and data come in with one receive rather than four.
+    private readonly BufferedStream _replies;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly ConcurrentDictionary<ulong, Pending> _pending = new();
     private readonly byte[] _request = new byte[NbdProtocol.RequestBytes];
@@ -35,6 +41,7 @@ public sealed class NbdClient : IAsyncDisposable
     private NbdClient(Stream stream)
     {
         _stream = stream;
+        _replies = new BufferedStream(stream, 64 << 10);
     }
 
     /// <summary>The export's name.</summary>
@@ -163,6 +170,9 @@ public sealed class NbdClient : IAsyncDisposable
     /// <summary>Sends NBD_CMD_DISC and closes the connection.</summary>
     public async ValueTask DisposeAsync()
     {
+        // The caller may be running on the reply reader (a command's continuation): leave it, so
+        // the reader can see the connection close and end while this waits for it.
+        await Task.Yield();
         try
         {
             if (_broken is null)
@@ -180,9 +190,9 @@ public sealed class NbdClient : IAsyncDisposable
         {
             await _reader.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or NbdClientException or EndOfStreamException or OperationCanceledException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or NbdClientException or EndOfStreamException or OperationCanceledException or NotSupportedException)
         {
-            // Closed under it.
+            // Closed under it (a disposed stream says it cannot be read).
         }
 
         _sendLock.Dispose();
@@ -340,9 +350,28 @@ public sealed class NbdClient : IAsyncDisposable
             BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(8), handle);
             BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(16), (ulong)offset);
             BinaryPrimitives.WriteUInt32BigEndian(_request.AsSpan(24), length);
-            await _stream.WriteAsync(_request, cancellation).ConfigureAwait(false);
-            if (!payload.IsEmpty)
+            if (payload.IsEmpty)
             {
+                await _stream.WriteAsync(_request, cancellation).ConfigureAwait(false);
+            }
+            else if (payload.Length <= SmallWriteBytes)
+            {
+                // One send for a small write: the header and its data together.
+                byte[] joined = ArrayPool<byte>.Shared.Rent(_request.Length + payload.Length);
+                try
+                {
+                    _request.CopyTo(joined, 0);
+                    payload.CopyTo(joined.AsMemory(_request.Length));
+                    await _stream.WriteAsync(joined.AsMemory(0, _request.Length + payload.Length), cancellation).ConfigureAwait(false);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(joined);
+                }
+            }
+            else
+            {
+                await _stream.WriteAsync(_request, cancellation).ConfigureAwait(false);
                 await _stream.WriteAsync(payload, cancellation).ConfigureAwait(false);
             }
         }
@@ -370,23 +399,23 @@ public sealed class NbdClient : IAsyncDisposable
         {
             while (true)
             {
-                await _stream.ReadExactlyAsync(header.AsMemory(0, 4)).ConfigureAwait(false);
+                await _replies.ReadExactlyAsync(header.AsMemory(0, 4)).ConfigureAwait(false);
                 uint magic = BinaryPrimitives.ReadUInt32BigEndian(header);
                 if (magic == NbdProtocol.SimpleReplyMagic)
                 {
-                    await _stream.ReadExactlyAsync(header.AsMemory(4, 12)).ConfigureAwait(false);
+                    await _replies.ReadExactlyAsync(header.AsMemory(4, 12)).ConfigureAwait(false);
                     var error = (NbdError)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(4));
                     Pending pending = Take(BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8)), remove: true);
                     if (error == NbdError.None && pending.Command == NbdCommand.Read)
                     {
-                        await _stream.ReadExactlyAsync(pending.Buffer).ConfigureAwait(false);
+                        await _replies.ReadExactlyAsync(pending.Buffer).ConfigureAwait(false);
                     }
 
                     pending.Finish(error, "");
                 }
                 else if (magic == NbdProtocol.StructuredReplyMagic)
                 {
-                    await _stream.ReadExactlyAsync(header.AsMemory(4, 16)).ConfigureAwait(false);
+                    await _replies.ReadExactlyAsync(header.AsMemory(4, 16)).ConfigureAwait(false);
                     await ReadChunkAsync(header).ConfigureAwait(false);
                 }
                 else
@@ -395,9 +424,9 @@ public sealed class NbdClient : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is IOException or EndOfStreamException or ObjectDisposedException or NbdClientException or SocketException)
+        catch (Exception e) when (e is IOException or EndOfStreamException or ObjectDisposedException or NbdClientException or SocketException or NotSupportedException)
         {
-            _broken = e is EndOfStreamException ? new NbdClientException("the server closed the connection") : e;
+            _broken = e is EndOfStreamException or NotSupportedException ? new NbdClientException("the server closed the connection") : e;
             foreach (ulong handle in _pending.Keys)
             {
                 if (_pending.TryRemove(handle, out Pending? pending))
@@ -420,21 +449,21 @@ public sealed class NbdClient : IAsyncDisposable
             case NbdReplyType.OffsetData when pending.Command == NbdCommand.Read && length >= 8:
             {
                 byte[] offsetBytes = new byte[8];
-                await _stream.ReadExactlyAsync(offsetBytes).ConfigureAwait(false);
+                await _replies.ReadExactlyAsync(offsetBytes).ConfigureAwait(false);
                 long at = (long)BinaryPrimitives.ReadUInt64BigEndian(offsetBytes) - pending.Offset;
                 if (at < 0 || at + (length - 8) > pending.Buffer.Length)
                 {
                     throw new NbdClientException($"a data chunk outside the read ({at}+{length - 8} of {pending.Buffer.Length})");
                 }
 
-                await _stream.ReadExactlyAsync(pending.Buffer.Slice((int)at, (int)(length - 8))).ConfigureAwait(false);
+                await _replies.ReadExactlyAsync(pending.Buffer.Slice((int)at, (int)(length - 8))).ConfigureAwait(false);
                 break;
             }
 
             case NbdReplyType.OffsetHole when pending.Command == NbdCommand.Read && length == 12:
             {
                 byte[] hole = new byte[12];
-                await _stream.ReadExactlyAsync(hole).ConfigureAwait(false);
+                await _replies.ReadExactlyAsync(hole).ConfigureAwait(false);
                 long at = (long)BinaryPrimitives.ReadUInt64BigEndian(hole) - pending.Offset;
                 uint size = BinaryPrimitives.ReadUInt32BigEndian(hole.AsSpan(8));
                 if (at < 0 || at + size > pending.Buffer.Length)
@@ -449,7 +478,7 @@ public sealed class NbdClient : IAsyncDisposable
             case NbdReplyType.BlockStatus when length >= 4 && (length - 4) % 8 == 0:
             {
                 byte[] data = new byte[length];
-                await _stream.ReadExactlyAsync(data).ConfigureAwait(false);
+                await _replies.ReadExactlyAsync(data).ConfigureAwait(false);
                 for (int i = 4; i < data.Length; i += 8)
                 {
                     pending.Extents.Add(new NbdExtent(BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(i)), (NbdAllocationState)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(i + 4))));
@@ -461,7 +490,7 @@ public sealed class NbdClient : IAsyncDisposable
             case NbdReplyType.Error or NbdReplyType.ErrorOffset when length >= 6:
             {
                 byte[] data = new byte[length];
-                await _stream.ReadExactlyAsync(data).ConfigureAwait(false);
+                await _replies.ReadExactlyAsync(data).ConfigureAwait(false);
                 int messageLength = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(4)), data.Length - 6);
                 pending.Error = (NbdError)BinaryPrimitives.ReadUInt32BigEndian(data);
                 pending.Message = Encoding.UTF8.GetString(data, 6, messageLength);
@@ -500,7 +529,9 @@ public sealed class NbdClient : IAsyncDisposable
 
         public string Message { get; set; } = "";
 
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Completed on the reply reader: the awaiting command goes on there at once (usually to
+        // send its next request), rather than waiting for a thread-pool thread.
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.None);
 
         public void Finish(NbdError error, string message)
         {
