@@ -15,7 +15,7 @@ emulator=$repo/emulator/Controller.Emulator/bin/Release/net10.0/ssd-emulator.dll
 for tool in fio nbdcopy nbdkit python3; do
   command -v $tool > /dev/null || { echo "$tool is missing (packages: fio libnbd-bin nbdkit python3)" >&2; exit 2; }
 done
-rm -f "$work"/*.sock "$work"/*.json
+rm -f "$work"/*.sock "$work"/*.json "$work"/*-warmup.log
 head -c 268435456 /dev/urandom > "$work/random.bin"
 
 start() { # start NAME: serve or nbdkit on $work/NAME.sock, wait until it accepts
