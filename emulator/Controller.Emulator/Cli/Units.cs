@@ -9,21 +9,7 @@ internal static class Units
     public static string Bytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes} B ({Binary(bytes)})");
 
     /// <summary>"1.00 GiB", "16 KiB", "512 B".</summary>
-    public static string Binary(long bytes)
-    {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
-        double value = bytes;
-        int unit = 0;
-        while (value >= 1024 && unit < units.Length - 1)
-        {
-            value /= 1024;
-            unit++;
-        }
-
-        return unit == 0 || value == Math.Floor(value)
-            ? string.Create(CultureInfo.InvariantCulture, $"{value:0} {units[unit]}")
-            : string.Create(CultureInfo.InvariantCulture, $"{value:0.00} {units[unit]}");
-    }
+    public static string Binary(long bytes) => Firmware.Common.ByteUnits.Binary(bytes);
 
     /// <summary>"20.5 us", "3 ms".</summary>
     public static string Duration(long nanoseconds) => nanoseconds switch

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Controller.Firmware.Common;
 using Controller.Firmware.Host.Nbd;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
@@ -128,7 +129,7 @@ internal static class BasicCommands
 
         await console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"""
             export:        '{client.Export}'{(client.Description.Length > 0 ? $" ({client.Description})" : "")}
-            size:          {client.Size} bytes ({Format.Binary(client.Size)})
+            size:          {client.Size} bytes ({ByteUnits.Binary(client.Size)})
             block sizes:   minimum {client.BlockSizes.Minimum}, preferred {client.BlockSizes.Preferred}, maximum {client.BlockSizes.Maximum}
             features:      {string.Join(' ', features)}
             replies:       {(client.Structured ? "structured" : "simple")}; block status {(client.CanBlockStatus ? "base:allocation" : "not offered")}
@@ -452,28 +453,7 @@ internal static class BasicCommands
 
         string rate = bytes > 0 && seconds > 0 ? string.Create(CultureInfo.InvariantCulture, $", {bytes / seconds / (1 << 20):0.0} MiB/s") : "";
         await console.Out.WriteLineAsync(bytes > 0
-            ? string.Create(CultureInfo.InvariantCulture, $"{what} {bytes} bytes ({Format.Binary(bytes)}) at offset {offset} in {seconds:0.000} s{rate}")
+            ? string.Create(CultureInfo.InvariantCulture, $"{what} {bytes} bytes ({ByteUnits.Binary(bytes)}) at offset {offset} in {seconds:0.000} s{rate}")
             : string.Create(CultureInfo.InvariantCulture, $"{what} in {seconds * 1000:0.0} ms")).ConfigureAwait(false);
-    }
-}
-
-/// <summary>Human-readable numbers.</summary>
-internal static class Format
-{
-    /// <summary>"1.00 GiB", "16 KiB", "512 B".</summary>
-    public static string Binary(long bytes)
-    {
-        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
-        double value = bytes;
-        int unit = 0;
-        while (value >= 1024 && unit < units.Length - 1)
-        {
-            value /= 1024;
-            unit++;
-        }
-
-        return unit == 0 || value == Math.Floor(value)
-            ? string.Create(CultureInfo.InvariantCulture, $"{value:0} {units[unit]}")
-            : string.Create(CultureInfo.InvariantCulture, $"{value:0.00} {units[unit]}");
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Controller.Firmware.Common;
 using Controller.Host.Cli;
 using Controller.Management;
 
@@ -84,8 +85,8 @@ internal static class ControlCommands
     {
         var text = new System.Text.StringBuilder();
         var c = CultureInfo.InvariantCulture;
-        text.AppendLine(c, $"device:     {s.Device}, {s.CapacityBytes} bytes ({Format.Binary(s.CapacityBytes)}), up {s.UptimeSeconds:0.0} s, {s.PowerCuts} power cuts");
-        text.AppendLine(c, $"host:       {s.Host.Reads} reads ({Format.Binary(s.Host.BytesRead)}), {s.Host.Writes} writes ({Format.Binary(s.Host.BytesWritten)}), {s.Host.Trims} trims, {s.Host.WriteZeroes} write-zeroes ({Format.Binary(s.Host.BytesTrimmed)}), {s.Host.Flushes} flushes, {s.Host.Errors} errors");
+        text.AppendLine(c, $"device:     {s.Device}, {s.CapacityBytes} bytes ({ByteUnits.Binary(s.CapacityBytes)}), up {s.UptimeSeconds:0.0} s, {s.PowerCuts} power cuts");
+        text.AppendLine(c, $"host:       {s.Host.Reads} reads ({ByteUnits.Binary(s.Host.BytesRead)}), {s.Host.Writes} writes ({ByteUnits.Binary(s.Host.BytesWritten)}), {s.Host.Trims} trims, {s.Host.WriteZeroes} write-zeroes ({ByteUnits.Binary(s.Host.BytesTrimmed)}), {s.Host.Flushes} flushes, {s.Host.Errors} errors");
         text.AppendLine(c, $"cache:      {s.Cache.SectorsHeld} of {s.Cache.CapacitySectors} sectors held, {s.Cache.DirtySectors} dirty, {s.Cache.HoleSectors} holes, {s.Cache.PagesCached} large pages; {s.Cache.SectorHits} hits, {s.Cache.SectorMisses} misses, {s.Cache.Evictions} evictions");
         text.AppendLine(c, $"ftl:        {s.Ftl.MappedSectors} of {s.Ftl.LogicalSectors} sectors mapped, {s.Ftl.FreeBlocks} free blocks, {s.Ftl.BadBlocks} bad; erase counts {s.Ftl.EraseCountMin}..{s.Ftl.EraseCountMax} (mean {s.Ftl.EraseCountMean:0.00}); {s.Ftl.GcVictims} GC victims, {s.Ftl.SectorsRelocated} sectors relocated, {s.Ftl.Checkpoints} checkpoints");
         text.AppendLine(c, $"nand:       {s.Nand.PagesRead} pages read, {s.Nand.PagesProgrammed} programmed, {s.Nand.BlocksErased} blocks erased; {s.Nand.CorrectedReads} corrected, {s.Nand.UncorrectableReads} uncorrectable; {s.Nand.ProgramFailures} program and {s.Nand.EraseFailures} erase failures");

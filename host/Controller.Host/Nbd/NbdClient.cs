@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
@@ -24,7 +23,6 @@ public sealed class NbdClientException(string message) : Exception(message);
 /// </summary>
 public sealed class NbdClient : IAsyncDisposable
 {
-    private const int SmallWriteBytes = 64 << 10;
     private readonly Stream _stream;
 
     // Replies are read through a buffer of their own (requests are written to _stream directly):
@@ -350,30 +348,7 @@ public sealed class NbdClient : IAsyncDisposable
             BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(8), handle);
             BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(16), (ulong)offset);
             BinaryPrimitives.WriteUInt32BigEndian(_request.AsSpan(24), length);
-            if (payload.IsEmpty)
-            {
-                await _stream.WriteAsync(_request, cancellation).ConfigureAwait(false);
-            }
-            else if (payload.Length <= SmallWriteBytes)
-            {
-                // One send for a small write: the header and its data together.
-                byte[] joined = ArrayPool<byte>.Shared.Rent(_request.Length + payload.Length);
-                try
-                {
-                    _request.CopyTo(joined, 0);
-                    payload.CopyTo(joined.AsMemory(_request.Length));
-                    await _stream.WriteAsync(joined.AsMemory(0, _request.Length + payload.Length), cancellation).ConfigureAwait(false);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(joined);
-                }
-            }
-            else
-            {
-                await _stream.WriteAsync(_request, cancellation).ConfigureAwait(false);
-                await _stream.WriteAsync(payload, cancellation).ConfigureAwait(false);
-            }
+            await NbdWire.WriteMessageAsync(_stream, _request, payload, cancellation).ConfigureAwait(false);
         }
         catch
         {

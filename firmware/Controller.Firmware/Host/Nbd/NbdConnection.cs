@@ -58,7 +58,8 @@ public sealed class NbdConnection : IDisposable
     private readonly Stream _stream;
     private readonly IReadOnlyList<INbdExport> _exports;
     private readonly NbdServerOptions _options;
-    // Requests are read through this buffer; replies up to its size go out in one write.
+
+    // Requests are read through this buffer (replies are written by NbdWire).
     private const int InBufferBytes = 64 * 1024;
 
     private readonly byte[] _in = new byte[InBufferBytes];
@@ -579,31 +580,7 @@ public sealed class NbdConnection : IDisposable
         await _writeLock.WaitAsync(cancellation).ConfigureAwait(false);
         try
         {
-            if (payload.IsEmpty)
-            {
-                await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
-            }
-            else if (payload.Length <= InBufferBytes)
-            {
-                // One write, so a small reply is one send rather than two.
-                byte[] joined = ArrayPool<byte>.Shared.Rent(header.Length + payload.Length);
-                try
-                {
-                    header.CopyTo(joined, 0);
-                    payload.CopyTo(joined.AsMemory(header.Length));
-                    await _stream.WriteAsync(joined.AsMemory(0, header.Length + payload.Length), cancellation).ConfigureAwait(false);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(joined);
-                }
-            }
-            else
-            {
-                await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
-                await _stream.WriteAsync(payload, cancellation).ConfigureAwait(false);
-            }
-
+            await NbdWire.WriteMessageAsync(_stream, header, payload, cancellation).ConfigureAwait(false);
             await _stream.FlushAsync(cancellation).ConfigureAwait(false);
         }
         finally
