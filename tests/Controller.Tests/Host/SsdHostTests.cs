@@ -52,6 +52,50 @@ public sealed class SsdHostTests
         Assert.Equal(data, await File.ReadAllBytesAsync(temp.File("out.bin")));
     }
 
+    [Fact]
+    public async Task BenchRunsTheCountItIsGivenAndReportsLatencies()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, control: true);
+
+        var write = await HostRun.RunAsync("bench", server.Uri, "--rw", "write", "--bs", "64k", "--size", "1M", "--count", "32", "--iodepth", "4", "--json");
+        var mixed = await HostRun.RunAsync("bench", server.Uri, "--rw", "randrw", "--bs", "4k", "--size", "1M", "--count", "300", "--iodepth", "8");
+        var trim = await HostRun.RunAsync("bench", server.Uri, "--rw", "trim", "--bs", "64k", "--size", "512k", "--count", "8", "--json");
+        var stats = await HostRun.RunAsync("stats", "--control", server.Control, "--json");
+        var map = await HostRun.RunAsync("map", server.Uri, "0", "1M");
+
+        Assert.Equal(0, write.ExitCode);
+        Assert.Contains("\"ops\":32,\"bytes\":2097152", write.Output, StringComparison.Ordinal);
+        Assert.Contains("\"p99\":", write.Output, StringComparison.Ordinal);
+        Assert.Contains("\"histogram\":[{", write.Output, StringComparison.Ordinal);
+        Assert.Equal(0, mixed.ExitCode);
+        Assert.Contains("300 ops in", mixed.Output, StringComparison.Ordinal);
+        Assert.Contains("latency us: min", mixed.Output, StringComparison.Ordinal);
+        Assert.Equal(0, trim.ExitCode);
+        using (var json = System.Text.Json.JsonDocument.Parse(stats.Output))
+        {
+            System.Text.Json.JsonElement host = json.RootElement.GetProperty("host");
+            Assert.Equal(332, host.GetProperty("reads").GetInt64() + host.GetProperty("writes").GetInt64());
+        }
+
+        Assert.Contains("\"trims\":8", stats.Output, StringComparison.Ordinal);
+        Assert.Equal(["         0      524288    3  hole,zero", "    524288      524288    0  data"], map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task StatsWatchPrintsATelemetryLinePerIntervalUntilStopped()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, control: true, extra: ["--telemetry-interval", "0.2"]);
+
+        var (exitCode, output, _) = await HostRun.RunAsync(TimeSpan.FromSeconds(2), "stats", "--control", server.Control, "--watch");
+
+        Assert.Equal(0, exitCode);
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("time ", lines[0], StringComparison.Ordinal);
+        Assert.InRange(lines.Length - 1, 3, 20);
+    }
+
     [Theory]
     [InlineData("info|nbd://127.0.0.1:1/ssd", "ssdhost info: no NBD server at nbd://127.0.0.1:1/ssd")]
     [InlineData("info|http://x", "ssdhost info: 'http://x' is not an NBD URI")]
