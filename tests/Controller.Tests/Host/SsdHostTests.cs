@@ -151,6 +151,32 @@ public sealed class SsdHostTests
     }
 
     [Fact]
+    public async Task APowerCutInTheMiddleOfVerifyLeavesNoViolation()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
+        string ledger = temp.File("run.ledger");
+
+        Task<(int ExitCode, string Output, string Error)> running = HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--duration", "20s");
+        while (!File.Exists(ledger) || new FileInfo(ledger).Length < 20_000)
+        {
+            Assert.False(running.IsCompleted, "verify ended before the cut");
+            await Task.Delay(50);
+        }
+
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
+        var run = await running;
+        var check = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--check");
+
+        Assert.Equal(0, cut.ExitCode);
+        Assert.Contains("1 NBD connections ended", cut.Output, StringComparison.Ordinal);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("the connection ended", run.Error, StringComparison.Ordinal);
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains(" 0 violate the invariant", check.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task VerifyThenSigkillAndRestartFromTheImageThenCheckFindsNoViolation()
     {
         using var temp = new TempDirectory();
