@@ -350,6 +350,11 @@ public sealed class NbdClient : IAsyncDisposable
             BinaryPrimitives.WriteUInt32BigEndian(_request.AsSpan(24), length);
             await NbdWire.WriteMessageAsync(_stream, _request, payload, cancellation).ConfigureAwait(false);
         }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            _pending.TryRemove(handle, out _);
+            throw new NbdClientException($"the connection ended while sending {command}: {e.Message}");
+        }
         catch
         {
             _pending.TryRemove(handle, out _);
