@@ -20,14 +20,15 @@ for pass in 1 2 3; do fio --name=warmup --ioengine=nbd --uri="$uri" --rw=write -
 
 sleep 5  # let background garbage collection after the warm-up finish
 
-# Each job runs fio, ssdhost, fio, ssdhost (5 s each): the server's state drifts (background GC,
-# the cache), so the two tools take turns and each figure is the mean of its two runs.
+# Each job runs fio, ssdhost three times in turn (5 s each): the server's state drifts (background
+# GC, the cache) and this machine is noisy (fio alone swings 20% between runs), so the two tools
+# take turns and each figure is the median of the tool's three runs.
 jobs=("read 1M 1" "write 1M 1" "randread 4k 16" "randwrite 4k 16" "randread 4k 1" "randwrite 4k 1")
 echo "| job | fio | ssdhost bench | ratio |"
 echo "|---|---|---|---|"
 for job in "${jobs[@]}"; do
   set -- $job
-  for turn in 1 2; do
+  for turn in 1 2 3; do
     fio --name=job --ioengine=nbd --uri="$uri" --rw=$1 --bs=$2 --iodepth=$3 --size=512M --runtime=5 --time_based --output-format=json | sed -n '/^{/,$p' > "$work/fio$turn.json"
     dotnet "$host" bench "$uri" --rw $1 --bs $2 --iodepth $3 --size 512M --duration 5s --json 2> "$work/ssdhost.err" > "$work/ssdhost$turn.json"
   done
@@ -35,12 +36,13 @@ for job in "${jobs[@]}"; do
 import json, sys
 w, name = sys.argv[1], sys.argv[2]
 side = "read" if "read" in name.split()[0] else "write"
-fio = [json.load(open(f"{w}/fio{t}.json"))["jobs"][0][side] for t in (1, 2)]
-ours = [json.load(open(f"{w}/ssdhost{t}.json")) for t in (1, 2)]
-fio_iops = sum(f["iops"] for f in fio) / 2
-fio_p50 = sum(f["clat_ns"]["percentile"]["50.000000"] for f in fio) / 2000
-our_iops = sum(s["iops"] for s in ours) / 2
-our_p50 = sum(s["latencyMicroseconds"]["p50"] for s in ours) / 2
+fio = [json.load(open(f"{w}/fio{t}.json"))["jobs"][0][side] for t in (1, 2, 3)]
+ours = [json.load(open(f"{w}/ssdhost{t}.json")) for t in (1, 2, 3)]
+median = lambda xs: sorted(xs)[1]
+fio_iops = median([f["iops"] for f in fio])
+fio_p50 = median([f["clat_ns"]["percentile"]["50.000000"] / 1000 for f in fio])
+our_iops = median([s["iops"] for s in ours])
+our_p50 = median([s["latencyMicroseconds"]["p50"] for s in ours])
 print(f"| {name} | {fio_iops:.0f} IOPS (p50 {fio_p50:.0f} us) | {our_iops:.0f} IOPS (p50 {our_p50:.0f} us) | {our_iops/fio_iops:.2f} |")
 PY
 done
