@@ -33,6 +33,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private long _nextId;
     private int _generation;
     private bool _disposed;
+    private bool _shutDown;
 
     private LoopExport(ResolvedConfig config, VirtualClock clock, EmulatedNand nand, string name, string description, Func<CacheOptions, CacheOptions>? cacheOptions)
     {
@@ -159,6 +160,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         OnLoopAsync(() =>
         {
             _loop.Shutdown();
+            _shutDown = true;
             return true;
         }).GetAwaiter().GetResult();
         Dispose();
@@ -253,6 +255,14 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
             if (_work.TryTake(out Action? action, IdleBeforeBackgroundMilliseconds))
             {
                 action.Invoke();
+                continue;
+            }
+
+            // After the clean shutdown's checkpoint nothing more is written: no background work.
+            if (_shutDown)
+            {
+                _work.TryTake(out action, Timeout.Infinite);
+                action?.Invoke();
                 continue;
             }
 
