@@ -66,13 +66,22 @@ public static class FirmwareConfig
     /// <summary>The JEDEC ID the chip answers to its read-ID command.</summary>
     public static readonly HexBytesKey ChipJedecId = new("chip.jedecId", "JEDEC ID bytes the chip answers to READ ID (9Fh), e.g. \"EF AA 21\"", 8);
 
+    /// <summary>How the chip answers READ ID (9Fh): after no extra byte, an address byte (00h), or a dummy byte.</summary>
+    public static readonly TextKey ChipIdMethod = new("chip.idMethod", "what follows READ ID (9Fh) before the ID bytes: opcode (nothing), address (a 00h address byte) or dummy (a dummy byte)", "dummy", "opcode", "address", "dummy");
+
+    /// <summary>Whether the chip has the buffer-read bit (Winbond's BUF, configuration register bit 3) to set.</summary>
+    public static readonly BooleanKey ChipBufferReadBit = new("chip.bufferReadBit", "the chip has a buffer-read mode bit (configuration register B0h bit 3, Winbond BUF) that the driver sets", false);
+
+    /// <summary>How the status register's ECC field reads.</summary>
+    public static readonly TextKey ChipEccStatus = new("chip.eccStatus", "the ECC field of the status register (C0h): \"HI:LO\" bits, then VALUE=BITS for corrected reads (0 for none) and VALUE=x for uncorrectable ones; values not listed are uncorrectable", "5:4 0=0 1=1 2=x 3=x");
+
     /// <summary>The firmware's schema: every key above and the rules relating them.</summary>
     public static ConfigSchema Schema { get; } = new(
         [
             Description, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes, SpareBytes,
             EnduranceCycles, EccCodewordBytes, EccCorrectableBits,
             TimingMode, ReadMicroseconds, ProgramMicroseconds, EraseMicroseconds, ChannelMegabytesPerSecond,
-            ChipName, ChipJedecId,
+            ChipName, ChipJedecId, ChipIdMethod, ChipBufferReadBit, ChipEccStatus,
             .. Ftl.FtlConfig.Keys,
             .. Cache.CacheConfig.Keys,
         ],
@@ -96,6 +105,7 @@ public static class FirmwareConfig
             new(Ftl.FtlConfig.SpareFactor, c => Ftl.FtlLayout.Problem(Geometry(c)) is null
                 ? Ftl.FtlCapacity.Count(new Ftl.FtlLayout(Geometry(c)), Geometry(c).Blocks, c.Get(Ftl.FtlConfig.SpareFactor)).Problem(new Ftl.FtlLayout(Geometry(c)), Ftl.FtlConfig.HoldUpReserveBlocks(c))
                 : null, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes, Cache.CacheConfig.Plp, Cache.CacheConfig.Bytes),
+            new(ChipEccStatus, c => Flash.SpiNandEccStatus.Problem(c.Get(ChipEccStatus))),
             .. Cache.CacheConfig.Rules,
         ]);
 
