@@ -62,6 +62,10 @@ public sealed class SpiNandDriverTests
     [InlineData("gd5f1gq4uexxg.json", 0x10, NandStatus.Corrected, 7)]
     [InlineData("gd5f1gq4uexxg.json", 0x30, NandStatus.Corrected, 8)]
     [InlineData("gd5f1gq4uexxg.json", 0x20, NandStatus.Uncorrectable, 0)]
+    [InlineData("mt29f1g01abafd.json", 0x10, NandStatus.Corrected, 3)]
+    [InlineData("mt29f1g01abafd.json", 0x50, NandStatus.Corrected, 8)]
+    [InlineData("mt29f1g01abafd.json", 0x20, NandStatus.Uncorrectable, 0)]
+    [InlineData("mt29f1g01abafd.json", 0x70, NandStatus.Uncorrectable, 0)]
     public void TheEccStatusIsReadFromTheLastPollAsTheChipDescribes(string chip, byte status, NandStatus expected, int bits)
     {
         (SpiNandDevice driver, RecordingSpi spi, _) = Open(chip);
@@ -70,6 +74,18 @@ public sealed class SpiNandDriverTests
         NandCompletion read = driver.ReadPage(new PageAddress(0, 0), new byte[2048], []);
 
         Assert.Equal((expected, bits), (read.Status, read.CorrectedBits));
+    }
+
+    [Theory]
+    [InlineData("5:4 1=1", "must say 0=0")]
+    [InlineData("9:4 0=0", "does not start with the field's bits as HI:LO (0 to 7)")]
+    [InlineData("5:4 0=0 7=1", "'7=1' in '5:4 0=0 7=1' is not VALUE=BITS or VALUE=x with a value the 2-bit field holds")]
+    public void ABadEccStatusTableIsRefusedByName(string table, string expected)
+    {
+        ConfigException e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(FirmwareConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), [$"chip.eccStatus={table}"]));
+
+        Assert.Contains("chip.eccStatus", e.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
