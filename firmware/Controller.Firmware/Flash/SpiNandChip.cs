@@ -88,6 +88,21 @@ public sealed class SpiNandEccStatus
         }
     }
 
+    /// <summary>
+    /// The status byte's ECC field for no errors (0), a corrected read (1: the value with the most
+    /// bits) or an uncorrectable one (2: the first value not listed as corrected): for an emulated chip.
+    /// </summary>
+    public byte Encode(int outcome)
+    {
+        int value = outcome switch
+        {
+            0 => 0,
+            1 => _corrected.Where(p => p.Value > 0).OrderByDescending(p => p.Value).Select(p => p.Key).DefaultIfEmpty(0).First(),
+            _ => Enumerable.Range(0, _mask + 1).First(v => !_corrected.ContainsKey(v)),
+        };
+        return (byte)(value << _shift);
+    }
+
     /// <summary>What a read whose final status byte was <paramref name="status"/> returned.</summary>
     public (NandStatus Status, int CorrectedBits) Decode(byte status)
     {

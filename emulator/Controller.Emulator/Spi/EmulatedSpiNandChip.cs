@@ -1,0 +1,241 @@
+using System.Buffers.Binary;
+using System.Device.Spi;
+using Controller.Emulator.Nand;
+using Controller.Firmware.Flash;
+using Controller.Firmware.Loop;
+
+namespace Controller.Emulator.Spi;
+
+/// <summary>
+/// An emulated SPI NAND chip: a <see cref="SpiDevice"/> that speaks the chip's byte protocol
+/// (docs/SPI-NAND.md) over the emulated NAND array, which keeps the datasheet timing on the virtual
+/// clock, ECC with injected bit errors, wear and power cuts. It has the registers of a real part:
+/// protection (A0h, every block locked at power-up), configuration (B0h: ECC enable, BUF) and status
+/// (C0h: BUSY until the operation's completion instant, WEL, E-FAIL, P-FAIL, the ECC field encoded
+/// with the chip's own table); a cache buffer of one page and spare, which PROGRAM LOAD (02h) resets
+/// to FFh and PROGRAM LOAD RANDOM DATA (84h) does not. Commands it does not know are ignored, as a
+/// real chip ignores them. One call is one chip-select window.
+/// </summary>
+public sealed class EmulatedSpiNandChip : SpiDevice
+{
+    private readonly EmulatedNand _array;
+    private readonly SpiNandChip _chip;
+    private readonly IClock _clock;
+    private readonly byte[] _cache;
+    private readonly byte[] _eccEncoding;
+    private byte _protection = 0x7C; // every block locked at power-up
+    private byte _configuration = SpiNandDevice.EccEnable;
+    private byte _status;
+    private long _busyUntil;
+
+    /// <summary>The chip <paramref name="chip"/> describes, over <paramref name="array"/>, timed by <paramref name="clock"/>.</summary>
+    public EmulatedSpiNandChip(EmulatedNand array, SpiNandChip chip, IClock clock)
+    {
+        _array = array ?? throw new ArgumentNullException(nameof(array));
+        _chip = chip ?? throw new ArgumentNullException(nameof(chip));
+        _clock = clock ?? throw new ArgumentNullException(nameof(clock));
+        _cache = new byte[chip.Geometry.PageBytes + chip.Geometry.SpareBytes];
+        Array.Fill(_cache, (byte)0xFF);
+        _eccEncoding = [.. Enumerable.Range(0, 3).Select(chip.EccStatus.Encode)];
+    }
+
+    /// <inheritdoc />
+    public override SpiConnectionSettings ConnectionSettings { get; } = new(0, 0) { ClockFrequency = 104_000_000 };
+
+    /// <summary>Power comes back after a cut: registers at their power-up values, every block locked.</summary>
+    public void PowerOn()
+    {
+        _protection = 0x7C;
+        _configuration = SpiNandDevice.EccEnable;
+        _status = 0;
+        _busyUntil = 0;
+        Array.Fill(_cache, (byte)0xFF);
+    }
+
+    /// <inheritdoc />
+    public override void TransferFullDuplex(ReadOnlySpan<byte> writeBuffer, Span<byte> readBuffer)
+    {
+        readBuffer.Clear();
+        Execute(writeBuffer, readBuffer);
+    }
+
+    /// <inheritdoc />
+    public override void Write(ReadOnlySpan<byte> buffer) => Execute(buffer, []);
+
+    /// <inheritdoc />
+    public override void WriteByte(byte value) => Execute([value], []);
+
+    /// <inheritdoc />
+    public override void Read(Span<byte> buffer) => buffer.Clear();
+
+    /// <inheritdoc />
+    public override byte ReadByte() => 0;
+
+    private bool IsBusy => _clock.NowNanoseconds < _busyUntil;
+
+    private void Execute(ReadOnlySpan<byte> frame, Span<byte> read)
+    {
+        if (frame.IsEmpty)
+        {
+            return;
+        }
+
+        byte opcode = frame[0];
+
+        // While BUSY only GET FEATURE (and RESET) are answered, as a real part does.
+        if (IsBusy && opcode is not (SpiNandDevice.GetFeature or SpiNandDevice.Reset))
+        {
+            return;
+        }
+
+        switch (opcode)
+        {
+            case SpiNandDevice.Reset:
+                _status &= unchecked((byte)~0x02);
+                _busyUntil = Math.Max(_busyUntil, _clock.NowNanoseconds + 5_000);
+                break;
+            case SpiNandDevice.ReadId:
+                int prefix = _chip.IdMethod == SpiNandIdMethod.Opcode ? 1 : 2;
+                for (int i = prefix; i < read.Length; i++)
+                {
+                    int at = i - prefix;
+                    read[i] = at < _chip.JedecId.Length ? _chip.JedecId[at] : (byte)0;
+                }
+
+                break;
+            case SpiNandDevice.GetFeature when frame.Length >= 3 && read.Length >= 3:
+                read[2] = frame[1] switch
+                {
+                    SpiNandDevice.ProtectionRegister => _protection,
+                    SpiNandDevice.ConfigurationRegister => _configuration,
+                    SpiNandDevice.StatusRegister => (byte)(_status | (IsBusy ? SpiNandDevice.Busy : 0)),
+                    _ => 0,
+                };
+                break;
+            case SpiNandDevice.SetFeature when frame.Length >= 3:
+                if (frame[1] == SpiNandDevice.ProtectionRegister)
+                {
+                    _protection = frame[2];
+                }
+                else if (frame[1] == SpiNandDevice.ConfigurationRegister)
+                {
+                    _configuration = frame[2];
+                }
+
+                break;
+            case SpiNandDevice.WriteEnable:
+                _status |= 0x02;
+                break;
+            case 0x04: // WRITE DISABLE
+                _status &= unchecked((byte)~0x02);
+                break;
+            case SpiNandDevice.PageRead when frame.Length >= 4:
+                PageRead(Row(frame));
+                break;
+            case SpiNandDevice.ReadFromCache or 0x0B when frame.Length >= 4:
+                int column = BinaryPrimitives.ReadUInt16BigEndian(frame[1..]) & 0x0FFF;
+                for (int i = 4; i < read.Length; i++)
+                {
+                    int at = column + i - 4;
+                    read[i] = at < _cache.Length ? _cache[at] : (byte)0xFF;
+                }
+
+                break;
+            case SpiNandDevice.ProgramLoad or 0x84 when frame.Length >= 3:
+                if (opcode == SpiNandDevice.ProgramLoad)
+                {
+                    Array.Fill(_cache, (byte)0xFF);
+                }
+
+                int start = BinaryPrimitives.ReadUInt16BigEndian(frame[1..]) & 0x0FFF;
+                ReadOnlySpan<byte> data = frame[3..];
+                data[..Math.Min(data.Length, Math.Max(0, _cache.Length - start))].CopyTo(_cache.AsSpan(start));
+                break;
+            case SpiNandDevice.ProgramExecute when frame.Length >= 4:
+                ProgramExecute(Row(frame));
+                break;
+            case SpiNandDevice.BlockErase when frame.Length >= 4:
+                Erase(Row(frame));
+                break;
+            default:
+                break; // unknown commands are ignored
+        }
+    }
+
+    private static int Row(ReadOnlySpan<byte> frame) => (frame[1] << 16) | (frame[2] << 8) | frame[3];
+
+    private PageAddress Address(int row) => new(row / _chip.Geometry.PagesPerBlock, row % _chip.Geometry.PagesPerBlock);
+
+    private bool InRange(int row) => row / _chip.Geometry.PagesPerBlock < _chip.Geometry.Blocks;
+
+    private void PageRead(int row)
+    {
+        _status &= 0x0F; // the ECC field describes this read
+        if (!InRange(row))
+        {
+            return;
+        }
+
+        int pageBytes = _chip.Geometry.PageBytes;
+        NandCompletion read = _array.ReadPage(Address(row), _cache.AsSpan(0, pageBytes), _cache.AsSpan(pageBytes));
+        _busyUntil = read.CompletesAtNanoseconds;
+        if ((_configuration & SpiNandDevice.EccEnable) != 0)
+        {
+            _status |= read.Status switch
+            {
+                NandStatus.Uncorrectable => _eccEncoding[2],
+                NandStatus.Corrected => _eccEncoding[1],
+                _ => _eccEncoding[0],
+            };
+        }
+    }
+
+    private void ProgramExecute(int row)
+    {
+        _status &= unchecked((byte)~SpiNandDevice.ProgramFailed);
+        bool enabled = (_status & 0x02) != 0;
+        _status &= unchecked((byte)~0x02);
+        if (!enabled || !InRange(row))
+        {
+            return;
+        }
+
+        if (_protection != 0)
+        {
+            _status |= SpiNandDevice.ProgramFailed; // a locked block is not programmed
+            return;
+        }
+
+        int pageBytes = _chip.Geometry.PageBytes;
+        NandCompletion program = _array.ProgramPage(Address(row), _cache.AsSpan(0, pageBytes), _cache.AsSpan(pageBytes));
+        _busyUntil = program.CompletesAtNanoseconds;
+        if (!program.Succeeded)
+        {
+            _status |= SpiNandDevice.ProgramFailed;
+        }
+    }
+
+    private void Erase(int row)
+    {
+        _status &= unchecked((byte)~SpiNandDevice.EraseFailed);
+        bool enabled = (_status & 0x02) != 0;
+        _status &= unchecked((byte)~0x02);
+        if (!enabled || !InRange(row))
+        {
+            return;
+        }
+
+        if (_protection != 0)
+        {
+            _status |= SpiNandDevice.EraseFailed;
+            return;
+        }
+
+        NandCompletion erase = _array.EraseBlock(row / _chip.Geometry.PagesPerBlock);
+        _busyUntil = erase.CompletesAtNanoseconds;
+        if (!erase.Succeeded)
+        {
+            _status |= SpiNandDevice.EraseFailed;
+        }
+    }
+}

@@ -1,0 +1,106 @@
+using Controller.Emulator.Nand;
+using Controller.Emulator.Spi;
+using Controller.Emulator.Time;
+using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+using Controller.Tests.Support;
+
+namespace Controller.Tests.Flash;
+
+/// <summary>The SPI NAND driver against the emulated chip: the whole byte protocol, end to end.</summary>
+public sealed class EmulatedSpiNandTests
+{
+    [Fact]
+    public void APageProgrammedThroughTheDriverReadsBackWhole()
+    {
+        (SpiNandDevice driver, _, _, VirtualClock clock) = Open();
+        driver.Initialize();
+        (byte[] data, byte[] spare) = Page(11);
+
+        NandCompletion erase = driver.EraseBlock(3);
+        NandCompletion program = driver.ProgramPage(new PageAddress(3, 0), data, spare);
+        byte[] readData = new byte[2048], readSpare = new byte[64];
+        NandCompletion read = driver.ReadPage(new PageAddress(3, 0), readData, readSpare);
+
+        Assert.Equal((NandStatus.Ok, NandStatus.Ok, NandStatus.Ok), (erase.Status, program.Status, read.Status));
+        Assert.Equal(data, readData);
+        Assert.Equal(spare, readSpare);
+        Assert.True(clock.NowNanoseconds >= 250_000 + 2_000_000, "BUSY held for the datasheet's program and erase times on the virtual clock");
+    }
+
+    [Fact]
+    public void EveryBlockIsLockedAtPowerUpUntilTheDriverUnlocksIt()
+    {
+        (SpiNandDevice driver, EmulatedSpiNandChip chip, _, _) = Open();
+        (byte[] data, byte[] spare) = Page(12);
+
+        NandCompletion locked = driver.ProgramPage(new PageAddress(4, 0), data, spare);
+        driver.Initialize();
+        NandCompletion unlocked = driver.ProgramPage(new PageAddress(4, 0), data, spare);
+        chip.PowerOn();
+        NandCompletion lockedAgain = driver.ProgramPage(new PageAddress(4, 1), data, spare);
+
+        Assert.Equal((NandStatus.ProgramFailed, NandStatus.Ok, NandStatus.ProgramFailed), (locked.Status, unlocked.Status, lockedAgain.Status));
+    }
+
+    [Fact]
+    public void ProgramAndEraseFailuresOfTheArrayAreReportedAsPFailAndEFail()
+    {
+        (SpiNandDevice driver, _, EmulatedNand array, _) = Open();
+        driver.Initialize();
+        (byte[] data, byte[] spare) = Page(13);
+
+        array.FailNext(programs: 1, erases: 0);
+        NandCompletion program = driver.ProgramPage(new PageAddress(5, 0), data, spare);
+        array.FailNext(programs: 0, erases: 1);
+        NandCompletion erase = driver.EraseBlock(6);
+
+        Assert.Equal(NandStatus.ProgramFailed, program.Status);
+        Assert.Equal(NandStatus.EraseFailed, erase.Status);
+    }
+
+    [Fact]
+    public void BitErrorsBeyondTheEccAreAnUncorrectableRead()
+    {
+        (SpiNandDevice driver, _, EmulatedNand array, _) = Open();
+        driver.Initialize();
+        (byte[] data, byte[] spare) = Page(14);
+        driver.ProgramPage(new PageAddress(7, 0), data, spare);
+
+        NandCompletion clean = driver.ReadPage(new PageAddress(7, 0), new byte[2048], new byte[64]);
+        array.SetFaultRates(rawBitErrorRate: 0.01, programFailProbability: 0, eraseFailProbability: 0);
+        NandCompletion noisy = driver.ReadPage(new PageAddress(7, 0), new byte[2048], new byte[64]);
+
+        Assert.Equal(NandStatus.Ok, clean.Status);
+        Assert.Equal(NandStatus.Uncorrectable, noisy.Status);
+    }
+
+    [Fact]
+    public void FactoryBadBlocksAreFoundByTheirMarkerAndUnknownCommandsAreIgnored()
+    {
+        (SpiNandDevice driver, EmulatedSpiNandChip chip, _, _) = Open(["faults.factoryBadBlockFraction=0.05"]);
+        driver.Initialize();
+        chip.Write([0xAB, 0x12, 0x34]); // not a command of this chip
+
+        int[] bad = [.. Enumerable.Range(0, 1024).Where(driver.IsFactoryBad)];
+
+        Assert.DoesNotContain(0, bad);
+        Assert.InRange(bad.Length, 20, 110);
+        (byte[] data, byte[] spare) = Page(15);
+        Assert.Equal(NandStatus.Ok, driver.ProgramPage(new PageAddress(bad[0] == 1 ? 2 : 1, 0), data, spare).Status);
+        Assert.Equal(NandStatus.ProgramFailed, driver.ProgramPage(new PageAddress(bad[0], 1), data, spare).Status);
+    }
+
+    private static (byte[] Data, byte[] Spare) Page(int seed) =>
+        ([.. Enumerable.Range(0, 2048).Select(i => (byte)((i * 31) + seed))], [.. Enumerable.Range(0, 64).Select(i => (byte)((i * 17) + seed))]);
+
+    private static (SpiNandDevice Driver, EmulatedSpiNandChip Chip, EmulatedNand Array, VirtualClock Clock) Open(string[]? overrides = null)
+    {
+        ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), overrides ?? []);
+        var clock = new VirtualClock();
+        EmulatedNand array = EmulatedNand.InMemory(config, clock);
+        SpiNandChip description = SpiNandChip.FromConfig(config);
+        var chip = new EmulatedSpiNandChip(array, description, clock);
+        return (new SpiNandDevice(chip, description, clock), chip, array, clock);
+    }
+}
