@@ -91,6 +91,41 @@ public sealed class EmulatedSpiNandTests
         Assert.Equal(NandStatus.ProgramFailed, driver.ProgramPage(new PageAddress(bad[0], 1), data, spare).Status);
     }
 
+    [Fact]
+    public void TheFtlRunsOverTheSpiPathAndKeepsFlushedSectorsAcrossAPowerCut()
+    {
+        (SpiNandDevice driver, EmulatedSpiNandChip chip, EmulatedNand array, VirtualClock clock) = Open(["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]);
+        ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), ["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]);
+        driver.Initialize();
+        var ftl = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Firmware.Loop.Prng(1), Controller.Firmware.Ftl.FtlConfig.Options(config));
+        byte[] sector = new byte[4096];
+        for (int i = 0; i < 300; i++)
+        {
+            sector.AsSpan().Fill((byte)(i + 1));
+            ftl.Write(i, sector);
+        }
+
+        ftl.Flush();
+        for (int i = 300; i < 340; i++)
+        {
+            sector.AsSpan().Fill(0xEE);
+            ftl.Write(i, sector);
+        }
+
+        array.PowerCut();
+        array.PowerOn();
+        chip.PowerOn();
+        driver.Initialize();
+        var recovered = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Firmware.Loop.Prng(2), Controller.Firmware.Ftl.FtlConfig.Options(config));
+
+        Assert.False(recovered.LastMount.Formatted);
+        for (int i = 0; i < 300; i++)
+        {
+            Assert.True(recovered.Read(i, sector).Ok);
+            Assert.True(sector.AsSpan().IndexOfAnyExcept((byte)(i + 1)) < 0, $"sector {i} lost its flushed data");
+        }
+    }
+
     private static (byte[] Data, byte[] Spare) Page(int seed) =>
         ([.. Enumerable.Range(0, 2048).Select(i => (byte)((i * 31) + seed))], [.. Enumerable.Range(0, 64).Select(i => (byte)((i * 17) + seed))]);
 
