@@ -30,10 +30,16 @@ public static class EmulatorConfig
     /// <summary>Weak blocks, nandsim style.</summary>
     public static readonly TextKey WeakBlocks = new("faults.weakBlocks", "blocks whose erases fail from a given erase count on, as block:erases,... (nandsim's weakblocks)", string.Empty);
 
+    /// <summary>Whether the firmware reaches the emulated array through the SPI NAND driver and an emulated SPI chip.</summary>
+    public static readonly BooleanKey SpiPath = new("emulator.spi", "drive the emulated NAND through the SPI NAND driver and an emulated SPI chip that the chip.* keys describe (a one-die array)", false);
+
     /// <summary>The emulator's schema: the firmware's keys and the fault keys.</summary>
     public static ConfigSchema Schema { get; } = FirmwareConfig.Schema.Extend(
-        [FaultSeed, FactoryBadBlockFraction, RawBitErrorRate, WearBitErrorGrowth, ProgramFailProbability, EraseFailProbability, WeakBlocks],
+        [FaultSeed, FactoryBadBlockFraction, RawBitErrorRate, WearBitErrorGrowth, ProgramFailProbability, EraseFailProbability, WeakBlocks, SpiPath],
         [
+            new(SpiPath, c => !c.Get(SpiPath) || (c.Get(FirmwareConfig.ChipName).Length > 0 && c.Get(FirmwareConfig.Channels) == 1 && c.Get(FirmwareConfig.DiesPerChannel) == 1)
+                ? null
+                : "the SPI path needs a chip description (chip.name, chip.jedecId) and a one-die array (nand.channels 1, nand.diesPerChannel 1)", FirmwareConfig.ChipName, FirmwareConfig.Channels, FirmwareConfig.DiesPerChannel),
             new(WeakBlocks, c => NandFaultOptions.ParseWeakBlocks(c.Get(WeakBlocks), out string reason) is null ? reason : null),
             new(WeakBlocks, c =>
             {

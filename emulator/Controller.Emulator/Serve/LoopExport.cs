@@ -4,6 +4,7 @@ using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Host;
 using Controller.Firmware.Host.Nbd;
@@ -25,6 +26,8 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private readonly ResolvedConfig _config;
     private readonly VirtualClock _clock;
     private readonly EmulatedNand _nand;
+    private readonly Spi.EmulatedSpiNandChip? _spiChip;
+    private readonly SpiNandDevice? _spiDriver;
     private readonly bool _realtime;
     private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
     private readonly Thread _thread;
@@ -42,6 +45,15 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         _clock = clock;
         _nand = nand;
         _realtime = config.Get(FirmwareConfig.TimingMode) == "realtime";
+        if (config.Get(EmulatorConfig.SpiPath))
+        {
+            // The firmware reaches the array through the SPI NAND driver and the emulated chip.
+            SpiNandChip chip = SpiNandChip.FromConfig(config);
+            _spiChip = new Spi.EmulatedSpiNandChip(nand, chip, clock);
+            _spiDriver = new SpiNandDevice(_spiChip, chip, clock);
+            _spiDriver.Initialize();
+        }
+
         (_ftl, _loop) = MountFirmware();
         Name = name;
         Description = description;
@@ -183,7 +195,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     /// <summary>Mounts (formats or recovers) the FTL on the NAND and builds the cache and loop over it.</summary>
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_spiDriver ?? (INandDevice)_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
         var cache = new LargePageCache(new FtlSectorStore(ftl), _cacheOptions(CacheConfig.Options(_config)), _clock);
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
         return (ftl, new ControllerLoop(cache, ftl, _clock, queueDepth: 1, plp));

@@ -126,6 +126,15 @@ public sealed class EmulatedSpiNandTests
         }
     }
 
+    [Fact]
+    public void TheSpiPathNeedsAChipDescriptionAndOneDie()
+    {
+        ConfigException e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "emulated", "tiny.json"), ["emulator.spi=true"]));
+
+        Assert.Contains("emulator.spi", e.Message, StringComparison.Ordinal);
+        Assert.Contains("needs a chip description (chip.name, chip.jedecId) and a one-die array", e.Message, StringComparison.Ordinal);
+    }
+
     private static (byte[] Data, byte[] Spare) Page(int seed) =>
         ([.. Enumerable.Range(0, 2048).Select(i => (byte)((i * 31) + seed))], [.. Enumerable.Range(0, 64).Select(i => (byte)((i * 17) + seed))]);
 

@@ -151,6 +151,25 @@ public sealed class SsdHostTests
     }
 
     [Fact]
+    public async Task OverTheSpiPathVerifyThenAPowerCutThenCheckFindsNoViolation()
+    {
+        // serve on the emulated W25N01GV through the SPI NAND driver and the emulated chip.
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, config: "w25n01gv-spi", control: true);
+        string ledger = temp.File("spi.ledger");
+
+        var run = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "1500", "--size", "16M");
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
+        var check = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--check");
+
+        Assert.Contains("w25n01gv-spi", server.Banner, StringComparison.Ordinal);
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(0, cut.ExitCode);
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains(" 0 violate the invariant", check.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task APowerCutInTheMiddleOfVerifyLeavesNoViolation()
     {
         using var temp = new TempDirectory();
