@@ -190,19 +190,33 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         }
     }
 
-    private void ProgramExecute(int row)
+    /// <summary>
+    /// The checks a program or erase passes first: it clears its fail bit and the write-enable
+    /// latch; without the latch or outside the array it does nothing; on a locked block it fails.
+    /// </summary>
+    private bool MayWrite(int row, byte failBit)
     {
-        _status &= unchecked((byte)~SpiNandDevice.ProgramFailed);
+        _status &= (byte)~failBit;
         bool enabled = (_status & 0x02) != 0;
         _status &= unchecked((byte)~0x02);
         if (!enabled || !InRange(row))
         {
-            return;
+            return false;
         }
 
         if (_protection != 0)
         {
-            _status |= SpiNandDevice.ProgramFailed; // a locked block is not programmed
+            _status |= failBit; // a locked block is not written
+            return false;
+        }
+
+        return true;
+    }
+
+    private void ProgramExecute(int row)
+    {
+        if (!MayWrite(row, SpiNandDevice.ProgramFailed))
+        {
             return;
         }
 
@@ -217,17 +231,8 @@ public sealed class EmulatedSpiNandChip : SpiDevice
 
     private void Erase(int row)
     {
-        _status &= unchecked((byte)~SpiNandDevice.EraseFailed);
-        bool enabled = (_status & 0x02) != 0;
-        _status &= unchecked((byte)~0x02);
-        if (!enabled || !InRange(row))
+        if (!MayWrite(row, SpiNandDevice.EraseFailed))
         {
-            return;
-        }
-
-        if (_protection != 0)
-        {
-            _status |= SpiNandDevice.EraseFailed;
             return;
         }
 
