@@ -99,14 +99,12 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     {
         long started = Stopwatch.GetTimestamp();
         int generation = Volatile.Read(ref _generation);
-        var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(() =>
+        return new ValueTask<HostStatus>(OnLoopAsync(() =>
         {
             if (generation != _generation)
             {
                 // Sent before a power cut, run after it: the device it was sent to is gone.
-                done.SetResult(HostStatus.IoError);
-                return;
+                return HostStatus.IoError;
             }
 
             long virtualStart = _clock.NowNanoseconds;
@@ -132,16 +130,14 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
             }
 
             Count(opcode, length, completion.Status, Stopwatch.GetElapsedTime(started));
-            done.SetResult(completion.Status);
-        }, done);
-        return new ValueTask<HostStatus>(done.Task);
+            return completion.Status;
+        }));
     }
 
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(extents);
-        var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(() =>
+        return new ValueTask(OnLoopAsync(() =>
         {
             // Sector by sector (the FTL's unit), clipped to the range, runs of one state merged.
             for (long position = offset, end = offset + length; position < end;)
@@ -161,9 +157,8 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
                 position = next;
             }
 
-            done.SetResult(HostStatus.Ok);
-        }, done);
-        return new ValueTask(done.Task);
+            return true;
+        }));
     }
 
     /// <summary>A clean shutdown: writes back the cache, flushes, checkpoints, stops the loop's thread and closes the NAND.</summary>
@@ -240,19 +235,6 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
 
         return done.Task;
     }
-
-    private void Post(Action action, TaskCompletionSource<HostStatus> done) =>
-        _work.Add(() =>
-        {
-            try
-            {
-                action();
-            }
-            catch (Exception e) when (e is FtlException or InvalidOperationException or Firmware.Invariants.InvariantViolationException)
-            {
-                done.TrySetException(e);
-            }
-        });
 
     /// <summary>
     /// The loop's thread: commands first; background work (a GC victim can take milliseconds)

@@ -91,7 +91,7 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         switch (opcode)
         {
             case SpiNandDevice.Reset:
-                _status &= unchecked((byte)~0x02);
+                _status &= unchecked((byte)~SpiNandDevice.WriteEnableLatch);
                 _busyUntil = Math.Max(_busyUntil, _clock.NowNanoseconds + 5_000);
                 break;
             case SpiNandDevice.ReadId:
@@ -124,15 +124,15 @@ public sealed class EmulatedSpiNandChip : SpiDevice
 
                 break;
             case SpiNandDevice.WriteEnable:
-                _status |= 0x02;
+                _status |= SpiNandDevice.WriteEnableLatch;
                 break;
-            case 0x04: // WRITE DISABLE
-                _status &= unchecked((byte)~0x02);
+            case SpiNandDevice.WriteDisable:
+                _status &= unchecked((byte)~SpiNandDevice.WriteEnableLatch);
                 break;
             case SpiNandDevice.PageRead when frame.Length >= 4:
                 PageRead(Row(frame));
                 break;
-            case SpiNandDevice.ReadFromCache or 0x0B when frame.Length >= 4:
+            case SpiNandDevice.ReadFromCache or SpiNandDevice.FastReadFromCache when frame.Length >= 4:
                 int column = BinaryPrimitives.ReadUInt16BigEndian(frame[1..]) & 0x0FFF;
                 for (int i = 4; i < read.Length; i++)
                 {
@@ -141,7 +141,7 @@ public sealed class EmulatedSpiNandChip : SpiDevice
                 }
 
                 break;
-            case SpiNandDevice.ProgramLoad or 0x84 when frame.Length >= 3:
+            case SpiNandDevice.ProgramLoad or SpiNandDevice.ProgramLoadRandom when frame.Length >= 3:
                 if (opcode == SpiNandDevice.ProgramLoad)
                 {
                     Array.Fill(_cache, (byte)0xFF);
@@ -197,8 +197,8 @@ public sealed class EmulatedSpiNandChip : SpiDevice
     private bool MayWrite(int row, byte failBit)
     {
         _status &= (byte)~failBit;
-        bool enabled = (_status & 0x02) != 0;
-        _status &= unchecked((byte)~0x02);
+        bool enabled = (_status & SpiNandDevice.WriteEnableLatch) != 0;
+        _status &= unchecked((byte)~SpiNandDevice.WriteEnableLatch);
         if (!enabled || !InRange(row))
         {
             return false;

@@ -17,14 +17,14 @@ public sealed class SpiNandException(string message) : Exception(message);
 public sealed class SpiNandDevice : INandDevice
 {
     /// <summary>Opcodes (docs/SPI-NAND.md section 1).</summary>
-    public const byte Reset = 0xFF, ReadId = 0x9F, GetFeature = 0x0F, SetFeature = 0x1F, WriteEnable = 0x06,
-        PageRead = 0x13, ReadFromCache = 0x03, ProgramLoad = 0x02, ProgramExecute = 0x10, BlockErase = 0xD8;
+    public const byte Reset = 0xFF, ReadId = 0x9F, GetFeature = 0x0F, SetFeature = 0x1F, WriteEnable = 0x06, WriteDisable = 0x04,
+        PageRead = 0x13, ReadFromCache = 0x03, FastReadFromCache = 0x0B, ProgramLoad = 0x02, ProgramLoadRandom = 0x84, ProgramExecute = 0x10, BlockErase = 0xD8;
 
     /// <summary>Feature registers.</summary>
     public const byte ProtectionRegister = 0xA0, ConfigurationRegister = 0xB0, StatusRegister = 0xC0;
 
     /// <summary>Bits of the status and configuration registers.</summary>
-    public const byte Busy = 1 << 0, EraseFailed = 1 << 2, ProgramFailed = 1 << 3, EccEnable = 1 << 4, BufferRead = 1 << 3, OtpEnable = 1 << 6;
+    public const byte Busy = 1 << 0, WriteEnableLatch = 1 << 1, EraseFailed = 1 << 2, ProgramFailed = 1 << 3, EccEnable = 1 << 4, BufferRead = 1 << 3, OtpEnable = 1 << 6;
 
     private const long PollNanoseconds = 5_000;
     private const long TimeoutNanoseconds = 400_000_000;

@@ -348,14 +348,9 @@ internal static class BasicCommands
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
         Connection.CheckRange(args, client, offset, length);
         long started = Stopwatch.GetTimestamp();
-        const long Piece = 1L << 30;
-        for (long done = 0; done < length; done += Piece)
-        {
-            long size = Math.Min(Piece, length - done);
-            await (command == NbdCommand.Trim
-                ? client.TrimAsync(offset + done, size, cancellation)
-                : client.ZeroAsync(offset + done, size, args.Has("--no-hole"), cancellation)).ConfigureAwait(false);
-        }
+        await (command == NbdCommand.Trim
+            ? client.TrimAsync(offset, length, cancellation)
+            : client.ZeroAsync(offset, length, args.Has("--no-hole"), cancellation)).ConfigureAwait(false);
 
         await Summary(args, console, command == NbdCommand.Trim ? "trimmed" : "zeroed", length, offset, started).ConfigureAwait(false);
         return 0;

@@ -228,14 +228,7 @@ internal static class VerifyCommand
         /// <summary>The region zeroed and flushed: the known state every sector starts from.</summary>
         public async Task BaselineAsync()
         {
-            await DoAsync('Z', 0, ledger.Blocks, async () =>
-            {
-                const long Piece = 1L << 30;
-                for (long at = 0; at < ledger.Blocks * Ledger.BlockBytes; at += Piece)
-                {
-                    await client.ZeroAsync(at, Math.Min(Piece, (ledger.Blocks * Ledger.BlockBytes) - at), noHole: false, cancellation).ConfigureAwait(false);
-                }
-            }).ConfigureAwait(false);
+            await DoAsync('Z', 0, ledger.Blocks, () => client.ZeroAsync(0, ledger.Blocks * Ledger.BlockBytes, noHole: false, cancellation)).ConfigureAwait(false);
             await DoAsync('S', 0, 0, () => client.FlushAsync(cancellation)).ConfigureAwait(false);
             Operations = 0;
             Flushes = 0;

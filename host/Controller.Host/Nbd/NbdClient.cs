@@ -67,24 +67,7 @@ public sealed class NbdClient : IAsyncDisposable
     public static async Task<NbdClient> ConnectAsync(NbdUri uri, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        var socket = uri.EndPoint is UnixDomainSocketEndPoint
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            await socket.ConnectAsync(uri.EndPoint, cancellation).ConfigureAwait(false);
-            if (socket.ProtocolType == ProtocolType.Tcp)
-            {
-                socket.NoDelay = true;
-            }
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-
-        var client = new NbdClient(new NetworkStream(socket, ownsSocket: true));
+        var client = new NbdClient(await OpenAsync(uri, cancellation).ConfigureAwait(false));
         try
         {
             await client.HandshakeAsync(uri.Export, cancellation).ConfigureAwait(false);
@@ -102,11 +85,7 @@ public sealed class NbdClient : IAsyncDisposable
     public static async Task<List<(string Name, string Description)>> ListAsync(NbdUri uri, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        var socket = uri.EndPoint is UnixDomainSocketEndPoint
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(uri.EndPoint, cancellation).ConfigureAwait(false);
-        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        await using Stream stream = await OpenAsync(uri, cancellation).ConfigureAwait(false);
         var client = new NbdClient(stream);
         await client.GreetAsync(cancellation).ConfigureAwait(false);
         await client.SendOptionAsync(NbdOption.List, [], cancellation).ConfigureAwait(false);
@@ -132,6 +111,29 @@ public sealed class NbdClient : IAsyncDisposable
         return exports;
     }
 
+    /// <summary>A connected stream to the server <paramref name="uri"/> names (TCP without Nagle's delay, or a Unix socket).</summary>
+    private static async Task<Stream> OpenAsync(NbdUri uri, CancellationToken cancellation)
+    {
+        var socket = uri.EndPoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            await socket.ConnectAsync(uri.EndPoint, cancellation).ConfigureAwait(false);
+            if (socket.ProtocolType == ProtocolType.Tcp)
+            {
+                socket.NoDelay = true;
+            }
+
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Reads <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>.</summary>
     public Task ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellation) =>
         SendAsync(NbdCommand.Read, NbdCommandModifiers.None, offset, (uint)buffer.Length, ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.Read, offset, buffer), cancellation);
@@ -140,13 +142,13 @@ public sealed class NbdClient : IAsyncDisposable
     public Task WriteAsync(long offset, ReadOnlyMemory<byte> data, bool fua, CancellationToken cancellation) =>
         SendAsync(NbdCommand.Write, fua ? NbdCommandModifiers.Fua : NbdCommandModifiers.None, offset, (uint)data.Length, data, new Pending(NbdCommand.Write, offset, Memory<byte>.Empty), cancellation);
 
-    /// <summary>Trims (punches a hole in) <paramref name="length"/> bytes at <paramref name="offset"/>.</summary>
+    /// <summary>Trims (punches a hole in) <paramref name="length"/> bytes at <paramref name="offset"/>, in requests of at most 1 GiB.</summary>
     public Task TrimAsync(long offset, long length, CancellationToken cancellation) =>
-        SendAsync(NbdCommand.Trim, NbdCommandModifiers.None, offset, checked((uint)length), ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.Trim, offset, Memory<byte>.Empty), cancellation);
+        InPiecesAsync(NbdCommand.Trim, NbdCommandModifiers.None, offset, length, cancellation);
 
-    /// <summary>Makes <paramref name="length"/> bytes at <paramref name="offset"/> read as zeros; with <paramref name="noHole"/>, without unmapping them.</summary>
+    /// <summary>Makes <paramref name="length"/> bytes at <paramref name="offset"/> read as zeros (in requests of at most 1 GiB); with <paramref name="noHole"/>, without unmapping them.</summary>
     public Task ZeroAsync(long offset, long length, bool noHole, CancellationToken cancellation) =>
-        SendAsync(NbdCommand.WriteZeroes, noHole ? NbdCommandModifiers.NoHole : NbdCommandModifiers.None, offset, checked((uint)length), ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.WriteZeroes, offset, Memory<byte>.Empty), cancellation);
+        InPiecesAsync(NbdCommand.WriteZeroes, noHole ? NbdCommandModifiers.NoHole : NbdCommandModifiers.None, offset, length, cancellation);
 
     /// <summary>Makes every command completed before it durable.</summary>
     public Task FlushAsync(CancellationToken cancellation) =>
@@ -163,6 +165,17 @@ public sealed class NbdClient : IAsyncDisposable
         var pending = new Pending(NbdCommand.BlockStatus, offset, Memory<byte>.Empty);
         await SendAsync(NbdCommand.BlockStatus, NbdCommandModifiers.None, offset, checked((uint)length), ReadOnlyMemory<byte>.Empty, pending, cancellation).ConfigureAwait(false);
         return pending.Extents;
+    }
+
+    /// <summary>A trim or write-zeroes of any length: the protocol's length is 32 bits, so 1 GiB at a time.</summary>
+    private async Task InPiecesAsync(NbdCommand command, NbdCommandModifiers flags, long offset, long length, CancellationToken cancellation)
+    {
+        const long Piece = 1L << 30;
+        for (long done = 0; done < length; done += Piece)
+        {
+            long size = Math.Min(Piece, length - done);
+            await SendAsync(command, flags, offset + done, (uint)size, ReadOnlyMemory<byte>.Empty, new Pending(command, offset + done, Memory<byte>.Empty), cancellation).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Sends NBD_CMD_DISC and closes the connection.</summary>
