@@ -38,8 +38,7 @@ internal sealed partial class LoopExport : IManagementService
             long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
             int torn = _nand.PowerCut().Count;
             _nand.PowerOn();
-            _spiChip?.PowerOn();
-            _spiDriver?.Initialize();
+            _spi?.PowerOn();
             (_ftl, _loop) = MountFirmware();
             _powerCuts++;
             return new PowerCutResult

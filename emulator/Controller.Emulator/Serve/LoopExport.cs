@@ -26,8 +26,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private readonly ResolvedConfig _config;
     private readonly VirtualClock _clock;
     private readonly EmulatedNand _nand;
-    private readonly Spi.EmulatedSpiNandChip? _spiChip;
-    private readonly SpiNandDevice? _spiDriver;
+    private readonly Spi.EmulatedSpiPath? _spi;
     private readonly bool _realtime;
     private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
     private readonly Thread _thread;
@@ -45,14 +44,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         _clock = clock;
         _nand = nand;
         _realtime = config.Get(FirmwareConfig.TimingMode) == "realtime";
-        if (config.Get(EmulatorConfig.SpiPath))
-        {
-            // The firmware reaches the array through the SPI NAND driver and the emulated chip.
-            SpiNandChip chip = SpiNandChip.FromConfig(config);
-            _spiChip = new Spi.EmulatedSpiNandChip(nand, chip, clock);
-            _spiDriver = new SpiNandDevice(_spiChip, chip, clock);
-            _spiDriver.Initialize();
-        }
+        _spi = Spi.EmulatedSpiPath.FromConfig(config, nand, clock);
 
         (_ftl, _loop) = MountFirmware();
         Name = name;
@@ -190,7 +182,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     /// <summary>Mounts (formats or recovers) the FTL on the NAND and builds the cache and loop over it.</summary>
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_spiDriver ?? (INandDevice)_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_spi?.Driver ?? (INandDevice)_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
         var cache = new LargePageCache(new FtlSectorStore(ftl), _cacheOptions(CacheConfig.Options(_config)), _clock);
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
         return (ftl, new ControllerLoop(cache, ftl, _clock, queueDepth: 1, plp));

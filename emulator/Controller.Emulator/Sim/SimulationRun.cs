@@ -3,6 +3,7 @@ using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Host;
 using Controller.Firmware.Loop;
@@ -29,6 +30,7 @@ internal sealed class SimulationRun : IDisposable
     private readonly SimTrace _trace;
     private readonly EmulatedNand _nand;
     private readonly FaultingNand _device;
+    private readonly Spi.EmulatedSpiPath? _spi;
     private readonly Prng _firmwarePrng;
     private readonly Prng _cutPrng;
     private readonly Prng _idlePrng;
@@ -67,6 +69,10 @@ internal sealed class SimulationRun : IDisposable
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
         };
+        // emulator.spi: the FTL reaches the array through the SPI NAND driver and the emulated chip,
+        // above the faulting array, so a cut strikes inside the chip's BUSY window while the driver
+        // polls its status, as on a board.
+        _spi = Spi.EmulatedSpiPath.FromConfig(config, _device, _clock);
         _firmwarePrng = seeds.Fork();
         _cutPrng = seeds.Fork();
         _idlePrng = seeds.Fork();
@@ -370,6 +376,7 @@ internal sealed class SimulationRun : IDisposable
                 if (!_nand.IsPowered)
                 {
                     _nand.PowerOn();
+                    _spi?.PowerOn();
                 }
 
                 bool cutInRecovery = recovering && _cutPrng.NextInt(3) == 0;
@@ -379,7 +386,7 @@ internal sealed class SimulationRun : IDisposable
                 FlashTranslationLayer mounted;
                 try
                 {
-                    mounted = FlashTranslationLayer.Mount(_device, _clock, _firmwarePrng.Fork(), _ftlOptions);
+                    mounted = FlashTranslationLayer.Mount(_spi?.Driver ?? (INandDevice)_device, _clock, _firmwarePrng.Fork(), _ftlOptions);
                 }
                 catch (PowerCutException)
                 {

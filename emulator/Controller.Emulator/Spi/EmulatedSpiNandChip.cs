@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Device.Spi;
-using Controller.Emulator.Nand;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
 
@@ -8,7 +7,7 @@ namespace Controller.Emulator.Spi;
 
 /// <summary>
 /// An emulated SPI NAND chip: a <see cref="SpiDevice"/> that speaks the chip's byte protocol
-/// (docs/SPI-NAND.md) over the emulated NAND array, which keeps the datasheet timing on the virtual
+/// (docs/SPI-NAND.md) over an emulated NAND array (one die), which keeps the datasheet timing on the virtual
 /// clock, ECC with injected bit errors, wear and power cuts. It has the registers of a real part:
 /// protection (A0h, every block locked at power-up), configuration (B0h: ECC enable, BUF) and status
 /// (C0h: BUSY until the operation's completion instant, WEL, E-FAIL, P-FAIL, the ECC field encoded
@@ -18,7 +17,7 @@ namespace Controller.Emulator.Spi;
 /// </summary>
 public sealed class EmulatedSpiNandChip : SpiDevice
 {
-    private readonly EmulatedNand _array;
+    private readonly INandDevice _array;
     private readonly SpiNandChip _chip;
     private readonly IClock _clock;
     private readonly byte[] _cache;
@@ -29,7 +28,7 @@ public sealed class EmulatedSpiNandChip : SpiDevice
     private long _busyUntil;
 
     /// <summary>The chip <paramref name="chip"/> describes, over <paramref name="array"/>, timed by <paramref name="clock"/>.</summary>
-    public EmulatedSpiNandChip(EmulatedNand array, SpiNandChip chip, IClock clock)
+    public EmulatedSpiNandChip(INandDevice array, SpiNandChip chip, IClock clock)
     {
         _array = array ?? throw new ArgumentNullException(nameof(array));
         _chip = chip ?? throw new ArgumentNullException(nameof(chip));

@@ -127,6 +127,61 @@ public sealed class EmulatedSpiNandTests
     }
 
     [Fact]
+    public void APowerCutInsideTheProgramsBusyWindowTearsOnlyThatPage()
+    {
+        // The cut strikes from below the chip, at an instant drawn inside the program's BUSY window
+        // (while the driver polls C0h), as the sim's cuts do: the driver's call unwinds, the page
+        // being programmed is left erased, torn or whole, and pages programmed before it are intact.
+        ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), []);
+        var clock = new VirtualClock();
+        using EmulatedNand array = EmulatedNand.InMemory(config, clock);
+        var faulting = new Controller.Emulator.Sim.FaultingNand(array, clock, new Controller.Firmware.Loop.Prng(7), new Controller.Emulator.Sim.SimTrace(null));
+        SpiNandChip description = SpiNandChip.FromConfig(config);
+        var chip = new EmulatedSpiNandChip(faulting, description, clock);
+        var driver = new SpiNandDevice(chip, description, clock);
+        driver.Initialize();
+        Assert.Equal(NandStatus.Ok, driver.EraseBlock(9).Status);
+        var outcomes = new List<PowerCutOutcome>();
+        for (int page = 0; page < 40; page += 2)
+        {
+            (byte[] before, byte[] beforeSpare) = Page(page);
+            Assert.Equal(NandStatus.Ok, driver.ProgramPage(new PageAddress(9, page), before, beforeSpare).Status);
+            long issued = clock.NowNanoseconds;
+            faulting.CutDuring(1);
+            Assert.Throws<Controller.Emulator.Sim.PowerCutException>(() => driver.ProgramPage(new PageAddress(9, page + 1), Page(page + 1).Data, Page(page + 1).Spare));
+
+            Controller.Emulator.Sim.PowerCutPoint cut = faulting.LastCut!;
+            Assert.Equal(NandOperationKind.Program, cut.Operation);
+            // Inside the window: the page's 2112 bytes moving at 13 MB/s (162 us), then tPROG (250 us).
+            Assert.InRange(cut.AtNanoseconds, issued, issued + 162_500 + 250_000);
+
+            // No torn operation: the cut fell while the page was still moving to the array.
+            PowerCutOutcome outcome = cut.Torn.Count == 0 ? PowerCutOutcome.NotStarted : Assert.Single(cut.Torn).Outcome;
+            Assert.All(cut.Torn, t => Assert.Equal(new PageAddress(9, page + 1), t.Address));
+            outcomes.Add(outcome);
+            array.PowerOn();
+            chip.PowerOn();
+            driver.Initialize();
+            byte[] data = new byte[2048], spare = new byte[64];
+            Assert.Equal(NandStatus.Ok, driver.ReadPage(new PageAddress(9, page), data, spare).Status);
+            Assert.Equal(before, data);
+            Assert.Equal(beforeSpare, spare);
+            NandCompletion cutPage = driver.ReadPage(new PageAddress(9, page + 1), data, spare);
+            if (outcome is PowerCutOutcome.NotStarted or PowerCutOutcome.LeftErased)
+            {
+                Assert.True(cutPage.Status == NandStatus.Ok && data.AsSpan().IndexOfAnyExcept((byte)0xFF) < 0, $"page {page + 1}, {outcome}: not erased");
+            }
+            else if (outcome == PowerCutOutcome.Programmed)
+            {
+                Assert.Equal(Page(page + 1).Data, data);
+            }
+        }
+
+        Assert.Contains(PowerCutOutcome.Corrupted, outcomes);
+        Assert.Contains(PowerCutOutcome.LeftErased, outcomes);
+    }
+
+    [Fact]
     public void TheSpiPathNeedsAChipDescriptionAndOneDie()
     {
         ConfigException e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "emulated", "tiny.json"), ["emulator.spi=true"]));
