@@ -1,3 +1,4 @@
+using Controller.Hosting;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Sim;

@@ -1,3 +1,4 @@
+using Controller.Hosting;
 using System.Globalization;
 using System.Text.Json;
 using Controller.Firmware.Config;

@@ -1,3 +1,4 @@
+using Controller.Hosting;
 using System.Buffers.Binary;
 using System.Globalization;
 using Controller.Emulator.Nand;

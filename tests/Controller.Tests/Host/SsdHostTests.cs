@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Controller.Emulator.Cli;
-using Controller.Emulator.Serve;
+using Controller.Emulator;
+using Controller.Hosting;
 using Controller.Firmware.Host.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
@@ -224,14 +225,14 @@ public sealed class SsdHostTests
         // The canary of the cache tests, hosted here: a write into a punched hole does not dirty its
         // page, so a flush does not write it back, and the power cut loses a durable write.
         using var temp = new TempDirectory();
-        using LoopExport export = LoopExport.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryForgetDirtyAfterPunch = true });
+        using ServedController export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryForgetDirtyAfterPunch = true });
         string socketPath = temp.File("canary.sock");
         using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         listener.Bind(new UnixDomainSocketEndPoint(socketPath));
         listener.Listen(8);
         using var stop = new CancellationTokenSource();
         var connections = new ConcurrentDictionary<Socket, string>();
-        var clients = new ServeCommand.NbdClients(export, new NbdServerOptions(), TimeSpan.FromSeconds(10), new ManagementLog(null), connections);
+        var clients = new NbdService.NbdClients(export, new NbdServerOptions(), TimeSpan.FromSeconds(10), new ManagementLog(null), connections, "ssd-emulator");
         Task accepting = AcceptAsync(listener, clients, stop.Token);
         string uri = $"nbd+unix:///ssd?socket={socketPath}";
         string ledger = temp.File("canary.ledger");
@@ -247,7 +248,7 @@ public sealed class SsdHostTests
         Assert.Matches(@"lost-durable-write +[1-9]", check.Output);
     }
 
-    private static async Task AcceptAsync(Socket listener, ServeCommand.NbdClients clients, CancellationToken stop)
+    private static async Task AcceptAsync(Socket listener, NbdService.NbdClients clients, CancellationToken stop)
     {
         var served = new List<Task>();
         try

@@ -1,5 +1,6 @@
 using Controller.Emulator.Cli;
-using Controller.Emulator.Serve;
+using Controller.Emulator;
+using Controller.Hosting;
 using Controller.Firmware.Host;
 using Controller.Management;
 using Nerdbank.Streams;
@@ -12,14 +13,14 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
 {
     private readonly CancellationTokenSource _stop = new(TimeSpan.FromMinutes(2));
     private readonly ManagementLog _log = new(output: null);
-    private LoopExport _export = null!;
+    private ServedController _export = null!;
     private Task _serving = Task.CompletedTask;
     private ManagementClient _client = null!;
 
     public async Task InitializeAsync()
     {
         // zero-fill keeps a punched page whole with its sectors marked holes, which the stats count.
-        _export = LoopExport.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd");
+        _export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd");
         _export.Log = _log;
         (Stream serverEnd, Stream clientEnd) = FullDuplexStream.CreatePair();
         _serving = new ManagementServer(_export, _log, TimeSpan.FromMilliseconds(50)).ServeAsync(serverEnd, _stop.Token);

@@ -1,18 +1,19 @@
 using System.Diagnostics;
 using Controller.Emulator.Cli;
-using Controller.Emulator.Serve;
+using Controller.Emulator;
+using Controller.Hosting;
 using Controller.Firmware.Host;
 
 namespace Controller.Tests.Nbd;
 
 /// <summary>The emulated SSD behind serve, driven directly.</summary>
-public sealed class LoopExportTests
+public sealed class ServedControllerTests
 {
     [Fact]
     public async Task RealtimeTimingHoldsACompletionUntilTheNandWouldHaveFinished()
     {
         // A page program of 200 ms: a flush that programs pages cannot complete sooner in realtime.
-        using LoopExport export = LoopExport.Boot(Profiles.Load("tiny", ["timing.mode=realtime", "timing.programMicroseconds=200000"]), "tiny", null, "ssd");
+        using ServedController export = EmulatedDevice.Boot(Profiles.Load("tiny", ["timing.mode=realtime", "timing.programMicroseconds=200000"]), "tiny", null, "ssd");
         byte[] data = new byte[65536];
         Assert.Equal(HostStatus.Ok, await export.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, data.Length, data, CancellationToken.None));
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Controller.Emulator.Cli;
+namespace Controller.Hosting;
 
 /// <summary>A command-line mistake; the message is one line naming the bad option or value.</summary>
 public sealed class UsageException : Exception
@@ -27,7 +27,8 @@ public sealed class UsageException : Exception
 /// The options of one verb: <c>--name value</c>, <c>--name=value</c>, repeatable options and flags.
 /// Anything not declared is a <see cref="UsageException"/> naming it.
 /// </summary>
-internal sealed class Arguments
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "Single and Integer name what the option holds, as the verbs' code reads them.")]
+public sealed class Arguments
 {
     private readonly Dictionary<string, List<string>> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _flags = new(StringComparer.Ordinal);

@@ -5,10 +5,10 @@ using Controller.Firmware.Host;
 using Controller.Firmware.Loop;
 using Controller.Management;
 
-namespace Controller.Emulator.Serve;
+namespace Controller.Hosting;
 
-/// <summary>The emulated SSD's side of the management endpoint: every request runs on the loop's thread, between commands.</summary>
-internal sealed partial class LoopExport : IManagementService
+/// <summary>The SSD's side of the management endpoint: every request runs on the loop's thread, between commands.</summary>
+public sealed partial class ServedController : IManagementService
 {
     private static readonly string[] s_opcodeNames = ["read", "write", "trim", "write-zeroes", "flush"];
     private readonly long[] _commands = new long[s_opcodeNames.Length];
@@ -26,19 +26,24 @@ internal sealed partial class LoopExport : IManagementService
     /// <summary>Where the power cuts and faults made through the endpoint are logged.</summary>
     public ManagementLog? Log { get; set; }
 
+    /// <inheritdoc />
     public Task<DeviceStats> GetStatsAsync(CancellationToken cancellationToken) => OnLoopAsync(Snapshot);
 
+    /// <inheritdoc />
     public async Task<PowerCutResult> PowerCutAsync(CancellationToken cancellationToken)
     {
+        if (!_device.CanCutPower)
+        {
+            throw new NotSupportedException($"{Description}: the power of real hardware is not the server's to cut; unplug the board (the firmware recovers at the next boot)");
+        }
+
         int connections = EndConnections?.Invoke() ?? 0;
         PowerCutResult result = await OnLoopAsync(() =>
         {
             Interlocked.Increment(ref _generation);
             long dirty = _loop.Cache.DirtySectors;
             long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
-            int torn = _nand.PowerCut().Count;
-            _nand.PowerOn();
-            _spi?.PowerOn();
+            int torn = _device.CutPower();
             (_ftl, _loop) = MountFirmware();
             _powerCuts++;
             return new PowerCutResult
@@ -55,6 +60,7 @@ internal sealed partial class LoopExport : IManagementService
         return result;
     }
 
+    /// <inheritdoc />
     public async Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken)
     {
         CheckpointResult result = await OnLoopAsync(() =>
@@ -67,34 +73,13 @@ internal sealed partial class LoopExport : IManagementService
         return result;
     }
 
+    /// <inheritdoc />
     public async Task<FaultSettings> SetFaultsAsync(FaultRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        CheckRange(request.RawBitErrorRate, "rawBitErrorRate", EmulatorConfig.RawBitErrorRate.Max);
-        CheckRange(request.ProgramFailProbability, "programFailProbability", 1);
-        CheckRange(request.EraseFailProbability, "eraseFailProbability", 1);
-        if (request.FailNextPrograms is < 0 || request.FailNextErases is < 0)
-        {
-            throw new ArgumentException($"failNextPrograms ({request.FailNextPrograms}) and failNextErases ({request.FailNextErases}) count operations: 0 or more");
-        }
-
-        FaultSettings settings = await OnLoopAsync(() =>
-        {
-            var faults = _nand.Faults;
-            _nand.SetFaultRates(request.RawBitErrorRate ?? faults.RawBitErrorRate, request.ProgramFailProbability ?? faults.ProgramFailProbability, request.EraseFailProbability ?? faults.EraseFailProbability);
-            _nand.FailNext(request.FailNextPrograms ?? 0, request.FailNextErases ?? 0);
-            return new FaultSettings { RawBitErrorRate = _nand.Faults.RawBitErrorRate, ProgramFailProbability = _nand.Faults.ProgramFailProbability, EraseFailProbability = _nand.Faults.EraseFailProbability };
-        }).ConfigureAwait(false);
+        FaultSettings settings = await OnLoopAsync(() => _device.SetFaults(request)).ConfigureAwait(false);
         Log?.Write($"faults: raw bit error rate {settings.RawBitErrorRate}, program fail {settings.ProgramFailProbability}, erase fail {settings.EraseFailProbability}, next {request.FailNextPrograms ?? 0} programs and {request.FailNextErases ?? 0} erases fail");
         return settings;
-    }
-
-    private static void CheckRange(double? value, string name, double max)
-    {
-        if (value is { } v && !(v >= 0 && v <= max))
-        {
-            throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} is a probability from 0 to {max}, not {v}"));
-        }
     }
 
     /// <summary>Counts a completed command (on the loop's thread).</summary>
@@ -134,7 +119,7 @@ internal sealed partial class LoopExport : IManagementService
             latency[s_opcodeNames[i]] = new LatencySummary { Count = histogram.Count, P50 = histogram.Percentile(0.5) / 1000.0, P99 = histogram.Percentile(0.99) / 1000.0, P999 = histogram.Percentile(0.999) / 1000.0 };
         }
 
-        long nandBytesProgrammed = _nand.Statistics.PagesProgrammed * _nand.Geometry.PageBytes;
+        long nandBytesProgrammed = _nand.PagesProgrammed * _nand.Geometry.PageBytes;
         return new DeviceStats
         {
             Device = Description,
@@ -178,13 +163,13 @@ internal sealed partial class LoopExport : IManagementService
             },
             Nand = new NandCounters
             {
-                PagesRead = _nand.Statistics.PagesRead,
-                PagesProgrammed = _nand.Statistics.PagesProgrammed,
-                BlocksErased = _nand.Statistics.BlocksErased,
-                CorrectedReads = _nand.Statistics.CorrectedReads,
-                UncorrectableReads = _nand.Statistics.UncorrectableReads,
-                ProgramFailures = _nand.Statistics.ProgramFailures,
-                EraseFailures = _nand.Statistics.EraseFailures,
+                PagesRead = _nand.PagesRead,
+                PagesProgrammed = _nand.PagesProgrammed,
+                BlocksErased = _nand.BlocksErased,
+                CorrectedReads = _nand.CorrectedReads,
+                UncorrectableReads = _nand.UncorrectableReads,
+                ProgramFailures = _nand.ProgramFailures,
+                EraseFailures = _nand.EraseFailures,
             },
             Waf = _bytesWritten == 0 ? 0 : Math.Round((double)nandBytesProgrammed / _bytesWritten, 3),
             LatencyMicroseconds = latency,

@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Controller.Emulator.Nand;
-using Controller.Emulator.Time;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
@@ -10,24 +8,22 @@ using Controller.Firmware.Host;
 using Controller.Firmware.Host.Nbd;
 using Controller.Firmware.Loop;
 
-namespace Controller.Emulator.Serve;
+namespace Controller.Hosting;
 
 /// <summary>
-/// The emulated SSD behind the NBD server: NAND, FTL, cache and controller loop, all owned by one
-/// thread. Connections call <see cref="ExecuteAsync"/> from any thread; each command is queued to
+/// A served SSD: the firmware (FTL, cache and controller loop) over a device (the emulated NAND, or
+/// a board's SPI NAND chip), all owned by one thread. Connections call <see cref="ExecuteAsync"/> from any thread; each command is queued to
 /// the loop's thread, which submits it, steps the loop until it completes, and completes the
 /// caller's task. With nothing queued the loop does its background work (GC, wear levelling,
 /// checkpoints), as a controller does between commands. The management endpoint's requests
 /// (stats, power cut, faults, checkpoint) run on the same thread, between commands.
 /// </summary>
-internal sealed partial class LoopExport : INbdExport, IDisposable
+public sealed partial class ServedController : INbdExport, IDisposable
 {
     private readonly BlockingCollection<Action> _work = [];
     private readonly ResolvedConfig _config;
-    private readonly VirtualClock _clock;
-    private readonly EmulatedNand _nand;
-    private readonly Spi.EmulatedSpiPath? _spi;
-    private readonly bool _realtime;
+    private readonly IServedDevice _device;
+    private readonly CountingNand _nand;
     private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
     private readonly Thread _thread;
     private FlashTranslationLayer _ftl;
@@ -37,56 +33,44 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
     private bool _disposed;
     private bool _shutDown;
 
-    private LoopExport(ResolvedConfig config, VirtualClock clock, EmulatedNand nand, string name, string description, Func<CacheOptions, CacheOptions>? cacheOptions)
+    /// <summary>
+    /// Mounts the firmware on <paramref name="device"/> (formats a fresh NAND, recovers one that
+    /// holds data) with the cache and FTL <paramref name="config"/> sets, and starts the loop's
+    /// thread. Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
+    /// The controller owns the device from here: disposing it disposes the device.
+    /// </summary>
+    public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null)
     {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(config);
+        _device = device;
         _config = config;
         _cacheOptions = cacheOptions ?? (options => options);
-        _clock = clock;
-        _nand = nand;
-        _realtime = config.Get(FirmwareConfig.TimingMode) == "realtime";
-        _spi = Spi.EmulatedSpiPath.FromConfig(config, nand, clock);
-
+        _nand = new CountingNand(device.Nand);
         (_ftl, _loop) = MountFirmware();
         Name = name;
-        Description = description;
+        Description = device.Description;
         SizeBytes = _ftl.LogicalSectors * FirmwareConfig.SectorBytes;
         _thread = new Thread(Run) { Name = "controller loop", IsBackground = true };
         _thread.Start();
     }
 
+    /// <inheritdoc />
     public string Name { get; }
 
+    /// <inheritdoc />
     public string Description { get; }
 
+    /// <inheritdoc />
     public long SizeBytes { get; }
 
+    /// <inheritdoc />
     public bool IsReadOnly => false;
 
     /// <summary>How the FTL came up: formatted, or recovered (and from what).</summary>
     public MountReport Mount => _ftl.LastMount;
 
-    /// <summary>
-    /// Boots the firmware on the NAND <paramref name="config"/> (from <paramref name="profile"/>)
-    /// describes: in memory, or in the image at <paramref name="imagePath"/> (recovered if it
-    /// exists). Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
-    /// </summary>
-    public static LoopExport Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        var clock = new VirtualClock();
-        EmulatedNand nand = imagePath is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(imagePath, config, clock);
-        try
-        {
-            string description = $"emulated SSD, {profile}{(imagePath is null ? ", in memory" : $", image {imagePath}")}";
-            return new LoopExport(config, clock, nand, name, description, cacheOptions);
-        }
-        catch
-        {
-            nand.Dispose();
-            throw;
-        }
-    }
-
+    /// <inheritdoc />
     public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
     {
         long started = Stopwatch.GetTimestamp();
@@ -99,7 +83,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
                 return HostStatus.IoError;
             }
 
-            long virtualStart = _clock.NowNanoseconds;
+            long startedAt = _device.Clock.NowNanoseconds;
             var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
             if (!_loop.TrySubmit(command))
             {
@@ -112,20 +96,13 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
                 _loop.Step();
             }
 
-            // The host sees the completion when the data is there: virtual time moves on to it, so
-            // the NAND model's schedules (die and channel bookings) are retired behind it rather
-            // than piling up ahead of a clock that only waits moved.
-            _clock.AdvanceTo(Math.Max(_clock.NowNanoseconds, completion.CompletedAtNanoseconds));
-            if (_realtime)
-            {
-                WaitOutVirtualTime(started, _clock.NowNanoseconds - virtualStart);
-            }
-
+            _device.Completed(startedAt, completion.CompletedAtNanoseconds, started);
             Count(opcode, length, completion.Status, Stopwatch.GetElapsedTime(started));
             return completion.Status;
         }));
     }
 
+    /// <inheritdoc />
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(extents);
@@ -165,6 +142,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         Dispose();
     }
 
+    /// <inheritdoc />
     public void Dispose()
     {
         if (_disposed)
@@ -176,30 +154,16 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         _work.CompleteAdding();
         _thread.Join();
         _work.Dispose();
-        _nand.Dispose();
+        _device.Dispose();
     }
 
     /// <summary>Mounts (formats or recovers) the FTL on the NAND and builds the cache and loop over it.</summary>
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_spi?.Driver ?? (INandDevice)_nand, _clock, new Prng((ulong)_config.Get(EmulatorConfig.FaultSeed)), FtlConfig.Options(_config));
-        var cache = new LargePageCache(new FtlSectorStore(ftl), _cacheOptions(CacheConfig.Options(_config)), _clock);
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _device.Clock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config));
+        var cache = new LargePageCache(new FtlSectorStore(ftl), _cacheOptions(CacheConfig.Options(_config)), _device.Clock);
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
-        return (ftl, new ControllerLoop(cache, ftl, _clock, queueDepth: 1, plp));
-    }
-
-    /// <summary>
-    /// timing.mode realtime: the command's completion waits until as much wall time has passed
-    /// since it arrived as the NAND took in virtual time, as a real-time emulator does. A spin,
-    /// since NAND latencies (tens of microseconds) are finer than the OS timer.
-    /// </summary>
-    private static void WaitOutVirtualTime(long startedTimestamp, long virtualNanoseconds)
-    {
-        var spin = default(SpinWait);
-        while (Stopwatch.GetElapsedTime(startedTimestamp).Ticks * 100 < virtualNanoseconds)
-        {
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
+        return (ftl, new ControllerLoop(cache, ftl, _device.Clock, queueDepth: 1, plp));
     }
 
     /// <summary>Runs <paramref name="function"/> on the loop's thread, between commands.</summary>
@@ -222,7 +186,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
         }
         catch (InvalidOperationException)
         {
-            done.TrySetException(new ObjectDisposedException(nameof(LoopExport), "the emulated SSD has shut down"));
+            done.TrySetException(new ObjectDisposedException(nameof(ServedController), "the SSD has shut down"));
         }
 
         return done.Task;
@@ -252,10 +216,7 @@ internal sealed partial class LoopExport : INbdExport, IDisposable
                 continue;
             }
 
-            // Idle: the wall time that passed let the NAND finish what it was given, so the next
-            // background step starts on an idle array. (Without this, background work would queue
-            // ever further ahead of a clock nothing moves, and every read would wait behind it.)
-            _clock.AdvanceTo(Math.Max(_clock.NowNanoseconds, _nand.IdleAtNanoseconds));
+            _device.Idle();
             if (!_loop.Step() && _work.TryTake(out action, Timeout.Infinite))
             {
                 action.Invoke();

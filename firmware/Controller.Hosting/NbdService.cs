@@ -1,0 +1,340 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Controller.Firmware.Config;
+using Controller.Firmware.Host.Nbd;
+using Controller.Management;
+
+namespace Controller.Hosting;
+
+/// <summary>
+/// Serving a <see cref="ServedController"/> to hosts, the same for <c>ssd-emulator serve</c> and
+/// <c>ssd-board</c>: NBD on TCP and Unix sockets (or the sockets systemd hands over), the management
+/// endpoint, and a clean stop on SIGINT/SIGTERM (write back, flush, checkpoint).
+/// </summary>
+public static class NbdService
+{
+    /// <summary>The serving options that take a value.</summary>
+    public static readonly string[] Valued = ["--listen", "--export", "--handshake-timeout", "--control", "--telemetry-interval"];
+
+    /// <summary>The serving flags.</summary>
+    public static readonly string[] Flags = ["--allow-remote"];
+
+    /// <summary>The help lines of the serving options, for a verb's --help.</summary>
+    public const string OptionsHelp = """
+          --listen URI         nbd://HOST[:PORT] (default nbd://127.0.0.1:10809) or
+                               nbd+unix:///?socket=PATH; repeatable
+          --export NAME        the export's name (default ssd; the empty name selects it too)
+          --allow-remote       allow a --listen or --control address other than loopback. NBD has no
+                               authentication: anyone who can reach the port can read and write.
+          --handshake-timeout S  seconds a client may take to finish the handshake (default 10)
+          --control URI        the management endpoint, tcp://HOST:PORT or unix:PATH: one connection
+                               multiplexed into the channels control (JSON-RPC: stats, powerCut,
+                               checkpoint, setFaults), telemetry (a JSON stats line per interval)
+                               and log
+          --telemetry-interval S  seconds between telemetry lines (default 1)
+
+        Socket activation: when started by systemd or by libnbd (nbdinfo -- [ COMMAND ]), it serves
+        the listening sockets it is handed (LISTEN_PID, LISTEN_FDS), and no default port.
+        """;
+
+    /// <summary>
+    /// Serves <paramref name="controller"/> as <paramref name="args"/> say until SIGINT or SIGTERM,
+    /// then shuts it down cleanly (write back, flush, checkpoint) and returns 0. Messages start
+    /// with <paramref name="program"/>. Bad serving options are a <see cref="UsageException"/>.
+    /// </summary>
+    public static int Run(ServedController controller, Arguments args, TextWriter output, string program)
+    {
+        ArgumentNullException.ThrowIfNull(controller);
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        string name = controller.Name;
+        long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
+        List<Socket> activated = ActivatedSockets();
+        List<EndPoint> endpoints = [.. (args.All("--listen") is { Count: > 0 } listen ? listen : activated.Count > 0 ? [] : ["nbd://127.0.0.1:10809"]).Select(uri => Parse(uri, args.Has("--allow-remote"), program))];
+        EndPoint? control = args.Single("--control") is { } controlUri ? ParseControl(controlUri, args.Has("--allow-remote"), program) : null;
+        double telemetrySeconds = args.Number("--telemetry-interval", 1, 0.01, 3600);
+
+        var log = new ManagementLog(Console.Error);
+        var connections = new ConcurrentDictionary<Socket, string>();
+        controller.Log = log;
+        controller.EndConnections = () => EndAll(connections);
+        var listeners = new List<Socket>(activated);
+        try
+        {
+            foreach (EndPoint endpoint in endpoints)
+            {
+                listeners.Add(Listen(endpoint));
+            }
+        }
+        catch (SocketException e)
+        {
+            listeners.ForEach(l => l.Dispose());
+            throw new UsageException($"--listen: cannot listen on {Describe(endpoints[listeners.Count - activated.Count])}: {e.Message}");
+        }
+
+        Socket? controlListener;
+        try
+        {
+            controlListener = control is null ? null : Listen(control);
+        }
+        catch (SocketException e)
+        {
+            listeners.ForEach(l => l.Dispose());
+            throw new UsageException($"--control: cannot listen on {ManagementEndpoint.Format(control!)}: {e.Message}");
+        }
+
+        using var stop = new CancellationTokenSource();
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: serving export '{name}' ({controller.SizeBytes} bytes; {controller.Description}); {(controller.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({controller.Mount.RecoveryPageReads} page reads, {controller.Mount.ReplayedUnits} units replayed)")}"));
+        foreach (Socket socket in activated)
+        {
+            output.WriteLine($"  listening on the socket handed over by socket activation (LISTEN_FDS), {socket.LocalEndPoint}");
+        }
+
+        foreach (EndPoint endpoint in endpoints)
+        {
+            string uri = Describe(endpoint, name);
+            output.WriteLine($"  listening on {uri}");
+            output.WriteLine($"    qemu-io -f raw '{uri}' -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k'");
+            output.WriteLine($"    nbdinfo '{uri}'");
+        }
+
+        if (control is not null)
+        {
+            output.WriteLine($"  management endpoint on {ManagementEndpoint.Format(control)} (channels control, telemetry, log)");
+        }
+
+        output.Flush();
+        var options = new NbdServerOptions();
+        var nbd = new NbdClients(controller, options, TimeSpan.FromSeconds(timeoutSeconds), log, connections, program);
+        var management = new ManagementServer(controller, log, TimeSpan.FromSeconds(telemetrySeconds));
+        Task[] accepting =
+        [
+            .. listeners.Select(l => AcceptAsync(l, (client, token) => nbd.ServeAsync(client, token), stop.Token)),
+            .. controlListener is null ? [] : new[] { AcceptAsync(controlListener, (client, token) => ServeManagementAsync(management, client, log, program, token), stop.Token) },
+        ];
+        try
+        {
+            Task.WaitAll(accepting);
+        }
+        catch (AggregateException) when (stop.IsCancellationRequested)
+        {
+        }
+
+        listeners.ForEach(l => l.Dispose());
+        controlListener?.Dispose();
+        foreach (EndPoint endpoint in endpoints.Append(control).OfType<UnixDomainSocketEndPoint>())
+        {
+            File.Delete(endpoint.ToString()!);
+        }
+
+        controller.Shutdown();
+        output.WriteLine($"{program}: flushed and checkpointed; stopped");
+        return 0;
+
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+    }
+
+    private static async Task AcceptAsync(Socket listener, Func<Socket, CancellationToken, Task> serve, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            _ = serve(client, stop);
+        }
+    }
+
+    /// <summary>Ends every NBD connection at once (a power cut): the sockets close under them. Returns how many there were.</summary>
+    private static int EndAll(ConcurrentDictionary<Socket, string> connections)
+    {
+        int ended = 0;
+        foreach (Socket socket in connections.Keys)
+        {
+            if (connections.TryRemove(socket, out _))
+            {
+                socket.Dispose();
+                ended++;
+            }
+        }
+
+        return ended;
+    }
+
+    /// <summary>The NBD side of the server: one connection per client, each tracked so a power cut can end it.</summary>
+    /// <param name="export">The export served.</param>
+    /// <param name="options">The protocol's options.</param>
+    /// <param name="handshakeTimeout">How long a client may take over the handshake.</param>
+    /// <param name="log">Where ended connections are told.</param>
+    /// <param name="connections">The open connections, by socket.</param>
+    /// <param name="program">The name log lines start with.</param>
+    public sealed class NbdClients(INbdExport export, NbdServerOptions options, TimeSpan handshakeTimeout, ManagementLog log, ConcurrentDictionary<Socket, string> connections, string program)
+    {
+        /// <summary>Serves one client until it leaves, the handshake times out or <paramref name="stop"/>.</summary>
+        public async Task ServeAsync(Socket client, CancellationToken stop)
+        {
+            ArgumentNullException.ThrowIfNull(client);
+            string who = client.RemoteEndPoint?.ToString() is { Length: > 0 } remote ? remote : "a local client";
+            connections[client] = who;
+            using var handshake = new CancellationTokenSource(handshakeTimeout);
+            await using var stream = new NetworkStream(client, ownsSocket: true);
+            try
+            {
+                using var connection = new NbdConnection(stream, [export], options);
+                await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                if (!stop.IsCancellationRequested && connections.ContainsKey(client))
+                {
+                    log.Write($"{program}: connection from {who} ended: {e.Message}");
+                }
+            }
+            finally
+            {
+                connections.TryRemove(client, out _);
+            }
+        }
+    }
+
+    private static async Task ServeManagementAsync(ManagementServer server, Socket client, ManagementLog log, string program, CancellationToken stop)
+    {
+        await using var stream = new NetworkStream(client, ownsSocket: true);
+        try
+        {
+            await server.ServeAsync(stream, stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or Nerdbank.Streams.MultiplexingProtocolException or EndOfStreamException)
+        {
+            log.Write($"{program}: management connection ended: {e.Message}");
+        }
+    }
+
+    /// <summary>Parses --control: tcp://HOST:PORT or unix:PATH, loopback unless --allow-remote.</summary>
+    internal static EndPoint ParseControl(string uri, bool allowRemote, string program)
+    {
+        EndPoint endpoint;
+        try
+        {
+            endpoint = ManagementEndpoint.Parse(uri);
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--control: {e.Message}");
+        }
+
+        if (endpoint is DnsEndPoint dns)
+        {
+            endpoint = dns.Host == "localhost" ? new IPEndPoint(IPAddress.Loopback, dns.Port) : throw new UsageException($"--control: '{dns.Host}' in '{uri}' is not an IP address (or localhost)");
+        }
+
+        if (!ManagementEndpoint.IsLocal(endpoint))
+        {
+            if (!allowRemote)
+            {
+                throw new UsageException($"--control: {ManagementEndpoint.Format(endpoint)} is not a loopback address; the management endpoint has no authentication (it can cut the power), so serving it to the network needs --allow-remote");
+            }
+
+            Console.Error.WriteLine($"{program}: warning: serving the management endpoint {ManagementEndpoint.Format(endpoint)} to the network; anyone who can reach it can cut the power");
+        }
+
+        return endpoint;
+    }
+
+    /// <summary>
+    /// The listening sockets systemd (or libnbd's <c>nbdinfo -- [ CMD ]</c>) hands over: file
+    /// descriptors 3 to 3+LISTEN_FDS-1, when LISTEN_PID names this process.
+    /// </summary>
+    private static List<Socket> ActivatedSockets()
+    {
+        string? pid = Environment.GetEnvironmentVariable("LISTEN_PID");
+        string? count = Environment.GetEnvironmentVariable("LISTEN_FDS");
+        if (pid != Environment.ProcessId.ToString(CultureInfo.InvariantCulture) || !int.TryParse(count, NumberStyles.None, CultureInfo.InvariantCulture, out int fds) || fds <= 0)
+        {
+            return [];
+        }
+
+        return [.. Enumerable.Range(3, fds).Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true)))];
+    }
+
+    private static Socket Listen(EndPoint endpoint)
+    {
+        var socket = endpoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint is UnixDomainSocketEndPoint && File.Exists(endpoint.ToString()))
+            {
+                File.Delete(endpoint.ToString()!);
+            }
+
+            socket.Bind(endpoint);
+            socket.Listen(64);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Parses a --listen URI as libnbd and qemu write them.</summary>
+    internal static EndPoint Parse(string uri, bool allowRemote, string program)
+    {
+        if (uri.StartsWith("nbd+unix://", StringComparison.Ordinal))
+        {
+            int query = uri.IndexOf("?socket=", StringComparison.Ordinal);
+            string path = query < 0 ? string.Empty : Uri.UnescapeDataString(uri[(query + "?socket=".Length)..]);
+            return path.Length > 0 ? new UnixDomainSocketEndPoint(path) : throw new UsageException($"--listen: '{uri}' names no socket; write nbd+unix:///?socket=PATH");
+        }
+
+        if (!uri.StartsWith("nbd://", StringComparison.Ordinal) || !Uri.TryCreate(uri, UriKind.Absolute, out Uri? parsed) || parsed.Host.Length == 0)
+        {
+            throw new UsageException($"--listen: '{uri}' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH");
+        }
+
+        int port = parsed.IsDefaultPort || parsed.Port < 0 ? NbdProtocol.DefaultPort : parsed.Port;
+        string host = parsed.Host.Trim('[', ']');
+        IPAddress address = host == "localhost" ? IPAddress.Loopback
+            : IPAddress.TryParse(host, out IPAddress? ip) ? ip
+            : throw new UsageException($"--listen: '{host}' in '{uri}' is not an IP address (or localhost)");
+        if (!IPAddress.IsLoopback(address) && !allowRemote)
+        {
+            throw new UsageException($"--listen: {address} is not a loopback address; NBD has no authentication, so serving it to the network needs --allow-remote");
+        }
+
+        if (!IPAddress.IsLoopback(address))
+        {
+            Console.Error.WriteLine($"{program}: warning: serving {address}:{port} to the network; NBD has no authentication, anyone who can reach it can read and write the device");
+        }
+
+        return new IPEndPoint(address, port);
+    }
+
+    private static string Describe(EndPoint endpoint, string export = "") => endpoint switch
+    {
+        UnixDomainSocketEndPoint unix => $"nbd+unix:///{export}?socket={unix}",
+        IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"nbd://[{ip.Address}]:{ip.Port}/{export}",
+        IPEndPoint ip => $"nbd://{ip.Address}:{ip.Port}/{export}",
+        _ => endpoint.ToString() ?? "?",
+    };
+}
