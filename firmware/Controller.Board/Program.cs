@@ -1,80 +1,127 @@
+using System.Device.Spi;
+using Controller.Emulator;
+using Controller.Emulator.Nand;
 using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+using Controller.Hosting;
 
 namespace Controller.Board;
 
 /// <summary>
-/// <c>ssd-board</c>, the dev-board image. Today it validates chip descriptions and profiles with
-/// the firmware's own schema (the one a board accepts: no emulator fault keys); driving a SPI NAND
-/// chip arrives with the SPI driver.
+/// <c>ssd-board</c>, the dev-board image: the firmware over a SPI NAND chip on a Raspberry Pi's
+/// SPI, an FT232H adapter, or the emulated chip, served over NBD and the management endpoint as
+/// the emulator serves it, on the monotonic clock.
 /// </summary>
 public static class Program
 {
-    private const string Usage = """
-        Usage: ssd-board check --config FILE [--set KEY=VALUE]...
+    private const string Program_ = "ssd-board";
 
-        Validates a chip description or profile against the firmware's configuration schema and
-        prints the resolved keys. Serving from a SPI NAND chip (--board hw-config/boards/NAME.json)
-        is not available in this build yet.
+    private const string Usage = $"""
+        Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [serving options]
+               ssd-board check (--board FILE | --config FILE) [--set KEY=VALUE]...
 
-        Example: ssd-board check --config hw-config/chips/w25n01gv.json
+        Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD
+        until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint,
+        then exit 0. Pulling the plug is a power cut: at the next boot every flushed write is there.
+
+          --board FILE         a board profile: hw-config/boards/raspberrypi-4.json, raspberrypi-5.json,
+                               ft232h.json, or emulated.json (the emulated chip, no hardware needed)
+          --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
+          --image FILE         with an emulated chip only: keep its NAND in FILE
+        {NbdService.OptionsHelp}
+        check validates a board profile (--board) or a chip description (--config) and prints the
+        resolved keys.
+
+        Exit status: 0 stopped cleanly; 1 the board or chip is not usable (SPI off, no device,
+        wrong chip ID); 2 bad input.
+
+        Examples:
+          sudo ssd-board --board hw-config/boards/raspberrypi-4.json --listen nbd://0.0.0.0 --allow-remote
+          ssd-board --board hw-config/boards/emulated.json --listen nbd+unix:///?socket=/tmp/ssd.sock
+          ssd-board check --board hw-config/boards/raspberrypi-5.json
         """;
 
-    /// <summary>Runs the command line: 0 valid, 2 bad input.</summary>
-    public static int Main(string[] args)
+    private static readonly string[] s_valued = ["--board", "--config", "--set", "--image", .. NbdService.Valued];
+
+    /// <summary>Runs the command line: 0 done, 1 hardware not usable, 2 bad input.</summary>
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error, MachineEnvironment.Detect);
+
+    /// <summary>The command line against <paramref name="machine"/> (the tests hand in a machine of their own).</summary>
+    internal static int Run(string[] args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+        if (args.Length == 0 || args[0] is "--help" or "-h" or "help" || args.Contains("--help"))
         {
-            Console.Out.WriteLine(Usage);
+            output.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
-        }
-
-        if (args[0] != "check")
-        {
-            Console.Error.WriteLine($"ssd-board: '{args[0]}' is not available in this build (ssd-board --help)");
-            return 2;
         }
 
         try
         {
-            (string? file, List<string> overrides) = ParseCheck(args[1..]);
-            ResolvedConfig config = ConfigLoader.Load(FirmwareConfig.Schema, file, overrides);
-            foreach (ConfigKey key in config.Schema.Keys)
+            bool check = args[0] == "check";
+            Arguments parsed = Arguments.Parse(check ? args[1..] : args[0] == "serve" ? args[1..] : args, s_valued, NbdService.Flags);
+            return check ? Check(parsed, output) : Serve(parsed, output, error, machine);
+        }
+        catch (Exception e) when (e is UsageException or ConfigException or NandImageException)
+        {
+            error.WriteLine($"{Program_}: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (e is BoardException or SpiNandException)
+        {
+            error.WriteLine($"{Program_}: {e.Message}");
+            if (e is SpiNandException)
             {
-                Console.Out.WriteLine($"{key.Path} = {key.Format(config.Get(key))}");
+                error.WriteLine($"{Program_}: check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND), that WP# and HOLD# are high, and that the profile's chip description matches the part");
             }
 
-            return 0;
-        }
-        catch (Exception e) when (e is ConfigException or ArgumentException)
-        {
-            Console.Error.WriteLine($"ssd-board: {e.Message}");
-            return 2;
+            return 1;
         }
     }
 
-    private static (string? File, List<string> Overrides) ParseCheck(string[] args)
+    private static int Check(Arguments args, TextWriter output)
     {
-        string? file = null;
-        var overrides = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        ResolvedConfig config = args.Single("--board") is { } board
+            ? ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"))
+            : args.Single("--config") is { } file
+                ? ConfigLoader.Load(FirmwareConfig.Schema, file, args.All("--set"))
+                : throw new UsageException("check needs --board FILE or --config FILE");
+        foreach (ConfigKey key in config.Schema.Keys)
         {
-            string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--config":
-                    file = value;
-                    break;
-                case "--set":
-                    overrides.Add(value);
-                    break;
-                default:
-                    throw new ArgumentException($"unknown option '{args[i]}' (ssd-board --help)");
-            }
-
-            i++;
+            output.WriteLine($"{key.Path} = {key.Format(config.Get(key))}");
         }
 
-        return file is null ? throw new ArgumentException("check needs --config FILE") : (file, overrides);
+        return 0;
+    }
+
+    private static int Serve(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
+    {
+        string board = args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)");
+        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"));
+        string? image = args.Single("--image");
+        bool emulated = config.Get(BoardConfig.Spi) == "emulated";
+        if (image is not null && !emulated)
+        {
+            throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})");
+        }
+
+        IServedDevice device = emulated
+            ? EmulatedDevice.Open(config, $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})", image, new MonotonicClock())
+            : BoardDevice.Open(config, BoardOpener.Open(config, machine()), error);
+        ServedController controller;
+        try
+        {
+            controller = new ServedController(device, config, args.Single("--export") ?? "ssd");
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+
+        using (controller)
+        {
+            return NbdService.Run(controller, args, output, Program_);
+        }
     }
 }

@@ -7,10 +7,14 @@ namespace Controller.Firmware.Config;
 /// <see cref="ConfigSchema"/>) layered over the schema's defaults, then <c>--set key=value</c>
 /// overrides, then the schema's rules. The first problem found is thrown as a
 /// <see cref="ConfigException"/> naming the file, the key and the reason; nothing is half-loaded.
+/// A profile may start from others: <c>"include": "FILE"</c> (or a list), paths relative to the
+/// including file, applied first, so a board profile names its chip description instead of copying it.
 /// </summary>
 public static class ConfigLoader
 {
     private const string OverridePrefix = "--set ";
+    private const string IncludeKey = "include";
+    private const int MaxIncludeDepth = 4;
 
     private static readonly JsonDocumentOptions s_jsonOptions = new()
     {
@@ -48,14 +52,17 @@ public static class ConfigLoader
             }
         }
 
-        return Parse(schema, displayName ?? file, json, overrides);
+        return Parse(schema, displayName ?? file, json, overrides, file is null ? null : Path.GetDirectoryName(Path.GetFullPath(file)));
     }
 
     /// <summary>
     /// Loads from JSON text already in memory. <paramref name="sourceName"/> is what errors call
     /// the source (a file name); <paramref name="json"/> null means defaults only.
     /// </summary>
-    public static ResolvedConfig Parse(ConfigSchema schema, string? sourceName, string? json, IEnumerable<string> overrides)
+    public static ResolvedConfig Parse(ConfigSchema schema, string? sourceName, string? json, IEnumerable<string> overrides) =>
+        Parse(schema, sourceName, json, overrides, baseDirectory: null);
+
+    private static ResolvedConfig Parse(ConfigSchema schema, string? sourceName, string? json, IEnumerable<string> overrides, string? baseDirectory)
     {
         ArgumentNullException.ThrowIfNull(schema);
         ArgumentNullException.ThrowIfNull(overrides);
@@ -63,7 +70,7 @@ public static class ConfigLoader
         string source = sourceName ?? "defaults";
         if (json is not null)
         {
-            ApplyJson(schema, config, source, json);
+            ApplyJson(schema, config, source, json, baseDirectory ?? Directory.GetCurrentDirectory(), depth: 0);
         }
 
         foreach (string assignment in overrides)
@@ -87,7 +94,7 @@ public static class ConfigLoader
         return config;
     }
 
-    private static void ApplyJson(ConfigSchema schema, ResolvedConfig config, string source, string json)
+    private static void ApplyJson(ConfigSchema schema, ResolvedConfig config, string source, string json, string directory, int depth)
     {
         JsonDocument document;
         try
@@ -107,7 +114,43 @@ public static class ConfigLoader
             }
 
             var seen = new HashSet<string>(StringComparer.Ordinal);
+            if (document.RootElement.TryGetProperty(IncludeKey, out JsonElement include))
+            {
+                ApplyIncludes(schema, config, source, include, directory, depth);
+            }
+
             ApplyObject(schema, config, source, document.RootElement, prefix: string.Empty, seen);
+        }
+    }
+
+    /// <summary>Applies the profiles an <c>include</c> names, in order, before the including one's own keys.</summary>
+    private static void ApplyIncludes(ConfigSchema schema, ResolvedConfig config, string source, JsonElement include, string directory, int depth)
+    {
+        JsonElement[] names = include.ValueKind == JsonValueKind.Array ? [.. include.EnumerateArray()] : [include];
+        if (names.Any(n => n.ValueKind != JsonValueKind.String || n.GetString()!.Length == 0))
+        {
+            throw new ConfigException(source, IncludeKey, "is a file name, or a list of file names, relative to this profile");
+        }
+
+        if (depth >= MaxIncludeDepth)
+        {
+            throw new ConfigException(source, IncludeKey, $"includes nest deeper than {MaxIncludeDepth} (a profile including itself?)");
+        }
+
+        foreach (string name in names.Select(n => n.GetString()!))
+        {
+            string path = Path.GetFullPath(Path.Combine(directory, name));
+            string text;
+            try
+            {
+                text = System.IO.File.ReadAllText(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ConfigException(source, IncludeKey, $"'{name}' cannot be read ({path}): {e.Message}");
+            }
+
+            ApplyJson(schema, config, name, text, Path.GetDirectoryName(path)!, depth + 1);
         }
     }
 
@@ -116,6 +159,11 @@ public static class ConfigLoader
         foreach (JsonProperty property in obj.EnumerateObject())
         {
             string path = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
+            if (path == IncludeKey)
+            {
+                continue;
+            }
+
             if (!seen.Add(path))
             {
                 throw new ConfigException(source, path, "is set twice");

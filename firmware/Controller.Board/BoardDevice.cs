@@ -1,0 +1,169 @@
+using System.Device.Gpio;
+using System.Device.Spi;
+using Controller.Emulator;
+using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
+using Controller.Firmware.Loop;
+using Controller.Hosting;
+using Controller.Management;
+
+namespace Controller.Board;
+
+/// <summary>
+/// A real SPI NAND chip as a served device: the firmware's SPI NAND driver over the SPI device the
+/// board opened, on the monotonic clock, WP# and HOLD# held high, the activity LED lit while the
+/// NAND works and put out when the loop goes idle. Its power and faults are its own: the management
+/// endpoint's power cut and fault injection are refused.
+/// </summary>
+internal sealed class BoardDevice : IServedDevice
+{
+    private readonly BoardHardware _hardware;
+    private readonly ActivityLed? _led;
+
+    private BoardDevice(BoardHardware hardware, MonotonicClock clock, SpiNandDevice driver, ActivityLed? led, string description, ulong seed)
+    {
+        _hardware = hardware;
+        Clock = clock;
+        _led = led;
+        Nand = led is null ? driver : new ActivityNand(driver, led);
+        Description = description;
+        FirmwareSeed = seed;
+    }
+
+    /// <inheritdoc />
+    public string Description { get; }
+
+    /// <inheritdoc />
+    public IClock Clock { get; }
+
+    /// <inheritdoc />
+    public INandDevice Nand { get; }
+
+    /// <inheritdoc />
+    public ulong FirmwareSeed { get; }
+
+    /// <inheritdoc />
+    public bool CanCutPower => false;
+
+    /// <summary>
+    /// Opens the chip on <paramref name="hardware"/> and initialises it through the driver (reset,
+    /// ID check, unlock, ECC on). A wrong ID is a <see cref="SpiNandException"/> naming both IDs.
+    /// </summary>
+    public static BoardDevice Open(ResolvedConfig config, BoardHardware hardware, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(hardware);
+        ActivityLed? led = null;
+        try
+        {
+            SpiNandChip chip = SpiNandChip.FromConfig(config);
+            led = ActivityLed.TryOpen(config.Get(BoardConfig.Led), log);
+            var clock = new MonotonicClock();
+            var driver = new SpiNandDevice(hardware.Spi, chip, clock);
+            driver.Initialize();
+            return new BoardDevice(hardware, clock, driver, led, $"{config.Get(BoardConfig.Name)}, SPI NAND {chip.Name} on {hardware.Where}", (ulong)config.Get(EmulatorConfig.FaultSeed));
+        }
+        catch
+        {
+            led?.Dispose();
+            hardware.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Completed(long startedAtNanoseconds, long completedAtNanoseconds, long arrivedTimestamp)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Idle() => _led?.Off();
+
+    /// <inheritdoc />
+    public int CutPower() => throw new NotSupportedException("the power of a board is cut at its plug");
+
+    /// <inheritdoc />
+    public FaultSettings SetFaults(FaultRequest request) => throw new NotSupportedException($"{Description}: a real chip's faults are its own; fault injection is the emulator's (board.spi emulated)");
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _led?.Dispose();
+        _hardware.Dispose();
+    }
+}
+
+/// <summary>What the board opened: the SPI device and the GPIO pins holding WP# and HOLD# high.</summary>
+internal sealed class BoardHardware : IDisposable
+{
+    private readonly List<IDisposable> _owned;
+
+    public BoardHardware(SpiDevice spi, string where, IEnumerable<IDisposable> owned)
+    {
+        Spi = spi;
+        Where = where;
+        _owned = [.. owned];
+    }
+
+    /// <summary>The chip's SPI device.</summary>
+    public SpiDevice Spi { get; }
+
+    /// <summary>Where the chip is, for the banner (/dev/spidev0.0, an FT232H).</summary>
+    public string Where { get; }
+
+    /// <summary>Drives the pins <paramref name="pins"/> names (a pin of -1 is tied high on the board) as outputs, high.</summary>
+    public static GpioController? HoldHigh(Func<GpioController> open, params (string Name, int Pin)[] pins)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        if (pins.All(p => p.Pin < 0))
+        {
+            return null;
+        }
+
+        GpioController gpio = open();
+        foreach ((string name, int pin) in pins.Where(p => p.Pin >= 0))
+        {
+            try
+            {
+                gpio.OpenPin(pin, PinMode.Output, PinValue.High);
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or ArgumentException or UnauthorizedAccessException)
+            {
+                gpio.Dispose();
+                throw new BoardException($"cannot drive {name} high on GPIO {pin}: {e.Message}");
+            }
+        }
+
+        return gpio;
+    }
+
+    public void Dispose()
+    {
+        Spi.Dispose();
+        foreach (IDisposable owned in Enumerable.Reverse(_owned))
+        {
+            owned.Dispose();
+        }
+    }
+}
+
+/// <summary>A problem of the board or its wiring; the message says what to do.</summary>
+public sealed class BoardException : Exception
+{
+    /// <summary>Creates the error.</summary>
+    public BoardException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Required by the analyzers.</summary>
+    public BoardException()
+    {
+    }
+
+    /// <summary>Required by the analyzers.</summary>
+    public BoardException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

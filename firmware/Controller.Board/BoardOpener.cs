@@ -1,0 +1,183 @@
+using System.Device.Gpio;
+using System.Device.Gpio.Drivers;
+using System.Device.Spi;
+using Controller.Firmware.Config;
+using Iot.Device.Board;
+using Iot.Device.Ft232H;
+
+namespace Controller.Board;
+
+/// <summary>What the board image asks of the machine it runs on, so the checks can be tested off a board.</summary>
+internal interface IBoardEnvironment
+{
+    /// <summary>What board this is (Iot.Device.Board's detection), for messages.</summary>
+    string BoardName { get; }
+
+    /// <summary>Whether it is a Raspberry Pi.</summary>
+    bool IsRaspberryPi { get; }
+
+    /// <summary>On a Raspberry Pi: whether SPI0 is enabled (dtparam=spi=on); null when it cannot be told.</summary>
+    bool? IsSpiActivated { get; }
+
+    /// <summary>Whether a device node exists.</summary>
+    bool Exists(string path);
+}
+
+/// <summary>The machine as Iot.Device.Board sees it.</summary>
+internal sealed class MachineEnvironment : IBoardEnvironment
+{
+    private MachineEnvironment(string name, bool isPi, bool? spi)
+    {
+        BoardName = name;
+        IsRaspberryPi = isPi;
+        IsSpiActivated = spi;
+    }
+
+    public string BoardName { get; }
+
+    public bool IsRaspberryPi { get; }
+
+    public bool? IsSpiActivated { get; }
+
+    /// <summary>Detects the board once (Board.Create), and on a Raspberry Pi whether SPI is on.</summary>
+    public static MachineEnvironment Detect()
+    {
+        try
+        {
+            using Iot.Device.Board.Board board = Iot.Device.Board.Board.Create();
+            if (board is RaspberryPiBoard pi)
+            {
+                bool? spi;
+                try
+                {
+                    spi = pi.IsSpiActivated();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or PlatformNotSupportedException or InvalidOperationException)
+                {
+                    // The pin-mode query needs /dev/gpiomem and a known SoC; without them the device
+                    // node tells instead.
+                    spi = null;
+                }
+
+                return new MachineEnvironment("a Raspberry Pi", true, spi);
+            }
+
+            return new MachineEnvironment(board.GetType().Name, false, null);
+        }
+        catch (Exception e) when (e is PlatformNotSupportedException or NotSupportedException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return new MachineEnvironment("an unknown board", false, null);
+        }
+    }
+
+    public bool Exists(string path) => File.Exists(path);
+}
+
+/// <summary>Opens the SPI device and GPIO a board profile describes, with messages that say what to do when they are missing.</summary>
+internal static class BoardOpener
+{
+    /// <summary>The instructions printed when a Raspberry Pi's SPI is off.</summary>
+    public const string EnableSpi = """
+        SPI is not enabled on this Raspberry Pi. Enable it, then reboot:
+          sudo raspi-config nonint do_spi 0
+        or add this line to /boot/firmware/config.txt (see hw-config/raspberrypi/config.txt):
+          dtparam=spi=on
+        After the reboot /dev/spidev0.0 exists and ssd-board can open the chip.
+        """;
+
+    /// <summary>The Linux device node of the profile's SPI bus and chip select.</summary>
+    public static string SpidevPath(ResolvedConfig config) => $"/dev/spidev{config.Get(BoardConfig.SpiBus)}.{config.Get(BoardConfig.ChipSelect)}";
+
+    /// <summary>Why a spidev profile cannot open its chip here, or null when it can try.</summary>
+    public static string? SpidevProblem(ResolvedConfig config, IBoardEnvironment machine)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(machine);
+        string node = SpidevPath(config);
+        if (machine.IsRaspberryPi && machine.IsSpiActivated == false)
+        {
+            return EnableSpi;
+        }
+
+        if (!machine.Exists(node))
+        {
+            return machine.IsRaspberryPi
+                ? $"{node} does not exist on this Raspberry Pi.\n{EnableSpi}"
+                : $"{node} does not exist: this is not a Raspberry Pi (Iot.Device.Board found {machine.BoardName}). On a PC, wire the chip to an FT232H and use hw-config/boards/ft232h.json; without a chip, hw-config/boards/emulated.json runs the emulated one.";
+        }
+
+        return null;
+    }
+
+    /// <summary>Opens the chip's SPI device and holds WP# and HOLD# high.</summary>
+    public static BoardHardware Open(ResolvedConfig config, IBoardEnvironment machine)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var settings = new SpiConnectionSettings((int)config.Get(BoardConfig.SpiBus), (int)config.Get(BoardConfig.ChipSelect))
+        {
+            ClockFrequency = (int)config.Get(BoardConfig.ClockHertz),
+            Mode = SpiMode.Mode0,
+            DataBitLength = 8,
+        };
+        (string, int)[] pins = [("WP#", (int)config.Get(BoardConfig.WriteProtectPin)), ("HOLD#", (int)config.Get(BoardConfig.HoldPin))];
+        return config.Get(BoardConfig.Spi) switch
+        {
+            "ft232h" => OpenFt232H(settings, pins),
+            _ => OpenSpidev(config, machine, settings, pins),
+        };
+    }
+
+    private static BoardHardware OpenSpidev(ResolvedConfig config, IBoardEnvironment machine, SpiConnectionSettings settings, (string, int)[] pins)
+    {
+        if (SpidevProblem(config, machine) is { } problem)
+        {
+            throw new BoardException(problem);
+        }
+
+        string node = SpidevPath(config);
+        long chip = config.Get(BoardConfig.GpioChip);
+        GpioController? gpio = BoardHardware.HoldHigh(() => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)), pins);
+        try
+        {
+            SpiDevice spi = SpiDevice.Create(settings);
+            return new BoardHardware(spi, $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [] : [gpio]);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            gpio?.Dispose();
+            throw new BoardException($"cannot open {node}: {e.Message} (run as root, or add the user to the spi group)");
+        }
+    }
+
+    private static BoardHardware OpenFt232H(SpiConnectionSettings settings, (string, int)[] pins)
+    {
+        List<Ft232HDevice> found;
+        try
+        {
+            found = Ft232HDevice.GetFt232H();
+        }
+        catch (Exception e) when (e is DllNotFoundException or IOException or InvalidOperationException or EntryPointNotFoundException)
+        {
+            string why = e is DllNotFoundException ? "FTDI's D2XX library was not found" : e.Message;
+            throw new BoardException($"cannot look for an FT232H: {why}. The adapter is reached through FTDI's D2XX library (libftd2xx.so on Linux, ftd2xx.dll on Windows): install it, and on Linux unload the ftdi_sio driver (sudo rmmod ftdi_sio) or add a udev rule for the adapter.");
+        }
+
+        if (found.Count == 0)
+        {
+            throw new BoardException("no FT232H adapter found: plug it in (and on Linux unload ftdi_sio: sudo rmmod ftdi_sio)");
+        }
+
+        Ft232HDevice adapter = found[0];
+        try
+        {
+            GpioController? gpio = BoardHardware.HoldHigh(adapter.CreateGpioController, pins);
+            SpiDevice spi = adapter.CreateSpiDevice(settings);
+            return new BoardHardware(spi, $"an FT232H ({adapter.SerialNumber}) at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [adapter] : [adapter, gpio]);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException)
+        {
+            adapter.Dispose();
+            throw new BoardException($"cannot open the FT232H's SPI: {e.Message}");
+        }
+    }
+}
