@@ -4,7 +4,7 @@ using System.Net.Sockets;
 
 namespace Controller.Tests.Support;
 
-/// <summary>A serve process on a Unix socket in a temporary directory.</summary>
+/// <summary>A serving process (ssd-emulator serve, or ssd-board) on a Unix socket in a temporary directory.</summary>
 internal sealed class ServerProcess : IDisposable
 {
     private readonly Process _process;
@@ -31,19 +31,46 @@ internal sealed class ServerProcess : IDisposable
         string socket = temp.File("ssd.sock");
         string controlUri = $"unix:{temp.File("ssd.ctl")}";
         string[] args = ["serve", "--config", config, "--listen", $"nbd+unix:///?socket={socket}", .. image is null ? Array.Empty<string>() : ["--image", image], .. control ? ["--control", controlUri] : Array.Empty<string>(), .. extra];
-        Process process = EmulatorProcess.Start(args);
+        return await WaitForBannerAsync(EmulatorProcess.Start(args), socket, control ? controlUri : "", TimeSpan.FromMinutes(1));
+    }
+
+    /// <summary>
+    /// Starts <paramref name="start"/> (told to listen on nbd+unix:///?socket=TEMP/ssd.sock and,
+    /// with <paramref name="control"/>, on unix:TEMP/ssd.ctl) and waits up to <paramref name="startup"/> for it to listen.
+    /// </summary>
+    public static async Task<ServerProcess> StartCommandAsync(TempDirectory temp, ProcessStartInfo start, bool control, TimeSpan startup)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        string socket = temp.File("ssd.sock");
+        start.ArgumentList.Add("--listen");
+        start.ArgumentList.Add($"nbd+unix:///?socket={socket}");
+        if (control)
+        {
+            start.ArgumentList.Add("--control");
+            start.ArgumentList.Add($"unix:{temp.File("ssd.ctl")}");
+        }
+
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.UseShellExecute = false;
+        Process process = Process.Start(start) ?? throw new InvalidOperationException($"{start.FileName} did not start");
+        return await WaitForBannerAsync(process, socket, control ? $"unix:{temp.File("ssd.ctl")}" : "", startup);
+    }
+
+    private static async Task<ServerProcess> WaitForBannerAsync(Process process, string socket, string control, TimeSpan startup)
+    {
         string banner = string.Empty;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        using var timeout = new CancellationTokenSource(startup);
         while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
         {
             banner += line + "\n";
             if (line.Contains("listening on", StringComparison.Ordinal))
             {
-                return new ServerProcess(process, socket, banner) { Control = control ? controlUri : "" };
+                return new ServerProcess(process, socket, banner) { Control = control };
             }
         }
 
-        throw new InvalidOperationException($"serve did not start: {banner}{await process.StandardError.ReadToEndAsync()}");
+        throw new InvalidOperationException($"{process.StartInfo.FileName} did not start serving: {banner}{await process.StandardError.ReadToEndAsync()}");
     }
 
     public async Task<NbdTestClient> ConnectAsync()
