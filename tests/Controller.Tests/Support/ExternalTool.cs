@@ -21,14 +21,29 @@ internal static class ExternalTool
             return found;
         }
 
-        string message = $"{tool} is not installed; install the Debian package {package}";
+        Missing($"{tool} is not installed; install the Debian package {package}");
+        return tool;
+    }
+
+    /// <summary>Fails (CI) or skips unless <paramref name="path"/> exists, naming the <paramref name="packages"/> that bring it.</summary>
+    public static string RequireFile(string path, string packages)
+    {
+        if (!File.Exists(path))
+        {
+            Missing($"{path} is missing; install the Debian packages {packages}");
+        }
+
+        return path;
+    }
+
+    private static void Missing(string message)
+    {
         if (Environment.GetEnvironmentVariable("CI") == "true")
         {
             Assert.Fail($"{message} (CI must have it: add it to .ci/run)");
         }
 
         Skip.If(true, message);
-        return tool;
     }
 
     /// <summary>Runs <paramref name="path"/> with <paramref name="args"/>; returns its exit code and output.</summary>
