@@ -24,8 +24,9 @@ public static class Program
         until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint,
         then exit 0. Pulling the plug is a power cut: at the next boot every flushed write is there.
 
-          --board FILE         a board profile: hw-config/boards/raspberrypi-4.json, raspberrypi-5.json,
-                               ft232h.json, or emulated.json (the emulated chip, no hardware needed)
+          --board FILE|NAME    a board profile, or the name of one shipped in hw-config/boards:
+                               raspberrypi-4, raspberrypi-5, ft232h, or emulated (the emulated
+                               chip, no hardware needed)
           --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
           --image FILE         with an emulated chip only: keep its NAND in FILE
         {NbdService.OptionsHelp}
@@ -36,8 +37,8 @@ public static class Program
         wrong chip ID); 2 bad input.
 
         Examples:
-          sudo ssd-board --board hw-config/boards/raspberrypi-4.json --listen nbd://0.0.0.0 --allow-remote
-          ssd-board --board hw-config/boards/emulated.json --listen nbd+unix:///?socket=/tmp/ssd.sock
+          sudo ssd-board --board raspberrypi-4 --listen nbd://0.0.0.0 --allow-remote
+          ssd-board --board emulated --listen nbd+unix:///?socket=/tmp/ssd.sock
           ssd-board check --board hw-config/boards/raspberrypi-5.json
         """;
 
@@ -82,7 +83,7 @@ public static class Program
     private static int Check(Arguments args, TextWriter output)
     {
         ResolvedConfig config = args.Single("--board") is { } board
-            ? ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"))
+            ? ConfigLoader.Load(BoardConfig.Schema, BoardProfile(board), args.All("--set"))
             : args.Single("--config") is { } file
                 ? ConfigLoader.Load(FirmwareConfig.Schema, file, args.All("--set"))
                 : throw new UsageException("check needs --board FILE or --config FILE");
@@ -94,9 +95,27 @@ public static class Program
         return 0;
     }
 
+    /// <summary>A profile file, or the name of one shipped beside the image (raspberrypi-4 for hw-config/boards/raspberrypi-4.json).</summary>
+    private static string BoardProfile(string board)
+    {
+        if (File.Exists(board) || board.Contains('/', StringComparison.Ordinal) || board.EndsWith(".json", StringComparison.Ordinal))
+        {
+            return board;
+        }
+
+        string shipped = Path.Combine(AppContext.BaseDirectory, "hw-config", "boards", board + ".json");
+        if (File.Exists(shipped))
+        {
+            return shipped;
+        }
+
+        string[] names = Directory.Exists(Path.GetDirectoryName(shipped)) ? [.. Directory.GetFiles(Path.GetDirectoryName(shipped)!, "*.json").Select(Path.GetFileNameWithoutExtension).Order()!] : [];
+        throw new UsageException($"--board {board}: no such file, and no shipped board of that name (shipped: {string.Join(", ", names)})");
+    }
+
     private static int Serve(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
-        string board = args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)");
+        string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
         ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"));
         string? image = args.Single("--image");
         bool emulated = config.Get(BoardConfig.Spi) == "emulated";
