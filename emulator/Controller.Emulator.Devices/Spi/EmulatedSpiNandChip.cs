@@ -132,13 +132,13 @@ public sealed class EmulatedSpiNandChip : SpiDevice
                 PageRead(Row(frame));
                 break;
             case SpiNandDevice.ReadFromCache or SpiNandDevice.FastReadFromCache when frame.Length >= 4:
+                // The cache buffer from the column on; past its end the chip shifts out FFh.
                 int column = BinaryPrimitives.ReadUInt16BigEndian(frame[1..]) & 0x0FFF;
-                for (int i = 4; i < read.Length; i++)
-                {
-                    int at = column + i - 4;
-                    read[i] = at < _cache.Length ? _cache[at] : (byte)0xFF;
-                }
-
+                Span<byte> shifted = read.Length > 4 ? read[4..] : [];
+                ReadOnlySpan<byte> held = column < _cache.Length ? _cache.AsSpan(column) : [];
+                int copied = Math.Min(held.Length, shifted.Length);
+                held[..copied].CopyTo(shifted);
+                shifted[copied..].Fill(0xFF);
                 break;
             case SpiNandDevice.ProgramLoad or SpiNandDevice.ProgramLoadRandom when frame.Length >= 3:
                 if (opcode == SpiNandDevice.ProgramLoad)
