@@ -25,27 +25,37 @@ internal sealed class ActivityLed : IDisposable
         _led.Brightness = 0;
     }
 
-    /// <summary>The LED <paramref name="name"/>, or null (said on <paramref name="log"/>) when there is none or it cannot be written.</summary>
-    public static ActivityLed? TryOpen(string name, TextWriter log)
+    /// <summary>
+    /// The first LED of <paramref name="names"/> (comma-separated: ACT,led0 covers old and new
+    /// Raspberry Pi kernels) that can be driven, or null (said on <paramref name="log"/>) when none can.
+    /// </summary>
+    public static ActivityLed? TryOpen(string names, TextWriter log)
     {
-        if (name.Length == 0)
+        string[] candidates = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var problems = new List<string>();
+        foreach (string name in candidates)
         {
-            return null;
+            BoardLed? led = null;
+            try
+            {
+                led = new BoardLed(name);
+                return new ActivityLed(led);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException || e.GetType() == typeof(Exception))
+            {
+                // BoardLed opens /sys/class/leds/NAME's files at once: missing, or root's only.
+                led?.Dispose();
+                problems.Add($"{name}: {e.Message}");
+            }
         }
 
-        BoardLed? led = null;
-        try
+        if (problems.Count > 0)
         {
-            led = new BoardLed(name);
-            return new ActivityLed(led);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
-        {
-            led?.Dispose();
             string known = string.Join(", ", SafeNames());
-            log.WriteLine($"ssd-board: warning: the activity LED '{name}' cannot be driven ({e.Message}); LEDs here: {(known.Length == 0 ? "none" : known)}. Serving without it.");
-            return null;
+            log.WriteLine($"ssd-board: warning: no activity LED ({string.Join("; ", problems)}); LEDs here: {(known.Length == 0 ? "none" : known)}. Serving without it.");
         }
+
+        return null;
     }
 
     /// <summary>Lights the LED (NAND activity).</summary>

@@ -37,7 +37,7 @@ public static class BoardConfig
     public static readonly IntegerKey GpioChip = new("board.gpioChip", "the gpiochip (libgpiod) of the WP# and HOLD# pins, or -1 to let System.Device.Gpio choose its driver", -1, -1, 15);
 
     /// <summary>The activity LED.</summary>
-    public static readonly TextKey Led = new("board.led", "the LED under /sys/class/leds to light on NAND activity (ACT or led0 on a Raspberry Pi), empty for none", string.Empty);
+    public static readonly TextKey Led = new("board.led", "the LED under /sys/class/leds to light on NAND activity, or a comma-separated list tried in order (ACT,led0 on a Raspberry Pi); empty for none", string.Empty);
 
     /// <summary>The emulator's keys a real chip does not take.</summary>
     private static readonly ConfigKey[] s_emulatorOnly =

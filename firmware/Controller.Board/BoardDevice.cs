@@ -60,7 +60,15 @@ internal sealed class BoardDevice : IServedDevice
             led = ActivityLed.TryOpen(config.Get(BoardConfig.Led), log);
             var clock = new MonotonicClock();
             var driver = new SpiNandDevice(hardware.Spi, chip, clock);
-            driver.Initialize();
+            try
+            {
+                driver.Initialize();
+            }
+            catch (IOException e)
+            {
+                throw new BoardException($"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)");
+            }
+
             return new BoardDevice(hardware, clock, driver, led, $"{config.Get(BoardConfig.Name)}, SPI NAND {chip.Name} on {hardware.Where}", (ulong)config.Get(EmulatorConfig.FaultSeed));
         }
         catch
@@ -120,7 +128,17 @@ internal sealed class BoardHardware : IDisposable
             return null;
         }
 
-        GpioController gpio = open();
+        GpioController gpio;
+        try
+        {
+            gpio = open();
+        }
+        catch (Exception e) when (e is DllNotFoundException or IOException or UnauthorizedAccessException or PlatformNotSupportedException or NotSupportedException or InvalidOperationException)
+        {
+            string what = string.Join(" and ", pins.Where(p => p.Pin >= 0).Select(p => $"{p.Name} (GPIO {p.Pin})"));
+            throw new BoardException($"cannot open the GPIO controller for {what}: {e.Message}. On a Raspberry Pi 5 install libgpiod2 (and check board.gpioChip); or tie the pins to 3.3 V and set board.writeProtectPin and board.holdPin to -1.");
+        }
+
         foreach ((string name, int pin) in pins.Where(p => p.Pin >= 0))
         {
             try

@@ -39,34 +39,62 @@ internal sealed class MachineEnvironment : IBoardEnvironment
 
     public bool? IsSpiActivated { get; }
 
-    /// <summary>Detects the board once (Board.Create), and on a Raspberry Pi whether SPI is on.</summary>
+    /// <summary>
+    /// Detects the board once. Iot.Device.Board's <c>Board.Create</c> knows the Raspberry Pi 3 and 4
+    /// (a <see cref="RaspberryPiBoard"/>) but gives a Pi 5 a generic board, so the device tree's
+    /// model names the Pi too. Whether SPI is on is <see cref="RaspberryPiBoard.IsSpiActivated"/>,
+    /// which reads config.txt and works on every Pi.
+    /// </summary>
     public static MachineEnvironment Detect()
+    {
+        string model = ReadModel();
+        Iot.Device.Board.Board? board = null;
+        try
+        {
+            board = Iot.Device.Board.Board.Create();
+        }
+        catch (Exception e) when (e is PlatformNotSupportedException or NotSupportedException or IOException or UnauthorizedAccessException)
+        {
+            // No driver for this machine: it is not a Raspberry Pi; the device node decides.
+        }
+
+        try
+        {
+            bool isPi = board is RaspberryPiBoard || model.StartsWith("Raspberry Pi", StringComparison.Ordinal);
+            if (!isPi)
+            {
+                return new MachineEnvironment(model.Length > 0 ? $"{board?.GetType().Name ?? "no board"}, {model}" : board?.GetType().Name ?? "no board", false, null);
+            }
+
+            using RaspberryPiBoard? own = board is RaspberryPiBoard ? null : new RaspberryPiBoard();
+            RaspberryPiBoard pi = board as RaspberryPiBoard ?? own!;
+            bool? spi;
+            try
+            {
+                spi = pi.IsSpiActivated();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                spi = null; // config.txt unreadable: the device node tells instead
+            }
+
+            return new MachineEnvironment(model.Length > 0 ? model : "a Raspberry Pi", true, spi);
+        }
+        finally
+        {
+            board?.Dispose();
+        }
+    }
+
+    private static string ReadModel()
     {
         try
         {
-            using Iot.Device.Board.Board board = Iot.Device.Board.Board.Create();
-            if (board is RaspberryPiBoard pi)
-            {
-                bool? spi;
-                try
-                {
-                    spi = pi.IsSpiActivated();
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or PlatformNotSupportedException or InvalidOperationException)
-                {
-                    // The pin-mode query needs /dev/gpiomem and a known SoC; without them the device
-                    // node tells instead.
-                    spi = null;
-                }
-
-                return new MachineEnvironment("a Raspberry Pi", true, spi);
-            }
-
-            return new MachineEnvironment(board.GetType().Name, false, null);
+            return File.Exists("/proc/device-tree/model") ? File.ReadAllText("/proc/device-tree/model").TrimEnd('\0', '\n') : string.Empty;
         }
-        catch (Exception e) when (e is PlatformNotSupportedException or NotSupportedException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return new MachineEnvironment("an unknown board", false, null);
+            return string.Empty;
         }
     }
 
@@ -88,25 +116,28 @@ internal static class BoardOpener
     /// <summary>The Linux device node of the profile's SPI bus and chip select.</summary>
     public static string SpidevPath(ResolvedConfig config) => $"/dev/spidev{config.Get(BoardConfig.SpiBus)}.{config.Get(BoardConfig.ChipSelect)}";
 
-    /// <summary>Why a spidev profile cannot open its chip here, or null when it can try.</summary>
+    /// <summary>
+    /// Why a spidev profile cannot open its chip here, or null when it can try. The device node
+    /// decides; config.txt (<see cref="IBoardEnvironment.IsSpiActivated"/>) says what to do about it.
+    /// </summary>
     public static string? SpidevProblem(ResolvedConfig config, IBoardEnvironment machine)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(machine);
         string node = SpidevPath(config);
-        if (machine.IsRaspberryPi && machine.IsSpiActivated == false)
+        if (machine.Exists(node))
         {
-            return EnableSpi;
+            return null;
         }
 
-        if (!machine.Exists(node))
+        if (!machine.IsRaspberryPi)
         {
-            return machine.IsRaspberryPi
-                ? $"{node} does not exist on this Raspberry Pi.\n{EnableSpi}"
-                : $"{node} does not exist: this is not a Raspberry Pi (Iot.Device.Board found {machine.BoardName}). On a PC, wire the chip to an FT232H and use hw-config/boards/ft232h.json; without a chip, hw-config/boards/emulated.json runs the emulated one.";
+            return $"{node} does not exist: this is not a Raspberry Pi (Iot.Device.Board found {machine.BoardName}). On a PC, wire the chip to an FT232H and use hw-config/boards/ft232h.json; without a chip, hw-config/boards/emulated.json runs the emulated one.";
         }
 
-        return null;
+        return machine.IsSpiActivated == true
+            ? $"{node} does not exist on {machine.BoardName}, though config.txt turns SPI on: reboot after changing config.txt, and check that the overlay makes chip select {config.Get(BoardConfig.ChipSelect)} (dtparam=spi=on makes CE0 and CE1)."
+            : $"{node} does not exist on {machine.BoardName}.\n{EnableSpi}";
     }
 
     /// <summary>Opens the chip's SPI device and holds WP# and HOLD# high.</summary>
@@ -137,6 +168,7 @@ internal static class BoardOpener
         string node = SpidevPath(config);
         long chip = config.Get(BoardConfig.GpioChip);
         GpioController? gpio = BoardHardware.HoldHigh(() => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)), pins);
+        // SpiDevice.Create does not open the node; the driver's first transfer does (an IOException there is the board's).
         try
         {
             SpiDevice spi = SpiDevice.Create(settings);

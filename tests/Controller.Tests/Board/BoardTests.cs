@@ -33,13 +33,13 @@ public sealed class BoardTests
     }
 
     [Fact]
-    public void ARaspberryPiWithSpiOnButNoDeviceNodeNamesTheNode()
+    public void ARaspberryPiWhoseConfigTurnsSpiOnButHasNoDeviceNodeIsToldToReboot()
     {
-        var machine = new FakeMachine { IsRaspberryPi = true, IsSpiActivated = true };
+        var machine = new FakeMachine { IsRaspberryPi = true, IsSpiActivated = true, BoardName = "Raspberry Pi 5 Model B Rev 1.0" };
         (int code, _, string error) = Run(machine, "--board", BoardFile("raspberrypi-5"), "--set", "board.chipSelect=1");
 
         Assert.Equal(1, code);
-        Assert.Contains("/dev/spidev0.1 does not exist on this Raspberry Pi", error, StringComparison.Ordinal);
+        Assert.Contains("/dev/spidev0.1 does not exist on Raspberry Pi 5 Model B Rev 1.0, though config.txt turns SPI on: reboot", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -61,7 +61,9 @@ public sealed class BoardTests
         var machine = new FakeMachine { IsRaspberryPi = true, IsSpiActivated = true, Nodes = { "/dev/spidev0.0" } };
 
         Assert.Null(BoardOpener.SpidevProblem(config, machine));
-        Assert.NotNull(BoardOpener.SpidevProblem(config, machine with { IsSpiActivated = false }));
+        // The node decides (SPI may be on through an overlay config.txt's parser does not know).
+        Assert.Null(BoardOpener.SpidevProblem(config, machine with { IsSpiActivated = false }));
+        Assert.NotNull(BoardOpener.SpidevProblem(config, machine with { Nodes = [] }));
     }
 
     [Theory]
@@ -186,6 +188,20 @@ public sealed class BoardTests
         Assert.Contains("not EFAA21 of the W25N01GV", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void ASpiNodeThatCannotBeOpenedAndAMissingGpioLibraryAreBoardErrorsSayingWhatToDo()
+    {
+        ResolvedConfig board = ConfigLoader.Load(BoardConfig.Schema, BoardFile("raspberrypi-4"), []);
+
+        BoardException spi = Assert.Throws<BoardException>(() => BoardDevice.Open(board, new BoardHardware(new UnopenableSpi(), "/dev/spidev0.0 at 10 MHz", []), TextWriter.Null));
+        BoardException gpio = Assert.Throws<BoardException>(() => BoardHardware.HoldHigh(() => throw new DllNotFoundException("libgpiod.so.2"), ("WP#", 25), ("HOLD#", 24)));
+
+        Assert.Contains("cannot talk to the chip on /dev/spidev0.0 at 10 MHz: Can not open SPI device file", spi.Message, StringComparison.Ordinal);
+        Assert.Contains("spi group", spi.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot open the GPIO controller for WP# (GPIO 25) and HOLD# (GPIO 24): libgpiod.so.2", gpio.Message, StringComparison.Ordinal);
+        Assert.Contains("install libgpiod2", gpio.Message, StringComparison.Ordinal);
+    }
+
     private static (int Code, string Output, string Error) Run(FakeMachine machine, params string[] args)
     {
         using var output = new StringWriter();
@@ -205,5 +221,23 @@ public sealed class BoardTests
         public HashSet<string> Nodes { get; init; } = [];
 
         public bool Exists(string path) => Nodes.Contains(path);
+    }
+
+    /// <summary>What SpiDevice.Create gives when the node is missing: every transfer fails.</summary>
+    private sealed class UnopenableSpi : System.Device.Spi.SpiDevice
+    {
+        public override System.Device.Spi.SpiConnectionSettings ConnectionSettings { get; } = new(0, 0);
+
+        public override void TransferFullDuplex(ReadOnlySpan<byte> writeBuffer, Span<byte> readBuffer) => throw Unopenable();
+
+        public override void Write(ReadOnlySpan<byte> buffer) => throw Unopenable();
+
+        public override void WriteByte(byte value) => throw Unopenable();
+
+        public override void Read(Span<byte> buffer) => throw Unopenable();
+
+        public override byte ReadByte() => throw Unopenable();
+
+        private static IOException Unopenable() => new("Can not open SPI device file '/dev/spidev0.0'.");
     }
 }
