@@ -145,10 +145,15 @@ internal sealed class BoardHardware : IDisposable
             {
                 gpio.OpenPin(pin, PinMode.Output, PinValue.High);
             }
-            catch (Exception e) when (e is InvalidOperationException or IOException or ArgumentException or UnauthorizedAccessException)
+            catch (Exception e)
             {
                 gpio.Dispose();
-                throw new BoardException($"cannot drive {name} high on GPIO {pin}: {e.Message}");
+                if (e is InvalidOperationException or IOException or ArgumentException or UnauthorizedAccessException or NotSupportedException)
+                {
+                    throw new BoardException($"cannot drive {name} high on GPIO {pin}: {e.Message}");
+                }
+
+                throw;
             }
         }
 

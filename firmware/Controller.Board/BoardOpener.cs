@@ -168,16 +168,16 @@ internal static class BoardOpener
         string node = SpidevPath(config);
         long chip = config.Get(BoardConfig.GpioChip);
         GpioController? gpio = BoardHardware.HoldHigh(() => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)), pins);
-        // SpiDevice.Create does not open the node; the driver's first transfer does (an IOException there is the board's).
         try
         {
-            SpiDevice spi = SpiDevice.Create(settings);
-            return new BoardHardware(spi, $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [] : [gpio]);
+            // SpiDevice.Create does not open the node; the driver's first transfer does, and
+            // BoardDevice turns an IOException there into the board's error.
+            return new BoardHardware(SpiDevice.Create(settings), $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [] : [gpio]);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch
         {
             gpio?.Dispose();
-            throw new BoardException($"cannot open {node}: {e.Message} (run as root, or add the user to the spi group)");
+            throw;
         }
     }
 
@@ -199,17 +199,26 @@ internal static class BoardOpener
             throw new BoardException("no FT232H adapter found: plug it in (and on Linux unload ftdi_sio: sudo rmmod ftdi_sio)");
         }
 
+        // The first adapter is used; the others are let go at once.
         Ft232HDevice adapter = found[0];
+        found.Skip(1).ToList().ForEach(other => other.Dispose());
+        GpioController? gpio = null;
         try
         {
-            GpioController? gpio = BoardHardware.HoldHigh(adapter.CreateGpioController, pins);
+            gpio = BoardHardware.HoldHigh(adapter.CreateGpioController, pins);
             SpiDevice spi = adapter.CreateSpiDevice(settings);
             return new BoardHardware(spi, $"an FT232H ({adapter.SerialNumber}) at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [adapter] : [adapter, gpio]);
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException or ArgumentException)
+        catch (Exception e)
         {
+            gpio?.Dispose();
             adapter.Dispose();
-            throw new BoardException($"cannot open the FT232H's SPI: {e.Message}");
+            if (e is IOException or InvalidOperationException or ArgumentException)
+            {
+                throw new BoardException($"cannot open the FT232H's SPI (chip select D{settings.ChipSelectLine}): {e.Message}");
+            }
+
+            throw;
         }
     }
 }

@@ -3,6 +3,7 @@ using Controller.Emulator;
 using Controller.Emulator.Nand;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
+using Controller.Firmware.Ftl;
 using Controller.Hosting;
 
 namespace Controller.Board;
@@ -16,7 +17,7 @@ public static class Program
 {
     private const string Program_ = "ssd-board";
 
-    private const string Usage = $"""
+    private static readonly string s_usage = $"""
         Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [serving options]
                ssd-board check (--board FILE | --config FILE) [--set KEY=VALUE]...
 
@@ -29,7 +30,7 @@ public static class Program
                                chip, no hardware needed)
           --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
           --image FILE         with an emulated chip only: keep its NAND in FILE
-        {NbdService.OptionsHelp}
+        {NbdService.OptionsHelp("ssd-board --board NAME")}
         check validates a board profile (--board) or a chip description (--config) and prints the
         resolved keys.
 
@@ -42,7 +43,9 @@ public static class Program
           ssd-board check --board hw-config/boards/raspberrypi-5.json
         """;
 
-    private static readonly string[] s_valued = ["--board", "--config", "--set", "--image", .. NbdService.Valued];
+    private static readonly string[] s_serveValued = ["--board", "--set", "--image", .. NbdService.Valued];
+
+    private static readonly string[] s_checkValued = ["--board", "--config", "--set"];
 
     /// <summary>Runs the command line: 0 done, 1 hardware not usable, 2 bad input.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error, MachineEnvironment.Detect);
@@ -53,14 +56,14 @@ public static class Program
         ArgumentNullException.ThrowIfNull(args);
         if (args.Length == 0 || args[0] is "--help" or "-h" or "help" || args.Contains("--help"))
         {
-            output.WriteLine(Usage);
+            output.WriteLine(s_usage);
             return args.Length == 0 ? 2 : 0;
         }
 
         try
         {
             bool check = args[0] == "check";
-            Arguments parsed = Arguments.Parse(check ? args[1..] : args[0] == "serve" ? args[1..] : args, s_valued, NbdService.Flags);
+            Arguments parsed = check ? Arguments.Parse(args[1..], s_checkValued, []) : Arguments.Parse(args, s_serveValued, NbdService.Flags);
             return check ? Check(parsed, output) : Serve(parsed, output, error, machine);
         }
         catch (Exception e) when (e is UsageException or ConfigException or NandImageException)
@@ -68,17 +71,19 @@ public static class Program
             error.WriteLine($"{Program_}: {e.Message}");
             return 2;
         }
-        catch (Exception e) when (e is BoardException or SpiNandException)
+        catch (Exception e) when (e is BoardException or SpiNandException or FtlMountException)
         {
             error.WriteLine($"{Program_}: {e.Message}");
             if (e is SpiNandException)
             {
-                error.WriteLine($"{Program_}: check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND), that WP# and HOLD# are high, and that the profile's chip description matches the part");
+                error.WriteLine(WiringHint);
             }
 
             return 1;
         }
     }
+
+    private const string WiringHint = $"{Program_}: check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND), that WP# and HOLD# are high, and that the profile's chip description matches the part";
 
     private static int Check(Arguments args, TextWriter output)
     {
@@ -117,6 +122,7 @@ public static class Program
     {
         string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
         ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"));
+        NbdService.ServeOptions serving = NbdService.Parse(args, Program_);
         string? image = args.Single("--image");
         bool emulated = config.Get(BoardConfig.Spi) == "emulated";
         if (image is not null && !emulated)
@@ -140,7 +146,13 @@ public static class Program
 
         using (controller)
         {
-            return NbdService.Run(controller, args, output, Program_);
+            int code = NbdService.Run(controller, serving, output, Program_);
+            if (controller.Failure is SpiNandException)
+            {
+                error.WriteLine(WiringHint);
+            }
+
+            return code;
         }
     }
 }

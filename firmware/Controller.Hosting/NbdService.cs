@@ -22,8 +22,8 @@ public static class NbdService
     /// <summary>The serving flags.</summary>
     public static readonly string[] Flags = ["--allow-remote"];
 
-    /// <summary>The help lines of the serving options, for a verb's --help.</summary>
-    public const string OptionsHelp = """
+    /// <summary>The help lines of the serving options, for the --help of <paramref name="command"/> (as a user types it).</summary>
+    public static string OptionsHelp(string command) => $$"""
           --listen URI         nbd://HOST[:PORT] (default nbd://127.0.0.1:10809) or
                                nbd+unix:///?socket=PATH; repeatable
           --export NAME        the export's name (default ssd; the empty name selects it too)
@@ -36,27 +36,48 @@ public static class NbdService
                                and log
           --telemetry-interval S  seconds between telemetry lines (default 1)
 
-        Socket activation: when started by systemd or by libnbd (nbdinfo -- [ COMMAND ]), it serves
-        the listening sockets it is handed (LISTEN_PID, LISTEN_FDS), and no default port.
+        Socket activation: when started by systemd or by libnbd (nbdinfo -- [ {{command}} ]), it
+        serves the listening sockets it is handed (LISTEN_PID, LISTEN_FDS), and no default port.
         """;
 
     /// <summary>
-    /// Serves <paramref name="controller"/> as <paramref name="args"/> say until SIGINT or SIGTERM,
-    /// then shuts it down cleanly (write back, flush, checkpoint) and returns 0. Messages start
-    /// with <paramref name="program"/>. Bad serving options are a <see cref="UsageException"/>.
+    /// Reads the serving options of <paramref name="args"/> (and the sockets handed over by socket
+    /// activation), before any device is opened, so a bad option changes nothing. Bad values are a
+    /// <see cref="UsageException"/> naming them; warnings start with <paramref name="program"/>.
     /// </summary>
-    public static int Run(ServedController controller, Arguments args, TextWriter output, string program)
+    public static ServeOptions Parse(Arguments args, string program)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
+        double telemetrySeconds = args.Number("--telemetry-interval", 1, 0.01, 3600);
+        bool allowRemote = args.Has("--allow-remote");
+        IReadOnlyList<string> listen = args.All("--listen");
+        List<EndPoint> endpoints = [.. listen.Select(uri => Parse(uri, allowRemote, program))];
+        EndPoint? control = args.Single("--control") is { } controlUri ? ParseControl(controlUri, allowRemote, program) : null;
+        List<Socket> activated = ActivatedSockets();
+        if (endpoints.Count == 0 && activated.Count == 0)
+        {
+            endpoints.Add(Parse("nbd://127.0.0.1:10809", allowRemote, program));
+        }
+
+        return new ServeOptions(endpoints, activated, control, TimeSpan.FromSeconds(timeoutSeconds), TimeSpan.FromSeconds(telemetrySeconds));
+    }
+
+    /// <summary>
+    /// Serves <paramref name="controller"/> until SIGINT or SIGTERM, then shuts it down cleanly
+    /// (write back, flush, checkpoint) and returns 0; or until the device fails, then stops without
+    /// touching it and returns 1. Messages start with <paramref name="program"/>. A socket that
+    /// cannot be listened on is a <see cref="UsageException"/>.
+    /// </summary>
+    public static int Run(ServedController controller, ServeOptions options, TextWriter output, string program)
     {
         ArgumentNullException.ThrowIfNull(controller);
-        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
         string name = controller.Name;
-        long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
-        List<Socket> activated = ActivatedSockets();
-        List<EndPoint> endpoints = [.. (args.All("--listen") is { Count: > 0 } listen ? listen : activated.Count > 0 ? [] : ["nbd://127.0.0.1:10809"]).Select(uri => Parse(uri, args.Has("--allow-remote"), program))];
-        EndPoint? control = args.Single("--control") is { } controlUri ? ParseControl(controlUri, args.Has("--allow-remote"), program) : null;
-        double telemetrySeconds = args.Number("--telemetry-interval", 1, 0.01, 3600);
-
+        List<Socket> activated = [.. options.Activated];
+        IReadOnlyList<EndPoint> endpoints = options.Listen;
+        EndPoint? control = options.Control;
         var log = new ManagementLog(Console.Error);
         var connections = new ConcurrentDictionary<Socket, string>();
         controller.Log = log;
@@ -110,9 +131,9 @@ public static class NbdService
         }
 
         output.Flush();
-        var options = new NbdServerOptions();
-        var nbd = new NbdClients(controller, options, TimeSpan.FromSeconds(timeoutSeconds), log, connections, program);
-        var management = new ManagementServer(controller, log, TimeSpan.FromSeconds(telemetrySeconds));
+        controller.Failed = _ => stop.Cancel();
+        var nbd = new NbdClients(controller, new NbdServerOptions(), options.HandshakeTimeout, log, connections, program);
+        var management = new ManagementServer(controller, log, options.TelemetryInterval);
         Task[] accepting =
         [
             .. listeners.Select(l => AcceptAsync(l, (client, token) => nbd.ServeAsync(client, token), stop.Token)),
@@ -134,6 +155,12 @@ public static class NbdService
         }
 
         controller.Shutdown();
+        if (controller.Failure is { } failure)
+        {
+            output.WriteLine($"{program}: stopped: the device failed ({failure.GetType().Name}: {failure.Message}); nothing was checkpointed, the next boot recovers from the NAND");
+            return 1;
+        }
+
         output.WriteLine($"{program}: flushed and checkpointed; stopped");
         return 0;
 
@@ -177,6 +204,14 @@ public static class NbdService
 
         return ended;
     }
+
+    /// <summary>The serving options <see cref="Parse(Arguments, string)"/> read.</summary>
+    /// <param name="Listen">The NBD endpoints to listen on.</param>
+    /// <param name="Activated">Listening sockets handed over by socket activation.</param>
+    /// <param name="Control">The management endpoint, or null.</param>
+    /// <param name="HandshakeTimeout">How long a client may take over the handshake.</param>
+    /// <param name="TelemetryInterval">Time between telemetry lines.</param>
+    public sealed record ServeOptions(IReadOnlyList<EndPoint> Listen, IReadOnlyList<Socket> Activated, EndPoint? Control, TimeSpan HandshakeTimeout, TimeSpan TelemetryInterval);
 
     /// <summary>The NBD side of the server: one connection per client, each tracked so a power cut can end it.</summary>
     /// <param name="export">The export served.</param>

@@ -32,6 +32,11 @@ public sealed partial class ServedController : IManagementService
     /// <inheritdoc />
     public async Task<PowerCutResult> PowerCutAsync(CancellationToken cancellationToken)
     {
+        if (Failure is { } failure)
+        {
+            throw new InvalidOperationException($"the device failed ({failure.Message}); restart the server");
+        }
+
         if (!_device.CanCutPower)
         {
             throw new NotSupportedException($"{Description}: the power of real hardware is not the server's to cut; unplug the board (the firmware recovers at the next boot)");
@@ -65,6 +70,11 @@ public sealed partial class ServedController : IManagementService
     {
         CheckpointResult result = await OnLoopAsync(() =>
         {
+            if (_failure is { } failure)
+            {
+                throw new InvalidOperationException($"the device failed ({failure.Message}); nothing more is written to it");
+            }
+
             long dirty = _loop.Cache.DirtySectors;
             _loop.Shutdown();
             return new CheckpointResult { Checkpoints = _ftl.Statistics.Checkpoints, SectorsWrittenBack = dirty };

@@ -32,6 +32,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private int _generation;
     private bool _disposed;
     private bool _shutDown;
+    private Exception? _failure;
 
     /// <summary>
     /// Mounts the firmware on <paramref name="device"/> (formats a fresh NAND, recovers one that
@@ -70,6 +71,17 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>How the FTL came up: formatted, or recovered (and from what).</summary>
     public MountReport Mount => _ftl.LastMount;
 
+    /// <summary>
+    /// What stopped the device, or null while it works: an exception out of the device or the
+    /// firmware in the middle of a command or of background work (a chip that stays busy, an SPI
+    /// adapter unplugged, a broken invariant). From then on every command fails with an I/O error
+    /// and nothing touches the device again; <see cref="Failed"/> has been told.
+    /// </summary>
+    public Exception? Failure => Volatile.Read(ref _failure);
+
+    /// <summary>Called once, on the loop's thread, when the device fails (the server stops).</summary>
+    public Action<Exception>? Failed { get; set; }
+
     /// <inheritdoc />
     public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
     {
@@ -77,9 +89,10 @@ public sealed partial class ServedController : INbdExport, IDisposable
         int generation = Volatile.Read(ref _generation);
         return new ValueTask<HostStatus>(OnLoopAsync(() =>
         {
-            if (generation != _generation)
+            if (generation != _generation || _failure is not null)
             {
-                // Sent before a power cut, run after it: the device it was sent to is gone.
+                // Sent before a power cut, run after it (the device it was sent to is gone), or
+                // the device has failed.
                 return HostStatus.IoError;
             }
 
@@ -91,9 +104,16 @@ public sealed partial class ServedController : INbdExport, IDisposable
             }
 
             HostCompletion completion;
-            while (!_loop.TryTakeCompletion(out completion))
+            try
             {
-                _loop.Step();
+                while (!_loop.TryTakeCompletion(out completion))
+                {
+                    _loop.Step();
+                }
+            }
+            catch (Exception e) when (Fail(e))
+            {
+                return HostStatus.IoError;
             }
 
             _device.Completed(startedAt, completion.CompletedAtNanoseconds, started);
@@ -135,7 +155,12 @@ public sealed partial class ServedController : INbdExport, IDisposable
     {
         OnLoopAsync(() =>
         {
-            _loop.Shutdown();
+            // A failed device is left as it is: the next boot recovers what reached the NAND.
+            if (_failure is null)
+            {
+                _loop.Shutdown();
+            }
+
             _shutDown = true;
             return true;
         }).GetAwaiter().GetResult();
@@ -208,20 +233,48 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 continue;
             }
 
-            // After the clean shutdown's checkpoint nothing more is written: no background work.
-            if (_shutDown)
+            // After the clean shutdown's checkpoint nothing more is written, and nothing touches a
+            // failed device: no background work.
+            if (_shutDown || _failure is not null)
             {
                 _work.TryTake(out action, Timeout.Infinite);
                 action?.Invoke();
                 continue;
             }
 
-            _device.Idle();
-            if (!_loop.Step() && _work.TryTake(out action, Timeout.Infinite))
+            bool worked;
+            try
+            {
+                _device.Idle();
+                worked = _loop.Step();
+            }
+            catch (Exception e) when (Fail(e))
+            {
+                worked = false;
+            }
+
+            if (!worked && _work.TryTake(out action, Timeout.Infinite))
             {
                 action.Invoke();
             }
         }
+    }
+
+    /// <summary>
+    /// The device (or the firmware on it) failed mid-operation: the loop's state is no longer one
+    /// the firmware can go on from, so the controller stops using it. Always true (an exception filter).
+    /// </summary>
+    private bool Fail(Exception failure)
+    {
+        if (_failure is not null)
+        {
+            return true;
+        }
+
+        Volatile.Write(ref _failure, failure);
+        Log?.Write($"the device failed: {failure.GetType().Name}: {failure.Message}; every command now fails with an I/O error");
+        Failed?.Invoke(failure);
+        return true;
     }
 
     private const int IdleBeforeBackgroundMilliseconds = 1;

@@ -13,7 +13,7 @@ internal static class ServeCommand
     /// <summary>The flags <c>serve</c> takes.</summary>
     public static readonly string[] Flags = NbdService.Flags;
 
-    public const string Help = $"""
+    public static readonly string Help = $"""
         Usage: ssd-emulator serve [--config FILE|NAME] [--set KEY=VALUE]... [--image FILE]
                                   [--listen URI]... [--export NAME] [--allow-remote]
                                   [--control URI] [--telemetry-interval S]
@@ -27,7 +27,7 @@ internal static class ServeCommand
           --image FILE         keep the NAND in FILE (created if missing, recovered if not); without
                                it the NAND lives in memory and is gone at exit. A SIGKILL of this
                                process is a power cut: after a restart every flushed write is there.
-        {NbdService.OptionsHelp}
+        {NbdService.OptionsHelp("ssd-emulator serve")}
         A power cut over --control ends every NBD connection, recovers the firmware from the NAND as
         it was left and serves again.
 
@@ -43,7 +43,8 @@ internal static class ServeCommand
     {
         string? profile = args.Single("--config");
         ResolvedConfig config = Profiles.Load(profile, args.All("--set"));
+        NbdService.ServeOptions serving = NbdService.Parse(args, "ssd-emulator");
         using ServedController controller = EmulatedDevice.Boot(config, profile ?? "default", args.Single("--image"), args.Single("--export") ?? "ssd");
-        return NbdService.Run(controller, args, output, "ssd-emulator");
+        return NbdService.Run(controller, serving, output, "ssd-emulator");
     }
 }

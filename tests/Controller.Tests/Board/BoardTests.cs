@@ -148,29 +148,121 @@ public sealed class BoardTests
     [Fact]
     public async Task TheRealChipDeviceServesAndRefusesPowerCutsAndFaultsWithoutEndingConnections()
     {
-        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, BoardFile("raspberrypi-4"), ["nand.blocksPerDie=128", "cache.bytes=1M"]);
+        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, BoardFile("raspberrypi-4"), ["nand.blocksPerDie=128", "cache.bytes=1M", "board.led="]);
         var clock = new MonotonicClock();
-        EmulatedNand array = EmulatedNand.InMemory(config, clock);
+        using EmulatedNand array = EmulatedNand.InMemory(config, clock);
         var chip = new EmulatedSpiNandChip(array, SpiNandChip.FromConfig(config), clock);
-        BoardDevice device = BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", [array]), TextWriter.Null);
-        using var controller = new ServedController(device, config, "ssd");
-        int ended = 0;
-        controller.EndConnections = () => ++ended;
         byte[] data = [.. Enumerable.Range(0, 65536).Select(i => (byte)(i * 7))];
         byte[] back = new byte[data.Length];
+        long programmed;
+        using (var controller = new ServedController(BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null), config, "ssd"))
+        {
+            int ended = 0;
+            controller.EndConnections = () => ++ended;
+            long before = (await controller.GetStatsAsync(CancellationToken.None)).Nand.PagesProgrammed;
 
-        HostStatus write = await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 4096, data.Length, data, CancellationToken.None);
-        HostStatus read = await controller.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 4096, back.Length, back, CancellationToken.None);
-        NotSupportedException cut = await Assert.ThrowsAsync<NotSupportedException>(() => controller.PowerCutAsync(CancellationToken.None));
-        await Assert.ThrowsAsync<NotSupportedException>(() => controller.SetFaultsAsync(new Controller.Management.FaultRequest { RawBitErrorRate = 0.001 }, CancellationToken.None));
-        Controller.Management.DeviceStats stats = await controller.GetStatsAsync(CancellationToken.None);
+            HostStatus write = await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 4096, data.Length, data, CancellationToken.None);
+            NotSupportedException cut = await Assert.ThrowsAsync<NotSupportedException>(() => controller.PowerCutAsync(CancellationToken.None));
+            await Assert.ThrowsAsync<NotSupportedException>(() => controller.SetFaultsAsync(new Controller.Management.FaultRequest { RawBitErrorRate = 0.001 }, CancellationToken.None));
+            Controller.Management.DeviceStats stats = await controller.GetStatsAsync(CancellationToken.None);
+            HostStatus still = await controller.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 4096, back.Length, back, CancellationToken.None);
 
-        Assert.Equal((HostStatus.Ok, HostStatus.Ok), (write, read));
+            Assert.Equal((HostStatus.Ok, HostStatus.Ok), (write, still));
+            Assert.Contains("unplug the board", cut.Message, StringComparison.Ordinal);
+            Assert.Equal(0, ended);
+            Assert.Equal("Raspberry Pi 4, SPI NAND W25N01GV on the test's bus", stats.Device);
+            programmed = stats.Nand.PagesProgrammed - before;
+            Assert.True(programmed >= 32, $"{programmed} pages programmed for 64 KiB written with FUA (2 KiB pages)");
+            controller.Shutdown();
+        }
+
+        // A second boot on the same chip reads the data back from the NAND, through the driver.
+        chip.PowerOn();
+        using var again = new ServedController(BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null), config, "ssd");
+        Array.Clear(back);
+        HostStatus read = await again.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 4096, back.Length, back, CancellationToken.None);
+        Controller.Management.DeviceStats reread = await again.GetStatsAsync(CancellationToken.None);
+
+        Assert.False(again.Mount.Formatted);
+        Assert.Equal(HostStatus.Ok, read);
         Assert.Equal(data, back);
-        Assert.Contains("unplug the board", cut.Message, StringComparison.Ordinal);
-        Assert.Equal(0, ended);
-        Assert.Equal("Raspberry Pi 4, SPI NAND W25N01GV on the test's bus", stats.Device);
-        Assert.True(stats.Nand.PagesProgrammed >= 32, $"{stats.Nand.PagesProgrammed} pages programmed for 64 KiB written through");
+        Assert.True(reread.Nand.PagesRead >= 32, $"{reread.Nand.PagesRead} pages read");
+    }
+
+    [Fact]
+    public async Task AChipThatStopsAnsweringFailsTheDeviceCommandsGetIoErrorsAndNothingTouchesItAgain()
+    {
+        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, BoardFile("raspberrypi-4"), ["nand.blocksPerDie=128", "cache.bytes=1M", "board.led="]);
+        var clock = new MonotonicClock();
+        using EmulatedNand array = EmulatedNand.InMemory(config, clock);
+        var unplugged = new UnpluggableSpi(new EmulatedSpiNandChip(array, SpiNandChip.FromConfig(config), clock));
+        using var controller = new ServedController(BoardDevice.Open(config, new BoardHardware(unplugged, "the test's bus", []), TextWriter.Null), config, "ssd");
+        var failed = new TaskCompletionSource<Exception>();
+        controller.Failed = e => failed.TrySetResult(e);
+        byte[] data = new byte[65536];
+
+        HostStatus before = await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 0, data.Length, data, CancellationToken.None);
+        unplugged.Unplugged = true;
+        HostStatus during = await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 65536, data.Length, data, CancellationToken.None);
+        int transfersAtFailure = unplugged.Transfers;
+        HostStatus after = await controller.ExecuteAsync(HostOpcode.Flush, HostCommandOptions.None, 0, 0, Memory<byte>.Empty, CancellationToken.None);
+        Exception failure = await failed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        controller.Shutdown();
+
+        Assert.Equal((HostStatus.Ok, HostStatus.IoError, HostStatus.IoError), (before, during, after));
+        Assert.IsType<IOException>(failure);
+        Assert.Same(failure, controller.Failure);
+        Assert.Equal(transfersAtFailure, unplugged.Transfers);
+    }
+
+    [Fact]
+    public void TheActivityLedIsLitByNandWorkPutOutWhenIdleAndGivenBackAtTheEnd()
+    {
+        var led = new FakeLed { Trigger = "mmc0" };
+        var log = new StringWriter();
+        ActivityLed? activity = ActivityLed.TryOpen("ACT,led0", log, name => name == "ACT" ? throw new DirectoryNotFoundException("no /sys/class/leds/ACT") : led, () => ["led0", "led1"]);
+
+        Assert.NotNull(activity);
+        Assert.Equal(("none", 0), (led.Trigger, led.Brightness));
+        activity!.On();
+        activity.On();
+        activity.On();
+        Assert.Equal((255, 2), (led.Brightness, led.Writes));
+        activity.Off();
+        activity.Off();
+        Assert.Equal((0, 3), (led.Brightness, led.Writes));
+        activity.On();
+        activity.Dispose();
+
+        Assert.Equal(("mmc0", 0, true), (led.Trigger, led.Brightness, led.Disposed));
+        Assert.Equal(string.Empty, log.ToString());
+    }
+
+    [Fact]
+    public void AnLedThatIsMissingOrStopsTakingWritesIsGivenUpWithAWarningNotAnError()
+    {
+        var log = new StringWriter();
+        ActivityLed? none = ActivityLed.TryOpen("ACT,led0", log, name => throw new UnauthorizedAccessException($"/sys/class/leds/{name}/trigger is root's"), () => ["ACT", "PWR"]);
+        var failing = new FakeLed();
+        ActivityLed broken = ActivityLed.TryOpen("ACT", log, _ => failing, () => [])!;
+        failing.FailWrites = true;
+        broken.On();
+        broken.Off();
+        broken.On();
+
+        Assert.Null(none);
+        Assert.Contains("no activity LED (ACT: /sys/class/leds/ACT/trigger is root's; led0: /sys/class/leds/led0/trigger is root's); LEDs here: ACT, PWR", log.ToString(), StringComparison.Ordinal);
+        Assert.Single(log.ToString().Split('\n'), line => line.Contains("stopped taking writes", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void DetectionOnThisMachineTellsWhetherItIsARaspberryPiWithoutThrowing()
+    {
+        MachineEnvironment machine = MachineEnvironment.Detect();
+        bool piModel = File.Exists("/proc/device-tree/model") && File.ReadAllText("/proc/device-tree/model").StartsWith("Raspberry Pi", StringComparison.Ordinal);
+
+        Assert.Equal(piModel, machine.IsRaspberryPi);
+        Assert.False(string.IsNullOrEmpty(machine.BoardName));
     }
 
     [Fact]
@@ -183,9 +275,11 @@ public sealed class BoardTests
         EmulatedNand array = EmulatedNand.InMemory(gigadevice, clock);
         var chip = new EmulatedSpiNandChip(array, SpiNandChip.FromConfig(gigadevice), clock);
 
-        SpiNandException e = Assert.Throws<SpiNandException>(() => BoardDevice.Open(board, new BoardHardware(chip, "the test's bus", [array]), TextWriter.Null));
+        var owned = new DisposeSpy();
+        SpiNandException e = Assert.Throws<SpiNandException>(() => BoardDevice.Open(board, new BoardHardware(chip, "the test's bus", [array, owned]), TextWriter.Null));
 
         Assert.Contains("not EFAA21 of the W25N01GV", e.Message, StringComparison.Ordinal);
+        Assert.True(owned.Disposed, "the board's hardware is let go when the chip is refused");
     }
 
     [Fact]
@@ -193,7 +287,9 @@ public sealed class BoardTests
     {
         ResolvedConfig board = ConfigLoader.Load(BoardConfig.Schema, BoardFile("raspberrypi-4"), []);
 
-        BoardException spi = Assert.Throws<BoardException>(() => BoardDevice.Open(board, new BoardHardware(new UnopenableSpi(), "/dev/spidev0.0 at 10 MHz", []), TextWriter.Null));
+        var owned = new DisposeSpy();
+        BoardException spi = Assert.Throws<BoardException>(() => BoardDevice.Open(board, new BoardHardware(new UnopenableSpi(), "/dev/spidev0.0 at 10 MHz", [owned]), TextWriter.Null));
+        Assert.True(owned.Disposed, "the GPIO pins are let go when the SPI node cannot be opened");
         BoardException gpio = Assert.Throws<BoardException>(() => BoardHardware.HoldHigh(() => throw new DllNotFoundException("libgpiod.so.2"), ("WP#", 25), ("HOLD#", 24)));
 
         Assert.Contains("cannot talk to the chip on /dev/spidev0.0 at 10 MHz: Can not open SPI device file", spi.Message, StringComparison.Ordinal);
@@ -239,5 +335,91 @@ public sealed class BoardTests
         public override byte ReadByte() => throw Unopenable();
 
         private static IOException Unopenable() => new("Can not open SPI device file '/dev/spidev0.0'.");
+    }
+
+    private sealed class DisposeSpy : IDisposable
+    {
+        public bool Disposed { get; private set; }
+
+        public void Dispose() => Disposed = true;
+    }
+
+    /// <summary>The chip behind a bus that can be unplugged: every transfer fails from then on.</summary>
+    private sealed class UnpluggableSpi(System.Device.Spi.SpiDevice chip) : System.Device.Spi.SpiDevice
+    {
+        public bool Unplugged { get; set; }
+
+        public int Transfers { get; private set; }
+
+        public override System.Device.Spi.SpiConnectionSettings ConnectionSettings => chip.ConnectionSettings;
+
+        public override void TransferFullDuplex(ReadOnlySpan<byte> writeBuffer, Span<byte> readBuffer)
+        {
+            Transfer();
+            chip.TransferFullDuplex(writeBuffer, readBuffer);
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Transfer();
+            chip.Write(buffer);
+        }
+
+        public override void WriteByte(byte value)
+        {
+            Transfer();
+            chip.WriteByte(value);
+        }
+
+        public override void Read(Span<byte> buffer)
+        {
+            Transfer();
+            chip.Read(buffer);
+        }
+
+        public override byte ReadByte()
+        {
+            Transfer();
+            return chip.ReadByte();
+        }
+
+        private void Transfer()
+        {
+            Transfers++;
+            if (Unplugged)
+            {
+                throw new IOException("Error 19 performing SPI data transfer (no such device)");
+            }
+        }
+    }
+
+    private sealed class FakeLed : ILed
+    {
+        public int MaxBrightness => 255;
+
+        public int Writes { get; private set; }
+
+        public bool FailWrites { get; set; }
+
+        public bool Disposed { get; private set; }
+
+        public string Trigger { get; set; } = "none";
+
+        public int Brightness
+        {
+            get;
+            set
+            {
+                if (FailWrites)
+                {
+                    throw new IOException("No such device");
+                }
+
+                field = value;
+                Writes++;
+            }
+        }
+
+        public void Dispose() => Disposed = true;
     }
 }
