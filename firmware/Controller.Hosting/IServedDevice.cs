@@ -8,7 +8,9 @@ namespace Controller.Hosting;
 /// The hardware under a served firmware: the NAND the FTL mounts, the clock that times it, and
 /// what the hardware around it can do. An emulated device keeps virtual time and can lose its power
 /// or take injected faults on request; a board's SPI NAND chip runs on the monotonic clock and can
-/// do neither (its power is cut at the plug). Every member is called on the controller loop's thread.
+/// do neither (its power is cut at the plug). The NAND, the clock and the calls of a command's
+/// life are used on the controller loop's thread only; <see cref="Description"/> and
+/// <see cref="CanCutPower"/> are read from any thread, and the owner disposes it after the loop has stopped.
 /// </summary>
 public interface IServedDevice : IDisposable
 {

@@ -59,9 +59,28 @@ internal sealed class ServerProcess : IDisposable
 
     private static async Task<ServerProcess> WaitForBannerAsync(Process process, string socket, string control, TimeSpan startup)
     {
-        string banner = string.Empty;
         using var timeout = new CancellationTokenSource(startup);
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        try
+        {
+            return await ReadBannerAsync(process, socket, control, timeout.Token);
+        }
+        catch
+        {
+            // Not serving (timed out, or exited): the process does not outlive the test.
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+
+            process.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<ServerProcess> ReadBannerAsync(Process process, string socket, string control, CancellationToken timeout)
+    {
+        string banner = string.Empty;
+        while (await process.StandardOutput.ReadLineAsync(timeout) is { } line)
         {
             banner += line + "\n";
             if (line.Contains("listening on", StringComparison.Ordinal))
@@ -70,7 +89,7 @@ internal sealed class ServerProcess : IDisposable
             }
         }
 
-        throw new InvalidOperationException($"{process.StartInfo.FileName} did not start serving: {banner}{await process.StandardError.ReadToEndAsync()}");
+        throw new InvalidOperationException($"{process.StartInfo.FileName} did not start serving: {banner}{await process.StandardError.ReadToEndAsync(timeout)}");
     }
 
     public async Task<NbdTestClient> ConnectAsync()
