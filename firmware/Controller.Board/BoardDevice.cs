@@ -23,6 +23,7 @@ internal sealed class BoardDevice : IServedDevice
     private BoardDevice(BoardHardware hardware, MonotonicClock clock, SpiNandDevice driver, ActivityLed? led, string description, ulong seed)
     {
         _hardware = hardware;
+        Driver = driver;
         Clock = clock;
         _led = led;
         Nand = led is null ? driver : new ActivityNand(driver, led);
@@ -38,6 +39,9 @@ internal sealed class BoardDevice : IServedDevice
 
     /// <inheritdoc />
     public INandDevice Nand { get; }
+
+    /// <summary>The SPI NAND driver under the activity LED.</summary>
+    public SpiNandDevice Driver { get; }
 
     /// <inheritdoc />
     public ulong FirmwareSeed { get; }

@@ -20,6 +20,7 @@ public static class Program
     private static readonly string s_usage = $"""
         Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [serving options]
                ssd-board check (--board FILE | --config FILE) [--set KEY=VALUE]...
+               ssd-board erase --board FILE [--set KEY=VALUE]... [--image FILE] --yes
 
         Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD
         until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint,
@@ -32,7 +33,9 @@ public static class Program
           --image FILE         with an emulated chip only: keep its NAND in FILE
         {NbdService.OptionsHelp("ssd-board --board NAME")}
         check validates a board profile (--board) or a chip description (--config) and prints the
-        resolved keys.
+        resolved keys. erase erases every block of the chip but those its maker marked bad, so a
+        chip that holds other data can be used (the firmware will not format over data it did not
+        write); everything on it is lost, so it needs --yes.
 
         Exit status: 0 stopped cleanly; 1 the board or chip is not usable (SPI off, no device,
         wrong chip ID); 2 bad input.
@@ -46,6 +49,8 @@ public static class Program
     private static readonly string[] s_serveValued = ["--board", "--set", "--image", .. NbdService.Valued];
 
     private static readonly string[] s_checkValued = ["--board", "--config", "--set"];
+
+    private static readonly string[] s_eraseValued = ["--board", "--set", "--image"];
 
     /// <summary>Runs the command line: 0 done, 1 hardware not usable, 2 bad input.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error, MachineEnvironment.Detect);
@@ -62,9 +67,12 @@ public static class Program
 
         try
         {
-            bool check = args[0] == "check";
-            Arguments parsed = check ? Arguments.Parse(args[1..], s_checkValued, []) : Arguments.Parse(args, s_serveValued, NbdService.Flags);
-            return check ? Check(parsed, output) : Serve(parsed, output, error, machine);
+            return args[0] switch
+            {
+                "check" => Check(Arguments.Parse(args[1..], s_checkValued, []), output),
+                "erase" => Erase(Arguments.Parse(args[1..], s_eraseValued, ["--yes"]), output, error, machine),
+                _ => Serve(Arguments.Parse(args, s_serveValued, NbdService.Flags), output, error, machine),
+            };
         }
         catch (Exception e) when (e is UsageException or ConfigException or NandImageException)
         {
@@ -77,6 +85,11 @@ public static class Program
             if (e is SpiNandException)
             {
                 error.WriteLine(WiringHint);
+            }
+
+            if (e is FtlMountException && e.Message.Contains("refusing to format over it", StringComparison.Ordinal))
+            {
+                error.WriteLine($"{Program_}: to use this chip for the SSD, erase it first (everything on it is lost): ssd-board erase --board NAME --yes");
             }
 
             return 1;
@@ -98,6 +111,74 @@ public static class Program
         }
 
         return 0;
+    }
+
+    /// <summary>
+    /// Erases every block of the chip that its maker did not mark bad (spare bytes 0-1 of page 0,
+    /// which an erase would wipe, so those blocks are left alone). A block whose erase fails is
+    /// marked bad the way the Linux SPI-NAND core marks one (00h in the marker), so the firmware
+    /// will not use it.
+    /// </summary>
+    private static int Erase(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
+    {
+        string board = BoardProfile(args.Single("--board") ?? throw new UsageException("erase needs --board FILE"));
+        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"));
+        string? image = args.Single("--image");
+        bool emulated = config.Get(BoardConfig.Spi) == "emulated";
+        if (image is not null && !emulated)
+        {
+            throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one");
+        }
+
+        if (!args.Has("--yes"))
+        {
+            throw new UsageException($"erase destroys everything on the chip {board} describes ({config.Get(FirmwareConfig.ChipName)}); add --yes to do it");
+        }
+
+        using IServedDevice device = emulated
+            ? EmulatedDevice.Open(config, Path.GetFileName(board), image, new MonotonicClock())
+            : BoardDevice.Open(config, BoardOpener.Open(config, machine()), error);
+        SpiNandDevice driver = device switch
+        {
+            BoardDevice real => real.Driver,
+            _ => (SpiNandDevice)device.Nand,
+        };
+        int blocks = driver.Geometry.Blocks, erased = 0, factoryBad = 0, marked = 0;
+        output.WriteLine($"{Program_}: erasing {blocks} blocks of {device.Description}");
+        for (int block = 0; block < blocks; block++)
+        {
+            if (driver.IsFactoryBad(block))
+            {
+                factoryBad++;
+            }
+            else if (driver.EraseBlock(block).Status == NandStatus.Ok)
+            {
+                erased++;
+            }
+            else
+            {
+                MarkBad(driver, block);
+                marked++;
+            }
+
+            if ((block + 1) % Math.Max(1, blocks / 8) == 0 || block + 1 == blocks)
+            {
+                output.WriteLine($"  {block + 1}/{blocks} blocks");
+            }
+        }
+
+        output.WriteLine($"{Program_}: erased {erased} blocks; {factoryBad} marked bad by the maker left as they are; {marked} failed to erase and are now marked bad");
+        return 0;
+    }
+
+    private static void MarkBad(SpiNandDevice driver, int block)
+    {
+        byte[] data = new byte[driver.Geometry.PageBytes];
+        byte[] spare = new byte[driver.Geometry.SpareBytes];
+        Array.Fill(data, (byte)0xFF);
+        Array.Fill(spare, (byte)0xFF);
+        spare[0] = spare[1] = 0x00;
+        driver.ProgramPage(new PageAddress(block, 0), data, spare);
     }
 
     /// <summary>A profile file, or the name of one shipped beside the image (raspberrypi-4 for hw-config/boards/raspberrypi-4.json).</summary>

@@ -216,6 +216,70 @@ public sealed class BoardTests
     }
 
     [Fact]
+    public void AChipHoldingOtherDataIsRefusedWithAHintAndEraseMakesItUsable()
+    {
+        using var temp = new TempDirectory();
+        string image = temp.File("chip.img");
+        string[] sets = ["--set", "nand.blocksPerDie=128", "--set", "faults.factoryBadBlockFraction=0.05"];
+        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, BoardFile("emulated"), ["nand.blocksPerDie=128", "faults.factoryBadBlockFraction=0.05"]);
+        var clock = new Controller.Emulator.Time.VirtualClock();
+        int foreign;
+        int[] factoryBad;
+        byte[] spare = new byte[64];
+        using (EmulatedNand array = EmulatedNand.OpenImage(image, config, clock))
+        {
+            factoryBad = [.. Enumerable.Range(0, 128).Where(b => IsMarkedBad(array, clock, b))];
+            foreign = Enumerable.Range(5, 100).First(b => !factoryBad.Contains(b));
+            clock.Await(array.EraseBlock(foreign));
+            byte[] data = new byte[2048];
+            data.AsSpan().Fill(0x42);
+            spare.AsSpan().Fill(0xFF);
+            spare[8] = 0x17; // another system's metadata, the marker bytes left FFh
+            clock.Await(array.ProgramPage(new PageAddress(foreign, 0), data, spare));
+        }
+
+        Assert.NotEmpty(factoryBad);
+        (int serve, _, string refused) = Run(new FakeMachine(), ["--board", BoardFile("emulated"), "--image", image, .. sets]);
+        (int unconfirmed, _, string confirm) = Run(new FakeMachine(), ["erase", "--board", BoardFile("emulated"), "--image", image, .. sets]);
+        bool stillForeign;
+        using (EmulatedNand array = EmulatedNand.OpenImage(image, config, clock))
+        {
+            stillForeign = !IsErased(array, clock, foreign);
+        }
+
+        (int erase, string erased, string eraseError) = Run(new FakeMachine(), ["erase", "--board", BoardFile("emulated"), "--image", image, "--yes", .. sets]);
+
+        Assert.Equal(1, serve);
+        Assert.Contains($"the NAND holds data that is not this FTL's (block {foreign} page 0); refusing to format over it", refused, StringComparison.Ordinal);
+        Assert.Contains("erase it first (everything on it is lost): ssd-board erase --board NAME --yes", refused, StringComparison.Ordinal);
+        Assert.Equal(2, unconfirmed);
+        Assert.Contains("add --yes to do it", confirm, StringComparison.Ordinal);
+        Assert.True(stillForeign, "erase without --yes changed the chip");
+        Assert.True(erase == 0, eraseError);
+        Assert.Contains($"erased {128 - factoryBad.Length} blocks; {factoryBad.Length} marked bad by the maker left as they are; 0 failed", erased, StringComparison.Ordinal);
+        Assert.Contains("128/128 blocks", erased, StringComparison.Ordinal);
+        using (EmulatedNand array = EmulatedNand.OpenImage(image, config, clock))
+        {
+            Assert.True(IsErased(array, clock, foreign));
+            Assert.All(factoryBad, b => Assert.True(IsMarkedBad(array, clock, b), $"factory bad block {b} lost its marker"));
+        }
+    }
+
+    private static bool IsMarkedBad(EmulatedNand array, Controller.Emulator.Time.VirtualClock clock, int block)
+    {
+        byte[] spare = new byte[64];
+        clock.Await(array.ReadPage(new PageAddress(block, 0), [], spare));
+        return spare[0] != 0xFF || spare[1] != 0xFF;
+    }
+
+    private static bool IsErased(EmulatedNand array, Controller.Emulator.Time.VirtualClock clock, int block)
+    {
+        byte[] data = new byte[2048], spare = new byte[64];
+        clock.Await(array.ReadPage(new PageAddress(block, 0), data, spare));
+        return data.AsSpan().IndexOfAnyExcept((byte)0xFF) < 0 && spare.AsSpan().IndexOfAnyExcept((byte)0xFF) < 0;
+    }
+
+    [Fact]
     public void TheActivityLedIsLitByNandWorkPutOutWhenIdleAndGivenBackAtTheEnd()
     {
         var led = new FakeLed { Trigger = "mmc0" };
