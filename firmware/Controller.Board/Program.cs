@@ -32,13 +32,14 @@ public static class Program
           --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
           --image FILE         with an emulated chip only: keep its NAND in FILE
         {NbdService.OptionsHelp("ssd-board --board NAME")}
+
         check validates a board profile (--board) or a chip description (--config) and prints the
         resolved keys. erase erases every block of the chip but those its maker marked bad, so a
         chip that holds other data can be used (the firmware will not format over data it did not
         write); everything on it is lost, so it needs --yes.
 
         Exit status: 0 stopped cleanly; 1 the board or chip is not usable (SPI off, no device,
-        wrong chip ID); 2 bad input.
+        wrong chip ID, data the firmware did not write) or failed while serving; 2 bad input.
 
         Examples:
           sudo ssd-board --board raspberrypi-4 --listen nbd://0.0.0.0 --allow-remote

@@ -28,6 +28,7 @@ internal static class ServeCommand
                                it the NAND lives in memory and is gone at exit. A SIGKILL of this
                                process is a power cut: after a restart every flushed write is there.
         {NbdService.OptionsHelp("ssd-emulator serve")}
+
         A power cut over --control ends every NBD connection, recovers the firmware from the NAND as
         it was left and serves again.
 
