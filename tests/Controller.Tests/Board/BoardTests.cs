@@ -66,6 +66,18 @@ public sealed class BoardTests
         Assert.NotNull(BoardOpener.SpidevProblem(config, machine with { Nodes = [] }));
     }
 
+    [Fact]
+    public void AnFt232hThatCannotBeFoundSaysWhatItNeedsAndTheImageExitsNonZero()
+    {
+        // On a machine without FTDI's D2XX library (CI), or with it and no adapter plugged in.
+        (int code, string output, string error) = Run(new FakeMachine(), "--board", BoardFile("ft232h"));
+
+        Assert.Equal(1, code);
+        Assert.Matches("cannot look for an FT232H: FTDI's D2XX library was not found.*libftd2xx|no FT232H adapter found: plug it in", error);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.DoesNotContain("serving", output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("raspberrypi-4", "spidev", "W25N01GV")]
     [InlineData("raspberrypi-5", "spidev", "W25N01GV")]
