@@ -53,9 +53,6 @@ public sealed class EmulatedDevice : IServedDevice
     /// <inheritdoc />
     public bool CanCutPower => true;
 
-    /// <summary>The emulated array.</summary>
-    public EmulatedNand Array => _array;
-
     /// <summary>
     /// The NAND <paramref name="config"/> describes, timed by <paramref name="clock"/>: in memory, or
     /// in the image at <paramref name="imagePath"/> (made if missing, opened as it was left if not).

@@ -122,23 +122,13 @@ public static class Program
     /// </summary>
     private static int Erase(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
-        string board = BoardProfile(args.Single("--board") ?? throw new UsageException("erase needs --board FILE"));
-        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"));
-        string? image = args.Single("--image");
-        bool emulated = config.Get(BoardConfig.Spi) == "emulated";
-        if (image is not null && !emulated)
-        {
-            throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one");
-        }
-
+        (string board, ResolvedConfig config) = LoadBoard(args);
         if (!args.Has("--yes"))
         {
             throw new UsageException($"erase destroys everything on the chip {board} describes ({config.Get(FirmwareConfig.ChipName)}); add --yes to do it");
         }
 
-        using IServedDevice device = emulated
-            ? EmulatedDevice.Open(config, Path.GetFileName(board), image, new MonotonicClock())
-            : BoardDevice.Open(config, BoardOpener.Open(config, machine()), error);
+        using IServedDevice device = OpenDevice(board, config, args.Single("--image"), machine, error);
         SpiNandDevice driver = device switch
         {
             BoardDevice real => real.Driver,
@@ -182,6 +172,29 @@ public static class Program
         driver.ProgramPage(new PageAddress(block, 0), data, spare);
     }
 
+    /// <summary>The board profile <c>--board</c> names, resolved with the <c>--set</c> overrides.</summary>
+    private static (string Board, ResolvedConfig Config) LoadBoard(Arguments args)
+    {
+        string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
+        return (board, ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set")));
+    }
+
+    /// <summary>
+    /// The chip the profile describes: the emulated one (in memory, or in <paramref name="image"/>)
+    /// on the monotonic clock, or a real one on the board's SPI, initialised by the driver.
+    /// </summary>
+    private static IServedDevice OpenDevice(string board, ResolvedConfig config, string? image, Func<IBoardEnvironment> machine, TextWriter error)
+    {
+        if (config.Get(BoardConfig.Spi) != "emulated")
+        {
+            return image is null
+                ? BoardDevice.Open(config, BoardOpener.Open(config, machine()), error)
+                : throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})");
+        }
+
+        return EmulatedDevice.Open(config, $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})", image, new MonotonicClock());
+    }
+
     /// <summary>A profile file, or the name of one shipped beside the image (raspberrypi-4 for hw-config/boards/raspberrypi-4.json).</summary>
     private static string BoardProfile(string board)
     {
@@ -202,19 +215,9 @@ public static class Program
 
     private static int Serve(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
-        string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
-        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set"));
+        (string board, ResolvedConfig config) = LoadBoard(args);
         NbdService.ServeOptions serving = NbdService.Parse(args, Program_);
-        string? image = args.Single("--image");
-        bool emulated = config.Get(BoardConfig.Spi) == "emulated";
-        if (image is not null && !emulated)
-        {
-            throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})");
-        }
-
-        IServedDevice device = emulated
-            ? EmulatedDevice.Open(config, $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})", image, new MonotonicClock())
-            : BoardDevice.Open(config, BoardOpener.Open(config, machine()), error);
+        IServedDevice device = OpenDevice(board, config, args.Single("--image"), machine, error);
         ServedController controller;
         try
         {
