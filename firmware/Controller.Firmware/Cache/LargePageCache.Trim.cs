@@ -8,9 +8,11 @@ public sealed partial class LargePageCache
     /// <summary>
     /// Punches a hole: the range reads as zeros from now on. Whole sectors are unmapped in the
     /// store and leave the cache by the configured policy (a whole cached large page is dropped);
-    /// a partial sector at either end is zeroed in its frame and dirtied.
+    /// a partial sector at either end is zeroed in its frame and dirtied. With
+    /// <paramref name="forceUnitAccess"/>, the hole is durable before this returns: the zeroed
+    /// partial sectors are written back and the store flushed (which makes the unmapping durable).
     /// </summary>
-    public void Trim(long offset, long length)
+    public void Trim(long offset, long length, bool forceUnitAccess = false)
     {
         CheckRange(offset, (int)Math.Min(length, int.MaxValue));
         long end = offset + length;
@@ -19,35 +21,41 @@ public sealed partial class LargePageCache
         if (firstWhole >= lastWhole)
         {
             ZeroBytes(offset, end);
-            return;
+        }
+        else
+        {
+            ZeroBytes(offset, firstWhole);
+            ZeroBytes(lastWhole, end);
+            PunchSectors(firstWhole / SectorBytes, (lastWhole - firstWhole) / SectorBytes);
         }
 
-        ZeroBytes(offset, firstWhole);
-        ZeroBytes(lastWhole, end);
-        PunchSectors(firstWhole / SectorBytes, (lastWhole - firstWhole) / SectorBytes);
+        if (forceUnitAccess)
+        {
+            MakeDurable(offset, length);
+        }
     }
 
-    /// <summary>WRITE ZEROES: a hole punch, unless <paramref name="noHole"/> asks for zeros written as data.</summary>
-    public void WriteZeroes(long offset, long length, bool noHole)
+    /// <summary>
+    /// WRITE ZEROES: a hole punch, unless <paramref name="noHole"/> asks for zeros written as data.
+    /// With <paramref name="forceUnitAccess"/>, the zeros are durable before this returns.
+    /// </summary>
+    public void WriteZeroes(long offset, long length, bool noHole, bool forceUnitAccess = false)
     {
         if (!noHole)
         {
-            Trim(offset, length);
+            Trim(offset, length, forceUnitAccess);
             return;
         }
 
         CheckRange(offset, (int)Math.Min(length, int.MaxValue));
-        for (long end = offset + length; offset < end;)
+        ZeroBytes(offset, offset + length);
+        if (forceUnitAccess)
         {
-            long sector = offset / SectorBytes;
-            int within = (int)(offset % SectorBytes);
-            int count = (int)Math.Min(end - offset, SectorBytes - within);
-            WriteSector(sector, within, s_zeros.AsSpan(0, count));
-            offset += count;
+            MakeDurable(offset, length);
         }
     }
 
-    /// <summary>Zeroes bytes [<paramref name="from"/>, <paramref name="to"/>) of at most one sector, as a write of zeros.</summary>
+    /// <summary>Zeroes bytes [<paramref name="from"/>, <paramref name="to"/>), as writes of zeros.</summary>
     private void ZeroBytes(long from, long to)
     {
         while (from < to)

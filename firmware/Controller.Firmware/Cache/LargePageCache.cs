@@ -195,11 +195,20 @@ public sealed partial class LargePageCache
 
         if (forceUnitAccess)
         {
-            WriteBack(first, end);
-            _store.Flush();
+            MakeDurable(first * SectorBytes, (end - first) * SectorBytes);
         }
 
         return ok;
+    }
+
+    /// <summary>
+    /// FUA: writes back the dirty sectors the byte range touches and flushes the store, so what a
+    /// command did to the range (data written, a hole punched, zeros) is durable when it returns.
+    /// </summary>
+    private void MakeDurable(long offset, long length)
+    {
+        WriteBack(offset / SectorBytes, (offset + length + SectorBytes - 1) / SectorBytes);
+        _store.Flush();
     }
 
     /// <summary>Writes back every dirty sector, then flushes the store: everything written or trimmed before is durable.</summary>

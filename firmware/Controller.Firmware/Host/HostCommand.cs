@@ -9,10 +9,10 @@ public enum HostOpcode
     /// <summary>Write a byte range (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).</summary>
     Write,
 
-    /// <summary>Punch a hole: the range reads as zeros.</summary>
+    /// <summary>Punch a hole: the range reads as zeros (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).</summary>
     Trim,
 
-    /// <summary>Make the range read as zeros; may unmap unless <see cref="HostCommandOptions.NoHole"/>.</summary>
+    /// <summary>Make the range read as zeros; may unmap unless <see cref="HostCommandOptions.NoHole"/> (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).</summary>
     WriteZeroes,
 
     /// <summary>Make everything completed before it durable.</summary>
@@ -26,7 +26,10 @@ public enum HostCommandOptions
     /// <summary>None.</summary>
     None = 0,
 
-    /// <summary>FUA: the write is durable when it completes.</summary>
+    /// <summary>
+    /// FUA: what the command changed (data written, a hole punched, zeros written) is durable when
+    /// it completes. Meaningless on a READ or a FLUSH, which change nothing of their own.
+    /// </summary>
     ForceUnitAccess = 1,
 
     /// <summary>WRITE ZEROES must write zeros, not unmap.</summary>

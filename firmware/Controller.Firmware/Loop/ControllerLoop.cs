@@ -167,17 +167,21 @@ public sealed class ControllerLoop
 
         try
         {
+            // FUA makes whatever a command changed durable at its completion (NBD and NVMe alike):
+            // data written, a hole punched, zeros written. A READ or FLUSH changes nothing of its
+            // own, so FUA on them asks for nothing more.
+            bool fua = command.Flags.HasFlag(HostCommandOptions.ForceUnitAccess);
             switch (command.Opcode)
             {
                 case HostOpcode.Read:
                     return _cache.Read(command.Offset, command.Buffer.Span[..(int)command.Length]) ? HostStatus.Ok : HostStatus.IoError;
                 case HostOpcode.Write:
-                    return _cache.Write(command.Offset, command.Buffer.Span[..(int)command.Length], command.Flags.HasFlag(HostCommandOptions.ForceUnitAccess)) ? HostStatus.Ok : HostStatus.IoError;
+                    return _cache.Write(command.Offset, command.Buffer.Span[..(int)command.Length], fua) ? HostStatus.Ok : HostStatus.IoError;
                 case HostOpcode.Trim:
-                    _cache.Trim(command.Offset, command.Length);
+                    _cache.Trim(command.Offset, command.Length, fua);
                     return HostStatus.Ok;
                 case HostOpcode.WriteZeroes:
-                    _cache.WriteZeroes(command.Offset, command.Length, command.Flags.HasFlag(HostCommandOptions.NoHole));
+                    _cache.WriteZeroes(command.Offset, command.Length, command.Flags.HasFlag(HostCommandOptions.NoHole), fua);
                     return HostStatus.Ok;
                 case HostOpcode.Flush:
                     _cache.Flush();

@@ -181,7 +181,7 @@ public sealed class NbdConnection : IDisposable
                     ?? throw new NbdProtocolException($"NBD_OPT_EXPORT_NAME asked for export '{Encoding.UTF8.GetString(data)}', which is not served");
                 byte[] reply = new byte[10 + (_noZeroes ? 0 : NbdProtocol.ExportNamePaddingBytes)];
                 BinaryPrimitives.WriteUInt64BigEndian(reply, (ulong)export.SizeBytes);
-                BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), (ushort)Flags(export));
+                BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), (ushort)AdvertisedFlags(export));
                 await _stream.WriteAsync(reply, cancellation).ConfigureAwait(false);
                 await _stream.FlushAsync(cancellation).ConfigureAwait(false);
                 return export;
@@ -241,7 +241,7 @@ public sealed class NbdConnection : IDisposable
         byte[] info = new byte[12];
         BinaryPrimitives.WriteUInt16BigEndian(info, (ushort)NbdInfo.Export);
         BinaryPrimitives.WriteUInt64BigEndian(info.AsSpan(2), (ulong)export.SizeBytes);
-        BinaryPrimitives.WriteUInt16BigEndian(info.AsSpan(10), (ushort)Flags(export));
+        BinaryPrimitives.WriteUInt16BigEndian(info.AsSpan(10), (ushort)AdvertisedFlags(export));
         await ReplyAsync(option, NbdOptionReply.Info, info, cancellation).ConfigureAwait(false);
         for (int i = 0; i < requests; i++)
         {
@@ -438,8 +438,6 @@ public sealed class NbdConnection : IDisposable
             return;
         }
 
-        var options = (flags.HasFlag(NbdCommandModifiers.Fua) ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
-            | (flags.HasFlag(NbdCommandModifiers.NoHole) ? HostCommandOptions.NoHole : HostCommandOptions.None);
         switch (command)
         {
             case NbdCommand.Cache:
@@ -450,14 +448,7 @@ public sealed class NbdConnection : IDisposable
                 return;
         }
 
-        HostOpcode opcode = command switch
-        {
-            NbdCommand.Read => HostOpcode.Read,
-            NbdCommand.Write => HostOpcode.Write,
-            NbdCommand.Flush => HostOpcode.Flush,
-            NbdCommand.Trim => HostOpcode.Trim,
-            _ => HostOpcode.WriteZeroes,
-        };
+        (HostOpcode opcode, HostCommandOptions options) = HostCommandFor(command, flags)!.Value;
         HostStatus status = await export.ExecuteAsync(opcode, options, (long)offset, length, buffer, cancellation).ConfigureAwait(false);
         NbdError error = status switch
         {
@@ -489,17 +480,44 @@ public sealed class NbdConnection : IDisposable
         }
     }
 
+    /// <summary>
+    /// The command flags <paramref name="command"/> accepts. FUA on every command: the protocol
+    /// says a server that advertises FUA must accept it on all of them (even by ignoring it), and
+    /// clients are known to set it on reads and flushes. Then each command's own: DF on READ,
+    /// NO_HOLE and FAST_ZERO on WRITE_ZEROES, REQ_ONE on BLOCK_STATUS.
+    /// </summary>
+    public static NbdCommandModifiers AllowedFlags(NbdCommand command) => NbdCommandModifiers.Fua | command switch
+    {
+        NbdCommand.Read => NbdCommandModifiers.DontFragment,
+        NbdCommand.WriteZeroes => NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero,
+        NbdCommand.BlockStatus => NbdCommandModifiers.RequestOne,
+        _ => NbdCommandModifiers.None,
+    };
+
+    /// <summary>
+    /// The host command a valid request becomes, or null for one answered without the loop (CACHE,
+    /// BLOCK_STATUS, DISC). FUA and NO_HOLE pass through; DF and FAST_ZERO only shape the reply.
+    /// </summary>
+    public static (HostOpcode Opcode, HostCommandOptions Options)? HostCommandFor(NbdCommand command, NbdCommandModifiers flags)
+    {
+        HostOpcode? opcode = command switch
+        {
+            NbdCommand.Read => HostOpcode.Read,
+            NbdCommand.Write => HostOpcode.Write,
+            NbdCommand.Flush => HostOpcode.Flush,
+            NbdCommand.Trim => HostOpcode.Trim,
+            NbdCommand.WriteZeroes => HostOpcode.WriteZeroes,
+            _ => null,
+        };
+        var options = (flags.HasFlag(NbdCommandModifiers.Fua) ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
+            | (flags.HasFlag(NbdCommandModifiers.NoHole) ? HostCommandOptions.NoHole : HostCommandOptions.None);
+        return opcode is { } known ? (known, options) : null;
+    }
+
     /// <summary>The error a request gets before anything is executed, or none.</summary>
     private NbdError Validate(INbdExport export, NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length)
     {
-        NbdCommandModifiers allowed = command switch
-        {
-            NbdCommand.Read => NbdCommandModifiers.DontFragment,
-            NbdCommand.Write or NbdCommand.Trim => NbdCommandModifiers.Fua,
-            NbdCommand.WriteZeroes => NbdCommandModifiers.Fua | NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero,
-            NbdCommand.BlockStatus => NbdCommandModifiers.RequestOne,
-            _ => NbdCommandModifiers.None,
-        };
+        NbdCommandModifiers allowed = AllowedFlags(command);
         bool writes = command is NbdCommand.Write or NbdCommand.Trim or NbdCommand.WriteZeroes;
         bool ranged = command is not NbdCommand.Flush;
         ulong size = (ulong)export.SizeBytes;
@@ -624,10 +642,14 @@ public sealed class NbdConnection : IDisposable
     private INbdExport? Find(string name) =>
         name.Length == 0 && _exports.Count > 0 ? _exports[0] : _exports.FirstOrDefault(e => e.Name == name);
 
-    private static NbdExportFeatures Flags(INbdExport export) =>
-        NbdExportFeatures.HasFlags | NbdExportFeatures.SendFlush | NbdExportFeatures.SendFua | NbdExportFeatures.SendTrim
-        | NbdExportFeatures.SendWriteZeroes | NbdExportFeatures.SendFastZero | NbdExportFeatures.SendCache | NbdExportFeatures.CanMultiConn
-        | (export.IsReadOnly ? NbdExportFeatures.ReadOnly : NbdExportFeatures.None);
+    /// <summary>The transmission flags advertised for <paramref name="export"/>.</summary>
+    public static NbdExportFeatures AdvertisedFlags(INbdExport export)
+    {
+        ArgumentNullException.ThrowIfNull(export);
+        return NbdExportFeatures.HasFlags | NbdExportFeatures.SendFlush | NbdExportFeatures.SendFua | NbdExportFeatures.SendTrim
+            | NbdExportFeatures.SendWriteZeroes | NbdExportFeatures.SendFastZero | NbdExportFeatures.SendCache | NbdExportFeatures.CanMultiConn
+            | (export.IsReadOnly ? NbdExportFeatures.ReadOnly : NbdExportFeatures.None);
+    }
 
     /// <summary>Reads exactly <paramref name="buffer"/>; false if the stream ended before its first byte.</summary>
     private async Task<bool> ReadOrEndAsync(Memory<byte> buffer, CancellationToken cancellation)
