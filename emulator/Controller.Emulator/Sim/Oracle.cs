@@ -139,10 +139,13 @@ internal sealed class Oracle
             MakeEverythingDurable();
         }
         else if (operation.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
-            && (_everyCompletionDurable || (operation.Opcode == HostOpcode.Write && operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess))))
+            && (_everyCompletionDurable || operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess)))
         {
-            // The FTL writes whole sectors, so a durable write makes its sectors durable whole,
-            // partial blocks around it included: the sector is the unit of atomicity.
+            // NBD: a server must not reply to a command with FUA until what it wrote is persisted,
+            // and WRITE, WRITE_ZEROES and TRIM all write (NVMe's FUA on Write, Write Zeroes and
+            // Dataset Management is the same rule). The FTL writes whole sectors, so a durable
+            // command makes its sectors durable whole, partial blocks around it included: the
+            // sector is the unit of atomicity.
             foreach ((long sector, _, _) in new SectorSpans(operation.Offset, operation.Length))
             {
                 _durable[sector] = _latest[sector];

@@ -19,7 +19,11 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
 /// <summary>Adjusts the firmware's options before a run: how the tests select a canary.</summary>
 /// <param name="Ftl">Applied to the FTL's options.</param>
 /// <param name="Cache">Applied to the cache's options.</param>
-internal sealed record SimHooks(Func<FtlOptions, FtlOptions>? Ftl = null, Func<CacheOptions, CacheOptions>? Cache = null)
+/// <param name="Command">
+/// Applied to each host command on its way to the controller loop (the oracle still sees it as
+/// the host sent it): a device that drops a flag, such as one that ignores FUA on TRIM.
+/// </param>
+internal sealed record SimHooks(Func<FtlOptions, FtlOptions>? Ftl = null, Func<CacheOptions, CacheOptions>? Cache = null, Func<HostRequest, HostRequest>? Command = null)
 {
     public static SimHooks None { get; } = new();
 }

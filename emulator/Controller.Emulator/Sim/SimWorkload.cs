@@ -274,10 +274,12 @@ internal sealed class SequentialWorkload : SimWorkload
 }
 
 /// <summary>
-/// Every command the host has, mixed: reads, writes (4 KiB-aligned, and a quarter of them of odd
-/// 512-byte sizes at odd places, so partial sectors are read, merged and written), FUA writes,
-/// trims and write-zeroes (with and without NO_HOLE, also partial), and flushes. Four fifths of the
-/// commands fall in the first eighth of the region, so data is overwritten and read back.
+/// Every command the host has, with every flag the protocol allows on it, mixed: reads,
+/// writes (4 KiB-aligned, and a quarter of them of odd 512-byte sizes at odd places, so partial
+/// sectors are read, merged and written), trims and write-zeroes (with and without NO_HOLE, also
+/// partial), and flushes, each with and without FUA (which NBD lets a client set on any command).
+/// Four fifths of the commands fall in the first eighth of the region, so data is overwritten and
+/// read back.
 /// </summary>
 internal sealed class MixedWorkload : SimWorkload
 {
@@ -300,7 +302,7 @@ internal sealed class MixedWorkload : SimWorkload
         long alignment = odd ? 512 : 4 * Kib;
         if (roll < _readFraction)
         {
-            return Range(HostOpcode.Read, HostCommandOptions.None, span, alignment, _block);
+            return Range(HostOpcode.Read, Fua(16), span, alignment, _block);
         }
 
         double rest = (roll - _readFraction) / (1 - _readFraction);
@@ -308,11 +310,14 @@ internal sealed class MixedWorkload : SimWorkload
         {
             < 0.55 => Range(HostOpcode.Write, HostCommandOptions.None, span, alignment, _block),
             < 0.70 => Range(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, span, alignment, _block),
-            < 0.82 => Range(HostOpcode.Trim, HostCommandOptions.None, span, alignment, 4 * _block),
-            < 0.92 => Range(HostOpcode.WriteZeroes, Prng.NextInt(2) == 0 ? HostCommandOptions.NoHole : HostCommandOptions.None, span, alignment, 2 * _block),
-            _ => HostRequest.Flush,
+            < 0.82 => Range(HostOpcode.Trim, Fua(4), span, alignment, 4 * _block),
+            < 0.92 => Range(HostOpcode.WriteZeroes, Fua(4) | (Prng.NextInt(2) == 0 ? HostCommandOptions.NoHole : HostCommandOptions.None), span, alignment, 2 * _block),
+            _ => HostRequest.Flush with { Flags = Fua(8) },
         };
     }
+
+    /// <summary>FUA once in <paramref name="oneIn"/> draws.</summary>
+    private HostCommandOptions Fua(int oneIn) => Prng.NextInt(oneIn) == 0 ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None;
 
     private HostRequest Range(HostOpcode opcode, HostCommandOptions flags, long span, long alignment, long maxLength)
     {

@@ -216,7 +216,8 @@ internal sealed class SimulationRun : IDisposable
             }
         }
 
-        var command = new HostCommand { Id = id, Opcode = request.Opcode, Flags = request.Flags, Offset = request.Offset, Length = request.Length, Buffer = memory };
+        HostRequest sent = _options.Hooks.Command?.Invoke(request) ?? request;
+        var command = new HostCommand { Id = id, Opcode = sent.Opcode, Flags = sent.Flags, Offset = sent.Offset, Length = sent.Length, Buffer = memory };
         _trace.Submit(_clock.NowNanoseconds, id, request.Opcode, request.Flags, request.Offset, request.Length);
         HostCompletion completion;
         try

@@ -52,22 +52,26 @@ internal static class BasicCommands
         """, ["--output", "--expect-pattern"], ["--json"], RunReadAsync);
 
     public static readonly Verb Trim = new("trim", "punch a hole: the range reads as zeros", """
-        Usage: ssdhost trim URI OFFSET LENGTH
+        Usage: ssdhost trim URI OFFSET LENGTH [--fua]
 
         Sends TRIM for the range: it reads as zeros from then on, and its flash becomes garbage.
+        --fua makes the hole durable before the command completes (no flush needed after it).
 
-        Example:
+        Examples:
           ssdhost trim nbd://127.0.0.1:10809/ssd 0 1M
-        """, [], ["--json"], (a, c, t) => RangeCommandAsync(a, c, NbdCommand.Trim, t));
+          ssdhost trim nbd://127.0.0.1:10809/ssd 64k 64k --fua
+        """, [], ["--fua", "--json"], (a, c, t) => RangeCommandAsync(a, c, NbdCommand.Trim, t));
 
     public static readonly Verb Zero = new("zero", "make a range read as zeros (WRITE ZEROES)", """
-        Usage: ssdhost zero URI OFFSET LENGTH [--no-hole]
+        Usage: ssdhost zero URI OFFSET LENGTH [--no-hole] [--fua]
 
-        Sends WRITE ZEROES; --no-hole asks the server to allocate the zeros rather than unmap them.
+        Sends WRITE ZEROES; --no-hole asks the server to allocate the zeros rather than unmap them;
+        --fua makes the zeros durable before the command completes.
 
-        Example:
+        Examples:
           ssdhost zero nbd://127.0.0.1:10809/ssd 0 1M --no-hole
-        """, [], ["--no-hole", "--json"], (a, c, t) => RangeCommandAsync(a, c, NbdCommand.WriteZeroes, t));
+          ssdhost zero nbd://127.0.0.1:10809/ssd 0 1M --fua
+        """, [], ["--no-hole", "--fua", "--json"], (a, c, t) => RangeCommandAsync(a, c, NbdCommand.WriteZeroes, t));
 
     public static readonly Verb Flush = new("flush", "make every completed write durable", """
         Usage: ssdhost flush URI
@@ -348,9 +352,10 @@ internal static class BasicCommands
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
         Connection.CheckRange(args, client, offset, length);
         long started = Stopwatch.GetTimestamp();
+        bool fua = args.Has("--fua");
         await (command == NbdCommand.Trim
-            ? client.TrimAsync(offset, length, cancellation)
-            : client.ZeroAsync(offset, length, args.Has("--no-hole"), cancellation)).ConfigureAwait(false);
+            ? client.TrimAsync(offset, length, fua, cancellation)
+            : client.ZeroAsync(offset, length, args.Has("--no-hole"), fua, cancellation)).ConfigureAwait(false);
 
         await Summary(args, console, command == NbdCommand.Trim ? "trimmed" : "zeroed", length, offset, started).ConfigureAwait(false);
         return 0;
@@ -361,7 +366,7 @@ internal static class BasicCommands
         args.AtMost(1);
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
         long started = Stopwatch.GetTimestamp();
-        await client.FlushAsync(cancellation).ConfigureAwait(false);
+        await client.FlushAsync(fua: false, cancellation).ConfigureAwait(false);
         await Summary(args, console, "flushed", 0, 0, started).ConfigureAwait(false);
         return 0;
     }

@@ -219,7 +219,7 @@ internal static class BenchCommand
                     {
                         'r' => client.ReadAsync(at, buffer, cancellation),
                         'w' => client.WriteAsync(at, buffer, fua: false, cancellation),
-                        _ => client.TrimAsync(at, blockSize, cancellation),
+                        _ => client.TrimAsync(at, blockSize, fua: false, cancellation),
                     }).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellation.IsCancellationRequested)

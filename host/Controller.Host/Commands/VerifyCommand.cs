@@ -17,12 +17,13 @@ internal static class VerifyCommand
         Usage: ssdhost verify URI --ledger FILE (--ops N | --duration 10s) [--seed N] [--size SIZE]
                ssdhost verify URI --ledger FILE --check [--examples N] [--json]
 
-        Runs a seeded mix of writes (some with FUA), trims, zeroes and flushes, one at a time, on the
-        first SIZE bytes of the device (default: all of it). Every 512-byte unit written carries its
-        offset, the operation's number, the run's seed and a checksum. The ledger FILE records each
-        operation when it is sent and when it is acknowledged, so it knows what was durable (done
-        before a completed flush, or a completed FUA write) and what was in flight. A new ledger
-        starts by zeroing the region and flushing; an existing one is continued.
+        Runs a seeded mix of writes, trims, zeroes (with and without NO_HOLE) and flushes, each
+        sometimes with FUA, one at a time, on the first SIZE bytes of the device (default: all of
+        it). Every 512-byte unit written carries its offset, the operation's number, the run's seed
+        and a checksum. The ledger FILE records each operation when it is sent and when it is
+        acknowledged, so it knows what was durable (done before a completed flush, or a completed
+        FUA write, trim or zeroing) and what was in flight. A new ledger starts by zeroing the
+        region and flushing; an existing one is continued.
 
         --check reads the region back and judges every 4 KiB sector against the ledger by the
         classes of the no-lost-writes invariant: bit-corruption, flying-write, shorn-write,
@@ -228,20 +229,24 @@ internal static class VerifyCommand
         /// <summary>The region zeroed and flushed: the known state every sector starts from.</summary>
         public async Task BaselineAsync()
         {
-            await DoAsync('Z', 0, ledger.Blocks, () => client.ZeroAsync(0, ledger.Blocks * Ledger.BlockBytes, noHole: false, cancellation)).ConfigureAwait(false);
-            await DoAsync('S', 0, 0, () => client.FlushAsync(cancellation)).ConfigureAwait(false);
+            await DoAsync('Z', 0, ledger.Blocks, fua: false, noHole: false).ConfigureAwait(false);
+            await DoAsync('S', 0, 0, fua: false, noHole: false).ConfigureAwait(false);
             Operations = 0;
             Flushes = 0;
         }
 
-        /// <summary>One operation drawn from <paramref name="prng"/>.</summary>
+        /// <summary>
+        /// One operation drawn from <paramref name="prng"/>: every command and flag the protocol
+        /// has for changing the device (writes, trims and zeroes with and without FUA, zeroes with
+        /// and without NO_HOLE, flushes with and without FUA).
+        /// </summary>
         public async Task StepAsync(Prng prng)
         {
             ulong draw = prng.NextUInt64() % 100;
             if (draw < 10)
             {
                 Flushes++;
-                await DoAsync('S', 0, 0, () => client.FlushAsync(cancellation)).ConfigureAwait(false);
+                await DoAsync('S', 0, 0, fua: prng.NextUInt64() % 8 == 0, noHole: false).ConfigureAwait(false);
                 return;
             }
 
@@ -250,10 +255,9 @@ internal static class VerifyCommand
                 // A hole, often inside what was just written (a partial punch of a cached large page).
                 (long block, long count) = Range(prng, 16);
                 bool zero = draw < 15;
+                bool fua = prng.NextUInt64() % 4 == 0;
                 Trims++;
-                await DoAsync(zero ? 'Z' : 'T', block, count, () => zero
-                    ? client.ZeroAsync(block * Ledger.BlockBytes, count * Ledger.BlockBytes, noHole: (prng.NextUInt64() & 1) == 0, cancellation)
-                    : client.TrimAsync(block * Ledger.BlockBytes, count * Ledger.BlockBytes, cancellation)).ConfigureAwait(false);
+                await DoAsync(zero ? 'Z' : 'T', block, count, fua, noHole: zero && (prng.NextUInt64() & 1) == 0).ConfigureAwait(false);
                 _recentHoles.Add((block, count));
                 if (_recentHoles.Count > 16)
                 {
@@ -265,7 +269,7 @@ internal static class VerifyCommand
 
             // A write: half of them into a recent hole (the write after a punch that must not be lost).
             (long first, long blocks) = draw < 55 && _recentHoles.Count > 0 ? InHole(prng) : Range(prng, 8);
-            bool fua = prng.NextUInt64() % 10 == 0;
+            bool fuaWrite = prng.NextUInt64() % 10 == 0;
             long gen = Generation;
             for (long i = 0; i < blocks; i++)
             {
@@ -273,7 +277,7 @@ internal static class VerifyCommand
             }
 
             Writes++;
-            await DoAsync(fua ? 'U' : 'W', first, blocks, () => client.WriteAsync(first * Ledger.BlockBytes, _buffer.AsMemory(0, (int)(blocks * Ledger.BlockBytes)), fua, cancellation)).ConfigureAwait(false);
+            await DoAsync('W', first, blocks, fuaWrite, noHole: false).ConfigureAwait(false);
         }
 
         public string Describe(TimeSpan elapsed) => string.Create(CultureInfo.InvariantCulture,
@@ -293,20 +297,28 @@ internal static class VerifyCommand
             return (at, Math.Min(1 + (long)(prng.NextUInt64() % 2), ledger.Blocks - at));
         }
 
-        private async Task DoAsync(char kind, long block, long count, Func<Task> send)
+        private async Task DoAsync(char kind, long block, long count, bool fua, bool noHole)
         {
-            long gen = Generation++;
+            var op = new LedgerOp(Generation++, kind, block, count, session: 0, fua, noHole);
             Operations++;
-            ledger.Issued(gen, kind, block, count);
+            ledger.Issued(op);
+            long offset = block * Ledger.BlockBytes;
+            long length = count * Ledger.BlockBytes;
             try
             {
-                await send().ConfigureAwait(false);
-                ledger.Acked(gen);
+                await (kind switch
+                {
+                    'W' => client.WriteAsync(offset, _buffer.AsMemory(0, (int)length), fua, cancellation),
+                    'T' => client.TrimAsync(offset, length, fua, cancellation),
+                    'Z' => client.ZeroAsync(offset, length, noHole, fua, cancellation),
+                    _ => client.FlushAsync(fua, cancellation),
+                }).ConfigureAwait(false);
+                ledger.Acked(op.Generation);
             }
             catch (NbdCommandException e)
             {
                 Failures++;
-                ledger.Failed(gen, e.Message);
+                ledger.Failed(op.Generation, e.Message);
             }
         }
     }

@@ -140,19 +140,28 @@ public sealed class NbdClient : IAsyncDisposable
 
     /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>; with <paramref name="fua"/>, durable when done.</summary>
     public Task WriteAsync(long offset, ReadOnlyMemory<byte> data, bool fua, CancellationToken cancellation) =>
-        SendAsync(NbdCommand.Write, fua ? NbdCommandModifiers.Fua : NbdCommandModifiers.None, offset, (uint)data.Length, data, new Pending(NbdCommand.Write, offset, Memory<byte>.Empty), cancellation);
+        SendAsync(NbdCommand.Write, Fua(fua), offset, (uint)data.Length, data, new Pending(NbdCommand.Write, offset, Memory<byte>.Empty), cancellation);
 
-    /// <summary>Trims (punches a hole in) <paramref name="length"/> bytes at <paramref name="offset"/>, in requests of at most 1 GiB.</summary>
-    public Task TrimAsync(long offset, long length, CancellationToken cancellation) =>
-        InPiecesAsync(NbdCommand.Trim, NbdCommandModifiers.None, offset, length, cancellation);
+    /// <summary>
+    /// Trims (punches a hole in) <paramref name="length"/> bytes at <paramref name="offset"/>, in
+    /// requests of at most 1 GiB; with <paramref name="fua"/>, the hole is durable when each completes.
+    /// </summary>
+    public Task TrimAsync(long offset, long length, bool fua, CancellationToken cancellation) =>
+        InPiecesAsync(NbdCommand.Trim, Fua(fua), offset, length, cancellation);
 
-    /// <summary>Makes <paramref name="length"/> bytes at <paramref name="offset"/> read as zeros (in requests of at most 1 GiB); with <paramref name="noHole"/>, without unmapping them.</summary>
-    public Task ZeroAsync(long offset, long length, bool noHole, CancellationToken cancellation) =>
-        InPiecesAsync(NbdCommand.WriteZeroes, noHole ? NbdCommandModifiers.NoHole : NbdCommandModifiers.None, offset, length, cancellation);
+    /// <summary>
+    /// Makes <paramref name="length"/> bytes at <paramref name="offset"/> read as zeros (in requests
+    /// of at most 1 GiB); with <paramref name="noHole"/>, without unmapping them; with
+    /// <paramref name="fua"/>, durable when each completes.
+    /// </summary>
+    public Task ZeroAsync(long offset, long length, bool noHole, bool fua, CancellationToken cancellation) =>
+        InPiecesAsync(NbdCommand.WriteZeroes, Fua(fua) | (noHole ? NbdCommandModifiers.NoHole : NbdCommandModifiers.None), offset, length, cancellation);
 
-    /// <summary>Makes every command completed before it durable.</summary>
-    public Task FlushAsync(CancellationToken cancellation) =>
-        SendAsync(NbdCommand.Flush, NbdCommandModifiers.None, 0, 0, ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.Flush, 0, Memory<byte>.Empty), cancellation);
+    /// <summary>Makes every command completed before it durable (FUA on a flush, which the protocol allows, asks for nothing more).</summary>
+    public Task FlushAsync(bool fua, CancellationToken cancellation) =>
+        SendAsync(NbdCommand.Flush, Fua(fua), 0, 0, ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.Flush, 0, Memory<byte>.Empty), cancellation);
+
+    private static NbdCommandModifiers Fua(bool fua) => fua ? NbdCommandModifiers.Fua : NbdCommandModifiers.None;
 
     /// <summary>The allocation of <paramref name="length"/> bytes at <paramref name="offset"/> (the server may describe less).</summary>
     public async Task<List<NbdExtent>> BlockStatusAsync(long offset, long length, CancellationToken cancellation)

@@ -4,7 +4,7 @@ using Controller.Host.Cli;
 namespace Controller.Host.Verify;
 
 /// <summary>One operation of a verify run as the ledger recorded it.</summary>
-internal sealed class LedgerOp(long generation, char kind, long block, long count, int session)
+internal sealed class LedgerOp(long generation, char kind, long block, long count, int session, bool fua = false, bool noHole = false)
 {
     /// <summary>The verify run (connection) that sent it: a flush makes durable only what its own run sent before it.</summary>
     public int Session { get; } = session;
@@ -12,8 +12,17 @@ internal sealed class LedgerOp(long generation, char kind, long block, long coun
     /// <summary>The operation's number; what its stamps carry.</summary>
     public long Generation { get; } = generation;
 
-    /// <summary>W write, U write with FUA, T trim, Z write zeroes, S flush.</summary>
+    /// <summary>W write, T trim, Z write zeroes, S flush.</summary>
     public char Kind { get; } = kind;
+
+    /// <summary>Sent with FUA: durable when acknowledged (for a write, a trim or a zeroing).</summary>
+    public bool Fua { get; } = fua;
+
+    /// <summary>A write zeroes sent with NO_HOLE.</summary>
+    public bool NoHole { get; } = noHole;
+
+    /// <summary>How the ledger writes the kind: the letter, then <c>f</c> for FUA and <c>n</c> for NO_HOLE.</summary>
+    public string Code => $"{Kind}{(Fua ? "f" : "")}{(NoHole ? "n" : "")}";
 
     /// <summary>First block.</summary>
     public long Block { get; } = block;
@@ -34,12 +43,16 @@ internal sealed class LedgerOp(long generation, char kind, long block, long coun
 /// <summary>
 /// The ledger of a verify run, a text file: a header, then a line when each operation is issued
 /// (<c>I GEN KIND BLOCK COUNT</c>) and when it is acknowledged (<c>A GEN</c>) or fails
-/// (<c>E GEN ERROR</c>); each run starts with <c>B GEN</c>. Each line reaches the operating system before the next operation is sent,
-/// so a killed or power-cut run leaves a ledger that says what was in flight.
+/// (<c>E GEN ERROR</c>); each run starts with <c>B GEN</c>. KIND is <c>W</c> (write), <c>T</c>
+/// (trim), <c>Z</c> (write zeroes) or <c>S</c> (flush), followed by <c>f</c> when it was sent with
+/// FUA and <c>n</c> with NO_HOLE (<c>Zfn</c>); layout 1 wrote a FUA write as <c>U</c>, which is
+/// still read. Each line reaches the operating system before the next operation is sent, so a
+/// killed or power-cut run leaves a ledger that says what was in flight.
 /// </summary>
 internal sealed class Ledger : IDisposable
 {
-    private const string Magic = "ssdhost-verify 1";
+    private const string Magic = "ssdhost-verify 2";
+    private const string MagicBefore = "ssdhost-verify 1";
     private readonly StreamWriter _writer;
 
     private Ledger(StreamWriter writer, ulong seed, long blocks, long deviceBytes)
@@ -83,9 +96,9 @@ internal sealed class Ledger : IDisposable
         return new Ledger(writer, contents.Seed, contents.Blocks, contents.DeviceBytes);
     }
 
-    /// <summary>Records that operation <paramref name="generation"/> is about to be sent.</summary>
-    public void Issued(long generation, char kind, long block, long count) =>
-        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"I {generation} {kind} {block} {count}"));
+    /// <summary>Records that operation <paramref name="op"/> is about to be sent.</summary>
+    public void Issued(LedgerOp op) =>
+        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"I {op.Generation} {op.Code} {op.Block} {op.Count}"));
 
     /// <summary>Records that the server acknowledged <paramref name="generation"/>.</summary>
     public void Acked(long generation) => _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"A {generation}"));
@@ -108,7 +121,7 @@ internal sealed class Ledger : IDisposable
             throw new UsageException($"{verb}: cannot read the ledger '{path}': {e.Message}");
         }
 
-        if (lines.Length == 0 || !lines[0].StartsWith(Magic, StringComparison.Ordinal))
+        if (lines.Length == 0 || !(lines[0].StartsWith(Magic, StringComparison.Ordinal) || lines[0].StartsWith(MagicBefore, StringComparison.Ordinal)))
         {
             throw new UsageException($"{verb}: '{path}' is not a verify ledger (its first line should start '{Magic}')");
         }
@@ -133,9 +146,10 @@ internal sealed class Ledger : IDisposable
             if (ok && f[0] == "I" && f.Length == 3)
             {
                 string[] rest = f[2].Split(' ');
-                ok = rest.Length == 3 && rest[0].Length == 1 && "WUTZS".Contains(rest[0][0], StringComparison.Ordinal)
+                ok = rest.Length == 3 && ParseKind(rest[0]) is { } kind
                     && long.TryParse(rest[1], CultureInfo.InvariantCulture, out long block) && long.TryParse(rest[2], CultureInfo.InvariantCulture, out long count)
-                    && block >= 0 && count >= 0 && block + count <= blocks && ops.TryAdd(generation, new LedgerOp(generation, rest[0][0], block, count, session));
+                    && block >= 0 && count >= 0 && block + count <= blocks
+                    && ops.TryAdd(generation, new LedgerOp(generation, kind.Kind, block, count, session, kind.Fua, kind.NoHole));
                 if (ok)
                 {
                     order.Add(ops[generation]);
@@ -164,6 +178,16 @@ internal sealed class Ledger : IDisposable
 
         return new LedgerContents(seed, blocks, device, order);
     }
+
+    /// <summary>A KIND field: <c>W</c>, <c>T</c>, <c>Z</c> or <c>S</c>, then <c>f</c> (FUA) and <c>n</c> (NO_HOLE, zeroes only); layout 1's <c>U</c> is <c>Wf</c>.</summary>
+    private static (char Kind, bool Fua, bool NoHole)? ParseKind(string text) => text switch
+    {
+        "U" => ('W', true, false),
+        [char kind, .. string flags] when "WTZS".Contains(kind, StringComparison.Ordinal)
+            && flags is "" or "f" or "n" or "fn" && (kind == 'Z' || !flags.Contains('n', StringComparison.Ordinal)) =>
+            (kind, flags.Contains('f', StringComparison.Ordinal), flags.Contains('n', StringComparison.Ordinal)),
+        _ => null,
+    };
 }
 
 /// <summary>What a ledger holds: the run's seed and region, and its operations in the order they were issued.</summary>

@@ -124,12 +124,16 @@ internal sealed class VerifyCheck
         return ops;
     }
 
-    /// <summary>The index of the last operation that was durable: acknowledged with FUA, or acknowledged before a flush of the same run that was.</summary>
+    /// <summary>
+    /// The index of the last operation that was durable: acknowledged with FUA (a write, a trim or
+    /// a zeroing alike: NBD forbids the reply to any FUA command before what it wrote is
+    /// persisted), or acknowledged before a flush of the same run that was.
+    /// </summary>
     private int LastDurable(List<LedgerOp> ops)
     {
         for (int i = ops.Count - 1; i > 0; i--)
         {
-            if (ops[i].Acked && (ops[i].Kind == 'U' || ops[i].Generation < _lastFlushAcked.GetValueOrDefault(ops[i].Session)))
+            if (ops[i].Acked && (ops[i].Fua || ops[i].Generation < _lastFlushAcked.GetValueOrDefault(ops[i].Session)))
             {
                 return i;
             }
@@ -143,11 +147,11 @@ internal sealed class VerifyCheck
 
     private static string History(List<LedgerOp> ops) => string.Join(" -> ", ops.TakeLast(6).Select(o => $"{Describe(o)}{(o.Acked ? "" : o.Failed ? " (failed)" : " (not acknowledged)")}"));
 
-    private static string Describe(LedgerOp op) => op.Kind switch
+    private static string Describe(LedgerOp op) => (op.Fua ? "FUA " : "") + op.Kind switch
     {
         'W' => $"write {op.Generation}",
-        'U' => $"FUA write {op.Generation}",
         'T' => $"trim {op.Generation}",
-        _ => op.Generation == 1 ? "baseline zeros" : $"zero {op.Generation}",
+        _ when op.Generation == 1 => "baseline zeros",
+        _ => $"zero{(op.NoHole ? " (no hole)" : "")} {op.Generation}",
     };
 }

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Net.Sockets;
 using Controller.Emulator.Cli;
 using Controller.Emulator;
 using Controller.Hosting;
@@ -226,43 +224,15 @@ public sealed class SsdHostTests
         // page, so a flush does not write it back, and the power cut loses a durable write.
         using var temp = new TempDirectory();
         using ServedController export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryForgetDirtyAfterPunch = true });
-        string socketPath = temp.File("canary.sock");
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(socketPath));
-        listener.Listen(8);
-        using var stop = new CancellationTokenSource();
-        var connections = new ConcurrentDictionary<Socket, string>();
-        var clients = new NbdService.NbdClients(export, new NbdServerOptions(), TimeSpan.FromSeconds(10), new ManagementLog(null), connections, "ssd-emulator");
-        Task accepting = AcceptAsync(listener, clients, stop.Token);
-        string uri = $"nbd+unix:///ssd?socket={socketPath}";
+        await using var server = new InProcessServer(temp, export);
         string ledger = temp.File("canary.ledger");
 
-        var run = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--ops", "3000", "--seed", "5");
+        var run = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "3000", "--seed", "5");
         await ((IManagementService)export).PowerCutAsync(CancellationToken.None);
-        var check = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--check");
-        await stop.CancelAsync();
-        await accepting;
+        var check = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--check");
 
         Assert.Equal(0, run.ExitCode);
         Assert.Equal(1, check.ExitCode);
         Assert.Matches(@"lost-durable-write +[1-9]", check.Output);
-    }
-
-    private static async Task AcceptAsync(Socket listener, NbdService.NbdClients clients, CancellationToken stop)
-    {
-        var served = new List<Task>();
-        try
-        {
-            while (true)
-            {
-                Socket client = await listener.AcceptAsync(stop);
-                served.Add(clients.ServeAsync(client, stop));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        await Task.WhenAll(served);
     }
 }

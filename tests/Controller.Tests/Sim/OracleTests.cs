@@ -109,6 +109,35 @@ public sealed class OracleTests
         Assert.Equal(ViolationClass.ResurrectedTrim, oracle.CheckAfterCut(0, Stamped(0, Sector, write))?.Class);
     }
 
+    /// <summary>
+    /// FUA makes every command that writes durable at its completion, not writes alone: a FUA
+    /// trim or zeroing (with or without NO_HOLE, whole sectors or partial ones) whose old data is
+    /// back after a cut is a resurrected trim, with no flush after it; the same command without
+    /// FUA may be undone by the cut.
+    /// </summary>
+    [Theory]
+    [InlineData(HostOpcode.Trim, HostCommandOptions.None, 0, Sector)]
+    [InlineData(HostOpcode.Trim, HostCommandOptions.None, 512, 1024)]
+    [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.None, 0, Sector)]
+    [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.NoHole, 0, Sector)]
+    [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.NoHole, 1536, 512)]
+    public void AFuaTrimOrZeroingIsDurableWithoutAFlush(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
+    {
+        foreach (bool fua in new[] { true, false })
+        {
+            var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+            uint write = Write(oracle, 0, Sector);
+            Flush(oracle);
+            uint id = oracle.Submit(opcode, flags | (fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None), offset, length);
+            oracle.Complete(id, ok: true);
+            oracle.PowerCut(0, "test");
+
+            Violation? violation = oracle.CheckAfterCut(0, Stamped(0, Sector, write));
+
+            Assert.Equal(fua ? ViolationClass.ResurrectedTrim : null, violation?.Class);
+        }
+    }
+
     [Fact]
     public void WithPowerLossProtectionEveryCompletedWriteIsDurable()
     {

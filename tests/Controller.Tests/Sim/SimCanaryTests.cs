@@ -1,5 +1,6 @@
 using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
+using Controller.Firmware.Host;
 
 namespace Controller.Tests.Sim;
 
@@ -18,6 +19,8 @@ public sealed class SimCanaryTests
     [InlineData("flush-before-durable", "mixed", "lost-durable-write|resurrected-trim")]
     [InlineData("recovery-ignores-trims", null, "resurrected-trim")]
     [InlineData("erase-before-relocation-durable", "hot-cold", "lost-durable-write")]
+    [InlineData("fua-ignored-on-trim", "mixed", "resurrected-trim")]
+    [InlineData("fua-ignored-on-write-zeroes", "mixed", "resurrected-trim")]
     public void EachBrokenVariantIsCaughtWithinAFewSeeds(string canary, string? workload, string expectedClass)
     {
         SimHooks broken = canary switch
@@ -26,6 +29,8 @@ public sealed class SimCanaryTests
             "flush-before-durable" => new SimHooks(Ftl: o => o with { CanaryFlushBeforeDurable = true }),
             "recovery-ignores-trims" => new SimHooks(Ftl: o => o with { CanaryRecoveryIgnoresTrims = true }),
             "erase-before-relocation-durable" => new SimHooks(Ftl: o => o with { CanaryEraseBeforeRelocationDurable = true }),
+            "fua-ignored-on-trim" => new SimHooks(Command: r => r.Opcode == HostOpcode.Trim ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r),
+            "fua-ignored-on-write-zeroes" => new SimHooks(Command: r => r.Opcode == HostOpcode.WriteZeroes ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r),
             _ => throw new ArgumentOutOfRangeException(nameof(canary), canary, "no such canary"),
         };
 

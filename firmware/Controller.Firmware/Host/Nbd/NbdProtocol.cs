@@ -177,6 +177,9 @@ public enum NbdExportFeatures : ushort
     /// <summary>NBD_FLAG_SEND_WRITE_ZEROES.</summary>
     SendWriteZeroes = 1 << 6,
 
+    /// <summary>NBD_FLAG_SEND_DF: the client may set DF on reads (not advertised: a read's reply is never fragmented anyway).</summary>
+    SendDontFragment = 1 << 7,
+
     /// <summary>NBD_FLAG_CAN_MULTI_CONN.</summary>
     CanMultiConn = 1 << 8,
 
