@@ -17,6 +17,7 @@ public static class Program
           info       print the resolved configuration, NAND geometry and capacities
           nandtest   program, read back and verify every page of the emulated NAND (or --check an image)
           sim        deterministic runs of the whole SSD with power cuts and the oracle, one line per seed
+          crashtest  every short sequence of commands, cut at every NAND operation, checked by the oracle
 
         Profiles shipped in hw-config, usable as --config NAME: {profiles}
         Without a verb, serves the default device on nbd://127.0.0.1:10809 (serve --help).
@@ -42,10 +43,12 @@ public static class Program
                     return Dispatch(rest, InfoCommand.Help, profiles, ["--config", "--set"], ["--json"], InfoCommand.Run);
                 case "nandtest":
                     return Dispatch(rest, NandTestCommand.Help, profiles, ["--config", "--set", "--image", "--passes", "--blocks", "--seed"], ["--check"], NandTestCommand.Run);
+                case "crashtest":
+                    return Dispatch(rest, CrashTestCommand.Help, profiles, CrashTestCommand.Valued, [], CrashTestCommand.Run);
                 case "sim":
                     return Dispatch(rest, SimCommand.Help.Replace("{workloads}", string.Join(", ", SimRunner.Workloads), StringComparison.Ordinal), profiles, SimCommand.Valued, SimCommand.Flags, SimCommand.Run);
                 default:
-                    throw new UsageException($"unknown verb '{verb}'; verbs are serve, info, nandtest, sim (ssd-emulator help)");
+                    throw new UsageException($"unknown verb '{verb}'; verbs are serve, info, nandtest, sim, crashtest (ssd-emulator help)");
             }
         }
         catch (Exception e) when (e is UsageException or ConfigException or NandImageException or Firmware.Ftl.FtlMountException)

@@ -124,15 +124,61 @@ internal sealed unsafe class MemoryNandStore : NandStore
     {
     }
 
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            // Pinned arrays live on the pinned heap, which only a full collection reclaims: a
+            // crash test makes hundreds of thousands of arrays, so they go back to a pool.
+            foreach (byte[]? data in _data)
+            {
+                if (data is not null && Interlocked.Add(ref s_pooledBytes, data.Length) <= MaxPooledBytes)
+                {
+                    s_pool.Add(data);
+                }
+                else if (data is not null)
+                {
+                    Interlocked.Add(ref s_pooledBytes, -data.Length);
+                }
+            }
+
+            Array.Clear(_data);
+        }
+
+        base.Dispose(disposing);
+    }
+
     private void Allocate(int block)
     {
         // Pinned: the array never moves, so the alignment computed here holds for its lifetime.
         // Zeroed: a page torn by an interrupted erase is read back as stored, and what it holds
-        // must depend on the seed alone.
-        byte[] data = GC.AllocateArray<byte>((int)Geometry.BlockBytes + Alignment, pinned: true);
+        // must depend on the seed alone (a pooled array is cleared).
+        int length = (int)Geometry.BlockBytes + Alignment;
+        byte[] data = Rent(length);
         long address = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data));
         _dataOffsets[block] = (int)((Alignment - (address % Alignment)) % Alignment);
         _data[block] = data;
         _spares[block] = new byte[Geometry.PagesPerBlock * Geometry.SpareBytes];
     }
+
+    private static byte[] Rent(int length)
+    {
+        for (int tries = 0; tries < 4 && s_pool.TryTake(out byte[]? pooled); tries++)
+        {
+            Interlocked.Add(ref s_pooledBytes, -pooled.Length);
+            if (pooled.Length == length)
+            {
+                Array.Clear(pooled);
+                return pooled;
+            }
+        }
+
+        return GC.AllocateArray<byte>(length, pinned: true);
+    }
+
+    /// <summary>What the pool may hold: enough for the small arrays of crash tests and swarms, never a large array's worth.</summary>
+    private const long MaxPooledBytes = 64L << 20;
+
+    private static readonly System.Collections.Concurrent.ConcurrentBag<byte[]> s_pool = [];
+    private static long s_pooledBytes;
 }

@@ -252,18 +252,7 @@ internal static class SimCommand
             throw new UsageException($"--seeds: '{range}' is not A..B with A <= B, e.g. 1..100");
         }
 
-        (ulong index, ulong count) = (0, 1);
-        if (shard is not null)
-        {
-            string[] k = shard.Split('/');
-            if (k.Length != 2
-                || !ulong.TryParse(k[0], NumberStyles.None, CultureInfo.InvariantCulture, out index)
-                || !ulong.TryParse(k[1], NumberStyles.None, CultureInfo.InvariantCulture, out count)
-                || count == 0 || index >= count)
-            {
-                throw new UsageException($"--shard: '{shard}' is not K/N with 0 <= K < N, e.g. 0/4");
-            }
-        }
+        (ulong index, ulong count) = Shard.Parse(shard);
 
         var seeds = new List<ulong>();
         for (ulong seed = first + index; seed <= last && seed >= first; seed += count)

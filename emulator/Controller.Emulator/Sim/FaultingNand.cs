@@ -29,11 +29,11 @@ public sealed class PowerCutException : Exception
 }
 
 /// <summary>Where a power cut struck.</summary>
-/// <param name="Operation">The NAND operation whose issue armed it.</param>
+/// <param name="Operation">The NAND operation whose issue armed it (null: a cut between two host commands).</param>
 /// <param name="Activity">What the FTL was doing.</param>
 /// <param name="AtNanoseconds">The instant of the cut.</param>
 /// <param name="Torn">Programs and erases in progress at that instant (not those yet to start).</param>
-public sealed record PowerCutPoint(NandOperationKind Operation, FtlActivity Activity, long AtNanoseconds, IReadOnlyList<TornOperation> Torn);
+public sealed record PowerCutPoint(NandOperationKind? Operation, FtlActivity Activity, long AtNanoseconds, IReadOnlyList<TornOperation> Torn);
 
 /// <summary>
 /// The NAND as the firmware sees it in a simulation: every operation goes to the emulated array
@@ -75,8 +75,30 @@ internal sealed class FaultingNand : INandDevice
     /// <summary>The last cut.</summary>
     public PowerCutPoint? LastCut { get; private set; }
 
+    /// <summary>NAND operations issued so far.</summary>
+    public long Operations { get; private set; }
+
     /// <summary>Cut the power during the <paramref name="operations"/>th operation from now (1: the next); 0 disarms.</summary>
     public void CutDuring(long operations) => _countdown = operations <= 0 ? -1 : operations;
+
+    /// <summary>
+    /// Cuts the power now, between two host commands: whatever the array still has in flight is
+    /// torn by where it stands at this instant. With hold-up energy, only signals the power fail.
+    /// </summary>
+    public void CutBetweenCommands()
+    {
+        _countdown = -1;
+        FtlActivity activity = Activity();
+        if (HoldUp)
+        {
+            PowerFailPending = true;
+            LastCut = new PowerCutPoint(null, activity, _clock.NowNanoseconds, []);
+            return;
+        }
+
+        IReadOnlyList<TornOperation> torn = _inner.PowerCut();
+        LastCut = new PowerCutPoint(null, activity, _clock.NowNanoseconds, [.. torn.Where(t => t.Outcome != PowerCutOutcome.NotStarted && t.Kind != NandOperationKind.Read)]);
+    }
 
     /// <summary>After a signalled cut and the save: waits for every operation to complete, then cuts.</summary>
     public void CutNow(long completesAtNanoseconds)
@@ -99,6 +121,7 @@ internal sealed class FaultingNand : INandDevice
     private NandCompletion After(NandOperationKind kind, PageAddress address, NandCompletion completion)
     {
         _trace.Nand(_clock.NowNanoseconds, kind, address, completion);
+        Operations++;
         if (_countdown <= 0 || --_countdown > 0)
         {
             return completion;

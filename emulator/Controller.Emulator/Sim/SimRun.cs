@@ -14,7 +14,26 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
 {
     /// <summary>Deliberately broken firmware variants, for the tests' canaries only.</summary>
     internal SimHooks Hooks { get; init; } = SimHooks.None;
+
+    /// <summary>The host commands to run in place of a workload (the crash test's prefix, sequence and tail), or null.</summary>
+    internal IReadOnlyList<HostRequest>? Script { get; init; }
+
+    /// <summary>One planned power cut in place of random ones (the crash test's cut point), or null.</summary>
+    internal CrashPlan? Crash { get; init; }
 }
+
+/// <summary>
+/// One planned power cut: the crash test's cut point. The run counts NAND operations from host
+/// command <paramref name="FirstCommand"/> on; with <paramref name="DuringNandOperation"/> above
+/// zero the power is cut during that operation (1: the first one issued from there), at an instant
+/// drawn within it as random cuts are; with <paramref name="AfterCommand"/> at or above zero, it is
+/// cut once that command completes. Either way the run recovers, checks the whole device and
+/// stops; recovery is not cut. With neither, the run only counts.
+/// </summary>
+/// <param name="FirstCommand">The first command of the sequence under test (0-based, in the script).</param>
+/// <param name="DuringNandOperation">The NAND operation to cut during, counted from <paramref name="FirstCommand"/>, or 0.</param>
+/// <param name="AfterCommand">The command after whose completion to cut, or -1.</param>
+internal sealed record CrashPlan(int FirstCommand, long DuringNandOperation = 0, int AfterCommand = -1);
 
 /// <summary>Adjusts the firmware's options before a run: how the tests select a canary.</summary>
 /// <param name="Ftl">Applied to the FTL's options.</param>
@@ -66,7 +85,7 @@ public sealed class PowerCutReport
     {
         Total++;
         InRecovery += inRecovery ? 1 : 0;
-        string operation = cut.Operation.ToString().ToLowerInvariant();
+        string operation = cut.Operation?.ToString().ToLowerInvariant() ?? "none";
         ByOperation[operation] = ByOperation.GetValueOrDefault(operation) + 1;
         string activity = inRecovery ? "recovery" : Activity(cut.Activity);
         ByActivity[activity] = ByActivity.GetValueOrDefault(activity) + 1;
@@ -159,6 +178,9 @@ public sealed record SimResult(
 
     /// <summary>The measured phase's wall time over the memcpy floor, or 0 when not measured.</summary>
     public double WallOverMemcpyFloor => MemcpyFloorSeconds <= 0 ? 0 : WallSeconds / MemcpyFloorSeconds;
+
+    /// <summary>With a crash plan: the NAND operations issued from its first command to the end of the script.</summary>
+    internal long CrashNandOperations { get; init; }
 }
 
 /// <summary>Runs one seed: see <see cref="SimulationRun"/>.</summary>

@@ -455,3 +455,19 @@ internal sealed class SequentialTrimWorkload : SimWorkload
             : new(HostOpcode.Trim, HostCommandOptions.None, start, extent);
     }
 }
+
+/// <summary>A fixed list of commands (the crash test's prefix, sequence and tail), all measured.</summary>
+internal sealed class ScriptedWorkload : SimWorkload
+{
+    private readonly IReadOnlyList<HostRequest> _script;
+    private int _next;
+
+    public ScriptedWorkload(IReadOnlyList<HostRequest> script)
+        : base(new Prng(0), 0, new WorkloadParameters(), 64 * Kib, 0)
+    {
+        _script = script;
+        MeasuredOps = script.Count;
+    }
+
+    public override HostRequest Next() => _script[_next++];
+}

@@ -43,7 +43,11 @@ internal sealed class SimulationRun : IDisposable
     private readonly PowerCutReport _cuts = new();
     private readonly LatencyHistogram _latency = new();
     private readonly LatencyHistogram _trimLatency = new();
-    private byte[] _buffer = new byte[1 << 20];
+    /// <summary>Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.</summary>
+    [ThreadStatic]
+    private static byte[]? t_buffer;
+
+    private byte[] _buffer = t_buffer ?? new byte[1 << 20];
     private FlashTranslationLayer? _ftl;
     private LargePageCache? _cache;
     private ControllerLoop? _loop;
@@ -96,24 +100,35 @@ internal sealed class SimulationRun : IDisposable
             throw new FtlMountException(_violations[0].Detail);
         }
 
-        _workload = SimWorkload.Create(options.Workload, workloadPrng, _cache!.DeviceBytes, options.Parameters);
+        _workload = options.Script is { } script ? new ScriptedWorkload(script) : SimWorkload.Create(options.Workload, workloadPrng, _cache!.DeviceBytes, options.Parameters);
         _oracle = new Oracle(_ftl!.LogicalSectors, tracksDurability: options.PowerCuts > 0, everyCompletionDurable: _plpBudgetPages > 0);
     }
 
     /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare), or null.</summary>
     public string? EndOfLife { get; private set; }
 
-    public void Dispose() => _nand.Dispose();
+    public void Dispose()
+    {
+        _nand.Dispose();
+        t_buffer = _buffer;
+    }
 
     public SimResult Execute()
     {
-        long[] cutAt = PlanCuts();
+        long[] cutAt = _options.Crash is null ? PlanCuts() : [];
         int nextCut = 0;
         var wall = new Stopwatch();
         (long Read, long Programmed, long Erased, long DataPages, long Relocated) before = default;
         long measuredOps = 0;
-        for (long i = 0; i < _workload.TotalOps && _violations.Count == 0 && EndOfLife is null; i++)
+        long crashOperations = 0;
+        for (long i = 0; i < _workload.TotalOps && _violations.Count == 0 && EndOfLife is null && (_options.Crash is null || _cuts.Total == 0); i++)
         {
+            if (_options.Crash is { } plan && i == plan.FirstCommand)
+            {
+                crashOperations = -_device.Operations;
+                _device.CutDuring(plan.DuringNandOperation);
+            }
+
             if (i == _workload.PrepareOps)
             {
                 _measuring = true;
@@ -132,10 +147,21 @@ internal sealed class SimulationRun : IDisposable
 
             RunCommand(_workload.Next());
             measuredOps += _measuring ? 1 : 0;
+            if (_options.Crash?.AfterCommand == i && _cuts.Total == 0)
+            {
+                CutBetweenCommands(i);
+            }
+
             Idle();
         }
 
-        if (_violations.Count == 0 && EndOfLife is null)
+        crashOperations += _device.Operations;
+        if (_options.Crash is not null)
+        {
+            _device.CutDuring(0);
+        }
+
+        if (_violations.Count == 0 && EndOfLife is null && (_options.Crash is null || _cuts.Total == 0))
         {
             RunCommand(HostRequest.Flush);
         }
@@ -182,7 +208,32 @@ internal sealed class SimulationRun : IDisposable
             CacheMetrics())
         {
             EndOfLife = EndOfLife,
+            CrashNandOperations = crashOperations,
         };
+    }
+
+    /// <summary>The crash test's cut between commands: right after command <paramref name="index"/> completed (on hold-up energy with PLP).</summary>
+    private void CutBetweenCommands(long index)
+    {
+        _device.CutBetweenCommands();
+        try
+        {
+            if (_device.PowerFailPending)
+            {
+                SaveOnHoldUp();
+            }
+        }
+        catch (PowerCutException)
+        {
+        }
+        catch (Exception e) when (IsFirmwareFailure(e))
+        {
+            Fail($"the firmware failed saving on hold-up energy after op {index + 1}: {e.GetType().Name}: {e.Message}");
+            return;
+        }
+
+        _oracle.PowerCut(0, $"after op {index + 1} completed");
+        Recover();
     }
 
     /// <summary>The host commands at which a cut is armed: drawn uniformly over the whole run.</summary>
@@ -380,7 +431,7 @@ internal sealed class SimulationRun : IDisposable
                     _spi?.PowerOn();
                 }
 
-                bool cutInRecovery = recovering && _cutPrng.NextInt(3) == 0;
+                bool cutInRecovery = recovering && _options.Crash is null && _cutPrng.NextInt(3) == 0;
                 _device.CutDuring(cutInRecovery ? 1 + (long)_cutPrng.NextUInt64((ulong)Math.Max(1, _recoveryOperations)) : 0);
                 long before = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased;
                 _mounting = true;
@@ -499,8 +550,9 @@ internal sealed class SimulationRun : IDisposable
     private static bool IsFirmwareFailure(Exception e) =>
         e is not PowerCutException and not OutOfMemoryException and not InsufficientExecutionStackException;
 
-    private static string Describe(PowerCutPoint cut) =>
-        $"during a NAND {cut.Operation.ToString().ToLowerInvariant()} in {PowerCutReport.Activity(cut.Activity)} at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn";
+    private static string Describe(PowerCutPoint cut) => cut.Operation is { } operation
+        ? $"during a NAND {operation.ToString().ToLowerInvariant()} in {PowerCutReport.Activity(cut.Activity)} at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn"
+        : $"between host commands at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn";
 
     private long DataPages() => _earlierMounts.DataPages + (_ftl?.Statistics.DataPagesProgrammed ?? 0);
 
