@@ -272,7 +272,10 @@ public sealed partial class ServedController : INbdExport, IDisposable
         }
 
         Volatile.Write(ref _failure, failure);
-        Log?.Write($"the device failed: {failure.GetType().Name}: {failure.Message}; every command now fails with an I/O error");
+        string what = failure is Firmware.Invariants.InvariantViolationException
+            ? $"the firmware stopped: an invariant broke: {failure.Message}"
+            : $"the device failed: {failure.GetType().Name}: {failure.Message}";
+        Log?.Write($"{what}; every command now fails with an I/O error, and nothing is checkpointed over this state");
         Failed?.Invoke(failure);
         return true;
     }

@@ -32,7 +32,8 @@ internal static class CrashTestCommand
           --set KEY=VALUE   change the device (after the crash test's own settings: the tiny profile
                             with nand.pageBytes=16k, nand.spareBytes=512, nand.pagesPerBlock=4,
                             nand.blocksPerDie=20, ftl.spareFactor=0.7, cache.bytes=256k,
-                            cache.largePageBytes=64k, and each case's trim policy and PLP)
+                            cache.largePageBytes=64k, cache.checkInvariants=true, and each
+                            case's trim policy and PLP)
           --shard K/N       only cases K, K+N, K+2N, ... (0 <= K < N): a run on N machines
           --sample N        N cases drawn without repeats by the seed of --seed S (default 1), instead of all
           --json FILE       write the report: counts, and every violation with its case, cut and replay

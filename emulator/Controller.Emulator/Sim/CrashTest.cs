@@ -29,12 +29,12 @@ public sealed class CrashTest
     /// The crash test's device before the case's policy and PLP and the command line's settings:
     /// the tiny profile's two dies with 16 KiB pages (four sectors a program, as on the default
     /// profile) in 40 blocks of four pages, 768 KiB of it the host's (a whole-device check is 192
-    /// sectors), and a cache of four 64 KiB large pages.
+    /// sectors), a cache of four 64 KiB large pages, and the full invariant checks after every command.
     /// </summary>
     public static readonly string[] DeviceSettings =
     [
         "nand.pageBytes=16k", "nand.spareBytes=512", "nand.pagesPerBlock=4", "nand.blocksPerDie=20", "ftl.spareFactor=0.7",
-        "cache.bytes=256k", "cache.largePageBytes=64k",
+        "cache.bytes=256k", "cache.largePageBytes=64k", "cache.checkInvariants=true",
     ];
 
     private static readonly bool[] s_plp = [false, true];

@@ -82,7 +82,7 @@ internal sealed class SimulationRun : IDisposable
         _idlePrng = seeds.Fork();
         Prng workloadPrng = seeds.Fork();
         _ftlOptions = FtlConfig.Options(config);
-        _cacheOptions = CacheConfig.Options(config) with { CheckInvariants = true };
+        _cacheOptions = CacheConfig.Options(config);
         if (options.Hooks.Ftl is { } ftlHook)
         {
             _ftlOptions = ftlHook(_ftlOptions);

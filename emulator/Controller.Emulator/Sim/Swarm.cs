@@ -59,6 +59,7 @@ public static class Swarm
         drawn.Add($"cache.bytes={largePage * (4 + prng.NextInt(29))}k");
         drawn.Add($"cache.trimPolicy={Pick(prng, "zero-fill", "split", "migrate", "evict")}");
         drawn.Add($"cache.eviction={Pick(prng, "clock", "lru")}");
+        drawn.Add("cache.checkInvariants=true");
         drawn.Add(string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={0.07 + (prng.NextInt(29) / 100.0):0.00}"));
         drawn.Add($"ftl.gcPolicy={Pick(prng, "greedy", "cost-benefit")}");
         drawn.Add($"ftl.checkpointIntervalPages={16 << prng.NextInt(6)}");

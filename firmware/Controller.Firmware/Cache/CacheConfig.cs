@@ -48,7 +48,7 @@ public static class CacheConfig
     public static readonly NumberKey DramNanosecondsPerKib = new("cache.dramNanosecondsPerKib", "time the controller spends copying or zeroing 1 KiB of DRAM, nanoseconds (charged on the clock)", 100, 0, 1e6);
 
     /// <summary>Whether the cache checks its invariants as it runs.</summary>
-    public static readonly BooleanKey CheckInvariants = new("cache.checkInvariants", "check the cache's invariants as it runs (on in tests and simulation)", false);
+    public static readonly BooleanKey CheckInvariants = new("cache.checkInvariants", "after every command, walk the cache and the FTL's map and check every invariant (cheap checks run always; sim and crashtest turn this on)", false);
 
     /// <summary>Power-loss protection.</summary>
     public static readonly BooleanKey Plp = new("power.plp", "power-loss protection: on power fail, save every dirty sector within the budget below", false);
@@ -128,8 +128,16 @@ public sealed record CacheOptions
     public bool CheckInvariants { get; init; }
 
     /// <summary>
-    /// A deliberately broken variant for the tests' oracles: a write into a punched hole does not
-    /// dirty its page, so it is lost when the page is dropped. Reachable only from tests.
+    /// A deliberately broken variant for the run-time check: a write into a punched hole does not
+    /// dirty its page (the write path's check stops the device). Reachable only from tests.
     /// </summary>
     internal bool CanaryForgetDirtyAfterPunch { get; init; }
+
+    /// <summary>
+    /// A deliberately broken variant for the oracles: a TRIM inside a cached page marks the whole
+    /// page clean, so the dirty data around the hole is never written back. No local check can see
+    /// it (cleaning a trimmed sector is the trim's job); the oracle sees the write lost. Reachable
+    /// only from tests.
+    /// </summary>
+    internal bool CanaryPunchCleansWholePage { get; init; }
 }

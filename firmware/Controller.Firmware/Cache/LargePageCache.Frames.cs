@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Cache;
@@ -85,7 +84,7 @@ public sealed partial class LargePageCache
 
     private int AttachFrame(int entry, int unit, int order, int first)
     {
-        Debug.Assert(_freeFrameCount > 0, "a frame descriptor is free");
+        Invariant.Holds(_freeFrameCount > 0, "a frame descriptor is free");
         int frame = _freeFrames[--_freeFrameCount];
         _frameUnit[frame] = unit;
         _frameOrder[frame] = (byte)order;
@@ -293,7 +292,9 @@ public sealed partial class LargePageCache
 
     /// <summary>
     /// Checks the cache's invariants: the buddy free lists are consistent; every valid sector has a
-    /// frame; the dirty count matches the dirty bits; frames of an entry do not overlap.
+    /// frame; a dirty sector is valid and not a hole; the dirty count matches the dirty bits;
+    /// frames of an entry do not overlap. Walks the whole cache: with <c>cache.checkInvariants</c>,
+    /// the loop runs it after every command.
     /// </summary>
     public void CheckInvariants()
     {
@@ -317,6 +318,16 @@ public sealed partial class LargePageCache
                 if ((IsSet(_valid, entry, index) || IsSet(_dirty, entry, index)) && frames == 0)
                 {
                     throw new InvariantViolationException($"page {page} sector {index} is valid or dirty without a frame");
+                }
+
+                if (IsSet(_dirty, entry, index) && !IsSet(_valid, entry, index))
+                {
+                    throw new InvariantViolationException($"page {page} sector {index} is dirty but not valid");
+                }
+
+                if (IsSet(_hole, entry, index) && IsSet(_dirty, entry, index))
+                {
+                    throw new InvariantViolationException($"page {page} sector {index} is both a punched hole and dirty data");
                 }
 
                 dirty += IsSet(_dirty, entry, index) ? 1 : 0;

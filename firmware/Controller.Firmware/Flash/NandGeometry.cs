@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Flash;
 
@@ -27,7 +27,7 @@ public sealed record NandGeometry
         Dies = checked(channels * diesPerChannel);
         Blocks = checked(Dies * blocksPerDie);
         Pages = checked(Blocks * pagesPerBlock);
-        Debug.Assert(Pages >= Blocks);
+        Invariant.Holds(Pages >= Blocks, "a block holds at least one page");
     }
 
     /// <summary>Independent buses; transfers on one channel take turns.</summary>

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Flash;
 
@@ -36,7 +36,7 @@ public sealed record NandTiming
     /// <summary>The time the channel is held to move <paramref name="bytes"/> bytes, rounded up.</summary>
     public long TransferNanoseconds(int bytes)
     {
-        Debug.Assert(bytes >= 0);
+        Invariant.Holds(bytes >= 0, "a transfer moves a non-negative number of bytes");
         return (long)Math.Ceiling(bytes * 1e9 / ChannelBytesPerSecond);
     }
 }

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Controller.Firmware.Config;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Ftl;
 
@@ -130,7 +130,8 @@ public sealed partial class FlashTranslationLayer
     private bool IsCollectable(int block) =>
         _states[block] == BlockState.Closed
         && _uses[block] is BlockUse.HostData or BlockUse.ColdData
-        && _valid[block] < _layout.SectorsPerBlock;
+        && _valid[block] < _layout.SectorsPerBlock
+        && !_retiring.Contains(block);
 
     /// <summary>Moves the valid data of <paramref name="victim"/> to the cold stream; the block is released once that is durable.</summary>
     private bool CollectVictim(int victim)
@@ -155,6 +156,13 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private void Evacuate(int block, bool becomesBad)
     {
+        // A block waiting for retirement is evacuated by retirement alone: collected as an
+        // ordinary victim it would be released free, reused, and then marked bad under its new data.
+        if (_states[block] != BlockState.Closed || (!becomesBad && _retiring.Contains(block)))
+        {
+            Invariant.Broken($"block {block} ({_states[block]}{(_retiring.Contains(block) ? ", waiting for retirement" : string.Empty)}) was evacuated {(becomesBad ? "for retirement" : "as a victim")}");
+        }
+
         Relocate(block);
         _states[block] = BlockState.Releasing;
         _releasing.Add(new Releasing(block, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), becomesBad));
@@ -190,7 +198,11 @@ public sealed partial class FlashTranslationLayer
                     continue;
                 }
 
-                Debug.Assert(_map[logical] == physical, "a valid sector's map entry points at it");
+                if (_map[logical] != physical)
+                {
+                    Invariant.Broken($"physical sector {physical} of block {block} holds sector {logical}, whose map entry is {_map[logical]}: the map and the reverse map disagree");
+                }
+
                 _reverse[physical] = Unmapped;
                 _valid[block]--;
                 if (!ok || _heldSlots[slot] != logical)
@@ -211,7 +223,7 @@ public sealed partial class FlashTranslationLayer
             }
         }
 
-        Debug.Assert(_valid[block] == 0, "a relocated block has no valid sectors left");
+        Invariant.Holds(_valid[block] == 0, "a relocated block has no valid sectors left");
     }
 
     /// <summary>
@@ -296,7 +308,7 @@ public sealed partial class FlashTranslationLayer
 
     private void Release(Releasing releasing)
     {
-        Debug.Assert(_valid[releasing.Block] == 0, "a released block holds no valid data");
+        Invariant.Holds(_valid[releasing.Block] == 0, "a released block holds no valid data");
         if (releasing.BecomesBad)
         {
             MarkBad(releasing.Block);
@@ -348,7 +360,7 @@ public sealed partial class FlashTranslationLayer
             }
 
             max = Math.Max(max, _eraseCounts[block]);
-            if (_states[block] == BlockState.Closed && _uses[block] is BlockUse.HostData or BlockUse.ColdData
+            if (_states[block] == BlockState.Closed && _uses[block] is BlockUse.HostData or BlockUse.ColdData && !_retiring.Contains(block)
                 && (coldest < 0 || _eraseCounts[block] < _eraseCounts[coldest]))
             {
                 coldest = block;

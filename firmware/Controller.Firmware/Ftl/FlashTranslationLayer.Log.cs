@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using Controller.Firmware.Flash;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Ftl;
 
@@ -16,7 +16,7 @@ public sealed partial class FlashTranslationLayer
         _nextHostDie = (_nextHostDie + 1) % _nand.Geometry.Dies;
         int block = ProgramBuffer(_hostBuffer, stream, BlockUse.HostData, stream);
         Statistics.HostUnitsProgrammed++;
-        Debug.Assert(_states[block] is BlockState.Open or BlockState.Closed, "host data lands in a block of the log");
+        Invariant.Holds(_states[block] is BlockState.Open or BlockState.Closed, "host data lands in a block of the log");
     }
 
     /// <summary>Programs the cold buffer (data relocated by GC or wear levelling) into the cold stream.</summary>
@@ -56,6 +56,11 @@ public sealed partial class FlashTranslationLayer
                 }
 
                 uint physical = _layout.Address(block, unit, slot);
+                if (_reverse[physical] != Unmapped)
+                {
+                    Invariant.Broken($"sector {logical} was programmed to physical sector {physical}, which already holds sector {_reverse[physical]}");
+                }
+
                 _map[logical] = physical;
                 _reverse[physical] = logical;
                 _valid[block]++;
@@ -140,7 +145,7 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private bool ProgramUnit(int block, int unit, UnitKind kind, uint aux, ReadOnlySpan<uint> slots, ReadOnlySpan<byte> data)
     {
-        Debug.Assert(_states[block] is BlockState.Open or BlockState.Superblock, "units are programmed only into open blocks and superblocks");
+        Invariant.Holds(_states[block] is BlockState.Open or BlockState.Superblock, "units are programmed only into open blocks and superblocks");
         ulong sequence = _nextSequence++;
         int die = _nand.Geometry.DieOf(block);
         NandDieStatus status = _nand.GetDieStatus(die);

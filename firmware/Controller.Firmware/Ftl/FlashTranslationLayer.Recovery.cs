@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Ftl;
 
@@ -294,7 +294,7 @@ public sealed partial class FlashTranslationLayer
         }
 
         Array.Fill(_streams, (-1, 0));
-        Debug.Assert(_freeBlocks >= 0, "free blocks are counted");
+        Invariant.Holds(_freeBlocks >= 0, "free blocks are counted");
     }
 
     private BlockState ClassifyRecovered(int block, FirstUnit first, HashSet<int> badBlocks, HashSet<int> keepAsMetadata)

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
+using Controller.Firmware.Invariants;
 using Controller.Firmware.Loop;
 
 namespace Controller.Firmware.Ftl;
@@ -378,10 +378,14 @@ public sealed partial class FlashTranslationLayer
                 return;
             default:
                 int block = _layout.BlockOf(old);
-                Debug.Assert(_reverse[old] == logical, "the reverse map agrees with the map");
+                if (_reverse[old] != logical)
+                {
+                    Invariant.Broken($"sector {logical} maps to physical sector {old}, whose reverse entry is {_reverse[old]}: the map and the reverse map disagree");
+                }
+
                 _reverse[old] = Unmapped;
                 _valid[block]--;
-                Debug.Assert(_valid[block] >= 0, "a block never has fewer than zero valid sectors");
+                Invariant.Holds(_valid[block] >= 0, "a block never has fewer than zero valid sectors");
                 if (byHostWrite)
                 {
                     _invalidatedAt[block] = _writeTicket;

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Ftl;
 
@@ -45,10 +45,10 @@ public sealed class FtlLayout
         PagesPerUnit = Math.Max(1, FirmwareConfig.SectorBytes / geometry.PageBytes);
         SectorsPerUnit = Math.Max(1, geometry.PageBytes / FirmwareConfig.SectorBytes);
         UnitsPerBlock = geometry.PagesPerBlock / PagesPerUnit;
-        Debug.Assert(geometry.PagesPerBlock % PagesPerUnit == 0, "a block holds whole units");
+        Invariant.Holds(geometry.PagesPerBlock % PagesPerUnit == 0, "a block holds whole units");
         SectorsPerBlock = UnitsPerBlock * SectorsPerUnit;
         UnitBytes = SectorsPerUnit * FirmwareConfig.SectorBytes;
-        Debug.Assert(UnitBytes == PagesPerUnit * Math.Min(geometry.PageBytes, FirmwareConfig.SectorBytes) * SectorsPerUnit, "a unit is whole pages of whole sectors");
+        Invariant.Holds(UnitBytes == PagesPerUnit * Math.Min(geometry.PageBytes, FirmwareConfig.SectorBytes) * SectorsPerUnit, "a unit is whole pages of whole sectors");
     }
 
     /// <summary>The NAND array.</summary>

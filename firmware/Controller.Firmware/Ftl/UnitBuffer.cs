@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using Controller.Firmware.Config;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Ftl;
 
@@ -37,8 +37,8 @@ internal sealed class UnitBuffer
     /// <summary>Puts <paramref name="sector"/> in the next slot.</summary>
     public void Add(uint sector, ReadOnlySpan<byte> data)
     {
-        Debug.Assert(!IsFull, "a full buffer is programmed before it takes more");
-        Debug.Assert(Find(sector) < 0, "a sector is in a buffer at most once");
+        Invariant.Holds(!IsFull, "a full buffer is programmed before it takes more");
+        Invariant.Holds(Find(sector) < 0, "a sector is in a buffer at most once");
         Slots[Count] = sector;
         data.CopyTo(Sector(Count));
         Count++;

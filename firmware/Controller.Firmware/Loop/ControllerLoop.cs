@@ -104,6 +104,12 @@ public sealed class ControllerLoop
             _submissionHead = (_submissionHead + 1) % _submissions.Length;
             _submissionCount--;
             HostStatus status = Execute(command);
+            if (_cache.ChecksInvariants)
+            {
+                _cache.CheckInvariants();
+                _ftl?.CheckInvariants();
+            }
+
             var completion = new HostCompletion(command.Id, command.Opcode, status, command.SubmittedAtNanoseconds, _clock.NowNanoseconds);
             _latencies[(int)command.Opcode].Record(completion.LatencyNanoseconds);
             _completions[(_completionHead + _completionCount) % _completions.Length] = completion;

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Numerics;
+using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Loop;
 
@@ -25,7 +25,7 @@ public sealed class Prng
         _s2 = SplitMix64(ref state);
         _s3 = SplitMix64(ref state);
         // xoshiro's state must not be all zero; SplitMix64 never yields four zeros in a row.
-        Debug.Assert((_s0 | _s1 | _s2 | _s3) != 0);
+        Invariant.Holds((_s0 | _s1 | _s2 | _s3) != 0, "the generator's state is never all zeros");
     }
 
     /// <summary>The seed this generator started from.</summary>

@@ -62,21 +62,62 @@ public sealed class LargePageCacheTests
     }
 
     [Fact]
-    public void APolicyThatForgetsToDirtyAPageWrittenAfterAPunchIsCaught()
+    public void AWriteIntoAHoleThatDoesNotDirtyItsPageStopsTheCacheInEveryBuild()
     {
-        // The canary: the same scenario must fail when the write into the hole is not dirtied.
-        using var rig = new CacheRig(TrimPolicy.ZeroFill, canary: true);
+        // The canary of the write path's check, which is on without cache.checkInvariants: a
+        // cache that does not dirty a write into a punched hole throws at that write.
+        using var rig = new CacheRig(TrimPolicy.ZeroFill, checkInvariants: false, broken: o => o with { CanaryForgetDirtyAfterPunch = true });
         rig.Cache.Write(0, Pattern(16 * Sector, 1), forceUnitAccess: false);
-        rig.Cache.Flush();
         rig.Cache.Trim(4 * Sector, 4 * Sector);
-        byte[] written = Pattern(Sector, 2);
-        rig.Cache.Write(5 * Sector, written, forceUnitAccess: false);
+
+        var error = Assert.Throws<InvariantViolationException>(() => rig.Cache.Write(5 * Sector, Pattern(Sector, 2), forceUnitAccess: false));
+
+        Assert.Equal("a write into the punched hole at sector 5 did not dirty its page", error.Message);
+    }
+
+    [Fact]
+    public void APunchThatForgetsTheDirtyDataAroundItIsCaught()
+    {
+        // The canary of the scenario above, a bug no local check sees: a partial punch marks the
+        // whole page clean, so the data written next to the hole is never written back.
+        using var rig = new CacheRig(TrimPolicy.ZeroFill, broken: o => o with { CanaryPunchCleansWholePage = true });
+        byte[] written = Pattern(16 * Sector, 1);
+        rig.Cache.Write(0, written, forceUnitAccess: false);
+        rig.Cache.Trim(4 * Sector, 4 * Sector);
         rig.Cache.Flush();
 
         byte[] read = new byte[Sector];
-        rig.DropCache().Read(5 * Sector, read);
+        rig.DropCache().Read(0, read);
 
-        Assert.NotEqual(written, read);
+        Assert.NotEqual(written[..Sector], read);
+    }
+
+    [Fact]
+    public void AtTheEndOfItsLifeAReadThatFindsNoRoomReadsPastTheCacheAndTheDirtyDataStays()
+    {
+        // A store with no space left (grown bad blocks used up the spare) cannot take the dirty
+        // pages eviction would write back: a miss is then read from the store past the cache.
+        var store = new FullStore(sectors: 1024);
+        var cache = new LargePageCache(store, new CacheOptions { Bytes = 4 * 64 * 1024, CheckInvariants = true });
+        for (int page = 0; page < 4; page++)
+        {
+            cache.Write(page * 64L * 1024, Pattern(Sector, (byte)(page + 1)), forceUnitAccess: false);
+        }
+
+        store.Full = true;
+        Pattern(Sector, 0x77).CopyTo(store.Data.AsSpan(100 * Sector));
+        byte[] missed = new byte[Sector];
+        byte[] dirty = new byte[Sector];
+
+        Assert.True(cache.Read(100 * Sector, missed));
+        Assert.True(cache.Read(2 * 64 * 1024, dirty));
+
+        Assert.Equal(Pattern(Sector, 0x77), missed);
+        Assert.Equal(Pattern(Sector, 3), dirty);
+        Assert.Equal(1, cache.Statistics.ReadsPastTheCache);
+        Assert.Equal(4, cache.DirtySectors);
+        cache.CheckInvariants();
+        Assert.Throws<FtlException>(() => cache.Write(200 * Sector, Pattern(Sector, 9), forceUnitAccess: false));
     }
 
     [Theory]
@@ -271,17 +312,52 @@ public sealed class LargePageCacheTests
         }
     }
 
+    /// <summary>Sectors in memory; with <see cref="Full"/>, writes fail as an FTL with no space left does.</summary>
+    private sealed class FullStore(long sectors) : ISectorStore
+    {
+        public byte[] Data { get; } = new byte[sectors * Sector];
+
+        public bool Full { get; set; }
+
+        public long Sectors => sectors;
+
+        public bool ReadSector(long sector, Span<byte> destination)
+        {
+            Data.AsSpan((int)(sector * Sector), Sector).CopyTo(destination);
+            return true;
+        }
+
+        public void WriteSector(long sector, ReadOnlySpan<byte> data)
+        {
+            if (Full)
+            {
+                throw new FtlException("no free block is left");
+            }
+
+            data.CopyTo(Data.AsSpan((int)(sector * Sector), Sector));
+        }
+
+        public void TrimSectors(long sector, long count) => Data.AsSpan((int)(sector * Sector), (int)(count * Sector)).Clear();
+
+        public void Flush()
+        {
+        }
+
+        public bool IsMapped(long sector) => true;
+    }
+
     /// <summary>A cache over the FTL over the tiny emulated NAND.</summary>
     private sealed class CacheRig : IDisposable
     {
         private readonly CacheOptions _options;
         private readonly FtlOptions _ftlOptions = new() { SpareFactor = 0.2 };
 
-        public CacheRig(TrimPolicy policy, long cacheBytes = 16 * 64 * 1024, int largePageBytes = 64 * 1024, bool canary = false, bool checkInvariants = true, EvictionPolicy eviction = EvictionPolicy.Clock)
+        public CacheRig(TrimPolicy policy, long cacheBytes = 16 * 64 * 1024, int largePageBytes = 64 * 1024, bool checkInvariants = true, EvictionPolicy eviction = EvictionPolicy.Clock, Func<CacheOptions, CacheOptions>? broken = null)
         {
             Nand = Nands.Tiny(Clock, "nand.blocksPerDie=256");
             Ftl = FlashTranslationLayer.Mount(Nand, Clock, new Prng(1), _ftlOptions);
-            _options = new CacheOptions { Bytes = cacheBytes, LargePageBytes = largePageBytes, TrimPolicy = policy, Eviction = eviction, CheckInvariants = checkInvariants, CanaryForgetDirtyAfterPunch = canary };
+            _options = new CacheOptions { Bytes = cacheBytes, LargePageBytes = largePageBytes, TrimPolicy = policy, Eviction = eviction, CheckInvariants = checkInvariants };
+            _options = broken?.Invoke(_options) ?? _options;
             Cache = new LargePageCache(new FtlSectorStore(Ftl), _options);
         }
 

@@ -218,12 +218,13 @@ public sealed class SsdHostTests
     }
 
     [Fact]
-    public async Task TheCheckCatchesACacheThatForgetsAWriteMadeAfterAPunch()
+    public async Task TheCheckCatchesACacheWhosePunchForgetsTheDataAroundTheHole()
     {
-        // The canary of the cache tests, hosted here: a write into a punched hole does not dirty its
-        // page, so a flush does not write it back, and the power cut loses a durable write.
+        // The canary of the cache tests, hosted here: a punch inside a page marks the whole page
+        // clean, so a flush does not write back the data around the hole, and the power cut
+        // loses a durable write.
         using var temp = new TempDirectory();
-        using ServedController export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryForgetDirtyAfterPunch = true });
+        using ServedController export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryPunchCleansWholePage = true });
         await using var server = new InProcessServer(temp, export);
         string ledger = temp.File("canary.ledger");
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Controller.Emulator.Cli;
 using Controller.Emulator;
 using Controller.Hosting;
+using Controller.Firmware.Config;
 using Controller.Firmware.Host;
 
 namespace Controller.Tests.Nbd;
@@ -23,5 +24,40 @@ public sealed class ServedControllerTests
 
         Assert.Equal(HostStatus.Ok, status);
         Assert.True(elapsed >= TimeSpan.FromMilliseconds(200), $"the flush completed after {elapsed.TotalMilliseconds} ms");
+    }
+
+    /// <summary>
+    /// A broken invariant stops the device cleanly, in the build that ships: the command that broke
+    /// it and every later one get EIO, the log says what broke, and the clean shutdown writes
+    /// nothing over the bad state (a restart finds the NAND as the last flush left it).
+    /// </summary>
+    [Fact]
+    public async Task ABrokenInvariantStopsTheDeviceCommandsGetIoErrorsAndNothingIsCheckpointed()
+    {
+        using var temp = new Support.TempDirectory();
+        string image = temp.File("ssd.img");
+        var log = new StringWriter();
+        ResolvedConfig config = Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]);
+        using (ServedController broken = EmulatedDevice.Boot(config, "tiny", image, "ssd", o => o with { CanaryForgetDirtyAfterPunch = true }))
+        {
+            broken.Log = new Controller.Management.ManagementLog(log);
+            byte[] data = new byte[65536];
+            Array.Fill(data, (byte)0x5A);
+            Assert.Equal(HostStatus.Ok, await broken.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, data.Length, data, CancellationToken.None));
+            Assert.Equal(HostStatus.Ok, await broken.ExecuteAsync(HostOpcode.Flush, HostCommandOptions.None, 0, 0, Memory<byte>.Empty, CancellationToken.None));
+            Assert.Equal(HostStatus.Ok, await broken.ExecuteAsync(HostOpcode.Trim, HostCommandOptions.None, 16384, 16384, Memory<byte>.Empty, CancellationToken.None));
+
+            HostStatus intoHole = await broken.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 16384, 4096, data.AsMemory(0, 4096), CancellationToken.None);
+            HostStatus afterwards = await broken.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 0, 4096, data.AsMemory(0, 4096), CancellationToken.None);
+            broken.Shutdown();
+
+            Assert.Equal((HostStatus.IoError, HostStatus.IoError), (intoHole, afterwards));
+            Assert.IsType<Controller.Firmware.Invariants.InvariantViolationException>(broken.Failure);
+            Assert.Contains("an invariant broke: a write into the punched hole at sector 4 did not dirty its page", log.ToString(), StringComparison.Ordinal);
+        }
+
+        using ServedController restarted = EmulatedDevice.Boot(config, "tiny", image, "ssd");
+        Assert.False(restarted.Mount.Formatted);
+        Assert.True(restarted.Mount.ReplayedUnits > 0, "no checkpoint was taken at the shutdown after the failure, so the restart replays the log");
     }
 }

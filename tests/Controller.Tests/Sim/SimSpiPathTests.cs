@@ -37,7 +37,7 @@ public sealed class SimSpiPathTests
 
     [Theory]
     [InlineData("recovery-ignores-trims", "mixed", "resurrected-trim")]
-    [InlineData("forget-dirty-after-punch", "db", "lost-durable-write")]
+    [InlineData("punch-cleans-whole-page", "db", "lost-durable-write")]
     public void ABrokenVariantIsCaughtOverTheSpiPath(string canary, string workload, string expectedClass)
     {
         // The oracle's canaries over the SPI path. (The flush-before-durable canary cannot live
@@ -45,7 +45,7 @@ public sealed class SimSpiPathTests
         ResolvedConfig config = Profiles.Load(Repository.PathOf("hw-config", "emulated", "w25n01gv-spi.json"), [.. Smaller, "cache.trimPolicy=zero-fill"]);
         SimHooks broken = canary == "recovery-ignores-trims"
             ? new SimHooks(Ftl: o => o with { CanaryRecoveryIgnoresTrims = true })
-            : new SimHooks(Cache: o => o with { CanaryForgetDirtyAfterPunch = true });
+            : new SimHooks(Cache: o => o with { CanaryPunchCleansWholePage = true });
         for (ulong seed = 1; seed <= 12; seed++)
         {
             var options = new SimOptions(seed, workload, new WorkloadParameters { Ops = 1500 }, PowerCuts: 8);

@@ -5,7 +5,7 @@ namespace Controller.Tests.Tidy;
 
 /// <summary>
 /// Finds what would make the firmware nondeterministic: the wall clock, sleeping, unseeded
-/// randomness, threads and tasks of its own. Comments and string literals are ignored, so the
+/// randomness, threads and tasks of its own; and checks that the Release build would drop. Comments and string literals are ignored, so the
 /// firmware may talk about these things; it may not use them.
 /// </summary>
 internal static partial class DeterminismTidy
@@ -31,6 +31,7 @@ internal static partial class DeterminismTidy
         (new Regex(@"\bRandomNumberGenerator\b"), "unseeded randomness; take the Prng handed in"),
         (new Regex(@"\bGuid\s*\.\s*NewGuid\b"), "unseeded randomness; take the Prng handed in"),
         (new Regex(@"\basync\s+void\b"), "fire-and-forget work outside the loop"),
+        (new Regex(@"\b(Debug|Trace)\s*\.\s*Assert\b"), "vanishes from the Release build; check with Invariant.Holds, which stays on in production"),
     ];
 
     /// <summary>Every banned use in the C# files under <paramref name="directory"/>, as "file:line: text (reason)".</summary>

@@ -34,6 +34,8 @@ public sealed class DeterminismTidyTests
     [InlineData("var id = Guid.NewGuid();")]
     [InlineData("Task.Factory.StartNew(Work);")]
     [InlineData("var t = new Task(Work);")]
+    [InlineData("Debug.Assert(valid >= 0, \"counted\");")]
+    [InlineData("System.Diagnostics.Debug.Assert(ok);")]
     [InlineData("var t = new System.Threading.Timer(_ => Work());")]
     [InlineData("Random r = new();")]
     [InlineData("Thread t = new(Work);")]
