@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
 using Controller.Firmware.Host;
 using Controller.Firmware.Loop;
@@ -49,6 +50,7 @@ public sealed partial class ServedController : IManagementService
             long dirty = _loop.Cache.DirtySectors;
             long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
             int torn = _device.CutPower();
+            _earlierCaches = _earlierCaches.Plus(_loop.Cache.Statistics);
             (_ftl, _loop) = MountFirmware();
             _powerCuts++;
             return new PowerCutResult
@@ -130,6 +132,8 @@ public sealed partial class ServedController : IManagementService
         }
 
         long nandBytesProgrammed = _nand.PagesProgrammed * _nand.Geometry.PageBytes;
+        // Counted since the server started: each power cut's recovery starts a new cache.
+        CacheStatistics counts = _earlierCaches.Plus(cache.Statistics);
         return new DeviceStats
         {
             Device = Description,
@@ -154,9 +158,17 @@ public sealed partial class ServedController : IManagementService
                 DirtySectors = cache.DirtySectors,
                 HoleSectors = cache.HoleSectors,
                 PagesCached = cache.PagesCached,
-                SectorHits = cache.Statistics.SectorHits,
-                SectorMisses = cache.Statistics.SectorMisses,
-                Evictions = cache.Statistics.Evictions,
+                SectorHits = counts.SectorHits,
+                SectorMisses = counts.SectorMisses,
+                Evictions = counts.Evictions,
+                SectorsWrittenBack = counts.SectorsWrittenBack,
+                PartialPagePunches = counts.PartialPagePunches,
+                SplitFallbacks = counts.SplitFallbacks,
+                MigrateFallbacks = counts.MigrateFallbacks,
+                CleanPagesReclaimed = counts.CleanPagesReclaimed,
+                BytesMigrated = counts.BytesMigrated,
+                BytesZeroed = counts.BytesZeroed,
+                ReadsPastTheCache = counts.ReadsPastTheCache,
             },
             Ftl = new FtlGauges
             {

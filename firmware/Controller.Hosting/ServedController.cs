@@ -28,6 +28,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private readonly Thread _thread;
     private FlashTranslationLayer _ftl;
     private ControllerLoop _loop;
+    private CacheStatistics _earlierCaches = new();
     private long _nextId;
     private int _generation;
     private bool _disposed;

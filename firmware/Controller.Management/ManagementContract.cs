@@ -99,7 +99,7 @@ public sealed record HostCounters
     public long Commands => Reads + Writes + Trims + WriteZeroes + Flushes;
 }
 
-/// <summary>The cache's occupancy.</summary>
+/// <summary>The cache's occupancy now, and its counters since the server started (power cuts included).</summary>
 public sealed record CacheGauges
 {
     /// <summary>The arena, in 4 KiB sectors.</summary>
@@ -125,6 +125,30 @@ public sealed record CacheGauges
 
     /// <summary>Large pages evicted.</summary>
     public long Evictions { get; init; }
+
+    /// <summary>Dirty sectors written back to the FTL.</summary>
+    public long SectorsWrittenBack { get; init; }
+
+    /// <summary>TRIMs that covered part of a cached large page (the trim policy's work).</summary>
+    public long PartialPagePunches { get; init; }
+
+    /// <summary>Splits that could not get their frames and kept the large page with holes.</summary>
+    public long SplitFallbacks { get; init; }
+
+    /// <summary>Migrations that could not get their frames and kept the large page with holes.</summary>
+    public long MigrateFallbacks { get; init; }
+
+    /// <summary>Clean pages dropped to give migration the frames it needed.</summary>
+    public long CleanPagesReclaimed { get; init; }
+
+    /// <summary>Bytes copied by migration.</summary>
+    public long BytesMigrated { get; init; }
+
+    /// <summary>Bytes zeroed in place by trims.</summary>
+    public long BytesZeroed { get; init; }
+
+    /// <summary>Sectors read past the cache because no room could be made (a device at the end of its life).</summary>
+    public long ReadsPastTheCache { get; init; }
 }
 
 /// <summary>The FTL's space and wear.</summary>

@@ -165,7 +165,7 @@ internal static class SimCommand
 
         if (result.Cache is { } cache)
         {
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us punches={cache.Statistics.PartialPagePunches} fallbacks={cache.Statistics.SplitFallbacks}/{cache.Statistics.MigrateFallbacks} reclaimed={cache.Statistics.CleanPagesReclaimed} nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
@@ -415,7 +415,9 @@ internal static class SimReport
             json.WriteNumber("partialPagePunches", cache.Statistics.PartialPagePunches);
             json.WriteNumber("splitFallbacks", cache.Statistics.SplitFallbacks);
             json.WriteNumber("migrateFallbacks", cache.Statistics.MigrateFallbacks);
+            json.WriteNumber("cleanPagesReclaimed", cache.Statistics.CleanPagesReclaimed);
             json.WriteNumber("largeFrameFallbacks", cache.Statistics.LargeFrameFallbacks);
+            json.WriteNumber("readsPastTheCache", cache.Statistics.ReadsPastTheCache);
             json.WriteEndObject();
         }
 

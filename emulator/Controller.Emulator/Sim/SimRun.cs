@@ -54,7 +54,7 @@ internal sealed record SimHooks(Func<FtlOptions, FtlOptions>? Ftl = null, Func<C
 /// <param name="BytesZeroed">Bytes zeroed in place by trims.</param>
 /// <param name="HitRatio">Sectors read that were valid in the cache, over all sectors read.</param>
 /// <param name="TrimLatencyMicroseconds">TRIM latency percentiles in virtual time.</param>
-/// <param name="Statistics">Every counter of the cache (since the last power-on).</param>
+/// <param name="Statistics">Every counter of the cache, over the whole run (power cuts included).</param>
 public sealed record CacheMetrics(string Policy, double MeanBytesHeld, long BytesMigrated, long BytesZeroed, double HitRatio, (double P50, double P99) TrimLatencyMicroseconds, CacheStatistics Statistics);
 
 /// <summary>Where the power cuts of a run struck, and what they tore.</summary>

@@ -54,6 +54,7 @@ internal sealed class SimulationRun : IDisposable
     private bool _mounting;
     private long _recoveryOperations = 200;
     private (long DataPages, long Relocated) _earlierMounts;
+    private CacheStatistics _earlierCaches = new();
     private bool _measuring;
     private long _hostBytesWritten;
     private long _hostBytesRead;
@@ -467,6 +468,7 @@ internal sealed class SimulationRun : IDisposable
                 _recoveryOperations = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased - before;
                 MountReport report = _ftl.LastMount;
                 _trace.Event(_clock.NowNanoseconds, $"mounted: formatted {report.Formatted}, from checkpoint {report.FromCheckpoint}, {report.RecoveryPageReads} page reads, {report.ReplayedUnits} units replayed");
+                _earlierCaches = _cache is null ? _earlierCaches : _earlierCaches.Plus(_cache.Statistics);
                 _cache = new LargePageCache(new FtlSectorStore(_ftl), _cacheOptions, _clock);
                 _loop = new ControllerLoop(_cache, _ftl, _clock, queueDepth: 1, _plpBudgetPages);
                 return true;
@@ -560,7 +562,8 @@ internal sealed class SimulationRun : IDisposable
 
     private CacheMetrics CacheMetrics()
     {
-        CacheStatistics stats = _cache!.Statistics;
+        // Counted over the whole run: each boot's cache starts from zero.
+        CacheStatistics stats = _earlierCaches.Plus(_cache!.Statistics);
         return new CacheMetrics(
             _config.Get(CacheConfig.TrimPolicyKey),
             _heldSamples == 0 ? 0 : _heldSum / _heldSamples * SectorBytes,

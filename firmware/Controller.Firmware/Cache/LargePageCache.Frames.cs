@@ -157,11 +157,11 @@ public sealed partial class LargePageCache
         return true;
     }
 
-    private int LruVictim()
+    private int LruVictim(bool cleanOnly = false)
     {
         for (int entry = _lruTail; entry != None; entry = _lruPrevious[entry])
         {
-            if (entry != _pinned)
+            if (entry != _pinned && !(cleanOnly && HasDirty(entry)))
             {
                 return entry;
             }
@@ -170,15 +170,18 @@ public sealed partial class LargePageCache
         return None;
     }
 
-    /// <summary>Second chance over the entry slots: a page used since the hand last passed is spared once.</summary>
-    private int ClockVictim()
+    /// <summary>
+    /// Second chance over the entry slots: a page used since the hand last passed is spared once.
+    /// With <paramref name="cleanOnly"/>, pages holding dirty sectors are passed over untouched.
+    /// </summary>
+    private int ClockVictim(bool cleanOnly = false)
     {
         int slots = _entryPage.Length;
         for (int step = 0; step < 2 * slots; step++)
         {
             int entry = _clockHand;
             _clockHand = (_clockHand + 1) % slots;
-            if (!_entries.TryGetValue(_entryPage[entry], out int live) || live != entry || entry == _pinned)
+            if (!_entries.TryGetValue(_entryPage[entry], out int live) || live != entry || entry == _pinned || (cleanOnly && HasDirty(entry)))
             {
                 continue;
             }
@@ -194,6 +197,36 @@ public sealed partial class LargePageCache
 
         return None;
     }
+
+    /// <summary>
+    /// Allocates a block of <paramref name="order"/> without writing anything back: while the arena
+    /// (or, with <paramref name="descriptorsNeeded"/> more to come, the frame table) is short,
+    /// drops a clean page, chosen by the eviction policy among the clean ones. The kernel's
+    /// migration does the same when it needs lower-order pages: it reclaims clean page cache,
+    /// which costs no I/O, before it gives up. Returns -1 when no clean page is left to drop.
+    /// </summary>
+    private int AllocateReclaimingClean(int order, int descriptorsNeeded)
+    {
+        while (true)
+        {
+            int unit = _freeFrameCount > descriptorsNeeded ? _buddy.Allocate(order) : None;
+            if (unit != None)
+            {
+                return unit;
+            }
+
+            int victim = _options.Eviction == EvictionPolicy.Lru ? LruVictim(cleanOnly: true) : ClockVictim(cleanOnly: true);
+            if (victim == None)
+            {
+                return None;
+            }
+
+            DropEntry(victim);
+            Statistics.CleanPagesReclaimed++;
+        }
+    }
+
+    private bool HasDirty(int entry) => _dirty.AsSpan(entry * _words, _words).ContainsAnyExcept(0UL);
 
     /// <summary>Writes back the dirty sectors of sectors [<paramref name="first"/>, <paramref name="end"/>).</summary>
     private void WriteBack(long first, long end)

@@ -226,8 +226,8 @@ public sealed partial class LargePageCache
 
     /// <summary>
     /// Moves the valid sectors of <paramref name="frame"/> outside [lo, hi) into new frames, each
-    /// run of them in the largest power-of-two pieces. False (and nothing changed) if the arena
-    /// cannot provide the pieces without evicting.
+    /// run of them in the largest power-of-two pieces, dropping clean pages to make room if it must
+    /// (no write-back). False (and the page unchanged) if even then the pieces cannot be had.
     /// </summary>
     private bool MigrateSurvivors(int entry, int frame, int lo, int hi)
     {
@@ -252,7 +252,7 @@ public sealed partial class LargePageCache
             for (int at = index; at < index + run;)
             {
                 int order = System.Numerics.BitOperations.Log2((uint)(index + run - at));
-                int unit = made < pieces.Length && _freeFrameCount > made ? _buddy.Allocate(order) : -1;
+                int unit = made < pieces.Length ? AllocateReclaimingClean(order, made) : -1;
                 if (unit == -1)
                 {
                     for (int i = 0; i < made; i++)

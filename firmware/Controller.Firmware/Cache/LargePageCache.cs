@@ -371,6 +371,25 @@ public sealed partial class LargePageCache
 
     private void Unpin() => _pinned = None;
 
+    /// <summary>The frames holding a cached page, as (first sector, sectors), in sector order; empty when it is not cached. For tests.</summary>
+    internal IReadOnlyList<(int First, int Sectors)> FramesOf(long page)
+    {
+        var frames = new List<(int First, int Sectors)>();
+        if (_entries.TryGetValue(page, out int entry))
+        {
+            for (int frame = _entryHead[entry]; frame != None; frame = _frameNext[frame])
+            {
+                frames.Add((_frameFirst[frame], 1 << _frameOrder[frame]));
+            }
+        }
+
+        frames.Sort();
+        return frames;
+    }
+
+    /// <summary>True when <paramref name="page"/> is cached. For tests.</summary>
+    internal bool IsCached(long page) => _entries.ContainsKey(page);
+
     /// <summary>The 4 KiB of arena memory holding sector <paramref name="index"/> of an entry; the frame must exist.</summary>
     private Span<byte> SectorSpan(int entry, int index)
     {
@@ -435,9 +454,38 @@ public sealed partial class LargePageCache
     }
 }
 
-/// <summary>Counts of what the cache has done, for the trim-policy comparison.</summary>
+/// <summary>
+/// Counts of what the cache has done, for the trim-policy comparison. One cache counts from its
+/// power-on; <see cref="Plus"/> adds the counts of caches before it (each boot makes a new cache),
+/// so a run's or a server's totals survive power cuts.
+/// </summary>
 public sealed class CacheStatistics
 {
+    /// <summary>These counts and <paramref name="other"/>'s added together.</summary>
+    public CacheStatistics Plus(CacheStatistics other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return new CacheStatistics
+        {
+            SectorHits = SectorHits + other.SectorHits,
+            SectorMisses = SectorMisses + other.SectorMisses,
+            SectorsFilled = SectorsFilled + other.SectorsFilled,
+            SectorsWritten = SectorsWritten + other.SectorsWritten,
+            ReadsBeforePartialWrite = ReadsBeforePartialWrite + other.ReadsBeforePartialWrite,
+            SectorsWrittenBack = SectorsWrittenBack + other.SectorsWrittenBack,
+            Evictions = Evictions + other.Evictions,
+            LargeFrameFallbacks = LargeFrameFallbacks + other.LargeFrameFallbacks,
+            PartialPagePunches = PartialPagePunches + other.PartialPagePunches,
+            SplitFallbacks = SplitFallbacks + other.SplitFallbacks,
+            MigrateFallbacks = MigrateFallbacks + other.MigrateFallbacks,
+            CleanPagesReclaimed = CleanPagesReclaimed + other.CleanPagesReclaimed,
+            BytesMigrated = BytesMigrated + other.BytesMigrated,
+            BytesZeroed = BytesZeroed + other.BytesZeroed,
+            Flushes = Flushes + other.Flushes,
+            ReadsPastTheCache = ReadsPastTheCache + other.ReadsPastTheCache,
+        };
+    }
+
     /// <summary>Sectors read that were valid in the cache.</summary>
     public long SectorHits { get; internal set; }
 
@@ -470,6 +518,9 @@ public sealed class CacheStatistics
 
     /// <summary>Migrations that could not get lower-order frames and kept the large page with holes.</summary>
     public long MigrateFallbacks { get; internal set; }
+
+    /// <summary>Clean pages dropped to give migration the frames it needed.</summary>
+    public long CleanPagesReclaimed { get; internal set; }
 
     /// <summary>Bytes copied between frames by migration.</summary>
     public long BytesMigrated { get; internal set; }

@@ -59,6 +59,24 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task TheCachesCountersAreKeptAcrossAPowerCut()
+    {
+        // zero-fill zeroes the punched sectors in place: one partial punch, 16 KiB zeroed, then a
+        // power cut (a new cache after recovery), then another punch.
+        Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Write, 0, Pattern(1, 65536)));
+        Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Trim, 16384, new byte[16384], buffer: false));
+        await _client.Control.PowerCutAsync(_stop.Token);
+        Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Write, 0, Pattern(2, 65536)));
+        Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Trim, 32768, new byte[8192], buffer: false));
+
+        DeviceStats stats = await _client.Control.GetStatsAsync(_stop.Token);
+
+        Assert.Equal(2, stats.Cache.PartialPagePunches);
+        Assert.Equal(16384 + 8192, stats.Cache.BytesZeroed);
+        Assert.Equal((0L, 0L), (stats.Cache.SplitFallbacks, stats.Cache.MigrateFallbacks));
+    }
+
+    [Fact]
     public async Task TelemetrySendsAStatsLinePerIntervalWithRates()
     {
         Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Write, 0, Pattern(2, 8192)));

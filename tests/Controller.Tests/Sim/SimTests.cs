@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Controller.Emulator;
+using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Config;
 using Controller.Tests.Support;
@@ -18,6 +19,20 @@ public sealed partial class SimTests
 
         Assert.Equal(first, second);
         Assert.NotEqual(first, other);
+    }
+
+    [Fact]
+    public void TheCachesCountersCoverTheWholeRunAcrossPowerCuts()
+    {
+        // Each boot makes a new cache whose counters start at zero; the run adds them up. The
+        // cache counted every sector the host wrote, so its total is the run's written bytes
+        // (plus what the writes cut in flight had put in the cache), not only the last boot's.
+        ResolvedConfig config = Profiles.Load("tiny", []);
+        SimResult result = SimRunner.Run(config, new SimOptions(3, "sequential", new WorkloadParameters { Ops = 1200, BlockBytes = 64 * 1024 }, PowerCuts: 4));
+
+        Assert.True(result.PowerCuts.Total >= 3, $"{result.PowerCuts.Total} cuts");
+        Assert.Empty(result.Violations);
+        Assert.InRange(result.Cache!.Statistics.SectorsWritten * 4096, result.HostBytesWritten, result.HostBytesWritten + (result.PowerCuts.Total * 64L * 1024));
     }
 
     [Fact]
