@@ -119,18 +119,15 @@ public sealed partial class LargePageCache
         }
     }
 
-    /// <summary>zero-fill: zero the range in place and mark its sectors holes; the page stays whole.</summary>
+    /// <summary>
+    /// zero-fill: zero the range in place and mark its sectors holes; the page stays whole. Every
+    /// sector of the range has a frame: under zero-fill every frame is a whole large page (nothing
+    /// splits one), and split and migrate fall back to this only over the frame they cut.
+    /// </summary>
     private void ZeroFill(int entry, int lo, int hi)
     {
         for (int index = lo; index < hi; index++)
         {
-            if (FrameOf(entry, index) == -1)
-            {
-                Clear(_valid, entry, index);
-                Clear(_hole, entry, index);
-                continue;
-            }
-
             SectorSpan(entry, index).Clear();
             ChargeDram(SectorBytes);
             Statistics.BytesZeroed += SectorBytes;

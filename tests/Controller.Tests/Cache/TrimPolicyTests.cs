@@ -124,6 +124,32 @@ public sealed class TrimPolicyTests
         Assert.Equal(othersClean ? 0 : 4 * Sector, rig.Cache.Statistics.BytesZeroed);
     }
 
+    /// <summary>
+    /// migrate tracks at most 64 pieces for one frame: a 2 MiB page whose survivors are 255
+    /// separate sectors (every other one written) falls back, returns every piece it had taken, and
+    /// keeps the page whole.
+    /// </summary>
+    [Fact]
+    public void MigrateOfMoreSurvivingRunsThanItTracksFallsBackAndReturnsWhatItTook()
+    {
+        using var rig = new CacheRig(TrimPolicy.Migrate, cacheBytes: 8L << 20, largePageBytes: 2 << 20);
+        for (int sector = 0; sector < 512; sector += 2)
+        {
+            rig.Cache.Write(sector * (long)Sector, Pattern(Sector, 3), forceUnitAccess: false);
+        }
+
+        Assert.Equal(512, rig.Cache.SectorsHeld);
+
+        rig.Cache.Trim(256 * Sector, 2 * Sector);
+
+        Assert.Equal(1, rig.Cache.Statistics.MigrateFallbacks);
+        Assert.Equal(0, rig.Cache.Statistics.BytesMigrated);
+        Assert.Equal([(0, 512)], rig.Cache.FramesOf(0));
+        Assert.Equal(512, rig.Cache.SectorsHeld);
+        Assert.Equal(255, rig.Cache.DirtySectors);
+        rig.Cache.CheckInvariants();
+    }
+
     /// <summary>evict writes back the dirty survivors and drops the page.</summary>
     [Theory]
     [InlineData(false)]
