@@ -56,20 +56,6 @@ public sealed class BuddyAllocator
     /// <summary>Units not allocated.</summary>
     public int FreeUnits { get; private set; }
 
-    /// <summary>True when a block of <paramref name="order"/> could be allocated now.</summary>
-    public bool CanAllocate(int order)
-    {
-        for (int k = order; k <= MaxOrder; k++)
-        {
-            if (_heads[k] != None)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     /// <summary>Allocates a block of 2^<paramref name="order"/> units; returns its first unit, or -1 when none is free (fragmentation included).</summary>
     public int Allocate(int order)
     {

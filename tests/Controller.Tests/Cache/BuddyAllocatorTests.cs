@@ -56,7 +56,7 @@ public sealed class BuddyAllocatorTests
         }
 
         Assert.Equal(16, buddy.FreeUnits);
-        Assert.False(buddy.CanAllocate(1));
+        Assert.Equal(-1, buddy.Allocate(1));
         Assert.Equal(-1, buddy.Allocate(4));
         Assert.NotEqual(-1, buddy.Allocate(0));
     }
@@ -130,6 +130,87 @@ public sealed class BuddyAllocatorTests
         }
 
         Assert.Equal(512 - live.Sum(b => 1 << b.Order), buddy.FreeUnits);
+    }
+
+    [Theory]
+    [InlineData(0, 2, "an arena of 0 units is not a whole number of blocks of 2^2 units")]
+    [InlineData(6, 2, "an arena of 6 units is not a whole number of blocks of 2^2 units")]
+    public void AnArenaThatIsNotWholeBlocksIsRefused(int units, int maxOrder, string message)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new BuddyAllocator(units, maxOrder));
+
+        Assert.StartsWith(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(-1, 0, "frame at unit -1 freed as order 0, allocated as order -1")]
+    [InlineData(16, 0, "frame at unit 16 freed as order 0, allocated as order -1")]
+    [InlineData(8, 1, "frame at unit 8 of order 1 freed twice, or never allocated")]
+    [InlineData(0, 1, "frame at unit 0 freed as order 1, allocated as order 2")]
+    public void AFreeOfABlockThatIsNotAllocatedAsSaidNamesWhatIsWrong(int block, int order, string message)
+    {
+        var buddy = new BuddyAllocator(16, 2);
+        Assert.Equal(0, buddy.Allocate(2));
+
+        var error = Assert.Throws<InvariantViolationException>(() => buddy.Free(block, order));
+
+        Assert.Equal(message, error.Message);
+        Assert.Equal(12, buddy.FreeUnits);
+    }
+
+    [Theory]
+    [InlineData(0, 1, 0)]
+    [InlineData(0, 2, 3)]
+    [InlineData(0, 2, -1)]
+    [InlineData(16, 2, 0)]
+    [InlineData(4, 2, 0)]
+    public void ASplitOfABlockThatIsNotAllocatedAsSaidIsRefused(int block, int order, int into)
+    {
+        var buddy = new BuddyAllocator(16, 2);
+        Assert.Equal(0, buddy.Allocate(2));
+
+        var error = Assert.Throws<InvariantViolationException>(() => buddy.Split(block, order, into));
+
+        Assert.Equal($"cannot split the block at unit {block} of order {order} into order {into}", error.Message);
+        buddy.Free(0, 2);
+        buddy.CheckConsistency();
+    }
+
+    /// <summary>Each breach the consistency check looks for, made by hand, is named (the check's canaries).</summary>
+    [Theory]
+    [InlineData("two lists", "unit 5 is on two free lists")]
+    [InlineData("overlap", "allocated frame at unit 5 overlaps a free block")]
+    [InlineData("count", "free lists hold 12 units, the count says 13")]
+    [InlineData("linkage", "free list of order 2 is inconsistent at unit 8")]
+    public void TheConsistencyCheckNamesEachBreach(string breach, string message)
+    {
+        var buddy = new BuddyAllocator(16, 2);
+        Assert.Equal(0, buddy.Allocate(2));
+        T Field<T>(string name) => (T)typeof(BuddyAllocator).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buddy)!;
+        buddy.CheckConsistency();
+        switch (breach)
+        {
+            case "two lists":
+                // Unit 5, inside the free block at 4 of order 2, listed again alone at order 0.
+                Field<int[]>("_heads")[0] = 5;
+                Field<sbyte[]>("_freeOrder")[5] = 0;
+                Field<int[]>("_next")[5] = -1;
+                Field<int[]>("_previous")[5] = -1;
+                break;
+            case "overlap":
+                Field<sbyte[]>("_allocatedOrder")[5] = 0;
+                break;
+            case "count":
+                typeof(BuddyAllocator).GetProperty(nameof(BuddyAllocator.FreeUnits))!.SetValue(buddy, 13);
+                break;
+            default:
+                Field<int[]>("_previous")[8] = 12;
+                break;
+        }
+
+        var error = Assert.Throws<InvariantViolationException>(buddy.CheckConsistency);
+
+        Assert.Equal(message, error.Message);
     }
 
     [Fact]
