@@ -176,10 +176,51 @@ public sealed class BuddyAllocatorTests
         buddy.CheckConsistency();
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(21)]
+    public void AMaximumOrderOutsideZeroToTwentyIsRefusedByName(int maxOrder)
+    {
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new BuddyAllocator(1 << 21, maxOrder));
+
+        Assert.Equal("maxOrder", error.ParamName);
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(3)]
+    public void AnAllocationOfAnOrderOutsideTheArenasIsRefusedByName(int order)
+    {
+        var buddy = new BuddyAllocator(16, 2);
+
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => buddy.Allocate(order));
+
+        Assert.Equal("order", error.ParamName);
+        Assert.Equal(16, buddy.FreeUnits);
+    }
+
+    [Fact]
+    public void ASplitIntoHalvesFreesAsTwoHalvesAndASplitIntoItsOwnOrderChangesNothing()
+    {
+        var buddy = new BuddyAllocator(16, 2);
+        Assert.Equal(0, buddy.Allocate(2));
+
+        buddy.Split(0, 2, 2);
+        buddy.Split(0, 2, 1);
+        buddy.Free(0, 1);
+        buddy.CheckConsistency();
+        buddy.Free(2, 1);
+
+        buddy.CheckConsistency();
+        Assert.Equal(16, buddy.FreeUnits);
+        Assert.Equal(0, buddy.Allocate(2));
+    }
+
     /// <summary>Each breach the consistency check looks for, made by hand, is named (the check's canaries).</summary>
     [Theory]
     [InlineData("two lists", "unit 5 is on two free lists")]
     [InlineData("overlap", "allocated frame at unit 5 overlaps a free block")]
+    [InlineData("overlap of two units", "allocated frame at unit 6 overlaps a free block")]
     [InlineData("count", "free lists hold 12 units, the count says 13")]
     [InlineData("linkage", "free list of order 2 is inconsistent at unit 8")]
     public void TheConsistencyCheckNamesEachBreach(string breach, string message)
@@ -199,6 +240,10 @@ public sealed class BuddyAllocatorTests
                 break;
             case "overlap":
                 Field<sbyte[]>("_allocatedOrder")[5] = 0;
+                break;
+            case "overlap of two units":
+                // A frame of order 1 at unit 6, inside the free block at 4 of order 2.
+                Field<sbyte[]>("_allocatedOrder")[6] = 1;
                 break;
             case "count":
                 typeof(BuddyAllocator).GetProperty(nameof(BuddyAllocator.FreeUnits))!.SetValue(buddy, 13);

@@ -65,11 +65,46 @@ public sealed class FtlBehaviourTests
 
         Assert.False(remounted.LastMount.Formatted);
         Assert.True(remounted.LastMount.FromCheckpoint);
+        Assert.Equal((1, 0), (remounted.Statistics.Recoveries, remounted.Statistics.FullScans));
         Assert.True(remounted.LastMount.RecoveryPageReads < nand.Geometry.Pages / 4, $"recovery read {remounted.LastMount.RecoveryPageReads} of {nand.Geometry.Pages} pages");
         for (long sector = 0; sector < 600; sector++)
         {
             Assert.True(remounted.Read(sector, _buffer).Ok);
             Assert.Equal((true, sector, (int)sector + 1), SectorContent.Decode(_buffer));
+        }
+    }
+
+    [Fact]
+    public void ATrimOfMappedSectorsIsJournaledAndATrimOfNothingIsNot()
+    {
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        FlashTranslationLayer ftl = Mount(nand, new FtlOptions());
+        for (long sector = 0; sector < 8; sector++)
+        {
+            Write(ftl, sector, 3);
+        }
+
+        ftl.Flush();
+        long journalUnits = ftl.Statistics.JournalUnitsProgrammed;
+
+        ftl.Trim(100, 4);
+        ftl.Flush();
+        Assert.Equal((0L, journalUnits), (ftl.Statistics.SectorsTrimmed, ftl.Statistics.JournalUnitsProgrammed));
+
+        ftl.Trim(0, 4);
+        ftl.Flush();
+        Assert.Equal((4L, journalUnits + 1), (ftl.Statistics.SectorsTrimmed, ftl.Statistics.JournalUnitsProgrammed));
+
+        var outside = Assert.Throws<ArgumentOutOfRangeException>(() => ftl.Trim(ftl.LogicalSectors - 2, 3));
+        Assert.Contains($"sectors {ftl.LogicalSectors - 2}..{ftl.LogicalSectors} are outside", outside.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ftl.Trim(-1, 1));
+
+        nand.PowerCut();
+        nand.PowerOn();
+        FlashTranslationLayer remounted = Mount(nand, new FtlOptions());
+        for (long sector = 0; sector < 8; sector++)
+        {
+            Assert.Equal(sector >= 4, remounted.IsMapped(sector));
         }
     }
 
