@@ -133,6 +133,7 @@ public sealed class FtlBehaviourTests
 
         Assert.False(remounted.LastMount.FromCheckpoint);
         Assert.Equal(1, remounted.Statistics.FullScans);
+        Assert.False(remounted.IsMapped(300), "a sector never written is unmapped after a full scan");
         for (long sector = 0; sector < 300; sector++)
         {
             Assert.True(remounted.Read(sector, _buffer).Ok);
