@@ -94,6 +94,8 @@ public sealed class FtlBehaviourTests
         ftl.Trim(0, 4);
         ftl.Flush();
         Assert.Equal((4L, journalUnits + 1), (ftl.Statistics.SectorsTrimmed, ftl.Statistics.JournalUnitsProgrammed));
+        ftl.Flush();
+        Assert.Equal(journalUnits + 1, ftl.Statistics.JournalUnitsProgrammed);
 
         var outside = Assert.Throws<ArgumentOutOfRangeException>(() => ftl.Trim(ftl.LogicalSectors - 2, 3));
         Assert.Contains($"sectors {ftl.LogicalSectors - 2}..{ftl.LogicalSectors} are outside", outside.Message, StringComparison.Ordinal);
@@ -105,6 +107,39 @@ public sealed class FtlBehaviourTests
         for (long sector = 0; sector < 8; sector++)
         {
             Assert.Equal(sector >= 4, remounted.IsMapped(sector));
+        }
+    }
+
+    [Fact]
+    public void TrimsThatFillJournalUnitsAreSplitOverThemAndAllSurvive()
+    {
+        // A 4 KiB unit holds 170 journal records of 24 bytes: 340 trims between two flushes fill
+        // exactly two, and nothing is left over for a third.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (long sector = 0; sector < 680; sector++)
+        {
+            Write(ftl, sector, 4);
+        }
+
+        ftl.Flush();
+        long journalUnits = ftl.Statistics.JournalUnitsProgrammed;
+        for (long sector = 0; sector < 680; sector += 2)
+        {
+            ftl.Trim(sector, 1);
+        }
+
+        ftl.Flush();
+        Assert.Equal(journalUnits + 2, ftl.Statistics.JournalUnitsProgrammed);
+        nand.PowerCut();
+        nand.PowerOn();
+        FlashTranslationLayer remounted = Mount(nand, options);
+        Assert.True(remounted.LastMount.FromCheckpoint);
+        Assert.Equal(ftl.Capacity, remounted.Capacity);
+        for (long sector = 0; sector < 680; sector++)
+        {
+            Assert.Equal(sector % 2 == 1, remounted.IsMapped(sector));
         }
     }
 
@@ -139,6 +174,164 @@ public sealed class FtlBehaviourTests
             Assert.True(remounted.Read(sector, _buffer).Ok);
             Assert.Equal((true, sector, 5), SectorContent.Decode(_buffer));
         }
+    }
+
+    [Fact]
+    public void RecoveriesNeverGiveASequenceNumberTwiceAndAppendSuperblocksInOrder()
+    {
+        // Replay orders units by sequence number, so one handed out twice lets an old unit win
+        // over a newer one. Cut after host writes (the newest sequence is in a data unit) and
+        // right after a mount's checkpoint (the newest is the superblock's), enough times for the
+        // superblock to move from its first block to its second, and look at the NAND each time.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        int superblockBlocksSeen = 0;
+        NandUnit? newestSuperblock = null;
+        for (int round = 0; round < 12; round++)
+        {
+            for (long sector = 0; sector < 40; sector++)
+            {
+                Write(ftl, sector, round + 1);
+            }
+
+            ftl.Flush();
+            for (int cut = 0; cut < 2; cut++)
+            {
+                nand.PowerCut();
+                nand.PowerOn();
+                ftl = Mount(nand, options);
+                List<NandUnit> units = ReadUnits(nand, ftl.Layout);
+                AssertSequencesUnique(units);
+                superblockBlocksSeen = Math.Max(superblockBlocksSeen, AssertSuperblocksInOrder(units, ftl.Layout));
+
+                // A mount writes one superblock unit, right after the newest one before the cut.
+                NandUnit newest = units.Where(u => u.Metadata.Kind == UnitKind.Superblock).MaxBy(u => u.Metadata.Sequence)!;
+                if (newestSuperblock is { } before)
+                {
+                    bool next = newest.Block == before.Block ? newest.Unit == before.Unit + 1 : newest.Unit == 0 && before.Unit == ftl.Layout.UnitsPerBlock - 1;
+                    Assert.True(next, $"after the cut the superblock went to block {newest.Block} unit {newest.Unit}; the newest before was block {before.Block} unit {before.Unit}");
+                }
+
+                newestSuperblock = newest;
+            }
+        }
+
+        Assert.Equal(2, superblockBlocksSeen);
+        for (long sector = 0; sector < 40; sector++)
+        {
+            Assert.True(ftl.Read(sector, _buffer).Ok);
+            Assert.Equal((true, sector, 12), SectorContent.Decode(_buffer));
+        }
+    }
+
+    [Fact]
+    public void MetadataUnitsCarryNoSectorsAndNoStaleBytes()
+    {
+        // Journal and checkpoint units are written from the FTL's scratch unit, which has held
+        // host data: what they do not fill must be zeros, and their slots must name no sector.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (long sector = 0; sector < 64; sector++)
+        {
+            Write(ftl, sector, 9);
+        }
+
+        ftl.Flush();
+        for (long sector = 0; sector < 64; sector++)
+        {
+            Assert.True(ftl.Read(sector, _buffer).Ok);
+        }
+
+        ftl.Trim(3, 5);
+        ftl.Flush();
+        ftl.CheckpointNow();
+
+        // Recovery reads data units (and their slots) into the same scratch, then checkpoints.
+        for (long sector = 100; sector < 120; sector++)
+        {
+            Write(ftl, sector, 10);
+        }
+
+        ftl.Flush();
+        nand.PowerCut();
+        nand.PowerOn();
+        ftl = Mount(nand, options);
+        Assert.True(ftl.LastMount.ReplayedUnits > 0);
+        List<NandUnit> units = ReadUnits(nand, ftl.Layout);
+        List<NandUnit> journals = units.Where(u => u.Metadata.Kind == UnitKind.Journal).ToList();
+        Assert.NotEmpty(journals);
+        Assert.Contains(units, u => u.Metadata.Kind == UnitKind.Checkpoint);
+        foreach (NandUnit unit in units.Where(u => u.Metadata.Kind != UnitKind.Data))
+        {
+            Assert.True(unit.Slots.All(slot => slot == PageMetadata.EmptySlot), $"{unit.Metadata.Kind} unit at block {unit.Block} unit {unit.Unit} names sectors {string.Join(',', unit.Slots)}");
+        }
+
+        foreach (NandUnit journal in journals)
+        {
+            int used = (int)journal.Metadata.Aux * 24;
+            Assert.True(used > 0);
+            Assert.False(journal.Data.AsSpan(used).ContainsAnyExcept((byte)0), $"journal unit at block {journal.Block} unit {journal.Unit} has stale bytes after its {journal.Metadata.Aux} records");
+        }
+    }
+
+    [Fact]
+    public void ACheckpointWithAPartUnreadableIsPassedOverForTheOneBefore()
+    {
+        using EmulatedNand emulated = Nands.Tiny(_clock);
+        var nand = new UnreadablePagesNand(emulated);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(1), options);
+        for (long sector = 0; sector < 300; sector++)
+        {
+            Write(ftl, sector, 1);
+        }
+
+        ftl.CheckpointNow();
+        for (long sector = 0; sector < 50; sector++)
+        {
+            Write(ftl, sector, 2);
+        }
+
+        ftl.CheckpointNow();
+        emulated.PowerCut();
+        emulated.PowerOn();
+
+        // The newest checkpoint's second part: the newest checkpoint unit with part number 1.
+        NandUnit part = ReadUnits(emulated, ftl.Layout).Where(u => u.Metadata.Kind == UnitKind.Checkpoint && u.Metadata.Aux == 1).MaxBy(u => u.Metadata.Sequence)!;
+        Assert.NotNull(part);
+        nand.Unreadable.Add(ftl.Layout.PageOf(part.Block, part.Unit, 0));
+        FlashTranslationLayer remounted = FlashTranslationLayer.Mount(nand, _clock, new Prng(1), options);
+
+        Assert.True(remounted.LastMount.FromCheckpoint, "the checkpoint before is whole and is used");
+        Assert.Equal(0, remounted.Statistics.FullScans);
+        for (long sector = 0; sector < 300; sector++)
+        {
+            Assert.True(remounted.Read(sector, _buffer).Ok);
+            Assert.Equal((true, sector, sector < 50 ? 2 : 1), SectorContent.Decode(_buffer));
+        }
+    }
+
+    [Fact]
+    public void EraseCountsSurviveARemount()
+    {
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { SpareFactor = 0.2 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (int i = 0; i < 4 * ftl.LogicalSectors; i++)
+        {
+            Write(ftl, i % ftl.LogicalSectors, 1 + (i / (int)ftl.LogicalSectors));
+        }
+
+        ftl.Flush();
+        WearReport before = ftl.Wear();
+        Assert.True(before.MeanErases > 1, $"blocks were erased and reused: {before}");
+        nand.PowerCut();
+        nand.PowerOn();
+        WearReport after = Mount(nand, options).Wear();
+
+        Assert.True(after.MinErases >= before.MinErases && after.MeanErases >= before.MeanErases && after.MaxErases <= before.MaxErases + 1, $"before the cut {before}, after {after}");
     }
 
     [Fact]
@@ -262,6 +455,89 @@ public sealed class FtlBehaviourTests
             return wear.MaxErases - wear.MinErases;
         }
     }
+
+    /// <summary>Every whole unit on the NAND: all its pages read back with their CRC and one sequence number.</summary>
+    private List<NandUnit> ReadUnits(EmulatedNand nand, FtlLayout layout)
+    {
+        var units = new List<NandUnit>();
+        byte[] spare = new byte[nand.Geometry.SpareBytes];
+        for (int block = 0; block < nand.Geometry.Blocks; block++)
+        {
+            for (int unit = 0; unit < layout.UnitsPerBlock; unit++)
+            {
+                byte[] data = new byte[layout.UnitBytes];
+                uint[] slots = new uint[layout.SectorsPerUnit];
+                PageMetadata? first = null;
+                for (int page = 0; page < layout.PagesPerUnit; page++)
+                {
+                    Span<byte> pageData = data.AsSpan(page * nand.Geometry.PageBytes, nand.Geometry.PageBytes);
+                    NandCompletion read = _clock.Await(nand.ReadPage(layout.PageOf(block, unit, page), pageData, spare));
+                    if (!read.Succeeded || !PageMetadata.TryRead(spare, pageData, slots, out PageMetadata metadata) || (first is { } f && f.Sequence != metadata.Sequence))
+                    {
+                        first = null;
+                        break;
+                    }
+
+                    first ??= metadata;
+                }
+
+                if (first is { } whole)
+                {
+                    units.Add(new NandUnit(block, unit, whole, slots, data));
+                }
+            }
+        }
+
+        Assert.True(units.Count > 3, $"only {units.Count} units found on the NAND");
+        return units;
+    }
+
+    private static void AssertSequencesUnique(List<NandUnit> units)
+    {
+        foreach (IGrouping<ulong, NandUnit> same in units.GroupBy(u => u.Metadata.Sequence).Where(g => g.Count() > 1))
+        {
+            Assert.Fail($"sequence {same.Key} is on {string.Join(" and ", same.Select(u => $"{u.Metadata.Kind} block {u.Block} unit {u.Unit}"))}");
+        }
+    }
+
+    /// <summary>
+    /// The superblock units, in sequence order, follow each other in their block and move to the
+    /// other block only from the last unit of one. Returns how many superblock blocks hold units.
+    /// </summary>
+    private static int AssertSuperblocksInOrder(List<NandUnit> units, FtlLayout layout)
+    {
+        List<NandUnit> superblocks = units.Where(u => u.Metadata.Kind == UnitKind.Superblock).OrderBy(u => u.Metadata.Sequence).ToList();
+        for (int i = 1; i < superblocks.Count; i++)
+        {
+            (NandUnit before, NandUnit after) = (superblocks[i - 1], superblocks[i]);
+            bool next = after.Block == before.Block ? after.Unit == before.Unit + 1 : after.Unit == 0 && before.Unit == layout.UnitsPerBlock - 1;
+            Assert.True(next, $"superblock sequence {after.Metadata.Sequence} at block {after.Block} unit {after.Unit} does not follow sequence {before.Metadata.Sequence} at block {before.Block} unit {before.Unit}");
+        }
+
+        return superblocks.Select(u => u.Block).Distinct().Count();
+    }
+
+    /// <summary>A NAND whose listed pages read as uncorrectable, as a page past its ECC would.</summary>
+    private sealed class UnreadablePagesNand(EmulatedNand inner) : INandDevice
+    {
+        public HashSet<PageAddress> Unreadable { get; } = [];
+
+        public NandGeometry Geometry => inner.Geometry;
+
+        public NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare)
+        {
+            NandCompletion read = inner.ReadPage(address, data, spare);
+            return Unreadable.Contains(address) ? read with { Status = NandStatus.Uncorrectable } : read;
+        }
+
+        public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) => inner.ProgramPage(address, data, spare);
+
+        public NandCompletion EraseBlock(int block) => inner.EraseBlock(block);
+
+        public NandDieStatus GetDieStatus(int die) => inner.GetDieStatus(die);
+    }
+
+    private sealed record NandUnit(int Block, int Unit, PageMetadata Metadata, uint[] Slots, byte[] Data);
 
     private void Write(FlashTranslationLayer ftl, long sector, int generation)
     {

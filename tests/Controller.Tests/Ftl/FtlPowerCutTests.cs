@@ -48,6 +48,66 @@ public sealed class FtlPowerCutTests
         Assert.True(violations.Count == 0, string.Join(" | ", violations.Take(5)));
     }
 
+    [Fact]
+    public void ACutAtEveryNandOperationOfARecoveryLosesNoDurableWriteOrTrim()
+    {
+        // Recovery writes too (it erases blocks it finds free and takes a checkpoint), so a second
+        // cut can land inside it. Walk that cut through every operation of one recovery.
+        var violations = new List<string>();
+        bool recoveryFinished = false;
+        for (int operation = 1; !recoveryFinished; operation++)
+        {
+            Assert.True(operation < 500, "a recovery of a tiny device takes fewer than 500 NAND operations");
+            var clock = new VirtualClock();
+            using EmulatedNand inner = Nands.Tiny(clock);
+            var nand = new FaultingNand(inner, clock, new Prng(1), new SimTrace(null));
+            var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+            FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(2), options);
+            byte[] buffer = new byte[SectorContent.Bytes];
+            for (long sector = 0; sector < 300; sector++)
+            {
+                SectorContent.Fill(buffer, sector, 1);
+                ftl.Write(sector, buffer);
+            }
+
+            ftl.CheckpointNow();
+            ftl.Trim(0, 100);
+            for (long sector = 200; sector < 250; sector++)
+            {
+                SectorContent.Fill(buffer, sector, 2);
+                ftl.Write(sector, buffer);
+            }
+
+            ftl.Flush();
+            inner.PowerCut();
+            inner.PowerOn();
+            nand.CutDuring(operation);
+            try
+            {
+                FlashTranslationLayer.Mount(nand, clock, new Prng(3), options);
+                recoveryFinished = true;
+            }
+            catch (PowerCutException)
+            {
+                inner.PowerOn();
+            }
+
+            nand.CutDuring(0);
+            ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(4), options);
+            for (long sector = 0; sector < 300; sector++)
+            {
+                Assert.True(ftl.Read(sector, buffer).Ok);
+                int expected = sector < 100 ? 0 : sector is >= 200 and < 250 ? 2 : 1;
+                if (SectorContent.Decode(buffer) != (true, expected == 0 ? -1 : sector, expected))
+                {
+                    violations.Add($"cut at operation {operation} of recovery: sector {sector} is not generation {expected}");
+                }
+            }
+        }
+
+        Assert.True(violations.Count == 0, string.Join(" | ", violations.Take(5)));
+    }
+
     public static TheoryData<int> Seeds() => [.. Enumerable.Range(1, 40)];
 
     private static List<string> CutOnceAt(int operation)
