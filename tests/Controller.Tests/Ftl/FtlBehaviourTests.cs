@@ -169,11 +169,7 @@ public sealed class FtlBehaviourTests
         Assert.False(remounted.LastMount.FromCheckpoint);
         Assert.Equal(1, remounted.Statistics.FullScans);
         Assert.False(remounted.IsMapped(300), "a sector never written is unmapped after a full scan");
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Assert.True(remounted.Read(sector, _buffer).Ok);
-            Assert.Equal((true, sector, 5), SectorContent.Decode(_buffer));
-        }
+        AssertReadsBack(remounted, 300, _ => 5);
     }
 
     [Fact]
@@ -209,8 +205,7 @@ public sealed class FtlBehaviourTests
                 NandUnit newest = units.Where(u => u.Metadata.Kind == UnitKind.Superblock).MaxBy(u => u.Metadata.Sequence)!;
                 if (newestSuperblock is { } before)
                 {
-                    bool next = newest.Block == before.Block ? newest.Unit == before.Unit + 1 : newest.Unit == 0 && before.Unit == ftl.Layout.UnitsPerBlock - 1;
-                    Assert.True(next, $"after the cut the superblock went to block {newest.Block} unit {newest.Unit}; the newest before was block {before.Block} unit {before.Unit}");
+                    Assert.True(Follows(before, newest, ftl.Layout), $"after the cut the superblock went to block {newest.Block} unit {newest.Unit}; the newest before was block {before.Block} unit {before.Unit}");
                 }
 
                 newestSuperblock = newest;
@@ -218,11 +213,7 @@ public sealed class FtlBehaviourTests
         }
 
         Assert.Equal(2, superblockBlocksSeen);
-        for (long sector = 0; sector < 40; sector++)
-        {
-            Assert.True(ftl.Read(sector, _buffer).Ok);
-            Assert.Equal((true, sector, 12), SectorContent.Decode(_buffer));
-        }
+        AssertReadsBack(ftl, 40, _ => 12);
     }
 
     [Fact]
@@ -306,11 +297,7 @@ public sealed class FtlBehaviourTests
 
         Assert.True(remounted.LastMount.FromCheckpoint, "the checkpoint before is whole and is used");
         Assert.Equal(0, remounted.Statistics.FullScans);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Assert.True(remounted.Read(sector, _buffer).Ok);
-            Assert.Equal((true, sector, sector < 50 ? 2 : 1), SectorContent.Decode(_buffer));
-        }
+        AssertReadsBack(remounted, 300, sector => sector < 50 ? 2 : 1);
     }
 
     [Fact]
@@ -345,11 +332,7 @@ public sealed class FtlBehaviourTests
         FlashTranslationLayer remounted = Mount(nand, options);
 
         Assert.Equal(bad, remounted.Wear().BadBlocks);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Assert.True(remounted.Read(sector, _buffer).Ok);
-            Assert.Equal((true, sector, 2), SectorContent.Decode(_buffer));
-        }
+        AssertReadsBack(remounted, 300, _ => 2);
     }
 
     [Fact]
@@ -549,8 +532,7 @@ public sealed class FtlBehaviourTests
         for (int i = 1; i < superblocks.Count; i++)
         {
             (NandUnit before, NandUnit after) = (superblocks[i - 1], superblocks[i]);
-            bool next = after.Block == before.Block ? after.Unit == before.Unit + 1 : after.Unit == 0 && before.Unit == layout.UnitsPerBlock - 1;
-            Assert.True(next, $"superblock sequence {after.Metadata.Sequence} at block {after.Block} unit {after.Unit} does not follow sequence {before.Metadata.Sequence} at block {before.Block} unit {before.Unit}");
+            Assert.True(Follows(before, after, layout), $"superblock sequence {after.Metadata.Sequence} at block {after.Block} unit {after.Unit} does not follow sequence {before.Metadata.Sequence} at block {before.Block} unit {before.Unit}");
         }
 
         return superblocks.Select(u => u.Block).Distinct().Count();
@@ -574,6 +556,20 @@ public sealed class FtlBehaviourTests
         public NandCompletion EraseBlock(int block) => inner.EraseBlock(block);
 
         public NandDieStatus GetDieStatus(int die) => inner.GetDieStatus(die);
+    }
+
+    /// <summary>The unit written next after <paramref name="before"/>: the next in its block, or the first of another once it is full.</summary>
+    private static bool Follows(NandUnit before, NandUnit after, FtlLayout layout) =>
+        after.Block == before.Block ? after.Unit == before.Unit + 1 : after.Unit == 0 && before.Unit == layout.UnitsPerBlock - 1;
+
+    /// <summary>Every sector below <paramref name="sectors"/> reads back whole, as the generation given for it.</summary>
+    private void AssertReadsBack(FlashTranslationLayer ftl, long sectors, Func<long, int> generation)
+    {
+        for (long sector = 0; sector < sectors; sector++)
+        {
+            Assert.True(ftl.Read(sector, _buffer).Ok);
+            Assert.Equal((true, sector, generation(sector)), SectorContent.Decode(_buffer));
+        }
     }
 
     private sealed record NandUnit(int Block, int Unit, PageMetadata Metadata, uint[] Slots, byte[] Data);
