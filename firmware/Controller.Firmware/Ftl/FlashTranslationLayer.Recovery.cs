@@ -1,5 +1,3 @@
-using Controller.Firmware.Invariants;
-
 namespace Controller.Firmware.Ftl;
 
 /// <summary>
@@ -294,7 +292,6 @@ public sealed partial class FlashTranslationLayer
         }
 
         Array.Fill(_streams, (-1, 0));
-        Invariant.Holds(_freeBlocks >= 0, "free blocks are counted");
     }
 
     private BlockState ClassifyRecovered(int block, FirstUnit first, HashSet<int> badBlocks, HashSet<int> keepAsMetadata)

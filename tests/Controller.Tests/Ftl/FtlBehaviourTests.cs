@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Flash;
@@ -336,6 +337,129 @@ public sealed class FtlBehaviourTests
     }
 
     [Fact]
+    public void AJournalUnitIsReadNoFurtherThanItsCountOrItsUnit()
+    {
+        // Two journal units the FTL did not write, each with a valid CRC: one holds two trim
+        // records but counts one; the other counts more records than a unit holds and is full.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (long sector = 0; sector < 300; sector++)
+        {
+            Write(ftl, sector, 1);
+        }
+
+        ftl.CheckpointNow();
+        nand.PowerCut();
+        nand.PowerOn();
+        int perUnit = ftl.Layout.UnitBytes / 24;
+        ForgeJournalUnits(
+            nand,
+            ftl.Layout,
+            (1, [(JournalRecordKind.Trim, 5, 1), (JournalRecordKind.Trim, 7, 1)]),
+            (1000, [.. Enumerable.Range(100, perUnit).Select(s => (JournalRecordKind.Trim, (uint)s, 1u))]));
+        FlashTranslationLayer remounted = Mount(nand, options);
+
+        for (long sector = 0; sector < 300; sector++)
+        {
+            bool trimmed = sector == 5 || (sector >= 100 && sector < 100 + perUnit);
+            Assert.True(trimmed != remounted.IsMapped(sector), $"sector {sector} should be {(trimmed ? "trimmed" : "mapped")}");
+        }
+
+        Assert.Equal(0, remounted.Statistics.SectorsLost);
+    }
+
+    [Fact]
+    public void AMapEntryIntoARetiredBlockIsDroppedAndCountedAsLost()
+    {
+        // Never written by the FTL itself: a bad-block record for a block that still holds
+        // mapped sectors. Recovery must drop those entries, count them and keep the map whole.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (long sector = 0; sector < 300; sector++)
+        {
+            Write(ftl, sector, 1);
+        }
+
+        ftl.CheckpointNow();
+        nand.PowerCut();
+        nand.PowerOn();
+        NandUnit first = ReadUnits(nand, ftl.Layout).Where(u => u.Metadata.Kind == UnitKind.Data).MinBy(u => u.Metadata.Sequence)!;
+        var lost = ReadUnits(nand, ftl.Layout).Where(u => u.Block == first.Block && u.Metadata.Kind == UnitKind.Data)
+            .SelectMany(u => u.Slots).Where(s => s != PageMetadata.EmptySlot).Select(s => (long)s).ToHashSet();
+        Assert.NotEmpty(lost);
+        ForgeJournalUnits(nand, ftl.Layout, (1, [(JournalRecordKind.BadBlock, (uint)first.Block, 1)]));
+        FlashTranslationLayer remounted = Mount(nand, options);
+
+        Assert.Equal(lost.Count, remounted.Statistics.SectorsLost);
+        Assert.Equal(1, remounted.Wear().BadBlocks);
+        remounted.CheckInvariants();
+        for (long sector = 0; sector < 300; sector++)
+        {
+            Assert.True(lost.Contains(sector) != remounted.IsMapped(sector), $"sector {sector}");
+        }
+    }
+
+    [Fact]
+    public void RemountingAgainAndAgainLeaksNoMetadataBlock()
+    {
+        // Each recovery checkpoints into a metadata block of its own; the blocks it found holding
+        // older journal and checkpoint units must be let go once that checkpoint is durable, or a
+        // device that is remounted often runs out of free blocks. Twice as many remounts as blocks.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        int remounts = 2 * nand.Geometry.Blocks;
+        for (int i = 0; i < remounts; i++)
+        {
+            Write(ftl, i % 40, i + 1);
+            Write(ftl, 40 + (i % 40), i + 1);
+            ftl.Trim(40 + (i % 40), 1);
+            ftl.Flush();
+            nand.PowerCut();
+            nand.PowerOn();
+            ftl = Mount(nand, options);
+        }
+
+        ftl.CheckInvariants();
+        AssertReadsBack(ftl, 40, sector => (int)sector + (40 * ((remounts - 1 - (int)sector) / 40)) + 1);
+        Assert.False(ftl.IsMapped(40));
+    }
+
+    [Fact]
+    public void MetadataBlocksFoundByRecoveryAreLetGoAndReused()
+    {
+        // The blocks holding the journal and checkpoints from before the cut are superseded by
+        // the mount's own checkpoint: they go back to the free pool and are reused like any other.
+        using EmulatedNand nand = Nands.Tiny(_clock);
+        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (long sector = 0; sector < 300; sector++)
+        {
+            Write(ftl, sector, 1);
+        }
+
+        ftl.CheckpointNow();
+        ftl.Trim(0, 10);
+        ftl.Flush();
+        nand.PowerCut();
+        nand.PowerOn();
+        List<NandUnit> beforeMount = ReadUnits(nand, ftl.Layout);
+        ulong newestBeforeMount = beforeMount.Max(u => u.Metadata.Sequence);
+        HashSet<int> oldMetadata = beforeMount.Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).Select(u => u.Block).ToHashSet();
+        ftl = Mount(nand, options);
+        for (long i = 0; i < 3 * ftl.LogicalSectors; i++)
+        {
+            Write(ftl, i % ftl.LogicalSectors, 2 + (int)(i / ftl.LogicalSectors));
+        }
+
+        ftl.Flush();
+        List<NandUnit> left = ReadUnits(nand, ftl.Layout).Where(u => oldMetadata.Contains(u.Block) && u.Metadata.Sequence <= newestBeforeMount).ToList();
+        Assert.True(left.Count == 0, $"units from before the mount are still on blocks {string.Join(',', left.Select(u => u.Block).Distinct())}, never reused");
+    }
+
+    [Fact]
     public void EraseCountsSurviveARemount()
     {
         using EmulatedNand nand = Nands.Tiny(_clock);
@@ -556,6 +680,42 @@ public sealed class FtlBehaviourTests
         public NandCompletion EraseBlock(int block) => inner.EraseBlock(block);
 
         public NandDieStatus GetDieStatus(int die) => inner.GetDieStatus(die);
+    }
+
+    /// <summary>
+    /// Programs journal units the FTL did not write, with valid CRCs, right after the newest unit
+    /// of the open metadata block and with sequences above every unit's, so recovery replays them:
+    /// each is (the record count its metadata states, the records it holds).
+    /// </summary>
+    private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
+    {
+        List<NandUnit> onNand = ReadUnits(nand, layout);
+        NandUnit last = onNand.Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).MaxBy(u => u.Metadata.Sequence)!;
+        ulong sequence = onNand.Max(u => u.Metadata.Sequence);
+        uint[] slots = Enumerable.Repeat(PageMetadata.EmptySlot, layout.SectorsPerUnit).ToArray();
+        byte[] spare = new byte[nand.Geometry.SpareBytes];
+        for (int i = 0; i < units.Length; i++)
+        {
+            int unit = last.Unit + 1 + i;
+            Assert.True(unit < layout.UnitsPerBlock, "the forged units fit in the metadata block");
+            byte[] data = new byte[layout.UnitBytes];
+            ulong unitSequence = ++sequence;
+            for (int r = 0; r < units[i].Records.Length; r++)
+            {
+                Span<byte> record = data.AsSpan(r * 24, 24);
+                BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)units[i].Records[r].Kind);
+                BinaryPrimitives.WriteUInt32LittleEndian(record[4..], units[i].Records[r].First);
+                BinaryPrimitives.WriteUInt32LittleEndian(record[8..], units[i].Records[r].Count);
+                BinaryPrimitives.WriteUInt64LittleEndian(record[12..], unitSequence);
+            }
+
+            for (int page = 0; page < layout.PagesPerUnit; page++)
+            {
+                ReadOnlySpan<byte> pageData = data.AsSpan(page * nand.Geometry.PageBytes, nand.Geometry.PageBytes);
+                new PageMetadata(UnitKind.Journal, (byte)page, unitSequence, last.Metadata.EraseCount, units[i].Count).Write(spare, slots, pageData);
+                Assert.True(_clock.Await(nand.ProgramPage(layout.PageOf(last.Block, unit, page), pageData, spare)).Succeeded);
+            }
+        }
     }
 
     /// <summary>The unit written next after <paramref name="before"/>: the next in its block, or the first of another once it is full.</summary>
