@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Controller.Emulator.Nand;
+using Controller.Emulator.Sim;
 using Controller.Emulator.Time;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
@@ -460,6 +461,51 @@ public sealed class FtlBehaviourTests
     }
 
     [Fact]
+    public void AJournalBlockFoundByRecoveryIsNotReusedBeforeTheNewCheckpointIsDurable()
+    {
+        // A journal unit that opened a never-used block (erase count 0, the lowest index): the
+        // block the allocator would take first. Recovery must keep it as metadata until its own
+        // checkpoint is durable; a cut walked through every NAND operation of that recovery then
+        // never loses the trim it holds.
+        bool recoveryFinished = false;
+        for (int operation = 1; !recoveryFinished; operation++)
+        {
+            Assert.True(operation < 500, "a recovery of a tiny device takes fewer than 500 NAND operations");
+            using EmulatedNand inner = Nands.Tiny(_clock);
+            var nand = new FaultingNand(inner, _clock, new Prng(1), new SimTrace(null));
+            var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+            FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(2), options);
+            for (long sector = 0; sector < 100; sector++)
+            {
+                SectorContent.Fill(_buffer, sector, 1);
+                ftl.Write(sector, _buffer);
+            }
+
+            ftl.CheckpointNow();
+            inner.PowerCut();
+            inner.PowerOn();
+            var used = ReadUnits(inner, ftl.Layout).Select(u => u.Block).ToHashSet();
+            int neverUsed = Enumerable.Range(FtlLayout.SuperblockBlocks, inner.Geometry.Blocks - FtlLayout.SuperblockBlocks).First(b => !used.Contains(b));
+            ForgeJournalUnits(inner, ftl.Layout, (neverUsed, 0, 0), (1, [(JournalRecordKind.Trim, 5, 1)]));
+            nand.CutDuring(operation);
+            try
+            {
+                FlashTranslationLayer.Mount(nand, _clock, new Prng(3), options);
+                recoveryFinished = true;
+            }
+            catch (PowerCutException)
+            {
+                inner.PowerOn();
+            }
+
+            nand.CutDuring(0);
+            ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(4), options);
+            Assert.False(ftl.IsMapped(5), $"cut at operation {operation} of the recovery: the journaled trim of sector 5 was lost");
+            Assert.True(ftl.IsMapped(6));
+        }
+    }
+
+    [Fact]
     public void EraseCountsSurviveARemount()
     {
         using EmulatedNand nand = Nands.Tiny(_clock);
@@ -689,14 +735,19 @@ public sealed class FtlBehaviourTests
     /// </summary>
     private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
     {
-        List<NandUnit> onNand = ReadUnits(nand, layout);
-        NandUnit last = onNand.Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).MaxBy(u => u.Metadata.Sequence)!;
-        ulong sequence = onNand.Max(u => u.Metadata.Sequence);
+        NandUnit last = ReadUnits(nand, layout).Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).MaxBy(u => u.Metadata.Sequence)!;
+        ForgeJournalUnits(nand, layout, (last.Block, last.Unit + 1, last.Metadata.EraseCount), units);
+    }
+
+    /// <summary>The same, from a given unit of a given block, whose units say it was erased that many times.</summary>
+    private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, (int Block, int FirstUnit, uint EraseCount) at, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
+    {
+        ulong sequence = ReadUnits(nand, layout).Max(u => u.Metadata.Sequence);
         uint[] slots = Enumerable.Repeat(PageMetadata.EmptySlot, layout.SectorsPerUnit).ToArray();
         byte[] spare = new byte[nand.Geometry.SpareBytes];
         for (int i = 0; i < units.Length; i++)
         {
-            int unit = last.Unit + 1 + i;
+            int unit = at.FirstUnit + i;
             Assert.True(unit < layout.UnitsPerBlock, "the forged units fit in the metadata block");
             byte[] data = new byte[layout.UnitBytes];
             ulong unitSequence = ++sequence;
@@ -712,8 +763,8 @@ public sealed class FtlBehaviourTests
             for (int page = 0; page < layout.PagesPerUnit; page++)
             {
                 ReadOnlySpan<byte> pageData = data.AsSpan(page * nand.Geometry.PageBytes, nand.Geometry.PageBytes);
-                new PageMetadata(UnitKind.Journal, (byte)page, unitSequence, last.Metadata.EraseCount, units[i].Count).Write(spare, slots, pageData);
-                Assert.True(_clock.Await(nand.ProgramPage(layout.PageOf(last.Block, unit, page), pageData, spare)).Succeeded);
+                new PageMetadata(UnitKind.Journal, (byte)page, unitSequence, at.EraseCount, units[i].Count).Write(spare, slots, pageData);
+                Assert.True(_clock.Await(nand.ProgramPage(layout.PageOf(at.Block, unit, page), pageData, spare)).Succeeded);
             }
         }
     }
