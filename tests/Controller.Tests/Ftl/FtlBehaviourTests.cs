@@ -343,16 +343,8 @@ public sealed class FtlBehaviourTests
         // Two journal units the FTL did not write, each with a valid CRC: one holds two trim
         // records but counts one; the other counts more records than a unit holds and is full.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
-        FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Write(ftl, sector, 1);
-        }
-
-        ftl.CheckpointNow();
-        nand.PowerCut();
-        nand.PowerOn();
+        FtlOptions options = NoTimedCheckpoints;
+        FlashTranslationLayer ftl = WriteCheckpointAndCut(nand, options, 300);
         int perUnit = ftl.Layout.UnitBytes / 24;
         ForgeJournalUnits(
             nand,
@@ -376,16 +368,8 @@ public sealed class FtlBehaviourTests
         // Never written by the FTL itself: a bad-block record for a block that still holds
         // mapped sectors. Recovery must drop those entries, count them and keep the map whole.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
-        FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Write(ftl, sector, 1);
-        }
-
-        ftl.CheckpointNow();
-        nand.PowerCut();
-        nand.PowerOn();
+        FtlOptions options = NoTimedCheckpoints;
+        FlashTranslationLayer ftl = WriteCheckpointAndCut(nand, options, 300);
         NandUnit first = ReadUnits(nand, ftl.Layout).Where(u => u.Metadata.Kind == UnitKind.Data).MinBy(u => u.Metadata.Sequence)!;
         var lost = ReadUnits(nand, ftl.Layout).Where(u => u.Block == first.Block && u.Metadata.Kind == UnitKind.Data)
             .SelectMany(u => u.Slots).Where(s => s != PageMetadata.EmptySlot).Select(s => (long)s).ToHashSet();
@@ -646,6 +630,23 @@ public sealed class FtlBehaviourTests
             WearReport wear = ftl.Wear();
             return wear.MaxErases - wear.MinErases;
         }
+    }
+
+    private static readonly FtlOptions NoTimedCheckpoints = new() { CheckpointIntervalPages = 1 << 20 };
+
+    /// <summary>Formats, writes generation 1 of the first <paramref name="sectors"/> sectors, checkpoints and cuts the power; returns the FTL that was cut off.</summary>
+    private FlashTranslationLayer WriteCheckpointAndCut(EmulatedNand nand, FtlOptions options, long sectors)
+    {
+        FlashTranslationLayer ftl = Mount(nand, options);
+        for (long sector = 0; sector < sectors; sector++)
+        {
+            Write(ftl, sector, 1);
+        }
+
+        ftl.CheckpointNow();
+        nand.PowerCut();
+        nand.PowerOn();
+        return ftl;
     }
 
     /// <summary>Every whole unit on the NAND: all its pages read back with their CRC and one sequence number.</summary>
