@@ -7,8 +7,6 @@ namespace Controller.Firmware.Ftl;
 /// <summary>The log: streams of open blocks, programming units, allocating and erasing blocks.</summary>
 public sealed partial class FlashTranslationLayer
 {
-    private const int JournalRecordBytes = 24;
-
     /// <summary>Programs the host buffer into the next die's open block, padding a partial unit.</summary>
     private void ProgramHostBuffer()
     {
@@ -82,7 +80,7 @@ public sealed partial class FlashTranslationLayer
 
     private void ProgramJournalCore()
     {
-        int perUnit = _layout.UnitBytes / JournalRecordBytes;
+        int perUnit = _layout.UnitBytes / JournalRecord.Bytes;
         for (int first = 0; first < _journal.Count; first += perUnit)
         {
             Span<byte> data = _unitData;
@@ -90,12 +88,7 @@ public sealed partial class FlashTranslationLayer
             int count = Math.Min(perUnit, _journal.Count - first);
             for (int i = 0; i < count; i++)
             {
-                JournalRecord record = _journal[first + i];
-                Span<byte> bytes = data.Slice(i * JournalRecordBytes, JournalRecordBytes);
-                BinaryPrimitives.WriteUInt32LittleEndian(bytes, (uint)record.Kind);
-                BinaryPrimitives.WriteUInt32LittleEndian(bytes[4..], record.First);
-                BinaryPrimitives.WriteUInt32LittleEndian(bytes[8..], record.Count);
-                BinaryPrimitives.WriteUInt64LittleEndian(bytes[12..], record.Sequence);
+                _journal[first + i].WriteTo(data.Slice(i * JournalRecord.Bytes, JournalRecord.Bytes));
             }
 
             ProgramMetadataUnit(UnitKind.Journal, (uint)count, data);
@@ -125,14 +118,9 @@ public sealed partial class FlashTranslationLayer
     private List<JournalRecord> DecodeJournal(uint count)
     {
         var records = new List<JournalRecord>((int)count);
-        for (int i = 0; i < count && (i + 1) * JournalRecordBytes <= _unitData.Length; i++)
+        for (int i = 0; i < count && (i + 1) * JournalRecord.Bytes <= _unitData.Length; i++)
         {
-            ReadOnlySpan<byte> bytes = _unitData.AsSpan(i * JournalRecordBytes, JournalRecordBytes);
-            records.Add(new JournalRecord(
-                (JournalRecordKind)BinaryPrimitives.ReadUInt32LittleEndian(bytes),
-                BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]),
-                BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]),
-                BinaryPrimitives.ReadUInt64LittleEndian(bytes[12..])));
+            records.Add(JournalRecord.ReadFrom(_unitData.AsSpan(i * JournalRecord.Bytes, JournalRecord.Bytes)));
         }
 
         return records;
@@ -322,5 +310,29 @@ internal enum JournalRecordKind : uint
     BadBlock = 2,
 }
 
-/// <summary>A change made durable between checkpoints, ordered by its own sequence number.</summary>
-internal readonly record struct JournalRecord(JournalRecordKind Kind, uint First, uint Count, ulong Sequence);
+/// <summary>
+/// A change made durable between checkpoints, ordered by its own sequence number. On NAND, a
+/// journal unit holds as many as fit, each as kind (4) | first (4) | count (4) | sequence (8),
+/// little-endian, in 24 bytes; the unit's metadata says how many.
+/// </summary>
+internal readonly record struct JournalRecord(JournalRecordKind Kind, uint First, uint Count, ulong Sequence)
+{
+    /// <summary>Bytes of one record in a journal unit.</summary>
+    public const int Bytes = 24;
+
+    /// <summary>Reads a record from its <see cref="Bytes"/> bytes.</summary>
+    public static JournalRecord ReadFrom(ReadOnlySpan<byte> bytes) => new(
+        (JournalRecordKind)BinaryPrimitives.ReadUInt32LittleEndian(bytes),
+        BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]),
+        BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]),
+        BinaryPrimitives.ReadUInt64LittleEndian(bytes[12..]));
+
+    /// <summary>Writes this record into its <see cref="Bytes"/> bytes.</summary>
+    public void WriteTo(Span<byte> bytes)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes, (uint)Kind);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes[4..], First);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes[8..], Count);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes[12..], Sequence);
+    }
+}

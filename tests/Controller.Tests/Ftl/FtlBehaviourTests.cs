@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Sim;
 using Controller.Emulator.Time;
@@ -81,10 +80,7 @@ public sealed class FtlBehaviourTests
     {
         using EmulatedNand nand = Nands.Tiny(_clock);
         FlashTranslationLayer ftl = Mount(nand, new FtlOptions());
-        for (long sector = 0; sector < 8; sector++)
-        {
-            Write(ftl, sector, 3);
-        }
+        WriteAll(ftl, 8, 3);
 
         ftl.Flush();
         long journalUnits = ftl.Statistics.JournalUnitsProgrammed;
@@ -118,12 +114,9 @@ public sealed class FtlBehaviourTests
         // A 4 KiB unit holds 170 journal records of 24 bytes: 340 trims between two flushes fill
         // exactly two, and nothing is left over for a third.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < 680; sector++)
-        {
-            Write(ftl, sector, 4);
-        }
+        WriteAll(ftl, 680, 4);
 
         ftl.Flush();
         long journalUnits = ftl.Statistics.JournalUnitsProgrammed;
@@ -149,7 +142,7 @@ public sealed class FtlBehaviourTests
     public void WithoutAValidCheckpointRecoveryScansEveryBlock()
     {
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
         for (long sector = 0; sector < 300; sector++)
         {
@@ -182,16 +175,13 @@ public sealed class FtlBehaviourTests
         // right after a mount's checkpoint (the newest is the superblock's), enough times for the
         // superblock to move from its first block to its second, and look at the NAND each time.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
         int superblockBlocksSeen = 0;
         NandUnit? newestSuperblock = null;
         for (int round = 0; round < 12; round++)
         {
-            for (long sector = 0; sector < 40; sector++)
-            {
-                Write(ftl, sector, round + 1);
-            }
+            WriteAll(ftl, 40, round + 1);
 
             ftl.Flush();
             for (int cut = 0; cut < 2; cut++)
@@ -224,12 +214,9 @@ public sealed class FtlBehaviourTests
         // Journal and checkpoint units are written from the FTL's scratch unit, which has held
         // host data: what they do not fill must be zeros, and their slots must name no sector.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < 64; sector++)
-        {
-            Write(ftl, sector, 9);
-        }
+        WriteAll(ftl, 64, 9);
 
         ftl.Flush();
         for (long sector = 0; sector < 64; sector++)
@@ -263,7 +250,7 @@ public sealed class FtlBehaviourTests
 
         foreach (NandUnit journal in journals)
         {
-            int used = (int)journal.Metadata.Aux * 24;
+            int used = (int)journal.Metadata.Aux * JournalRecord.Bytes;
             Assert.True(used > 0);
             Assert.False(journal.Data.AsSpan(used).ContainsAnyExcept((byte)0), $"journal unit at block {journal.Block} unit {journal.Unit} has stale bytes after its {journal.Metadata.Aux} records");
         }
@@ -274,18 +261,12 @@ public sealed class FtlBehaviourTests
     {
         using EmulatedNand emulated = Nands.Tiny(_clock);
         var nand = new UnreadablePagesNand(emulated);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(1), options);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Write(ftl, sector, 1);
-        }
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
+        FlashTranslationLayer ftl = Mount(nand, options);
+        WriteAll(ftl, 300, 1);
 
         ftl.CheckpointNow();
-        for (long sector = 0; sector < 50; sector++)
-        {
-            Write(ftl, sector, 2);
-        }
+        WriteAll(ftl, 50, 2);
 
         ftl.CheckpointNow();
         emulated.PowerCut();
@@ -295,7 +276,7 @@ public sealed class FtlBehaviourTests
         NandUnit part = ReadUnits(emulated, ftl.Layout).Where(u => u.Metadata.Kind == UnitKind.Checkpoint && u.Metadata.Aux == 1).MaxBy(u => u.Metadata.Sequence)!;
         Assert.NotNull(part);
         nand.Unreadable.Add(ftl.Layout.PageOf(part.Block, part.Unit, 0));
-        FlashTranslationLayer remounted = FlashTranslationLayer.Mount(nand, _clock, new Prng(1), options);
+        FlashTranslationLayer remounted = Mount(nand, options);
 
         Assert.True(remounted.LastMount.FromCheckpoint, "the checkpoint before is whole and is used");
         Assert.Equal(0, remounted.Statistics.FullScans);
@@ -308,19 +289,13 @@ public sealed class FtlBehaviourTests
         // The journal's bad-block record names a block in the field a trim record uses for a
         // sector: replayed as a trim, it would unmap the sector whose number is the block's.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Write(ftl, sector, 1);
-        }
+        WriteAll(ftl, 300, 1);
 
         ftl.CheckpointNow();
         nand.FailNext(programs: 1, erases: 0);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Write(ftl, sector, 2);
-        }
+        WriteAll(ftl, 300, 2);
 
         while (ftl.DoBackgroundWork())
         {
@@ -343,9 +318,9 @@ public sealed class FtlBehaviourTests
         // Two journal units the FTL did not write, each with a valid CRC: one holds two trim
         // records but counts one; the other counts more records than a unit holds and is full.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        FtlOptions options = NoTimedCheckpoints;
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = WriteCheckpointAndCut(nand, options, 300);
-        int perUnit = ftl.Layout.UnitBytes / 24;
+        int perUnit = ftl.Layout.UnitBytes / JournalRecord.Bytes;
         ForgeJournalUnits(
             nand,
             ftl.Layout,
@@ -368,10 +343,11 @@ public sealed class FtlBehaviourTests
         // Never written by the FTL itself: a bad-block record for a block that still holds
         // mapped sectors. Recovery must drop those entries, count them and keep the map whole.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        FtlOptions options = NoTimedCheckpoints;
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = WriteCheckpointAndCut(nand, options, 300);
-        NandUnit first = ReadUnits(nand, ftl.Layout).Where(u => u.Metadata.Kind == UnitKind.Data).MinBy(u => u.Metadata.Sequence)!;
-        var lost = ReadUnits(nand, ftl.Layout).Where(u => u.Block == first.Block && u.Metadata.Kind == UnitKind.Data)
+        List<NandUnit> units = ReadUnits(nand, ftl.Layout);
+        NandUnit first = units.Where(u => u.Metadata.Kind == UnitKind.Data).MinBy(u => u.Metadata.Sequence)!;
+        var lost = units.Where(u => u.Block == first.Block && u.Metadata.Kind == UnitKind.Data)
             .SelectMany(u => u.Slots).Where(s => s != PageMetadata.EmptySlot).Select(s => (long)s).ToHashSet();
         Assert.NotEmpty(lost);
         ForgeJournalUnits(nand, ftl.Layout, (1, [(JournalRecordKind.BadBlock, (uint)first.Block, 1)]));
@@ -393,7 +369,7 @@ public sealed class FtlBehaviourTests
         // older journal and checkpoint units must be let go once that checkpoint is durable, or a
         // device that is remounted often runs out of free blocks. Twice as many remounts as blocks.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
         int remounts = 2 * nand.Geometry.Blocks;
         for (int i = 0; i < remounts; i++)
@@ -418,12 +394,9 @@ public sealed class FtlBehaviourTests
         // The blocks holding the journal and checkpoints from before the cut are superseded by
         // the mount's own checkpoint: they go back to the free pool and are reused like any other.
         using EmulatedNand nand = Nands.Tiny(_clock);
-        var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+        FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
         FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < 300; sector++)
-        {
-            Write(ftl, sector, 1);
-        }
+        WriteAll(ftl, 300, 1);
 
         ftl.CheckpointNow();
         ftl.Trim(0, 10);
@@ -457,33 +430,17 @@ public sealed class FtlBehaviourTests
             Assert.True(operation < 500, "a recovery of a tiny device takes fewer than 500 NAND operations");
             using EmulatedNand inner = Nands.Tiny(_clock);
             var nand = new FaultingNand(inner, _clock, new Prng(1), new SimTrace(null));
-            var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+            FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
             FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(2), options);
-            for (long sector = 0; sector < 100; sector++)
-            {
-                SectorContent.Fill(_buffer, sector, 1);
-                ftl.Write(sector, _buffer);
-            }
-
+            WriteAll(ftl, 100, 1);
             ftl.CheckpointNow();
             inner.PowerCut();
             inner.PowerOn();
-            var used = ReadUnits(inner, ftl.Layout).Select(u => u.Block).ToHashSet();
+            List<NandUnit> onNand = ReadUnits(inner, ftl.Layout);
+            var used = onNand.Select(u => u.Block).ToHashSet();
             int neverUsed = Enumerable.Range(FtlLayout.SuperblockBlocks, inner.Geometry.Blocks - FtlLayout.SuperblockBlocks).First(b => !used.Contains(b));
-            ForgeJournalUnits(inner, ftl.Layout, (neverUsed, 0, 0), (1, [(JournalRecordKind.Trim, 5, 1)]));
-            nand.CutDuring(operation);
-            try
-            {
-                FlashTranslationLayer.Mount(nand, _clock, new Prng(3), options);
-                recoveryFinished = true;
-            }
-            catch (PowerCutException)
-            {
-                inner.PowerOn();
-            }
-
-            nand.CutDuring(0);
-            ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(4), options);
+            ForgeJournalUnits(inner, ftl.Layout, onNand, (neverUsed, 0, 0), (1, [(JournalRecordKind.Trim, 5, 1)]));
+            (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(nand, _clock, options, operation);
             Assert.False(ftl.IsMapped(5), $"cut at operation {operation} of the recovery: the journaled trim of sector 5 was lost");
             Assert.True(ftl.IsMapped(6));
         }
@@ -632,16 +589,11 @@ public sealed class FtlBehaviourTests
         }
     }
 
-    private static readonly FtlOptions NoTimedCheckpoints = new() { CheckpointIntervalPages = 1 << 20 };
-
     /// <summary>Formats, writes generation 1 of the first <paramref name="sectors"/> sectors, checkpoints and cuts the power; returns the FTL that was cut off.</summary>
     private FlashTranslationLayer WriteCheckpointAndCut(EmulatedNand nand, FtlOptions options, long sectors)
     {
         FlashTranslationLayer ftl = Mount(nand, options);
-        for (long sector = 0; sector < sectors; sector++)
-        {
-            Write(ftl, sector, 1);
-        }
+        WriteAll(ftl, sectors, 1);
 
         ftl.CheckpointNow();
         nand.PowerCut();
@@ -736,14 +688,18 @@ public sealed class FtlBehaviourTests
     /// </summary>
     private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
     {
-        NandUnit last = ReadUnits(nand, layout).Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).MaxBy(u => u.Metadata.Sequence)!;
-        ForgeJournalUnits(nand, layout, (last.Block, last.Unit + 1, last.Metadata.EraseCount), units);
+        List<NandUnit> onNand = ReadUnits(nand, layout);
+        NandUnit last = onNand.Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).MaxBy(u => u.Metadata.Sequence)!;
+        ForgeJournalUnits(nand, layout, onNand, (last.Block, last.Unit + 1, last.Metadata.EraseCount), units);
     }
 
-    /// <summary>The same, from a given unit of a given block, whose units say it was erased that many times.</summary>
-    private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, (int Block, int FirstUnit, uint EraseCount) at, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
+    /// <summary>
+    /// The same, from a given unit of a given block, whose units say it was erased that many
+    /// times; <paramref name="onNand"/> is what <see cref="ReadUnits"/> found there before.
+    /// </summary>
+    private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, List<NandUnit> onNand, (int Block, int FirstUnit, uint EraseCount) at, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
     {
-        ulong sequence = ReadUnits(nand, layout).Max(u => u.Metadata.Sequence);
+        ulong sequence = onNand.Max(u => u.Metadata.Sequence);
         uint[] slots = Enumerable.Repeat(PageMetadata.EmptySlot, layout.SectorsPerUnit).ToArray();
         byte[] spare = new byte[nand.Geometry.SpareBytes];
         for (int i = 0; i < units.Length; i++)
@@ -754,11 +710,8 @@ public sealed class FtlBehaviourTests
             ulong unitSequence = ++sequence;
             for (int r = 0; r < units[i].Records.Length; r++)
             {
-                Span<byte> record = data.AsSpan(r * 24, 24);
-                BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)units[i].Records[r].Kind);
-                BinaryPrimitives.WriteUInt32LittleEndian(record[4..], units[i].Records[r].First);
-                BinaryPrimitives.WriteUInt32LittleEndian(record[8..], units[i].Records[r].Count);
-                BinaryPrimitives.WriteUInt64LittleEndian(record[12..], unitSequence);
+                (JournalRecordKind kind, uint first, uint count) = units[i].Records[r];
+                new JournalRecord(kind, first, count, unitSequence).WriteTo(data.AsSpan(r * JournalRecord.Bytes, JournalRecord.Bytes));
             }
 
             for (int page = 0; page < layout.PagesPerUnit; page++)
@@ -786,12 +739,21 @@ public sealed class FtlBehaviourTests
 
     private sealed record NandUnit(int Block, int Unit, PageMetadata Metadata, uint[] Slots, byte[] Data);
 
+    /// <summary>Writes <paramref name="generation"/> of every sector below <paramref name="sectors"/>.</summary>
+    private void WriteAll(FlashTranslationLayer ftl, long sectors, int generation)
+    {
+        for (long sector = 0; sector < sectors; sector++)
+        {
+            Write(ftl, sector, generation);
+        }
+    }
+
     private void Write(FlashTranslationLayer ftl, long sector, int generation)
     {
         SectorContent.Fill(_buffer, sector, generation);
         ftl.Write(sector, _buffer);
     }
 
-    private FlashTranslationLayer Mount(EmulatedNand nand, FtlOptions options) =>
+    private FlashTranslationLayer Mount(INandDevice nand, FtlOptions options) =>
         FlashTranslationLayer.Mount(nand, _clock, new Prng(1), options);
 }

@@ -61,7 +61,7 @@ public sealed class FtlPowerCutTests
             var clock = new VirtualClock();
             using EmulatedNand inner = Nands.Tiny(clock);
             var nand = new FaultingNand(inner, clock, new Prng(1), new SimTrace(null));
-            var options = new FtlOptions { CheckpointIntervalPages = 1 << 20 };
+            FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
             FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(2), options);
             byte[] buffer = new byte[SectorContent.Bytes];
             for (long sector = 0; sector < 300; sector++)
@@ -89,19 +89,7 @@ public sealed class FtlPowerCutTests
             ftl.Flush();
             inner.PowerCut();
             inner.PowerOn();
-            nand.CutDuring(operation);
-            try
-            {
-                FlashTranslationLayer.Mount(nand, clock, new Prng(3), options);
-                recoveryFinished = true;
-            }
-            catch (PowerCutException)
-            {
-                inner.PowerOn();
-            }
-
-            nand.CutDuring(0);
-            ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(4), options);
+            (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(nand, clock, options, operation);
             for (long sector = 0; sector < 300; sector++)
             {
                 Assert.True(ftl.Read(sector, buffer).Ok);

@@ -182,3 +182,37 @@ internal static class FtlWorkload
         Assert.True(intact && generation == latest && (generation == 0 || owner == sector), $"{context}: sector {sector} reads generation {generation} of sector {owner} (intact: {intact}), expected generation {latest}");
     }
 }
+
+/// <summary>FTL options the tests share.</summary>
+internal static class FtlTestOptions
+{
+    /// <summary>No checkpoint but those a test takes (and each mount's): recovery then has the journal and the scans to replay.</summary>
+    public static FtlOptions NoTimedCheckpoints { get; } = new() { CheckpointIntervalPages = 1 << 20 };
+}
+
+/// <summary>A power cut inside a recovery, for tests that walk it through every NAND operation of one.</summary>
+internal static class RecoveryCuts
+{
+    /// <summary>
+    /// Mounts with the power cut during NAND operation <paramref name="operation"/> of the mount,
+    /// then mounts again with no cut (the firmware's seeds are fixed, so each operation is one
+    /// execution). Finished is true when the first mount completed before the cut could strike.
+    /// </summary>
+    public static (bool Finished, FlashTranslationLayer Ftl) MountCutAt(FaultingNand nand, VirtualClock clock, FtlOptions options, int operation)
+    {
+        bool finished = false;
+        nand.CutDuring(operation);
+        try
+        {
+            FlashTranslationLayer.Mount(nand, clock, new Prng(3), options);
+            finished = true;
+        }
+        catch (PowerCutException)
+        {
+            nand.Inner.PowerOn();
+        }
+
+        nand.CutDuring(0);
+        return (finished, FlashTranslationLayer.Mount(nand, clock, new Prng(4), options));
+    }
+}
