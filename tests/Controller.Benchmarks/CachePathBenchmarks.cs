@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Controller.Firmware.Cache;
+using Controller.Firmware.Ftl;
 
 namespace Controller.Benchmarks;
 
@@ -59,10 +60,10 @@ public class CachePathBenchmarks
     {
         public long Sectors => sectors;
 
-        public bool ReadSector(long sector, Span<byte> destination)
+        public FtlReadResult ReadSector(long sector, Span<byte> destination)
         {
             destination.Clear();
-            return true;
+            return new FtlReadResult(true, 0);
         }
 
         public void WriteSector(long sector, ReadOnlySpan<byte> data)

@@ -27,6 +27,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
     private readonly NandStore _store;
     private readonly IClock _clock;
+    private IClock? _issueClock;
     private readonly Prng _prng;
     private NandFaultOptions _faults;
     private readonly InFlightQueue[] _dies;
@@ -100,6 +101,19 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
     /// <inheritdoc />
     public NandGeometry Geometry { get; }
+
+    /// <summary>
+    /// The clock operations are issued on: the instant an operation is handed to its die, from which
+    /// it is booked behind what the die and its channel already have. By default the array's own
+    /// clock; the firmware's <see cref="CommandClock"/> when commands overlap, so each command's
+    /// operations start from its own timeline. Completions, tearing by a power cut and the
+    /// forgetting of finished operations always follow the array's own clock.
+    /// </summary>
+    public IClock IssueClock
+    {
+        get => _issueClock ?? _clock;
+        set => _issueClock = value;
+    }
 
     /// <summary>The datasheet timing the model follows.</summary>
     public NandTiming Timing { get; }
@@ -220,7 +234,15 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
         Retire(die);
         long ready = _dieReadyAt[die];
-        return new NandDieStatus(ready > _clock.NowNanoseconds, ready, _dies[die].Count);
+        long issue = IssueClock.NowNanoseconds;
+        InFlightQueue queue = _dies[die];
+        int queued = queue.Count;
+        while (queued > 0 && queue[queued - 1].EndNanoseconds > issue)
+        {
+            queued--;
+        }
+
+        return new NandDieStatus(ready > issue, ready, queue.Count - queued);
     }
 
     /// <inheritdoc />
@@ -236,7 +258,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         // A read changes nothing a power cut could tear, so it only occupies its die and channel;
         // it is not kept in the die's queue of operations in flight.
         int die = Geometry.DieOf(address.Block);
-        long start = Math.Max(_clock.NowNanoseconds, _dieReadyAt[die]);
+        long start = Math.Max(IssueClock.NowNanoseconds, _dieReadyAt[die]);
         long end = Transfer(die, start + Timing.ReadNanoseconds, data.Length + spare.Length);
         _dieReadyAt[die] = end;
         Statistics.PagesRead++;
@@ -266,7 +288,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 
         int die = Geometry.DieOf(address.Block);
         Retire(die);
-        long start = Math.Max(_clock.NowNanoseconds, _dieReadyAt[die]);
+        long start = Math.Max(IssueClock.NowNanoseconds, _dieReadyAt[die]);
         long arrayStart = Transfer(die, start, data.Length + spare.Length);
         long end = arrayStart + Timing.ProgramNanoseconds;
         _dieReadyAt[die] = end;
@@ -305,7 +327,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         CheckBlock(block);
         int die = Geometry.DieOf(block);
         Retire(die);
-        long start = Math.Max(_clock.NowNanoseconds, _dieReadyAt[die]);
+        long start = Math.Max(IssueClock.NowNanoseconds, _dieReadyAt[die]);
         long end = start + Timing.EraseNanoseconds;
         _dieReadyAt[die] = end;
         Span<byte> states = BlockStates(block);

@@ -27,6 +27,7 @@ internal sealed class SimulationRun : IDisposable
     private readonly ResolvedConfig _config;
     private readonly SimOptions _options;
     private readonly VirtualClock _clock = new();
+    private readonly CommandClock _firmwareClock;
     private readonly SimTrace _trace;
     private readonly EmulatedNand _nand;
     private readonly FaultingNand _device;
@@ -70,6 +71,8 @@ internal sealed class SimulationRun : IDisposable
         NandFaultOptions faults = NandFaultOptions.FromConfig(config);
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
         _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
+        _firmwareClock = new CommandClock(_clock);
+        _nand.IssueClock = _firmwareClock;
         _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
@@ -338,7 +341,11 @@ internal sealed class SimulationRun : IDisposable
 
         while (true)
         {
-            loop.Step();
+            if (!loop.Step())
+            {
+                _clock.AdvanceTo(loop.NextEventNanoseconds ?? throw new InvalidOperationException("the loop has a command and nothing to do"));
+            }
+
             if (_device.PowerFailPending)
             {
                 SaveOnHoldUp();
@@ -363,8 +370,18 @@ internal sealed class SimulationRun : IDisposable
         long until = _clock.NowNanoseconds + (long)(-Math.Log(1 - _idlePrng.NextDouble()) * _workload.IdleNanoseconds);
         try
         {
-            while (_clock.NowNanoseconds < until && _loop!.Step())
+            while (_clock.NowNanoseconds < until)
             {
+                if (!_loop!.Step())
+                {
+                    if (_loop.NextEventNanoseconds is not { } next || next > until)
+                    {
+                        break;
+                    }
+
+                    _clock.AdvanceTo(next);
+                }
+
                 if (_device.PowerFailPending)
                 {
                     SaveOnHoldUp();
@@ -436,10 +453,10 @@ internal sealed class SimulationRun : IDisposable
                 _device.CutDuring(cutInRecovery ? 1 + (long)_cutPrng.NextUInt64((ulong)Math.Max(1, _recoveryOperations)) : 0);
                 long before = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased;
                 _mounting = true;
-                FlashTranslationLayer mounted;
+                MountedFirmware mounted;
                 try
                 {
-                    mounted = FlashTranslationLayer.Mount(_spi?.Driver ?? (INandDevice)_device, _clock, _firmwarePrng.Fork(), _ftlOptions);
+                    mounted = MountedFirmware.Mount(_spi?.Driver ?? (INandDevice)_device, _firmwareClock, _firmwarePrng.Fork(), _ftlOptions, _cacheOptions, _options.QueueDepth, _plpBudgetPages);
                 }
                 catch (PowerCutException)
                 {
@@ -464,13 +481,13 @@ internal sealed class SimulationRun : IDisposable
                     _earlierMounts = (_earlierMounts.DataPages + old.Statistics.DataPagesProgrammed, _earlierMounts.Relocated + old.Statistics.SectorsRelocated);
                 }
 
-                _ftl = mounted;
+                _ftl = mounted.Ftl;
                 _recoveryOperations = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased - before;
                 MountReport report = _ftl.LastMount;
                 _trace.Event(_clock.NowNanoseconds, $"mounted: formatted {report.Formatted}, from checkpoint {report.FromCheckpoint}, {report.RecoveryPageReads} page reads, {report.ReplayedUnits} units replayed");
                 _earlierCaches = _cache is null ? _earlierCaches : _earlierCaches.Plus(_cache.Statistics);
-                _cache = new LargePageCache(new FtlSectorStore(_ftl), _cacheOptions, _clock);
-                _loop = new ControllerLoop(_cache, _ftl, _clock, queueDepth: 1, _plpBudgetPages);
+                _cache = mounted.Cache;
+                _loop = mounted.Loop;
                 return true;
             }
         }

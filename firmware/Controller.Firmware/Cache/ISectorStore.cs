@@ -8,8 +8,12 @@ public interface ISectorStore
     /// <summary>Sectors the store holds.</summary>
     long Sectors { get; }
 
-    /// <summary>Reads one sector; false when it cannot be read intact. A hole reads as zeros.</summary>
-    bool ReadSector(long sector, Span<byte> destination);
+    /// <summary>
+    /// Reads one sector: its data is in <paramref name="destination"/> when the call returns, and the
+    /// flash is done with it at the result's instant, when the command that reads it can complete.
+    /// Not ok when it cannot be read intact. A hole reads as zeros.
+    /// </summary>
+    FtlReadResult ReadSector(long sector, Span<byte> destination);
 
     /// <summary>Writes one sector; durable after the next <see cref="Flush"/>.</summary>
     void WriteSector(long sector, ReadOnlySpan<byte> data);
@@ -39,7 +43,7 @@ public sealed class FtlSectorStore : ISectorStore
     public long Sectors => _ftl.LogicalSectors;
 
     /// <inheritdoc />
-    public bool ReadSector(long sector, Span<byte> destination) => _ftl.Read(sector, destination).Ok;
+    public FtlReadResult ReadSector(long sector, Span<byte> destination) => _ftl.Read(sector, destination);
 
     /// <inheritdoc />
     public void WriteSector(long sector, ReadOnlySpan<byte> data) => _ftl.Write(sector, data);

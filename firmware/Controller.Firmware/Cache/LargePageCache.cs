@@ -19,6 +19,7 @@ public sealed partial class LargePageCache
 
     private readonly ISectorStore _store;
     private readonly Loop.IClock? _clock;
+    private long _readsDoneAt;
     private readonly CacheOptions _options;
     private readonly byte[] _arena;
     private readonly BuddyAllocator _buddy;
@@ -165,7 +166,7 @@ public sealed partial class LargePageCache
                 Unpin();
                 DropIfEmpty(sector / _sectorsPerPage);
                 Statistics.ReadsPastTheCache++;
-                ok &= _store.ReadSector(sector, _bounce);
+                ok &= NoteRead(_store.ReadSector(sector, _bounce));
                 _bounce.AsSpan(within, length).CopyTo(destination);
             }
 
@@ -173,6 +174,7 @@ public sealed partial class LargePageCache
             offset += length;
         }
 
+        WaitForReads();
         return ok;
     }
 
@@ -228,6 +230,7 @@ public sealed partial class LargePageCache
             offset += length;
         }
 
+        WaitForReads();
         if (forceUnitAccess)
         {
             MakeDurable(first * SectorBytes, (end - first) * SectorBytes);
@@ -323,7 +326,7 @@ public sealed partial class LargePageCache
     {
         EnsureFrame(entry, index);
         Span<byte> target = SectorSpan(entry, index);
-        bool ok = _store.ReadSector((_entryPage[entry] * _sectorsPerPage) + index, target);
+        bool ok = NoteRead(_store.ReadSector((_entryPage[entry] * _sectorsPerPage) + index, target));
         Statistics.SectorsFilled++;
         Set(_valid, entry, index);
         Clear(_hole, entry, index);
@@ -410,6 +413,23 @@ public sealed partial class LargePageCache
         }
 
         return None;
+    }
+
+    /// <summary>
+    /// Notes when the flash is done with a read of the store, and returns whether it was intact.
+    /// The reads of one command are all issued before any is waited for, so a fill of a large page
+    /// reads the dies that hold it in parallel.
+    /// </summary>
+    private bool NoteRead(Ftl.FtlReadResult read)
+    {
+        _readsDoneAt = Math.Max(_readsDoneAt, read.CompletesAtNanoseconds);
+        return read.Ok;
+    }
+
+    /// <summary>The command's data is in place once the store's reads are done: its time moves on to then.</summary>
+    private void WaitForReads()
+    {
+        _clock?.WaitUntil(_readsDoneAt);
     }
 
     /// <summary>Advances the clock by the time the controller spends moving <paramref name="bytes"/> bytes of DRAM.</summary>

@@ -287,6 +287,21 @@ public sealed partial class FlashTranslationLayer
         _durableTicket = _writeTicket;
     }
 
+    /// <summary>The instant every die has finished the operations issued to it so far.</summary>
+    public long FlashIdleAtNanoseconds
+    {
+        get
+        {
+            long idle = 0;
+            for (int die = 0; die < _nand.Geometry.Dies; die++)
+            {
+                idle = Math.Max(idle, _nand.GetDieStatus(die).ReadyAtNanoseconds);
+            }
+
+            return idle;
+        }
+    }
+
     /// <summary>
     /// Work for idle time: retire failed blocks, collect garbage below the background watermark,
     /// level wear, take a checkpoint when one is due. Returns true if it did anything.

@@ -5,12 +5,32 @@ using Controller.Firmware.Host;
 namespace Controller.Firmware.Loop;
 
 /// <summary>
-/// The controller loop: host commands enter a bounded submission queue and leave through a
-/// completion queue; one thread steps through host work (in submission order, so a read after a
-/// write or trim sees its result and a flush covers everything completed before it), and, when
-/// there is no host work, through GC and checkpoints. Time is the injected clock's: a command's
-/// latency is the clock's advance from its submission to its completion, NAND waits included.
-/// When the cache is full of dirty data, a write waits while pages are written back to make room.
+/// The controller loop, event-driven: host commands enter a bounded submission queue, run, wait in
+/// flight for their flash work, and leave through a completion queue in the order their work
+/// completes. One thread, one event queue ordered by (instant, sequence number), time from the
+/// injected clock only, so one input is one execution.
+/// <para>
+/// A command's effects (on the cache, the FTL's map, the NAND's contents) happen in submission
+/// order, when it is taken from the submission queue: a read after a write or trim sees its result,
+/// and a flush covers everything submitted before it, which NBD and NVMe allow (they leave the
+/// order of commands in flight together to the device). Its time is its own: it runs on a
+/// <see cref="CommandClock"/> timeline that starts at the loop's instant, and its NAND operations
+/// are booked on their dies and channels from there, behind what those already have. It completes
+/// when the loop's clock reaches the end of that timeline. A cache hit completes at once; a miss
+/// after its NAND reads; so many commands are in flight over the dies together.
+/// </para>
+/// <para>
+/// Background work (GC above the foreground watermark, wear levelling, due checkpoints) runs only
+/// when no host command is queued or in flight, one step at a time, each step only once the flash
+/// has finished the previous one: host work never queues behind more than one background step on a
+/// die, and background work is never starved, since a write that finds too few free blocks collects
+/// garbage itself.
+/// </para>
+/// <para>
+/// With a plain clock instead of a <see cref="CommandClock"/> (or a firmware built on the device
+/// clock), waits move the device clock and commands run one after another, as on a controller
+/// that has one command in flight.
+/// </para>
 /// </summary>
 public sealed class ControllerLoop
 {
@@ -18,20 +38,26 @@ public sealed class ControllerLoop
 
     private readonly LargePageCache _cache;
     private readonly FlashTranslationLayer? _ftl;
-    private readonly IClock _clock;
+    private readonly CommandClock _clock;
     private readonly HostCommand?[] _submissions;
     private readonly HostCompletion[] _completions;
+    private readonly PriorityQueue<HostCompletion, (long Instant, long Sequence)> _inFlight;
     private readonly LatencyHistogram[] _latencies;
     private readonly long _plpBudgetPages;
     private int _submissionHead;
     private int _submissionCount;
     private int _completionHead;
     private int _completionCount;
+    private long _sequence;
+    private long _backgroundNotBefore;
+    private bool _backgroundDone;
 
     /// <summary>
-    /// Creates a loop over <paramref name="cache"/>, with queues of <paramref name="queueDepth"/>
-    /// commands. <paramref name="plpBudgetPages"/> above zero turns power-loss protection on, with
-    /// that many page programs of hold-up energy.
+    /// Creates a loop over <paramref name="cache"/>, with room for <paramref name="queueDepth"/>
+    /// commands between submission and the taking of their completions.
+    /// <paramref name="plpBudgetPages"/> above zero turns power-loss protection on, with that many
+    /// page programs of hold-up energy. The cache and the FTL should run on
+    /// <paramref name="clock"/> (a <see cref="CommandClock"/>) for commands to overlap.
     /// </summary>
     public ControllerLoop(LargePageCache cache, FlashTranslationLayer? ftl, IClock clock, int queueDepth, long plpBudgetPages = 0)
     {
@@ -40,9 +66,11 @@ public sealed class ControllerLoop
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queueDepth);
         _cache = cache ?? throw new ArgumentNullException(nameof(cache));
         _ftl = ftl;
-        _clock = clock ?? throw new ArgumentNullException(nameof(clock));
+        ArgumentNullException.ThrowIfNull(clock);
+        _clock = clock as CommandClock ?? new CommandClock(clock);
         _submissions = new HostCommand?[queueDepth];
         _completions = new HostCompletion[queueDepth];
+        _inFlight = new PriorityQueue<HostCompletion, (long, long)>(queueDepth);
         _latencies = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
     }
 
@@ -52,8 +80,34 @@ public sealed class ControllerLoop
     /// <summary>Commands waiting in the submission queue.</summary>
     public int Submitted => _submissionCount;
 
+    /// <summary>Commands that have run and wait for their flash work to complete.</summary>
+    public int InFlight => _inFlight.Count;
+
     /// <summary>Completions waiting to be taken.</summary>
     public int Completed => _completionCount;
+
+    /// <summary>True when no command is queued, in flight or waiting to be taken.</summary>
+    public bool IsQuiet => _submissionCount == 0 && _inFlight.Count == 0 && _completionCount == 0;
+
+    /// <summary>
+    /// When <see cref="Step"/> next has something to do if the clock moves no further and nothing
+    /// is submitted: the earliest in-flight completion, or the instant the flash is done with the
+    /// last background step (while background work has more to do); null when nothing is pending.
+    /// A driver on a virtual clock moves the clock there when <see cref="Step"/> returns false.
+    /// </summary>
+    public long? NextEventNanoseconds
+    {
+        get
+        {
+            long? next = _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) ? head.Instant : null;
+            if (_ftl is not null && !_backgroundDone && _submissionCount == 0 && _inFlight.Count == 0 && _backgroundNotBefore > _clock.Device.NowNanoseconds)
+            {
+                next = Math.Min(next ?? long.MaxValue, _backgroundNotBefore);
+            }
+
+            return next;
+        }
+    }
 
     /// <summary>Latencies of completed commands of <paramref name="opcode"/>.</summary>
     public LatencyHistogram Latency(HostOpcode opcode) => _latencies[(int)opcode];
@@ -70,7 +124,7 @@ public sealed class ControllerLoop
             return false;
         }
 
-        command.SubmittedAtNanoseconds = _clock.NowNanoseconds;
+        command.SubmittedAtNanoseconds = _clock.Device.NowNanoseconds;
         _submissions[(_submissionHead + _submissionCount) % _submissions.Length] = command;
         _submissionCount++;
         return true;
@@ -92,32 +146,87 @@ public sealed class ControllerLoop
     }
 
     /// <summary>
-    /// One step: executes the oldest submitted command if there is one and room for its
-    /// completion; otherwise does background work. Returns true if it did anything.
+    /// One step at the clock's current instant: completes the in-flight command whose work is done
+    /// earliest, if it is done by now; else runs the oldest submitted command if there is room for
+    /// it; else, with no host work at all, does one step of background work if the flash is done
+    /// with the last one. Returns true if it did anything.
     /// </summary>
     public bool Step()
     {
-        if (_submissionCount > 0 && _completionCount < _completions.Length)
+        long now = _clock.Device.NowNanoseconds;
+        if (_completionCount < _completions.Length && _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) && head.Instant <= now)
         {
-            HostCommand command = _submissions[_submissionHead]!;
-            _submissions[_submissionHead] = null;
-            _submissionHead = (_submissionHead + 1) % _submissions.Length;
-            _submissionCount--;
-            HostStatus status = Execute(command);
-            if (_cache.ChecksInvariants)
-            {
-                _cache.CheckInvariants();
-                _ftl?.CheckInvariants();
-            }
-
-            var completion = new HostCompletion(command.Id, command.Opcode, status, command.SubmittedAtNanoseconds, _clock.NowNanoseconds);
-            _latencies[(int)command.Opcode].Record(completion.LatencyNanoseconds);
-            _completions[(_completionHead + _completionCount) % _completions.Length] = completion;
-            _completionCount++;
+            Complete(_inFlight.Dequeue());
             return true;
         }
 
-        return _ftl?.DoBackgroundWork() ?? false;
+        if (_submissionCount > 0 && _completionCount + _inFlight.Count < _completions.Length)
+        {
+            RunNextCommand();
+            return true;
+        }
+
+        if (_ftl is null || _backgroundDone || _inFlight.Count > 0 || _submissionCount > 0 || now < _backgroundNotBefore)
+        {
+            return false;
+        }
+
+        _clock.Begin();
+        bool worked;
+        try
+        {
+            worked = _ftl.DoBackgroundWork();
+        }
+        finally
+        {
+            _backgroundNotBefore = Math.Max(_clock.End(), _ftl.FlashIdleAtNanoseconds);
+        }
+
+        _backgroundDone = !worked;
+        return worked;
+    }
+
+    private void RunNextCommand()
+    {
+        HostCommand command = _submissions[_submissionHead]!;
+        _submissions[_submissionHead] = null;
+        _submissionHead = (_submissionHead + 1) % _submissions.Length;
+        _submissionCount--;
+        _backgroundDone = false;
+        HostStatus status;
+        long completes;
+        _clock.Begin();
+        try
+        {
+            status = Execute(command);
+        }
+        finally
+        {
+            completes = Math.Max(_clock.End(), _clock.Device.NowNanoseconds);
+        }
+
+        if (_cache.ChecksInvariants)
+        {
+            _cache.CheckInvariants();
+            _ftl?.CheckInvariants();
+        }
+
+        var completion = new HostCompletion(command.Id, command.Opcode, status, command.SubmittedAtNanoseconds, completes);
+        if (completes <= _clock.Device.NowNanoseconds && _inFlight.Count == 0)
+        {
+            Complete(completion);
+        }
+        else
+        {
+            _inFlight.Enqueue(completion, (completes, _sequence++));
+        }
+    }
+
+    private void Complete(HostCompletion completion)
+    {
+        _latencies[(int)completion.Opcode].Record(completion.LatencyNanoseconds);
+        _completions[(_completionHead + _completionCount) % _completions.Length] = completion;
+        _completionCount++;
     }
 
     /// <summary>True when <paramref name="sector"/> is a hole (reads as zeros, holds no data): for NBD block status.</summary>

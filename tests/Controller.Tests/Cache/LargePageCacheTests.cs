@@ -321,10 +321,10 @@ public sealed class LargePageCacheTests
 
         public long Sectors => sectors;
 
-        public bool ReadSector(long sector, Span<byte> destination)
+        public FtlReadResult ReadSector(long sector, Span<byte> destination)
         {
             Data.AsSpan((int)(sector * Sector), Sector).CopyTo(destination);
-            return true;
+            return new FtlReadResult(true, 0);
         }
 
         public void WriteSector(long sector, ReadOnlySpan<byte> data)

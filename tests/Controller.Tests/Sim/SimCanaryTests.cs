@@ -12,7 +12,7 @@ namespace Controller.Tests.Sim;
 /// </summary>
 public sealed class SimCanaryTests
 {
-    private const int MaxSeeds = 12;
+    private const int MaxSeeds = 24;
 
     [Theory]
     [InlineData("punch-cleans-whole-page", "db", "lost-durable-write")]
