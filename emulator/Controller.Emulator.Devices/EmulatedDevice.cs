@@ -16,7 +16,8 @@ namespace Controller.Emulator;
 /// The emulated NAND (in memory or in an image file) as a served device: directly, or through the
 /// SPI NAND driver and the emulated chip (<c>emulator.spi</c>). On the virtual clock (the
 /// emulator) time moves on to each completion and, before background work, to the array's idle
-/// instant; with <c>timing.mode=realtime</c> each command also waits out its NAND time. On the
+/// instant; with <c>timing.mode=realtime</c> virtual time follows the wall clock, so each command
+/// completes when as much wall time has passed as its flash work takes. On the
 /// monotonic clock (the board's emulated-SPI profile) the chip is BUSY in real time. Power cuts and
 /// injected faults are the emulator's to make.
 /// </summary>
@@ -26,6 +27,7 @@ public sealed class EmulatedDevice : IServedDevice
     private readonly EmulatedSpiPath? _spi;
     private readonly VirtualClock? _virtualClock;
     private readonly bool _realtime;
+    private (long Virtual, long Wall) _anchor;
 
     private EmulatedDevice(ResolvedConfig config, EmulatedNand array, IClock clock, string description)
     {
@@ -92,21 +94,38 @@ public sealed class EmulatedDevice : IServedDevice
     }
 
     /// <inheritdoc />
-    public void Completed(long startedAtNanoseconds, long completedAtNanoseconds, long arrivedTimestamp)
+    public bool JumpsToEvents => _virtualClock is not null && !_realtime;
+
+    /// <inheritdoc />
+    public void AttachFirmwareClock(IClock firmwareClock)
     {
-        if (_virtualClock is null)
+        // Through the SPI driver and the emulated chip, the driver polls the chip on the device's
+        // clock: one operation at a time, as on a board.
+        if (_spi is null)
+        {
+            _array.IssueClock = firmwareClock;
+        }
+    }
+
+    /// <inheritdoc />
+    public void JumpTo(long nanoseconds) => _virtualClock!.AdvanceTo(Math.Max(_virtualClock.NowNanoseconds, nanoseconds));
+
+    /// <inheritdoc />
+    public void FollowWallClock(bool quiet)
+    {
+        if (_virtualClock is null || !_realtime)
         {
             return;
         }
 
-        // The host sees the completion when the data is there: virtual time moves on to it, so the
-        // NAND model's schedules (die and channel bookings) are retired behind it rather than
-        // piling up ahead of a clock that only waits moved.
-        _virtualClock.AdvanceTo(Math.Max(_virtualClock.NowNanoseconds, completedAtNanoseconds));
-        if (_realtime)
+        if (quiet)
         {
-            WaitOutVirtualTime(arrivedTimestamp, _virtualClock.NowNanoseconds - startedAtNanoseconds);
+            _anchor = (_virtualClock.NowNanoseconds, Stopwatch.GetTimestamp());
+            return;
         }
+
+        long followed = _anchor.Virtual + (Stopwatch.GetElapsedTime(_anchor.Wall).Ticks * 100);
+        _virtualClock.AdvanceTo(Math.Max(_virtualClock.NowNanoseconds, followed));
     }
 
     /// <inheritdoc />
@@ -153,20 +172,6 @@ public sealed class EmulatedDevice : IServedDevice
         if (value is { } v && !(v >= 0 && v <= max))
         {
             throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} is a probability from 0 to {max}, not {v}"));
-        }
-    }
-
-    /// <summary>
-    /// timing.mode realtime: the command's completion waits until as much wall time has passed
-    /// since it arrived as the NAND took in virtual time, as a real-time emulator does. A spin,
-    /// since NAND latencies (tens of microseconds) are finer than the OS timer.
-    /// </summary>
-    private static void WaitOutVirtualTime(long arrivedTimestamp, long virtualNanoseconds)
-    {
-        var spin = default(SpinWait);
-        while (Stopwatch.GetElapsedTime(arrivedTimestamp).Ticks * 100 < virtualNanoseconds)
-        {
-            spin.SpinOnce(sleep1Threshold: -1);
         }
     }
 }

@@ -84,7 +84,18 @@ internal sealed class BoardDevice : IServedDevice
     }
 
     /// <inheritdoc />
-    public void Completed(long startedAtNanoseconds, long completedAtNanoseconds, long arrivedTimestamp)
+    public bool JumpsToEvents => false;
+
+    /// <inheritdoc />
+    public void AttachFirmwareClock(IClock firmwareClock)
+    {
+    }
+
+    /// <inheritdoc />
+    public void JumpTo(long nanoseconds) => throw new NotSupportedException("a board's time passes by itself");
+
+    /// <inheritdoc />
+    public void FollowWallClock(bool quiet)
     {
     }
 

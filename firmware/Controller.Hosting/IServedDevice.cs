@@ -27,12 +27,28 @@ public interface IServedDevice : IDisposable
     ulong FirmwareSeed { get; }
 
     /// <summary>
-    /// A host command completed at <paramref name="completedAtNanoseconds"/> (firmware time); it
-    /// began at <paramref name="startedAtNanoseconds"/> and arrived at the wall-clock
-    /// <paramref name="arrivedTimestamp"/> (<see cref="System.Diagnostics.Stopwatch"/>).
-    /// An emulated device moves its virtual time on to the completion (and, in real time, waits it out).
+    /// The firmware runs on <paramref name="firmwareClock"/> (a command's own timeline): an emulated
+    /// array books its operations from it, so commands in flight together overlap on its dies. A
+    /// chip behind a driver ignores it (its driver waits for it in real time).
     /// </summary>
-    void Completed(long startedAtNanoseconds, long completedAtNanoseconds, long arrivedTimestamp);
+    void AttachFirmwareClock(IClock firmwareClock);
+
+    /// <summary>
+    /// True when <see cref="Clock"/> is virtual and jumps straight to the loop's next event
+    /// (<c>timing.mode=none</c>); false when time passes by itself and the loop's thread waits for
+    /// it (<c>timing.mode=realtime</c>, a board).
+    /// </summary>
+    bool JumpsToEvents { get; }
+
+    /// <summary>Moves virtual time on to <paramref name="nanoseconds"/> (when <see cref="JumpsToEvents"/>).</summary>
+    void JumpTo(long nanoseconds);
+
+    /// <summary>
+    /// <c>timing.mode=realtime</c> on a virtual clock: moves virtual time on as much as wall time
+    /// passed since the loop was last <paramref name="quiet"/> (nothing queued or in flight), so a
+    /// command completes when as much wall time has passed as its flash work takes. Nothing otherwise.
+    /// </summary>
+    void FollowWallClock(bool quiet);
 
     /// <summary>No command came for a while; background work is about to run.</summary>
     void Idle();

@@ -47,6 +47,7 @@ public sealed partial class ServedController : IManagementService
         PowerCutResult result = await OnLoopAsync(() =>
         {
             Interlocked.Increment(ref _generation);
+            FailPending();
             long dirty = _loop.Cache.DirtySectors;
             long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
             int torn = _device.CutPower();

@@ -26,6 +26,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private readonly CountingNand _nand;
     private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
     private readonly Thread _thread;
+    private readonly CommandClock _firmwareClock;
+    private readonly Dictionary<long, PendingCommand> _pending = [];
+    private readonly Queue<HostCommand> _waiting = new();
     private FlashTranslationLayer _ftl;
     private ControllerLoop _loop;
     private CacheStatistics _earlierCaches = new();
@@ -49,6 +52,8 @@ public sealed partial class ServedController : INbdExport, IDisposable
         _config = config;
         _cacheOptions = cacheOptions ?? (options => options);
         _nand = new CountingNand(device.Nand);
+        _firmwareClock = new CommandClock(device.Clock);
+        device.AttachFirmwareClock(_firmwareClock);
         (_ftl, _loop) = MountFirmware();
         Name = name;
         Description = device.Description;
@@ -86,41 +91,27 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <inheritdoc />
     public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
     {
-        long started = Stopwatch.GetTimestamp();
+        long arrived = Stopwatch.GetTimestamp();
         int generation = Volatile.Read(ref _generation);
-        return new ValueTask<HostStatus>(OnLoopAsync(() =>
+        var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
         {
             if (generation != _generation || _failure is not null)
             {
                 // Sent before a power cut, run after it (the device it was sent to is gone), or
                 // the device has failed.
-                return HostStatus.IoError;
+                done.SetResult(HostStatus.IoError);
+                return;
             }
 
-            long startedAt = _device.Clock.NowNanoseconds;
             var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
-            if (!_loop.TrySubmit(command))
+            _pending.Add(command.Id, new PendingCommand(done, opcode, length, arrived));
+            if (_waiting.Count > 0 || !_loop.TrySubmit(command))
             {
-                throw new InvalidOperationException("the loop's submission queue is full with one command at a time");
+                _waiting.Enqueue(command);
             }
-
-            HostCompletion completion;
-            try
-            {
-                while (!_loop.TryTakeCompletion(out completion))
-                {
-                    _loop.Step();
-                }
-            }
-            catch (Exception e) when (Fail(e))
-            {
-                return HostStatus.IoError;
-            }
-
-            _device.Completed(startedAt, completion.CompletedAtNanoseconds, started);
-            Count(opcode, length, completion.Status, Stopwatch.GetElapsedTime(started));
-            return completion.Status;
-        }));
+        }, done);
+        return new ValueTask<HostStatus>(done.Task);
     }
 
     /// <inheritdoc />
@@ -159,6 +150,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
             // A failed device is left as it is: the next boot recovers what reached the NAND.
             if (_failure is null)
             {
+                Drain();
                 _loop.Shutdown();
             }
 
@@ -186,10 +178,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>Mounts (formats or recovers) the FTL on the NAND and builds the cache and loop over it.</summary>
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _device.Clock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config));
-        var cache = new LargePageCache(new FtlSectorStore(ftl), _cacheOptions(CacheConfig.Options(_config)), _device.Clock);
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
-        return (ftl, new ControllerLoop(cache, ftl, _device.Clock, queueDepth: 1, plp));
+        var firmware = MountedFirmware.Mount(_nand, _firmwareClock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config), _cacheOptions(CacheConfig.Options(_config)), LoopQueueDepth, plp);
+        return (firmware.Ftl, firmware.Loop);
     }
 
     /// <summary>Runs <paramref name="function"/> on the loop's thread, between commands.</summary>
@@ -218,48 +209,190 @@ public sealed partial class ServedController : INbdExport, IDisposable
         return done.Task;
     }
 
-    /// <summary>
-    /// The loop's thread: commands first; background work (a GC victim can take milliseconds)
-    /// only once no command has come for <see cref="IdleBeforeBackgroundMilliseconds"/>, as a
-    /// controller runs idle-time GC, so a client sending one request after another does not find
-    /// each behind a GC step. Garbage collection a write needs still runs in the write.
-    /// </summary>
-    private void Run()
+    /// <summary>Completes every command in flight (a clean shutdown, a checkpoint asked for).</summary>
+    private void Drain()
     {
-        while (!_work.IsCompleted)
+        while (!_loop.IsQuiet || _waiting.Count > 0)
         {
-            if (_work.TryTake(out Action? action, IdleBeforeBackgroundMilliseconds))
+            if (!StepLoop(background: false) && _loop.NextEventNanoseconds is { } next)
             {
-                action.Invoke();
-                continue;
-            }
-
-            // After the clean shutdown's checkpoint nothing more is written, and nothing touches a
-            // failed device: no background work.
-            if (_shutDown || _failure is not null)
-            {
-                _work.TryTake(out action, Timeout.Infinite);
-                action?.Invoke();
-                continue;
-            }
-
-            bool worked;
-            try
-            {
-                _device.Idle();
-                worked = _loop.Step();
-            }
-            catch (Exception e) when (Fail(e))
-            {
-                worked = false;
-            }
-
-            if (!worked && _work.TryTake(out action, Timeout.Infinite))
-            {
-                action.Invoke();
+                if (_device.JumpsToEvents)
+                {
+                    _device.JumpTo(next);
+                }
+                else
+                {
+                    _device.FollowWallClock(quiet: false);
+                }
             }
         }
     }
+
+    /// <summary>Queues <paramref name="action"/> to the loop's thread; fails <paramref name="done"/> if the SSD has shut down.</summary>
+    private void Post(Action action, TaskCompletionSource<HostStatus> done)
+    {
+        try
+        {
+            _work.Add(action);
+        }
+        catch (InvalidOperationException)
+        {
+            done.TrySetException(new ObjectDisposedException(nameof(ServedController), "the SSD has shut down"));
+        }
+    }
+
+    /// <summary>
+    /// The loop's thread. It runs what connections and the management endpoint queued, then steps
+    /// the controller loop: commands from every connection are in flight together and complete as
+    /// their flash work does, in any order. When the loop waits for the flash, time moves to its next
+    /// event: at once on a virtual clock, or as the wall clock passes (real time, a board) while new
+    /// commands are still taken. Background work (a GC victim can take milliseconds) runs only once
+    /// no command has come for <see cref="IdleBeforeBackgroundMilliseconds"/>, as a controller runs
+    /// idle-time GC; garbage collection a write needs still runs in the write.
+    /// </summary>
+    private void Run()
+    {
+        long lastWork = Stopwatch.GetTimestamp();
+        while (!_work.IsCompleted)
+        {
+            bool took = false;
+            while (_work.TryTake(out Action? posted))
+            {
+                posted.Invoke();
+                took = true;
+            }
+
+            if (took)
+            {
+                lastWork = Stopwatch.GetTimestamp();
+            }
+
+            // After the clean shutdown's checkpoint nothing more is written, and nothing touches a
+            // failed device.
+            if (_shutDown || _failure is not null)
+            {
+                FailPending();
+                if (_work.TryTake(out Action? action, Timeout.Infinite))
+                {
+                    action.Invoke();
+                }
+
+                continue;
+            }
+
+            bool quiet = _loop.IsQuiet && _waiting.Count == 0;
+            bool idle = quiet && Stopwatch.GetElapsedTime(lastWork).TotalMilliseconds >= IdleBeforeBackgroundMilliseconds;
+            long? next;
+            try
+            {
+                _device.FollowWallClock(quiet);
+                if (idle)
+                {
+                    _device.Idle();
+                }
+
+                if (StepLoop(background: idle))
+                {
+                    continue;
+                }
+
+                next = _loop.NextEventNanoseconds ?? (idle ? _loop.BackgroundReadyAtNanoseconds : null);
+                if (next is { } instant && _device.JumpsToEvents)
+                {
+                    _device.JumpTo(instant);
+                    continue;
+                }
+            }
+            catch (Exception e) when (Fail(e))
+            {
+                continue;
+            }
+
+            WaitForWork(next, quiet && !idle ? IdleBeforeBackgroundMilliseconds : Timeout.Infinite);
+        }
+
+        FailPending();
+    }
+
+    /// <summary>One step of the loop; completions taken, commands that waited for room submitted. True if anything happened.</summary>
+    private bool StepLoop(bool background)
+    {
+        bool worked = _loop.Step(background);
+        while (_loop.TryTakeCompletion(out HostCompletion completion))
+        {
+            if (_pending.Remove(completion.Id, out PendingCommand pending))
+            {
+                Count(pending.Opcode, pending.Length, completion.Status, Stopwatch.GetElapsedTime(pending.Arrived));
+                pending.Done.SetResult(completion.Status);
+            }
+
+            worked = true;
+        }
+
+        while (_waiting.Count > 0 && _loop.TrySubmit(_waiting.Peek()))
+        {
+            _waiting.Dequeue();
+            worked = true;
+        }
+
+        return worked;
+    }
+
+    /// <summary>
+    /// Waits for work to be queued, at most until the clock reaches <paramref name="until"/> (the
+    /// loop's next event) or for <paramref name="milliseconds"/>; runs what came.
+    /// </summary>
+    private void WaitForWork(long? until, int milliseconds)
+    {
+        if (until is not { } instant)
+        {
+            if (_work.TryTake(out Action? action, milliseconds))
+            {
+                action.Invoke();
+            }
+
+            return;
+        }
+
+        // Flash times are tens of microseconds, finer than the OS timer: spin for the last stretch.
+        var spin = default(SpinWait);
+        while (true)
+        {
+            _device.FollowWallClock(quiet: false);
+            long left = instant - _device.Clock.NowNanoseconds;
+            if (left <= 0)
+            {
+                return;
+            }
+
+            Action? action;
+            if (left > 2_000_000 ? _work.TryTake(out action, (int)((left / 1_000_000) - 1)) : _work.TryTake(out action))
+            {
+                action.Invoke();
+                return;
+            }
+
+            if (left <= 2_000_000)
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+    }
+
+    /// <summary>Every command not yet completed fails with an I/O error (the device failed, was cut, or shut down).</summary>
+    private void FailPending()
+    {
+        foreach (PendingCommand pending in _pending.Values)
+        {
+            pending.Done.TrySetResult(HostStatus.IoError);
+        }
+
+        _pending.Clear();
+        _waiting.Clear();
+    }
+
+    /// <summary>A command handed to the loop, and the connection's task waiting for it.</summary>
+    private readonly record struct PendingCommand(TaskCompletionSource<HostStatus> Done, HostOpcode Opcode, long Length, long Arrived);
 
     /// <summary>
     /// The device (or the firmware on it) failed mid-operation: the loop's state is no longer one
@@ -282,4 +415,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     private const int IdleBeforeBackgroundMilliseconds = 1;
+
+    /// <summary>Commands the loop holds between submission and completion, over every connection.</summary>
+    private const int LoopQueueDepth = 256;
 }

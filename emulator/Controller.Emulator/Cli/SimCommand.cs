@@ -13,7 +13,7 @@ internal static class SimCommand
     /// <summary>The options <c>sim</c> takes with a value.</summary>
     public static readonly string[] Valued =
     [
-        "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--trim-fraction",
+        "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--queue-depth", "--flush-every", "--trim-fraction",
         "--hot-fraction", "--hot-traffic", "--zipf-theta", "--read-fraction", "--block-size", "--region", "--idle-us", "--json", "--trace",
     ];
 
@@ -42,6 +42,8 @@ internal static class SimCommand
           --ops N              host commands measured (default: twice the live sectors for uniform-randwrite
                                and hot-cold, the live sectors for zipf, 20000 for the others)
           --power-cuts N       power cuts per seed at random instants (default 0), plus cuts inside recovery
+          --queue-depth N      host commands kept in flight (closed loop, default 1); commands that overlap
+                               one in flight where either writes wait for it, and a flush waits for all
           --swarm              each seed draws its own configuration: geometry among the shipped profiles
                                (scaled down), cache, large page, trim and eviction policy, spare factor, GC
                                policy, checkpoint interval, fault rates, power-loss protection; --set still wins
@@ -60,10 +62,12 @@ internal static class SimCommand
           --zipf-theta T       zipf: skew, 0 (uniform) to 0.999 (default 0.99)
           --read-fraction F    zipf (default 0.2), sequential (0.25), mixed (0.35): fraction of reads
           --block-size SIZE    sequential: transfer size (default 128k); mixed: largest write (default 64k)
+          --flush-every N      sequential: a flush after every N writes (default 64; 0: only at the end)
           --region SIZE        bytes of the device the workload uses, from offset 0 (default: all of it;
                                a quarter, at most 256M, for fs, db and sequential-trim)
           --idle-us N          mean host idle time between commands, microseconds of virtual time, when GC,
-                               wear levelling and checkpoints run in the background (default 50 for mixed, else 0)
+                               wear levelling and checkpoints run in the background (default 50 for mixed, else 0;
+                               at queue depth 1 only)
 
         Examples:
           ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json
@@ -96,8 +100,10 @@ internal static class SimCommand
             BlockBytes = Size(args, "--block-size"),
             RegionBytes = Size(args, "--region"),
             IdleMicroseconds = args.Integer("--idle-us", -1, 0, 1_000_000_000),
+            FlushEvery = args.Integer("--flush-every", 64, 0, long.MaxValue),
         };
         int powerCuts = (int)args.Integer("--power-cuts", 0, 0, 1_000_000);
+        int queueDepth = (int)args.Integer("--queue-depth", 1, 1, 1024);
         string? tracePath = args.Single("--trace");
         string replayOptions = args.Echo("--seed", "--seeds", "--shard", "--json", "--trace");
         var results = new List<SimResult>();
@@ -107,7 +113,7 @@ internal static class SimCommand
         foreach (ulong seed in seeds)
         {
             SwarmDraw? draw = swarm ? Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), profile, overrides, workload, parameters) : null;
-            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts);
+            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts) { QueueDepth = queueDepth };
             string replay = $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}";
             SimResult result;
             try
@@ -168,6 +174,7 @@ internal static class SimCommand
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us punches={cache.Statistics.PartialPagePunches} fallbacks={cache.Statistics.SplitFallbacks}/{cache.Statistics.MigrateFallbacks} reclaimed={cache.Statistics.CleanPagesReclaimed} nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
         }
 
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  queueDepth={result.QueueDepth} iops={result.Iops:0} virtual={result.MeasuredVirtualSeconds:0.000000}s {string.Join(" ", result.Operations.Select(o => $"{o.Operation}: n={o.Count} mean={o.Mean:0.0}us p50={o.P50:0.0}us p99={o.P99:0.0}us p99.9={o.P999:0.0}us max={o.Max:0.0}us"))}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speed: wall={result.WallSeconds:0.000}s host ops/s={result.HostOpsPerWallSecond:0} nand page ops/s={result.NandPageOpsPerWallSecond:0} ({result.Nand4KPageOpsPerWallSecond:0} in 4 KiB pages) copied={result.BytesCopied / 1048576.0:0}MiB{(result.MemcpyFloorSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" memcpy floor={result.MemcpyFloorSeconds:0.000}s wall/floor={result.WallOverMemcpyFloor:0.00}") : string.Empty)}"));
         if (result.EndOfLife is { } endOfLife)
@@ -392,6 +399,26 @@ internal static class SimReport
         json.WriteNumber("p50", run.LatencyMicroseconds.P50);
         json.WriteNumber("p99", run.LatencyMicroseconds.P99);
         json.WriteNumber("p999", run.LatencyMicroseconds.P999);
+        json.WriteEndObject();
+        json.WriteNumber("queueDepth", run.QueueDepth);
+        json.WriteNumber("measuredVirtualSeconds", run.MeasuredVirtualSeconds);
+        json.WriteNumber("iops", run.Iops);
+        json.WriteNumber("hostBytesRead", run.HostBytesRead);
+        json.WriteStartObject("operations");
+        foreach (OperationLatency operation in run.Operations)
+        {
+            json.WriteStartObject(operation.Operation);
+            json.WriteNumber("count", operation.Count);
+            json.WriteStartObject("latencyMicroseconds");
+            json.WriteNumber("mean", operation.Mean);
+            json.WriteNumber("p50", operation.P50);
+            json.WriteNumber("p99", operation.P99);
+            json.WriteNumber("p999", operation.P999);
+            json.WriteNumber("max", operation.Max);
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+
         json.WriteEndObject();
         json.WriteStartObject("wear");
         json.WriteNumber("minErases", run.Wear.MinErases);

@@ -120,7 +120,7 @@ internal sealed class FaultingNand : INandDevice
 
     private NandCompletion After(NandOperationKind kind, PageAddress address, NandCompletion completion)
     {
-        _trace.Nand(_clock.NowNanoseconds, kind, address, completion);
+        _trace.Nand(_inner.IssueClock.NowNanoseconds, kind, address, completion);
         Operations++;
         if (_countdown <= 0 || --_countdown > 0)
         {

@@ -154,12 +154,12 @@ internal sealed class Oracle
         }
     }
 
-    /// <summary>Records that the power was cut while operation <paramref name="inFlight"/> (0: none) was running.</summary>
-    public void PowerCut(uint inFlight, string what)
+    /// <summary>Records that the power was cut while the operations <paramref name="inFlight"/> were in flight.</summary>
+    public void PowerCut(ReadOnlySpan<uint> inFlight, string what)
     {
-        if (inFlight > 0)
+        foreach (uint id in inFlight)
         {
-            _log[(int)inFlight - 1] = _log[(int)inFlight - 1] with { State = OperationState.InFlightAtCut };
+            _log[(int)id - 1] = _log[(int)id - 1] with { State = OperationState.InFlightAtCut };
         }
 
         _cuts.Add((Operations, what));

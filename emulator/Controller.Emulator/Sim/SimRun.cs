@@ -152,6 +152,21 @@ public sealed record SimResult(
     long BytesCopied,
     CacheMetrics? Cache = null)
 {
+    /// <summary>Latencies of the measured phase per operation (those that ran), in virtual microseconds.</summary>
+    public IReadOnlyList<OperationLatency> Operations { get; init; } = [];
+
+    /// <summary>Virtual time from the first measured command's submission to the last one's completion.</summary>
+    public double MeasuredVirtualSeconds { get; init; }
+
+    /// <summary>Host bytes read in the measured phase.</summary>
+    public long HostBytesRead { get; init; }
+
+    /// <summary>The queue depth the host kept.</summary>
+    public int QueueDepth { get; init; } = 1;
+
+    /// <summary>Measured commands per second of virtual time.</summary>
+    public double Iops => MeasuredVirtualSeconds <= 0 ? 0 : HostOps / MeasuredVirtualSeconds;
+
     /// <summary>Bytes programmed into NAND in the measured phase: host data, GC and metadata.</summary>
     public long NandBytesProgrammed => NandPagesProgrammed * NandPageBytes;
 
@@ -204,3 +219,13 @@ public static class SimRunner
         return run.Execute();
     }
 }
+
+/// <summary>The latencies of one operation in the measured phase, in virtual microseconds.</summary>
+/// <param name="Operation">read, write, trim, write-zeroes or flush.</param>
+/// <param name="Count">Commands of it measured.</param>
+/// <param name="Mean">The mean latency.</param>
+/// <param name="P50">The median (each percentile within 3.2%, as the histogram keeps it).</param>
+/// <param name="P99">The 99th percentile.</param>
+/// <param name="P999">The 99.9th percentile.</param>
+/// <param name="Max">The longest.</param>
+public sealed record OperationLatency(string Operation, long Count, double Mean, double P50, double P99, double P999, double Max);

@@ -46,6 +46,9 @@ public sealed record WorkloadParameters
 
     /// <summary>Mean host idle time between commands, microseconds of virtual time, when background work runs (-1: the workload's default).</summary>
     public double IdleMicroseconds { get; init; } = -1;
+
+    /// <summary>sequential: a flush after every this many writes (0: none until the end of the run).</summary>
+    public long FlushEvery { get; init; } = 64;
 }
 
 /// <summary>
@@ -69,7 +72,7 @@ internal abstract class SimWorkload
     }
 
     /// <summary>The workloads known by name.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["uniform-randwrite", "zipf", "hot-cold", "sequential", "mixed", "fs", "db", "sequential-trim"];
+    public static IReadOnlyList<string> Names { get; } = ["uniform-randwrite", "uniform-randread", "zipf", "hot-cold", "sequential", "mixed", "fs", "db", "sequential-trim"];
 
     /// <summary>Commands issued before the measured phase.</summary>
     public long PrepareOps { get; protected set; }
@@ -97,7 +100,7 @@ internal abstract class SimWorkload
 
     public static SimWorkload Create(string name, Prng prng, long deviceBytes, WorkloadParameters parameters) => name switch
     {
-        "uniform-randwrite" or "zipf" or "hot-cold" => new RandomWriteWorkload(name, prng, deviceBytes, parameters),
+        "uniform-randwrite" or "uniform-randread" or "zipf" or "hot-cold" => new RandomWriteWorkload(name, prng, deviceBytes, parameters),
         "sequential" => new SequentialWorkload(prng, deviceBytes, parameters),
         "mixed" => new MixedWorkload(prng, deviceBytes, parameters),
         "fs" => new FileSystemWorkload(prng, deviceBytes, parameters),
@@ -122,7 +125,8 @@ internal abstract class SimWorkload
 /// Random 4 KiB writes after a sequential fill, the write-amplification workloads:
 /// <c>uniform-randwrite</c> (uniform over the live space), <c>hot-cold</c> (a hot fraction of the
 /// space takes a fraction of the writes) and <c>zipf</c> (Zipf-distributed over the live space,
-/// scattered, with some reads). The device is filled, a fraction trimmed if asked, flushed, then
+/// scattered, with some reads), and <c>uniform-randread</c> (uniform 4 KiB reads over the filled
+/// space, no warm-up by default: the read-latency and IOPS workload). The device is filled, a fraction trimmed if asked, flushed, then
 /// warmed up until garbage collection is steady; the measured phase follows.
 /// </summary>
 internal sealed class RandomWriteWorkload : SimWorkload
@@ -135,6 +139,7 @@ internal sealed class RandomWriteWorkload : SimWorkload
     private readonly long _fillOps;
     private readonly double _readFraction;
     private readonly Zipf? _zipf;
+    private readonly long _warmupOps;
     private long _issued;
 
     public RandomWriteWorkload(string name, Prng prng, long deviceBytes, WorkloadParameters parameters)
@@ -144,10 +149,12 @@ internal sealed class RandomWriteWorkload : SimWorkload
         _trimmedBytes = Aligned((long)(RegionBytes * parameters.TrimFraction), SectorBytes);
         _liveSectors = Math.Max(1, (RegionBytes - _trimmedBytes) / SectorBytes);
         _fillOps = (RegionBytes + FillBytes - 1) / FillBytes;
-        long warmup = parameters.Warmup < 0 ? 2 * _liveSectors : parameters.Warmup;
+        bool reads = name == "uniform-randread";
+        long warmup = parameters.Warmup < 0 ? (reads ? 0 : 2 * _liveSectors) : parameters.Warmup;
         PrepareOps = _fillOps + (_trimmedBytes > 0 ? 1 : 0) + 1 + warmup;
-        MeasuredOps = Ops(name == "zipf" ? _liveSectors : 2 * _liveSectors);
-        _readFraction = ReadFraction(name == "zipf" ? 0.2 : 0);
+        MeasuredOps = Ops(name switch { "zipf" => _liveSectors, "uniform-randread" => 20000, _ => 2 * _liveSectors });
+        _readFraction = ReadFraction(name switch { "zipf" => 0.2, "uniform-randread" => 1, _ => 0 });
+        _warmupOps = warmup;
         _zipf = name == "zipf" ? new Zipf(_liveSectors, parameters.ZipfTheta) : null;
     }
 
@@ -179,7 +186,9 @@ internal sealed class RandomWriteWorkload : SimWorkload
             "hot-cold" => HotCold(),
             _ => (long)Prng.NextUInt64((ulong)_liveSectors),
         };
-        HostOpcode opcode = _readFraction > 0 && Prng.NextDouble() < _readFraction ? HostOpcode.Read : HostOpcode.Write;
+        // uniform-randread's warm-up (if asked for) writes, so that the reads find garbage collection steady.
+        bool warming = _name == "uniform-randread" && i <= _warmupOps;
+        HostOpcode opcode = !warming && _readFraction > 0 && Prng.NextDouble() < _readFraction ? HostOpcode.Read : HostOpcode.Write;
         return new(opcode, HostCommandOptions.None, _trimmedBytes + (sector * SectorBytes), SectorBytes);
     }
 
@@ -235,7 +244,7 @@ internal sealed class RandomWriteWorkload : SimWorkload
 
 /// <summary>
 /// Sequential transfers through the region, wrapping: writes of the block size, a flush every 64
-/// writes, and reads of blocks already written.
+/// writes (or as <see cref="WorkloadParameters.FlushEvery"/> says), and reads of blocks already written.
 /// </summary>
 internal sealed class SequentialWorkload : SimWorkload
 {
@@ -261,7 +270,7 @@ internal sealed class SequentialWorkload : SimWorkload
             return new(HostOpcode.Read, HostCommandOptions.None, offset, Math.Min(_block, RegionBytes - offset));
         }
 
-        if (++_writes % 64 == 0)
+        if (Parameters.FlushEvery > 0 && ++_writes % Parameters.FlushEvery == 0)
         {
             return HostRequest.Flush;
         }

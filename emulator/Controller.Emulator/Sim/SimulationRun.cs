@@ -43,10 +43,16 @@ internal sealed class SimulationRun : IDisposable
     private readonly List<Violation> _violations = [];
     private readonly PowerCutReport _cuts = new();
     private readonly LatencyHistogram _latency = new();
-    private readonly LatencyHistogram _trimLatency = new();
+    private readonly LatencyHistogram[] _opLatency = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
+    private readonly List<InFlightCommand> _inFlight = [];
+    private readonly Stack<byte[]> _freeBuffers = t_hostBuffers ?? new();
     /// <summary>Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.</summary>
     [ThreadStatic]
     private static byte[]? t_buffer;
+
+    /// <summary>Each thread's free host buffers, kept between runs for the same reason.</summary>
+    [ThreadStatic]
+    private static Stack<byte[]>? t_hostBuffers;
 
     private byte[] _buffer = t_buffer ?? new byte[1 << 20];
     private FlashTranslationLayer? _ftl;
@@ -57,6 +63,8 @@ internal sealed class SimulationRun : IDisposable
     private (long DataPages, long Relocated) _earlierMounts;
     private CacheStatistics _earlierCaches = new();
     private bool _measuring;
+    private long _measuredFrom;
+    private long _lastMeasuredCompletion;
     private long _hostBytesWritten;
     private long _hostBytesRead;
     private double _heldSum;
@@ -72,7 +80,6 @@ internal sealed class SimulationRun : IDisposable
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
         _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
         _firmwareClock = new CommandClock(_clock);
-        _nand.IssueClock = _firmwareClock;
         _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
@@ -81,6 +88,13 @@ internal sealed class SimulationRun : IDisposable
         // above the faulting array, so a cut strikes inside the chip's BUSY window while the driver
         // polls its status, as on a board.
         _spi = Spi.EmulatedSpiPath.FromConfig(config, _device, _clock);
+        if (_spi is null)
+        {
+            // Commands overlap on the array's dies; through the SPI driver, which polls the chip on
+            // the device's clock, one operation runs at a time, as on a board.
+            _nand.IssueClock = _firmwareClock;
+        }
+
         _firmwarePrng = seeds.Fork();
         _cutPrng = seeds.Fork();
         _idlePrng = seeds.Fork();
@@ -115,6 +129,8 @@ internal sealed class SimulationRun : IDisposable
     {
         _nand.Dispose();
         t_buffer = _buffer;
+        ForgetInFlight();
+        t_hostBuffers = _freeBuffers;
     }
 
     public SimResult Execute()
@@ -136,6 +152,7 @@ internal sealed class SimulationRun : IDisposable
             if (i == _workload.PrepareOps)
             {
                 _measuring = true;
+                _measuredFrom = _clock.NowNanoseconds;
                 before = (_nand.Statistics.PagesRead, _nand.Statistics.PagesProgrammed, _nand.Statistics.BlocksErased, DataPages(), Relocated());
                 wall.Start();
             }
@@ -149,8 +166,14 @@ internal sealed class SimulationRun : IDisposable
                 }
             }
 
-            RunCommand(_workload.Next());
+            Submit(_workload.Next());
             measuredOps += _measuring ? 1 : 0;
+            if (_options.QueueDepth > 1)
+            {
+                continue;
+            }
+
+            Drain();
             if (_options.Crash?.AfterCommand == i && _cuts.Total == 0)
             {
                 CutBetweenCommands(i);
@@ -165,9 +188,11 @@ internal sealed class SimulationRun : IDisposable
             _device.CutDuring(0);
         }
 
+        Drain();
         if (_violations.Count == 0 && EndOfLife is null && (_options.Crash is null || _cuts.Total == 0))
         {
-            RunCommand(HostRequest.Flush);
+            Submit(HostRequest.Flush);
+            Drain();
         }
 
         _device.CutDuring(0);
@@ -213,6 +238,10 @@ internal sealed class SimulationRun : IDisposable
         {
             EndOfLife = EndOfLife,
             CrashNandOperations = crashOperations,
+            Operations = [.. Enum.GetValues<HostOpcode>().Where(o => _opLatency[(int)o].Count > 0).Select(o => OperationLatencyOf(o, _opLatency[(int)o]))],
+            MeasuredVirtualSeconds = Math.Max(0, _lastMeasuredCompletion - _measuredFrom) / 1e9,
+            HostBytesRead = _hostBytesRead,
+            QueueDepth = _options.QueueDepth,
         };
     }
 
@@ -236,7 +265,7 @@ internal sealed class SimulationRun : IDisposable
             return;
         }
 
-        _oracle.PowerCut(0, $"after op {index + 1} completed");
+        _oracle.PowerCut([], $"after op {index + 1} completed");
         Recover();
     }
 
@@ -253,18 +282,28 @@ internal sealed class SimulationRun : IDisposable
         return cuts;
     }
 
-    private void RunCommand(HostRequest request)
+    /// <summary>
+    /// Hands one command to the loop once there is room for it (fewer than the queue depth in
+    /// flight) and it overlaps no command in flight where either one writes (nor any command at all
+    /// for a flush): the workloads keep commands that NBD would let land in either order apart, so
+    /// the oracle's order is the protocol's. The loop steps on meanwhile.
+    /// </summary>
+    private void Submit(HostRequest request)
     {
+        while (_inFlight.Count >= _options.QueueDepth || Conflicts(request))
+        {
+            if (!Progress())
+            {
+                return;
+            }
+        }
+
         uint id = _oracle.Submit(request.Opcode, request.Flags, request.Offset, request.Length);
+        byte[] buffer = TakeBuffer(request.Length);
         Memory<byte> memory = Memory<byte>.Empty;
         if (request.Opcode is HostOpcode.Read or HostOpcode.Write)
         {
-            if (_buffer.Length < request.Length)
-            {
-                _buffer = new byte[request.Length];
-            }
-
-            memory = _buffer.AsMemory(0, (int)request.Length);
+            memory = buffer.AsMemory(0, (int)request.Length);
             if (request.Opcode == HostOpcode.Write)
             {
                 BlockStamp.FillRange(memory.Span, request.Offset / BlockStamp.Bytes, id);
@@ -274,37 +313,87 @@ internal sealed class SimulationRun : IDisposable
         HostRequest sent = _options.Hooks.Command?.Invoke(request) ?? request;
         var command = new HostCommand { Id = id, Opcode = sent.Opcode, Flags = sent.Flags, Offset = sent.Offset, Length = sent.Length, Buffer = memory };
         _trace.Submit(_clock.NowNanoseconds, id, request.Opcode, request.Flags, request.Offset, request.Length);
-        HostCompletion completion;
+        if (!_loop!.TrySubmit(command))
+        {
+            throw new InvalidOperationException("the loop's queue is full below the queue depth");
+        }
+
+        _inFlight.Add(new InFlightCommand(id, request, buffer, _measuring));
+    }
+
+    /// <summary>Steps until every command in flight has completed (or the run stops).</summary>
+    private void Drain()
+    {
+        while (_inFlight.Count > 0 && Progress())
+        {
+        }
+    }
+
+    /// <summary>
+    /// One step of the loop, or, when it has nothing to do now, the clock moved to its next event;
+    /// then every completion is taken. A power cut or a failure of the firmware ends every command
+    /// in flight. Returns false when the run must stop.
+    /// </summary>
+    private bool Progress()
+    {
+        ControllerLoop loop = _loop!;
         try
         {
-            completion = Execute(command);
+            if (!loop.Step())
+            {
+                _clock.AdvanceTo(loop.NextEventNanoseconds ?? throw new InvalidOperationException($"the loop has {_inFlight.Count} commands in flight and nothing to do"));
+            }
+
+            if (_device.PowerFailPending)
+            {
+                SaveOnHoldUp();
+            }
         }
         catch (PowerCutException)
         {
-            _oracle.PowerCut(id, Describe(_device.LastCut!));
+            _oracle.PowerCut(InFlightIds(), Describe(_device.LastCut!));
+            ForgetInFlight();
             Recover();
-            return;
+            return _violations.Count == 0;
         }
         catch (Exception e) when (IsFirmwareFailure(e))
         {
-            Fail($"the firmware failed on op {id} ({request.Opcode} {request.Offset}+{request.Length}): {e.GetType().Name}: {e.Message}");
-            return;
+            InFlightCommand first = _inFlight.Count > 0 ? _inFlight[0] : default;
+            HostRequest r = first.Request;
+            Fail(_inFlight.Count > 0
+                ? $"the firmware failed with op {first.Id} ({r.Opcode} {r.Offset}+{r.Length}){(_inFlight.Count > 1 ? $" and {_inFlight.Count - 1} more" : string.Empty)} in flight: {e.GetType().Name}: {e.Message}"
+                : $"the firmware failed: {e.GetType().Name}: {e.Message}");
+            ForgetInFlight();
+            return false;
         }
 
+        while (loop.TryTakeCompletion(out HostCompletion completion))
+        {
+            _trace.Complete(completion);
+            int index = _inFlight.FindIndex(c => c.Id == completion.Id);
+            InFlightCommand done = _inFlight[index];
+            _inFlight.RemoveAt(index);
+            OnCompletion(done, completion);
+            _freeBuffers.Push(done.Buffer);
+        }
+
+        return _violations.Count == 0;
+    }
+
+    private void OnCompletion(InFlightCommand done, HostCompletion completion)
+    {
+        (uint id, HostRequest request) = (done.Id, done.Request);
         bool ok = completion.Status == HostStatus.Ok;
         _oracle.Complete(id, ok);
-        if (_measuring)
+        if (done.Measured)
         {
             _latency.Record(completion.LatencyNanoseconds);
-            if (request.Opcode == HostOpcode.Trim)
-            {
-                _trimLatency.Record(completion.LatencyNanoseconds);
-            }
-
+            _opLatency[(int)request.Opcode].Record(completion.LatencyNanoseconds);
             _hostBytesWritten += request.Opcode == HostOpcode.Write ? request.Length : 0;
             _hostBytesRead += request.Opcode == HostOpcode.Read ? request.Length : 0;
             _heldSum += _cache!.SectorsHeld;
             _heldSamples++;
+            _lastMeasuredCompletion = Math.Max(_lastMeasuredCompletion, completion.CompletedAtNanoseconds);
         }
 
         if (!ok && request.Opcode == HostOpcode.Read && completion.Status == HostStatus.IoError)
@@ -324,13 +413,53 @@ internal sealed class SimulationRun : IDisposable
             string why = completion.Status == HostStatus.NoSpace && _loop!.LastFailure is { } reason ? $": {reason}" : string.Empty;
             Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}{why}");
         }
-        else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, memory.Span) is { } violation)
+        else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, done.Buffer.AsSpan(0, (int)request.Length)) is { } violation)
         {
             _violations.Add(violation);
         }
     }
 
-    /// <summary>Submits one command and steps the loop until it completes; a hold-up power fail is handled between steps.</summary>
+    /// <summary>True when <paramref name="request"/> may not be in flight with the commands that are.</summary>
+    private bool Conflicts(HostRequest request)
+    {
+        foreach (InFlightCommand other in _inFlight)
+        {
+            HostRequest r = other.Request;
+            if (request.Opcode == HostOpcode.Flush || r.Opcode == HostOpcode.Flush)
+            {
+                return true;
+            }
+
+            bool overlap = request.Offset < r.Offset + r.Length && r.Offset < request.Offset + request.Length;
+            if (overlap && (request.Opcode != HostOpcode.Read || r.Opcode != HostOpcode.Read))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private uint[] InFlightIds() => [.. _inFlight.Select(c => c.Id)];
+
+    private void ForgetInFlight()
+    {
+        foreach (InFlightCommand command in _inFlight)
+        {
+            _freeBuffers.Push(command.Buffer);
+        }
+
+        _inFlight.Clear();
+    }
+
+    /// <summary>A host buffer of at least <paramref name="bytes"/> bytes, from those no command in flight holds.</summary>
+    private byte[] TakeBuffer(long bytes)
+    {
+        byte[] buffer = _freeBuffers.Count > 0 ? _freeBuffers.Pop() : new byte[Math.Max(bytes, 64 * 1024)];
+        return buffer.Length >= bytes ? buffer : new byte[bytes];
+    }
+
+    /// <summary>Runs one command alone: submits it and steps until it completes (the device checks).</summary>
     private HostCompletion Execute(HostCommand command)
     {
         ControllerLoop loop = _loop!;
@@ -359,6 +488,9 @@ internal sealed class SimulationRun : IDisposable
         }
     }
 
+    /// <summary>A command between its submission and its completion.</summary>
+    private readonly record struct InFlightCommand(uint Id, HostRequest Request, byte[] Buffer, bool Measured);
+
     /// <summary>Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.</summary>
     private void Idle()
     {
@@ -374,7 +506,7 @@ internal sealed class SimulationRun : IDisposable
             {
                 if (!_loop!.Step())
                 {
-                    if (_loop.NextEventNanoseconds is not { } next || next > until)
+                    if ((_loop.NextEventNanoseconds ?? _loop.BackgroundReadyAtNanoseconds) is not { } next || next > until)
                     {
                         break;
                     }
@@ -390,7 +522,7 @@ internal sealed class SimulationRun : IDisposable
         }
         catch (PowerCutException)
         {
-            _oracle.PowerCut(0, Describe(_device.LastCut!));
+            _oracle.PowerCut([], Describe(_device.LastCut!));
             Recover();
             return;
         }
@@ -461,7 +593,7 @@ internal sealed class SimulationRun : IDisposable
                 catch (PowerCutException)
                 {
                     _cuts.Add(_device.LastCut!, inRecovery: true);
-                    _oracle?.PowerCut(0, $"inside recovery: {Describe(_device.LastCut!)}");
+                    _oracle?.PowerCut([], $"inside recovery: {Describe(_device.LastCut!)}");
                     _trace.Event(_clock.NowNanoseconds, $"power cut inside recovery: {Describe(_device.LastCut!)}");
                     continue;
                 }
@@ -566,6 +698,22 @@ internal sealed class SimulationRun : IDisposable
         _trace.Event(_clock.NowNanoseconds, $"dead device: {detail}");
     }
 
+    private static OperationLatency OperationLatencyOf(HostOpcode opcode, LatencyHistogram latencies) => new(
+        opcode switch
+        {
+            HostOpcode.Read => "read",
+            HostOpcode.Write => "write",
+            HostOpcode.Trim => "trim",
+            HostOpcode.WriteZeroes => "write-zeroes",
+            _ => "flush",
+        },
+        latencies.Count,
+        latencies.Mean / 1e3,
+        latencies.Percentile(0.5) / 1e3,
+        latencies.Percentile(0.99) / 1e3,
+        latencies.Percentile(0.999) / 1e3,
+        latencies.Max / 1e3);
+
     private static bool IsFirmwareFailure(Exception e) =>
         e is not PowerCutException and not OutOfMemoryException and not InsufficientExecutionStackException;
 
@@ -587,7 +735,7 @@ internal sealed class SimulationRun : IDisposable
             stats.BytesMigrated,
             stats.BytesZeroed,
             stats.SectorHits + stats.SectorMisses == 0 ? 0 : (double)stats.SectorHits / (stats.SectorHits + stats.SectorMisses),
-            (_trimLatency.Percentile(0.5) / 1e3, _trimLatency.Percentile(0.99) / 1e3),
+            (_opLatency[(int)HostOpcode.Trim].Percentile(0.5) / 1e3, _opLatency[(int)HostOpcode.Trim].Percentile(0.99) / 1e3),
             stats);
     }
 }

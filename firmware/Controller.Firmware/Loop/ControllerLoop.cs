@@ -90,24 +90,17 @@ public sealed class ControllerLoop
     public bool IsQuiet => _submissionCount == 0 && _inFlight.Count == 0 && _completionCount == 0;
 
     /// <summary>
-    /// When <see cref="Step"/> next has something to do if the clock moves no further and nothing
-    /// is submitted: the earliest in-flight completion, or the instant the flash is done with the
-    /// last background step (while background work has more to do); null when nothing is pending.
-    /// A driver on a virtual clock moves the clock there when <see cref="Step"/> returns false.
+    /// The earliest instant an in-flight command completes; null when none is in flight. A driver on
+    /// a virtual clock moves the clock there when <see cref="Step"/> has nothing to do.
     /// </summary>
-    public long? NextEventNanoseconds
-    {
-        get
-        {
-            long? next = _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) ? head.Instant : null;
-            if (_ftl is not null && !_backgroundDone && _submissionCount == 0 && _inFlight.Count == 0 && _backgroundNotBefore > _clock.Device.NowNanoseconds)
-            {
-                next = Math.Min(next ?? long.MaxValue, _backgroundNotBefore);
-            }
+    public long? NextEventNanoseconds => _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) ? head.Instant : null;
 
-            return next;
-        }
-    }
+    /// <summary>
+    /// While the host is quiet and background work has more to do: the instant the flash is done
+    /// with the last background step, from which <see cref="Step"/> takes the next; otherwise null.
+    /// </summary>
+    public long? BackgroundReadyAtNanoseconds =>
+        _ftl is not null && !_backgroundDone && _submissionCount == 0 && _inFlight.Count == 0 ? Math.Max(_backgroundNotBefore, _clock.Device.NowNanoseconds) : null;
 
     /// <summary>Latencies of completed commands of <paramref name="opcode"/>.</summary>
     public LatencyHistogram Latency(HostOpcode opcode) => _latencies[(int)opcode];
@@ -148,10 +141,10 @@ public sealed class ControllerLoop
     /// <summary>
     /// One step at the clock's current instant: completes the in-flight command whose work is done
     /// earliest, if it is done by now; else runs the oldest submitted command if there is room for
-    /// it; else, with no host work at all, does one step of background work if the flash is done
-    /// with the last one. Returns true if it did anything.
+    /// it; else, with no host work at all and <paramref name="background"/> allowed, does one step
+    /// of background work if the flash is done with the last one. Returns true if it did anything.
     /// </summary>
-    public bool Step()
+    public bool Step(bool background = true)
     {
         long now = _clock.Device.NowNanoseconds;
         if (_completionCount < _completions.Length && _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) && head.Instant <= now)
@@ -166,7 +159,7 @@ public sealed class ControllerLoop
             return true;
         }
 
-        if (_ftl is null || _backgroundDone || _inFlight.Count > 0 || _submissionCount > 0 || now < _backgroundNotBefore)
+        if (!background || _ftl is null || _backgroundDone || _inFlight.Count > 0 || _submissionCount > 0 || now < _backgroundNotBefore)
         {
             return false;
         }

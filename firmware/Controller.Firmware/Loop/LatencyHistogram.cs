@@ -3,22 +3,35 @@ using System.Numerics;
 namespace Controller.Firmware.Loop;
 
 /// <summary>
-/// Latencies in a log-linear histogram (eight buckets per power of two, so within 12.5%), fixed
-/// in size: recording allocates nothing, and percentiles are read off the counts.
+/// Latencies in a log-linear histogram (32 buckets per power of two, so within 3.2%), fixed in
+/// size: recording allocates nothing, and percentiles are read off the counts. The mean and the
+/// maximum are exact.
 /// </summary>
 public sealed class LatencyHistogram
 {
-    private const int SubBuckets = 8;
+    private const int SubBucketBits = 5;
+    private const int SubBuckets = 1 << SubBucketBits;
     private readonly long[] _counts = new long[64 * SubBuckets];
 
     /// <summary>Latencies recorded.</summary>
     public long Count { get; private set; }
 
+    /// <summary>The longest latency recorded; 0 when empty.</summary>
+    public long Max { get; private set; }
+
+    /// <summary>The mean latency; 0 when empty.</summary>
+    public double Mean => Count == 0 ? 0 : (double)_sum / Count;
+
+    private long _sum;
+
     /// <summary>Records one latency.</summary>
     public void Record(long nanoseconds)
     {
-        _counts[Bucket(Math.Max(0, nanoseconds))]++;
+        long value = Math.Max(0, nanoseconds);
+        _counts[Bucket(value)]++;
         Count++;
+        _sum += value;
+        Max = Math.Max(Max, value);
     }
 
     /// <summary>Adds every latency <paramref name="other"/> recorded (to merge per-worker histograms).</summary>
@@ -31,6 +44,8 @@ public sealed class LatencyHistogram
         }
 
         Count += other.Count;
+        _sum += other._sum;
+        Max = Math.Max(Max, other.Max);
     }
 
     /// <summary>The buckets that hold latencies: each one's upper edge and count, in order.</summary>
@@ -75,8 +90,8 @@ public sealed class LatencyHistogram
         }
 
         int log = BitOperations.Log2((ulong)value);
-        int mantissa = (int)((value >> (log - 3)) & (SubBuckets - 1));
-        return (log * SubBuckets) + mantissa - (3 * SubBuckets) + SubBuckets;
+        int mantissa = (int)((value >> (log - SubBucketBits)) & (SubBuckets - 1));
+        return ((log - SubBucketBits + 1) * SubBuckets) + mantissa;
     }
 
     private static long UpperEdge(int bucket)
@@ -86,8 +101,8 @@ public sealed class LatencyHistogram
             return bucket;
         }
 
-        int log = ((bucket - SubBuckets) / SubBuckets) + 3;
-        int mantissa = (bucket - SubBuckets) % SubBuckets;
-        return ((long)(SubBuckets + mantissa + 1) << (log - 3)) - 1;
+        int log = (bucket / SubBuckets) - 1 + SubBucketBits;
+        int mantissa = bucket % SubBuckets;
+        return ((long)(SubBuckets + mantissa + 1) << (log - SubBucketBits)) - 1;
     }
 }

@@ -74,7 +74,7 @@ public sealed class OracleTests
         var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
         Write(oracle, Sector, Sector);
         Flush(oracle);
-        oracle.PowerCut(0, "test");
+        oracle.PowerCut([], "test");
 
         Violation? violation = oracle.CheckAfterCut(1, new byte[Sector]);
 
@@ -89,7 +89,7 @@ public sealed class OracleTests
         uint id = oracle.Submit(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 0, Sector);
         oracle.Complete(id, ok: true);
         Write(oracle, Sector, Sector);
-        oracle.PowerCut(0, "test");
+        oracle.PowerCut([], "test");
 
         Assert.Equal(ViolationClass.LostDurableWrite, oracle.CheckAfterCut(0, new byte[Sector])?.Class);
         Assert.Null(oracle.CheckAfterCut(1, new byte[Sector]));
@@ -104,7 +104,7 @@ public sealed class OracleTests
         uint trim = oracle.Submit(HostOpcode.Trim, HostCommandOptions.None, 0, Sector);
         oracle.Complete(trim, ok: true);
         Flush(oracle);
-        oracle.PowerCut(0, "test");
+        oracle.PowerCut([], "test");
 
         Assert.Equal(ViolationClass.ResurrectedTrim, oracle.CheckAfterCut(0, Stamped(0, Sector, write))?.Class);
     }
@@ -130,7 +130,7 @@ public sealed class OracleTests
             Flush(oracle);
             uint id = oracle.Submit(opcode, flags | (fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None), offset, length);
             oracle.Complete(id, ok: true);
-            oracle.PowerCut(0, "test");
+            oracle.PowerCut([], "test");
 
             Violation? violation = oracle.CheckAfterCut(0, Stamped(0, Sector, write));
 
@@ -143,7 +143,7 @@ public sealed class OracleTests
     {
         var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: true);
         Write(oracle, 0, Sector);
-        oracle.PowerCut(0, "test");
+        oracle.PowerCut([], "test");
 
         Assert.Equal(ViolationClass.LostDurableWrite, oracle.CheckAfterCut(0, new byte[Sector])?.Class);
     }
@@ -173,7 +173,7 @@ public sealed class OracleTests
         // The check settles the sector on what it read: later reads must match that exactly.
         var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
         Write(oracle, 0, Sector);
-        oracle.PowerCut(0, "test");
+        oracle.PowerCut([], "test");
         Assert.Null(oracle.CheckAfterCut(0, new byte[Sector]));
 
         Assert.Null(oracle.CheckExact(0, new byte[Sector]));
@@ -187,7 +187,7 @@ public sealed class OracleTests
         uint old = Write(oracle, 0, Sector);
         Flush(oracle);
         uint newer = Write(oracle, 0, Sector);
-        oracle.PowerCut(0, "test");
+        oracle.PowerCut([], "test");
         return (oracle, old, newer);
     }
 
