@@ -148,6 +148,7 @@ public sealed partial class LargePageCache
     public bool Read(long offset, Span<byte> destination)
     {
         CheckRange(offset, destination.Length);
+        _readsDoneAt = 0;
         bool ok = true;
         while (destination.Length > 0)
         {
@@ -217,6 +218,7 @@ public sealed partial class LargePageCache
     public bool Write(long offset, ReadOnlySpan<byte> data, bool forceUnitAccess)
     {
         CheckRange(offset, data.Length);
+        _readsDoneAt = 0;
         long first = offset / SectorBytes;
         long end = (offset + data.Length + SectorBytes - 1) / SectorBytes;
         bool ok = true;
@@ -426,7 +428,10 @@ public sealed partial class LargePageCache
         return read.Ok;
     }
 
-    /// <summary>The command's data is in place once the store's reads are done: its time moves on to then.</summary>
+    /// <summary>
+    /// The command's data is in place once the store's reads are done: its time moves on to then.
+    /// (A command waits only for its own reads: <see cref="Read"/> and <see cref="Write"/> start the count afresh.)
+    /// </summary>
     private void WaitForReads()
     {
         _clock?.WaitUntil(_readsDoneAt);
