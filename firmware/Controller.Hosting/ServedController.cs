@@ -52,7 +52,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
         _config = config;
         _cacheOptions = cacheOptions ?? (options => options);
         _nand = new CountingNand(device.Nand);
-        _firmwareClock = new CommandClock(device.Clock);
+        _firmwareClock = new CommandClock(device.Clock, advanceAlone: device.JumpsToEvents);
         device.AttachFirmwareClock(_firmwareClock);
         (_ftl, _loop) = MountFirmware();
         Name = name;

@@ -31,8 +31,22 @@ internal sealed class ChannelSchedule
             return earliest + duration;
         }
 
-        long start = earliest;
+        // Bookings never overlap, so they are in order of their ends too: skip those over by then.
         int index = 0;
+        for (int high = _count; index < high;)
+        {
+            int middle = (index + high) >>> 1;
+            if (At(middle).End <= earliest)
+            {
+                index = middle + 1;
+            }
+            else
+            {
+                high = middle;
+            }
+        }
+
+        long start = earliest;
         while (index < _count && start + duration > At(index).Start)
         {
             start = Math.Max(start, At(index).End);

@@ -10,17 +10,27 @@ namespace Controller.Firmware.Loop;
 /// device's time reaches its cursor.
 /// <para>
 /// Outside a command (mount, recovery, shutdown, a power-fail save) a wait is the device clock's
-/// own wait: those run alone, as on a real controller.
+/// own wait: those run alone, as on a real controller. So is a wait of a command that runs alone
+/// (nothing else queued or in flight): nothing can happen before its cursor, so the device's time
+/// moves with it, and operations it issued finish in the device's time as it goes (the emulated
+/// NAND then forgets them and their undo copies, instead of keeping them to the end of the command).
 /// </para>
 /// </summary>
 public sealed class CommandClock : IClock
 {
+    private readonly bool _advanceAlone;
     private long _cursor;
 
-    /// <summary>Wraps <paramref name="device"/>, the clock that moves on its own (virtual or monotonic).</summary>
-    public CommandClock(IClock device)
+    /// <summary>
+    /// Wraps <paramref name="device"/>, the device's clock (virtual or monotonic).
+    /// <paramref name="advanceAlone"/>: a command that runs alone moves the device's time with its
+    /// waits (a virtual clock that jumps to events); false where the device's time must follow the
+    /// wall clock instead (real time, a board), so that the loop waits for the completion.
+    /// </summary>
+    public CommandClock(IClock device, bool advanceAlone = true)
     {
         Device = device ?? throw new ArgumentNullException(nameof(device));
+        _advanceAlone = advanceAlone;
     }
 
     /// <summary>The device's clock: the instant the loop stands at.</summary>
@@ -32,21 +42,28 @@ public sealed class CommandClock : IClock
     /// <summary>Inside a command, its cursor; otherwise the device's time.</summary>
     public long NowNanoseconds => InCommand ? _cursor : Device.NowNanoseconds;
 
-    /// <summary>Inside a command, moves its cursor on; otherwise waits on the device's clock.</summary>
+    /// <summary>True inside a command that runs alone (where that moves the device's time): its waits are the device clock's too.</summary>
+    public bool Alone { get; private set; }
+
+    /// <summary>Inside a command, moves its cursor on (and the device's time, if it runs alone); otherwise waits on the device's clock.</summary>
     public void WaitUntil(long nanoseconds)
     {
-        if (!InCommand)
+        if (!InCommand || Alone)
         {
             Device.WaitUntil(nanoseconds);
         }
-        else if (nanoseconds > _cursor)
+
+        if (InCommand && nanoseconds > _cursor)
         {
             _cursor = nanoseconds;
         }
     }
 
-    /// <summary>Starts a command's timeline at the device's current instant.</summary>
-    public void Begin()
+    /// <summary>
+    /// Starts a command's timeline at the device's current instant; <paramref name="alone"/> when
+    /// nothing else is queued or in flight.
+    /// </summary>
+    public void Begin(bool alone = false)
     {
         if (InCommand)
         {
@@ -55,6 +72,7 @@ public sealed class CommandClock : IClock
 
         _cursor = Device.NowNanoseconds;
         InCommand = true;
+        Alone = alone && _advanceAlone;
     }
 
     /// <summary>Ends the command's timeline; returns the instant its work completes.</summary>
@@ -66,6 +84,7 @@ public sealed class CommandClock : IClock
         }
 
         InCommand = false;
+        Alone = false;
         return _cursor;
     }
 }

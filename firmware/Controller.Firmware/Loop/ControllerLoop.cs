@@ -164,7 +164,7 @@ public sealed class ControllerLoop
             return false;
         }
 
-        _clock.Begin();
+        _clock.Begin(alone: true);
         bool worked;
         try
         {
@@ -188,7 +188,7 @@ public sealed class ControllerLoop
         _backgroundDone = false;
         HostStatus status;
         long completes;
-        _clock.Begin();
+        _clock.Begin(alone: _submissionCount == 0 && _inFlight.Count == 0);
         try
         {
             status = Execute(command);
