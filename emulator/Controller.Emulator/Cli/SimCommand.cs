@@ -42,8 +42,9 @@ internal static class SimCommand
           --ops N              host commands measured (default: twice the live sectors for uniform-randwrite
                                and hot-cold, the live sectors for zipf, 20000 for the others)
           --power-cuts N       power cuts per seed at random instants (default 0), plus cuts inside recovery
-          --queue-depth N      host commands kept in flight (closed loop, default 1); commands that overlap
-                               one in flight where either writes wait for it, and a flush waits for all
+          --queue-depth N      host commands kept in flight (closed loop, default 1; with --swarm, drawn
+                               per seed unless given); commands that overlap one in flight where either
+                               writes wait for it, and a flush waits for all
           --swarm              each seed draws its own configuration: geometry among the shipped profiles
                                (scaled down), cache, large page, trim and eviction policy, spare factor, GC
                                policy, checkpoint interval, fault rates, power-loss protection; --set still wins
@@ -67,7 +68,7 @@ internal static class SimCommand
                                a quarter, at most 256M, for fs, db and sequential-trim)
           --idle-us N          mean host idle time between commands, microseconds of virtual time, when GC,
                                wear levelling and checkpoints run in the background (default 50 for mixed, else 0;
-                               at queue depth 1 only)
+                               the commands in flight go on meanwhile)
 
         Examples:
           ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json
@@ -101,9 +102,9 @@ internal static class SimCommand
             RegionBytes = Size(args, "--region"),
             IdleMicroseconds = args.Integer("--idle-us", -1, 0, 1_000_000_000),
             FlushEvery = args.Integer("--flush-every", 64, 0, long.MaxValue),
+            QueueDepth = (int)args.Integer("--queue-depth", 0, 1, 1024),
         };
         int powerCuts = (int)args.Integer("--power-cuts", 0, 0, 1_000_000);
-        int queueDepth = (int)args.Integer("--queue-depth", 1, 1, 1024);
         string? tracePath = args.Single("--trace");
         string replayOptions = args.Echo("--seed", "--seeds", "--shard", "--json", "--trace");
         var results = new List<SimResult>();
@@ -113,7 +114,7 @@ internal static class SimCommand
         foreach (ulong seed in seeds)
         {
             SwarmDraw? draw = swarm ? Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), profile, overrides, workload, parameters) : null;
-            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts) { QueueDepth = queueDepth };
+            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts);
             string replay = $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}";
             SimResult result;
             try

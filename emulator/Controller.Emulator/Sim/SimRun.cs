@@ -12,12 +12,6 @@ namespace Controller.Emulator.Sim;
 /// <param name="PowerCuts">Power cuts at random instants during the run (each followed by recovery and a check of the whole device).</param>
 public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters Parameters, int PowerCuts = 0)
 {
-    /// <summary>
-    /// Host commands kept in flight together (a closed loop: each completion lets the next command
-    /// in). 1 runs one command at a time.
-    /// </summary>
-    public int QueueDepth { get; init; } = 1;
-
     /// <summary>Deliberately broken firmware variants, for the tests' canaries only.</summary>
     internal SimHooks Hooks { get; init; } = SimHooks.None;
 

@@ -47,6 +47,12 @@ public sealed record WorkloadParameters
     /// <summary>Mean host idle time between commands, microseconds of virtual time, when background work runs (-1: the workload's default).</summary>
     public double IdleMicroseconds { get; init; } = -1;
 
+    /// <summary>
+    /// Host commands kept in flight together (a closed loop: each completion lets the next command
+    /// in); 1 runs one command at a time; 0 is 1, or the swarm's draw.
+    /// </summary>
+    public int QueueDepth { get; init; }
+
     /// <summary>sequential: a flush after every this many writes (0: none until the end of the run).</summary>
     public long FlushEvery { get; init; } = 64;
 }

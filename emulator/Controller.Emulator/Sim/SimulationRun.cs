@@ -45,6 +45,7 @@ internal sealed class SimulationRun : IDisposable
     private readonly LatencyHistogram _latency = new();
     private readonly LatencyHistogram[] _opLatency = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
     private readonly List<InFlightCommand> _inFlight = [];
+    private readonly int _queueDepth;
     private readonly Stack<byte[]> _freeBuffers = t_hostBuffers ?? new();
     /// <summary>Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.</summary>
     [ThreadStatic]
@@ -80,6 +81,7 @@ internal sealed class SimulationRun : IDisposable
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
         _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
         _firmwareClock = new CommandClock(_clock);
+        _queueDepth = Math.Max(1, options.Parameters.QueueDepth);
         _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
@@ -168,12 +170,11 @@ internal sealed class SimulationRun : IDisposable
 
             Submit(_workload.Next());
             measuredOps += _measuring ? 1 : 0;
-            if (_options.QueueDepth > 1)
+            if (_queueDepth == 1)
             {
-                continue;
+                Drain();
             }
 
-            Drain();
             if (_options.Crash?.AfterCommand == i && _cuts.Total == 0)
             {
                 CutBetweenCommands(i);
@@ -241,7 +242,7 @@ internal sealed class SimulationRun : IDisposable
             Operations = [.. Enum.GetValues<HostOpcode>().Where(o => _opLatency[(int)o].Count > 0).Select(o => OperationLatencyOf(o, _opLatency[(int)o]))],
             MeasuredVirtualSeconds = Math.Max(0, _lastMeasuredCompletion - _measuredFrom) / 1e9,
             HostBytesRead = _hostBytesRead,
-            QueueDepth = _options.QueueDepth,
+            QueueDepth = _queueDepth,
         };
     }
 
@@ -290,7 +291,7 @@ internal sealed class SimulationRun : IDisposable
     /// </summary>
     private void Submit(HostRequest request)
     {
-        while (_inFlight.Count >= _options.QueueDepth || Conflicts(request))
+        while (_inFlight.Count >= _queueDepth || Conflicts(request))
         {
             if (!Progress())
             {
@@ -330,18 +331,26 @@ internal sealed class SimulationRun : IDisposable
     }
 
     /// <summary>
-    /// One step of the loop, or, when it has nothing to do now, the clock moved to its next event;
-    /// then every completion is taken. A power cut or a failure of the firmware ends every command
-    /// in flight. Returns false when the run must stop.
+    /// One step of the loop, or, when it has nothing to do now, the clock moved to its next event
+    /// (with <paramref name="until"/>, the end of the host's idle time: background work's next
+    /// step too, and no further than that); then every completion is taken. A power cut or a
+    /// failure of the firmware ends every command in flight. Returns false when the run must stop.
     /// </summary>
-    private bool Progress()
+    private bool Progress(long until = long.MaxValue)
     {
         ControllerLoop loop = _loop!;
         try
         {
             if (!loop.Step())
             {
-                _clock.AdvanceTo(loop.NextEventNanoseconds ?? throw new InvalidOperationException($"the loop has {_inFlight.Count} commands in flight and nothing to do"));
+                // While the host is idle, background work goes on until the host comes back.
+                long? next = loop.NextEventNanoseconds ?? (until < long.MaxValue ? loop.BackgroundReadyAtNanoseconds : null);
+                if (until < long.MaxValue && (next is null || next > until))
+                {
+                    next = until;
+                }
+
+                _clock.AdvanceTo(next ?? throw new InvalidOperationException($"the loop has {_inFlight.Count} commands in flight and nothing to do"));
             }
 
             if (_device.PowerFailPending)
@@ -500,39 +509,9 @@ internal sealed class SimulationRun : IDisposable
         }
 
         long until = _clock.NowNanoseconds + (long)(-Math.Log(1 - _idlePrng.NextDouble()) * _workload.IdleNanoseconds);
-        try
+        while (_clock.NowNanoseconds < until && Progress(until))
         {
-            while (_clock.NowNanoseconds < until)
-            {
-                if (!_loop!.Step())
-                {
-                    if ((_loop.NextEventNanoseconds ?? _loop.BackgroundReadyAtNanoseconds) is not { } next || next > until)
-                    {
-                        break;
-                    }
-
-                    _clock.AdvanceTo(next);
-                }
-
-                if (_device.PowerFailPending)
-                {
-                    SaveOnHoldUp();
-                }
-            }
         }
-        catch (PowerCutException)
-        {
-            _oracle.PowerCut([], Describe(_device.LastCut!));
-            Recover();
-            return;
-        }
-        catch (Exception e) when (IsFirmwareFailure(e))
-        {
-            Fail($"the firmware failed in background work: {e.GetType().Name}: {e.Message}");
-            return;
-        }
-
-        _clock.WaitUntil(until);
     }
 
     /// <summary>Power-loss protection: the hold-up energy powers a save of the cache, then the power goes.</summary>
@@ -588,7 +567,7 @@ internal sealed class SimulationRun : IDisposable
                 MountedFirmware mounted;
                 try
                 {
-                    mounted = MountedFirmware.Mount(_spi?.Driver ?? (INandDevice)_device, _firmwareClock, _firmwarePrng.Fork(), _ftlOptions, _cacheOptions, _options.QueueDepth, _plpBudgetPages);
+                    mounted = MountedFirmware.Mount(_spi?.Driver ?? (INandDevice)_device, _firmwareClock, _firmwarePrng.Fork(), _ftlOptions, _cacheOptions, _queueDepth, _plpBudgetPages);
                 }
                 catch (PowerCutException)
                 {

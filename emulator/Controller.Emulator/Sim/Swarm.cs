@@ -16,7 +16,7 @@ namespace Controller.Emulator.Sim;
 public sealed record SwarmDraw(ResolvedConfig Config, string Profile, IReadOnlyList<string> Overrides, string Workload, WorkloadParameters Parameters)
 {
     /// <summary>One line: the profile and every drawn setting.</summary>
-    public string Describe() => $"profile={Profile} workload={Workload} idle={Parameters.IdleMicroseconds.ToString(CultureInfo.InvariantCulture)}us {string.Join(' ', Overrides)}";
+    public string Describe() => $"profile={Profile} workload={Workload} idle={Parameters.IdleMicroseconds.ToString(CultureInfo.InvariantCulture)}us queueDepth={Parameters.QueueDepth} {string.Join(' ', Overrides)}";
 }
 
 /// <summary>
@@ -25,7 +25,7 @@ public sealed record SwarmDraw(ResolvedConfig Config, string Profile, IReadOnlyL
 /// profiles (scaled down so a seed runs in well under a second), cache and large-page sizes, trim
 /// and eviction policies, spare factor, GC policy, checkpoint interval, fault rates (bit errors,
 /// program and erase failures that grow bad blocks, factory bad blocks), power-loss protection on
-/// or off, and the workload. The draw depends on the seed alone, so <c>--swarm --seed N</c> replays it.
+/// or off, the workload, the host's idle time and its queue depth. The draw depends on the seed alone, so <c>--swarm --seed N</c> replays it.
 /// </summary>
 public static class Swarm
 {
@@ -72,10 +72,12 @@ public static class Swarm
         drawn.Add("power.plp=false");
         string chosenWorkload = workload ?? Pick(prng, s_workloads);
         double idle = parameters.IdleMicroseconds >= 0 ? parameters.IdleMicroseconds : double.Parse(Pick(prng, "0", "20", "200"), CultureInfo.InvariantCulture);
+        int queueDepth = parameters.QueueDepth > 0 ? parameters.QueueDepth : int.Parse(Pick(prng, "1", "1", "2", "4", "8", "32"), CultureInfo.InvariantCulture);
         WorkloadParameters drawnParameters = parameters with
         {
             IdleMicroseconds = idle,
             Warmup = parameters.Warmup >= 0 ? parameters.Warmup : 0,
+            QueueDepth = queueDepth,
         };
 
         // A small array with many dies needs more spare than the draw may give: raise it until the

@@ -43,7 +43,7 @@ public sealed partial class SimTests
         var second = EmulatorProcess.Run(args);
 
         Assert.Equal(TraceHash(first), TraceHash(second));
-        Assert.Matches(@"drew: profile=\S+ workload=\S+ idle=\d+us nand\.", first.Output);
+        Assert.Matches(@"drew: profile=\S+ workload=\S+ idle=\d+us queueDepth=\d+ nand\.", first.Output);
         Assert.Matches(@"power-cuts=[1-9]", first.Output);
         // Everything but the wall-clock rates is the same, line for line.
         Assert.Equal(WallClockRates().Replace(first.Output, string.Empty), WallClockRates().Replace(second.Output, string.Empty));
