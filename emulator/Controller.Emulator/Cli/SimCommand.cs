@@ -13,7 +13,7 @@ internal static class SimCommand
     /// <summary>The options <c>sim</c> takes with a value.</summary>
     public static readonly string[] Valued =
     [
-        "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--queue-depth", "--flush-every", "--trim-fraction",
+        "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--queue-depth", "--arrival-rate", "--flush-every", "--trim-fraction",
         "--hot-fraction", "--hot-traffic", "--zipf-theta", "--read-fraction", "--block-size", "--region", "--idle-us", "--json", "--trace",
     ];
 
@@ -45,6 +45,9 @@ internal static class SimCommand
           --queue-depth N      host commands kept in flight (closed loop, default 1; with --swarm, drawn
                                per seed unless given); commands that overlap one in flight where either
                                writes wait for it, and a flush waits for all
+          --arrival-rate IOPS  open loop: commands arrive as a Poisson process at this rate in virtual
+                               time, whatever the device is doing (up to --queue-depth in flight,
+                               default 64; the rest wait); latencies count from arrival
           --swarm              each seed draws its own configuration: geometry among the shipped profiles
                                (scaled down), cache, large page, trim and eviction policy, spare factor, GC
                                policy, checkpoint interval, fault rates, power-loss protection; --set still wins
@@ -103,6 +106,7 @@ internal static class SimCommand
             IdleMicroseconds = args.Integer("--idle-us", -1, 0, 1_000_000_000),
             FlushEvery = args.Integer("--flush-every", 64, 0, long.MaxValue),
             QueueDepth = (int)args.Integer("--queue-depth", 0, 1, 1024),
+            ArrivalRate = Rate(args, "--arrival-rate"),
         };
         int powerCuts = (int)args.Integer("--power-cuts", 0, 0, 1_000_000);
         string? tracePath = args.Single("--trace");
@@ -309,6 +313,24 @@ internal static class SimCommand
 
         return value;
     }
+
+    /// <summary>A rate in commands per second: a positive number, 0 when not given.</summary>
+    private static double Rate(Arguments args, string name)
+    {
+        string? text = args.Single(name);
+        if (text is null)
+        {
+            return 0;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !(value > 0) || double.IsInfinity(value))
+        {
+            throw new UsageException($"{name}: '{text}' is not a positive number of commands per second");
+        }
+
+        return value;
+    }
+
 }
 
 /// <summary>The <c>--json</c> report: <c>{"runs":[RUN,...]}</c> with the fields of DESIGN.md section 6.</summary>

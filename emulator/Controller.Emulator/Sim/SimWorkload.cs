@@ -53,6 +53,12 @@ public sealed record WorkloadParameters
     /// </summary>
     public int QueueDepth { get; init; }
 
+    /// <summary>
+    /// Commands per second of virtual time arriving as a Poisson process (an open loop; 0: a closed
+    /// loop at <see cref="QueueDepth"/>). Latencies then count from arrival.
+    /// </summary>
+    public double ArrivalRate { get; init; }
+
     /// <summary>sequential: a flush after every this many writes (0: none until the end of the run).</summary>
     public long FlushEvery { get; init; } = 64;
 }

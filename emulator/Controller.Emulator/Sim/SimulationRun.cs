@@ -24,6 +24,9 @@ internal sealed class SimulationRun : IDisposable
     private const int CheckSectors = 64;
     private const int MaxViolationsPerCheck = 20;
 
+    /// <summary>The commands an open loop (<c>--arrival-rate</c>) keeps in flight at most, unless told.</summary>
+    private const int OpenLoopQueueDepth = 64;
+
     private readonly ResolvedConfig _config;
     private readonly SimOptions _options;
     private readonly VirtualClock _clock = new();
@@ -35,6 +38,7 @@ internal sealed class SimulationRun : IDisposable
     private readonly Prng _firmwarePrng;
     private readonly Prng _cutPrng;
     private readonly Prng _idlePrng;
+    private readonly Prng _arrivalPrng;
     private readonly SimWorkload _workload;
     private readonly Oracle _oracle;
     private readonly FtlOptions _ftlOptions;
@@ -65,6 +69,7 @@ internal sealed class SimulationRun : IDisposable
     private CacheStatistics _earlierCaches = new();
     private bool _measuring;
     private long _measuredFrom;
+    private long _nextArrival;
     private long _lastMeasuredCompletion;
     private long _hostBytesWritten;
     private long _hostBytesRead;
@@ -81,7 +86,7 @@ internal sealed class SimulationRun : IDisposable
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
         _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
         _firmwareClock = new CommandClock(_clock);
-        _queueDepth = Math.Max(1, options.Parameters.QueueDepth);
+        _queueDepth = options.Parameters.QueueDepth > 0 ? options.Parameters.QueueDepth : options.Parameters.ArrivalRate > 0 ? OpenLoopQueueDepth : 1;
         _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
@@ -101,6 +106,7 @@ internal sealed class SimulationRun : IDisposable
         _cutPrng = seeds.Fork();
         _idlePrng = seeds.Fork();
         Prng workloadPrng = seeds.Fork();
+        _arrivalPrng = seeds.Fork();
         _ftlOptions = FtlConfig.Options(config);
         _cacheOptions = CacheConfig.Options(config);
         if (options.Hooks.Ftl is { } ftlHook)
@@ -155,6 +161,7 @@ internal sealed class SimulationRun : IDisposable
             {
                 _measuring = true;
                 _measuredFrom = _clock.NowNanoseconds;
+                _nextArrival = _measuredFrom;
                 before = (_nand.Statistics.PagesRead, _nand.Statistics.PagesProgrammed, _nand.Statistics.BlocksErased, DataPages(), Relocated());
                 wall.Start();
             }
@@ -168,9 +175,20 @@ internal sealed class SimulationRun : IDisposable
                 }
             }
 
+            if (_options.Parameters.ArrivalRate > 0 && _measuring)
+            {
+                // Open loop (the measured phase; the preparation runs closed): the next command
+                // arrives a drawn time after the last one, whatever the device is doing; until then
+                // the loop goes on with what it has.
+                _nextArrival += (long)(-Math.Log(1 - _arrivalPrng.NextDouble()) * 1e9 / _options.Parameters.ArrivalRate);
+                while (_clock.NowNanoseconds < _nextArrival && Progress(_nextArrival))
+                {
+                }
+            }
+
             Submit(_workload.Next());
             measuredOps += _measuring ? 1 : 0;
-            if (_queueDepth == 1)
+            if (_queueDepth == 1 && !(_options.Parameters.ArrivalRate > 0 && _measuring))
             {
                 Drain();
             }
@@ -291,6 +309,7 @@ internal sealed class SimulationRun : IDisposable
     /// </summary>
     private void Submit(HostRequest request)
     {
+        long arrived = _clock.NowNanoseconds;
         while (_inFlight.Count >= _queueDepth || Conflicts(request))
         {
             if (!Progress())
@@ -319,7 +338,7 @@ internal sealed class SimulationRun : IDisposable
             throw new InvalidOperationException("the loop's queue is full below the queue depth");
         }
 
-        _inFlight.Add(new InFlightCommand(id, request, buffer, _measuring));
+        _inFlight.Add(new InFlightCommand(id, request, buffer, _measuring, arrived));
     }
 
     /// <summary>Steps until every command in flight has completed (or the run stops).</summary>
@@ -396,8 +415,10 @@ internal sealed class SimulationRun : IDisposable
         _oracle.Complete(id, ok);
         if (done.Measured)
         {
-            _latency.Record(completion.LatencyNanoseconds);
-            _opLatency[(int)request.Opcode].Record(completion.LatencyNanoseconds);
+            // From the command's arrival: in an open loop, the time it waited for room counts.
+            long latency = completion.CompletedAtNanoseconds - done.ArrivedAtNanoseconds;
+            _latency.Record(latency);
+            _opLatency[(int)request.Opcode].Record(latency);
             _hostBytesWritten += request.Opcode == HostOpcode.Write ? request.Length : 0;
             _hostBytesRead += request.Opcode == HostOpcode.Read ? request.Length : 0;
             _heldSum += _cache!.SectorsHeld;
@@ -497,13 +518,13 @@ internal sealed class SimulationRun : IDisposable
         }
     }
 
-    /// <summary>A command between its submission and its completion.</summary>
-    private readonly record struct InFlightCommand(uint Id, HostRequest Request, byte[] Buffer, bool Measured);
+    /// <summary>A command between its arrival and its completion (it reached the loop when there was room for it).</summary>
+    private readonly record struct InFlightCommand(uint Id, HostRequest Request, byte[] Buffer, bool Measured, long ArrivedAtNanoseconds);
 
     /// <summary>Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.</summary>
     private void Idle()
     {
-        if (_workload.IdleNanoseconds <= 0 || _violations.Count > 0)
+        if (_workload.IdleNanoseconds <= 0 || _violations.Count > 0 || _options.Parameters.ArrivalRate > 0)
         {
             return;
         }
