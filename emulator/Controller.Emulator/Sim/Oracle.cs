@@ -76,7 +76,9 @@ internal sealed class Oracle
     private readonly bool _everyCompletionDurable;
     private readonly List<Operation> _log = [];
     private readonly List<(uint AfterOperation, string What)> _cuts = [];
-    private readonly List<(long Sector, SectorValue Before)> _lastChanged = [];
+    private readonly Dictionary<uint, List<(long Sector, SectorValue Before)>> _inFlightWrites = [];
+    private readonly Stack<List<(long Sector, SectorValue Before)>> _changedPool = new();
+    private readonly List<InFlightRead> _inFlightReads = [];
     private readonly Dictionary<long, SectorValue> _eitherBefore = [];
 
     /// <summary>
@@ -95,20 +97,37 @@ internal sealed class Oracle
     /// <summary>Operations submitted so far.</summary>
     public uint Operations => (uint)_log.Count;
 
-    /// <summary>Records a command about to be submitted; returns its operation id (from 1).</summary>
+    /// <summary>
+    /// Records a command about to be submitted; returns its operation id (from 1). Commands may be
+    /// in flight together: a read may overlap writes in flight (it may then return, block by block,
+    /// what any of them left or what was there before them), but two commands that both write the
+    /// same bytes, or a flush and anything else, are not in flight together (the simulation's host
+    /// keeps them apart).
+    /// </summary>
     public uint Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
     {
         _log.Add(new Operation(opcode, flags, offset, length, OperationState.Submitted));
         uint id = (uint)_log.Count;
-        _lastChanged.Clear();
-        if (opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes)
+        if (opcode == HostOpcode.Read)
+        {
+            SubmitRead(id, offset, length);
+        }
+        else if (opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes)
         {
             uint value = opcode == HostOpcode.Write ? id : 0;
+            List<(long Sector, SectorValue Before)> changed = _changedPool.Count > 0 ? _changedPool.Pop() : [];
             foreach ((long sector, int first, int count) in new SectorSpans(offset, length))
             {
-                _lastChanged.Add((sector, _latest[sector]));
+                SectorValue before = _latest[sector];
+                changed.Add((sector, before));
                 Change(sector, first, count, value);
+                foreach (InFlightRead read in _inFlightReads)
+                {
+                    read.Allow(sector, before, _latest[sector]);
+                }
             }
+
+            _inFlightWrites.Add(id, changed);
         }
 
         return id;
@@ -119,14 +138,25 @@ internal sealed class Oracle
     {
         Operation operation = _log[(int)id - 1];
         _log[(int)id - 1] = operation with { State = ok ? OperationState.Completed : OperationState.Failed };
-        if (!ok && id == Operations)
+        if (!ok && operation.Opcode == HostOpcode.Read)
         {
-            // A failed write or trim may have changed some of its sectors and not others: each may
-            // hold what it held before or what the command asked, until it is written again.
-            foreach ((long sector, SectorValue before) in _lastChanged)
+            TakeRead(id);
+        }
+
+        if (_inFlightWrites.Remove(id, out List<(long Sector, SectorValue Before)>? changed))
+        {
+            if (!ok)
             {
-                _eitherBefore.TryAdd(sector, before);
+                // A failed write or trim may have changed some of its sectors and not others: each may
+                // hold what it held before or what the command asked, until it is written again.
+                foreach ((long sector, SectorValue before) in changed)
+                {
+                    _eitherBefore.TryAdd(sector, before);
+                }
             }
+
+            changed.Clear();
+            _changedPool.Push(changed);
         }
 
         if (!_tracksDurability || !ok)
@@ -160,30 +190,42 @@ internal sealed class Oracle
         foreach (uint id in inFlight)
         {
             _log[(int)id - 1] = _log[(int)id - 1] with { State = OperationState.InFlightAtCut };
+            if (_inFlightWrites.Remove(id, out List<(long Sector, SectorValue Before)>? changed))
+            {
+                changed.Clear();
+                _changedPool.Push(changed);
+            }
         }
+
+        _inFlightReads.Clear();
 
         _cuts.Add((Operations, what));
     }
 
     /// <summary>
     /// Checks a read of <paramref name="data"/> at byte <paramref name="offset"/> made with no power
-    /// cut since the last check: every block must hold exactly the latest value. Returns the first
-    /// violation, or null.
+    /// cut since the last check: every block must hold exactly the latest value, or, for a read
+    /// that was in flight with writes to it (<paramref name="read"/>, its operation id), the value
+    /// of one of those writes or the one before them. Returns the first violation, or null.
     /// </summary>
-    public Violation? CheckExact(long offset, ReadOnlySpan<byte> data)
+    public Violation? CheckExact(long offset, ReadOnlySpan<byte> data, uint read = 0)
     {
+        InFlightRead? window = read == 0 ? null : TakeRead(read);
         long firstBlock = offset / BlockStamp.Bytes;
         for (int block = 0; block < data.Length / BlockStamp.Bytes; block++)
         {
             long address = firstBlock + block;
-            uint expected = _latest[address / BlocksPerSector][(int)(address % BlocksPerSector)];
+            long sector = address / BlocksPerSector;
+            int inSector = (int)(address % BlocksPerSector);
+            uint expected = _latest[sector][inSector];
             ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
             if (!BlockStamp.Matches(bytes, address, expected)
-                && !(_eitherBefore.TryGetValue(address / BlocksPerSector, out SectorValue before) && BlockStamp.Matches(bytes, address, before[(int)(address % BlocksPerSector)])))
+                && !(_eitherBefore.TryGetValue(sector, out SectorValue before) && BlockStamp.Matches(bytes, address, before[inSector]))
+                && !(window?.Allows(sector, inSector, bytes, address) ?? false))
             {
-                long sector = address / BlocksPerSector;
                 SectorValue latest = _latest[sector];
-                return Classify(sector, bytes, (int)(address % BlocksPerSector), [latest], latest, "with no power cut since it was written, the read must match exactly");
+                List<SectorValue> allowed = window?.AllowedFor(sector) is { } values ? [.. values] : [latest];
+                return Classify(sector, bytes, inSector, allowed, latest, window?.AllowedFor(sector) is null ? "with no power cut since it was written, the read must match exactly" : "a read in flight with writes to it must return one of theirs or what was there before");
             }
         }
 
@@ -445,6 +487,38 @@ internal sealed class Oracle
         }
     }
 
+    /// <summary>A read is in flight: the writes in flight to its sectors, and those submitted before it completes, may show.</summary>
+    private void SubmitRead(uint id, long offset, long length)
+    {
+        InFlightRead? read = null;
+        foreach ((uint _, List<(long Sector, SectorValue Before)> changed) in _inFlightWrites)
+        {
+            foreach ((long sector, SectorValue before) in changed)
+            {
+                if (sector * SectorBytes < offset + length && (sector + 1) * SectorBytes > offset)
+                {
+                    read ??= new InFlightRead(id, offset, length);
+                    read.Allow(sector, before, _latest[sector]);
+                }
+            }
+        }
+
+        _inFlightReads.Add(read ?? new InFlightRead(id, offset, length));
+    }
+
+    private InFlightRead? TakeRead(uint id)
+    {
+        int index = _inFlightReads.FindIndex(r => r.Id == id);
+        if (index < 0)
+        {
+            return null;
+        }
+
+        InFlightRead read = _inFlightReads[index];
+        _inFlightReads.RemoveAt(index);
+        return read;
+    }
+
     private enum OperationState : byte
     {
         Submitted,
@@ -481,6 +555,58 @@ internal sealed class Oracle
             Current = (_block / BlocksPerSector, first, count);
             _block += count;
             return true;
+        }
+    }
+
+    /// <summary>A read in flight, and per sector the values writes in flight with it may have left (null: none).</summary>
+    private sealed class InFlightRead(uint id, long offset, long length)
+    {
+        private Dictionary<long, List<SectorValue>>? _allowed;
+
+        public uint Id => id;
+
+        /// <summary>A write in flight with the read changed <paramref name="sector"/> from <paramref name="before"/> to <paramref name="after"/>.</summary>
+        public void Allow(long sector, SectorValue before, SectorValue after)
+        {
+            if (sector * SectorBytes >= offset + length || (sector + 1) * SectorBytes <= offset)
+            {
+                return;
+            }
+
+            _allowed ??= [];
+            if (!_allowed.TryGetValue(sector, out List<SectorValue>? values))
+            {
+                values = [];
+                _allowed[sector] = values;
+            }
+
+            foreach (SectorValue value in (ReadOnlySpan<SectorValue>)[before, after])
+            {
+                if (!values.Contains(value))
+                {
+                    values.Add(value);
+                }
+            }
+        }
+
+        public List<SectorValue>? AllowedFor(long sector) => _allowed is not null && _allowed.TryGetValue(sector, out List<SectorValue>? values) ? values : null;
+
+        public bool Allows(long sector, int block, ReadOnlySpan<byte> bytes, long address)
+        {
+            if (AllowedFor(sector) is not { } values)
+            {
+                return false;
+            }
+
+            foreach (SectorValue value in values)
+            {
+                if (BlockStamp.Matches(bytes, address, value[block]))
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
     }
 

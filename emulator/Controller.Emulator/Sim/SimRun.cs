@@ -158,6 +158,9 @@ public sealed record SimResult(
     /// <summary>The queue depth the host kept.</summary>
     public int QueueDepth { get; init; } = 1;
 
+    /// <summary>Reads submitted while a write to the same sectors was in flight, or writes while such a read was.</summary>
+    public long ReadsOverlappingWrites { get; init; }
+
     /// <summary>Measured commands per second of virtual time.</summary>
     public double Iops => MeasuredVirtualSeconds <= 0 ? 0 : HostOps / MeasuredVirtualSeconds;
 

@@ -70,6 +70,7 @@ internal sealed class SimulationRun : IDisposable
     private bool _measuring;
     private long _measuredFrom;
     private long _nextArrival;
+    private long _overlappedReads;
     private long _lastMeasuredCompletion;
     private long _hostBytesWritten;
     private long _hostBytesRead;
@@ -261,6 +262,7 @@ internal sealed class SimulationRun : IDisposable
             MeasuredVirtualSeconds = Math.Max(0, _lastMeasuredCompletion - _measuredFrom) / 1e9,
             HostBytesRead = _hostBytesRead,
             QueueDepth = _queueDepth,
+            ReadsOverlappingWrites = _overlappedReads,
         };
     }
 
@@ -303,9 +305,9 @@ internal sealed class SimulationRun : IDisposable
 
     /// <summary>
     /// Hands one command to the loop once there is room for it (fewer than the queue depth in
-    /// flight) and it overlaps no command in flight where either one writes (nor any command at all
-    /// for a flush): the workloads keep commands that NBD would let land in either order apart, so
-    /// the oracle's order is the protocol's. The loop steps on meanwhile.
+    /// flight) and it writes no sector a command in flight writes (nor is a flush, or comes while
+    /// one is in flight): reads may overlap writes in flight, and the oracle accepts what NBD
+    /// allows them to return. The loop steps on meanwhile.
     /// </summary>
     private void Submit(HostRequest request)
     {
@@ -319,6 +321,11 @@ internal sealed class SimulationRun : IDisposable
         }
 
         uint id = _oracle.Submit(request.Opcode, request.Flags, request.Offset, request.Length);
+        if (_inFlight.Exists(c => Overlaps(c.Request, request) && (c.Request.Opcode == HostOpcode.Read) != (request.Opcode == HostOpcode.Read)))
+        {
+            _overlappedReads++;
+        }
+
         byte[] buffer = TakeBuffer(request.Length);
         Memory<byte> memory = Memory<byte>.Empty;
         if (request.Opcode is HostOpcode.Read or HostOpcode.Write)
@@ -443,7 +450,7 @@ internal sealed class SimulationRun : IDisposable
             string why = completion.Status == HostStatus.NoSpace && _loop!.LastFailure is { } reason ? $": {reason}" : string.Empty;
             Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}{why}");
         }
-        else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, done.Buffer.AsSpan(0, (int)request.Length)) is { } violation)
+        else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, done.Buffer.AsSpan(0, (int)request.Length), id) is { } violation)
         {
             _violations.Add(violation);
         }
@@ -460,14 +467,20 @@ internal sealed class SimulationRun : IDisposable
                 return true;
             }
 
-            bool overlap = request.Offset < r.Offset + r.Length && r.Offset < request.Offset + request.Length;
-            if (overlap && (request.Opcode != HostOpcode.Read || r.Opcode != HostOpcode.Read))
+            if (Overlaps(request, r) && request.Opcode != HostOpcode.Read && r.Opcode != HostOpcode.Read)
             {
                 return true;
             }
         }
 
         return false;
+    }
+
+    /// <summary>True when the two touch a common 4 KiB sector (the device's unit of atomicity, and the oracle's).</summary>
+    private static bool Overlaps(HostRequest a, HostRequest b)
+    {
+        const long sector = FirmwareConfig.SectorBytes;
+        return a.Offset / sector * sector < b.Offset + b.Length && b.Offset / sector * sector < a.Offset + a.Length;
     }
 
     private uint[] InFlightIds() => [.. _inFlight.Select(c => c.Id)];

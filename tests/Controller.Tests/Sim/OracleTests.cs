@@ -191,6 +191,72 @@ public sealed class OracleTests
         return (oracle, old, newer);
     }
 
+    /// <summary>NBD: a read in flight with a write may return what was there before it or what it wrote.</summary>
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    public void AReadInFlightWithAWriteMayReturnEitherValue(bool readFirst, bool returnsNewer)
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, Sector);
+        uint read = readFirst ? oracle.Submit(HostOpcode.Read, HostCommandOptions.None, 0, Sector) : 0;
+        uint newer = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
+        read = readFirst ? read : oracle.Submit(HostOpcode.Read, HostCommandOptions.None, 0, Sector);
+        oracle.Complete(newer, ok: true);
+        oracle.Complete(read, ok: true);
+
+        Assert.Null(oracle.CheckExact(0, Stamped(0, Sector, returnsNewer ? newer : old), read));
+    }
+
+    /// <summary>The canary of the read window: a value from before the write in flight, or from elsewhere, is still caught.</summary>
+    [Fact]
+    public void AReadInFlightWithAWriteMayNotReturnAnOlderValue()
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint oldest = Write(oracle, 0, Sector);
+        Write(oracle, 0, Sector);
+        uint read = oracle.Submit(HostOpcode.Read, HostCommandOptions.None, 0, Sector);
+        uint newest = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
+        oracle.Complete(newest, ok: true);
+        oracle.Complete(read, ok: true);
+
+        Violation? violation = oracle.CheckExact(0, Stamped(0, Sector, oldest), read);
+
+        Assert.NotNull(violation);
+        Assert.Contains("a read in flight with writes to it", violation.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>A read submitted after a write completed must see it, whatever was in flight before.</summary>
+    [Fact]
+    public void AReadAfterAWriteCompletedMustSeeIt()
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, Sector);
+        uint newer = Write(oracle, 0, Sector);
+        uint read = oracle.Submit(HostOpcode.Read, HostCommandOptions.None, 0, Sector);
+        oracle.Complete(read, ok: true);
+
+        Assert.NotNull(oracle.CheckExact(0, Stamped(0, Sector, old), read));
+        Assert.Null(oracle.CheckExact(0, Stamped(0, Sector, newer)));
+    }
+
+    /// <summary>A write in flight with a read of other sectors widens nothing.</summary>
+    [Fact]
+    public void AWriteElsewhereDoesNotWidenARead()
+    {
+        var oracle = new Oracle(4, tracksDurability: false, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, Sector);
+        Write(oracle, 0, Sector);
+        uint read = oracle.Submit(HostOpcode.Read, HostCommandOptions.None, 0, Sector);
+        uint elsewhere = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, Sector, Sector);
+        oracle.Complete(elsewhere, ok: true);
+        oracle.Complete(read, ok: true);
+
+        Assert.NotNull(oracle.CheckExact(0, Stamped(0, Sector, old), read));
+    }
+
     private static uint Write(Oracle oracle, long offset, long length)
     {
         uint id = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, offset, length);
