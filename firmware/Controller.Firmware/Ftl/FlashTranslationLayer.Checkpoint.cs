@@ -90,6 +90,9 @@ public sealed partial class FlashTranslationLayer
         Statistics.Checkpoints++;
     }
 
+    /// <summary>The erase count the FTL holds for <paramref name="block"/> (for tests of its survival across cuts).</summary>
+    internal uint EraseCountOf(int block) => _eraseCounts[block];
+
     /// <summary>The blocks holding the current checkpoint (for tests that damage it).</summary>
     internal IReadOnlyList<int> CheckpointBlocks => _currentCheckpointBlocks;
 

@@ -139,8 +139,12 @@ public sealed partial class FlashTranslationLayer
             }
             else
             {
+                // A block whose first unit reads erased needs no erase before its first program (a
+                // chip fresh from the factory, or blocks never written): pages are programmed in
+                // order, and a torn erase leaves its pages unreadable, not erased. Recovery trusts
+                // the same reading for its free blocks.
                 _states[block] = BlockState.Free;
-                _needsErase[block] = true;
+                _needsErase[block] = firsts[block].Class != FirstUnitClass.Erased;
                 _freeBlocks++;
             }
         }
