@@ -311,6 +311,8 @@ internal sealed class SimulationRun : IDisposable
     /// </summary>
     private void Submit(HostRequest request)
     {
+        // An open loop's command arrived now, and the time it waits for room counts; a closed loop's
+        // arrives when there is room for it.
         long arrived = _clock.NowNanoseconds;
         while (_inFlight.Count >= _queueDepth || Conflicts(request))
         {
@@ -318,6 +320,11 @@ internal sealed class SimulationRun : IDisposable
             {
                 return;
             }
+        }
+
+        if (!(_options.Parameters.ArrivalRate > 0 && _measuring))
+        {
+            arrived = _clock.NowNanoseconds;
         }
 
         uint id = _oracle.Submit(request.Opcode, request.Flags, request.Offset, request.Length);
