@@ -79,6 +79,8 @@ internal sealed class Oracle
     private readonly Dictionary<uint, List<(long Sector, SectorValue Before)>> _inFlightWrites = [];
     private readonly Stack<List<(long Sector, SectorValue Before)>> _changedPool = new();
     private readonly List<InFlightRead> _inFlightReads = [];
+    private readonly Dictionary<long, NotCovered> _notCovered = [];
+    private uint _flushInFlight;
     private readonly Dictionary<long, SectorValue> _eitherBefore = [];
 
     /// <summary>
@@ -100,9 +102,10 @@ internal sealed class Oracle
     /// <summary>
     /// Records a command about to be submitted; returns its operation id (from 1). Commands may be
     /// in flight together: a read may overlap writes in flight (it may then return, block by block,
-    /// what any of them left or what was there before them), but two commands that both write the
-    /// same bytes, or a flush and anything else, are not in flight together (the simulation's host
-    /// keeps them apart).
+    /// what any of them left or what was there before them), and a flush may be in flight with
+    /// writes (it covers only those replied to before it was submitted); but two commands that both
+    /// write the same sector, or two flushes, are not in flight together (the simulation's host keeps
+    /// them apart).
     /// </summary>
     public uint Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
     {
@@ -112,6 +115,21 @@ internal sealed class Oracle
         {
             SubmitRead(id, offset, length);
         }
+        else if (opcode == HostOpcode.Flush)
+        {
+            // NBD: a flush covers the writes replied to before it; those in flight now, and those
+            // submitted before it completes, it need not cover. Their sectors stay as durable as
+            // they were before the first of them.
+            _flushInFlight = id;
+            _notCovered.Clear();
+            foreach ((uint _, List<(long Sector, SectorValue Before)> inFlight) in _inFlightWrites)
+            {
+                foreach ((long sector, SectorValue before) in inFlight)
+                {
+                    NotCoveredSince(sector, before).Since.Add(_latest[sector]);
+                }
+            }
+        }
         else if (opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes)
         {
             uint value = opcode == HostOpcode.Write ? id : 0;
@@ -120,6 +138,11 @@ internal sealed class Oracle
             {
                 SectorValue before = _latest[sector];
                 changed.Add((sector, before));
+                if (_flushInFlight != 0)
+                {
+                    NotCoveredSince(sector, before).Since.Add(_latest[sector]);
+                }
+
                 Change(sector, first, count, value);
                 foreach (InFlightRead read in _inFlightReads)
                 {
@@ -161,12 +184,20 @@ internal sealed class Oracle
 
         if (!_tracksDurability || !ok)
         {
+            if (operation.Opcode == HostOpcode.Flush)
+            {
+                _flushInFlight = 0;
+                _notCovered.Clear();
+            }
+
             return;
         }
 
         if (operation.Opcode == HostOpcode.Flush)
         {
             MakeEverythingDurable();
+            _flushInFlight = 0;
+            _notCovered.Clear();
         }
         else if (operation.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
             && (_everyCompletionDurable || operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess)))
@@ -180,6 +211,12 @@ internal sealed class Oracle
             {
                 _durable[sector] = _latest[sector];
                 _between.Remove(sector);
+                if (_notCovered.TryGetValue(sector, out NotCovered? notCovered))
+                {
+                    // Durable now: the flush in flight does not take the sector back before this.
+                    notCovered.Durable = _latest[sector];
+                    notCovered.Since.Clear();
+                }
             }
         }
     }
@@ -198,6 +235,8 @@ internal sealed class Oracle
         }
 
         _inFlightReads.Clear();
+        _flushInFlight = 0;
+        _notCovered.Clear();
 
         _cuts.Add((Operations, what));
     }
@@ -442,16 +481,46 @@ internal sealed class Oracle
         return written.Opcode == HostOpcode.Write && byteAddress >= written.Offset && byteAddress < written.Offset + written.Length;
     }
 
+    /// <summary>
+    /// A flush completed: every sector is durable as it is now, except those written by commands
+    /// the flush did not cover, which are durable as they were before the first of those and may
+    /// still hold any value since.
+    /// </summary>
     private void MakeEverythingDurable()
     {
-        foreach (long sector in _touched)
+        if (_notCovered.Count == 0)
         {
-            _durable[sector] = _latest[sector];
-            _isTouched[sector] = false;
+            foreach (long sector in _touched)
+            {
+                _durable[sector] = _latest[sector];
+                _isTouched[sector] = false;
+            }
+
+            _touched.Clear();
+            _between.Clear();
+            return;
         }
 
-        _touched.Clear();
-        _between.Clear();
+        int kept = 0;
+        for (int i = 0; i < _touched.Count; i++)
+        {
+            long sector = _touched[i];
+            if (_notCovered.TryGetValue(sector, out NotCovered? notCovered))
+            {
+                // Durable as it was before the first write the flush did not cover; any value
+                // those writes left since may have reached the NAND too.
+                _durable[sector] = notCovered.Durable;
+                _between[sector] = notCovered.Since;
+                _touched[kept++] = sector;
+                continue;
+            }
+
+            _durable[sector] = _latest[sector];
+            _isTouched[sector] = false;
+            _between.Remove(sector);
+        }
+
+        _touched.RemoveRange(kept, _touched.Count - kept);
     }
 
     private void Change(long sector, int firstBlock, int blocks, uint value)
@@ -506,6 +575,18 @@ internal sealed class Oracle
         _inFlightReads.Add(read ?? new InFlightRead(id, offset, length));
     }
 
+    /// <summary>The sector's record of writes the flush in flight does not cover, made with its value before the first.</summary>
+    private NotCovered NotCoveredSince(long sector, SectorValue before)
+    {
+        if (!_notCovered.TryGetValue(sector, out NotCovered? notCovered))
+        {
+            notCovered = new NotCovered { Durable = before };
+            _notCovered[sector] = notCovered;
+        }
+
+        return notCovered;
+    }
+
     private InFlightRead? TakeRead(uint id)
     {
         int index = _inFlightReads.FindIndex(r => r.Id == id);
@@ -556,6 +637,14 @@ internal sealed class Oracle
             _block += count;
             return true;
         }
+    }
+
+    /// <summary>A sector written by commands a flush in flight does not cover: its value before them, and theirs.</summary>
+    private sealed class NotCovered
+    {
+        public SectorValue Durable { get; set; }
+
+        public List<SectorValue> Since { get; } = [];
     }
 
     /// <summary>A read in flight, and per sector the values writes in flight with it may have left (null: none).</summary>

@@ -305,9 +305,9 @@ internal sealed class SimulationRun : IDisposable
 
     /// <summary>
     /// Hands one command to the loop once there is room for it (fewer than the queue depth in
-    /// flight) and it writes no sector a command in flight writes (nor is a flush, or comes while
-    /// one is in flight): reads may overlap writes in flight, and the oracle accepts what NBD
-    /// allows them to return. The loop steps on meanwhile.
+    /// flight) and it writes no sector a command in flight writes (nor is a flush while another
+    /// flush is in flight): reads may overlap writes in flight, and a flush may be in flight with
+    /// writes, and the oracle accepts what NBD allows of them. The loop steps on meanwhile.
     /// </summary>
     private void Submit(HostRequest request)
     {
@@ -469,7 +469,7 @@ internal sealed class SimulationRun : IDisposable
         foreach (InFlightCommand other in _inFlight)
         {
             HostRequest r = other.Request;
-            if (request.Opcode == HostOpcode.Flush || r.Opcode == HostOpcode.Flush)
+            if (request.Opcode == HostOpcode.Flush && r.Opcode == HostOpcode.Flush)
             {
                 return true;
             }

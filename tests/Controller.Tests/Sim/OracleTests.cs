@@ -257,6 +257,70 @@ public sealed class OracleTests
         Assert.NotNull(oracle.CheckExact(0, Stamped(0, Sector, old), read));
     }
 
+    /// <summary>NBD: a flush covers the writes replied to before it, not those in flight with it.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AFlushDoesNotCoverAWriteInFlightWithIt(bool newerSurvived)
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        uint old = Write(oracle, 0, Sector);
+        uint newer = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
+        uint flush = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        oracle.Complete(newer, ok: true);
+        oracle.Complete(flush, ok: true);
+        oracle.PowerCut([], "test");
+
+        Assert.Null(oracle.CheckAfterCut(0, Stamped(0, Sector, newerSurvived ? newer : old)));
+    }
+
+    /// <summary>The canary: what the flush does cover is held durable, in flight with other writes or not.</summary>
+    [Fact]
+    public void AFlushCoversWhatWasRepliedToBeforeIt()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        Write(oracle, 0, Sector);
+        uint covered = Write(oracle, Sector, Sector);
+        uint elsewhere = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 2 * Sector, Sector);
+        uint flush = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint after = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, Sector, Sector);
+        oracle.Complete(elsewhere, ok: true);
+        oracle.Complete(flush, ok: true);
+        oracle.Complete(after, ok: true);
+        oracle.PowerCut([], "test");
+
+        Violation? lost = oracle.CheckAfterCut(0, new byte[Sector]);
+        Assert.Equal(ViolationClass.LostDurableWrite, lost?.Class);
+        Assert.Null(oracle.CheckAfterCut(1, Stamped(Sector, Sector, covered)));
+        Assert.Null(oracle.CheckAfterCut(2, new byte[Sector]));
+    }
+
+    /// <summary>A write submitted after a flush, not covered by it, may be lost; what the flush covered may not.</summary>
+    [Fact]
+    public void AWriteSubmittedWhileAFlushIsInFlightKeepsTheCoveredValueDurable()
+    {
+        var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        Write(oracle, 0, Sector);
+        uint covered = Write(oracle, 0, Sector);
+        uint flush = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint after = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
+        oracle.Complete(after, ok: true);
+        oracle.Complete(flush, ok: true);
+        oracle.PowerCut([], "test");
+
+        Assert.Null(oracle.CheckAfterCut(0, Stamped(0, Sector, covered)));
+        var again = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
+        uint oldest = Write(again, 0, Sector);
+        Write(again, 0, Sector);
+        uint flush2 = again.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint after2 = again.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
+        again.Complete(after2, ok: true);
+        again.Complete(flush2, ok: true);
+        again.PowerCut([], "test");
+
+        Assert.Equal(ViolationClass.LostDurableWrite, again.CheckAfterCut(0, Stamped(0, Sector, oldest))?.Class);
+    }
+
     private static uint Write(Oracle oracle, long offset, long length)
     {
         uint id = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, offset, length);
