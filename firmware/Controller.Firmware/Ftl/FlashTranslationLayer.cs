@@ -218,7 +218,7 @@ public sealed partial class FlashTranslationLayer
             return;
         }
 
-        Unlink(logical, old, byHostWrite: true);
+        Unlink(logical, old);
         _hostBuffer.Add(logical, data);
         _map[logical] = InHostBuffer;
         if (_hostBuffer.IsFull)
@@ -246,8 +246,15 @@ public sealed partial class FlashTranslationLayer
                 continue;
             }
 
+            if (!anyMapped)
+            {
+                // A trim, like a write, may only let GC erase the old copies once it is durable:
+                // until its journal record is, a cut brings the sectors back as they were.
+                _writeTicket++;
+            }
+
             anyMapped = true;
-            Unlink((uint)i, old, byHostWrite: false);
+            Unlink((uint)i, old);
             _map[i] = Unmapped;
         }
 
@@ -370,10 +377,11 @@ public sealed partial class FlashTranslationLayer
 
     /// <summary>
     /// Forgets a sector's previous place: its physical copy becomes garbage, or its buffered copy
-    /// is dropped. A host write over a physical copy marks the block, so it is not erased before
-    /// that write is durable (else a power cut could leave neither copy).
+    /// is dropped. A host write or trim over a physical copy (or over a copy GC holds for
+    /// relocation) marks the block, so it is not erased before that command is durable: a power
+    /// cut before then brings the sector back to this copy, which must still be there.
     /// </summary>
-    private void Unlink(uint logical, uint old, bool byHostWrite)
+    private void Unlink(uint logical, uint old)
     {
         switch (old)
         {
@@ -384,11 +392,7 @@ public sealed partial class FlashTranslationLayer
                 return;
             case InColdBuffer:
                 int slot = _coldBuffer.Find(logical);
-                if (byHostWrite)
-                {
-                    _invalidatedAt[_coldSources[slot]] = _writeTicket;
-                }
-
+                _invalidatedAt[_coldSources[slot]] = _writeTicket;
                 _coldBuffer.Remove(logical);
                 return;
             default:
@@ -401,11 +405,7 @@ public sealed partial class FlashTranslationLayer
                 _reverse[old] = Unmapped;
                 _valid[block]--;
                 Invariant.Holds(_valid[block] >= 0, "a block never has fewer than zero valid sectors");
-                if (byHostWrite)
-                {
-                    _invalidatedAt[block] = _writeTicket;
-                }
-
+                _invalidatedAt[block] = _writeTicket;
                 return;
         }
     }
