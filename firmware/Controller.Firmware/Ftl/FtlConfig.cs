@@ -1,4 +1,5 @@
 using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
 
 namespace Controller.Firmware.Ftl;
 
@@ -36,7 +37,9 @@ public static class FtlConfig
 
     /// <summary>
     /// With power-loss protection, the free blocks a save of a cache full of dirty sectors needs,
-    /// plus one for the stream's open block: held back so the save never waits for GC. Zero without.
+    /// held back so the save never waits for GC: its units go to the dies in turn, and each die's
+    /// open block may have just filled, so every die it reaches may need fresh blocks for its
+    /// share; plus one for the metadata stream (the journal the save ends with). Zero without.
     /// </summary>
     public static int HoldUpReserveBlocks(ResolvedConfig config)
     {
@@ -46,8 +49,13 @@ public static class FtlConfig
             return 0;
         }
 
-        long sectorsPerBlock = new FtlLayout(FirmwareConfig.Geometry(config)).SectorsPerBlock;
+        NandGeometry geometry = FirmwareConfig.Geometry(config);
+        var layout = new FtlLayout(geometry);
         long cacheSectors = config.Get(Cache.CacheConfig.Bytes) / FirmwareConfig.SectorBytes;
-        return (int)((cacheSectors + sectorsPerBlock - 1) / sectorsPerBlock) + 1;
+        long units = (cacheSectors + layout.SectorsPerUnit - 1) / layout.SectorsPerUnit;
+        long dies = Math.Min(geometry.Dies, Math.Max(1, units));
+        long unitsPerDie = (units + dies - 1) / dies;
+        long blocksPerDie = (unitsPerDie + layout.UnitsPerBlock - 1) / layout.UnitsPerBlock;
+        return (int)((dies * Math.Max(1, blocksPerDie)) + 1);
     }
 }
