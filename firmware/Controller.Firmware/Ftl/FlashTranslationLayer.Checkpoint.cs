@@ -117,6 +117,7 @@ public sealed partial class FlashTranslationLayer
             _states[block] = BlockState.Free;
             _uses[block] = BlockUse.None;
             _needsErase[block] = true;
+            _freeNotBefore[block] = _clock.NowNanoseconds;
             _freeBlocks++;
         }
 

@@ -318,6 +318,7 @@ public sealed partial class FlashTranslationLayer
         _states[releasing.Block] = BlockState.Free;
         _uses[releasing.Block] = BlockUse.None;
         _needsErase[releasing.Block] = true;
+        _freeNotBefore[releasing.Block] = Math.Max(_clock.NowNanoseconds, Math.Max(_latestColdCompletion, _durableAt));
         _freeBlocks++;
     }
 

@@ -248,6 +248,7 @@ public sealed partial class FlashTranslationLayer
 
             _freeBlocks--;
             _allocationsSinceWearCheck++;
+            _clock.WaitUntil(_freeNotBefore[block]);
             if (_needsErase[block])
             {
                 NandCompletion erased = EraseBlock(block);

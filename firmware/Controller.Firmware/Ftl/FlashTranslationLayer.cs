@@ -49,6 +49,17 @@ public sealed partial class FlashTranslationLayer
     private readonly uint[] _eraseCounts;
     private readonly int[] _valid;
     private readonly bool[] _needsErase;
+
+    /// <summary>
+    /// Per block, the instant it was let go (a GC victim released, old metadata let go): what made
+    /// it free (relocated copies, a flush, a new checkpoint) is complete by then on the timeline
+    /// that freed it. A command on an earlier timeline that takes the block waits for that instant
+    /// before it erases or programs it, so the erase can never come before what it depends on.
+    /// </summary>
+    private readonly long[] _freeNotBefore;
+
+    /// <summary>The instant the last flush's programs were all complete (<see cref="_durableTicket"/> is durable from then).</summary>
+    private long _durableAt;
     private readonly ulong[] _lastWritten;
     private readonly long[] _invalidatedAt;
     private readonly (int Block, int NextUnit)[] _streams;
@@ -93,6 +104,7 @@ public sealed partial class FlashTranslationLayer
         _eraseCounts = new uint[geometry.Blocks];
         _valid = new int[geometry.Blocks];
         _needsErase = new bool[geometry.Blocks];
+        _freeNotBefore = new long[geometry.Blocks];
         _lastWritten = new ulong[geometry.Blocks];
         _invalidatedAt = new long[geometry.Blocks];
         _streams = new (int, int)[geometry.Dies + 2];
@@ -292,6 +304,7 @@ public sealed partial class FlashTranslationLayer
         }
 
         _durableTicket = _writeTicket;
+        _durableAt = Math.Max(_durableAt, _clock.NowNanoseconds);
     }
 
     /// <summary>The instant every die has finished the operations issued to it so far.</summary>
