@@ -20,13 +20,10 @@ public sealed partial class SimTests
     [Fact]
     public void ABlockFreedOnOneTimelineIsNotErasedEarlierOnAnother()
     {
-        ResolvedConfig config = Profiles.Load("default", ["nand.blocksPerDie=26", "nand.pagesPerBlock=16", "cache.largePageBytes=16k", "cache.bytes=96k", "cache.trimPolicy=evict", "cache.eviction=clock", "cache.checkInvariants=true", "ftl.spareFactor=0.14", "ftl.gcPolicy=greedy", "ftl.checkpointIntervalPages=128", "faults.seed=76981534", "faults.rawBitErrorRate=1E-05", "faults.programFailProbability=0", "faults.eraseFailProbability=1e-4", "faults.factoryBadBlockFraction=0", "power.plp=false"]);
-        var parameters = new WorkloadParameters { Ops = 1500, Warmup = 0, IdleMicroseconds = 0, QueueDepth = 4 };
-
-        SimResult result = SimRunner.Run(config, new SimOptions(757, "hot-cold", parameters, PowerCuts: 8));
-
-        Assert.True(result.Violations.Count == 0, result.Violations.Count > 0 ? $"{result.Violations[0]}\n  history: {result.Violations[0].History}" : null);
-        Assert.True(result.PowerCuts.Total >= 8, $"{result.PowerCuts.Total} cuts");
+        RunsClean(
+            "default",
+            ["nand.blocksPerDie=26", "nand.pagesPerBlock=16", "cache.largePageBytes=16k", "cache.bytes=96k", "cache.trimPolicy=evict", "cache.eviction=clock", "cache.checkInvariants=true", "ftl.spareFactor=0.14", "ftl.gcPolicy=greedy", "ftl.checkpointIntervalPages=128", "faults.seed=76981534", "faults.rawBitErrorRate=1E-05", "faults.programFailProbability=0", "faults.eraseFailProbability=1e-4", "faults.factoryBadBlockFraction=0", "power.plp=false"],
+            new SimOptions(757, "hot-cold", new WorkloadParameters { Ops = 1500, Warmup = 0, IdleMicroseconds = 0, QueueDepth = 4 }, PowerCuts: 8));
     }
 
     /// <summary>
@@ -38,13 +35,19 @@ public sealed partial class SimTests
     [Fact]
     public void GcKeepsADurableCopyUntilTheTrimThatUnlinkedItIsDurable()
     {
-        ResolvedConfig config = Profiles.Load("tiny", ["nand.blocksPerDie=48", "cache.largePageBytes=64k", "cache.bytes=768k", "cache.trimPolicy=split", "cache.eviction=clock", "cache.checkInvariants=true", "ftl.spareFactor=0.13", "ftl.gcPolicy=greedy", "ftl.checkpointIntervalPages=512", "faults.seed=131763099", "faults.rawBitErrorRate=1E-07", "faults.programFailProbability=0", "faults.eraseFailProbability=1e-4", "faults.factoryBadBlockFraction=0", "power.plp=false"]);
-        var parameters = new WorkloadParameters { Ops = 1500, Warmup = 0, IdleMicroseconds = 200, QueueDepth = 32 };
+        RunsClean(
+            "tiny",
+            ["nand.blocksPerDie=48", "cache.largePageBytes=64k", "cache.bytes=768k", "cache.trimPolicy=split", "cache.eviction=clock", "cache.checkInvariants=true", "ftl.spareFactor=0.13", "ftl.gcPolicy=greedy", "ftl.checkpointIntervalPages=512", "faults.seed=131763099", "faults.rawBitErrorRate=1E-07", "faults.programFailProbability=0", "faults.eraseFailProbability=1e-4", "faults.factoryBadBlockFraction=0", "power.plp=false"],
+            new SimOptions(1225, "fs", new WorkloadParameters { Ops = 1500, Warmup = 0, IdleMicroseconds = 200, QueueDepth = 32 }, PowerCuts: 8));
+    }
 
-        SimResult result = SimRunner.Run(config, new SimOptions(1225, "fs", parameters, PowerCuts: 8));
+    /// <summary>Runs a pinned configuration: no violation, and every planned cut struck.</summary>
+    private static void RunsClean(string profile, string[] overrides, SimOptions options)
+    {
+        SimResult result = SimRunner.Run(Profiles.Load(profile, overrides), options);
 
         Assert.True(result.Violations.Count == 0, result.Violations.Count > 0 ? $"{result.Violations[0]}\n  history: {result.Violations[0].History}" : null);
-        Assert.True(result.PowerCuts.Total >= 8, $"{result.PowerCuts.Total} cuts");
+        Assert.True(result.PowerCuts.Total >= options.PowerCuts, $"{result.PowerCuts.Total} cuts");
     }
 
     [Fact]
