@@ -46,7 +46,6 @@ internal sealed class SimulationRun : IDisposable
     private readonly long _plpBudgetPages;
     private readonly List<Violation> _violations = [];
     private readonly PowerCutReport _cuts = new();
-    private readonly LatencyHistogram _latency = new();
     private readonly LatencyHistogram[] _opLatency = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
     private readonly List<InFlightCommand> _inFlight = [];
     private readonly int _queueDepth;
@@ -131,6 +130,9 @@ internal sealed class SimulationRun : IDisposable
         _oracle = new Oracle(_ftl!.LogicalSectors, tracksDurability: options.PowerCuts > 0, everyCompletionDurable: _plpBudgetPages > 0);
     }
 
+    /// <summary>Commands arrive by the clock, whatever the device does: <c>--arrival-rate</c>, in the measured phase.</summary>
+    private bool OpenLoop => _options.Parameters.ArrivalRate > 0 && _measuring;
+
     /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare), or null.</summary>
     public string? EndOfLife { get; private set; }
 
@@ -160,6 +162,9 @@ internal sealed class SimulationRun : IDisposable
 
             if (i == _workload.PrepareOps)
             {
+                // The measured phase starts on a device that has finished its preparation (the
+                // fill's flush above all), whatever the queue depth.
+                Drain();
                 _measuring = true;
                 _measuredFrom = _clock.NowNanoseconds;
                 _nextArrival = _measuredFrom;
@@ -176,7 +181,7 @@ internal sealed class SimulationRun : IDisposable
                 }
             }
 
-            if (_options.Parameters.ArrivalRate > 0 && _measuring)
+            if (OpenLoop)
             {
                 // Open loop (the measured phase; the preparation runs closed): the next command
                 // arrives a drawn time after the last one, whatever the device is doing; until then
@@ -189,7 +194,7 @@ internal sealed class SimulationRun : IDisposable
 
             Submit(_workload.Next());
             measuredOps += _measuring ? 1 : 0;
-            if (_queueDepth == 1 && !(_options.Parameters.ArrivalRate > 0 && _measuring))
+            if (_queueDepth == 1 && !OpenLoop)
             {
                 Drain();
             }
@@ -233,6 +238,12 @@ internal sealed class SimulationRun : IDisposable
         int pageBytes = _nand.Geometry.PageBytes;
         long copied = (2 * (_hostBytesWritten + _hostBytesRead)) + ((read + programmed) * pageBytes) + (relocated * SectorBytes);
         double physical = ftl.Capacity.PhysicalSectors;
+        var latency = new LatencyHistogram();
+        foreach (LatencyHistogram operation in _opLatency)
+        {
+            latency.Add(operation);
+        }
+
         return new SimResult(
             _options,
             _config,
@@ -248,7 +259,7 @@ internal sealed class SimulationRun : IDisposable
             _trace.Hash,
             wall.Elapsed.TotalSeconds,
             _clock.NowNanoseconds / 1e9,
-            (_latency.Percentile(0.5) / 1e3, _latency.Percentile(0.99) / 1e3, _latency.Percentile(0.999) / 1e3),
+            (latency.Percentile(0.5) / 1e3, latency.Percentile(0.99) / 1e3, latency.Percentile(0.999) / 1e3),
             ftl.Wear(),
             ftl.Statistics,
             _violations,
@@ -322,7 +333,7 @@ internal sealed class SimulationRun : IDisposable
             }
         }
 
-        if (!(_options.Parameters.ArrivalRate > 0 && _measuring))
+        if (!OpenLoop)
         {
             arrived = _clock.NowNanoseconds;
         }
@@ -374,22 +385,7 @@ internal sealed class SimulationRun : IDisposable
         ControllerLoop loop = _loop!;
         try
         {
-            if (!loop.Step())
-            {
-                // While the host is idle, background work goes on until the host comes back.
-                long? next = loop.NextEventNanoseconds ?? (until < long.MaxValue ? loop.BackgroundReadyAtNanoseconds : null);
-                if (until < long.MaxValue && (next is null || next > until))
-                {
-                    next = until;
-                }
-
-                _clock.AdvanceTo(next ?? throw new InvalidOperationException($"the loop has {_inFlight.Count} commands in flight and nothing to do"));
-            }
-
-            if (_device.PowerFailPending)
-            {
-                SaveOnHoldUp();
-            }
+            StepOrAdvance(until);
         }
         catch (PowerCutException)
         {
@@ -430,9 +426,7 @@ internal sealed class SimulationRun : IDisposable
         if (done.Measured)
         {
             // From the command's arrival: in an open loop, the time it waited for room counts.
-            long latency = completion.CompletedAtNanoseconds - done.ArrivedAtNanoseconds;
-            _latency.Record(latency);
-            _opLatency[(int)request.Opcode].Record(latency);
+            _opLatency[(int)request.Opcode].Record(completion.CompletedAtNanoseconds - done.ArrivedAtNanoseconds);
             _hostBytesWritten += request.Opcode == HostOpcode.Write ? request.Length : 0;
             _hostBytesRead += request.Opcode == HostOpcode.Read ? request.Length : 0;
             _heldSum += _cache!.SectorsHeld;
@@ -509,6 +503,32 @@ internal sealed class SimulationRun : IDisposable
         return buffer.Length >= bytes ? buffer : new byte[bytes];
     }
 
+    /// <summary>
+    /// One step of the loop, or, when it has nothing to do now, the clock moved to its next event
+    /// (before <paramref name="until"/>, the end of the host's idle time, also to background work's
+    /// next step, and no further than that); then a power fail on hold-up energy is saved.
+    /// </summary>
+    private void StepOrAdvance(long until)
+    {
+        ControllerLoop loop = _loop!;
+        if (!loop.Step())
+        {
+            // While the host is idle, background work goes on until the host comes back.
+            long? next = loop.NextEventNanoseconds ?? (until < long.MaxValue ? loop.BackgroundReadyAtNanoseconds : null);
+            if (until < long.MaxValue && (next is null || next > until))
+            {
+                next = until;
+            }
+
+            _clock.AdvanceTo(next ?? throw new InvalidOperationException($"the loop has {_inFlight.Count} host commands in flight and nothing to do"));
+        }
+
+        if (_device.PowerFailPending)
+        {
+            SaveOnHoldUp();
+        }
+    }
+
     /// <summary>Runs one command alone: submits it and steps until it completes (the device checks).</summary>
     private HostCompletion Execute(HostCommand command)
     {
@@ -520,16 +540,7 @@ internal sealed class SimulationRun : IDisposable
 
         while (true)
         {
-            if (!loop.Step())
-            {
-                _clock.AdvanceTo(loop.NextEventNanoseconds ?? throw new InvalidOperationException("the loop has a command and nothing to do"));
-            }
-
-            if (_device.PowerFailPending)
-            {
-                SaveOnHoldUp();
-            }
-
+            StepOrAdvance(long.MaxValue);
             if (loop.TryTakeCompletion(out HostCompletion completion))
             {
                 _trace.Complete(completion);
