@@ -179,7 +179,7 @@ internal static class SimCommand
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us punches={cache.Statistics.PartialPagePunches} fallbacks={cache.Statistics.SplitFallbacks}/{cache.Statistics.MigrateFallbacks} reclaimed={cache.Statistics.CleanPagesReclaimed} nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
         }
 
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  queueDepth={result.QueueDepth} readsOverlappingWrites={result.ReadsOverlappingWrites} iops={result.Iops:0} virtual={result.MeasuredVirtualSeconds:0.000000}s {string.Join(" ", result.Operations.Select(o => $"{o.Operation}: n={o.Count} mean={o.Mean:0.0}us p50={o.P50:0.0}us p99={o.P99:0.0}us p99.9={o.P999:0.0}us max={o.Max:0.0}us"))}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  queueDepth={result.QueueDepth} readsOverlappingWrites={result.ReadsOverlappingWrites} writesOverlappingWrites={result.WritesOverlappingWrites} iops={result.Iops:0} virtual={result.MeasuredVirtualSeconds:0.000000}s {string.Join(" ", result.Operations.Select(o => $"{o.Operation}: n={o.Count} mean={o.Mean:0.0}us p50={o.P50:0.0}us p99={o.P99:0.0}us p99.9={o.P999:0.0}us max={o.Max:0.0}us"))}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speed: wall={result.WallSeconds:0.000}s host ops/s={result.HostOpsPerWallSecond:0} nand page ops/s={result.NandPageOpsPerWallSecond:0} ({result.Nand4KPageOpsPerWallSecond:0} in 4 KiB pages) copied={result.BytesCopied / 1048576.0:0}MiB{(result.MemcpyFloorSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" memcpy floor={result.MemcpyFloorSeconds:0.000}s wall/floor={result.WallOverMemcpyFloor:0.00}") : string.Empty)}"));
         if (result.EndOfLife is { } endOfLife)
@@ -425,6 +425,7 @@ internal static class SimReport
         json.WriteEndObject();
         json.WriteNumber("queueDepth", run.QueueDepth);
         json.WriteNumber("readsOverlappingWrites", run.ReadsOverlappingWrites);
+        json.WriteNumber("writesOverlappingWrites", run.WritesOverlappingWrites);
         json.WriteNumber("measuredVirtualSeconds", run.MeasuredVirtualSeconds);
         json.WriteNumber("iops", run.Iops);
         json.WriteNumber("hostBytesRead", run.HostBytesRead);

@@ -79,9 +79,10 @@ internal sealed class Oracle
     private readonly Dictionary<uint, List<(long Sector, SectorValue Before)>> _inFlightWrites = [];
     private readonly Stack<List<(long Sector, SectorValue Before)>> _changedPool = new();
     private readonly List<InFlightRead> _inFlightReads = [];
-    private readonly Dictionary<long, NotCovered> _notCovered = [];
-    private uint _flushInFlight;
+    private readonly List<FlushInFlight> _flushes = [];
     private readonly Dictionary<long, SectorValue> _eitherBefore = [];
+    private readonly uint[] _writer;
+    private readonly Dictionary<long, Contest> _contests = [];
 
     /// <summary>
     /// A reference of <paramref name="sectors"/> sectors. <paramref name="tracksDurability"/> keeps what
@@ -94,6 +95,7 @@ internal sealed class Oracle
         _everyCompletionDurable = everyCompletionDurable;
         _durable = tracksDurability ? new SectorValue[sectors] : [];
         _isTouched = tracksDurability ? new bool[sectors] : [];
+        _writer = new uint[sectors];
     }
 
     /// <summary>Operations submitted so far.</summary>
@@ -101,11 +103,11 @@ internal sealed class Oracle
 
     /// <summary>
     /// Records a command about to be submitted; returns its operation id (from 1). Commands may be
-    /// in flight together: a read may overlap writes in flight (it may then return, block by block,
-    /// what any of them left or what was there before them), and a flush may be in flight with
-    /// writes (it covers only those replied to before it was submitted); but two commands that both
-    /// write the same sector, or two flushes, are not in flight together (the simulation's host keeps
-    /// them apart).
+    /// in flight together, and the oracle accepts what NBD allows of them: a read in flight with
+    /// writes may return, block by block, what any of them left or what was there before them;
+    /// writes in flight together to one sector may land in either order, each whole within the
+    /// 4 KiB sector (up to <see cref="MaxWritesInFlightPerSector"/> of them); a flush covers only
+    /// the writes replied to before it was submitted, and flushes may be in flight together.
     /// </summary>
     public uint Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
     {
@@ -120,15 +122,16 @@ internal sealed class Oracle
             // NBD: a flush covers the writes replied to before it; those in flight now, and those
             // submitted before it completes, it need not cover. Their sectors stay as durable as
             // they were before the first of them.
-            _flushInFlight = id;
-            _notCovered.Clear();
+            var flush = new FlushInFlight(id);
             foreach ((uint _, List<(long Sector, SectorValue Before)> inFlight) in _inFlightWrites)
             {
                 foreach ((long sector, SectorValue before) in inFlight)
                 {
-                    NotCoveredSince(sector, before).Since.Add(_latest[sector]);
+                    flush.NotCoveredSince(sector, before).Since.Add(_latest[sector]);
                 }
             }
+
+            _flushes.Add(flush);
         }
         else if (opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes)
         {
@@ -138,15 +141,22 @@ internal sealed class Oracle
             {
                 SectorValue before = _latest[sector];
                 changed.Add((sector, before));
-                if (_flushInFlight != 0)
+                foreach (FlushInFlight flush in _flushes)
                 {
-                    NotCoveredSince(sector, before).Since.Add(_latest[sector]);
+                    flush.NotCoveredSince(sector, before).Since.Add(before);
                 }
 
                 Change(sector, first, count, value);
+                Contest? contest = Contend(id, sector, first, count, value);
                 foreach (InFlightRead read in _inFlightReads)
                 {
                     read.Allow(sector, before, _latest[sector]);
+                    read.Allow(sector, contest);
+                }
+
+                if (contest is not null)
+                {
+                    Widen(sector, contest);
                 }
             }
 
@@ -155,6 +165,9 @@ internal sealed class Oracle
 
         return id;
     }
+
+    /// <summary>The most writes to one sector the oracle takes in flight together.</summary>
+    public static int MaxWritesInFlightPerSector => Contest.MaxWrites;
 
     /// <summary>Records a completion (<paramref name="ok"/> false: the command failed).</summary>
     public void Complete(uint id, bool ok)
@@ -168,12 +181,23 @@ internal sealed class Oracle
 
         if (_inFlightWrites.Remove(id, out List<(long Sector, SectorValue Before)>? changed))
         {
-            if (!ok)
+            foreach ((long sector, SectorValue before) in changed)
             {
-                // A failed write or trim may have changed some of its sectors and not others: each may
-                // hold what it held before or what the command asked, until it is written again.
-                foreach ((long sector, SectorValue before) in changed)
+                if (_writer[sector] == id)
                 {
+                    _writer[sector] = 0;
+                }
+
+                if (_contests.TryGetValue(sector, out Contest? contest))
+                {
+                    contest.Complete(id, ok);
+                    Resolve(sector, contest);
+                }
+
+                if (!ok)
+                {
+                    // A failed write or trim may have changed some of its sectors and not others: each may
+                    // hold what it held before or what the command asked, until it is written again.
                     _eitherBefore.TryAdd(sector, before);
                 }
             }
@@ -182,24 +206,36 @@ internal sealed class Oracle
             _changedPool.Push(changed);
         }
 
-        if (!_tracksDurability || !ok)
+        if (operation.Opcode == HostOpcode.Flush)
         {
-            if (operation.Opcode == HostOpcode.Flush)
+            int index = _flushes.FindIndex(f => f.Id == id);
+            if (index >= 0)
             {
-                _flushInFlight = 0;
-                _notCovered.Clear();
+                FlushInFlight flush = _flushes[index];
+
+                if (!ok)
+                {
+                    _flushes.RemoveAt(index);
+                    return;
+                }
+
+                // A flush that completes covers everything the flushes submitted before it cover.
+                _flushes.RemoveAll(f => f.Id <= id);
+                if (_tracksDurability)
+                {
+                    MakeEverythingDurable(flush.NotCovered);
+                }
             }
 
             return;
         }
 
-        if (operation.Opcode == HostOpcode.Flush)
+        if (!_tracksDurability || !ok)
         {
-            MakeEverythingDurable();
-            _flushInFlight = 0;
-            _notCovered.Clear();
+            return;
         }
-        else if (operation.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
+
+        if (operation.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
             && (_everyCompletionDurable || operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess)))
         {
             // NBD: a server must not reply to a command with FUA until what it wrote is persisted,
@@ -211,11 +247,21 @@ internal sealed class Oracle
             {
                 _durable[sector] = _latest[sector];
                 _between.Remove(sector);
-                if (_notCovered.TryGetValue(sector, out NotCovered? notCovered))
+                foreach (FlushInFlight flush in _flushes)
                 {
-                    // Durable now: the flush in flight does not take the sector back before this.
-                    notCovered.Durable = _latest[sector];
-                    notCovered.Since.Clear();
+                    if (flush.NotCovered.TryGetValue(sector, out NotCovered? notCovered))
+                    {
+                        // Durable now: the flush in flight does not take the sector back before this.
+                        notCovered.Durable = _latest[sector];
+                        notCovered.Since.Clear();
+                    }
+                }
+
+                if (_contests.TryGetValue(sector, out Contest? contest))
+                {
+                    // Writes in flight with it, or that landed in either order with it, leave the
+                    // sector durable as any of the values it may hold.
+                    Widen(sector, contest);
                 }
             }
         }
@@ -229,14 +275,20 @@ internal sealed class Oracle
             _log[(int)id - 1] = _log[(int)id - 1] with { State = OperationState.InFlightAtCut };
             if (_inFlightWrites.Remove(id, out List<(long Sector, SectorValue Before)>? changed))
             {
+                foreach ((long sector, _) in changed)
+                {
+                    _writer[sector] = 0;
+                }
+
                 changed.Clear();
                 _changedPool.Push(changed);
             }
         }
 
+        // Every value a contested sector may hold is already among those a cut may leave (Widen).
+        _contests.Clear();
         _inFlightReads.Clear();
-        _flushInFlight = 0;
-        _notCovered.Clear();
+        _flushes.Clear();
 
         _cuts.Add((Operations, what));
     }
@@ -251,11 +303,24 @@ internal sealed class Oracle
     {
         InFlightRead? window = read == 0 ? null : TakeRead(read);
         long firstBlock = offset / BlockStamp.Bytes;
-        for (int block = 0; block < data.Length / BlockStamp.Bytes; block++)
+        int blocks = data.Length / BlockStamp.Bytes;
+        for (int block = 0; block < blocks; block++)
         {
             long address = firstBlock + block;
             long sector = address / BlocksPerSector;
             int inSector = (int)(address % BlocksPerSector);
+            if (_contests.Count > 0 && _contests.TryGetValue(sector, out Contest? contest))
+            {
+                int count = Math.Min(BlocksPerSector - inSector, blocks - block);
+                if (CheckContested(sector, contest, inSector, data.Slice(block * BlockStamp.Bytes, count * BlockStamp.Bytes), window) is { } contested)
+                {
+                    return contested;
+                }
+
+                block += count - 1;
+                continue;
+            }
+
             uint expected = _latest[sector][inSector];
             ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
             if (!BlockStamp.Matches(bytes, address, expected)
@@ -269,6 +334,84 @@ internal sealed class Oracle
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Checks the blocks of a contested sector a read returned (<paramref name="bytes"/>, from block
+    /// <paramref name="first"/>): they must all be one value the sector may hold, never a mix. A
+    /// read in flight with none of the writes narrows the sector to the values it matches.
+    /// </summary>
+    private Violation? CheckContested(long sector, Contest contest, int first, ReadOnlySpan<byte> bytes, InFlightRead? window)
+    {
+        List<SectorValue> allowed = [.. contest.Values];
+        List<SectorValue>? windowed = window?.AllowedFor(sector);
+        foreach (SectorValue value in windowed ?? [])
+        {
+            if (!allowed.Contains(value))
+            {
+                allowed.Add(value);
+            }
+        }
+
+        if (_eitherBefore.TryGetValue(sector, out SectorValue failed) && !allowed.Contains(failed))
+        {
+            allowed.Add(failed);
+        }
+
+        long firstAddress = (sector * BlocksPerSector) + first;
+        int count = bytes.Length / BlockStamp.Bytes;
+        foreach (SectorValue value in allowed)
+        {
+            if (Holds(bytes, firstAddress, first, value))
+            {
+                if (windowed is null && !contest.InFlight && contest.Observe(bytes, firstAddress, first))
+                {
+                    Resolve(sector, contest);
+                }
+
+                return null;
+            }
+        }
+
+        const string When = "writes in flight together land in either order, each whole within the sector";
+        for (int block = 0; block < count; block++)
+        {
+            ReadOnlySpan<byte> one = bytes.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
+            if (!Holds(one, firstAddress + block, first + block, allowed))
+            {
+                return Classify(sector, one, first + block, allowed, _durable.Length > 0 ? _durable[sector] : _latest[sector], When);
+            }
+        }
+
+        return new Violation(ViolationClass.ShornWrite, sector, $"blocks {first}..{first + count - 1} mix the values of writes in flight together, {When}; allowed {string.Join(" or ", allowed.Select(Describe))}", History(sector));
+    }
+
+    /// <summary>True when the one block in <paramref name="bytes"/> holds block <paramref name="block"/> of any of <paramref name="values"/>.</summary>
+    private static bool Holds(ReadOnlySpan<byte> bytes, long address, int block, List<SectorValue> values)
+    {
+        foreach (SectorValue value in values)
+        {
+            if (BlockStamp.Matches(bytes, address, value[block]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>True when the blocks in <paramref name="bytes"/> (from block <paramref name="first"/> of the sector) hold <paramref name="value"/>.</summary>
+    private static bool Holds(ReadOnlySpan<byte> bytes, long firstAddress, int first, SectorValue value)
+    {
+        for (int block = 0; block < bytes.Length / BlockStamp.Bytes; block++)
+        {
+            if (!BlockStamp.Matches(bytes.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes), firstAddress + block, value[first + block]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -486,9 +629,20 @@ internal sealed class Oracle
     /// the flush did not cover, which are durable as they were before the first of those and may
     /// still hold any value since.
     /// </summary>
-    private void MakeEverythingDurable()
+    private void MakeEverythingDurable(Dictionary<long, NotCovered> notCoveredSectors)
     {
-        if (_notCovered.Count == 0)
+        MakeDurable(notCoveredSectors);
+
+        // A contested sector is durable as any of the values it may hold.
+        foreach ((long sector, Contest contest) in _contests)
+        {
+            Widen(sector, contest);
+        }
+    }
+
+    private void MakeDurable(Dictionary<long, NotCovered> notCoveredSectors)
+    {
+        if (notCoveredSectors.Count == 0)
         {
             foreach (long sector in _touched)
             {
@@ -505,7 +659,7 @@ internal sealed class Oracle
         for (int i = 0; i < _touched.Count; i++)
         {
             long sector = _touched[i];
-            if (_notCovered.TryGetValue(sector, out NotCovered? notCovered))
+            if (notCoveredSectors.TryGetValue(sector, out NotCovered? notCovered))
             {
                 // Durable as it was before the first write the flush did not cover; any value
                 // those writes left since may have reached the NAND too.
@@ -568,6 +722,7 @@ internal sealed class Oracle
                 {
                     read ??= new InFlightRead(id, offset, length);
                     read.Allow(sector, before, _latest[sector]);
+                    read.Allow(sector, _contests.GetValueOrDefault(sector));
                 }
             }
         }
@@ -575,16 +730,75 @@ internal sealed class Oracle
         _inFlightReads.Add(read ?? new InFlightRead(id, offset, length));
     }
 
-    /// <summary>The sector's record of writes the flush in flight does not cover, made with its value before the first.</summary>
-    private NotCovered NotCoveredSince(long sector, SectorValue before)
+    /// <summary>
+    /// Writes <paramref name="sector"/> as write <paramref name="id"/>: when another write to it is
+    /// in flight, the sector becomes contested (the writes may land in either order); returns its
+    /// contest, or null.
+    /// </summary>
+    private Contest? Contend(uint id, long sector, int first, int count, uint value)
     {
-        if (!_notCovered.TryGetValue(sector, out NotCovered? notCovered))
+        uint other = _writer[sector];
+        _writer[sector] = id;
+        if (!_contests.TryGetValue(sector, out Contest? contest))
         {
-            notCovered = new NotCovered { Durable = before };
-            _notCovered[sector] = notCovered;
+            if (other == 0)
+            {
+                return null;
+            }
+
+            Operation earlier = _log[(int)other - 1];
+            (long _, int earlierFirst, int earlierCount) = SectorSpans.In(earlier.Offset, earlier.Length, sector);
+            contest = new Contest(_inFlightWrites[other].Find(c => c.Sector == sector).Before);
+            contest.Add(other, earlierFirst, earlierCount, earlier.Opcode == HostOpcode.Write ? other : 0);
+            _contests[sector] = contest;
         }
 
-        return notCovered;
+        contest.Add(id, first, count, value);
+        return contest;
+    }
+
+    /// <summary>Ends a contest that has no write in flight and one value left: the sector holds it.</summary>
+    private void Resolve(long sector, Contest contest)
+    {
+        if (!contest.InFlight && contest.Values.Count == 1)
+        {
+            _latest[sector] = contest.Values[0];
+            _contests.Remove(sector);
+        }
+    }
+
+    /// <summary>Every value a contested sector may hold is one a cut may leave.</summary>
+    private void Widen(long sector, Contest contest)
+    {
+        if (!_tracksDurability)
+        {
+            return;
+        }
+
+        if (!_isTouched[sector])
+        {
+            _isTouched[sector] = true;
+            _touched.Add(sector);
+        }
+
+        foreach (SectorValue value in contest.Values)
+        {
+            if (value == _durable[sector])
+            {
+                continue;
+            }
+
+            if (!_between.TryGetValue(sector, out List<SectorValue>? between))
+            {
+                between = [];
+                _between[sector] = between;
+            }
+
+            if (!between.Contains(value))
+            {
+                between.Add(value);
+            }
+        }
     }
 
     private InFlightRead? TakeRead(uint id)
@@ -622,6 +836,14 @@ internal sealed class Oracle
 
         public (long Sector, int First, int Count) Current { get; private set; }
 
+        /// <summary>The part of the byte range that falls in <paramref name="sector"/>.</summary>
+        public static (long Sector, int First, int Count) In(long offset, long length, long sector)
+        {
+            long from = Math.Max(offset / BlockStamp.Bytes, sector * BlocksPerSector);
+            long to = Math.Min((offset + length) / BlockStamp.Bytes, (sector + 1) * BlocksPerSector);
+            return (sector, (int)(from - (sector * BlocksPerSector)), (int)(to - from));
+        }
+
         public readonly SectorSpans GetEnumerator() => this;
 
         public bool MoveNext()
@@ -645,6 +867,148 @@ internal sealed class Oracle
         public SectorValue Durable { get; set; }
 
         public List<SectorValue> Since { get; } = [];
+    }
+
+    /// <summary>A flush in flight, and the sectors written by commands it does not cover.</summary>
+    private sealed class FlushInFlight(uint id)
+    {
+        public uint Id => id;
+
+        public Dictionary<long, NotCovered> NotCovered { get; } = [];
+
+        /// <summary>The sector's record of writes the flush does not cover, made with its value before the first.</summary>
+        public NotCovered NotCoveredSince(long sector, SectorValue before)
+        {
+            if (!NotCovered.TryGetValue(sector, out NotCovered? notCovered))
+            {
+                notCovered = new NotCovered { Durable = before };
+                NotCovered[sector] = notCovered;
+            }
+
+            return notCovered;
+        }
+    }
+
+    /// <summary>
+    /// A sector that more than one write in flight together changes, or that they left holding one
+    /// of several values: every state it may be in, each a value and the set of the writes in flight
+    /// that have landed in it. A write may land at any instant between its submission and its
+    /// completion, whole within the sector; so a write in flight lands on any state that lacks it,
+    /// and its completion keeps only the states it has landed in (a failed write, either).
+    /// </summary>
+    private sealed class Contest
+    {
+        public const int MaxWrites = 8;
+
+        private readonly (uint Id, int First, int Count, uint Value)[] _writes = new (uint, int, int, uint)[MaxWrites];
+        private readonly List<(SectorValue Value, uint Landed)> _states = [];
+        private readonly List<SectorValue> _values = [];
+
+        public Contest(SectorValue value)
+        {
+            _states.Add((value, 0));
+            _values.Add(value);
+        }
+
+        /// <summary>True while a write to the sector is in flight.</summary>
+        public bool InFlight { get; private set; }
+
+        /// <summary>The distinct values the sector may hold, in any state.</summary>
+        public List<SectorValue> Values => _values;
+
+        public void Add(uint id, int first, int count, uint value)
+        {
+            int slot = Array.FindIndex(_writes, w => w.Id == 0);
+            if (slot < 0)
+            {
+                throw new InvalidOperationException($"more than {MaxWrites} writes in flight to one sector: op {id} is one too many for the oracle");
+            }
+
+            _writes[slot] = (id, first, count, value);
+            InFlight = true;
+            var landing = new Queue<int>();
+            for (int i = _states.Count - 1; i >= 0; i--)
+            {
+                landing.Enqueue(i);
+            }
+
+            while (landing.TryDequeue(out int index))
+            {
+                (SectorValue state, uint landed) = _states[index];
+                for (int other = 0; other < MaxWrites; other++)
+                {
+                    uint bit = 1u << other;
+                    if (_writes[other].Id != 0 && (landed & bit) == 0 && TryAdd(Land(state, _writes[other]), landed | bit))
+                    {
+                        landing.Enqueue(_states.Count - 1);
+                    }
+                }
+            }
+        }
+
+        public void Complete(uint id, bool ok)
+        {
+            int slot = Array.FindIndex(_writes, w => w.Id == id);
+            uint bit = 1u << slot;
+            _writes[slot] = default;
+            InFlight = Array.Exists(_writes, w => w.Id != 0);
+            List<(SectorValue Value, uint Landed)> states = [.. _states.Where(s => !ok || (s.Landed & bit) != 0)];
+            Keep(states.Select(s => (s.Value, s.Landed & ~bit)));
+        }
+
+        /// <summary>A read with no write in flight saw these blocks: keeps the states that hold them; true if any was dropped.</summary>
+        public bool Observe(ReadOnlySpan<byte> bytes, long firstAddress, int first)
+        {
+            List<(SectorValue Value, uint Landed)> kept = [];
+            foreach ((SectorValue value, uint landed) in _states)
+            {
+                if (Holds(bytes, firstAddress, first, value))
+                {
+                    kept.Add((value, landed));
+                }
+            }
+
+            bool dropped = kept.Count < _states.Count;
+            Keep(kept);
+            return dropped;
+        }
+
+        private static SectorValue Land(SectorValue state, (uint Id, int First, int Count, uint Value) write)
+        {
+            for (int block = write.First; block < write.First + write.Count; block++)
+            {
+                state[block] = write.Value;
+            }
+
+            return state;
+        }
+
+        private void Keep(IEnumerable<(SectorValue Value, uint Landed)> states)
+        {
+            List<(SectorValue Value, uint Landed)> kept = [.. states];
+            _states.Clear();
+            _values.Clear();
+            foreach ((SectorValue value, uint landed) in kept)
+            {
+                TryAdd(value, landed);
+            }
+        }
+
+        private bool TryAdd(SectorValue value, uint landed)
+        {
+            if (_states.Contains((value, landed)))
+            {
+                return false;
+            }
+
+            _states.Add((value, landed));
+            if (!_values.Contains(value))
+            {
+                _values.Add(value);
+            }
+
+            return true;
+        }
     }
 
     /// <summary>A read in flight, and per sector the values writes in flight with it may have left (null: none).</summary>
@@ -675,6 +1039,15 @@ internal sealed class Oracle
                 {
                     values.Add(value);
                 }
+            }
+        }
+
+        /// <summary>Every value <paramref name="contest"/> (if any) lets its sector hold may show.</summary>
+        public void Allow(long sector, Contest? contest)
+        {
+            foreach (SectorValue value in contest?.Values ?? [])
+            {
+                Allow(sector, value, value);
             }
         }
 

@@ -161,6 +161,9 @@ public sealed record SimResult(
     /// <summary>Reads submitted while a write to the same sectors was in flight, or writes while such a read was.</summary>
     public long ReadsOverlappingWrites { get; init; }
 
+    /// <summary>Writes, trims and write-zeroes submitted while another of them to a common sector was in flight.</summary>
+    public long WritesOverlappingWrites { get; init; }
+
     /// <summary>Measured commands per second of virtual time.</summary>
     public double Iops => MeasuredVirtualSeconds <= 0 ? 0 : HostOps / MeasuredVirtualSeconds;
 

@@ -70,6 +70,7 @@ internal sealed class SimulationRun : IDisposable
     private long _measuredFrom;
     private long _nextArrival;
     private long _overlappedReads;
+    private long _overlappedWrites;
     private long _lastMeasuredCompletion;
     private long _hostBytesWritten;
     private long _hostBytesRead;
@@ -274,6 +275,7 @@ internal sealed class SimulationRun : IDisposable
             HostBytesRead = _hostBytesRead,
             QueueDepth = _queueDepth,
             ReadsOverlappingWrites = _overlappedReads,
+            WritesOverlappingWrites = _overlappedWrites,
         };
     }
 
@@ -316,9 +318,10 @@ internal sealed class SimulationRun : IDisposable
 
     /// <summary>
     /// Hands one command to the loop once there is room for it (fewer than the queue depth in
-    /// flight) and it writes no sector a command in flight writes (nor is a flush while another
-    /// flush is in flight): reads may overlap writes in flight, and a flush may be in flight with
-    /// writes, and the oracle accepts what NBD allows of them. The loop steps on meanwhile.
+    /// flight) and fewer than <see cref="MaxOverlappingWrites"/> commands in flight write a sector it
+    /// writes: reads may overlap writes in flight, writes may overlap writes, flushes may be in
+    /// flight with writes and with each other, and the oracle accepts what NBD allows of them. The
+    /// loop steps on meanwhile.
     /// </summary>
     private void Submit(HostRequest request)
     {
@@ -342,6 +345,11 @@ internal sealed class SimulationRun : IDisposable
         if (_inFlight.Exists(c => Overlaps(c.Request, request) && (c.Request.Opcode == HostOpcode.Read) != (request.Opcode == HostOpcode.Read)))
         {
             _overlappedReads++;
+        }
+
+        if (request.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && _inFlight.Exists(c => c.Request.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && Overlaps(c.Request, request)))
+        {
+            _overlappedWrites++;
         }
 
         byte[] buffer = TakeBuffer(request.Length);
@@ -457,18 +465,26 @@ internal sealed class SimulationRun : IDisposable
         }
     }
 
+    /// <summary>
+    /// The most commands that write a common sector the host keeps in flight together: enough for
+    /// every order of two and three writes to land, few enough that the oracle's states of a sector
+    /// (at most 2 to the power of this) stay small.
+    /// </summary>
+    private const int MaxOverlappingWrites = 3;
+
     /// <summary>True when <paramref name="request"/> may not be in flight with the commands that are.</summary>
     private bool Conflicts(HostRequest request)
     {
+        if (request.Opcode is HostOpcode.Read or HostOpcode.Flush)
+        {
+            return false;
+        }
+
+        int overlapping = 0;
         foreach (InFlightCommand other in _inFlight)
         {
             HostRequest r = other.Request;
-            if (request.Opcode == HostOpcode.Flush && r.Opcode == HostOpcode.Flush)
-            {
-                return true;
-            }
-
-            if (Overlaps(request, r) && request.Opcode != HostOpcode.Read && r.Opcode != HostOpcode.Read)
+            if (r.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && Overlaps(request, r) && ++overlapping >= MaxOverlappingWrites)
             {
                 return true;
             }

@@ -64,6 +64,8 @@ public sealed class SimCampaignTests
             Assert.Contains(runs, r => r.GetProperty("config").GetProperty("power").GetProperty("plp").GetBoolean());
             Assert.Contains(runs, r => !r.GetProperty("config").GetProperty("power").GetProperty("plp").GetBoolean());
             Assert.Contains(runs, r => r.GetProperty("wear").GetProperty("badBlocks").GetInt32() > 0);
+            Assert.True(Sum(r => r.GetProperty("readsOverlappingWrites").GetInt32()) > 100, "reads in flight with writes to their sectors");
+            Assert.True(Sum(r => r.GetProperty("writesOverlappingWrites").GetInt32()) > 100, "writes in flight together to a common sector");
         }
         finally
         {
