@@ -80,6 +80,7 @@ internal sealed class Oracle
     private readonly Stack<List<(long Sector, SectorValue Before)>> _changedPool = new();
     private readonly List<InFlightRead> _inFlightReads = [];
     private readonly List<FlushInFlight> _flushes = [];
+    private readonly List<FlushInFlight> _durableWrites = [];
     private readonly Dictionary<long, SectorValue> _eitherBefore = [];
     private readonly uint[] _writer;
     private readonly Dictionary<long, Contest> _contests = [];
@@ -146,6 +147,14 @@ internal sealed class Oracle
                     flush.NotCoveredSince(sector, before).Since.Add(before);
                 }
 
+                foreach (FlushInFlight durableWrite in _durableWrites)
+                {
+                    if (durableWrite.Covers(sector))
+                    {
+                        durableWrite.NotCoveredSince(sector, before).Since.Add(before);
+                    }
+                }
+
                 Change(sector, first, count, value);
                 Contest? contest = Contend(id, sector, first, count, value);
                 foreach (InFlightRead read in _inFlightReads)
@@ -161,6 +170,11 @@ internal sealed class Oracle
             }
 
             _inFlightWrites.Add(id, changed);
+            if (_tracksDurability && (_everyCompletionDurable || flags.HasFlag(HostCommandOptions.ForceUnitAccess)))
+            {
+                // Its reply makes its own data durable, not that of writes submitted after it.
+                _durableWrites.Add(new FlushInFlight(id, offset, length));
+            }
         }
 
         return id;
@@ -230,39 +244,58 @@ internal sealed class Oracle
             return;
         }
 
-        if (!_tracksDurability || !ok)
+        int durableWrite = _durableWrites.FindIndex(w => w.Id == id);
+        FlushInFlight? self = durableWrite < 0 ? null : _durableWrites[durableWrite];
+        if (self is not null)
+        {
+            _durableWrites.RemoveAt(durableWrite);
+        }
+
+        if (!_tracksDurability || !ok || self is null)
         {
             return;
         }
 
-        if (operation.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
-            && (_everyCompletionDurable || operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess)))
+        // NBD: a server must not reply to a command with FUA until what it wrote is persisted,
+        // and WRITE, WRITE_ZEROES and TRIM all write (NVMe's FUA on Write, Write Zeroes and
+        // Dataset Management is the same rule). The FTL writes whole sectors, so a durable
+        // command makes its sectors durable whole, partial blocks around it included: the
+        // sector is the unit of atomicity.
+        foreach ((long sector, _, _) in new SectorSpans(operation.Offset, operation.Length))
         {
-            // NBD: a server must not reply to a command with FUA until what it wrote is persisted,
-            // and WRITE, WRITE_ZEROES and TRIM all write (NVMe's FUA on Write, Write Zeroes and
-            // Dataset Management is the same rule). The FTL writes whole sectors, so a durable
-            // command makes its sectors durable whole, partial blocks around it included: the
-            // sector is the unit of atomicity.
-            foreach ((long sector, _, _) in new SectorSpans(operation.Offset, operation.Length))
+            // Durable as the command left it; writes submitted after it, replied to or not,
+            // may or may not have reached the NAND. (When a flush has meanwhile made a later
+            // value durable, this takes the sector back to the command's value: looser than
+            // need be, never stricter than NBD.)
+            (SectorValue durable, List<SectorValue>? since) = self.NotCovered.TryGetValue(sector, out NotCovered? after)
+                ? (after.Durable, after.Since)
+                : (_latest[sector], null);
+            _durable[sector] = durable;
+            if (since is { Count: > 0 })
             {
-                _durable[sector] = _latest[sector];
+                _between[sector] = [.. since];
+            }
+            else
+            {
                 _between.Remove(sector);
-                foreach (FlushInFlight flush in _flushes)
-                {
-                    if (flush.NotCovered.TryGetValue(sector, out NotCovered? notCovered))
-                    {
-                        // Durable now: the flush in flight does not take the sector back before this.
-                        notCovered.Durable = _latest[sector];
-                        notCovered.Since.Clear();
-                    }
-                }
+            }
 
-                if (_contests.TryGetValue(sector, out Contest? contest))
+            foreach (FlushInFlight flush in _flushes)
+            {
+                if (flush.NotCovered.TryGetValue(sector, out NotCovered? notCovered))
                 {
-                    // Writes in flight with it, or that landed in either order with it, leave the
-                    // sector durable as any of the values it may hold.
-                    Widen(sector, contest);
+                    // Durable now: the flush in flight does not take the sector back before this.
+                    notCovered.Durable = durable;
+                    notCovered.Since.Clear();
+                    notCovered.Since.AddRange(since ?? []);
                 }
+            }
+
+            if (_contests.TryGetValue(sector, out Contest? contest))
+            {
+                // Writes in flight with it, or that landed in either order with it, leave the
+                // sector durable as any of the values it may hold.
+                Widen(sector, contest);
             }
         }
     }
@@ -289,6 +322,7 @@ internal sealed class Oracle
         _contests.Clear();
         _inFlightReads.Clear();
         _flushes.Clear();
+        _durableWrites.Clear();
 
         _cuts.Add((Operations, what));
     }
@@ -869,10 +903,16 @@ internal sealed class Oracle
         public List<SectorValue> Since { get; } = [];
     }
 
-    /// <summary>A flush in flight, and the sectors written by commands it does not cover.</summary>
-    private sealed class FlushInFlight(uint id)
+    /// <summary>
+    /// A flush in flight, or a write whose reply makes it durable (FUA, or any write with
+    /// power-loss protection) over its byte range; and the sectors written by commands it does not cover.
+    /// </summary>
+    private sealed class FlushInFlight(uint id, long offset = 0, long length = long.MaxValue)
     {
         public uint Id => id;
+
+        /// <summary>True when it makes <paramref name="sector"/> durable.</summary>
+        public bool Covers(long sector) => sector * SectorBytes < offset + length && (sector + 1) * SectorBytes > offset;
 
         public Dictionary<long, NotCovered> NotCovered { get; } = [];
 

@@ -137,6 +137,33 @@ public sealed class OracleOverlapTests
         Assert.Equal(expected, oracle.CheckAfterCut(0, Stamped(0, Sector, holds))?.Class);
     }
 
+    /// <summary>
+    /// A FUA write replied to after a later write to its sector was submitted makes its own data
+    /// durable, not the later write's, for itself and for a flush in flight with both: a read that
+    /// shows the FUA write landed first, and the flush's reply, leave a cut free to find either
+    /// write's data, but not what was there before them.
+    /// </summary>
+    [Theory]
+    [InlineData(3u, null)]
+    [InlineData(5u, null)]
+    [InlineData(1u, ViolationClass.LostDurableWrite)]
+    public void AFuaWriteCoversItselfNotTheWritesSubmittedAfterIt(uint holds, ViolationClass? expected)
+    {
+        var oracle = new Oracle(1, tracksDurability: true, everyCompletionDurable: false);
+        Write(oracle, 0, Sector);
+        oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
+        uint fua = oracle.Submit(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 0, Sector);
+        uint flush = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint later = Write(oracle, 0, Sector);
+        Assert.Equal([3u, 4u, 5u], new[] { fua, flush, later });
+        oracle.Complete(fua, ok: true);
+        Assert.Null(oracle.CheckExact(0, Stamped(0, Sector, later)));
+        oracle.Complete(flush, ok: true);
+        oracle.PowerCut([], "test");
+
+        Assert.Equal(expected, oracle.CheckAfterCut(0, Stamped(0, Sector, holds))?.Class);
+    }
+
     /// <summary>Once a read has seen which of two writes landed last, later reads must see the same.</summary>
     [Theory]
     [InlineData(false)]
