@@ -91,27 +91,37 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <inheritdoc />
     public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
     {
+        var done = new TaskCompletion();
+        Submit(opcode, flags, offset, length, buffer, done);
+        return new ValueTask<HostStatus>(done.Task);
+    }
+
+    /// <summary>
+    /// Queues the command to the loop's thread, which submits it to the controller loop; the loop's
+    /// thread tells <paramref name="completion"/> when it completes.
+    /// </summary>
+    public void Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion)
+    {
+        ArgumentNullException.ThrowIfNull(completion);
         long arrived = Stopwatch.GetTimestamp();
         int generation = Volatile.Read(ref _generation);
-        var done = new TaskCompletionSource<HostStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
         {
             if (generation != _generation || _failure is not null)
             {
                 // Sent before a power cut, run after it (the device it was sent to is gone), or
                 // the device has failed.
-                done.SetResult(HostStatus.IoError);
+                completion.Complete(HostStatus.IoError);
                 return;
             }
 
             var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
-            _pending.Add(command.Id, new PendingCommand(done, opcode, length, arrived));
+            _pending.Add(command.Id, new PendingCommand(completion, opcode, length, arrived));
             if (_waiting.Count > 0 || !_loop.TrySubmit(command))
             {
                 _waiting.Enqueue(command);
             }
-        }, done);
-        return new ValueTask<HostStatus>(done.Task);
+        }, completion);
     }
 
     /// <inheritdoc />
@@ -229,7 +239,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>Queues <paramref name="action"/> to the loop's thread; fails <paramref name="done"/> if the SSD has shut down.</summary>
-    private void Post(Action action, TaskCompletionSource<HostStatus> done)
+    private void Post(Action action, INbdCompletion done)
     {
         try
         {
@@ -237,7 +247,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
         }
         catch (InvalidOperationException)
         {
-            done.TrySetException(new ObjectDisposedException(nameof(ServedController), "the SSD has shut down"));
+            done.Fail(new ObjectDisposedException(nameof(ServedController), "the SSD has shut down"));
         }
     }
 
@@ -323,7 +333,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
             if (_pending.Remove(completion.Id, out PendingCommand pending))
             {
                 Count(pending.Opcode, pending.Length, completion.Status, Stopwatch.GetElapsedTime(pending.Arrived));
-                pending.Done.SetResult(completion.Status);
+                pending.Done.Complete(completion.Status);
             }
 
             worked = true;
@@ -384,7 +394,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     {
         foreach (PendingCommand pending in _pending.Values)
         {
-            pending.Done.TrySetResult(HostStatus.IoError);
+            pending.Done.Complete(HostStatus.IoError);
         }
 
         _pending.Clear();
@@ -392,7 +402,19 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>A command handed to the loop, and the connection's task waiting for it.</summary>
-    private readonly record struct PendingCommand(TaskCompletionSource<HostStatus> Done, HostOpcode Opcode, long Length, long Arrived);
+    private readonly record struct PendingCommand(INbdCompletion Done, HostOpcode Opcode, long Length, long Arrived);
+
+    /// <summary>A command's end as a task, for callers that await it (its continuations run off the loop's thread).</summary>
+    private sealed class TaskCompletion : INbdCompletion
+    {
+        private readonly TaskCompletionSource<HostStatus> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<HostStatus> Task => _done.Task;
+
+        public void Complete(HostStatus status) => _done.TrySetResult(status);
+
+        public void Fail(Exception exception) => _done.TrySetException(exception);
+    }
 
     /// <summary>
     /// The device (or the firmware on it) failed mid-operation: the loop's state is no longer one

@@ -68,6 +68,16 @@ public sealed class NbdConnection : IDisposable
     private readonly byte[] _header = new byte[32];
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _slots;
+
+    // Replies of commands the export has ended, written by one writer at a time, in batches.
+    private const int ReplyBatchBytes = 256 * 1024;
+
+    private readonly Lock _replyGate = new();
+    private readonly Queue<(PendingRequest Request, HostStatus Status, Exception? Failure)> _replies = new();
+    private bool _writing;
+    private int _outstanding;
+    private TaskCompletionSource? _drained;
+    private CancellationToken _stop;
     private Exception? _failure;
     private bool _structured;
     private bool _noZeroes;
@@ -340,6 +350,7 @@ public sealed class NbdConnection : IDisposable
     {
         // Requests are read one after another and handed to the export in that order (so a FLUSH
         // covers every write before it); their replies go out as they complete, in any order.
+        _stop = stop;
         var inFlight = new List<Task>();
         try
         {
@@ -393,8 +404,24 @@ public sealed class NbdConnection : IDisposable
                     throw;
                 }
 
-                inFlight.RemoveAll(t => t.IsCompleted);
-                inFlight.Add(HandleAsync(export, command, flags, handle, offset, length, buffer, rented, stop));
+                if (Validate(export, command, flags, offset, length) == NbdError.None && HostCommandFor(command, flags) is { } host)
+                {
+                    // The common path: the command goes to the export, and its end straight to the
+                    // queue of replies, with no task of its own.
+                    var request = new PendingRequest(this, command, handle, offset, length, buffer, rented);
+                    lock (_replyGate)
+                    {
+                        _outstanding++;
+                    }
+
+                    export.Submit(host.Opcode, host.Options, (long)offset, length, buffer, request);
+                }
+                else
+                {
+                    inFlight.RemoveAll(t => t.IsCompleted);
+                    inFlight.Add(HandleAsync(export, command, flags, handle, offset, length, buffer, rented, stop));
+                }
+
                 if (_failure is { } failure)
                 {
                     throw failure;
@@ -405,6 +432,14 @@ public sealed class NbdConnection : IDisposable
         {
             // Every reply in flight is finished (or has failed) before the connection closes.
             await Task.WhenAll(inFlight).ConfigureAwait(false);
+            Task drained;
+            lock (_replyGate)
+            {
+                _drained = _outstanding == 0 ? null : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                drained = _drained?.Task ?? Task.CompletedTask;
+            }
+
+            await drained.ConfigureAwait(false);
         }
     }
 
@@ -448,35 +483,201 @@ public sealed class NbdConnection : IDisposable
                 return;
         }
 
-        (HostOpcode opcode, HostCommandOptions options) = HostCommandFor(command, flags)!.Value;
-        HostStatus status = await export.ExecuteAsync(opcode, options, (long)offset, length, buffer, cancellation).ConfigureAwait(false);
-        NbdError error = status switch
+        // A valid READ, WRITE, FLUSH, TRIM or WRITE_ZEROES never comes here (TransmitAsync submits it).
+        throw new InvalidOperationException($"{command} is not answered without the controller");
+    }
+
+    /// <summary>The error a command's status becomes on the wire, or none.</summary>
+    private static NbdError ErrorFor(HostStatus status) => status switch
+    {
+        HostStatus.Ok => NbdError.None,
+        HostStatus.InvalidArgument => NbdError.Invalid,
+        HostStatus.NoSpace => NbdError.NoSpace,
+        _ => NbdError.Io,
+    };
+
+    /// <summary>
+    /// A command's end, from the export (on the controller loop's thread): its reply joins the
+    /// queue, and a writer is started if none is running. Nothing here blocks.
+    /// </summary>
+    private void Replied(PendingRequest request, HostStatus status, Exception? failure)
+    {
+        bool start;
+        lock (_replyGate)
         {
-            HostStatus.Ok => NbdError.None,
-            HostStatus.InvalidArgument => NbdError.Invalid,
-            HostStatus.NoSpace => NbdError.NoSpace,
-            _ => NbdError.Io,
-        };
-        if (error != NbdError.None)
-        {
-            await ErrorReplyAsync(command, handle, error, cancellation).ConfigureAwait(false);
+            _replies.Enqueue((request, status, failure));
+            start = !_writing;
+            _writing = true;
         }
-        else if (command != NbdCommand.Read)
+
+        if (start)
         {
-            await SimpleReplyAsync(handle, NbdError.None, cancellation).ConfigureAwait(false);
+            ThreadPool.UnsafeQueueUserWorkItem(static connection => _ = connection.WriteRepliesAsync(), this, preferLocal: false);
         }
-        else if (_structured)
+    }
+
+    /// <summary>Writes the queued replies, as many as have come at once in one write, until the queue is empty.</summary>
+    private async Task WriteRepliesAsync()
+    {
+        var batch = new List<(PendingRequest Request, HostStatus Status, Exception? Failure)>();
+        while (true)
         {
-            byte[] chunk = new byte[NbdProtocol.StructuredReplyBytes + 8];
-            StructuredHeader(chunk, NbdReplyType.OffsetData, handle, 8 + length);
-            BinaryPrimitives.WriteUInt64BigEndian(chunk.AsSpan(NbdProtocol.StructuredReplyBytes), offset);
-            await SendAsync(chunk, buffer, cancellation).ConfigureAwait(false);
+            lock (_replyGate)
+            {
+                if (_replies.Count == 0)
+                {
+                    _writing = false;
+                    return;
+                }
+
+                while (_replies.TryDequeue(out (PendingRequest, HostStatus, Exception?) reply))
+                {
+                    batch.Add(reply);
+                }
+            }
+
+            try
+            {
+                await WriteBatchAsync(batch).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // Whatever stopped the write ends the connection; the writer itself keeps draining
+                // the queue (writing nothing more) so no request is left holding its slot.
+                _failure ??= e;
+            }
+            finally
+            {
+                foreach ((PendingRequest request, _, _) in batch)
+                {
+                    request.Release();
+                    _slots.Release();
+                }
+
+                lock (_replyGate)
+                {
+                    _outstanding -= batch.Count;
+                    if (_outstanding == 0)
+                    {
+                        _drained?.TrySetResult();
+                    }
+                }
+
+                batch.Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the replies of <paramref name="batch"/>: headers and small payloads gathered into one
+    /// buffer, a large payload written from the request's own buffer. A command the export could not
+    /// run gets no reply; the connection ends with that failure.
+    /// </summary>
+    private async Task WriteBatchAsync(List<(PendingRequest Request, HostStatus Status, Exception? Failure)> batch)
+    {
+        byte[] gathered = ArrayPool<byte>.Shared.Rent(ReplyBatchBytes);
+        int used = 0;
+        await _writeLock.WaitAsync(_stop).ConfigureAwait(false);
+        try
+        {
+            foreach ((PendingRequest request, HostStatus status, Exception? failure) in batch)
+            {
+                _failure ??= failure;
+                if (_failure is not null)
+                {
+                    return;
+                }
+
+                NbdError error = ErrorFor(status);
+                ReadOnlyMemory<byte> payload = error == NbdError.None && request.Command == NbdCommand.Read ? request.Buffer : ReadOnlyMemory<byte>.Empty;
+                byte[]? errorReply = error == NbdError.None ? null : ErrorReply(request.Command, request.Handle, error);
+                int header = errorReply?.Length ?? (request.Command == NbdCommand.Read ? ReadReplyHeaderBytes : NbdProtocol.SimpleReplyBytes);
+                if (used + header + payload.Length > gathered.Length && used > 0)
+                {
+                    await _stream.WriteAsync(gathered.AsMemory(0, used), _stop).ConfigureAwait(false);
+                    used = 0;
+                }
+
+                if (errorReply is not null)
+                {
+                    errorReply.CopyTo(gathered, used);
+                }
+                else if (request.Command == NbdCommand.Read)
+                {
+                    ReadReplyHeader(gathered.AsSpan(used, header), request.Handle, request.Offset, request.Length);
+                }
+                else
+                {
+                    SimpleHeader(gathered.AsSpan(used), NbdError.None, request.Handle);
+                }
+
+                used += header;
+                if (used + payload.Length <= gathered.Length)
+                {
+                    payload.CopyTo(gathered.AsMemory(used));
+                    used += payload.Length;
+                }
+                else
+                {
+                    await _stream.WriteAsync(gathered.AsMemory(0, used), _stop).ConfigureAwait(false);
+                    await _stream.WriteAsync(payload, _stop).ConfigureAwait(false);
+                    used = 0;
+                }
+            }
+
+            if (used > 0)
+            {
+                await _stream.WriteAsync(gathered.AsMemory(0, used), _stop).ConfigureAwait(false);
+            }
+
+            await _stream.FlushAsync(_stop).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+            ArrayPool<byte>.Shared.Return(gathered);
+        }
+    }
+
+    /// <summary>The bytes before a successful READ's data: a simple reply, or a structured OFFSET_DATA chunk's header and offset.</summary>
+    private int ReadReplyHeaderBytes => _structured ? NbdProtocol.StructuredReplyBytes + 8 : NbdProtocol.SimpleReplyBytes;
+
+    private void ReadReplyHeader(Span<byte> header, ulong handle, ulong offset, uint length)
+    {
+        if (_structured)
+        {
+            StructuredHeader(header, NbdReplyType.OffsetData, handle, 8 + length);
+            BinaryPrimitives.WriteUInt64BigEndian(header[NbdProtocol.StructuredReplyBytes..], offset);
         }
         else
         {
-            byte[] header = new byte[NbdProtocol.SimpleReplyBytes];
             SimpleHeader(header, NbdError.None, handle);
-            await SendAsync(header, buffer, cancellation).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A request handed to the export: what its reply needs, and the buffer to give back once it is sent.</summary>
+    private sealed class PendingRequest(NbdConnection connection, NbdCommand command, ulong handle, ulong offset, uint length, Memory<byte> buffer, byte[]? rented) : INbdCompletion
+    {
+        public NbdCommand Command => command;
+
+        public ulong Handle => handle;
+
+        public ulong Offset => offset;
+
+        public uint Length => length;
+
+        public Memory<byte> Buffer => buffer;
+
+        public void Complete(HostStatus status) => connection.Replied(this, status, null);
+
+        public void Fail(Exception exception) => connection.Replied(this, HostStatus.IoError, exception);
+
+        public void Release()
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
         }
     }
 
@@ -558,7 +759,11 @@ public sealed class NbdConnection : IDisposable
         await SendAsync(chunk, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
     }
 
-    private async Task ErrorReplyAsync(NbdCommand command, ulong handle, NbdError error, CancellationToken cancellation)
+    private async Task ErrorReplyAsync(NbdCommand command, ulong handle, NbdError error, CancellationToken cancellation) =>
+        await SendAsync(ErrorReply(command, handle, error), ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
+
+    /// <summary>The reply to a request that failed with <paramref name="error"/>: a structured error chunk with its text where the client takes one.</summary>
+    private byte[] ErrorReply(NbdCommand command, ulong handle, NbdError error)
     {
         if (_structured && command is NbdCommand.Read or NbdCommand.BlockStatus)
         {
@@ -568,11 +773,12 @@ public sealed class NbdConnection : IDisposable
             BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(NbdProtocol.StructuredReplyBytes), (uint)error);
             BinaryPrimitives.WriteUInt16BigEndian(chunk.AsSpan(NbdProtocol.StructuredReplyBytes + 4), (ushort)message.Length);
             message.CopyTo(chunk, NbdProtocol.StructuredReplyBytes + 6);
-            await SendAsync(chunk, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
-            return;
+            return chunk;
         }
 
-        await SimpleReplyAsync(handle, error, cancellation).ConfigureAwait(false);
+        byte[] header = new byte[NbdProtocol.SimpleReplyBytes];
+        SimpleHeader(header, error, handle);
+        return header;
     }
 
     private static string ErrorText(NbdError error) => error switch
