@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
+using System.Threading.Channels;
 
 namespace Controller.Firmware.Host.Nbd;
 
@@ -73,8 +74,8 @@ public sealed class NbdConnection : IDisposable
     private const int ReplyBatchBytes = 256 * 1024;
 
     private readonly Lock _replyGate = new();
-    private readonly Queue<(PendingRequest Request, HostStatus Status, Exception? Failure)> _replies = new();
-    private bool _writing;
+    private readonly Channel<(PendingRequest Request, HostStatus Status, Exception? Failure)> _replies =
+        Channel.CreateUnbounded<(PendingRequest, HostStatus, Exception?)>(new UnboundedChannelOptions { SingleReader = true });
     private int _outstanding;
     private TaskCompletionSource? _drained;
     private CancellationToken _stop;
@@ -352,6 +353,7 @@ public sealed class NbdConnection : IDisposable
         // covers every write before it); their replies go out as they complete, in any order.
         _stop = stop;
         var inFlight = new List<Task>();
+        Task writer = WriteRepliesAsync();
         try
         {
             while (true)
@@ -440,6 +442,8 @@ public sealed class NbdConnection : IDisposable
             }
 
             await drained.ConfigureAwait(false);
+            _replies.Writer.TryComplete();
+            await writer.ConfigureAwait(false);
         }
     }
 
@@ -498,42 +502,24 @@ public sealed class NbdConnection : IDisposable
 
     /// <summary>
     /// A command's end, from the export (on the controller loop's thread): its reply joins the
-    /// queue, and a writer is started if none is running. Nothing here blocks.
+    /// connection's queue for the writer. Nothing here blocks.
     /// </summary>
-    private void Replied(PendingRequest request, HostStatus status, Exception? failure)
-    {
-        bool start;
-        lock (_replyGate)
-        {
-            _replies.Enqueue((request, status, failure));
-            start = !_writing;
-            _writing = true;
-        }
+    private void Replied(PendingRequest request, HostStatus status, Exception? failure) =>
+        _replies.Writer.TryWrite((request, status, failure));
 
-        if (start)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(static connection => _ = connection.WriteRepliesAsync(), this, preferLocal: false);
-        }
-    }
-
-    /// <summary>Writes the queued replies, as many as have come at once in one write, until the queue is empty.</summary>
+    /// <summary>
+    /// The connection's one writer, for its whole transmission phase: waits for replies, then
+    /// writes every reply queued by then in one go, until the queue is closed.
+    /// </summary>
     private async Task WriteRepliesAsync()
     {
+        ChannelReader<(PendingRequest Request, HostStatus Status, Exception? Failure)> replies = _replies.Reader;
         var batch = new List<(PendingRequest Request, HostStatus Status, Exception? Failure)>();
-        while (true)
+        while (await replies.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            lock (_replyGate)
+            while (replies.TryRead(out (PendingRequest, HostStatus, Exception?) reply))
             {
-                if (_replies.Count == 0)
-                {
-                    _writing = false;
-                    return;
-                }
-
-                while (_replies.TryDequeue(out (PendingRequest, HostStatus, Exception?) reply))
-                {
-                    batch.Add(reply);
-                }
+                batch.Add(reply);
             }
 
             try
@@ -542,8 +528,8 @@ public sealed class NbdConnection : IDisposable
             }
             catch (Exception e)
             {
-                // Whatever stopped the write ends the connection; the writer itself keeps draining
-                // the queue (writing nothing more) so no request is left holding its slot.
+                // Whatever stopped the write ends the connection; the writer goes on taking the
+                // queue (writing nothing more) so no request is left holding its slot.
                 _failure ??= e;
             }
             finally
