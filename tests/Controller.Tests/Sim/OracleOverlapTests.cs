@@ -210,12 +210,11 @@ public sealed class OracleOverlapTests
     public void AFlushCompletingAfterALaterOneDoesNotUndoWhatTheLaterCovered()
     {
         var oracle = new Oracle(1, tracksDurability: true, everyCompletionDurable: false);
-        uint old = Write(oracle, 0, Sector);
-        oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
+        uint old = WrittenAndFlushed(oracle);
         uint write = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
-        uint earlier = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint earlier = SubmitFlush(oracle);
         oracle.Complete(write, ok: true);
-        uint later = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint later = SubmitFlush(oracle);
         oracle.Complete(later, ok: true);
         Write(oracle, 0, 512);
         oracle.Complete(earlier, ok: true);
@@ -223,10 +222,9 @@ public sealed class OracleOverlapTests
 
         Assert.Equal(ViolationClass.LostDurableWrite, oracle.CheckAfterCut(0, Stamped(0, Sector, old))?.Class);
         var again = new Oracle(1, tracksDurability: true, everyCompletionDurable: false);
-        Write(again, 0, Sector);
-        again.Complete(again.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
+        WrittenAndFlushed(again);
         uint kept = again.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
-        uint flush = again.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint flush = SubmitFlush(again);
         again.Complete(kept, ok: true);
         again.Complete(flush, ok: true);
         again.PowerCut([], "test");
@@ -242,18 +240,27 @@ public sealed class OracleOverlapTests
     public void AFailedFlushCoversNothing()
     {
         var oracle = new Oracle(1, tracksDurability: true, everyCompletionDurable: false);
-        uint old = Write(oracle, 0, Sector);
-        oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
+        uint old = WrittenAndFlushed(oracle);
         uint write = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, 0, Sector);
-        uint earlier = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint earlier = SubmitFlush(oracle);
         oracle.Complete(write, ok: true);
-        uint failed = oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
+        uint failed = SubmitFlush(oracle);
         oracle.Complete(failed, ok: false);
         oracle.Complete(earlier, ok: true);
         oracle.PowerCut([], "test");
 
         Assert.Null(oracle.CheckAfterCut(0, Stamped(0, Sector, old)));
     }
+
+    /// <summary>Writes sector 0 whole and flushes it; returns the write's op.</summary>
+    private static uint WrittenAndFlushed(Oracle oracle)
+    {
+        uint write = Write(oracle, 0, Sector);
+        oracle.Complete(SubmitFlush(oracle), ok: true);
+        return write;
+    }
+
+    private static uint SubmitFlush(Oracle oracle) => oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0);
 
     /// <summary>
     /// Plays <paramref name="schedule"/> of writes over a sector written whole by op 1, then checks
