@@ -46,7 +46,7 @@ public static class Program
                 case "crashtest":
                     return Dispatch(rest, CrashTestCommand.Help, profiles, CrashTestCommand.Valued, [], CrashTestCommand.Run);
                 case "sim":
-                    return Dispatch(rest, SimCommand.Help.Replace("{workloads}", string.Join(", ", SimRunner.Workloads), StringComparison.Ordinal), profiles, SimCommand.Valued, SimCommand.Flags, SimCommand.Run);
+                    return Dispatch(rest, SimCommand.Help.Replace("{workloads}", string.Join(", ", SimRunner.Workloads), StringComparison.Ordinal).Replace("{formats}", string.Join(", ", Controller.Traces.TraceFormats.Names), StringComparison.Ordinal), profiles, SimCommand.Valued, SimCommand.Flags, SimCommand.Run);
                 default:
                     throw new UsageException($"unknown verb '{verb}'; verbs are serve, info, nandtest, sim, crashtest (ssd-emulator help)");
             }

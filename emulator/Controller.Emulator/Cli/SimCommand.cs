@@ -4,6 +4,7 @@ using System.Text.Json;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Config;
 using Controller.Firmware.Ftl;
+using Controller.Traces;
 
 namespace Controller.Emulator.Cli;
 
@@ -15,6 +16,7 @@ internal static class SimCommand
     [
         "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--queue-depth", "--arrival-rate", "--flush-every", "--trim-fraction",
         "--hot-fraction", "--hot-traffic", "--zipf-theta", "--read-fraction", "--block-size", "--region", "--idle-us", "--json", "--trace",
+        "--trace-file", "--trace-format", "--trace-speed", "--trace-fit",
     ];
 
     /// <summary>The flags <c>sim</c> takes.</summary>
@@ -73,10 +75,24 @@ internal static class SimCommand
                                wear levelling and checkpoints run in the background (default 50 for mixed, else 0;
                                the commands in flight go on meanwhile)
 
+        Replaying a block trace (--workload trace, or just --trace-file):
+          --trace-file FILE    the trace (FILE.gz is read through gzip); every block it writes is stamped,
+                               so the oracle checks the replay, with --power-cuts too
+          --trace-format F     {formats}: blkparse (blkparse's default text, D events;
+                               RWBS with D discard, F flush or FUA), fio (iolog v2 or v3: read, write, trim,
+                               sync, datasync), mqsim (MQSim's ASCII trace), msr (MSR Cambridge CSV),
+                               spc (SNIA/UMass SPC: ASU,LBA,Size,Opcode,Timestamp)
+          --trace-speed X      1 (default): commands arrive at the recorded times, in virtual time (up to
+                               --queue-depth in flight, default 64); 2 twice as fast, 0.5 half; 0: as fast
+                               as the device allows, --queue-depth in flight (default 1)
+          --trace-fit wrap|scale  addresses beyond the device: modulo its size (default) or in
+                               proportion; a warning says when the trace is larger than the device
+
         Examples:
           ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json
           ssd-emulator sim --swarm --seeds 1..200 --power-cuts 8 --ops 1500
           ssd-emulator sim --swarm --seeds 1..100000 --shard 3/16 --power-cuts 10 --json shard-3.json
+          ssd-emulator sim --trace-file tpcc.trace --trace-format mqsim --power-cuts 4
         """;
 
     public static int Run(Arguments args, TextWriter output)
@@ -91,6 +107,8 @@ internal static class SimCommand
         {
             throw new UsageException($"--workload: unknown workload '{workload}'; workloads are {string.Join(", ", SimRunner.Workloads)}");
         }
+
+        TraceSource? replayed = Trace(args, ref workload);
 
         var parameters = new WorkloadParameters
         {
@@ -107,6 +125,7 @@ internal static class SimCommand
             FlushEvery = args.Integer("--flush-every", 64, 0, long.MaxValue),
             QueueDepth = (int)args.Integer("--queue-depth", 0, 1, 1024),
             ArrivalRate = Rate(args, "--arrival-rate"),
+            Trace = replayed,
         };
         int powerCuts = (int)args.Integer("--power-cuts", 0, 0, 1_000_000);
         string? tracePath = args.Single("--trace");
@@ -166,6 +185,11 @@ internal static class SimCommand
         if (draw is not null)
         {
             output.WriteLine($"  drew: {draw.Describe()}");
+        }
+
+        foreach (string note in result.Notes)
+        {
+            output.WriteLine($"  {note}");
         }
 
         if (result.PowerCuts.Total > 0)
@@ -228,6 +252,60 @@ internal static class SimCommand
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  failed: seed={seed} {message}"));
         }
+    }
+
+    /// <summary>The trace to replay, from --trace-file and its options; --trace-file alone selects the trace workload.</summary>
+    private static TraceSource? Trace(Arguments args, ref string? workload)
+    {
+        string? file = args.Single("--trace-file");
+        if (file is null)
+        {
+            foreach (string option in new[] { "--trace-format", "--trace-speed", "--trace-fit" })
+            {
+                if (args.Single(option) is not null)
+                {
+                    throw new UsageException($"{option} applies to a trace replay: give --trace-file FILE with it");
+                }
+            }
+
+            return workload == "trace" ? throw new UsageException("--workload trace needs --trace-file FILE and --trace-format FORMAT") : null;
+        }
+
+        if (workload is not null && workload != "trace")
+        {
+            throw new UsageException($"--trace-file replays a trace; it does not go with --workload {workload}");
+        }
+
+        workload = "trace";
+        if (!File.Exists(file))
+        {
+            throw new UsageException($"--trace-file: '{file}' does not exist");
+        }
+
+        string format = args.Single("--trace-format") ?? throw new UsageException($"--trace-format: say which format '{file}' is in: {string.Join(", ", TraceFormats.Names)}");
+        TraceFormat parsed;
+        try
+        {
+            parsed = TraceFormats.Parse(format);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException($"--trace-format: {e.Message.Split(" (Parameter", 2)[0]}");
+        }
+
+        TraceFit fit = args.Single("--trace-fit") switch
+        {
+            null or "wrap" => TraceFit.Wrap,
+            "scale" => TraceFit.Scale,
+            { } other => throw new UsageException($"--trace-fit: '{other}' is neither wrap nor scale"),
+        };
+        string speedText = args.Single("--trace-speed") ?? "1";
+        if (!double.TryParse(speedText, NumberStyles.Float, CultureInfo.InvariantCulture, out double speed) || !double.IsFinite(speed) || speed < 0 || speed > 1e9)
+        {
+            throw new UsageException($"--trace-speed: '{speedText}' is not a factor from 0 (as fast as the device allows) up, such as 1 or 2.5");
+        }
+
+        return new TraceSource(Path.GetFullPath(file), parsed, fit, speed);
     }
 
     private static string Counts(SortedDictionary<string, int> counts) =>
@@ -367,6 +445,27 @@ internal static class SimReport
         json.WriteStartObject();
         json.WriteNumber("seed", run.Options.Seed);
         json.WriteString("workload", run.Options.Workload);
+        if (run.Options.Parameters.Trace is { } trace)
+        {
+            json.WriteStartObject("trace");
+            json.WriteString("file", trace.Path);
+            json.WriteString("format", TraceFormats.NameOf(trace.Format));
+            json.WriteString("fit", trace.Fit == TraceFit.Wrap ? "wrap" : "scale");
+            json.WriteNumber("speed", trace.Speed);
+            json.WriteEndObject();
+        }
+
+        if (run.Notes.Count > 0)
+        {
+            json.WriteStartArray("notes");
+            foreach (string note in run.Notes)
+            {
+                json.WriteStringValue(note);
+            }
+
+            json.WriteEndArray();
+        }
+
         json.WritePropertyName("config");
         run.Config.WriteJson(json);
         json.WriteNumber("hostOps", run.HostOps);

@@ -164,6 +164,9 @@ public sealed record SimResult(
     /// <summary>Writes, trims and write-zeroes submitted while another of them to a common sector was in flight.</summary>
     public long WritesOverlappingWrites { get; init; }
 
+    /// <summary>What the workload had to say (a trace's figures, a warning that it was folded onto the device).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
     /// <summary>Measured commands per second of virtual time.</summary>
     public double Iops => MeasuredVirtualSeconds <= 0 ? 0 : HostOps / MeasuredVirtualSeconds;
 

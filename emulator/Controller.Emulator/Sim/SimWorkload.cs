@@ -61,6 +61,9 @@ public sealed record WorkloadParameters
 
     /// <summary>sequential: a flush after every this many writes (0: none until the end of the run).</summary>
     public long FlushEvery { get; init; } = 64;
+
+    /// <summary>trace: the block trace to replay.</summary>
+    public TraceSource? Trace { get; init; }
 }
 
 /// <summary>
@@ -84,7 +87,7 @@ internal abstract class SimWorkload
     }
 
     /// <summary>The workloads known by name.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["uniform-randwrite", "uniform-randread", "zipf", "hot-cold", "sequential", "mixed", "fs", "db", "sequential-trim"];
+    public static IReadOnlyList<string> Names { get; } = ["uniform-randwrite", "uniform-randread", "zipf", "hot-cold", "sequential", "mixed", "fs", "db", "sequential-trim", "trace"];
 
     /// <summary>Commands issued before the measured phase.</summary>
     public long PrepareOps { get; protected set; }
@@ -118,11 +121,22 @@ internal abstract class SimWorkload
         "fs" => new FileSystemWorkload(prng, deviceBytes, parameters),
         "db" => new DatabaseWorkload(prng, deviceBytes, parameters),
         "sequential-trim" => new SequentialTrimWorkload(prng, deviceBytes, parameters),
+        "trace" => new TraceWorkload(prng, deviceBytes, parameters),
         _ => throw new ArgumentException($"unknown workload '{name}'; workloads are {string.Join(", ", Names)}", nameof(name)),
     };
 
     /// <summary>The next command.</summary>
     public abstract HostRequest Next();
+
+    /// <summary>
+    /// When the command <see cref="Next"/> returned last arrives, in virtual nanoseconds from the
+    /// start of the measured phase, for a workload with times of its own (a trace); -1: it arrives
+    /// when there is room for it.
+    /// </summary>
+    public virtual long Arrival => -1;
+
+    /// <summary>What the report should say about the workload (a trace's figures, a warning), if anything.</summary>
+    public virtual IReadOnlyList<string> Notes => [];
 
     protected static long Aligned(long bytes, long alignment) => bytes / alignment * alignment;
 

@@ -49,6 +49,7 @@ internal sealed class SimulationRun : IDisposable
     private readonly LatencyHistogram[] _opLatency = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
     private readonly List<InFlightCommand> _inFlight = [];
     private readonly int _queueDepth;
+    private readonly bool _arrivalsByClock;
     private readonly Stack<byte[]> _freeBuffers = t_hostBuffers ?? new();
     /// <summary>Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.</summary>
     [ThreadStatic]
@@ -87,7 +88,8 @@ internal sealed class SimulationRun : IDisposable
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
         _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
         _firmwareClock = new CommandClock(_clock);
-        _queueDepth = options.Parameters.QueueDepth > 0 ? options.Parameters.QueueDepth : options.Parameters.ArrivalRate > 0 ? OpenLoopQueueDepth : 1;
+        _arrivalsByClock = options.Parameters.ArrivalRate > 0 || options.Parameters.Trace is { Timed: true };
+        _queueDepth = options.Parameters.QueueDepth > 0 ? options.Parameters.QueueDepth : _arrivalsByClock ? OpenLoopQueueDepth : 1;
         _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
@@ -131,8 +133,8 @@ internal sealed class SimulationRun : IDisposable
         _oracle = new Oracle(_ftl!.LogicalSectors, tracksDurability: options.PowerCuts > 0, everyCompletionDurable: _plpBudgetPages > 0);
     }
 
-    /// <summary>Commands arrive by the clock, whatever the device does: <c>--arrival-rate</c>, in the measured phase.</summary>
-    private bool OpenLoop => _options.Parameters.ArrivalRate > 0 && _measuring;
+    /// <summary>Commands arrive by the clock, whatever the device does (<c>--arrival-rate</c>, a timed trace), in the measured phase.</summary>
+    private bool OpenLoop => _arrivalsByClock && _measuring;
 
     /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare), or null.</summary>
     public string? EndOfLife { get; private set; }
@@ -182,18 +184,21 @@ internal sealed class SimulationRun : IDisposable
                 }
             }
 
+            HostRequest request = _workload.Next();
             if (OpenLoop)
             {
                 // Open loop (the measured phase; the preparation runs closed): the next command
-                // arrives a drawn time after the last one, whatever the device is doing; until then
-                // the loop goes on with what it has.
-                _nextArrival += (long)(-Math.Log(1 - _arrivalPrng.NextDouble()) * 1e9 / _options.Parameters.ArrivalRate);
+                // arrives a drawn time after the last one, or at its time in the trace, whatever the
+                // device is doing; until then the loop goes on with what it has.
+                _nextArrival = _workload.Arrival >= 0
+                    ? Math.Max(_nextArrival, _measuredFrom + _workload.Arrival)
+                    : _nextArrival + (long)(-Math.Log(1 - _arrivalPrng.NextDouble()) * 1e9 / _options.Parameters.ArrivalRate);
                 while (_clock.NowNanoseconds < _nextArrival && Progress(_nextArrival))
                 {
                 }
             }
 
-            Submit(_workload.Next());
+            Submit(request);
             measuredOps += _measuring ? 1 : 0;
             if (_queueDepth == 1 && !OpenLoop)
             {
@@ -276,6 +281,7 @@ internal sealed class SimulationRun : IDisposable
             QueueDepth = _queueDepth,
             ReadsOverlappingWrites = _overlappedReads,
             WritesOverlappingWrites = _overlappedWrites,
+            Notes = _workload.Notes,
         };
     }
 
@@ -571,7 +577,7 @@ internal sealed class SimulationRun : IDisposable
     /// <summary>Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.</summary>
     private void Idle()
     {
-        if (_workload.IdleNanoseconds <= 0 || _violations.Count > 0 || _options.Parameters.ArrivalRate > 0)
+        if (_workload.IdleNanoseconds <= 0 || _violations.Count > 0 || _arrivalsByClock)
         {
             return;
         }
