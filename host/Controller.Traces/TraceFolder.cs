@@ -69,8 +69,8 @@ public sealed record TraceSummary(long Records, long Commands, long Reads, long 
 }
 
 /// <summary>
-/// Puts a trace's requests onto a device of <c>deviceBytes</c>: extents widened to whole 512-byte
-/// sectors, addresses folded by <see cref="TraceFit"/> when the trace reaches beyond the device, a
+/// Puts a trace's requests onto a device of <c>deviceBytes</c>: extents widened to whole blocks
+/// (512 bytes unless told), addresses folded by <see cref="TraceFit"/> when the trace reaches beyond the device, a
 /// request that would cross the device's end moved back to end there, and reads and writes longer
 /// than the largest transfer split into pieces at the same time.
 /// </summary>
@@ -80,20 +80,31 @@ public sealed class TraceFolder
     public const long DefaultMaxTransferBytes = 32L << 20;
 
     private const long SectorBytes = 512;
+    private readonly long _alignment;
     private readonly long _deviceBytes;
     private readonly TraceFit _fit;
     private readonly long _traceEnd;
     private readonly long _maxTransfer;
 
-    /// <summary>Folds onto <paramref name="deviceBytes"/> a trace whose extents end by <paramref name="traceEndBytes"/> (<see cref="TraceSummary.EndBytes"/>).</summary>
-    public TraceFolder(long deviceBytes, TraceFit fit, long traceEndBytes, long maxTransferBytes = DefaultMaxTransferBytes)
+    /// <summary>
+    /// Folds onto <paramref name="deviceBytes"/> a trace whose extents end by
+    /// <paramref name="traceEndBytes"/> (<see cref="TraceSummary.EndBytes"/>), in whole blocks of
+    /// <paramref name="alignmentBytes"/> (a power of two from 512).
+    /// </summary>
+    public TraceFolder(long deviceBytes, TraceFit fit, long traceEndBytes, long maxTransferBytes = DefaultMaxTransferBytes, long alignmentBytes = SectorBytes)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(deviceBytes, SectorBytes);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxTransferBytes, SectorBytes);
-        _deviceBytes = deviceBytes / SectorBytes * SectorBytes;
+        if (alignmentBytes < SectorBytes || (alignmentBytes & (alignmentBytes - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(alignmentBytes), alignmentBytes, "a power of two from 512");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(deviceBytes, alignmentBytes);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxTransferBytes, alignmentBytes);
+        _alignment = alignmentBytes;
+        _deviceBytes = deviceBytes / alignmentBytes * alignmentBytes;
         _fit = fit;
         _traceEnd = traceEndBytes;
-        _maxTransfer = maxTransferBytes / SectorBytes * SectorBytes;
+        _maxTransfer = maxTransferBytes / alignmentBytes * alignmentBytes;
     }
 
     /// <summary>The trace reaches beyond the device, so its addresses are folded.</summary>
@@ -117,19 +128,19 @@ public sealed class TraceFolder
             return [];
         }
 
-        TraceRequest aligned = Aligned(request);
+        TraceRequest aligned = Aligned(request, _alignment);
         long length = Math.Min(aligned.Length, _deviceBytes);
         long offset = !Folds ? aligned.Offset
             : _fit == TraceFit.Wrap ? aligned.Offset % _deviceBytes
-            : (long)((Int128)aligned.Offset * _deviceBytes / _traceEnd) / SectorBytes * SectorBytes;
+            : (long)((Int128)aligned.Offset * _deviceBytes / _traceEnd) / _alignment * _alignment;
         offset = Math.Min(offset, _deviceBytes - length);
         return Split(aligned with { Offset = offset, Length = length });
     }
 
-    internal static TraceRequest Aligned(TraceRequest request)
+    internal static TraceRequest Aligned(TraceRequest request, long alignment = SectorBytes)
     {
-        long offset = request.Offset / SectorBytes * SectorBytes;
-        long end = (request.End + SectorBytes - 1) / SectorBytes * SectorBytes;
+        long offset = request.Offset / alignment * alignment;
+        long end = (request.End + alignment - 1) / alignment * alignment;
         return request with { Offset = offset, Length = end - offset };
     }
 

@@ -38,6 +38,13 @@ public static class TraceReader
 
             yield return raw with { TimeNanoseconds = Math.Max(0, raw.TimeNanoseconds - origin) };
         }
+
+        if (origin < 0)
+        {
+            // Formats whose readers pass over lines that are not requests (blkparse's summaries,
+            // CSV headers) would otherwise read a file of another format as an empty trace.
+            throw new TraceFormatException($"{source}: not a single {TraceFormats.NameOf(format)} request in it; is the file in another format?");
+        }
     }
 
     private static IEnumerable<TraceRequest> OpenIterator(string path, TraceFormat format)

@@ -121,7 +121,7 @@ public sealed class SsdHostTests
     [Fact]
     public async Task EveryVerbHasHelpWithAnExample()
     {
-        foreach (string verb in new[] { "info", "write", "read", "trim", "zero", "flush", "map", "verify", "bench", "stats", "power-cut" })
+        foreach (string verb in new[] { "info", "write", "read", "trim", "zero", "flush", "map", "verify", "bench", "replay", "stats", "power-cut" })
         {
             var (exitCode, output, _) = await HostRun.RunAsync(verb, "--help");
 

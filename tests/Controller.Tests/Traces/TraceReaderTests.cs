@@ -106,6 +106,8 @@ public sealed class TraceReaderTests
     [InlineData(TraceFormat.Msr, "1,h,0,Erase,0,512,1\n", "t:1: type 'Erase' is neither Read nor Write")]
     [InlineData(TraceFormat.Spc, "0,1,512,x,0.5\n", "t:1: opcode 'x' is neither r nor w")]
     [InlineData(TraceFormat.Spc, "0,1,512,r\n", "t:1: '0,1,512,r' is not 'ASU,LBA,Size,Opcode,Timestamp'")]
+    [InlineData(TraceFormat.Blkparse, "938513000 4 264719034 16 0\n", "t: not a single blkparse request in it; is the file in another format?")]
+    [InlineData(TraceFormat.Msr, "", "t: not a single msr request in it")]
     public void ABadRecordIsRefusedWithItsLineAndValue(TraceFormat format, string text, string message)
     {
         var e = Assert.Throws<TraceFormatException>(() => Read(format, text));
