@@ -3,6 +3,7 @@ using Controller.Emulator.Time;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
+using Controller.Hosting;
 
 namespace Controller.Emulator.Sim;
 
@@ -47,10 +48,10 @@ internal sealed class FaultingNand : INandDevice
     private readonly EmulatedNand _inner;
     private readonly VirtualClock _clock;
     private readonly Prng _prng;
-    private readonly SimTrace _trace;
+    private readonly ExecutionTrace _trace;
     private long _countdown = -1;
 
-    public FaultingNand(EmulatedNand inner, VirtualClock clock, Prng prng, SimTrace trace)
+    public FaultingNand(EmulatedNand inner, VirtualClock clock, Prng prng, ExecutionTrace trace)
     {
         _inner = inner;
         _clock = clock;
@@ -120,7 +121,7 @@ internal sealed class FaultingNand : INandDevice
 
     private NandCompletion After(NandOperationKind kind, PageAddress address, NandCompletion completion)
     {
-        _trace.Nand(_inner.IssueClock.NowNanoseconds, kind, address, completion);
+        _trace.Nand(_inner.IssueClock.NowNanoseconds, (int)kind, address, completion);
         Operations++;
         if (_countdown <= 0 || --_countdown > 0)
         {

@@ -7,6 +7,7 @@ using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Host;
 using Controller.Firmware.Loop;
+using Controller.Hosting;
 
 namespace Controller.Emulator.Sim;
 
@@ -31,7 +32,7 @@ internal sealed class SimulationRun : IDisposable
     private readonly SimOptions _options;
     private readonly VirtualClock _clock = new();
     private readonly CommandClock _firmwareClock;
-    private readonly SimTrace _trace;
+    private readonly ExecutionTrace _trace;
     private readonly EmulatedNand _nand;
     private readonly FaultingNand _device;
     private readonly Spi.EmulatedSpiPath? _spi;
@@ -82,7 +83,7 @@ internal sealed class SimulationRun : IDisposable
     {
         _config = config;
         _options = options;
-        _trace = new SimTrace(trace);
+        _trace = new ExecutionTrace(trace);
         var seeds = new Prng(options.Seed);
         NandFaultOptions faults = NandFaultOptions.FromConfig(config);
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };

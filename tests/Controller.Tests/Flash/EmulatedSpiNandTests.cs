@@ -135,7 +135,7 @@ public sealed class EmulatedSpiNandTests
         ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), []);
         var clock = new VirtualClock();
         using EmulatedNand array = EmulatedNand.InMemory(config, clock);
-        var faulting = new Controller.Emulator.Sim.FaultingNand(array, clock, new Controller.Firmware.Loop.Prng(7), new Controller.Emulator.Sim.SimTrace(null));
+        var faulting = new Controller.Emulator.Sim.FaultingNand(array, clock, new Controller.Firmware.Loop.Prng(7), new Controller.Hosting.ExecutionTrace(null));
         SpiNandChip description = SpiNandChip.FromConfig(config);
         var chip = new EmulatedSpiNandChip(faulting, description, clock);
         var driver = new SpiNandDevice(chip, description, clock);

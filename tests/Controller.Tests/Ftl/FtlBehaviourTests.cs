@@ -429,7 +429,7 @@ public sealed class FtlBehaviourTests
         {
             Assert.True(operation < 500, "a recovery of a tiny device takes fewer than 500 NAND operations");
             using EmulatedNand inner = Nands.Tiny(_clock);
-            var nand = new FaultingNand(inner, _clock, new Prng(1), new SimTrace(null));
+            var nand = new FaultingNand(inner, _clock, new Prng(1), new Controller.Hosting.ExecutionTrace(null));
             FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
             FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, _clock, new Prng(2), options);
             WriteAll(ftl, 100, 1);

@@ -60,7 +60,7 @@ public sealed class FtlPowerCutTests
             Assert.True(operation < 500, "a recovery of a tiny device takes fewer than 500 NAND operations");
             var clock = new VirtualClock();
             using EmulatedNand inner = Nands.Tiny(clock);
-            var nand = new FaultingNand(inner, clock, new Prng(1), new SimTrace(null));
+            var nand = new FaultingNand(inner, clock, new Prng(1), new Controller.Hosting.ExecutionTrace(null));
             FtlOptions options = FtlTestOptions.NoTimedCheckpoints;
             FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(2), options);
             byte[] buffer = new byte[SectorContent.Bytes];
@@ -113,7 +113,7 @@ public sealed class FtlPowerCutTests
         // operations of continued writes.
         var clock = new VirtualClock();
         using EmulatedNand inner = Nands.Tiny(clock);
-        var nand = new FaultingNand(inner, clock, new Prng(1), new SimTrace(null));
+        var nand = new FaultingNand(inner, clock, new Prng(1), new Controller.Hosting.ExecutionTrace(null));
         var options = new FtlOptions { SpareFactor = 0.2 };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(2), options);
         byte[] buffer = new byte[SectorContent.Bytes];
@@ -167,7 +167,7 @@ public sealed class FtlPowerCutTests
         var clock = new VirtualClock();
         var prng = new Prng(77);
         using EmulatedNand inner = Nands.Tiny(clock);
-        var nand = new FaultingNand(inner, clock, prng.Fork(), new SimTrace(null));
+        var nand = new FaultingNand(inner, clock, prng.Fork(), new Controller.Hosting.ExecutionTrace(null));
         var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96 };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
@@ -201,7 +201,7 @@ public sealed class FtlPowerCutTests
         var clock = new VirtualClock();
         var prng = new Prng((ulong)seed);
         using EmulatedNand inner = Nands.Shape(Shapes[seed % Shapes.Length], clock, $"faults.seed={seed}");
-        var nand = new FaultingNand(inner, clock, prng.Fork(), new SimTrace(null));
+        var nand = new FaultingNand(inner, clock, prng.Fork(), new Controller.Hosting.ExecutionTrace(null));
         var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96, CanaryFlushBeforeDurable = canary };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
