@@ -8,6 +8,9 @@ namespace Controller.Hosting;
 /// </summary>
 public sealed class CountingNand(INandDevice inner) : INandDevice
 {
+    /// <summary>Told of every operation as it is issued: its kind (0 read, 1 program, 2 erase), address and completion.</summary>
+    public Action<int, PageAddress, NandCompletion>? Observed { get; init; }
+
     /// <summary>Page reads (spare-only reads included).</summary>
     public long PagesRead { get; private set; }
 
@@ -36,6 +39,7 @@ public sealed class CountingNand(INandDevice inner) : INandDevice
     public NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare)
     {
         NandCompletion completion = inner.ReadPage(address, data, spare);
+        Observed?.Invoke(0, address, completion);
         PagesRead++;
         if (completion.Status == NandStatus.Uncorrectable)
         {
@@ -53,6 +57,7 @@ public sealed class CountingNand(INandDevice inner) : INandDevice
     public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare)
     {
         NandCompletion completion = inner.ProgramPage(address, data, spare);
+        Observed?.Invoke(1, address, completion);
         PagesProgrammed++;
         ProgramFailures += completion.Status == NandStatus.ProgramFailed ? 1 : 0;
         return completion;
@@ -62,6 +67,7 @@ public sealed class CountingNand(INandDevice inner) : INandDevice
     public NandCompletion EraseBlock(int block)
     {
         NandCompletion completion = inner.EraseBlock(block);
+        Observed?.Invoke(2, new PageAddress(block, 0), completion);
         BlocksErased++;
         EraseFailures += completion.Status == NandStatus.EraseFailed ? 1 : 0;
         return completion;

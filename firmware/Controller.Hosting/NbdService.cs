@@ -155,6 +155,8 @@ public static class NbdService
         }
 
         controller.Shutdown();
+        // The hash of the session's execution, as the sim computes it: a replay of its recording ends with the same.
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: trace-hash={controller.TraceHash:x16}"));
         if (controller.Failure is { } failure)
         {
             output.WriteLine($"{program}: stopped: the device failed ({failure.GetType().Name}: {failure.Message}); nothing was checkpointed, the next boot recovers from the NAND");
@@ -222,6 +224,8 @@ public static class NbdService
     /// <param name="program">The name log lines start with.</param>
     public sealed class NbdClients(INbdExport export, NbdServerOptions options, TimeSpan handshakeTimeout, ManagementLog log, ConcurrentDictionary<Socket, string> connections, string program)
     {
+        private int _accepted;
+
         /// <summary>Serves one client until it leaves, the handshake times out or <paramref name="stop"/>.</summary>
         public async Task ServeAsync(Socket client, CancellationToken stop)
         {
@@ -232,7 +236,7 @@ public static class NbdService
             await using var stream = new NetworkStream(client, ownsSocket: true);
             try
             {
-                using var connection = new NbdConnection(stream, [export], options);
+                using var connection = new NbdConnection(stream, [export], options) { Number = Interlocked.Increment(ref _accepted) };
                 await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
             }
             catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)

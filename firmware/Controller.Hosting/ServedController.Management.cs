@@ -4,6 +4,7 @@ using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
 using Controller.Firmware.Host;
 using Controller.Firmware.Loop;
+using Controller.Hosting.Recording;
 using Controller.Management;
 
 namespace Controller.Hosting;
@@ -44,26 +45,7 @@ public sealed partial class ServedController : IManagementService
         }
 
         int connections = EndConnections?.Invoke() ?? 0;
-        PowerCutResult result = await OnLoopAsync(() =>
-        {
-            Interlocked.Increment(ref _generation);
-            FailPending();
-            long dirty = _loop.Cache.DirtySectors;
-            long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
-            int torn = _device.CutPower();
-            _earlierCaches = _earlierCaches.Plus(_loop.Cache.Statistics);
-            (_ftl, _loop) = MountFirmware();
-            _powerCuts++;
-            return new PowerCutResult
-            {
-                TornOperations = torn,
-                DirtySectorsLost = _loop.PowerLossProtection ? 0 : dirty,
-                PagesSavedOnHoldUp = saved,
-                ConnectionsEnded = connections,
-                RecoveryPageReads = _ftl.LastMount.RecoveryPageReads,
-                RecoveryUnitsReplayed = _ftl.LastMount.ReplayedUnits,
-            };
-        }).ConfigureAwait(false);
+        PowerCutResult result = await OnLoopAsync(() => CutPowerOnLoop() with { ConnectionsEnded = connections }).ConfigureAwait(false);
         Log?.Write($"power cut: {result.ConnectionsEnded} connections ended, {result.TornOperations} NAND operations torn, {result.DirtySectorsLost} dirty sectors lost, {result.PagesSavedOnHoldUp} pages saved on hold-up; recovered ({result.RecoveryPageReads} page reads, {result.RecoveryUnitsReplayed} units replayed); serving again");
         return result;
     }
@@ -78,9 +60,7 @@ public sealed partial class ServedController : IManagementService
                 throw new InvalidOperationException($"the device failed ({failure.Message}); nothing more is written to it");
             }
 
-            long dirty = _loop.Cache.DirtySectors;
-            _loop.Shutdown();
-            return new CheckpointResult { Checkpoints = _ftl.Statistics.Checkpoints, SectorsWrittenBack = dirty };
+            return CheckpointOnLoop();
         }).ConfigureAwait(false);
         Log?.Write($"checkpoint: {result.SectorsWrittenBack} dirty sectors written back, checkpoint {result.Checkpoints} taken");
         return result;
@@ -90,9 +70,125 @@ public sealed partial class ServedController : IManagementService
     public async Task<FaultSettings> SetFaultsAsync(FaultRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        FaultSettings settings = await OnLoopAsync(() => _device.SetFaults(request)).ConfigureAwait(false);
+        FaultSettings settings = await OnLoopAsync(() =>
+        {
+            FaultSettings set = _device.SetFaults(request);
+            RecordClock();
+            _recorder?.Faults(System.Text.Json.JsonSerializer.Serialize(request, ManagementJson.Options));
+            return set;
+        }).ConfigureAwait(false);
         Log?.Write($"faults: raw bit error rate {settings.RawBitErrorRate}, program fail {settings.ProgramFailProbability}, erase fail {settings.EraseFailProbability}, next {request.FailNextPrograms ?? 0} programs and {request.FailNextErases ?? 0} erases fail");
         return settings;
+    }
+
+    /// <summary>
+    /// Replays one recorded input, on the caller's thread (a controller made by
+    /// <see cref="ForReplay"/>, which has no thread of its own). A write's data comes from the
+    /// record. Returns the command's number for a command, else 0.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The replay took another path than the session (a command got another number).</exception>
+    public long Apply(SessionRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        if (_thread is not null)
+        {
+            throw new InvalidOperationException("a served controller takes its inputs from its clients; replay on one made by ForReplay");
+        }
+
+        switch (record.Kind)
+        {
+            case SessionRecordKind.Clock:
+                _device.JumpTo(record.Nanoseconds);
+                return 0;
+            case SessionRecordKind.Command:
+                if (_shutDown || _failure is not null)
+                {
+                    return 0;
+                }
+
+                byte[] buffer = new byte[record.Opcode is HostOpcode.Read or HostOpcode.Write ? record.Length : 0];
+                if (record.Opcode == HostOpcode.Write)
+                {
+                    record.FillData(buffer);
+                }
+
+                long id = Enter(record.Opcode, record.Flags, record.Offset, record.Length, buffer, new Replayed(), Stopwatch.GetTimestamp());
+                return id == record.Id ? id : throw new InvalidDataException($"the replay diverged: the session's command {record.Id} is command {id} here");
+            case SessionRecordKind.Step:
+                if (_failure is null)
+                {
+                    try
+                    {
+                        StepLoop(record.Background);
+                    }
+                    catch (Exception e) when (Fail(e))
+                    {
+                    }
+                }
+
+                return 0;
+            case SessionRecordKind.PowerCut:
+                CutPowerOnLoop();
+                return 0;
+            case SessionRecordKind.Checkpoint:
+                CheckpointOnLoop();
+                return 0;
+            case SessionRecordKind.Faults:
+                _device.SetFaults(System.Text.Json.JsonSerializer.Deserialize<FaultRequest>(record.Text ?? "{}", ManagementJson.Options) ?? new FaultRequest());
+                return 0;
+            case SessionRecordKind.Shutdown:
+                _loop.Shutdown();
+                _shutDown = true;
+                return 0;
+            default:
+                return 0;
+        }
+    }
+
+    /// <summary>The power cut's work on the loop's thread: commands in flight fail, the hold-up save (with PLP), the cut, the mount.</summary>
+    private PowerCutResult CutPowerOnLoop()
+    {
+        RecordClock();
+        _recorder?.Management(SessionRecordKind.PowerCut);
+        _trace.Event(_device.Clock.NowNanoseconds, "power cut");
+        Interlocked.Increment(ref _generation);
+        FailPending();
+        long dirty = _loop.Cache.DirtySectors;
+        long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
+        int torn = _device.CutPower();
+        _earlierCaches = _earlierCaches.Plus(_loop.Cache.Statistics);
+        (_ftl, _loop) = MountFirmware();
+        _powerCuts++;
+        return new PowerCutResult
+        {
+            TornOperations = torn,
+            DirtySectorsLost = _loop.PowerLossProtection ? 0 : dirty,
+            PagesSavedOnHoldUp = saved,
+            RecoveryPageReads = _ftl.LastMount.RecoveryPageReads,
+            RecoveryUnitsReplayed = _ftl.LastMount.ReplayedUnits,
+        };
+    }
+
+    /// <summary>The checkpoint's work on the loop's thread: the cache written back, flushed, checkpointed.</summary>
+    private CheckpointResult CheckpointOnLoop()
+    {
+        RecordClock();
+        _recorder?.Management(SessionRecordKind.Checkpoint);
+        long dirty = _loop.Cache.DirtySectors;
+        _loop.Shutdown();
+        return new CheckpointResult { Checkpoints = _ftl.Statistics.Checkpoints, SectorsWrittenBack = dirty };
+    }
+
+    /// <summary>A replayed command's end: nobody waits for it.</summary>
+    private sealed class Replayed : Firmware.Host.Nbd.INbdCompletion
+    {
+        public void Complete(HostStatus status)
+        {
+        }
+
+        public void Fail(Exception exception)
+        {
+        }
     }
 
     /// <summary>Counts a completed command (on the loop's thread).</summary>

@@ -7,6 +7,7 @@ using Controller.Firmware.Ftl;
 using Controller.Firmware.Host;
 using Controller.Firmware.Host.Nbd;
 using Controller.Firmware.Loop;
+using Controller.Hosting.Recording;
 
 namespace Controller.Hosting;
 
@@ -25,8 +26,10 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private readonly IServedDevice _device;
     private readonly CountingNand _nand;
     private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
-    private readonly Thread _thread;
+    private readonly Thread? _thread;
     private readonly CommandClock _firmwareClock;
+    private readonly ExecutionTrace _trace;
+    private SessionRecorder? _recorder;
     private readonly Dictionary<long, PendingCommand> _pending = [];
     private readonly Queue<HostCommand> _waiting = new();
     private FlashTranslationLayer _ftl;
@@ -45,21 +48,51 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// The controller owns the device from here: disposing it disposes the device.
     /// </summary>
     public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null)
+        : this(device, config, name, cacheOptions, trace: null, replay: false)
+    {
+    }
+
+    private ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions, TextWriter? trace, bool replay)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
         _device = device;
         _config = config;
         _cacheOptions = cacheOptions ?? (options => options);
-        _nand = new CountingNand(device.Nand);
+        _trace = new ExecutionTrace(trace);
         _firmwareClock = new CommandClock(device.Clock, advanceAlone: device.JumpsToEvents);
+        _nand = new CountingNand(device.Nand) { Observed = (kind, address, completion) => _trace.Nand(_firmwareClock.NowNanoseconds, kind, address, completion) };
         device.AttachFirmwareClock(_firmwareClock);
         (_ftl, _loop) = MountFirmware();
         Name = name;
         Description = device.Description;
         SizeBytes = _ftl.LogicalSectors * FirmwareConfig.SectorBytes;
-        _thread = new Thread(Run) { Name = "controller loop", IsBackground = true };
-        _thread.Start();
+        if (!replay)
+        {
+            _thread = new Thread(Run) { Name = "controller loop", IsBackground = true };
+            _thread.Start();
+        }
+    }
+
+    /// <summary>
+    /// The firmware on <paramref name="device"/> with no thread of its own, for replaying a recorded
+    /// session: the caller hands it the recorded inputs one by one (<see cref="Apply"/>), and
+    /// <paramref name="trace"/>, when given, receives every event as a line.
+    /// </summary>
+    public static ServedController ForReplay(IServedDevice device, ResolvedConfig config, string name, TextWriter? trace) =>
+        new(device, config, name, cacheOptions: null, trace, replay: true);
+
+    /// <summary>The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.</summary>
+    public ulong TraceHash => _trace.Hash;
+
+    /// <summary>
+    /// Records every input the firmware takes from here on into <paramref name="recorder"/> (which
+    /// the controller then owns and finishes at shutdown). Call before serving.
+    /// </summary>
+    public void Record(SessionRecorder recorder)
+    {
+        ArgumentNullException.ThrowIfNull(recorder);
+        OnLoopAsync(() => _recorder = recorder).GetAwaiter().GetResult();
     }
 
     /// <inheritdoc />
@@ -115,14 +148,32 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 return;
             }
 
-            var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
-            _pending.Add(command.Id, new PendingCommand(completion, opcode, length, arrived));
-            if (_waiting.Count > 0 || !_loop.TrySubmit(command))
-            {
-                _waiting.Enqueue(command);
-            }
+            Enter(opcode, flags, offset, length, buffer, completion, arrived);
         }, completion);
     }
+
+    /// <summary>A command enters the firmware (on the loop's thread): recorded, traced, and submitted or queued for room.</summary>
+    private long Enter(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived)
+    {
+        var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
+        if (_recorder is { } recorder)
+        {
+            recorder.Clock(_device.Clock.NowNanoseconds);
+            recorder.Command(command.Id, completion.Connection, opcode, flags, offset, length, opcode == HostOpcode.Write ? buffer.Span[..(int)length] : default);
+        }
+
+        _trace.Submit(_device.Clock.NowNanoseconds, command.Id, opcode, flags, offset, length);
+        _pending.Add(command.Id, new PendingCommand(completion, opcode, length, arrived));
+        if (_waiting.Count > 0 || !_loop.TrySubmit(command))
+        {
+            _waiting.Enqueue(command);
+        }
+
+        return command.Id;
+    }
+
+    /// <summary>Records the device's clock before an input, when it moved since the last one.</summary>
+    private void RecordClock() => _recorder?.Clock(_device.Clock.NowNanoseconds);
 
     /// <inheritdoc />
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)
@@ -161,10 +212,14 @@ public sealed partial class ServedController : INbdExport, IDisposable
             if (_failure is null)
             {
                 Drain();
+                RecordClock();
+                _recorder?.Management(SessionRecordKind.Shutdown);
                 _loop.Shutdown();
             }
 
             _shutDown = true;
+            _recorder?.Finish(_trace.Hash);
+            _recorder = null;
             return true;
         }).GetAwaiter().GetResult();
         Dispose();
@@ -180,8 +235,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
 
         _disposed = true;
         _work.CompleteAdding();
-        _thread.Join();
+        _thread?.Join();
         _work.Dispose();
+        _recorder?.Dispose();
         _device.Dispose();
     }
 
@@ -190,6 +246,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     {
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
         var firmware = MountedFirmware.Mount(_nand, _firmwareClock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config), _cacheOptions(CacheConfig.Options(_config)), LoopQueueDepth, plp);
+        _trace.Event(_device.Clock.NowNanoseconds, "mounted");
         return (firmware.Ftl, firmware.Loop);
     }
 
@@ -318,6 +375,12 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 continue;
             }
 
+            if (next is null)
+            {
+                // Going idle: whatever was recorded reaches the file (a kill from here loses nothing).
+                _recorder?.Flush();
+            }
+
             WaitForWork(next, quiet && !idle ? IdleBeforeBackgroundMilliseconds : Timeout.Infinite);
         }
 
@@ -327,9 +390,16 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>One step of the loop; completions taken, commands that waited for room submitted. True if anything happened.</summary>
     private bool StepLoop(bool background)
     {
+        if (_recorder is { } recorder)
+        {
+            recorder.Clock(_device.Clock.NowNanoseconds);
+            recorder.Step(background);
+        }
+
         bool worked = _loop.Step(background);
         while (_loop.TryTakeCompletion(out HostCompletion completion))
         {
+            _trace.Complete(completion);
             if (_pending.Remove(completion.Id, out PendingCommand pending))
             {
                 Count(pending.Opcode, pending.Length, completion.Status, Stopwatch.GetElapsedTime(pending.Arrived));
@@ -428,6 +498,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
         }
 
         Volatile.Write(ref _failure, failure);
+        _recorder?.Flush();
         string what = failure is Firmware.Invariants.InvariantViolationException
             ? $"the firmware stopped: an invariant broke: {failure.Message}"
             : $"the device failed: {failure.GetType().Name}: {failure.Message}";

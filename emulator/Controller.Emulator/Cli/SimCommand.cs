@@ -16,7 +16,7 @@ internal static class SimCommand
     [
         "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--queue-depth", "--arrival-rate", "--flush-every", "--trim-fraction",
         "--hot-fraction", "--hot-traffic", "--zipf-theta", "--read-fraction", "--block-size", "--region", "--idle-us", "--json", "--trace",
-        "--trace-file", "--trace-format", "--trace-speed", "--trace-fit",
+        "--trace-file", "--trace-format", "--trace-speed", "--trace-fit", "--replay", "--until",
     ];
 
     /// <summary>The flags <c>sim</c> takes.</summary>
@@ -26,6 +26,7 @@ internal static class SimCommand
         Usage: ssd-emulator sim [--config FILE|NAME] [--set KEY=VALUE]... [--seed N | --seeds A..B [--shard K/N]]
                                 [--workload NAME] [--ops N] [--power-cuts N] [--swarm] [--json FILE] [--trace FILE]
                                 [workload knobs]
+               ssd-emulator sim --replay FILE [--until N] [--trace FILE]
 
         Runs the whole SSD headless and deterministic: host workload, controller loop, cache, FTL and
         emulated NAND on one virtual clock in one thread. One seed gives one execution; the trace hash
@@ -58,6 +59,12 @@ internal static class SimCommand
           --json FILE          write {"runs":[...]} with every figure of each run
           --trace FILE         write every event (NAND operations, host commands, cuts, mounts) as a line;
                                with several seeds, FILE gets the seed before its extension
+
+        Replaying a recorded session (serve --record FILE):
+          --replay FILE        run the session again over the emulated NAND, input by input, on the
+                               recorded clock; prints trace-hash=HEX, which is the session's (and says so,
+                               or that it differs; exit 1 then, or if the firmware failed, as it did then)
+          --until N            stop before the session's command N (bisect with --trace)
 
         Workload knobs (each workload uses those that apply):
           --warmup N           uniform-randwrite, hot-cold, zipf: random writes after the fill, before measuring
@@ -97,6 +104,24 @@ internal static class SimCommand
 
     public static int Run(Arguments args, TextWriter output)
     {
+        if (args.Single("--replay") is { } recording)
+        {
+            foreach (string option in Valued.Concat(Flags).Except(["--replay", "--until", "--trace"]))
+            {
+                if (args.Has(option) || args.Single(option) is not null)
+                {
+                    throw new UsageException($"--replay runs a recorded session as it was; {option} does not apply to it");
+                }
+            }
+
+            return SessionReplay.Run(recording, args.Integer("--until", 0, 1, long.MaxValue), args.Single("--trace"), output);
+        }
+
+        if (args.Single("--until") is not null)
+        {
+            throw new UsageException("--until applies to --replay FILE");
+        }
+
         string? profile = args.Single("--config");
         IReadOnlyList<string> overrides = args.All("--set");
         bool swarm = args.Has("--swarm");

@@ -13,6 +13,9 @@ public interface INbdCompletion
 
     /// <summary>The command could not be run at all (the export has shut down).</summary>
     void Fail(Exception exception);
+
+    /// <summary>The connection the command came on (numbered from 1 by the server; 0 when not known).</summary>
+    int Connection => 0;
 }
 
 /// <summary>

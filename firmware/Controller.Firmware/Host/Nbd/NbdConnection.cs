@@ -84,6 +84,9 @@ public sealed class NbdConnection : IDisposable
     private bool _noZeroes;
     private bool _allocationContext;
 
+    /// <summary>The connection's number on its server (from 1, in the order they were accepted; 0 when not numbered).</summary>
+    public int Number { get; init; }
+
     /// <summary>A connection on <paramref name="stream"/> serving <paramref name="exports"/>.</summary>
     public NbdConnection(Stream stream, IReadOnlyList<INbdExport> exports, NbdServerOptions? options = null)
     {
@@ -657,6 +660,8 @@ public sealed class NbdConnection : IDisposable
         public void Complete(HostStatus status) => connection.Replied(this, status, null);
 
         public void Fail(Exception exception) => connection.Replied(this, HostStatus.IoError, exception);
+
+        public int Connection => connection.Number;
 
         public void Release()
         {
