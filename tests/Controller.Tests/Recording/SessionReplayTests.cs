@@ -1,0 +1,179 @@
+using System.Text.RegularExpressions;
+using Controller.Emulator.Cli;
+using Controller.Hosting.Recording;
+using Controller.Tests.Support;
+
+namespace Controller.Tests.Recording;
+
+/// <summary>
+/// A recorded serve session replayed in the sim: the standard clients and a power cut over the
+/// management endpoint, digest data, a killed server, a bisecting stop; and a tampered recording,
+/// which the replay must find differs.
+/// </summary>
+public sealed partial class SessionReplayTests
+{
+    [SkippableFact]
+    public async Task ASessionOfQemuIoFioAndAPowerCutReplaysToItsTraceHash()
+    {
+        string qemuIo = ExternalTool.Require("qemu-io", "qemu-utils");
+        string fio = ExternalTool.Require("fio", "fio");
+        using var temp = new TempDirectory();
+        string recording = temp.File("session.rec");
+        using var server = await ServerProcess.StartAsync(temp, control: true, extra: ["--record", recording]);
+
+        var write = ExternalTool.Run(qemuIo, "-f", "raw", server.Uri, "-c", "write -P 0xab 0 1M", "-c", "write -z 256k 64k", "-c", "discard 512k 128k", "-c", "flush");
+        var load = ExternalTool.Run(fio, "--name=mix", "--ioengine=nbd", $"--uri={server.Uri}", "--rw=randrw", "--bs=4k", "--iodepth=8", "--size=2M", "--number_ios=600", "--randseed=5");
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
+        var read = ExternalTool.Run(qemuIo, "-f", "raw", server.Uri, "-c", "read -P 0xab 768k 64k", "-c", "write -P 0x11 0 4k");
+        (int exitCode, string stopped) = await server.StopAsync("TERM");
+        var (replayed, output) = Replay(recording);
+
+        Assert.True(write.ExitCode == 0, write.Error);
+        Assert.True(load.ExitCode == 0, load.Error);
+        Assert.Equal(0, cut.ExitCode);
+        Assert.True(read.ExitCode == 0, read.Error);
+        Assert.Equal(0, exitCode);
+        string hash = TraceHash().Match(stopped).Groups[1].Value;
+        Assert.Matches("^[0-9a-f]{16}$", hash);
+        Assert.True(replayed == 0, output);
+        Assert.Contains($"trace-hash={hash} (the session's)", output, StringComparison.Ordinal);
+        Assert.Contains(" 1 power cuts; the session's end", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DigestDataGivesTheSameExecution()
+    {
+        using var temp = new TempDirectory();
+        string recording = temp.File("digest.rec");
+        using var server = await ServerProcess.StartAsync(temp, extra: ["--record", recording, "--record-data", "digest"]);
+
+        var bench = await HostRun.RunAsync("bench", server.Uri, "--rw", "randrw", "--bs", "16k", "--size", "4M", "--count", "400", "--iodepth", "4");
+        (_, string stopped) = await server.StopAsync("TERM");
+        var (replayed, output) = Replay(recording);
+
+        Assert.Equal(0, bench.ExitCode);
+        Assert.True(replayed == 0, output);
+        Assert.Contains($"trace-hash={TraceHash().Match(stopped).Groups[1].Value} (the session's)", output, StringComparison.Ordinal);
+        Assert.Contains("data: digest", output, StringComparison.Ordinal);
+        Assert.True(new FileInfo(recording).Length < 200_000, $"{new FileInfo(recording).Length} bytes for 400 commands without their data");
+    }
+
+    [Fact]
+    public async Task AKilledSessionReplaysUpToItsLastRecord()
+    {
+        using var temp = new TempDirectory();
+        string recording = temp.File("killed.rec");
+        using var server = await ServerProcess.StartAsync(temp, extra: ["--record", recording]);
+
+        var bench = await HostRun.RunAsync("bench", server.Uri, "--rw", "randwrite", "--bs", "4k", "--size", "1M", "--count", "50");
+        // The loop went idle after the bench, which flushes the recording; a SIGKILL then loses nothing.
+        server.Kill();
+        var (replayed, output) = Replay(recording);
+
+        Assert.Equal(0, bench.ExitCode);
+        Assert.True(replayed == 0, output);
+        Assert.Contains(", 50 commands, 0 power cuts;", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("the session's end", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UntilStopsBeforeTheCommandItNamesAndTraceWritesTheEvents()
+    {
+        using var temp = new TempDirectory();
+        string recording = temp.File("until.rec");
+        using (var server = await ServerProcess.StartAsync(temp, extra: ["--record", recording]))
+        {
+            Assert.Equal(0, (await HostRun.RunAsync("bench", server.Uri, "--rw", "randwrite", "--bs", "4k", "--size", "1M", "--count", "30")).ExitCode);
+            await server.StopAsync("TERM");
+        }
+
+        using var text = new StringWriter();
+        int exitCode = SessionReplay.Run(recording, until: 11, tracePath: temp.File("events.txt"), text);
+        string[] events = File.ReadAllLines(temp.File("events.txt"));
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains(", 10 commands, 0 power cuts; stopped before command 11", text.ToString(), StringComparison.Ordinal);
+        Assert.Equal(10, events.Count(e => e.Contains(" host submit op ", StringComparison.Ordinal)));
+        Assert.Contains(events, e => e.Contains(" host submit op 10 Write ", StringComparison.Ordinal));
+        Assert.Contains(events, e => e.Contains(" nand ", StringComparison.Ordinal));
+    }
+
+    /// <summary>The canary: a recording whose one command was moved replays to another execution, and the replay says the hash differs.</summary>
+    [Fact]
+    public async Task ATamperedRecordingIsFoundToDiffer()
+    {
+        using var temp = new TempDirectory();
+        string recording = temp.File("true.rec");
+        using (var server = await ServerProcess.StartAsync(temp, extra: ["--record", recording]))
+        {
+            Assert.Equal(0, (await HostRun.RunAsync("bench", server.Uri, "--rw", "randwrite", "--bs", "4k", "--size", "1M", "--count", "20")).ExitCode);
+            await server.StopAsync("TERM");
+        }
+
+        string tampered = temp.File("tampered.rec");
+        using (SessionRecording source = SessionRecording.Open(recording))
+        using (var copy = new SessionRecorder(tampered, source.ConfigJson, source.Device, source.Data))
+        {
+            foreach (SessionRecord r in source.Records())
+            {
+                switch (r.Kind)
+                {
+                    case SessionRecordKind.Command:
+                        copy.Command(r.Id, r.Connection, r.Opcode, r.Flags, r.Id == 7 ? r.Offset + (512 * 1024) : r.Offset, r.Length, r.Data);
+                        break;
+                    case SessionRecordKind.Clock:
+                        copy.Clock(r.Nanoseconds);
+                        break;
+                    case SessionRecordKind.Step:
+                        copy.Step(r.Background);
+                        break;
+                    case SessionRecordKind.End:
+                        copy.Finish(r.Hash);
+                        break;
+                    default:
+                        copy.Management(r.Kind);
+                        break;
+                }
+            }
+        }
+
+        var (honest, honestOutput) = Replay(recording);
+        var (exitCode, output) = Replay(tampered);
+
+        Assert.True(honest == 0, honestOutput);
+        Assert.Equal(1, exitCode);
+        Assert.Contains("DIFFERS from the session's", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("sim|--replay|nowhere.rec", "--replay: 'nowhere.rec' does not exist")]
+    [InlineData("sim|--replay|RECORDING|--workload|mixed", "--replay runs a recorded session as it was; --workload does not apply to it")]
+    [InlineData("sim|--until|4", "--until applies to --replay FILE")]
+    [InlineData("sim|--replay|NOT", "is not a session recording")]
+    [InlineData("serve|--record|RECORDING", "--record: 'RECORDING' exists; a recording starts a new file")]
+    [InlineData("serve|--record-data|digest", "--record-data applies to --record FILE")]
+    [InlineData("serve|--record|new.rec|--record-data|some", "--record-data: 'some' is neither full nor digest")]
+    public void BadInputIsRefusedWithTheValueNamed(string line, string expected)
+    {
+        using var temp = new TempDirectory();
+        string existing = temp.File("exists.rec");
+        File.WriteAllText(existing, "x");
+        string not = temp.File("not.rec");
+        File.WriteAllText(not, "not a recording");
+
+        var (exitCode, _, error) = EmulatorProcess.Run([.. line.Split('|').Select(a => a switch { "RECORDING" => existing, "NOT" => not, "new.rec" => temp.File("new.rec"), _ => a })]);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(expected.Replace("RECORDING", existing, StringComparison.Ordinal), error, StringComparison.Ordinal);
+    }
+
+    private static (int ExitCode, string Output) Replay(string recording)
+    {
+        using var output = new StringWriter();
+        int exitCode = SessionReplay.Run(recording, until: 0, tracePath: null, output);
+        return (exitCode, output.ToString());
+    }
+
+    [GeneratedRegex("trace-hash=([0-9a-f]{16})")]
+    private static partial Regex TraceHash();
+}
