@@ -8,6 +8,7 @@ using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
 using Controller.Hosting;
+using Controller.Hosting.Recording;
 using Controller.Management;
 
 namespace Controller.Emulator;
@@ -65,8 +66,7 @@ public sealed class EmulatedDevice : IServedDevice
         EmulatedNand array = imagePath is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(imagePath, config, clock);
         try
         {
-            string path = config.Get(EmulatorConfig.SpiPath) ? $", SPI NAND {config.Get(FirmwareConfig.ChipName)} over the driver" : string.Empty;
-            return new EmulatedDevice(config, array, clock, $"emulated SSD, {profile}{path}{(imagePath is null ? ", in memory" : $", image {imagePath}")}");
+            return new EmulatedDevice(config, array, clock, Describe(profile, imagePath, config));
         }
         catch
         {
@@ -75,16 +75,24 @@ public sealed class EmulatedDevice : IServedDevice
         }
     }
 
+    /// <summary>What <see cref="Open"/> says the device is, for the banner and a recording's header.</summary>
+    public static string Describe(string profile, string? imagePath, ResolvedConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        string path = config.Get(EmulatorConfig.SpiPath) ? $", SPI NAND {config.Get(FirmwareConfig.ChipName)} over the driver" : string.Empty;
+        return $"emulated SSD, {profile}{path}{(imagePath is null ? ", in memory" : $", image {imagePath}")}";
+    }
+
     /// <summary>
     /// Boots the firmware on the emulated NAND on a virtual clock (the emulator's <c>serve</c>).
     /// Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
     /// </summary>
-    public static ServedController Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null)
+    public static ServedController Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null, SessionRecorder? recorder = null)
     {
         EmulatedDevice device = Open(config, profile, imagePath, new VirtualClock());
         try
         {
-            return new ServedController(device, config, name, cacheOptions);
+            return new ServedController(device, config, name, cacheOptions, recorder);
         }
         catch
         {

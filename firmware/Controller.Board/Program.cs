@@ -4,7 +4,9 @@ using Controller.Emulator.Nand;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
+using Controller.Firmware.Loop;
 using Controller.Hosting;
+using Controller.Hosting.Recording;
 
 namespace Controller.Board;
 
@@ -18,7 +20,7 @@ public static class Program
     private const string Program_ = "ssd-board";
 
     private static readonly string s_usage = $"""
-        Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [serving options]
+        Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [--record FILE] [serving options]
                ssd-board check (--board FILE | --config FILE) [--set KEY=VALUE]...
                ssd-board erase --board FILE [--set KEY=VALUE]... [--image FILE] --yes
 
@@ -31,6 +33,9 @@ public static class Program
                                chip, no hardware needed)
           --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
           --image FILE         with an emulated chip only: keep its NAND in FILE
+        {RecordingOptions.Help}
+                               On a board every reading of its clock is recorded; a real chip's
+                               outcomes are not recorded yet, so --record needs the emulated chip.
         {NbdService.OptionsHelp("ssd-board --board NAME")}
 
         check validates a board profile (--board) or a chip description (--config) and prints the
@@ -47,7 +52,7 @@ public static class Program
           ssd-board check --board hw-config/boards/raspberrypi-5.json
         """;
 
-    private static readonly string[] s_serveValued = ["--board", "--set", "--image", .. NbdService.Valued];
+    private static readonly string[] s_serveValued = ["--board", "--set", "--image", .. RecordingOptions.Valued, .. NbdService.Valued];
 
     private static readonly string[] s_checkValued = ["--board", "--config", "--set"];
 
@@ -183,7 +188,7 @@ public static class Program
     /// The chip the profile describes: the emulated one (in memory, or in <paramref name="image"/>)
     /// on the monotonic clock, or a real one on the board's SPI, initialised by the driver.
     /// </summary>
-    private static IServedDevice OpenDevice(string board, ResolvedConfig config, string? image, Func<IBoardEnvironment> machine, TextWriter error)
+    private static IServedDevice OpenDevice(string board, ResolvedConfig config, string? image, Func<IBoardEnvironment> machine, TextWriter error, SessionRecorder? recorder = null)
     {
         if (config.Get(BoardConfig.Spi) != "emulated")
         {
@@ -192,8 +197,12 @@ public static class Program
                 : throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})");
         }
 
-        return EmulatedDevice.Open(config, $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})", image, new MonotonicClock());
+        // Recorded, every reading of the board's clock is an input (the chip is BUSY in real time).
+        IClock clock = recorder is null ? new MonotonicClock() : new RecordingClock(new MonotonicClock(), recorder);
+        return EmulatedDevice.Open(config, DescribeEmulated(board, config), image, clock);
     }
+
+    private static string DescribeEmulated(string board, ResolvedConfig config) => $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})";
 
     /// <summary>A profile file, or the name of one shipped beside the image (raspberrypi-4 for hw-config/boards/raspberrypi-4.json).</summary>
     private static string BoardProfile(string board)
@@ -217,16 +226,39 @@ public static class Program
     {
         (string board, ResolvedConfig config) = LoadBoard(args);
         NbdService.ServeOptions serving = NbdService.Parse(args, Program_);
-        IServedDevice device = OpenDevice(board, config, args.Single("--image"), machine, error);
+        RecordingOptions? record = RecordingOptions.Parse(args);
+        if (record is not null && config.Get(BoardConfig.Spi) != "emulated")
+        {
+            throw new UsageException($"--record: {board} drives a real chip (board.spi {config.Get(BoardConfig.Spi)}), whose outcomes (status, ECC, data read) a recording does not keep yet; record a board with the emulated chip");
+        }
+
+        SessionRecorder? recorder = record?.Start(config, DescribeEmulated(board, config), RecordedClock.Reads);
+        IServedDevice device;
         ServedController controller;
         try
         {
-            controller = new ServedController(device, config, args.Single("--export") ?? "ssd");
+            device = OpenDevice(board, config, args.Single("--image"), machine, error, recorder);
+        }
+        catch
+        {
+            recorder?.Dispose();
+            throw;
+        }
+
+        try
+        {
+            controller = new ServedController(device, config, args.Single("--export") ?? "ssd", recorder: recorder);
         }
         catch
         {
             device.Dispose();
+            recorder?.Dispose();
             throw;
+        }
+
+        if (record is not null)
+        {
+            output.WriteLine(record.Banner(Program_));
         }
 
         using (controller)

@@ -72,7 +72,7 @@ public sealed partial class ServedController : IManagementService
         ArgumentNullException.ThrowIfNull(request);
         FaultSettings settings = await OnLoopAsync(() =>
         {
-            FaultSettings set = _device.SetFaults(request);
+            FaultSettings set = InFirmware(() => _device.SetFaults(request));
             RecordClock();
             _recorder?.Faults(System.Text.Json.JsonSerializer.Serialize(request, ManagementJson.Options));
             return set;
@@ -133,6 +133,8 @@ public sealed partial class ServedController : IManagementService
             case SessionRecordKind.Checkpoint:
                 CheckpointOnLoop();
                 return 0;
+            case SessionRecordKind.ClockRead:
+                throw new InvalidDataException("the replay diverged: the session read its clock here and the replay did not");
             case SessionRecordKind.Faults:
                 _device.SetFaults(System.Text.Json.JsonSerializer.Deserialize<FaultRequest>(record.Text ?? "{}", ManagementJson.Options) ?? new FaultRequest());
                 return 0;
@@ -146,7 +148,9 @@ public sealed partial class ServedController : IManagementService
     }
 
     /// <summary>The power cut's work on the loop's thread: commands in flight fail, the hold-up save (with PLP), the cut, the mount.</summary>
-    private PowerCutResult CutPowerOnLoop()
+    private PowerCutResult CutPowerOnLoop() => InFirmware(CutPowerInFirmware);
+
+    private PowerCutResult CutPowerInFirmware()
     {
         RecordClock();
         _recorder?.Management(SessionRecordKind.PowerCut);
@@ -170,7 +174,9 @@ public sealed partial class ServedController : IManagementService
     }
 
     /// <summary>The checkpoint's work on the loop's thread: the cache written back, flushed, checkpointed.</summary>
-    private CheckpointResult CheckpointOnLoop()
+    private CheckpointResult CheckpointOnLoop() => InFirmware(CheckpointInFirmware);
+
+    private CheckpointResult CheckpointInFirmware()
     {
         RecordClock();
         _recorder?.Management(SessionRecordKind.Checkpoint);

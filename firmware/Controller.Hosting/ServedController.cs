@@ -47,12 +47,17 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// thread. Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
     /// The controller owns the device from here: disposing it disposes the device.
     /// </summary>
-    public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null)
-        : this(device, config, name, cacheOptions, trace: null, replay: false)
+    /// <remarks>
+    /// With <paramref name="recorder"/>, every input the firmware takes from here on is recorded
+    /// (the controller owns the recorder and finishes it at shutdown); on a board's clock, the
+    /// mount's clock readings too.
+    /// </remarks>
+    public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null, SessionRecorder? recorder = null)
+        : this(device, config, name, cacheOptions, trace: null, replay: false, recorder)
     {
     }
 
-    private ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions, TextWriter? trace, bool replay)
+    private ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions, TextWriter? trace, bool replay, SessionRecorder? recorder = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
@@ -67,6 +72,14 @@ public sealed partial class ServedController : INbdExport, IDisposable
         Name = name;
         Description = device.Description;
         SizeBytes = _ftl.LogicalSectors * FirmwareConfig.SectorBytes;
+        if (recorder is not null)
+        {
+            // The mount's clock readings were recorded (a recorder on a board's clock starts in the
+            // firmware); from here the server's own readings between inputs are not.
+            recorder.InFirmware = false;
+            _recorder = recorder;
+        }
+
         if (!replay)
         {
             _thread = new Thread(Run) { Name = "controller loop", IsBackground = true };
@@ -85,14 +98,23 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.</summary>
     public ulong TraceHash => _trace.Hash;
 
-    /// <summary>
-    /// Records every input the firmware takes from here on into <paramref name="recorder"/> (which
-    /// the controller then owns and finishes at shutdown). Call before serving.
-    /// </summary>
-    public void Record(SessionRecorder recorder)
+    /// <summary>Runs <paramref name="work"/> as the firmware's: the clock readings it makes are inputs to record.</summary>
+    private T InFirmware<T>(Func<T> work)
     {
-        ArgumentNullException.ThrowIfNull(recorder);
-        OnLoopAsync(() => _recorder = recorder).GetAwaiter().GetResult();
+        if (_recorder is not { } recorder)
+        {
+            return work();
+        }
+
+        recorder.InFirmware = true;
+        try
+        {
+            return work();
+        }
+        finally
+        {
+            recorder.InFirmware = false;
+        }
     }
 
     /// <inheritdoc />
@@ -153,12 +175,15 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>A command enters the firmware (on the loop's thread): recorded, traced, and submitted or queued for room.</summary>
-    private long Enter(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived)
+    private long Enter(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived) =>
+        InFirmware(() => EnterFirmware(opcode, flags, offset, length, buffer, completion, arrived));
+
+    private long EnterFirmware(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived)
     {
         var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
         if (_recorder is { } recorder)
         {
-            recorder.Clock(_device.Clock.NowNanoseconds);
+            RecordClock();
             recorder.Command(command.Id, completion.Connection, opcode, flags, offset, length, opcode == HostOpcode.Write ? buffer.Span[..(int)length] : default);
         }
 
@@ -173,7 +198,15 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>Records the device's clock before an input, when it moved since the last one.</summary>
-    private void RecordClock() => _recorder?.Clock(_device.Clock.NowNanoseconds);
+    private void RecordClock()
+    {
+        // Only a virtual clock's instant: reading a board's clock here would be a reading the
+        // replay does not make (its readings are recorded one by one instead).
+        if (_recorder is { ClockMode: RecordedClock.Moves } recorder)
+        {
+            recorder.Clock(_device.Clock.NowNanoseconds);
+        }
+    }
 
     /// <inheritdoc />
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)
@@ -214,7 +247,11 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 Drain();
                 RecordClock();
                 _recorder?.Management(SessionRecordKind.Shutdown);
-                _loop.Shutdown();
+                InFirmware(() =>
+                {
+                    _loop.Shutdown();
+                    return true;
+                });
             }
 
             _shutDown = true;
@@ -388,11 +425,13 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>One step of the loop; completions taken, commands that waited for room submitted. True if anything happened.</summary>
-    private bool StepLoop(bool background)
+    private bool StepLoop(bool background) => InFirmware(() => StepFirmware(background));
+
+    private bool StepFirmware(bool background)
     {
         if (_recorder is { } recorder)
         {
-            recorder.Clock(_device.Clock.NowNanoseconds);
+            RecordClock();
             recorder.Step(background);
         }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Controller.Emulator.Time;
 using Controller.Firmware.Config;
+using Controller.Firmware.Loop;
 using Controller.Hosting;
 using Controller.Hosting.Recording;
 
@@ -13,6 +14,18 @@ namespace Controller.Emulator.Cli;
 /// </summary>
 internal static class SessionReplay
 {
+    /// <summary>A profile's JSON without the board's own section (a board's recording), which the emulated device does not use.</summary>
+    private static string EmulatorKeys(string json)
+    {
+        System.Text.Json.Nodes.JsonNode? root = System.Text.Json.Nodes.JsonNode.Parse(json);
+        if (root is System.Text.Json.Nodes.JsonObject profile && profile.Remove("board"))
+        {
+            return profile.ToJsonString();
+        }
+
+        return json;
+    }
+
     public static int Run(string path, long until, string? tracePath, TextWriter output)
     {
         if (!File.Exists(path))
@@ -32,9 +45,12 @@ internal static class SessionReplay
 
         using (recording)
         {
-            ResolvedConfig config = ConfigLoader.Parse(EmulatorConfig.Schema, $"the recording {path}", recording.ConfigJson, []);
+            ResolvedConfig config = ConfigLoader.Parse(EmulatorConfig.Schema, $"the recording {path}", EmulatorKeys(recording.ConfigJson), []);
             using TextWriter? trace = tracePath is null ? null : new StreamWriter(tracePath);
-            EmulatedDevice device = EmulatedDevice.Open(config, "recorded", imagePath: null, new VirtualClock());
+            // A served session's virtual clock is set to each recorded instant; a board's clock
+            // returns each recorded reading.
+            IClock clock = recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock();
+            EmulatedDevice device = EmulatedDevice.Open(config, "recorded", imagePath: null, clock);
             using ServedController controller = ServedController.ForReplay(device, config, "replay", trace);
             long records = 0, commands = 0, cuts = 0;
             ulong? recorded = null;
@@ -53,7 +69,16 @@ internal static class SessionReplay
                     break;
                 }
 
-                controller.Apply(record);
+                try
+                {
+                    controller.Apply(record);
+                }
+                catch (InvalidDataException e)
+                {
+                    output.WriteLine($"replay {Path.GetFileName(path)}: {e.Message} (after {records} records)");
+                    return 1;
+                }
+
                 records++;
                 commands += record.Kind == SessionRecordKind.Command ? 1 : 0;
                 cuts += record.Kind == SessionRecordKind.PowerCut ? 1 : 0;

@@ -28,6 +28,19 @@ public enum SessionRecordKind : byte
 
     /// <summary>The session ended; the record carries its execution hash.</summary>
     End = 8,
+
+    /// <summary>A reading of a clock that moves by itself (a board's), when it differed from the last.</summary>
+    ClockRead = 9,
+}
+
+/// <summary>How a recording keeps the time the firmware sees.</summary>
+public enum RecordedClock : byte
+{
+    /// <summary>A virtual clock that only the loop's thread moves (serve): its instant before each input.</summary>
+    Moves = 0,
+
+    /// <summary>A clock that moves by itself (a board's monotonic clock): every reading the firmware and the NAND make.</summary>
+    Reads = 1,
 }
 
 /// <summary>How a recording keeps the data of writes.</summary>
@@ -73,8 +86,11 @@ public sealed record SessionRecord(SessionRecordKind Kind)
     /// <summary>A write's data as a digest (CRC-32C, and 0 for all zeros), when not kept whole.</summary>
     public uint Digest { get; init; }
 
-    /// <summary>A clock's instant, or the device's clock when a command entered.</summary>
+    /// <summary>A clock's instant.</summary>
     public long Nanoseconds { get; init; }
+
+    /// <summary>A clock reading: how many readings since the last recorded one returned the same instant.</summary>
+    public long Unchanged { get; init; }
 
     /// <summary>A step: background work allowed.</summary>
     public bool Background { get; init; }

@@ -24,6 +24,8 @@ public sealed class SessionRecorder : IDisposable
     private readonly RecordedData _data;
     private long _unflushed;
     private long _clock = long.MinValue;
+    private long _read;
+    private long _unchanged;
     private bool _disposed;
 
     /// <summary>
@@ -31,15 +33,17 @@ public sealed class SessionRecorder : IDisposable
     /// firmware configured by <paramref name="configJson"/> (a profile file's JSON, every key set),
     /// on a device described by <paramref name="device"/>.
     /// </summary>
-    public SessionRecorder(string path, string configJson, string device, RecordedData data)
+    public SessionRecorder(string path, string configJson, string device, RecordedData data, RecordedClock clock = RecordedClock.Moves)
     {
         ArgumentNullException.ThrowIfNull(configJson);
         _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
         _zstd = new CompressionStream(_file, level: 3, leaveOpen: true);
         _writer = new BinaryWriter(_zstd, Encoding.UTF8, leaveOpen: true);
         _data = data;
+        ClockMode = clock;
         _writer.Write(Magic);
         _writer.Write((byte)data);
+        _writer.Write((byte)clock);
         _writer.Write(configJson);
         _writer.Write(device);
         Flush();
@@ -48,13 +52,23 @@ public sealed class SessionRecorder : IDisposable
     /// <summary>Records written so far.</summary>
     public long Records { get; private set; }
 
+    /// <summary>How the clock is kept: its instant before each input, or every reading.</summary>
+    public RecordedClock ClockMode { get; }
+
+    /// <summary>
+    /// With <see cref="RecordedClock.Reads"/>: the firmware (or the NAND under it) is running, so
+    /// clock readings are its inputs. The server's own readings between inputs (waiting for the
+    /// next event) are not, and a replay does not make them. True until the server attaches the recorder.
+    /// </summary>
+    public bool InFirmware { get; set; } = true;
+
     /// <summary>The path written.</summary>
     public string Path => _file.Name;
 
     /// <summary>The device's clock, read before an input: recorded when it moved since the last one.</summary>
     public void Clock(long nanoseconds)
     {
-        if (nanoseconds == _clock)
+        if (ClockMode == RecordedClock.Reads || nanoseconds == _clock)
         {
             return;
         }
@@ -62,6 +76,28 @@ public sealed class SessionRecorder : IDisposable
         _clock = nanoseconds;
         Begin(SessionRecordKind.Clock);
         _writer.Write7BitEncodedInt64(nanoseconds);
+        End();
+    }
+
+    /// <summary>A reading of a clock that moves by itself, while <see cref="InFirmware"/>: recorded when it differs from the last.</summary>
+    public void ClockRead(long nanoseconds)
+    {
+        if (!InFirmware || ClockMode != RecordedClock.Reads)
+        {
+            return;
+        }
+
+        if (nanoseconds == _read)
+        {
+            _unchanged++;
+            return;
+        }
+
+        Begin(SessionRecordKind.ClockRead);
+        _writer.Write7BitEncodedInt64(_unchanged);
+        _writer.Write7BitEncodedInt64(nanoseconds - _read);
+        _read = nanoseconds;
+        _unchanged = 0;
         End();
     }
 

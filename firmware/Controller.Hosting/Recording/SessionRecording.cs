@@ -14,19 +14,26 @@ public sealed class SessionRecording : IDisposable
     private readonly FileStream _file;
     private readonly DecompressionStream _zstd;
     private readonly BinaryReader _reader;
+    private SessionRecord? _next;
+    private bool _ended;
+    private long _read;
 
-    private SessionRecording(FileStream file, DecompressionStream zstd, BinaryReader reader, RecordedData data, string configJson, string device)
+    private SessionRecording(FileStream file, DecompressionStream zstd, BinaryReader reader, RecordedData data, RecordedClock clock, string configJson, string device)
     {
         _file = file;
         _zstd = zstd;
         _reader = reader;
         Data = data;
+        Clock = clock;
         ConfigJson = configJson;
         Device = device;
     }
 
     /// <summary>How writes' data was kept.</summary>
     public RecordedData Data { get; }
+
+    /// <summary>How the clock was kept.</summary>
+    public RecordedClock Clock { get; }
 
     /// <summary>The configuration the session ran with, as a profile file's JSON.</summary>
     public string ConfigJson { get; }
@@ -53,9 +60,10 @@ public sealed class SessionRecording : IDisposable
             }
 
             var data = (RecordedData)reader.ReadByte();
+            var clock = (RecordedClock)reader.ReadByte();
             string config = reader.ReadString();
             string device = reader.ReadString();
-            return new SessionRecording(file, zstd, reader, data, config, device);
+            return new SessionRecording(file, zstd, reader, data, clock, config, device);
         }
         catch (Exception e) when (e is EndOfStreamException or ZstdException or IOException)
         {
@@ -76,26 +84,43 @@ public sealed class SessionRecording : IDisposable
     /// <summary>The records, in order, up to the end or the last complete one.</summary>
     public IEnumerable<SessionRecord> Records()
     {
-        while (true)
+        while (Take() is { } record)
         {
-            SessionRecord? record;
-            try
-            {
-                int kind = _reader.BaseStream.ReadByte();
-                if (kind < 0)
-                {
-                    yield break;
-                }
-
-                record = Read((SessionRecordKind)kind);
-            }
-            catch (Exception e) when (e is EndOfStreamException or ZstdException or IOException)
-            {
-                Truncated = true;
-                yield break;
-            }
-
             yield return record;
+        }
+    }
+
+    /// <summary>The next record without taking it, or null at the end.</summary>
+    public SessionRecord? Peek()
+    {
+        if (_next is null && !_ended)
+        {
+            _next = ReadNext();
+            _ended = _next is null;
+        }
+
+        return _next;
+    }
+
+    /// <summary>Takes the next record, or null at the end.</summary>
+    public SessionRecord? Take()
+    {
+        SessionRecord? record = Peek();
+        _next = null;
+        return record;
+    }
+
+    private SessionRecord? ReadNext()
+    {
+        try
+        {
+            int kind = _reader.BaseStream.ReadByte();
+            return kind < 0 ? null : Read((SessionRecordKind)kind);
+        }
+        catch (Exception e) when (e is EndOfStreamException or ZstdException or IOException)
+        {
+            Truncated = true;
+            return null;
         }
     }
 
@@ -121,6 +146,10 @@ public sealed class SessionRecording : IDisposable
                 return new SessionRecord(kind) { Text = _reader.ReadString() };
             case SessionRecordKind.End:
                 return new SessionRecord(kind) { Hash = _reader.ReadUInt64() };
+            case SessionRecordKind.ClockRead:
+                long unchanged = _reader.Read7BitEncodedInt64();
+                _read += _reader.Read7BitEncodedInt64();
+                return new SessionRecord(kind) { Unchanged = unchanged, Nanoseconds = _read };
             case SessionRecordKind.Command:
                 long id = _reader.Read7BitEncodedInt64();
                 int connection = _reader.Read7BitEncodedInt();

@@ -40,6 +40,33 @@ public sealed partial class SessionReplayTests
         Assert.Contains(" 1 power cuts; the session's end", output, StringComparison.Ordinal);
     }
 
+    /// <summary>A board's clock moves by itself and its chip is BUSY in real time: every reading is recorded, and the replay returns them.</summary>
+    [Fact]
+    public async Task AnEmulatedBoardSessionWithAPowerCutReplaysToItsTraceHash()
+    {
+        using var temp = new TempDirectory();
+        string recording = temp.File("board.rec");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"), "--board", Repository.PathOf("hw-config", "boards", "emulated.json"), "--record", recording },
+        };
+        using var board = await ServerProcess.StartCommandAsync(temp, start, control: true, TimeSpan.FromMinutes(1));
+
+        var before = await HostRun.RunAsync("bench", board.Uri, "--rw", "randrw", "--bs", "16k", "--size", "2M", "--count", "200", "--iodepth", "4");
+        var cut = await HostRun.RunAsync("power-cut", "--control", board.Control);
+        var after = await HostRun.RunAsync("write", board.Uri, "0", "--length", "128k", "--pattern", "7", "--fua");
+        (int exitCode, string stopped) = await board.StopAsync("TERM");
+        var (replayed, output) = Replay(recording);
+
+        Assert.Equal(0, before.ExitCode);
+        Assert.Equal(0, cut.ExitCode);
+        Assert.Equal(0, after.ExitCode);
+        Assert.Equal(0, exitCode);
+        Assert.True(replayed == 0, output);
+        Assert.Contains($"trace-hash={TraceHash().Match(stopped).Groups[1].Value} (the session's)", output, StringComparison.Ordinal);
+        Assert.Contains(" 1 power cuts; the session's end", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task DigestDataGivesTheSameExecution()
     {
@@ -152,6 +179,7 @@ public sealed partial class SessionReplayTests
     [InlineData("sim|--replay|NOT", "is not a session recording")]
     [InlineData("serve|--record|RECORDING", "--record: 'RECORDING' exists; a recording starts a new file")]
     [InlineData("serve|--record-data|digest", "--record-data applies to --record FILE")]
+    [InlineData("serve|--image|RECORDING|--record|new.rec", "the NAND image 'RECORDING' exists; a recording starts from a fresh NAND")]
     [InlineData("serve|--record|new.rec|--record-data|some", "--record-data: 'some' is neither full nor digest")]
     public void BadInputIsRefusedWithTheValueNamed(string line, string expected)
     {
