@@ -5,6 +5,7 @@ using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
 using Controller.Hosting;
+using Controller.Hosting.Recording;
 using Controller.Management;
 
 namespace Controller.Board;
@@ -20,7 +21,7 @@ internal sealed class BoardDevice : IServedDevice
     private readonly BoardHardware _hardware;
     private readonly ActivityLed? _led;
 
-    private BoardDevice(BoardHardware hardware, MonotonicClock clock, SpiNandDevice driver, ActivityLed? led, string description, ulong seed)
+    private BoardDevice(BoardHardware hardware, IClock clock, SpiNandDevice driver, ActivityLed? led, string description, ulong seed)
     {
         _hardware = hardware;
         Driver = driver;
@@ -53,7 +54,7 @@ internal sealed class BoardDevice : IServedDevice
     /// Opens the chip on <paramref name="hardware"/> and initialises it through the driver (reset,
     /// ID check, unlock, ECC on). A wrong ID is a <see cref="SpiNandException"/> naming both IDs.
     /// </summary>
-    public static BoardDevice Open(ResolvedConfig config, BoardHardware hardware, TextWriter log)
+    public static BoardDevice Open(ResolvedConfig config, BoardHardware hardware, TextWriter log, SessionRecorder? recorder = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(hardware);
@@ -62,7 +63,9 @@ internal sealed class BoardDevice : IServedDevice
         {
             SpiNandChip chip = SpiNandChip.FromConfig(config);
             led = ActivityLed.TryOpen(config.Get(BoardConfig.Led), log);
-            var clock = new MonotonicClock();
+            // Recorded, every reading of the clock the firmware makes is an input (the driver's own,
+            // inside a NAND operation, are not: the operation's outcome is recorded instead).
+            IClock clock = recorder is null ? new MonotonicClock() : new RecordingClock(new MonotonicClock(), recorder);
             var driver = new SpiNandDevice(hardware.Spi, chip, clock);
             try
             {

@@ -34,8 +34,7 @@ public static class Program
           --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
           --image FILE         with an emulated chip only: keep its NAND in FILE
         {RecordingOptions.Help}
-                               On a board every reading of its clock is recorded; a real chip's
-                               outcomes are not recorded yet, so --record needs the emulated chip.
+                               On a board every reading of its clock is recorded.
         {NbdService.OptionsHelp("ssd-board --board NAME")}
 
         check validates a board profile (--board) or a chip description (--config) and prints the
@@ -193,7 +192,7 @@ public static class Program
         if (config.Get(BoardConfig.Spi) != "emulated")
         {
             return image is null
-                ? BoardDevice.Open(config, BoardOpener.Open(config, machine()), error)
+                ? BoardDevice.Open(config, BoardOpener.Open(config, machine()), error, recorder)
                 : throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})");
         }
 
@@ -227,12 +226,8 @@ public static class Program
         (string board, ResolvedConfig config) = LoadBoard(args);
         NbdService.ServeOptions serving = NbdService.Parse(args, Program_);
         RecordingOptions? record = RecordingOptions.Parse(args);
-        if (record is not null && config.Get(BoardConfig.Spi) != "emulated")
-        {
-            throw new UsageException($"--record: {board} drives a real chip (board.spi {config.Get(BoardConfig.Spi)}), whose outcomes (status, ECC, data read) a recording does not keep yet; record a board with the emulated chip");
-        }
-
-        SessionRecorder? recorder = record?.Start(config, DescribeEmulated(board, config), RecordedClock.Reads);
+        bool realChip = config.Get(BoardConfig.Spi) != "emulated";
+        SessionRecorder? recorder = record?.Start(config, realChip ? board : DescribeEmulated(board, config), RecordedClock.Reads, jumpsToEvents: false, realChip);
         IServedDevice device;
         ServedController controller;
         try

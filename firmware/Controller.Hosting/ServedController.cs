@@ -66,8 +66,14 @@ public sealed partial class ServedController : INbdExport, IDisposable
         _cacheOptions = cacheOptions ?? (options => options);
         _trace = new ExecutionTrace(trace);
         _firmwareClock = new CommandClock(device.Clock, advanceAlone: device.JumpsToEvents);
-        _nand = new CountingNand(device.Nand) { Observed = (kind, address, completion) => _trace.Nand(_firmwareClock.NowNanoseconds, kind, address, completion) };
+        INandDevice nand = recorder is { NandMode: RecordedNand.Outcomes } ? new RecordingNand(device.Nand, recorder) : device.Nand;
+        _nand = new CountingNand(nand) { Observed = (kind, address, completion) => _trace.Nand(_firmwareClock.NowNanoseconds, kind, address, completion) };
         device.AttachFirmwareClock(_firmwareClock);
+        if (recorder is not null)
+        {
+            recorder.InFirmware = true;
+        }
+
         (_ftl, _loop) = MountFirmware();
         Name = name;
         Description = device.Description;

@@ -28,6 +28,20 @@ internal static class SessionReplay
 
     public static int Run(string path, long until, string? tracePath, TextWriter output)
     {
+        try
+        {
+            return Replay(path, until, tracePath, output);
+        }
+        catch (InvalidDataException e)
+        {
+            // The replay took another path than the session: a recording from another build, or damaged.
+            output.WriteLine($"replay {Path.GetFileName(path)}: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static int Replay(string path, long until, string? tracePath, TextWriter output)
+    {
         if (!File.Exists(path))
         {
             throw new UsageException($"--replay: '{path}' does not exist");
@@ -49,8 +63,9 @@ internal static class SessionReplay
             using TextWriter? trace = tracePath is null ? null : new StreamWriter(tracePath);
             // A served session's virtual clock is set to each recorded instant; a board's clock
             // returns each recorded reading.
-            IClock clock = recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock();
-            EmulatedDevice device = EmulatedDevice.Open(config, "recorded", imagePath: null, clock);
+            IServedDevice device = recording.Nand == RecordedNand.Outcomes
+                ? new ReplayDevice(FirmwareConfig.Geometry(config), recording, (ulong)config.Get(EmulatorConfig.FaultSeed))
+                : EmulatedDevice.Open(config, "recorded", imagePath: null, recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock());
             using ServedController controller = ServedController.ForReplay(device, config, "replay", trace);
             long records = 0, commands = 0, cuts = 0;
             ulong? recorded = null;
@@ -89,7 +104,7 @@ internal static class SessionReplay
                 : recording.Truncated ? "the recording was cut short (the server was killed); replayed up to its last complete record"
                 : "the recording ends without the session's end (the server did not stop cleanly)";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"replay {Path.GetFileName(path)}: {records} records, {commands} commands, {cuts} power cuts; {end}"));
-            output.WriteLine($"  device: {recording.Device}; data: {(recording.Data == RecordedData.Full ? "full" : "digest")}");
+            output.WriteLine($"  device: {recording.Device}; data: {(recording.Data == RecordedData.Full ? "full" : "digest")}; NAND: {(recording.Nand == RecordedNand.Outcomes ? "its recorded outcomes" : "emulated")}");
             if (controller.Failure is { } failure)
             {
                 output.WriteLine($"  the firmware failed, as in the session: {failure.GetType().Name}: {failure.Message}");

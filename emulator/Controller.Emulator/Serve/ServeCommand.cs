@@ -49,7 +49,7 @@ internal static class ServeCommand
         ResolvedConfig config = Profiles.Load(profile, args.All("--set"));
         NbdService.ServeOptions serving = NbdService.Parse(args, "ssd-emulator");
         RecordingOptions? record = RecordingOptions.Parse(args);
-        SessionRecorder? recorder = record?.Start(config, EmulatedDevice.Describe(profile ?? "default", args.Single("--image"), config), RecordedClock.Moves);
+        SessionRecorder? recorder = record?.Start(config, EmulatedDevice.Describe(profile ?? "default", args.Single("--image"), config), RecordedClock.Moves, jumpsToEvents: config.Get(FirmwareConfig.TimingMode) != "realtime");
         using ServedController controller = EmulatedDevice.Boot(config, profile ?? "default", args.Single("--image"), args.Single("--export") ?? "ssd", recorder: recorder);
         if (record is not null)
         {

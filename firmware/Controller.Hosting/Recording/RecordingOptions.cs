@@ -7,7 +7,8 @@ namespace Controller.Hosting.Recording;
 /// <summary><c>--record FILE</c> and <c>--record-data full|digest</c>, as <c>serve</c> and <c>ssd-board</c> take them.</summary>
 /// <param name="Path">The recording to write (it must not exist).</param>
 /// <param name="Data">How writes' data is kept.</param>
-public sealed record RecordingOptions(string Path, RecordedData Data)
+/// <param name="ExistingImage">The NAND image the session starts from exists: its contents are not in the recording, so every NAND outcome is.</param>
+public sealed record RecordingOptions(string Path, RecordedData Data, bool ExistingImage)
 {
     /// <summary>The options with a value.</summary>
     public static readonly string[] Valued = ["--record", "--record-data"];
@@ -19,8 +20,9 @@ public sealed record RecordingOptions(string Path, RecordedData Data)
                                checkpoints over --control) to FILE, zstd-compressed, as it goes; a
                                SIGKILL leaves it readable up to its last flushed record. `ssd-emulator
                                sim --replay FILE` runs the same execution again, to the same trace-hash
-                               (printed when the server stops). Starts from a fresh NAND: with --image,
-                               the file must not exist yet
+                               (printed when the server stops). From an --image that holds data, or
+                               on a real chip, every NAND outcome is recorded too, and the replay needs
+                               neither
           --record-data M      full (default): every byte written; digest: a checksum of each write,
                                from which the replay makes data of its own (the firmware's execution
                                does not depend on the bytes, so the hash is the same; the contents are not)
@@ -48,12 +50,7 @@ public sealed record RecordingOptions(string Path, RecordedData Data)
             throw new UsageException($"--record: '{path}' exists; a recording starts a new file");
         }
 
-        if (args.Single("--image") is { } image && File.Exists(image))
-        {
-            throw new UsageException($"--record: the NAND image '{image}' exists; a recording starts from a fresh NAND (it does not carry the image's contents): give a new --image, or none");
-        }
-
-        return new RecordingOptions(path, mode);
+        return new RecordingOptions(path, mode, args.Single("--image") is { } image && File.Exists(image));
     }
 
     /// <summary>Every key of <paramref name="config"/> as a profile file, for a recording's header.</summary>
@@ -69,9 +66,13 @@ public sealed record RecordingOptions(string Path, RecordedData Data)
         return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    /// <summary>Starts the recorder these options ask for.</summary>
-    public SessionRecorder Start(ResolvedConfig config, string device, RecordedClock clock) =>
-        new(Path, ConfigJson(config), device, Data, clock);
+    /// <summary>
+    /// Starts the recorder these options ask for, on a device whose clock is kept as
+    /// <paramref name="clock"/> says; every NAND outcome is recorded too on a real chip
+    /// (<paramref name="realChip"/>) or from an existing image.
+    /// </summary>
+    public SessionRecorder Start(ResolvedConfig config, string device, RecordedClock clock, bool jumpsToEvents, bool realChip = false) =>
+        new(Path, ConfigJson(config), device, Data, clock, realChip || ExistingImage ? RecordedNand.Outcomes : RecordedNand.Emulated, jumpsToEvents);
 
     /// <summary>The line a server prints when it starts recording.</summary>
     public string Banner(string program) => $"{program}: recording the session in {Path} (data: {(Data == RecordedData.Full ? "full" : "digest")})";

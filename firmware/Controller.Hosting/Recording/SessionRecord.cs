@@ -31,6 +31,28 @@ public enum SessionRecordKind : byte
 
     /// <summary>A reading of a clock that moves by itself (a board's), when it differed from the last.</summary>
     ClockRead = 9,
+
+    /// <summary>A page read's outcome, with its data where it is not what the session wrote there.</summary>
+    NandRead = 10,
+
+    /// <summary>A page program's outcome.</summary>
+    NandProgram = 11,
+
+    /// <summary>A block erase's outcome.</summary>
+    NandErase = 12,
+
+    /// <summary>A die's status, as asked.</summary>
+    NandDie = 13,
+}
+
+/// <summary>Who decides a NAND operation's outcome in a replay.</summary>
+public enum RecordedNand : byte
+{
+    /// <summary>The emulated NAND, from the same configuration and seed (a fresh emulated device).</summary>
+    Emulated = 0,
+
+    /// <summary>The recording: every outcome was recorded (a real chip, or a NAND that held data before the session).</summary>
+    Outcomes = 1,
 }
 
 /// <summary>How a recording keeps the time the firmware sees.</summary>
@@ -100,6 +122,18 @@ public sealed record SessionRecord(SessionRecordKind Kind)
 
     /// <summary>The end: the execution hash of the session.</summary>
     public ulong Hash { get; init; }
+
+    /// <summary>A NAND operation's page (an erase's block, page 0), or a die's number in its block field.</summary>
+    public Firmware.Flash.PageAddress Page { get; init; }
+
+    /// <summary>A NAND operation's outcome.</summary>
+    public Firmware.Flash.NandCompletion Completion { get; init; }
+
+    /// <summary>A page read's spare area, when recorded.</summary>
+    public byte[]? Spare { get; init; }
+
+    /// <summary>A die's status.</summary>
+    public Firmware.Flash.NandDieStatus Die { get; init; }
 
     /// <summary>The data a replay writes for a write: the bytes kept, or bytes made from the digest.</summary>
     public void FillData(Span<byte> buffer)

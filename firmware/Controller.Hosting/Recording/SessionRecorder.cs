@@ -1,5 +1,6 @@
 using System.Text;
 using Controller.Firmware.Common;
+using Controller.Firmware.Flash;
 using Controller.Firmware.Host;
 using ZstdSharp;
 
@@ -33,7 +34,7 @@ public sealed class SessionRecorder : IDisposable
     /// firmware configured by <paramref name="configJson"/> (a profile file's JSON, every key set),
     /// on a device described by <paramref name="device"/>.
     /// </summary>
-    public SessionRecorder(string path, string configJson, string device, RecordedData data, RecordedClock clock = RecordedClock.Moves)
+    public SessionRecorder(string path, string configJson, string device, RecordedData data, RecordedClock clock = RecordedClock.Moves, RecordedNand nand = RecordedNand.Emulated, bool jumpsToEvents = true)
     {
         ArgumentNullException.ThrowIfNull(configJson);
         _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
@@ -44,6 +45,12 @@ public sealed class SessionRecorder : IDisposable
         _writer.Write(Magic);
         _writer.Write((byte)data);
         _writer.Write((byte)clock);
+        _writer.Write((byte)nand);
+        _writer.Write(jumpsToEvents);
+        NandMode = nand;
+        // An emulated device is built the same way by the replay, readings and all; a device
+        // whose outcomes are recorded is not built by the replay at all.
+        InFirmware = nand == RecordedNand.Emulated;
         _writer.Write(configJson);
         _writer.Write(device);
         Flush();
@@ -55,12 +62,15 @@ public sealed class SessionRecorder : IDisposable
     /// <summary>How the clock is kept: its instant before each input, or every reading.</summary>
     public RecordedClock ClockMode { get; }
 
+    /// <summary>Whether NAND outcomes are recorded (<see cref="RecordingNand"/>).</summary>
+    public RecordedNand NandMode { get; }
+
     /// <summary>
     /// With <see cref="RecordedClock.Reads"/>: the firmware (or the NAND under it) is running, so
     /// clock readings are its inputs. The server's own readings between inputs (waiting for the
     /// next event) are not, and a replay does not make them. True until the server attaches the recorder.
     /// </summary>
-    public bool InFirmware { get; set; } = true;
+    public bool InFirmware { get; set; }
 
     /// <summary>The path written.</summary>
     public string Path => _file.Name;
@@ -98,6 +108,50 @@ public sealed class SessionRecorder : IDisposable
         _writer.Write7BitEncodedInt64(nanoseconds - _read);
         _read = nanoseconds;
         _unchanged = 0;
+        End();
+    }
+
+    /// <summary>A page read's outcome; <paramref name="data"/> and <paramref name="spare"/> when they are not what the session's model of the page says.</summary>
+    public void NandRead(PageAddress address, NandCompletion completion, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare, bool modelled)
+    {
+        Begin(SessionRecordKind.NandRead);
+        WriteAddress(address);
+        WriteCompletion(completion);
+        _writer.Write(modelled);
+        if (!modelled)
+        {
+            _writer.Write7BitEncodedInt(data.Length);
+            _writer.Write(data);
+            _writer.Write7BitEncodedInt(spare.Length);
+            _writer.Write(spare);
+            _unflushed += data.Length + spare.Length;
+        }
+
+        End();
+    }
+
+    /// <summary>A page program's or block erase's outcome.</summary>
+    public void NandWrite(SessionRecordKind kind, PageAddress address, NandCompletion completion)
+    {
+        if (kind is not (SessionRecordKind.NandProgram or SessionRecordKind.NandErase))
+        {
+            throw new ArgumentOutOfRangeException(nameof(kind), kind, "a program or an erase");
+        }
+
+        Begin(kind);
+        WriteAddress(address);
+        WriteCompletion(completion);
+        End();
+    }
+
+    /// <summary>A die's status, as the firmware asked.</summary>
+    public void NandDie(int die, NandDieStatus status)
+    {
+        Begin(SessionRecordKind.NandDie);
+        _writer.Write7BitEncodedInt(die);
+        _writer.Write(status.Busy);
+        _writer.Write7BitEncodedInt64(status.ReadyAtNanoseconds);
+        _writer.Write7BitEncodedInt(status.QueuedOperations);
         End();
     }
 
@@ -193,6 +247,19 @@ public sealed class SessionRecorder : IDisposable
         _writer.Dispose();
         _zstd.Dispose();
         _file.Dispose();
+    }
+
+    private void WriteAddress(PageAddress address)
+    {
+        _writer.Write7BitEncodedInt(address.Block);
+        _writer.Write7BitEncodedInt(address.Page);
+    }
+
+    private void WriteCompletion(NandCompletion completion)
+    {
+        _writer.Write((byte)completion.Status);
+        _writer.Write7BitEncodedInt64(completion.CompletesAtNanoseconds);
+        _writer.Write7BitEncodedInt(completion.CorrectedBits);
     }
 
     private void Begin(SessionRecordKind kind)

@@ -18,8 +18,10 @@ public sealed class SessionRecording : IDisposable
     private bool _ended;
     private long _read;
 
-    private SessionRecording(FileStream file, DecompressionStream zstd, BinaryReader reader, RecordedData data, RecordedClock clock, string configJson, string device)
+    private SessionRecording(FileStream file, DecompressionStream zstd, BinaryReader reader, RecordedData data, RecordedClock clock, RecordedNand nand, bool jumpsToEvents, string configJson, string device)
     {
+        Nand = nand;
+        JumpsToEvents = jumpsToEvents;
         _file = file;
         _zstd = zstd;
         _reader = reader;
@@ -34,6 +36,12 @@ public sealed class SessionRecording : IDisposable
 
     /// <summary>How the clock was kept.</summary>
     public RecordedClock Clock { get; }
+
+    /// <summary>Who decides NAND outcomes in a replay.</summary>
+    public RecordedNand Nand { get; }
+
+    /// <summary>The session's device jumped its virtual clock to each event (<c>timing.mode=none</c>).</summary>
+    public bool JumpsToEvents { get; }
 
     /// <summary>The configuration the session ran with, as a profile file's JSON.</summary>
     public string ConfigJson { get; }
@@ -61,9 +69,11 @@ public sealed class SessionRecording : IDisposable
 
             var data = (RecordedData)reader.ReadByte();
             var clock = (RecordedClock)reader.ReadByte();
+            var nand = (RecordedNand)reader.ReadByte();
+            bool jumps = reader.ReadBoolean();
             string config = reader.ReadString();
             string device = reader.ReadString();
-            return new SessionRecording(file, zstd, reader, data, clock, config, device);
+            return new SessionRecording(file, zstd, reader, data, clock, nand, jumps, config, device);
         }
         catch (Exception e) when (e is EndOfStreamException or ZstdException or IOException)
         {
@@ -132,6 +142,18 @@ public sealed class SessionRecording : IDisposable
         _file.Dispose();
     }
 
+    private Firmware.Flash.PageAddress ReadAddress() => new(_reader.Read7BitEncodedInt(), _reader.Read7BitEncodedInt());
+
+    private Firmware.Flash.NandCompletion ReadCompletion() =>
+        new((Firmware.Flash.NandStatus)_reader.ReadByte(), _reader.Read7BitEncodedInt64(), _reader.Read7BitEncodedInt());
+
+    private byte[] ReadBytes()
+    {
+        int length = _reader.Read7BitEncodedInt();
+        byte[] bytes = _reader.ReadBytes(length);
+        return bytes.Length == length ? bytes : throw new EndOfStreamException("a page's data is cut short");
+    }
+
     private SessionRecord Read(SessionRecordKind kind)
     {
         switch (kind)
@@ -146,6 +168,14 @@ public sealed class SessionRecording : IDisposable
                 return new SessionRecord(kind) { Text = _reader.ReadString() };
             case SessionRecordKind.End:
                 return new SessionRecord(kind) { Hash = _reader.ReadUInt64() };
+            case SessionRecordKind.NandRead:
+                var read = new SessionRecord(kind) { Page = ReadAddress(), Completion = ReadCompletion() };
+                return _reader.ReadBoolean() ? read : read with { Data = ReadBytes(), Spare = ReadBytes() };
+            case SessionRecordKind.NandProgram or SessionRecordKind.NandErase:
+                return new SessionRecord(kind) { Page = ReadAddress(), Completion = ReadCompletion() };
+            case SessionRecordKind.NandDie:
+                int die = _reader.Read7BitEncodedInt();
+                return new SessionRecord(kind) { Page = new Firmware.Flash.PageAddress(die, 0), Die = new Firmware.Flash.NandDieStatus(_reader.ReadBoolean(), _reader.Read7BitEncodedInt64(), _reader.Read7BitEncodedInt()) };
             case SessionRecordKind.ClockRead:
                 long unchanged = _reader.Read7BitEncodedInt64();
                 _read += _reader.Read7BitEncodedInt64();

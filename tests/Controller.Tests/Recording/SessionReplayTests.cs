@@ -67,6 +67,39 @@ public sealed partial class SessionReplayTests
         Assert.Contains(" 1 power cuts; the session's end", output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A session that starts from an image holding data: the recording keeps every NAND outcome
+    /// (as on a real chip), and the replay, which has no image, answers from them.
+    /// </summary>
+    [Fact]
+    public async Task ASessionOnAnImageThatHoldsDataReplaysFromItsNandOutcomes()
+    {
+        using var temp = new TempDirectory();
+        string image = temp.File("ssd.img");
+        using (var first = await ServerProcess.StartAsync(temp, image))
+        {
+            Assert.Equal(0, (await HostRun.RunAsync("write", first.Uri, "0", "--length", "2M", "--pattern", "0x3c")).ExitCode);
+            await first.StopAsync("TERM");
+        }
+
+        string recording = temp.File("image.rec");
+        using var server = await ServerProcess.StartAsync(temp, image, control: true, extra: ["--record", recording]);
+        var read = await HostRun.RunAsync("read", server.Uri, "0", "1M", "--expect-pattern", "0x3c");
+        var bench = await HostRun.RunAsync("bench", server.Uri, "--rw", "randrw", "--bs", "8k", "--size", "4M", "--count", "300", "--iodepth", "4");
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
+        var again = await HostRun.RunAsync("read", server.Uri, "1536k", "256k", "--expect-pattern", "0x3c");
+        (_, string stopped) = await server.StopAsync("TERM");
+        var (replayed, output) = Replay(recording);
+
+        Assert.Equal(0, read.ExitCode);
+        Assert.Equal(0, bench.ExitCode);
+        Assert.Equal(0, cut.ExitCode);
+        Assert.True(again.ExitCode == 0, again.Error);
+        Assert.True(replayed == 0, output);
+        Assert.Contains("NAND: its recorded outcomes", output, StringComparison.Ordinal);
+        Assert.Contains($"trace-hash={TraceHash().Match(stopped).Groups[1].Value} (the session's)", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task DigestDataGivesTheSameExecution()
     {
@@ -179,7 +212,6 @@ public sealed partial class SessionReplayTests
     [InlineData("sim|--replay|NOT", "is not a session recording")]
     [InlineData("serve|--record|RECORDING", "--record: 'RECORDING' exists; a recording starts a new file")]
     [InlineData("serve|--record-data|digest", "--record-data applies to --record FILE")]
-    [InlineData("serve|--image|RECORDING|--record|new.rec", "the NAND image 'RECORDING' exists; a recording starts from a fresh NAND")]
     [InlineData("serve|--record|new.rec|--record-data|some", "--record-data: 'some' is neither full nor digest")]
     public void BadInputIsRefusedWithTheValueNamed(string line, string expected)
     {
