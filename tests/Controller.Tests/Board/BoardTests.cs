@@ -157,6 +157,43 @@ public sealed class BoardTests
         Assert.Contains("cannot drive HOLD# high on GPIO 24", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A session on a real chip (the driver over the SPI bus, on the monotonic clock), recorded: the
+    /// replay has no chip, and answers every NAND operation and clock reading from the recording,
+    /// to the session's hash.
+    /// </summary>
+    [Fact]
+    public async Task ARealChipSessionReplaysFromItsRecordedOutcomes()
+    {
+        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, BoardFile("raspberrypi-4"), ["nand.blocksPerDie=128", "cache.bytes=256k", "board.led="]);
+        using var temp = new TempDirectory();
+        string path = temp.File("chip.rec");
+        var clock = new MonotonicClock();
+        using EmulatedNand array = EmulatedNand.InMemory(config, clock);
+        var chip = new EmulatedSpiNandChip(array, SpiNandChip.FromConfig(config), clock);
+        var recorder = new Controller.Hosting.Recording.SessionRecorder(path, Controller.Hosting.Recording.RecordingOptions.ConfigJson(config), "a Pi", Controller.Hosting.Recording.RecordedData.Digest, Controller.Hosting.Recording.RecordedClock.Reads, Controller.Hosting.Recording.RecordedNand.Outcomes, jumpsToEvents: false);
+        ulong hash;
+        using (var controller = new ServedController(BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null, recorder), config, "ssd", recorder: recorder))
+        {
+            byte[] buffer = new byte[32768];
+            for (int i = 0; i < 40; i++)
+            {
+                HostOpcode opcode = i % 3 == 2 ? HostOpcode.Read : HostOpcode.Write;
+                Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(opcode, i % 5 == 0 ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None, (i * 12288) % (1 << 20), buffer.Length, buffer, CancellationToken.None));
+            }
+
+            controller.Shutdown();
+            hash = controller.TraceHash;
+        }
+
+        using var output = new StringWriter();
+        int exitCode = Controller.Emulator.Cli.SessionReplay.Run(path, until: 0, tracePath: null, output);
+
+        Assert.True(exitCode == 0, output.ToString());
+        Assert.Contains("NAND: its recorded outcomes", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"trace-hash={hash:x16} (the session's)", output.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task TheRealChipDeviceServesAndRefusesPowerCutsAndFaultsWithoutEndingConnections()
     {
