@@ -86,7 +86,12 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     /// <inheritdoc />
     public NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare)
     {
-        NandCompletion completion = Outside((d, s) => inner.ReadPage(address, d, s), data, spare);
+        NandCompletion completion;
+        using (Inside())
+        {
+            completion = inner.ReadPage(address, data, spare);
+        }
+
         recorder.NandRead(address, completion, data, spare, _model.Matches(address, data, spare));
         return completion;
     }
@@ -94,16 +99,10 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     /// <inheritdoc />
     public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare)
     {
-        bool was = recorder.InFirmware;
-        recorder.InFirmware = false;
         NandCompletion completion;
-        try
+        using (Inside())
         {
             completion = inner.ProgramPage(address, data, spare);
-        }
-        finally
-        {
-            recorder.InFirmware = was;
         }
 
         _model.Programmed(address, data, spare, completion.Status != NandStatus.ProgramFailed);
@@ -114,16 +113,10 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     /// <inheritdoc />
     public NandCompletion EraseBlock(int block)
     {
-        bool was = recorder.InFirmware;
-        recorder.InFirmware = false;
         NandCompletion completion;
-        try
+        using (Inside())
         {
             completion = inner.EraseBlock(block);
-        }
-        finally
-        {
-            recorder.InFirmware = was;
         }
 
         _model.Erased(block, completion.Status != NandStatus.EraseFailed);
@@ -134,37 +127,28 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     /// <inheritdoc />
     public NandDieStatus GetDieStatus(int die)
     {
-        bool was = recorder.InFirmware;
-        recorder.InFirmware = false;
         NandDieStatus status;
-        try
+        using (Inside())
         {
             status = inner.GetDieStatus(die);
-        }
-        finally
-        {
-            recorder.InFirmware = was;
         }
 
         recorder.NandDie(die, status);
         return status;
     }
 
-    private NandCompletion Outside(ReadPageCall call, Span<byte> data, Span<byte> spare)
+    /// <summary>Inside an operation of the device: its own clock readings are not the firmware's inputs.</summary>
+    private Suspension Inside()
     {
-        bool was = recorder.InFirmware;
+        var suspension = new Suspension(recorder, recorder.InFirmware);
         recorder.InFirmware = false;
-        try
-        {
-            return call(data, spare);
-        }
-        finally
-        {
-            recorder.InFirmware = was;
-        }
+        return suspension;
     }
 
-    private delegate NandCompletion ReadPageCall(Span<byte> data, Span<byte> spare);
+    private readonly struct Suspension(SessionRecorder recorder, bool was) : IDisposable
+    {
+        public void Dispose() => recorder.InFirmware = was;
+    }
 }
 
 /// <summary>A NAND that answers each operation with the session's recorded outcome (<see cref="RecordingNand"/>).</summary>
