@@ -17,11 +17,13 @@ public sealed class ReplayTests
         TraceSummary summary = TraceSummary.Scan(TraceReader.Open(trace, TraceFormat.Blkparse));
         using var temp = new TempDirectory();
         string socket = temp.File("kit.sock");
-        using Process kit = Process.Start(new ProcessStartInfo(nbdkit, ["-f", "-U", socket, "memory", "16M"]) { RedirectStandardError = true })!;
+        // nbdkit writes its PID file once it listens (the socket file appears before that).
+        string pid = temp.File("kit.pid");
+        using Process kit = Process.Start(new ProcessStartInfo(nbdkit, ["-f", "-U", socket, "-P", pid, "memory", "16M"]) { RedirectStandardError = true })!;
         try
         {
             using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
-            for (int i = 0; i < 100 && !File.Exists(socket); i++)
+            for (int i = 0; i < 200 && !(File.Exists(pid) && new FileInfo(pid).Length > 0); i++)
             {
                 await Task.Delay(50);
             }

@@ -12,10 +12,12 @@ public sealed class SsdHostInteropTests
         string nbdkit = ExternalTool.Require("nbdkit", "nbdkit");
         using var temp = new TempDirectory();
         string socket = temp.File("kit.sock");
-        using Process kit = Process.Start(new ProcessStartInfo(nbdkit, ["-f", "-U", socket, "memory", "16M"]) { RedirectStandardError = true })!;
+        // nbdkit writes its PID file once it listens (the socket file appears before that).
+        string pid = temp.File("kit.pid");
+        using Process kit = Process.Start(new ProcessStartInfo(nbdkit, ["-f", "-U", socket, "-P", pid, "memory", "16M"]) { RedirectStandardError = true })!;
         try
         {
-            for (int i = 0; i < 100 && !File.Exists(socket); i++)
+            for (int i = 0; i < 200 && !(File.Exists(pid) && new FileInfo(pid).Length > 0); i++)
             {
                 await Task.Delay(50);
             }

@@ -100,6 +100,48 @@ public sealed partial class SessionReplayTests
         Assert.Contains($"trace-hash={TraceHash().Match(stopped).Groups[1].Value} (the session's)", output, StringComparison.Ordinal);
     }
 
+    /// <summary>Every management request that changes the device is an input: faults (failed programs and erases, bit errors), a checkpoint and a power cut replay to the same execution.</summary>
+    [Fact]
+    public async Task FaultsACheckpointAndAPowerCutOverTheEndpointReplay()
+    {
+        using var temp = new TempDirectory();
+        string path = temp.File("faults.rec");
+        Controller.Firmware.Config.ResolvedConfig config = Profiles.Load("tiny", ["cache.bytes=128k", "cache.largePageBytes=16k"]);
+        var recorder = new SessionRecorder(path, RecordingOptions.ConfigJson(config), "tiny", RecordedData.Full);
+        ulong hash;
+        Controller.Management.NandCounters nand;
+        using (var controller = Controller.Emulator.EmulatedDevice.Boot(config, "tiny", null, "ssd", recorder: recorder))
+        {
+            byte[] buffer = new byte[16384];
+            await controller.SetFaultsAsync(new Controller.Management.FaultRequest { FailNextPrograms = 3, RawBitErrorRate = 2e-5, EraseFailProbability = 0.02 }, CancellationToken.None);
+            for (int i = 0; i < 300; i++)
+            {
+                var opcode = (i % 4) switch { 0 or 1 => Controller.Firmware.Host.HostOpcode.Write, 2 => Controller.Firmware.Host.HostOpcode.Read, _ => Controller.Firmware.Host.HostOpcode.Trim };
+                await controller.ExecuteAsync(opcode, Controller.Firmware.Host.HostCommandOptions.None, (i * 24576L) % (3 << 20), buffer.Length, buffer, CancellationToken.None);
+                if (i == 100)
+                {
+                    await controller.CheckpointAsync(CancellationToken.None);
+                }
+
+                if (i == 200)
+                {
+                    await controller.PowerCutAsync(CancellationToken.None);
+                }
+            }
+
+            nand = (await controller.GetStatsAsync(CancellationToken.None)).Nand;
+            controller.Shutdown();
+            hash = controller.TraceHash;
+        }
+
+        var (replayed, output) = Replay(path);
+
+        Assert.True(replayed == 0, output);
+        Assert.Contains($"trace-hash={hash:x16} (the session's)", output, StringComparison.Ordinal);
+        Assert.Contains(", 300 commands, 1 power cuts;", output, StringComparison.Ordinal);
+        Assert.True(nand.ProgramFailures >= 3 && nand.CorrectedReads > 0, $"the faults did not act ({nand.ProgramFailures} failed programs, {nand.CorrectedReads} corrected reads): the test does not exercise them");
+    }
+
     [Fact]
     public async Task DigestDataGivesTheSameExecution()
     {
