@@ -115,6 +115,64 @@ public sealed class TraceReaderTests
         Assert.StartsWith(message, e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("12", 12_000_000_000L)]
+    [InlineData("1.5", 1_500_000_000L)]
+    [InlineData("0.000000001", 1L)]
+    [InlineData("999999999.999999999", 999_999_999_999_999_999L)]
+    public void SecondsAreReadExactly(string seconds, long nanoseconds)
+    {
+        List<TraceRequest> requests = Read(TraceFormat.Spc, $"0,0,512,r,0\n0,0,512,r,{seconds}\n");
+
+        Assert.Equal(nanoseconds, requests[1].TimeNanoseconds);
+    }
+
+    [Theory]
+    [InlineData("1.2.3")]
+    [InlineData("1234567890.5")]
+    [InlineData("1.1234567891")]
+    [InlineData(".5")]
+    [InlineData("1e3")]
+    public void SecondsThatAreNotDigitsAPointAndAtMostNineDecimalsAreRefused(string seconds)
+    {
+        var e = Assert.Throws<TraceFormatException>(() => Read(TraceFormat.Spc, $"0,0,512,r,{seconds}\n"));
+
+        Assert.Equal($"t:1: timestamp '{seconds}' is not seconds such as 12.000345", e.Message);
+    }
+
+    [Fact]
+    public void CommentLinesArePassedOver()
+    {
+        Assert.Single(Read(TraceFormat.MqSim, "# time device lba sectors type\n\n10 0 5 8 0\n"));
+        Assert.Single(Read(TraceFormat.Spc, "# ASU,LBA,Size,Opcode,Timestamp\n\n0,1,512,r,0.5\n"));
+    }
+
+    [Fact]
+    public void AFioVersion3LineWithoutItsActionIsRefused()
+    {
+        var e = Assert.Throws<TraceFormatException>(() => Read(TraceFormat.FioIolog, "fio version 3 iolog\n5 /dev/nbd0\n"));
+
+        Assert.Equal("t:2: '5 /dev/nbd0' is not 'time file action [offset length]'", e.Message);
+    }
+
+    [Fact]
+    public void AGzippedTraceIsReadThroughGzip()
+    {
+        using var temp = new TempDirectory();
+        string path = temp.File("t.trace.gz");
+        using (var file = File.Create(path))
+        using (var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionLevel.Fastest))
+        using (var text = new StreamWriter(gzip))
+        {
+            text.Write("100 0 8 16 0\n250 0 8 16 1\n");
+        }
+
+        Assert.Equal(
+            [new TraceRequest(1, 0, TraceOperation.Write, 4096, 8192), new TraceRequest(2, 150, TraceOperation.Read, 4096, 8192)],
+            TraceReader.Open(path, TraceFormat.MqSim));
+        Assert.Throws<FileNotFoundException>(() => TraceReader.Open(temp.File("none.trace"), TraceFormat.MqSim));
+    }
+
     [Fact]
     public void FormatsAreNamedAsTheCommandLinesTakeThem()
     {
