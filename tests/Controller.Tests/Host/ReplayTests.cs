@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Controller.Tests.Support;
 using Controller.Tests.Traces;
@@ -12,57 +11,41 @@ public sealed class ReplayTests
     [SkippableFact]
     public async Task OneTraceDrivesServeAndNbdkitAndTheLedgerJudgesBoth()
     {
-        string nbdkit = ExternalTool.Require("nbdkit", "nbdkit");
         string trace = TraceReaderTests.Sample("blkparse.txt");
         TraceSummary summary = TraceSummary.Scan(TraceReader.Open(trace, TraceFormat.Blkparse));
         using var temp = new TempDirectory();
-        string socket = temp.File("kit.sock");
-        // nbdkit writes its PID file once it listens (the socket file appears before that).
-        string pid = temp.File("kit.pid");
-        using Process kit = Process.Start(new ProcessStartInfo(nbdkit, ["-f", "-U", socket, "-P", pid, "memory", "16M"]) { RedirectStandardError = true })!;
-        try
+        using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
+        using var kit = await NbdkitProcess.StartAsync(temp, "16M");
+
+        var onServe = await HostRun.RunAsync("replay", server.Uri, trace, "--format", "blkparse", "--speed", "0", "--iodepth", "8", "--ledger", temp.File("ssd.ledger"), "--json");
+        kit.EnsureRunning();
+        var onKit = await HostRun.RunAsync("replay", kit.Uri, trace, "--format", "blkparse", "--speed", "0", "--iodepth", "8", "--ledger", temp.File("kit.ledger"), "--json");
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
+        var checkServe = await HostRun.RunAsync("verify", server.Uri, "--ledger", temp.File("ssd.ledger"), "--check");
+        var checkKit = await HostRun.RunAsync("verify", kit.Uri, "--ledger", temp.File("kit.ledger"), "--check");
+        // The canary: data the ledger did not write is found.
+        var damage = await HostRun.RunAsync("write", kit.Uri, "1M", "--length", "64k", "--pattern", "0x5a");
+        var recheck = await HostRun.RunAsync("verify", kit.Uri, "--ledger", temp.File("kit.ledger"), "--check");
+
+        foreach (var run in new[] { onServe, onKit })
         {
-            using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
-            for (int i = 0; i < 200 && !(File.Exists(pid) && new FileInfo(pid).Length > 0); i++)
-            {
-                await Task.Delay(50);
-            }
-
-            string kitUri = $"nbd+unix:///?socket={socket}";
-            var onServe = await HostRun.RunAsync("replay", server.Uri, trace, "--format", "blkparse", "--speed", "0", "--iodepth", "8", "--ledger", temp.File("ssd.ledger"), "--json");
-            var onKit = await HostRun.RunAsync("replay", kitUri, trace, "--format", "blkparse", "--speed", "0", "--iodepth", "8", "--ledger", temp.File("kit.ledger"), "--json");
-            var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
-            var checkServe = await HostRun.RunAsync("verify", server.Uri, "--ledger", temp.File("ssd.ledger"), "--check");
-            var checkKit = await HostRun.RunAsync("verify", kitUri, "--ledger", temp.File("kit.ledger"), "--check");
-            // The canary: data the ledger did not write is found.
-            var damage = await HostRun.RunAsync("write", kitUri, "1M", "--length", "64k", "--pattern", "0x5a");
-            var recheck = await HostRun.RunAsync("verify", kitUri, "--ledger", temp.File("kit.ledger"), "--check");
-
-            foreach (var run in new[] { onServe, onKit })
-            {
-                Assert.True(run.ExitCode == 0, run.Error);
-                using var json = JsonDocument.Parse(run.Output);
-                Assert.Equal(summary.Commands, json.RootElement.GetProperty("commands").GetInt64());
-                Assert.Equal(0, json.RootElement.GetProperty("failures").GetInt64());
-                var counts = json.RootElement.GetProperty("operations").EnumerateArray().ToDictionary(o => o.GetProperty("operation").GetString()!, o => o.GetProperty("count").GetInt64());
-                Assert.Equal(summary.Reads, counts["read"]);
-                Assert.Equal(summary.Trims, counts["trim"]);
-                Assert.Equal(summary.Flushes, counts["flush"]);
-                Assert.Contains("the trace reaches 1072709632 bytes, beyond the device's", run.Error, StringComparison.Ordinal);
-            }
-
-            Assert.Equal(0, cut.ExitCode);
-            Assert.True(checkServe.ExitCode == 0, checkServe.Output + checkServe.Error);
-            Assert.True(checkKit.ExitCode == 0, checkKit.Output + checkKit.Error);
-            Assert.Equal(0, damage.ExitCode);
-            Assert.Equal(1, recheck.ExitCode);
-            Assert.Contains("16 violate the invariant", recheck.Output, StringComparison.Ordinal);
+            Assert.True(run.ExitCode == 0, run.Error);
+            using var json = JsonDocument.Parse(run.Output);
+            Assert.Equal(summary.Commands, json.RootElement.GetProperty("commands").GetInt64());
+            Assert.Equal(0, json.RootElement.GetProperty("failures").GetInt64());
+            var counts = json.RootElement.GetProperty("operations").EnumerateArray().ToDictionary(o => o.GetProperty("operation").GetString()!, o => o.GetProperty("count").GetInt64());
+            Assert.Equal(summary.Reads, counts["read"]);
+            Assert.Equal(summary.Trims, counts["trim"]);
+            Assert.Equal(summary.Flushes, counts["flush"]);
+            Assert.Contains("the trace reaches 1072709632 bytes, beyond the device's", run.Error, StringComparison.Ordinal);
         }
-        finally
-        {
-            kit.Kill();
-            await kit.WaitForExitAsync();
-        }
+
+        Assert.Equal(0, cut.ExitCode);
+        Assert.True(checkServe.ExitCode == 0, checkServe.Output + checkServe.Error);
+        Assert.True(checkKit.ExitCode == 0, checkKit.Output + checkKit.Error);
+        Assert.Equal(0, damage.ExitCode);
+        Assert.Equal(1, recheck.ExitCode);
+        Assert.Contains("16 violate the invariant", recheck.Output, StringComparison.Ordinal);
     }
 
     [Fact]

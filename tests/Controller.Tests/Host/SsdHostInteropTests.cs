@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Host;
@@ -9,38 +8,21 @@ public sealed class SsdHostInteropTests
     [SkippableFact]
     public async Task VerifyWorksAgainstNbdkitMemory()
     {
-        string nbdkit = ExternalTool.Require("nbdkit", "nbdkit");
         using var temp = new TempDirectory();
-        string socket = temp.File("kit.sock");
-        // nbdkit writes its PID file once it listens (the socket file appears before that).
-        string pid = temp.File("kit.pid");
-        using Process kit = Process.Start(new ProcessStartInfo(nbdkit, ["-f", "-U", socket, "-P", pid, "memory", "16M"]) { RedirectStandardError = true })!;
-        try
-        {
-            for (int i = 0; i < 200 && !(File.Exists(pid) && new FileInfo(pid).Length > 0); i++)
-            {
-                await Task.Delay(50);
-            }
+        using var kit = await NbdkitProcess.StartAsync(temp, "16M");
+        string ledger = temp.File("kit.ledger");
 
-            string uri = $"nbd+unix:///?socket={socket}";
-            string ledger = temp.File("kit.ledger");
-            var run = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--ops", "2000");
-            var check = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--check");
-            var damage = await HostRun.RunAsync("write", uri, "0", "--length", "16M", "--pattern", "0x5a");
-            var recheck = await HostRun.RunAsync("verify", uri, "--ledger", ledger, "--check");
+        var run = await HostRun.RunAsync("verify", kit.Uri, "--ledger", ledger, "--ops", "2000");
+        var check = await HostRun.RunAsync("verify", kit.Uri, "--ledger", ledger, "--check");
+        var damage = await HostRun.RunAsync("write", kit.Uri, "0", "--length", "16M", "--pattern", "0x5a");
+        var recheck = await HostRun.RunAsync("verify", kit.Uri, "--ledger", ledger, "--check");
 
-            Assert.True(run.ExitCode == 0, run.Error);
-            Assert.True(check.ExitCode == 0, check.Output + check.Error);
-            Assert.Contains("0 violate the invariant", check.Output, StringComparison.Ordinal);
-            Assert.Equal(0, damage.ExitCode);
-            Assert.Equal(1, recheck.ExitCode);
-            Assert.Contains("4096 violate the invariant", recheck.Output, StringComparison.Ordinal);
-        }
-        finally
-        {
-            kit.Kill();
-            await kit.WaitForExitAsync();
-        }
+        Assert.True(run.ExitCode == 0, run.Error);
+        Assert.True(check.ExitCode == 0, check.Output + check.Error);
+        Assert.Contains("0 violate the invariant", check.Output, StringComparison.Ordinal);
+        Assert.Equal(0, damage.ExitCode);
+        Assert.Equal(1, recheck.ExitCode);
+        Assert.Contains("4096 violate the invariant", recheck.Output, StringComparison.Ordinal);
     }
 
     [SkippableFact]
