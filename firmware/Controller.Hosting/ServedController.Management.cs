@@ -72,7 +72,12 @@ public sealed partial class ServedController : IManagementService
         ArgumentNullException.ThrowIfNull(request);
         FaultSettings settings = await OnLoopAsync(() =>
         {
-            FaultSettings set = InFirmware(() => _device.SetFaults(request));
+            FaultSettings set;
+            using (InFirmware())
+            {
+                set = _device.SetFaults(request);
+            }
+
             RecordClock();
             _recorder?.Faults(System.Text.Json.JsonSerializer.Serialize(request, ManagementJson.Options));
             return set;
@@ -148,10 +153,9 @@ public sealed partial class ServedController : IManagementService
     }
 
     /// <summary>The power cut's work on the loop's thread: commands in flight fail, the hold-up save (with PLP), the cut, the mount.</summary>
-    private PowerCutResult CutPowerOnLoop() => InFirmware(CutPowerInFirmware);
-
-    private PowerCutResult CutPowerInFirmware()
+    private PowerCutResult CutPowerOnLoop()
     {
+        using FirmwareScope firmware = InFirmware();
         RecordClock();
         _recorder?.Management(SessionRecordKind.PowerCut);
         _trace.Event(_device.Clock.NowNanoseconds, "power cut");
@@ -174,10 +178,9 @@ public sealed partial class ServedController : IManagementService
     }
 
     /// <summary>The checkpoint's work on the loop's thread: the cache written back, flushed, checkpointed.</summary>
-    private CheckpointResult CheckpointOnLoop() => InFirmware(CheckpointInFirmware);
-
-    private CheckpointResult CheckpointInFirmware()
+    private CheckpointResult CheckpointOnLoop()
     {
+        using FirmwareScope firmware = InFirmware();
         RecordClock();
         _recorder?.Management(SessionRecordKind.Checkpoint);
         long dirty = _loop.Cache.DirtySectors;

@@ -104,24 +104,8 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.</summary>
     public ulong TraceHash => _trace.Hash;
 
-    /// <summary>Runs <paramref name="work"/> as the firmware's: the clock readings it makes are inputs to record.</summary>
-    private T InFirmware<T>(Func<T> work)
-    {
-        if (_recorder is not { } recorder)
-        {
-            return work();
-        }
-
-        recorder.InFirmware = true;
-        try
-        {
-            return work();
-        }
-        finally
-        {
-            recorder.InFirmware = false;
-        }
-    }
+    /// <summary>Until disposed, the code runs as the firmware's: the clock readings it makes are inputs to record.</summary>
+    private FirmwareScope InFirmware() => SessionRecorder.Scope(_recorder, inFirmware: true);
 
     /// <inheritdoc />
     public string Name { get; }
@@ -181,11 +165,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>A command enters the firmware (on the loop's thread): recorded, traced, and submitted or queued for room.</summary>
-    private long Enter(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived) =>
-        InFirmware(() => EnterFirmware(opcode, flags, offset, length, buffer, completion, arrived));
-
-    private long EnterFirmware(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived)
+    private long Enter(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived)
     {
+        using FirmwareScope firmware = InFirmware();
         var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
         if (_recorder is { } recorder)
         {
@@ -253,11 +235,10 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 Drain();
                 RecordClock();
                 _recorder?.Management(SessionRecordKind.Shutdown);
-                InFirmware(() =>
+                using (InFirmware())
                 {
                     _loop.Shutdown();
-                    return true;
-                });
+                }
             }
 
             _shutDown = true;
@@ -431,10 +412,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
     }
 
     /// <summary>One step of the loop; completions taken, commands that waited for room submitted. True if anything happened.</summary>
-    private bool StepLoop(bool background) => InFirmware(() => StepFirmware(background));
-
-    private bool StepFirmware(bool background)
+    private bool StepLoop(bool background)
     {
+        using FirmwareScope firmware = InFirmware();
         if (_recorder is { } recorder)
         {
             RecordClock();

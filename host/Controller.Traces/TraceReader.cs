@@ -87,9 +87,8 @@ public static class TraceReader
             var at = new Where(source, line);
             long time = Seconds(f[3], "time", at);
             string rwbs = f[6];
-            int position = 0;
             bool preflush = rwbs.Length > 1 && rwbs[0] == 'F' && "WRDNF".Contains(rwbs[1], StringComparison.Ordinal);
-            position += preflush ? 1 : 0;
+            int position = preflush ? 1 : 0;
             char op = rwbs[position];
             bool fua = rwbs.AsSpan(position + 1).Contains('F');
             bool extent = f.Length >= 10 && f[8] == "+";

@@ -63,9 +63,10 @@ internal static class SessionReplay
             using TextWriter? trace = tracePath is null ? null : new StreamWriter(tracePath);
             // A served session's virtual clock is set to each recorded instant; a board's clock
             // returns each recorded reading.
+            IClock clock = recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock();
             IServedDevice device = recording.Nand == RecordedNand.Outcomes
-                ? new ReplayDevice(FirmwareConfig.Geometry(config), recording, (ulong)config.Get(EmulatorConfig.FaultSeed))
-                : EmulatedDevice.Open(config, "recorded", imagePath: null, recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock());
+                ? new ReplayDevice(FirmwareConfig.Geometry(config), recording, clock, (ulong)config.Get(EmulatorConfig.FaultSeed))
+                : EmulatedDevice.Open(config, "recorded", imagePath: null, clock);
             using ServedController controller = ServedController.ForReplay(device, config, "replay", trace);
             long records = 0, commands = 0, cuts = 0;
             ulong? recorded = null;

@@ -308,29 +308,24 @@ internal static class SimCommand
         }
 
         string format = args.Single("--trace-format") ?? throw new UsageException($"--trace-format: say which format '{file}' is in: {string.Join(", ", TraceFormats.Names)}");
-        TraceFormat parsed;
-        try
+        if (!TraceFormats.TryParse(format, out TraceFormat parsed))
         {
-            parsed = TraceFormats.Parse(format);
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException($"--trace-format: {e.Message.Split(" (Parameter", 2)[0]}");
+            throw new UsageException($"--trace-format: unknown trace format '{format}'; formats are {string.Join(", ", TraceFormats.Names)}");
         }
 
-        TraceFit fit = args.Single("--trace-fit") switch
-        {
-            null or "wrap" => TraceFit.Wrap,
-            "scale" => TraceFit.Scale,
-            { } other => throw new UsageException($"--trace-fit: '{other}' is neither wrap nor scale"),
-        };
-        string speedText = args.Single("--trace-speed") ?? "1";
-        if (!double.TryParse(speedText, NumberStyles.Float, CultureInfo.InvariantCulture, out double speed) || !double.IsFinite(speed) || speed < 0 || speed > 1e9)
-        {
-            throw new UsageException($"--trace-speed: '{speedText}' is not a factor from 0 (as fast as the device allows) up, such as 1 or 2.5");
-        }
+        return new TraceSource(Path.GetFullPath(file), parsed, Parsed("--trace-fit", TraceFormats.ParseFit), Parsed("--trace-speed", TraceFormats.ParseSpeed));
 
-        return new TraceSource(Path.GetFullPath(file), parsed, fit, speed);
+        T Parsed<T>(string option, Func<string?, T> parse)
+        {
+            try
+            {
+                return parse(args.Single(option));
+            }
+            catch (FormatException e)
+            {
+                throw new UsageException($"{option}: {e.Message}");
+            }
+        }
     }
 
     private static string Counts(SortedDictionary<string, int> counts) =>

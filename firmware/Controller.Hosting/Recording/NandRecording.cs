@@ -74,7 +74,8 @@ internal sealed class PageModel(NandGeometry geometry)
 /// Records the outcome of every operation of a NAND the replay cannot rebuild (a real chip, or one
 /// that held data before the session): statuses, completion instants, and a read's bytes where they
 /// are not what the session wrote there. The device's own clock readings inside an operation (a
-/// driver polling its chip) are not recorded: the outcome stands for them.
+/// driver polling its chip) are not recorded (each call is out of the firmware's scope): the
+/// outcome stands for them.
 /// </summary>
 public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) : INandDevice
 {
@@ -87,7 +88,7 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     public NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare)
     {
         NandCompletion completion;
-        using (Inside())
+        using (SessionRecorder.Scope(recorder, inFirmware: false))
         {
             completion = inner.ReadPage(address, data, spare);
         }
@@ -100,7 +101,7 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare)
     {
         NandCompletion completion;
-        using (Inside())
+        using (SessionRecorder.Scope(recorder, inFirmware: false))
         {
             completion = inner.ProgramPage(address, data, spare);
         }
@@ -114,7 +115,7 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     public NandCompletion EraseBlock(int block)
     {
         NandCompletion completion;
-        using (Inside())
+        using (SessionRecorder.Scope(recorder, inFirmware: false))
         {
             completion = inner.EraseBlock(block);
         }
@@ -128,26 +129,13 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     public NandDieStatus GetDieStatus(int die)
     {
         NandDieStatus status;
-        using (Inside())
+        using (SessionRecorder.Scope(recorder, inFirmware: false))
         {
             status = inner.GetDieStatus(die);
         }
 
         recorder.NandDie(die, status);
         return status;
-    }
-
-    /// <summary>Inside an operation of the device: its own clock readings are not the firmware's inputs.</summary>
-    private Suspension Inside()
-    {
-        var suspension = new Suspension(recorder, recorder.InFirmware);
-        recorder.InFirmware = false;
-        return suspension;
-    }
-
-    private readonly struct Suspension(SessionRecorder recorder, bool was) : IDisposable
-    {
-        public void Dispose() => recorder.InFirmware = was;
     }
 }
 

@@ -75,6 +75,22 @@ public sealed class SessionRecorder : IDisposable
     /// <summary>The path written.</summary>
     public string Path => _file.Name;
 
+    /// <summary>
+    /// Sets <see cref="InFirmware"/> of <paramref name="recorder"/> to <paramref name="inFirmware"/>
+    /// until the scope ends, then back to what it was; nothing without a recorder. A struct: no
+    /// allocation on the loop's path.
+    /// </summary>
+    internal static FirmwareScope Scope(SessionRecorder? recorder, bool inFirmware)
+    {
+        var scope = new FirmwareScope(recorder, recorder?.InFirmware ?? false);
+        if (recorder is not null)
+        {
+            recorder.InFirmware = inFirmware;
+        }
+
+        return scope;
+    }
+
     /// <summary>The device's clock, read before an input: recorded when it moved since the last one.</summary>
     public void Clock(long nanoseconds)
     {
@@ -275,6 +291,18 @@ public sealed class SessionRecorder : IDisposable
         if (_unflushed >= FlushEveryBytes)
         {
             Flush();
+        }
+    }
+}
+
+/// <summary>Puts <see cref="SessionRecorder.InFirmware"/> back as it was (<see cref="SessionRecorder.Scope"/>).</summary>
+internal readonly struct FirmwareScope(SessionRecorder? recorder, bool was) : IDisposable
+{
+    public void Dispose()
+    {
+        if (recorder is not null)
+        {
+            recorder.InFirmware = was;
         }
     }
 }

@@ -54,17 +54,8 @@ internal static class ReplayCommand
         }
 
         TraceFormat format = Format(args);
-        TraceFit fit = args.Value("--fit") switch
-        {
-            null or "wrap" => TraceFit.Wrap,
-            "scale" => TraceFit.Scale,
-            { } other => throw new UsageException($"replay: --fit '{other}' is neither wrap nor scale"),
-        };
-        string speedText = args.Value("--speed") ?? "1";
-        if (!double.TryParse(speedText, NumberStyles.Float, CultureInfo.InvariantCulture, out double speed) || !double.IsFinite(speed) || speed < 0 || speed > 1e9)
-        {
-            throw new UsageException($"replay: --speed '{speedText}' is not a factor from 0 (as fast as the server answers) up, such as 1 or 2.5");
-        }
+        TraceFit fit = Parsed(args, "--fit", TraceFormats.ParseFit);
+        double speed = Parsed(args, "--speed", TraceFormats.ParseSpeed);
 
         int depth = (int)args.Integer("--iodepth", speed > 0 ? 64 : 1, 1, 1024);
         string? ledgerPath = args.Value("--ledger");
@@ -135,13 +126,20 @@ internal static class ReplayCommand
     private static TraceFormat Format(HostArgs args)
     {
         string name = args.Value("--format") ?? throw new UsageException($"replay: --format F is required: {string.Join(", ", TraceFormats.Names)}");
+        return TraceFormats.TryParse(name, out TraceFormat format)
+            ? format
+            : throw new UsageException($"replay: --format '{name}' is not a trace format; formats are {string.Join(", ", TraceFormats.Names)}");
+    }
+
+    private static T Parsed<T>(HostArgs args, string option, Func<string?, T> parse)
+    {
         try
         {
-            return TraceFormats.Parse(name);
+            return parse(args.Value(option));
         }
-        catch (ArgumentException)
+        catch (FormatException e)
         {
-            throw new UsageException($"replay: --format '{name}' is not a trace format; formats are {string.Join(", ", TraceFormats.Names)}");
+            throw new UsageException($"replay: {option} {e.Message}");
         }
     }
 

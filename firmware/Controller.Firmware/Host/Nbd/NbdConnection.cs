@@ -73,11 +73,8 @@ public sealed class NbdConnection : IDisposable
     // Replies of commands the export has ended, written by one writer at a time, in batches.
     private const int ReplyBatchBytes = 256 * 1024;
 
-    private readonly Lock _replyGate = new();
     private readonly Channel<(PendingRequest Request, HostStatus Status, Exception? Failure)> _replies =
         Channel.CreateUnbounded<(PendingRequest, HostStatus, Exception?)>(new UnboundedChannelOptions { SingleReader = true });
-    private int _outstanding;
-    private TaskCompletionSource? _drained;
     private CancellationToken _stop;
     private Exception? _failure;
     private bool _structured;
@@ -414,11 +411,6 @@ public sealed class NbdConnection : IDisposable
                     // The common path: the command goes to the export, and its end straight to the
                     // queue of replies, with no task of its own.
                     var request = new PendingRequest(this, command, handle, offset, length, buffer, rented);
-                    lock (_replyGate)
-                    {
-                        _outstanding++;
-                    }
-
                     export.Submit(host.Opcode, host.Options, (long)offset, length, buffer, request);
                 }
                 else
@@ -435,16 +427,14 @@ public sealed class NbdConnection : IDisposable
         }
         finally
         {
-            // Every reply in flight is finished (or has failed) before the connection closes.
+            // Every reply in flight is finished (or has failed) before the connection closes: each
+            // request holds a slot until its reply is written, so holding them all means none is left.
             await Task.WhenAll(inFlight).ConfigureAwait(false);
-            Task drained;
-            lock (_replyGate)
+            for (int i = 0; i < _options.MaximumRequestsInFlight; i++)
             {
-                _drained = _outstanding == 0 ? null : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                drained = _drained?.Task ?? Task.CompletedTask;
+                await _slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             }
 
-            await drained.ConfigureAwait(false);
             _replies.Writer.TryComplete();
             await writer.ConfigureAwait(false);
         }
@@ -541,15 +531,6 @@ public sealed class NbdConnection : IDisposable
                 {
                     request.Release();
                     _slots.Release();
-                }
-
-                lock (_replyGate)
-                {
-                    _outstanding -= batch.Count;
-                    if (_outstanding == 0)
-                    {
-                        _drained?.TrySetResult();
-                    }
                 }
 
                 batch.Clear();

@@ -1,23 +1,26 @@
+using Controller.Emulator.Time;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
+using Controller.Hosting;
+using Controller.Hosting.Recording;
 using Controller.Management;
 
-namespace Controller.Hosting.Recording;
+namespace Controller.Emulator;
 
 /// <summary>
 /// The device of a recorded session whose NAND outcomes were recorded (a real chip, or a NAND that
-/// held data before the session): its NAND answers from the recording, its clock is the recorded
-/// one. Power cuts and faults change nothing here: their effects are in the recorded outcomes.
+/// held data before the session): its NAND answers from the recording (<see cref="ReplayNand"/>),
+/// and its clock is the one the replay keeps for the recording (a <see cref="VirtualClock"/> set to
+/// each recorded instant, or a <see cref="ReplayClock"/>). Power cuts and faults change nothing
+/// here: their effects are in the recorded outcomes.
 /// </summary>
-public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recording, ulong firmwareSeed) : IServedDevice
+public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recording, IClock clock, ulong firmwareSeed) : IServedDevice
 {
-    private readonly VirtualClock? _virtual = recording.Clock == RecordedClock.Moves ? new VirtualClock() : null;
-
     /// <inheritdoc />
     public string Description => $"the recorded device ({recording.Device})";
 
     /// <inheritdoc />
-    public IClock Clock => field ??= _virtual is null ? new ReplayClock(recording) : _virtual;
+    public IClock Clock => clock;
 
     /// <inheritdoc />
     public INandDevice Nand { get; } = new ReplayNand(geometry, recording);
@@ -39,12 +42,8 @@ public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recordi
     /// <inheritdoc />
     public void JumpTo(long nanoseconds)
     {
-        if (_virtual is null)
-        {
-            throw new InvalidDataException("the replay diverged: a recording of clock readings has no instants to move to");
-        }
-
-        _virtual.AdvanceTo(Math.Max(_virtual.NowNanoseconds, nanoseconds));
+        VirtualClock instants = clock as VirtualClock ?? throw new InvalidDataException("the replay diverged: a recording of clock readings has no instants to move to");
+        instants.AdvanceTo(Math.Max(instants.NowNanoseconds, nanoseconds));
     }
 
     /// <inheritdoc />
@@ -66,15 +65,5 @@ public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recordi
     /// <inheritdoc />
     public void Dispose()
     {
-    }
-
-    /// <summary>A clock only the replay moves.</summary>
-    private sealed class VirtualClock : IClock
-    {
-        public long NowNanoseconds { get; private set; }
-
-        public void AdvanceTo(long nanoseconds) => NowNanoseconds = nanoseconds;
-
-        public void WaitUntil(long nanoseconds) => NowNanoseconds = Math.Max(NowNanoseconds, nanoseconds);
     }
 }
