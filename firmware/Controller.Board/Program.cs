@@ -180,7 +180,7 @@ public static class Program
     private static (string Board, ResolvedConfig Config) LoadBoard(Arguments args)
     {
         string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
-        return (board, ConfigLoader.Load(BoardConfig.Schema, board, args.All("--set")));
+        return (board, ConfigLoader.Load(BoardConfig.Schema, board, NbdService.ConfigSets(args)));
     }
 
     /// <summary>

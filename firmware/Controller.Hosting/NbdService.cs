@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Controller.Firmware.Config;
+using Controller.Firmware.Ftl;
 using Controller.Firmware.Host.Nbd;
 using Controller.Management;
 
@@ -17,23 +18,47 @@ namespace Controller.Hosting;
 public static class NbdService
 {
     /// <summary>The serving options that take a value.</summary>
-    public static readonly string[] Valued = ["--listen", "--export", "--handshake-timeout", "--control", "--telemetry-interval"];
+    public static readonly string[] Valued = ["--listen", "--export", "--handshake-timeout", "--control", "--telemetry-interval", "--tls", "--tls-certificates", "--control-token"];
 
     /// <summary>The serving flags.</summary>
-    public static readonly string[] Flags = ["--allow-remote"];
+    public static readonly string[] Flags = ["--allow-remote", "--tls-verify-peer", "--read-only"];
+
+    /// <summary>
+    /// The configuration overrides of <paramref name="args"/>: its <c>--set</c>s, and
+    /// <c>ftl.readOnly=true</c> for <c>--read-only</c>.
+    /// </summary>
+    public static IReadOnlyList<string> ConfigSets(Arguments args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        return [.. args.All("--set"), .. args.Has("--read-only") ? [FtlConfig.ReadOnly.Path + "=true"] : Array.Empty<string>()];
+    }
 
     /// <summary>The help lines of the serving options, for the --help of <paramref name="command"/> (as a user types it).</summary>
     public static string OptionsHelp(string command) => $$"""
           --listen URI         nbd://HOST[:PORT] (default nbd://127.0.0.1:10809) or
                                nbd+unix:///?socket=PATH; repeatable
           --export NAME        the export's name (default ssd; the empty name selects it too)
-          --allow-remote       allow a --listen or --control address other than loopback. NBD has no
+          --read-only          serve the export read-only (as nbdkit -r, qemu-nbd -r): writes, trims
+                               and zeroing get EPERM, and nothing on the NAND changes, not even a
+                               checkpoint at shutdown (a blank NAND is refused: nothing to serve)
+          --allow-remote       allow a --listen address other than loopback. Without TLS, NBD has no
                                authentication: anyone who can reach the port can read and write.
+          --tls off|on|require  NBD over TLS (NBD_OPT_STARTTLS, TLS 1.2 or later): on lets clients
+                               choose, require refuses every option before STARTTLS with
+                               NBD_REP_ERR_TLS_REQD (default: require with --tls-certificates,
+                               else off)
+          --tls-certificates DIR  ca-cert.pem, server-cert.pem and server-key.pem, the layout of
+                               qemu-nbd's and nbdkit's (README: making them with certtool)
+          --tls-verify-peer    clients must present a certificate signed by DIR/ca-cert.pem
           --handshake-timeout S  seconds a client may take to finish the handshake (default 10)
-          --control URI        the management endpoint, tcp://HOST:PORT or unix:PATH: one connection
-                               multiplexed into the channels control (JSON-RPC: stats, powerCut,
-                               checkpoint, setFaults), telemetry (a JSON stats line per interval)
-                               and log
+          --control URI        the management endpoint, tcp://HOST:PORT, tls://HOST:PORT or
+                               unix:PATH: one connection multiplexed into the channels control
+                               (JSON-RPC: stats, powerCut, checkpoint, setFaults, powerFail),
+                               telemetry (a JSON stats line per interval) and log. Off loopback it
+                               must be tls:// with --tls-certificates, and clients are checked by
+                               --tls-verify-peer or --control-token
+          --control-token FILE  tls:// clients must send the secret in FILE first (ssdhost
+                               --control-token FILE)
           --telemetry-interval S  seconds between telemetry lines (default 1)
 
         Socket activation: when started by systemd or by libnbd (nbdinfo -- [ {{command}} ]), it
@@ -51,16 +76,84 @@ public static class NbdService
         long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
         double telemetrySeconds = args.Number("--telemetry-interval", 1, 0.01, 3600);
         bool allowRemote = args.Has("--allow-remote");
+        (NbdTlsMode? tlsMode, TlsCredentials? tls) = ParseTls(args);
+        byte[]? token = args.Single("--control-token") is { } tokenFile ? ReadToken(tokenFile) : null;
         IReadOnlyList<string> listen = args.All("--listen");
-        List<EndPoint> endpoints = [.. listen.Select(uri => Parse(uri, allowRemote, program))];
-        EndPoint? control = args.Single("--control") is { } controlUri ? ParseControl(controlUri, allowRemote, program) : null;
+        List<EndPoint> endpoints = [.. listen.Select(uri => Parse(uri, allowRemote, program, tlsMode == NbdTlsMode.Required))];
+        string? controlUri = args.Single("--control");
+        EndPoint? control = controlUri is null ? null : ParseControl(controlUri, tls, token);
+        if (token is not null && (controlUri is null || !ManagementEndpoint.IsTls(controlUri)))
+        {
+            throw new UsageException("--control-token: the token is only sent over TLS; give --control tls://HOST:PORT with it");
+        }
+
         List<Socket> activated = ActivatedSockets();
         if (endpoints.Count == 0 && activated.Count == 0)
         {
-            endpoints.Add(Parse("nbd://127.0.0.1:10809", allowRemote, program));
+            endpoints.Add(Parse("nbd://127.0.0.1:10809", allowRemote, program, tlsMode == NbdTlsMode.Required));
         }
 
-        return new ServeOptions(endpoints, activated, control, TimeSpan.FromSeconds(timeoutSeconds), TimeSpan.FromSeconds(telemetrySeconds));
+        return new ServeOptions(endpoints, activated, control, TimeSpan.FromSeconds(timeoutSeconds), TimeSpan.FromSeconds(telemetrySeconds))
+        {
+            TlsMode = tlsMode,
+            Tls = tls,
+            ControlTls = controlUri is not null && ManagementEndpoint.IsTls(controlUri),
+            ControlToken = token,
+        };
+    }
+
+    /// <summary>Reads --tls, --tls-certificates and --tls-verify-peer: the mode (null for off) and the server's credentials.</summary>
+    private static (NbdTlsMode? Mode, TlsCredentials? Credentials) ParseTls(Arguments args)
+    {
+        string? mode = args.Single("--tls");
+        string? directory = args.Single("--tls-certificates");
+        bool verifyPeer = args.Has("--tls-verify-peer");
+        NbdTlsMode? parsed = mode switch
+        {
+            null => directory is null ? null : NbdTlsMode.Required,
+            "off" => null,
+            "on" => NbdTlsMode.Allowed,
+            "require" => NbdTlsMode.Required,
+            _ => throw new UsageException($"--tls: '{mode}' is not off, on or require"),
+        };
+        if (mode == "off" && (directory is not null || verifyPeer))
+        {
+            throw new UsageException($"--tls off contradicts {(directory is not null ? "--tls-certificates" : "--tls-verify-peer")}; leave one out");
+        }
+
+        if (directory is null)
+        {
+            return parsed is null && !verifyPeer
+                ? (null, null)
+                : throw new UsageException($"{(verifyPeer ? "--tls-verify-peer" : $"--tls {mode}")} needs --tls-certificates DIR, a directory holding {TlsCredentials.CaFile}, {TlsCredentials.ServerCertificateFile} and {TlsCredentials.ServerKeyFile} (README: TLS)");
+        }
+
+        try
+        {
+            return (parsed, TlsCredentials.ForServer(directory, verifyPeer));
+        }
+        catch (TlsCredentialsException e)
+        {
+            throw new UsageException($"--tls-certificates: {e.Message}");
+        }
+    }
+
+    /// <summary>The secret of --control-token FILE: its text without surrounding white space.</summary>
+    private static byte[] ReadToken(string file)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(file).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--control-token: cannot read '{file}': {e.Message}");
+        }
+
+        return text.Length >= 16
+            ? System.Text.Encoding.UTF8.GetBytes(text)
+            : throw new UsageException($"--control-token: '{file}' holds {text.Length} characters; a token needs at least 16 (head -c 32 /dev/urandom | base64 > {file})");
     }
 
     /// <summary>
@@ -120,24 +213,35 @@ public static class NbdService
         foreach (EndPoint endpoint in endpoints)
         {
             string uri = Describe(endpoint, name);
-            output.WriteLine($"  listening on {uri}");
-            output.WriteLine($"    qemu-io -f raw '{uri}' -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k'");
-            output.WriteLine($"    nbdinfo '{uri}'");
+            output.WriteLine($"  listening on {uri}{TlsNote(options)}");
+            if (options.TlsMode is null)
+            {
+                output.WriteLine($"    qemu-io -f raw '{uri}' -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k'");
+                output.WriteLine($"    nbdinfo '{uri}'");
+            }
+            else
+            {
+                string tlsUri = uri.Replace("nbd://", "nbds://", StringComparison.Ordinal).Replace("nbd+unix://", "nbds+unix://", StringComparison.Ordinal);
+                output.WriteLine($"    nbdinfo '{tlsUri}?tls-certificates=CLIENT-DIR'");
+                output.WriteLine($"    ssdhost info '{tlsUri}' --tls-certificates CLIENT-DIR");
+            }
         }
 
         if (control is not null)
         {
-            output.WriteLine($"  management endpoint on {ManagementEndpoint.Format(control)} (channels control, telemetry, log)");
+            output.WriteLine($"  management endpoint on {(options.ControlTls ? ManagementEndpoint.FormatTls(control) : ManagementEndpoint.Format(control))} (channels control, telemetry, log)");
         }
 
         output.Flush();
         controller.Failed = _ => stop.Cancel();
-        var nbd = new NbdClients(controller, new NbdServerOptions(), options.HandshakeTimeout, log, connections, program);
+        var serverOptions = new NbdServerOptions { Tls = options.TlsMode is { } mode ? new NbdTls(mode, options.Tls!.AuthenticateAsServerAsync) : null };
+        var nbd = new NbdClients(controller, serverOptions, options.HandshakeTimeout, log, connections, program);
+        var guard = new ManagementGuard(options.ControlTls ? options.Tls : null, options.ControlToken, options.HandshakeTimeout);
         var management = new ManagementServer(controller, log, options.TelemetryInterval);
         Task[] accepting =
         [
             .. listeners.Select(l => AcceptAsync(l, (client, token) => nbd.ServeAsync(client, token), stop.Token)),
-            .. controlListener is null ? [] : new[] { AcceptAsync(controlListener, (client, token) => ServeManagementAsync(management, client, log, program, token), stop.Token) },
+            .. controlListener is null ? [] : new[] { AcceptAsync(controlListener, (client, token) => ServeManagementAsync(management, guard, client, log, program, token), stop.Token) },
         ];
         try
         {
@@ -172,6 +276,13 @@ public static class NbdService
             stop.Cancel();
         }
     }
+
+    private static string TlsNote(ServeOptions options) => options.TlsMode switch
+    {
+        null => string.Empty,
+        NbdTlsMode.Allowed => $" (TLS allowed{(options.Tls!.VerifiesPeer ? ", client certificates checked" : string.Empty)})",
+        _ => $" (TLS required{(options.Tls!.VerifiesPeer ? ", client certificates checked" : string.Empty)})",
+    };
 
     private static async Task AcceptAsync(Socket listener, Func<Socket, CancellationToken, Task> serve, CancellationToken stop)
     {
@@ -213,7 +324,20 @@ public static class NbdService
     /// <param name="Control">The management endpoint, or null.</param>
     /// <param name="HandshakeTimeout">How long a client may take over the handshake.</param>
     /// <param name="TelemetryInterval">Time between telemetry lines.</param>
-    public sealed record ServeOptions(IReadOnlyList<EndPoint> Listen, IReadOnlyList<Socket> Activated, EndPoint? Control, TimeSpan HandshakeTimeout, TimeSpan TelemetryInterval);
+    public sealed record ServeOptions(IReadOnlyList<EndPoint> Listen, IReadOnlyList<Socket> Activated, EndPoint? Control, TimeSpan HandshakeTimeout, TimeSpan TelemetryInterval)
+    {
+        /// <summary>TLS on the NBD port: allowed or required, or null for off.</summary>
+        public NbdTlsMode? TlsMode { get; init; }
+
+        /// <summary>The server's TLS credentials, when --tls-certificates was given.</summary>
+        public TlsCredentials? Tls { get; init; }
+
+        /// <summary>The management endpoint speaks TLS (tls://).</summary>
+        public bool ControlTls { get; init; }
+
+        /// <summary>The secret a management client must send first, or null.</summary>
+        public IReadOnlyList<byte>? ControlToken { get; init; }
+    }
 
     /// <summary>The NBD side of the server: one connection per client, each tracked so a power cut can end it.</summary>
     /// <param name="export">The export served.</param>
@@ -239,7 +363,7 @@ public static class NbdService
                 using var connection = new NbdConnection(stream, [export], options) { Number = Interlocked.Increment(ref _accepted) };
                 await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
             {
                 if (!stop.IsCancellationRequested && connections.ContainsKey(client))
                 {
@@ -253,21 +377,37 @@ public static class NbdService
         }
     }
 
-    private static async Task ServeManagementAsync(ManagementServer server, Socket client, ManagementLog log, string program, CancellationToken stop)
+    private static async Task ServeManagementAsync(ManagementServer server, ManagementGuard guard, Socket client, ManagementLog log, string program, CancellationToken stop)
     {
         await using var stream = new NetworkStream(client, ownsSocket: true);
         try
         {
-            await server.ServeAsync(stream, stop).ConfigureAwait(false);
+            Stream? admitted = await guard.AdmitAsync(stream, stop).ConfigureAwait(false);
+            if (admitted is null)
+            {
+                log.Write($"{program}: management connection from {client.RemoteEndPoint} refused: wrong or missing --control-token");
+                return;
+            }
+
+            await using (admitted.ConfigureAwait(false))
+            {
+                await server.ServeAsync(admitted, stop).ConfigureAwait(false);
+            }
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or Nerdbank.Streams.MultiplexingProtocolException or EndOfStreamException)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or Nerdbank.Streams.MultiplexingProtocolException or EndOfStreamException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
         {
-            log.Write($"{program}: management connection ended: {e.Message}");
+            if (!stop.IsCancellationRequested)
+            {
+                log.Write($"{program}: management connection ended: {e.Message}");
+            }
         }
     }
 
-    /// <summary>Parses --control: tcp://HOST:PORT or unix:PATH, loopback unless --allow-remote.</summary>
-    internal static EndPoint ParseControl(string uri, bool allowRemote, string program)
+    /// <summary>
+    /// Parses --control: tcp://HOST:PORT or unix:PATH on loopback, tls://HOST:PORT anywhere but off
+    /// loopback only with a check of the client (a certificate, or a token).
+    /// </summary>
+    internal static EndPoint ParseControl(string uri, TlsCredentials? tls, IReadOnlyList<byte>? token)
     {
         EndPoint endpoint;
         try
@@ -284,14 +424,18 @@ public static class NbdService
             endpoint = dns.Host == "localhost" ? new IPEndPoint(IPAddress.Loopback, dns.Port) : throw new UsageException($"--control: '{dns.Host}' in '{uri}' is not an IP address (or localhost)");
         }
 
-        if (!ManagementEndpoint.IsLocal(endpoint))
+        bool overTls = ManagementEndpoint.IsTls(uri);
+        if (overTls && tls is null)
         {
-            if (!allowRemote)
-            {
-                throw new UsageException($"--control: {ManagementEndpoint.Format(endpoint)} is not a loopback address; the management endpoint has no authentication (it can cut the power), so serving it to the network needs --allow-remote");
-            }
+            throw new UsageException($"--control {uri}: a tls:// endpoint needs --tls-certificates DIR (its server-cert.pem and server-key.pem)");
+        }
 
-            Console.Error.WriteLine($"{program}: warning: serving the management endpoint {ManagementEndpoint.Format(endpoint)} to the network; anyone who can reach it can cut the power");
+        if (!ManagementEndpoint.IsLocal(endpoint) && !(overTls && (tls!.VerifiesPeer || token is not null)))
+        {
+            string address = ManagementEndpoint.Format(endpoint)["tcp://".Length..];
+            throw new UsageException(
+                $"--control: {address} is not a loopback address, and the management endpoint can cut the power: off loopback it needs TLS and a check of the client. " +
+                $"Write --control tls://{address} with --tls-certificates DIR and either --tls-verify-peer (clients present a certificate signed by DIR/ca-cert.pem) or --control-token FILE (clients send its secret)");
         }
 
         return endpoint;
@@ -337,7 +481,7 @@ public static class NbdService
     }
 
     /// <summary>Parses a --listen URI as libnbd and qemu write them.</summary>
-    internal static EndPoint Parse(string uri, bool allowRemote, string program)
+    internal static EndPoint Parse(string uri, bool allowRemote, string program, bool tlsRequired = false)
     {
         if (uri.StartsWith("nbd+unix://", StringComparison.Ordinal))
         {
@@ -358,10 +502,10 @@ public static class NbdService
             : throw new UsageException($"--listen: '{host}' in '{uri}' is not an IP address (or localhost)");
         if (!IPAddress.IsLoopback(address) && !allowRemote)
         {
-            throw new UsageException($"--listen: {address} is not a loopback address; NBD has no authentication, so serving it to the network needs --allow-remote");
+            throw new UsageException($"--listen: {address} is not a loopback address; serving it to the network needs --allow-remote (and, so that not anyone who can reach it reads and writes, --tls require with --tls-verify-peer)");
         }
 
-        if (!IPAddress.IsLoopback(address))
+        if (!IPAddress.IsLoopback(address) && !tlsRequired)
         {
             Console.Error.WriteLine($"{program}: warning: serving {address}:{port} to the network; NBD has no authentication, anyone who can reach it can read and write the device");
         }

@@ -60,6 +60,11 @@ public sealed partial class ServedController : IManagementService
                 throw new InvalidOperationException($"the device failed ({failure.Message}); nothing more is written to it");
             }
 
+            if (_readOnly)
+            {
+                throw new InvalidOperationException("the export is read-only (--read-only); nothing is written to the NAND, a checkpoint included");
+            }
+
             return CheckpointOnLoop();
         }).ConfigureAwait(false);
         Log?.Write($"checkpoint: {result.SectorsWrittenBack} dirty sectors written back, checkpoint {result.Checkpoints} taken");
@@ -144,7 +149,7 @@ public sealed partial class ServedController : IManagementService
                 _device.SetFaults(System.Text.Json.JsonSerializer.Deserialize<FaultRequest>(record.Text ?? "{}", ManagementJson.Options) ?? new FaultRequest());
                 return 0;
             case SessionRecordKind.Shutdown:
-                _loop.Shutdown();
+                ShutdownLoop();
                 _shutDown = true;
                 return 0;
             default:
@@ -162,7 +167,7 @@ public sealed partial class ServedController : IManagementService
         Interlocked.Increment(ref _generation);
         FailPending();
         long dirty = _loop.Cache.DirtySectors;
-        long saved = _loop.PowerLossProtection ? _loop.SaveOnPowerFail() : 0;
+        long saved = _loop.PowerLossProtection && !_readOnly ? _loop.SaveOnPowerFail() : 0;
         int torn = _device.CutPower();
         _earlierCaches = _earlierCaches.Plus(_loop.Cache.Statistics);
         (_ftl, _loop) = MountFirmware();

@@ -40,6 +40,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private bool _disposed;
     private bool _shutDown;
     private Exception? _failure;
+    private readonly bool _readOnly;
 
     /// <summary>
     /// Mounts the firmware on <paramref name="device"/> (formats a fresh NAND, recovers one that
@@ -63,6 +64,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
         ArgumentNullException.ThrowIfNull(config);
         _device = device;
         _config = config;
+        _readOnly = config.Get(FtlConfig.ReadOnly);
         _cacheOptions = cacheOptions ?? (options => options);
         _trace = new ExecutionTrace(trace);
         _firmwareClock = new CommandClock(device.Clock, advanceAlone: device.JumpsToEvents);
@@ -117,7 +119,11 @@ public sealed partial class ServedController : INbdExport, IDisposable
     public long SizeBytes { get; }
 
     /// <inheritdoc />
-    public bool IsReadOnly => false;
+    /// <remarks>
+    /// A read-only export (<c>ftl.readOnly</c>) changes nothing on the NAND: the mount takes no
+    /// checkpoint, the loop does no background work, shutdown neither writes back nor checkpoints.
+    /// </remarks>
+    public bool IsReadOnly => _readOnly;
 
     /// <summary>How the FTL came up: formatted, or recovered (and from what).</summary>
     public MountReport Mount => _ftl.LastMount;
@@ -237,7 +243,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 _recorder?.Management(SessionRecordKind.Shutdown);
                 using (InFirmware())
                 {
-                    _loop.Shutdown();
+                    ShutdownLoop();
                 }
             }
 
@@ -263,6 +269,15 @@ public sealed partial class ServedController : INbdExport, IDisposable
         _work.Dispose();
         _recorder?.Dispose();
         _device.Dispose();
+    }
+
+    /// <summary>The loop's clean shutdown (write back, flush, checkpoint), which a read-only export skips.</summary>
+    private void ShutdownLoop()
+    {
+        if (!_readOnly)
+        {
+            _loop.Shutdown();
+        }
     }
 
     /// <summary>Mounts (formats or recovers) the FTL on the NAND and builds the cache and loop over it.</summary>
@@ -372,7 +387,8 @@ public sealed partial class ServedController : INbdExport, IDisposable
             }
 
             bool quiet = _loop.IsQuiet && _waiting.Count == 0;
-            bool idle = quiet && Stopwatch.GetElapsedTime(lastWork).TotalMilliseconds >= IdleBeforeBackgroundMilliseconds;
+            // A read-only export does no background work: GC, wear levelling and checkpoints all write.
+            bool idle = quiet && !_readOnly && Stopwatch.GetElapsedTime(lastWork).TotalMilliseconds >= IdleBeforeBackgroundMilliseconds;
             long? next;
             try
             {

@@ -24,11 +24,45 @@ public sealed class ManagementClient : IAsyncDisposable
     public IManagementService Control { get; }
 
     /// <summary>Connects to <paramref name="uri"/> (<c>tcp://HOST:PORT</c> or <c>unix:PATH</c>).</summary>
-    public static async Task<ManagementClient> ConnectAsync(string uri, CancellationToken cancellationToken)
+    public static Task<ManagementClient> ConnectAsync(string uri, CancellationToken cancellationToken) => ConnectAsync(uri, tls: null, token: null, cancellationToken);
+
+    /// <summary>
+    /// Connects to the endpoint <paramref name="uri"/> names; a tls:// endpoint with
+    /// <paramref name="tls"/> (the server's certificate checked against its ca-cert.pem, this
+    /// client's certificate presented when it has one) and, when given, <paramref name="token"/>
+    /// sent first.
+    /// </summary>
+    /// <exception cref="FormatException">The URI is not an endpoint, or tls:// without credentials.</exception>
+    public static async Task<ManagementClient> ConnectAsync(string uri, TlsCredentials? tls, string? token, CancellationToken cancellationToken)
     {
         EndPoint endpoint = ManagementEndpoint.Parse(uri);
+        bool overTls = ManagementEndpoint.IsTls(uri);
+        if (overTls && tls is null)
+        {
+            throw new FormatException($"'{uri}' is a TLS endpoint; give the directory with its ca-cert.pem (--tls-certificates DIR)");
+        }
+
         Stream stream = await ManagementEndpoint.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
-        return await OpenAsync(stream, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (overTls)
+            {
+                string host = endpoint switch { IPEndPoint ip => ip.Address.ToString(), DnsEndPoint dns => dns.Host, _ => "localhost" };
+                stream = await tls!.AuthenticateAsClientAsync(stream, host, cancellationToken).ConfigureAwait(false);
+                if (token is not null)
+                {
+                    await stream.WriteAsync(Encoding.UTF8.GetBytes(token.Trim() + "\n"), cancellationToken).ConfigureAwait(false);
+                    await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            return await OpenAsync(stream, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>Speaks the management protocol over <paramref name="connection"/>, which the client then owns.</summary>

@@ -17,8 +17,9 @@ internal static class ServeCommand
     public static readonly string Help = $"""
         Usage: ssd-emulator serve [--config FILE|NAME] [--set KEY=VALUE]... [--image FILE]
                                   [--record FILE [--record-data full|digest]]
-                                  [--listen URI]... [--export NAME] [--allow-remote]
-                                  [--control URI] [--telemetry-interval S]
+                                  [--listen URI]... [--export NAME] [--read-only] [--allow-remote]
+                                  [--tls off|on|require] [--tls-certificates DIR] [--tls-verify-peer]
+                                  [--control URI] [--control-token FILE] [--telemetry-interval S]
 
         Boots the firmware on the emulated NAND and serves it over NBD (fixed newstyle) until Ctrl-C
         or SIGTERM, which write back the cache, flush and checkpoint, then exit 0. Several clients
@@ -46,7 +47,7 @@ internal static class ServeCommand
     public static int Run(Arguments args, TextWriter output)
     {
         string? profile = args.Single("--config");
-        ResolvedConfig config = Profiles.Load(profile, args.All("--set"));
+        ResolvedConfig config = Profiles.Load(profile, NbdService.ConfigSets(args));
         NbdService.ServeOptions serving = NbdService.Parse(args, "ssd-emulator");
         RecordingOptions? record = RecordingOptions.Parse(args);
         SessionRecorder? recorder = record?.Start(config, EmulatedDevice.Describe(profile ?? "default", args.Single("--image"), config), RecordedClock.Moves, jumpsToEvents: config.Get(FirmwareConfig.TimingMode) != "realtime");

@@ -142,6 +142,7 @@ public sealed partial class FlashTranslationLayer
             _clock.WaitUntil(status.ReadyAtNanoseconds);
         }
 
+        RefuseIfReadOnly("program", block);
         int pageBytes = _nand.Geometry.PageBytes;
         bool ok = true;
         for (int page = 0; page < _layout.PagesPerUnit; page++)

@@ -40,6 +40,11 @@ public sealed partial class FlashTranslationLayer
         if (superblocks.Count == 0)
         {
             RefuseUnlessBlank(firsts);
+            if (_options.ReadOnly)
+            {
+                throw new FtlMountException("the NAND is blank, and a read-only mount cannot format it; serve it once without --read-only first");
+            }
+
             Format(prng, good.Length, firsts);
             LastMount = new MountReport(true, false, Statistics.NandPagesRead - readsBefore, 0);
             return;
@@ -53,7 +58,10 @@ public sealed partial class FlashTranslationLayer
 
         (bool fromCheckpoint, long replayed) = Recover(newest, superblocks, firsts);
         LastMount = new MountReport(false, fromCheckpoint, Statistics.NandPagesRead - readsBefore, replayed);
-        TakeCheckpoint();
+        if (!_options.ReadOnly)
+        {
+            TakeCheckpoint();
+        }
     }
 
     /// <summary>What the first unit of every block says: factory bad, erased, the FTL's (with its sequence), damaged, or foreign.</summary>

@@ -488,7 +488,17 @@ public sealed partial class FlashTranslationLayer
             _heldBlock = -1;
         }
 
+        RefuseIfReadOnly("erase", block);
         return _nand.EraseBlock(block);
+    }
+
+    /// <summary>A read-only mount changes nothing: a program or erase reaching here is a fault of the firmware.</summary>
+    private void RefuseIfReadOnly(string operation, int block)
+    {
+        if (_options.ReadOnly)
+        {
+            throw new InvalidOperationException($"the FTL is mounted read-only, and was asked to {operation} block {block}");
+        }
     }
 
     private void CheckRange(long sector, long count)

@@ -18,8 +18,11 @@ public static class FtlConfig
     /// <summary>Erase-count spread that triggers static wear levelling.</summary>
     public static readonly IntegerKey WearLevelingSpread = new("ftl.wearLevelingSpread", "erase-count spread (max - min) above which cold data is moved off the least-worn block", 100, 1, 1_000_000);
 
+    /// <summary>A read-only mount.</summary>
+    public static readonly BooleanKey ReadOnly = new("ftl.readOnly", "mount without changing the NAND (serve --read-only): no format, no checkpoint, no background work; writes, trims and zeroing are refused", false);
+
     /// <summary>The keys above, to extend a schema with.</summary>
-    public static IReadOnlyList<ConfigKey> Keys { get; } = [SpareFactor, GcPolicyKey, CheckpointIntervalPages, WearLevelingSpread];
+    public static IReadOnlyList<ConfigKey> Keys { get; } = [SpareFactor, GcPolicyKey, CheckpointIntervalPages, WearLevelingSpread, ReadOnly];
 
     /// <summary>The options a configuration describes.</summary>
     public static FtlOptions Options(ResolvedConfig config)
@@ -32,6 +35,7 @@ public static class FtlConfig
             CheckpointIntervalPages = (int)config.Get(CheckpointIntervalPages),
             WearLevelingSpread = (int)config.Get(WearLevelingSpread),
             HoldUpReserveBlocks = HoldUpReserveBlocks(config),
+            ReadOnly = config.Get(ReadOnly),
         };
     }
 

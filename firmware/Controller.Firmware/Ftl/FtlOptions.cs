@@ -32,6 +32,12 @@ public sealed record FtlOptions
     public int HoldUpReserveBlocks { get; init; }
 
     /// <summary>
+    /// Mount without changing the NAND: no format (a blank NAND is refused), no checkpoint after
+    /// recovery; any program or erase asked of the FTL afterwards is refused with an exception.
+    /// </summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>
     /// A deliberately broken variant for the tests' oracles: FLUSH returns without waiting for
     /// its programs to complete. Reachable only from tests.
     /// </summary>

@@ -13,15 +13,42 @@ internal static class Connection
         NbdUri uri = ParseUri(args, args.Positional(0, "the NBD URI (nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)"));
         try
         {
-            return await NbdClient.ConnectAsync(uri, cancellation).ConfigureAwait(false);
+            return await NbdClient.ConnectAsync(uri, Tls(args), cancellation).ConfigureAwait(false);
         }
         catch (SocketException e)
         {
             throw new UsageException($"{args.Verb}: no NBD server at {uri}: {e.Message}");
         }
+        catch (EndOfStreamException e) when (uri.Tls)
+        {
+            // Under TLS 1.3 a server judges the client's certificate after the client finished its side of the handshake.
+            throw new UsageException($"{args.Verb}: {uri}: the server closed the connection during the TLS session ({e.Message}); if it checks clients (--tls-verify-peer), --tls-certificates needs a client-cert.pem signed by its ca-cert.pem");
+        }
         catch (Exception e) when (e is NbdClientException or EndOfStreamException or IOException)
         {
             throw new UsageException($"{args.Verb}: {uri}: {e.Message}");
+        }
+        catch (System.Security.Authentication.AuthenticationException e)
+        {
+            throw new UsageException($"{args.Verb}: {uri}: the TLS handshake failed ({e.Message}{(e.InnerException is { } inner ? ": " + inner.Message : string.Empty)}); check that --tls-certificates holds the server's ca-cert.pem, and a client certificate it signed if the server checks clients");
+        }
+    }
+
+    /// <summary>The client's TLS credentials of --tls-certificates DIR, or null without it.</summary>
+    public static TlsCredentials? Tls(HostArgs args)
+    {
+        if (args.Value("--tls-certificates") is not { } directory)
+        {
+            return null;
+        }
+
+        try
+        {
+            return TlsCredentials.ForClient(directory);
+        }
+        catch (TlsCredentialsException e)
+        {
+            throw new UsageException($"{args.Verb}: --tls-certificates: {e.Message}");
         }
     }
 
@@ -41,10 +68,27 @@ internal static class Connection
     /// <summary>Connects to the management endpoint --control names.</summary>
     public static async Task<ManagementClient> OpenControlAsync(HostArgs args, CancellationToken cancellation)
     {
-        string uri = args.Value("--control") ?? throw new UsageException($"{args.Verb}: --control URI is required (tcp://HOST:PORT or unix:PATH, as given to serve --control)");
+        string uri = args.Value("--control") ?? throw new UsageException($"{args.Verb}: --control URI is required (tcp://HOST:PORT, tls://HOST:PORT or unix:PATH, as given to serve --control)");
+        string? token = null;
+        if (args.Value("--control-token") is { } file)
+        {
+            try
+            {
+                token = File.ReadAllText(file).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageException($"{args.Verb}: --control-token: cannot read '{file}': {e.Message}");
+            }
+        }
+
         try
         {
-            return await ManagementClient.ConnectAsync(uri, cancellation).ConfigureAwait(false);
+            return await ManagementClient.ConnectAsync(uri, Tls(args), token, cancellation).ConfigureAwait(false);
+        }
+        catch (System.Security.Authentication.AuthenticationException e)
+        {
+            throw new UsageException($"{args.Verb}: {uri}: the TLS handshake failed ({e.Message}); --tls-certificates must hold the server's ca-cert.pem, and a client certificate it signed when the server checks clients");
         }
         catch (FormatException e)
         {

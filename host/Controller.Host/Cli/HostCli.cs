@@ -22,7 +22,9 @@ public static class HostCli
         "Usage: ssdhost VERB [URI] [options]     (ssdhost VERB --help for one verb)\n\n" +
         "The host tool of the SSD controller: an NBD client that sends write, read, TRIM and flush\n" +
         "commands, and a client of the management endpoint. URIs as libnbd and qemu write them:\n" +
-        "nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH. Sizes take k, M, G (x1024).\n\n" +
+        "nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH, and nbds:// or nbds+unix:// for\n" +
+        "TLS with --tls-certificates DIR (ca-cert.pem, and client-cert.pem with client-key.pem when\n" +
+        "the server checks clients; the layout of libnbd's and qemu's). Sizes take k, M, G (x1024).\n\n" +
         "Verbs:\n" + string.Join('\n', s_verbs.Select(v => $"  {v.Name,-10} {v.Summary}")) + "\n\n" +
         "Exit codes: 0 done; 1 the device failed a command or the check found violations; 2 bad input\n" +
         "(a malformed URI, no server there, an offset past the end, a size not in whole blocks).\n\n" +
@@ -54,7 +56,7 @@ public static class HostCli
 
         try
         {
-            return await verb.Run(new HostArgs(verb.Name, args[1..], verb.Valued, verb.Flags), console, cancellation).ConfigureAwait(false);
+            return await verb.Run(new HostArgs(verb.Name, args[1..], [.. verb.Valued, "--tls-certificates"], verb.Flags), console, cancellation).ConfigureAwait(false);
         }
         catch (UsageException e)
         {
@@ -66,7 +68,7 @@ public static class HostCli
             await console.Error.WriteLineAsync($"ssdhost {verb.Name}: {e.Message}").ConfigureAwait(false);
             return e.Error is Firmware.Host.Nbd.NbdError.Invalid or Firmware.Host.Nbd.NbdError.Overflow ? 2 : 1;
         }
-        catch (Exception e) when (e is NbdClientException or IOException or SocketException or EndOfStreamException or RemoteInvocationException or ConnectionLostException or UnauthorizedAccessException)
+        catch (Exception e) when (e is NbdClientException or IOException or SocketException or EndOfStreamException or RemoteInvocationException or ConnectionLostException or UnauthorizedAccessException or System.Security.Authentication.AuthenticationException)
         {
             await console.Error.WriteLineAsync($"ssdhost {verb.Name}: {e.Message}").ConfigureAwait(false);
             return 1;

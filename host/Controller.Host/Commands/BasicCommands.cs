@@ -101,7 +101,7 @@ internal static class BasicCommands
             List<(string Name, string Description)> exports;
             try
             {
-                exports = await NbdClient.ListAsync(uri, cancellation).ConfigureAwait(false);
+                exports = await NbdClient.ListAsync(uri, Connection.Tls(args), cancellation).ConfigureAwait(false);
             }
             catch (System.Net.Sockets.SocketException e)
             {

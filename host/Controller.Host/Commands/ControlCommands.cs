@@ -9,30 +9,39 @@ namespace Controller.Host.Commands;
 /// <summary>The verbs of the management endpoint: stats and power-cut.</summary>
 internal static class ControlCommands
 {
-    public static readonly Verb Stats = new("stats", "the device's counters, once or live (--watch)", """
-        Usage: ssdhost stats --control CURI [--watch] [--json]
+    private const string ControlAccess = """
+          --tls-certificates DIR  for a tls:// endpoint: ca-cert.pem to check the server with, and
+                   client-cert.pem with client-key.pem when the server checks clients
+          --control-token FILE  the secret the server was given with serve --control-token
+        """;
 
-        Prints the device's stats from the management endpoint (tcp://HOST:PORT or unix:PATH, as
-        given to serve --control): host commands and bytes, cache occupancy, dirty and hole sectors,
-        free and bad blocks, erase counts, write amplification, NAND counters, latency percentiles.
+    public static readonly Verb Stats = new("stats", "the device's counters, once or live (--watch)", $$"""
+        Usage: ssdhost stats --control CURI [--watch] [--json] [--tls-certificates DIR] [--control-token FILE]
+
+        Prints the device's stats from the management endpoint (tcp://HOST:PORT, tls://HOST:PORT or
+        unix:PATH, as given to serve --control): host commands and bytes, cache occupancy, dirty and
+        hole sectors, free and bad blocks, erase counts, write amplification, NAND counters, latency
+        percentiles.
           --watch  follow the telemetry channel: a line per interval with IOPS and MiB/s, until Ctrl-C
           --json   JSON (one object; with --watch one object a line)
+        {{ControlAccess}}
 
         Example:
           ssdhost stats --control unix:/tmp/ssd.ctl --watch
-        """, ["--control"], ["--watch", "--json"], RunStatsAsync);
+        """, ["--control", "--control-token"], ["--watch", "--json"], RunStatsAsync);
 
-    public static readonly Verb PowerCut = new("power-cut", "cut the emulated power; the device recovers and serves again", """
-        Usage: ssdhost power-cut --control CURI [--json]
+    public static readonly Verb PowerCut = new("power-cut", "cut the emulated power; the device recovers and serves again", $$"""
+        Usage: ssdhost power-cut --control CURI [--json] [--tls-certificates DIR] [--control-token FILE]
 
         Cuts the emulated SSD's power at this instant through the management endpoint: what the
         DRAM cache held unflushed is lost (unless power-loss protection saves it), NAND operations
         in flight are torn, every NBD connection ends. The firmware recovers from the NAND and
         serves again; clients reconnect.
+        {{ControlAccess}}
 
         Example:
           ssdhost power-cut --control unix:/tmp/ssd.ctl
-        """, ["--control"], ["--json"], RunPowerCutAsync);
+        """, ["--control", "--control-token"], ["--json"], RunPowerCutAsync);
 
     private static async Task<int> RunStatsAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
     {

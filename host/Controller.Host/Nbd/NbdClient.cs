@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
 using Controller.Firmware.Host.Nbd;
+using Controller.Management;
 
 namespace Controller.Host.Nbd;
 
@@ -23,11 +24,12 @@ public sealed class NbdClientException(string message) : Exception(message);
 /// </summary>
 public sealed class NbdClient : IAsyncDisposable
 {
-    private readonly Stream _stream;
+    private Stream _stream;
 
     // Replies are read through a buffer of their own (requests are written to _stream directly):
-    // a reply's header, offset and data come in with one receive rather than four.
-    private readonly BufferedStream _replies;
+    // a reply's header, offset and data come in with one receive rather than four. Made once the
+    // handshake is over (the options' replies are read straight from the stream, which TLS replaces).
+    private BufferedStream _replies = null!;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly ConcurrentDictionary<ulong, Pending> _pending = new();
     private readonly byte[] _request = new byte[NbdProtocol.RequestBytes];
@@ -39,7 +41,6 @@ public sealed class NbdClient : IAsyncDisposable
     private NbdClient(Stream stream)
     {
         _stream = stream;
-        _replies = new BufferedStream(stream, 64 << 10);
     }
 
     /// <summary>The export's name.</summary>
@@ -64,13 +65,21 @@ public sealed class NbdClient : IAsyncDisposable
     public bool CanBlockStatus => _allocationContext != 0;
 
     /// <summary>Connects to <paramref name="uri"/> and negotiates the export it names.</summary>
-    public static async Task<NbdClient> ConnectAsync(NbdUri uri, CancellationToken cancellation)
+    public static Task<NbdClient> ConnectAsync(NbdUri uri, CancellationToken cancellation) => ConnectAsync(uri, tls: null, cancellation);
+
+    /// <summary>
+    /// Connects to <paramref name="uri"/> and negotiates the export it names; for an nbds:// URI,
+    /// over TLS with <paramref name="tls"/> (NBD_OPT_STARTTLS before any other option).
+    /// </summary>
+    public static async Task<NbdClient> ConnectAsync(NbdUri uri, TlsCredentials? tls, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(uri);
         var client = new NbdClient(await OpenAsync(uri, cancellation).ConfigureAwait(false));
         try
         {
+            await client.GreetAsync(uri, tls, cancellation).ConfigureAwait(false);
             await client.HandshakeAsync(uri.Export, cancellation).ConfigureAwait(false);
+            client._replies = new BufferedStream(client._stream, 64 << 10);
             client._reader = client.ReadRepliesAsync();
             return client;
         }
@@ -81,34 +90,40 @@ public sealed class NbdClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Lists the server's exports (NBD_OPT_LIST), then ends the session.</summary>
-    public static async Task<List<(string Name, string Description)>> ListAsync(NbdUri uri, CancellationToken cancellation)
+    /// <summary>Lists the server's exports (NBD_OPT_LIST), then ends the session; over TLS for an nbds:// URI.</summary>
+    public static async Task<List<(string Name, string Description)>> ListAsync(NbdUri uri, TlsCredentials? tls, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        await using Stream stream = await OpenAsync(uri, cancellation).ConfigureAwait(false);
-        var client = new NbdClient(stream);
-        await client.GreetAsync(cancellation).ConfigureAwait(false);
-        await client.SendOptionAsync(NbdOption.List, [], cancellation).ConfigureAwait(false);
-        var exports = new List<(string, string)>();
-        while (true)
+        var client = new NbdClient(await OpenAsync(uri, cancellation).ConfigureAwait(false));
+        try
         {
-            (NbdOptionReply type, byte[] data) = await client.ReadOptionReplyAsync(NbdOption.List, cancellation).ConfigureAwait(false);
-            if (type == NbdOptionReply.Ack)
+            await client.GreetAsync(uri, tls, cancellation).ConfigureAwait(false);
+            await client.SendOptionAsync(NbdOption.List, [], cancellation).ConfigureAwait(false);
+            var exports = new List<(string, string)>();
+            while (true)
             {
-                break;
+                (NbdOptionReply type, byte[] data) = await client.ReadOptionReplyAsync(NbdOption.List, cancellation).ConfigureAwait(false);
+                if (type == NbdOptionReply.Ack)
+                {
+                    break;
+                }
+
+                if (type != NbdOptionReply.Server || data.Length < 4)
+                {
+                    throw new NbdClientException($"the server refused to list its exports ({type})");
+                }
+
+                int nameLength = (int)BinaryPrimitives.ReadUInt32BigEndian(data);
+                exports.Add((Encoding.UTF8.GetString(data, 4, nameLength), Encoding.UTF8.GetString(data, 4 + nameLength, data.Length - 4 - nameLength)));
             }
 
-            if (type != NbdOptionReply.Server || data.Length < 4)
-            {
-                throw new NbdClientException($"the server refused to list its exports ({type})");
-            }
-
-            int nameLength = (int)BinaryPrimitives.ReadUInt32BigEndian(data);
-            exports.Add((Encoding.UTF8.GetString(data, 4, nameLength), Encoding.UTF8.GetString(data, 4 + nameLength, data.Length - 4 - nameLength)));
+            await client.SendOptionAsync(NbdOption.Abort, [], cancellation).ConfigureAwait(false);
+            return exports;
         }
-
-        await client.SendOptionAsync(NbdOption.Abort, [], cancellation).ConfigureAwait(false);
-        return exports;
+        finally
+        {
+            await client._stream.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>A connected stream to the server <paramref name="uri"/> names (TCP without Nagle's delay, or a Unix socket).</summary>
@@ -238,9 +253,32 @@ public sealed class NbdClient : IAsyncDisposable
         await _stream.WriteAsync(flags, cancellation).ConfigureAwait(false);
     }
 
-    private async Task HandshakeAsync(string export, CancellationToken cancellation)
+    /// <summary>The greeting, then, for an nbds:// URI, NBD_OPT_STARTTLS and the TLS handshake: every option after it goes over TLS.</summary>
+    private async Task GreetAsync(NbdUri uri, TlsCredentials? tls, CancellationToken cancellation)
     {
         await GreetAsync(cancellation).ConfigureAwait(false);
+        if (!uri.Tls)
+        {
+            return;
+        }
+
+        if (tls is null)
+        {
+            throw new NbdClientException($"{uri} is a TLS URI; give the directory holding ca-cert.pem (and client-cert.pem, client-key.pem if the server checks clients) with --tls-certificates DIR");
+        }
+
+        await SendOptionAsync(NbdOption.StartTls, [], cancellation).ConfigureAwait(false);
+        (NbdOptionReply type, byte[] message) = await ReadOptionReplyAsync(NbdOption.StartTls, cancellation).ConfigureAwait(false);
+        if (type != NbdOptionReply.Ack)
+        {
+            throw new NbdClientException($"the server refused TLS ({type}: {Encoding.UTF8.GetString(message)}); an nbds:// URI does not go on in the clear");
+        }
+
+        _stream = await tls.AuthenticateAsClientAsync(_stream, uri.TlsHost, cancellation).ConfigureAwait(false);
+    }
+
+    private async Task HandshakeAsync(string export, CancellationToken cancellation)
+    {
         await SendOptionAsync(NbdOption.StructuredReply, [], cancellation).ConfigureAwait(false);
         Structured = (await ReadOptionReplyAsync(NbdOption.StructuredReply, cancellation).ConfigureAwait(false)).Type == NbdOptionReply.Ack;
         if (Structured)

@@ -8,10 +8,30 @@ namespace Controller.Host.Nbd;
 /// <summary>An NBD URI as libnbd and qemu write them: <c>nbd://HOST[:PORT][/EXPORT]</c> or <c>nbd+unix:///[EXPORT]?socket=PATH</c>.</summary>
 public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
 {
+    /// <summary>nbds:// or nbds+unix://: the session goes over TLS (NBD_OPT_STARTTLS first), and a server that refuses it is left.</summary>
+    public bool Tls { get; init; }
+
+    /// <summary>The host name the server's certificate must carry: the URI's host, or localhost for a Unix socket.</summary>
+    public string TlsHost => EndPoint switch { IPEndPoint ip => ip.Address.ToString(), DnsEndPoint dns => dns.Host, _ => "localhost" };
+
     /// <summary>Parses <paramref name="text"/>; a <see cref="FormatException"/> says what is wrong with it.</summary>
     public static NbdUri Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (text.StartsWith("nbds://", StringComparison.Ordinal) || text.StartsWith("nbds+unix://", StringComparison.Ordinal))
+        {
+            // The same URI without the s, for the parts; the text as given.
+            string clear = string.Concat("nbd", text.AsSpan(4));
+            try
+            {
+                return Parse(clear) with { Text = text, Tls = true };
+            }
+            catch (FormatException e)
+            {
+                throw new FormatException(e.Message.Replace($"'{clear}'", $"'{text}'", StringComparison.Ordinal), e);
+            }
+        }
+
         if (text.StartsWith("nbd+unix://", StringComparison.Ordinal))
         {
             string rest = text["nbd+unix://".Length..];
@@ -65,7 +85,7 @@ public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
             return new NbdUri(endpoint, export, text);
         }
 
-        throw new FormatException($"'{text}' is not an NBD URI; write nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH");
+        throw new FormatException($"'{text}' is not an NBD URI; write nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (nbds:// and nbds+unix:// for TLS)");
     }
 
     /// <inheritdoc />

@@ -213,7 +213,7 @@ public sealed class NbdConnectionTests
         (long size, _, _) = await session.Client.GoAsync("ssd", structured: false, allocation: false);
 
         Assert.Equal(NbdOptionReply.ErrorUnsupported, unsupported);
-        Assert.Equal(NbdOptionReply.ErrorUnsupported, tls);
+        Assert.Equal(NbdOptionReply.ErrorPolicy, tls);
         Assert.Equal(NbdOptionReply.ErrorUnknown, unknown);
         Assert.Equal(NbdOptionReply.Server, server);
         Assert.Equal("ssd"u8.ToArray(), listed[4..]);
@@ -324,10 +324,10 @@ public sealed class NbdConnectionTests
         {
             byte[] input = (i % 4) switch
             {
-                0 => Noise(prng, 1 + prng.NextInt(200)),
-                1 => Mutate(prng, valid, 1 + prng.NextInt(8)),
+                0 => FuzzBytes.Noise(prng, 1 + prng.NextInt(200)),
+                1 => FuzzBytes.Mutate(prng, valid, 1 + prng.NextInt(8)),
                 2 => valid[..prng.NextInt(valid.Length)],
-                _ => [.. valid[..prng.NextInt(valid.Length)], .. Noise(prng, prng.NextInt(64))],
+                _ => [.. valid[..prng.NextInt(valid.Length)], .. FuzzBytes.Noise(prng, prng.NextInt(64))],
             };
             using var stream = new ScriptedStream(input);
             using var connection = new NbdConnection(stream, [export]);
@@ -360,29 +360,6 @@ public sealed class NbdConnectionTests
         return bytes.ToArray();
     }
 
-    private static byte[] Noise(Controller.Firmware.Loop.Prng prng, int length)
-    {
-        byte[] noise = new byte[length];
-        for (int i = 0; i < length; i++)
-        {
-            noise[i] = (byte)prng.NextInt(256);
-        }
-
-        return noise;
-    }
-
-    private static byte[] Mutate(Controller.Firmware.Loop.Prng prng, byte[] valid, int flips)
-    {
-        byte[] mutated = (byte[])valid.Clone();
-        for (int i = 0; i < flips; i++)
-        {
-            mutated[prng.NextInt(mutated.Length)] ^= (byte)(1 + prng.NextInt(255));
-        }
-
-        return mutated;
-    }
-
-    /// <summary>A server connection on one end of an in-process pipe, the test client on the other.</summary>
     private sealed class Session : IAsyncDisposable
     {
         private readonly Stream _clientSide;
@@ -421,41 +398,5 @@ public sealed class NbdConnectionTests
 
             _connection.Dispose();
         }
-    }
-
-    /// <summary>A stream that reads a fixed script and swallows what is written to it.</summary>
-    private sealed class ScriptedStream(byte[] script) : Stream
-    {
-        private int _position;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            int n = Math.Min(count, script.Length - _position);
-            script.AsSpan(_position, n).CopyTo(buffer.AsSpan(offset));
-            _position += n;
-            return n;
-        }
-
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -22,7 +22,29 @@ public sealed record NbdServerOptions
 
     /// <summary>Requests of one connection executing at once; the next waits to be read until one completes.</summary>
     public int MaximumRequestsInFlight { get; init; } = 16;
+
+    /// <summary>TLS (NBD_OPT_STARTTLS), or null for none: NBD_OPT_STARTTLS is then refused with NBD_REP_ERR_POLICY.</summary>
+    public NbdTls? Tls { get; init; }
 }
+
+/// <summary>How a server treats TLS, in the NBD specification's terms.</summary>
+public enum NbdTlsMode
+{
+    /// <summary>TLS at the client's choice (SELECTIVETLS with no TLS-only export).</summary>
+    Allowed,
+
+    /// <summary>TLS before anything else (FORCEDTLS): every option but NBD_OPT_STARTTLS and NBD_OPT_ABORT gets NBD_REP_ERR_TLS_REQD.</summary>
+    Required,
+}
+
+/// <summary>
+/// TLS on an NBD connection: the mode, and the server's side of the TLS handshake, which takes the
+/// connection's stream after the NBD_REP_ACK to NBD_OPT_STARTTLS and returns the stream that carries
+/// the rest of the session. The handshake itself lives outside the firmware (the host's TLS library).
+/// </summary>
+/// <param name="Mode">Allowed or required.</param>
+/// <param name="StartAsync">The server's side of the TLS handshake; throws when it fails.</param>
+public sealed record NbdTls(NbdTlsMode Mode, Func<Stream, CancellationToken, Task<Stream>> StartAsync);
 
 /// <summary>The client broke a rule of the protocol that leaves no way to answer: the connection ends.</summary>
 public sealed class NbdProtocolException : Exception
@@ -56,7 +78,9 @@ public sealed class NbdConnection : IDisposable
 {
     private const uint BaseAllocationContextId = 1;
 
-    private readonly Stream _stream;
+    private readonly Stream _connection;
+    private Stream _stream;
+    private bool _tlsStarted;
     private readonly IReadOnlyList<INbdExport> _exports;
     private readonly NbdServerOptions _options;
 
@@ -89,6 +113,7 @@ public sealed class NbdConnection : IDisposable
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(exports);
+        _connection = stream;
         _stream = stream;
         _exports = exports;
         _options = options ?? new NbdServerOptions();
@@ -98,6 +123,12 @@ public sealed class NbdConnection : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        if (_stream != _connection)
+        {
+            // The TLS session's stream; the connection's own belongs to the caller.
+            _stream.Dispose();
+        }
+
         _writeLock.Dispose();
         _slots.Dispose();
     }
@@ -152,6 +183,11 @@ public sealed class NbdConnection : IDisposable
         }
 
         _noZeroes = clientFlags.HasFlag(NbdClientFeatures.NoZeroes);
+        if (_options.Tls is { Mode: NbdTlsMode.Required } && !clientFlags.HasFlag(NbdClientFeatures.FixedNewstyle))
+        {
+            throw new NbdProtocolException("this server requires TLS, which needs fixed newstyle negotiation, and the client did not take it");
+        }
+
         while (true)
         {
             if (!await ReadOrEndAsync(_header.AsMemory(0, 16), cancellation).ConfigureAwait(false))
@@ -185,6 +221,24 @@ public sealed class NbdConnection : IDisposable
     /// <summary>Answers one option; returns the export when the option enters transmission.</summary>
     private async Task<INbdExport?> OptionAsync(NbdOption option, byte[] data, CancellationToken cancellation)
     {
+        if (option == NbdOption.StartTls)
+        {
+            await StartTlsAsync(data, cancellation).ConfigureAwait(false);
+            return null;
+        }
+
+        if (_options.Tls is { Mode: NbdTlsMode.Required } && !_tlsStarted && option != NbdOption.Abort)
+        {
+            if (option == NbdOption.ExportName)
+            {
+                // NBD_OPT_EXPORT_NAME has no error reply: the session ends.
+                throw new NbdProtocolException("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and this server requires TLS");
+            }
+
+            await ErrorAsync(option, NbdOptionReply.ErrorTlsRequired, "this server requires TLS: send NBD_OPT_STARTTLS first", cancellation).ConfigureAwait(false);
+            return null;
+        }
+
         switch (option)
         {
             case NbdOption.ExportName:
@@ -230,6 +284,35 @@ public sealed class NbdConnection : IDisposable
                 await ErrorAsync(option, NbdOptionReply.ErrorUnsupported, $"option {(uint)option} is not supported", cancellation).ConfigureAwait(false);
                 return null;
         }
+    }
+
+    /// <summary>
+    /// NBD_OPT_STARTTLS: the NBD_REP_ACK, then the TLS handshake; everything after it goes over TLS.
+    /// Refused (the session goes on in the clear) with no TLS configured, with data, or a second time.
+    /// </summary>
+    private async Task StartTlsAsync(byte[] data, CancellationToken cancellation)
+    {
+        if (_options.Tls is not { } tls)
+        {
+            await ErrorAsync(NbdOption.StartTls, NbdOptionReply.ErrorPolicy, "TLS is off on this server (serve --tls on|require --tls-certificates DIR)", cancellation).ConfigureAwait(false);
+            return;
+        }
+
+        if (data.Length != 0 || _tlsStarted)
+        {
+            await ErrorAsync(NbdOption.StartTls, NbdOptionReply.ErrorInvalid, _tlsStarted ? "TLS is already running" : "NBD_OPT_STARTTLS takes no data", cancellation).ConfigureAwait(false);
+            return;
+        }
+
+        await ReplyAsync(NbdOption.StartTls, NbdOptionReply.Ack, [], cancellation).ConfigureAwait(false);
+        if (_inStart != _inEnd)
+        {
+            // Bytes read past the option before the acknowledgement cannot be handed to TLS.
+            throw new NbdProtocolException($"the client sent {_inEnd - _inStart} bytes after NBD_OPT_STARTTLS without waiting for its reply");
+        }
+
+        _stream = await tls.StartAsync(_stream, cancellation).ConfigureAwait(false);
+        _tlsStarted = true;
     }
 
     private async Task<INbdExport?> InfoAsync(NbdOption option, byte[] data, CancellationToken cancellation)

@@ -129,6 +129,9 @@ public enum NbdOptionReply : uint
     /// <summary>NBD_REP_ERR_INVALID: the option's data is malformed or not allowed now.</summary>
     ErrorInvalid = (1u << 31) + 3,
 
+    /// <summary>NBD_REP_ERR_TLS_REQD: the server requires TLS first (NBD_OPT_STARTTLS).</summary>
+    ErrorTlsRequired = (1u << 31) + 5,
+
     /// <summary>NBD_REP_ERR_UNKNOWN: no such export.</summary>
     ErrorUnknown = (1u << 31) + 6,
 
