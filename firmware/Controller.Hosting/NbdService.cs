@@ -204,7 +204,7 @@ public static class NbdService
         using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: serving export '{name}' ({controller.SizeBytes} bytes; {controller.Description}); {(controller.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({controller.Mount.RecoveryPageReads} page reads, {controller.Mount.ReplayedUnits} units replayed)")}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: serving export '{name}' ({controller.SizeBytes} bytes; {controller.Description}){(controller.IsReadOnly ? ", read-only" : string.Empty)}; {(controller.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({controller.Mount.RecoveryPageReads} page reads, {controller.Mount.ReplayedUnits} units replayed)")}"));
         foreach (Socket socket in activated)
         {
             output.WriteLine($"  listening on the socket handed over by socket activation (LISTEN_FDS), {socket.LocalEndPoint}");
@@ -267,7 +267,7 @@ public static class NbdService
             return 1;
         }
 
-        output.WriteLine($"{program}: flushed and checkpointed; stopped");
+        output.WriteLine(controller.IsReadOnly ? $"{program}: read-only: nothing was written to the NAND; stopped" : $"{program}: flushed and checkpointed; stopped");
         return 0;
 
         void Stop(PosixSignalContext context)
