@@ -409,6 +409,25 @@ public sealed partial class ServedController : INbdExport, IDisposable
                     _device.JumpTo(instant);
                     continue;
                 }
+
+                if (next is null && idle && _loop.DirtyExpiresAtNanoseconds is { } expires)
+                {
+                    // Idle but for the expiry: whatever was recorded reaches the file first.
+                    _recorder?.Flush();
+                    if (_device.JumpsToEvents)
+                    {
+                        // A virtual clock stands still while nothing happens: the wall time the
+                        // device stays idle passes on it, up to the expiry, and then it expires.
+                        if (WaitIdle(expires - _device.Clock.NowNanoseconds))
+                        {
+                            _device.JumpTo(expires);
+                        }
+
+                        continue;
+                    }
+
+                    next = expires;
+                }
             }
             catch (Exception e) when (Fail(e))
             {
@@ -498,6 +517,19 @@ public sealed partial class ServedController : INbdExport, IDisposable
                 spin.SpinOnce(sleep1Threshold: -1);
             }
         }
+    }
+
+    /// <summary>Waits up to <paramref name="nanoseconds"/> of wall time for work, running it if it comes; true if none came.</summary>
+    private bool WaitIdle(long nanoseconds)
+    {
+        int milliseconds = (int)Math.Clamp((nanoseconds + 999_999) / 1_000_000, 0, int.MaxValue);
+        if (_work.TryTake(out Action? action, milliseconds))
+        {
+            action.Invoke();
+            return false;
+        }
+
+        return true;
     }
 
     /// <summary>Every command not yet completed fails with an I/O error (the device failed, was cut, or shut down).</summary>

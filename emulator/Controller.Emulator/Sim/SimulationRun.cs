@@ -537,7 +537,7 @@ internal sealed class SimulationRun : IDisposable
         if (!loop.Step())
         {
             // While the host is idle, background work goes on until the host comes back.
-            long? next = loop.NextEventNanoseconds ?? (until < long.MaxValue ? loop.BackgroundReadyAtNanoseconds : null);
+            long? next = loop.NextEventNanoseconds ?? (until < long.MaxValue ? Earliest(loop.BackgroundReadyAtNanoseconds, loop.DirtyExpiresAtNanoseconds) : null);
             if (until < long.MaxValue && (next is null || next > until))
             {
                 next = until;
@@ -551,6 +551,8 @@ internal sealed class SimulationRun : IDisposable
             SaveOnHoldUp();
         }
     }
+
+    private static long? Earliest(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 
     /// <summary>Runs one command alone: submits it and steps until it completes (the device checks).</summary>
     private HostCompletion Execute(HostCommand command)

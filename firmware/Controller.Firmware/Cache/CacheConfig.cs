@@ -47,6 +47,9 @@ public static class CacheConfig
     /// <summary>What DRAM copies and fills cost in time.</summary>
     public static readonly NumberKey DramNanosecondsPerKib = new("cache.dramNanosecondsPerKib", "time the controller spends copying or zeroing 1 KiB of DRAM, nanoseconds (charged on the clock)", 100, 0, 1e6);
 
+    /// <summary>How long a sector may stay dirty before background write-back.</summary>
+    public static readonly IntegerKey DirtyExpireMilliseconds = new("cache.dirtyExpireMilliseconds", "a large page dirty for longer than this on the firmware's clock is written back and flushed in the background, oldest first, when no host command waits; 0: dirty data waits for eviction or a flush", 5000, 0, 3_600_000);
+
     /// <summary>Whether the cache checks its invariants as it runs.</summary>
     public static readonly BooleanKey CheckInvariants = new("cache.checkInvariants", "after every command, walk the cache and the FTL's map and check every invariant (cheap checks run always; sim and crashtest turn this on)", false);
 
@@ -57,7 +60,7 @@ public static class CacheConfig
     public static readonly IntegerKey PlpBudgetPages = new("power.plpBudgetPages", "page programs the hold-up capacitor can power after a power fail", 0, 0, 1L << 30);
 
     /// <summary>The keys above, to extend a schema with.</summary>
-    public static IReadOnlyList<ConfigKey> Keys { get; } = [Bytes, LargePageBytes, TrimPolicyKey, EvictionKey, DramNanosecondsPerKib, CheckInvariants, Plp, PlpBudgetPages];
+    public static IReadOnlyList<ConfigKey> Keys { get; } = [Bytes, LargePageBytes, TrimPolicyKey, EvictionKey, DramNanosecondsPerKib, DirtyExpireMilliseconds, CheckInvariants, Plp, PlpBudgetPages];
 
     /// <summary>The rules relating the keys above to each other and to the NAND.</summary>
     public static IReadOnlyList<ConfigRule> Rules { get; } =
@@ -101,6 +104,7 @@ public static class CacheConfig
             },
             Eviction = config.Get(EvictionKey) == "lru" ? EvictionPolicy.Lru : EvictionPolicy.Clock,
             DramNanosecondsPerKib = config.Get(DramNanosecondsPerKib),
+            DirtyExpireNanoseconds = config.Get(DirtyExpireMilliseconds) * 1_000_000,
             CheckInvariants = config.Get(CheckInvariants),
         };
     }
@@ -123,6 +127,12 @@ public sealed record CacheOptions
 
     /// <summary>Time charged on the clock per KiB the cache copies or zeroes (0: DRAM work is free).</summary>
     public double DramNanosecondsPerKib { get; init; }
+
+    /// <summary>
+    /// A large page dirty for longer than this (on the cache's clock) is written back in the
+    /// background; 0 (the default here, not in the configuration) turns the expiry off.
+    /// </summary>
+    public long DirtyExpireNanoseconds { get; init; }
 
     /// <summary>Check the invariants as the cache runs.</summary>
     public bool CheckInvariants { get; init; }

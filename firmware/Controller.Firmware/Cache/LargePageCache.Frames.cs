@@ -1,3 +1,4 @@
+using System.Numerics;
 using Controller.Firmware.Invariants;
 
 namespace Controller.Firmware.Cache;
@@ -17,6 +18,8 @@ public sealed partial class LargePageCache
         _entryHead[entry] = None;
         _valid.AsSpan(entry * _words, _words).Clear();
         _dirty.AsSpan(entry * _words, _words).Clear();
+        _entryDirty[entry] = 0;
+        _dirtySince[entry] = -1;
         _hole.AsSpan(entry * _words, _words).Clear();
         _referenced[entry] = true;
         _lruPrevious[entry] = None;
@@ -335,6 +338,17 @@ public sealed partial class LargePageCache
         int dirty = 0;
         foreach ((long page, int entry) in _entries)
         {
+            int entryDirty = 0;
+            for (int word = 0; word < _words; word++)
+            {
+                entryDirty += BitOperations.PopCount(_dirty[(entry * _words) + word]);
+            }
+
+            if (entryDirty != _entryDirty[entry] || (entryDirty == 0) != (_dirtySince[entry] < 0))
+            {
+                throw new InvariantViolationException($"page {page} has {entryDirty} dirty sectors, its count says {_entryDirty[entry]} (dirty since {_dirtySince[entry]})");
+            }
+
             for (int index = 0; index < _sectorsPerPage; index++)
             {
                 int frames = 0;

@@ -54,6 +54,13 @@ public sealed partial class LargePageCache
     private int _pinned = None;
     private int _dirtySectors;
 
+    // Dirty expiry: per entry, its dirty sectors and the instant it went from clean to dirty (-1
+    // when clean); and the entries in the order they went dirty, oldest first. An item whose
+    // instant no longer matches its entry's is stale (the entry was written back since) and is skipped.
+    private readonly int[] _entryDirty;
+    private readonly long[] _dirtySince;
+    private readonly Queue<(int Entry, long Since)> _dirtyOrder = new();
+
     /// <summary>
     /// Creates a cache over <paramref name="store"/> with the arena and policies of
     /// <paramref name="options"/>. DRAM copies and fills are charged on <paramref name="clock"/>
@@ -93,6 +100,8 @@ public sealed partial class LargePageCache
         _dirty = new ulong[entries * _words];
         _hole = new ulong[entries * _words];
         _referenced = new bool[entries];
+        _entryDirty = new int[entries];
+        _dirtySince = new long[entries];
         _lruPrevious = new int[entries];
         _lruNext = new int[entries];
         _freeEntries = [.. Enumerable.Range(0, entries).Reverse()];
@@ -452,6 +461,15 @@ public sealed partial class LargePageCache
         {
             Set(_dirty, entry, index);
             _dirtySectors++;
+            if (_entryDirty[entry]++ == 0)
+            {
+                long now = _clock?.NowNanoseconds ?? 0;
+                _dirtySince[entry] = now;
+                if (_options.DirtyExpireNanoseconds > 0)
+                {
+                    _dirtyOrder.Enqueue((entry, now));
+                }
+            }
         }
     }
 
@@ -461,7 +479,60 @@ public sealed partial class LargePageCache
         {
             Clear(_dirty, entry, index);
             _dirtySectors--;
+            if (--_entryDirty[entry] == 0)
+            {
+                _dirtySince[entry] = -1;
+            }
         }
+    }
+
+    /// <summary>
+    /// When the oldest dirty large page expires (<see cref="CacheOptions.DirtyExpireNanoseconds"/>
+    /// after it went dirty), on the cache's clock; null with no dirty page, or with expiry off.
+    /// </summary>
+    public long? DirtyExpiresAtNanoseconds
+    {
+        get
+        {
+            if (_options.DirtyExpireNanoseconds <= 0 || _clock is null)
+            {
+                return null;
+            }
+
+            // Stale items at the head go: their entries were written back (or reused) since.
+            while (_dirtyOrder.TryPeek(out (int Entry, long Since) head) && _dirtySince[head.Entry] != head.Since)
+            {
+                _dirtyOrder.Dequeue();
+            }
+
+            return _dirtyOrder.TryPeek(out (int Entry, long Since) oldest) ? oldest.Since + _options.DirtyExpireNanoseconds : null;
+        }
+    }
+
+    /// <summary>
+    /// Background write-back of expired dirty data: the large pages dirty for longer than the
+    /// expiry at <paramref name="nowNanoseconds"/>, oldest first, at most
+    /// <paramref name="maximumPages"/> of them; once none is left expired, the store is flushed so
+    /// what was written back is on the NAND. Returns the sectors written back.
+    /// </summary>
+    public int WriteBackExpired(long nowNanoseconds, int maximumPages)
+    {
+        int sectors = 0;
+        for (int pages = 0; pages < maximumPages && DirtyExpiresAtNanoseconds is { } expires && expires <= nowNanoseconds; pages++)
+        {
+            (int entry, _) = _dirtyOrder.Dequeue();
+            int before = _dirtySectors;
+            WriteBackEntry(entry);
+            sectors += before - _dirtySectors;
+        }
+
+        if (!(DirtyExpiresAtNanoseconds <= nowNanoseconds))
+        {
+            _store.Flush();
+        }
+
+        Statistics.SectorsExpired += sectors;
+        return sectors;
     }
 
     private bool IsSet(ulong[] bits, int entry, int index) => (bits[(entry * _words) + (index >> 6)] & (1UL << index)) != 0;
@@ -498,6 +569,7 @@ public sealed class CacheStatistics
             SectorsWritten = SectorsWritten + other.SectorsWritten,
             ReadsBeforePartialWrite = ReadsBeforePartialWrite + other.ReadsBeforePartialWrite,
             SectorsWrittenBack = SectorsWrittenBack + other.SectorsWrittenBack,
+            SectorsExpired = SectorsExpired + other.SectorsExpired,
             Evictions = Evictions + other.Evictions,
             LargeFrameFallbacks = LargeFrameFallbacks + other.LargeFrameFallbacks,
             PartialPagePunches = PartialPagePunches + other.PartialPagePunches,
@@ -528,6 +600,9 @@ public sealed class CacheStatistics
 
     /// <summary>Dirty sectors written back to the store.</summary>
     public long SectorsWrittenBack { get; internal set; }
+
+    /// <summary>Of those, the sectors written back in the background because they were dirty for longer than the expiry.</summary>
+    public long SectorsExpired { get; internal set; }
 
     /// <summary>Large pages dropped to make room.</summary>
     public long Evictions { get; internal set; }

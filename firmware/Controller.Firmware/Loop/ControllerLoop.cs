@@ -20,7 +20,8 @@ namespace Controller.Firmware.Loop;
 /// after its NAND reads; so many commands are in flight over the dies together.
 /// </para>
 /// <para>
-/// Background work (GC above the foreground watermark, wear levelling, due checkpoints) runs only
+/// Background work (write-back of dirty data older than <c>cache.dirtyExpireMilliseconds</c>,
+/// oldest first; GC above the foreground watermark, wear levelling, due checkpoints) runs only
 /// when no host command is queued or in flight, one step at a time, each step only once the flash
 /// has finished the previous one: host work never queues behind more than one background step on a
 /// die, and background work is never starved, since a write that finds too few free blocks collects
@@ -35,6 +36,10 @@ namespace Controller.Firmware.Loop;
 public sealed class ControllerLoop
 {
     private const int BlockBytes = 512;
+
+    // Large pages of expired dirty data written back in one background step: a host command that
+    // arrives meanwhile waits behind at most this much.
+    private const int ExpiredPagesPerStep = 4;
 
     private readonly LargePageCache _cache;
     private readonly FlashTranslationLayer? _ftl;
@@ -102,6 +107,13 @@ public sealed class ControllerLoop
     public long? BackgroundReadyAtNanoseconds =>
         _ftl is not null && !_backgroundDone && _submissionCount == 0 && _inFlight.Count == 0 ? Math.Max(_backgroundNotBefore, _clock.Device.NowNanoseconds) : null;
 
+    /// <summary>
+    /// While the host is quiet: when the oldest dirty large page expires and background write-back
+    /// would take it (not before the flash is done with the last background step); otherwise null.
+    /// </summary>
+    public long? DirtyExpiresAtNanoseconds =>
+        _submissionCount == 0 && _inFlight.Count == 0 && _cache.DirtyExpiresAtNanoseconds is { } expires ? Math.Max(expires, _backgroundNotBefore) : null;
+
     /// <summary>Latencies of completed commands of <paramref name="opcode"/>.</summary>
     public LatencyHistogram Latency(HostOpcode opcode) => _latencies[(int)opcode];
 
@@ -159,7 +171,29 @@ public sealed class ControllerLoop
             return true;
         }
 
-        if (!background || _ftl is null || _backgroundDone || _inFlight.Count > 0 || _submissionCount > 0 || now < _backgroundNotBefore)
+        if (!background || _inFlight.Count > 0 || _submissionCount > 0 || now < _backgroundNotBefore)
+        {
+            return false;
+        }
+
+        if (_cache.DirtyExpiresAtNanoseconds <= now)
+        {
+            // Dirty data does not wait forever: the oldest expired pages go to the NAND, a few a step.
+            _clock.Begin(alone: true);
+            try
+            {
+                _cache.WriteBackExpired(now, ExpiredPagesPerStep);
+            }
+            finally
+            {
+                _backgroundNotBefore = Math.Max(_clock.End(), _ftl?.FlashIdleAtNanoseconds ?? 0);
+            }
+
+            _backgroundDone = false;
+            return true;
+        }
+
+        if (_ftl is null || _backgroundDone)
         {
             return false;
         }
