@@ -220,7 +220,7 @@ internal static class SimCommand
         if (result.PowerCuts.Total > 0)
         {
             PowerCutReport cuts = result.PowerCuts;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}, on hold-up energy {cuts.HoldUpSaves}) during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs={cuts.TornPrograms} erases={cuts.TornErases}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}, on hold-up energy {cuts.HoldUpSaves}) during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs={cuts.TornPrograms} erases={cuts.TornErases}; unflushed sectors lost={cuts.UnflushedSectorsLost} of {cuts.UnflushedSectors} at risk; dirty sectors when armed={DirtyWhenArmed(cuts)}"));
         }
 
         if (result.Cache is { } cache)
@@ -256,6 +256,10 @@ internal static class SimCommand
         }
     }
 
+    /// <summary>The mean dirty sectors at the instants cuts were armed, as text.</summary>
+    private static string DirtyWhenArmed(PowerCutReport cuts) =>
+        cuts.Armed == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(double)cuts.DirtySectorsWhenArmed / cuts.Armed:0.#} mean over {cuts.Armed}");
+
     private static void WriteCampaign(TextWriter output, List<SimResult> results, List<(ulong Seed, string Message)> deadSeeds, PowerCutReport cuts, double wallSeconds)
     {
         var byClass = results.SelectMany(r => r.Violations).GroupBy(v => v.ClassName).ToDictionary(g => g.Key, g => g.Count());
@@ -267,7 +271,7 @@ internal static class SimCommand
 
         string classes = string.Join(", ", Enum.GetValues<ViolationClass>().Select(c => $"{Violation.Name(c)} {byClass.GetValueOrDefault(Violation.Name(c))}"));
         long ops = results.Sum(r => r.HostOps);
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count + deadSeeds.Count} failed={results.Count(r => r.Violations.Count > 0) + deadSeeds.Count} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}) violations={byClass.Values.Sum()} ({classes}) end-of-life={results.Count(r => r.EndOfLife is not null)} wall={wallSeconds:0.0}s"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={results.Count + deadSeeds.Count} failed={results.Count(r => r.Violations.Count > 0) + deadSeeds.Count} host-ops={ops} power-cuts={cuts.Total} (inside recovery {cuts.InRecovery}; during {Counts(cuts.ByOperation)}; in {Counts(cuts.ByActivity)}; torn programs {cuts.TornPrograms}, erases {cuts.TornErases}; unflushed sectors lost {cuts.UnflushedSectorsLost} of {cuts.UnflushedSectors}; dirty sectors when armed {DirtyWhenArmed(cuts)}) violations={byClass.Values.Sum()} ({classes}) end-of-life={results.Count(r => r.EndOfLife is not null)} wall={wallSeconds:0.0}s"));
         foreach (SimResult failed in results.Where(r => r.Violations.Count > 0))
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  failed: seed={failed.Options.Seed} {failed.Violations[0]}"));
@@ -513,6 +517,10 @@ internal static class SimReport
         json.WriteNumber("onHoldUpEnergy", run.PowerCuts.HoldUpSaves);
         json.WriteNumber("tornPrograms", run.PowerCuts.TornPrograms);
         json.WriteNumber("tornErases", run.PowerCuts.TornErases);
+        json.WriteNumber("unflushedSectors", run.PowerCuts.UnflushedSectors);
+        json.WriteNumber("unflushedSectorsLost", run.PowerCuts.UnflushedSectorsLost);
+        json.WriteNumber("cutsArmed", run.PowerCuts.Armed);
+        json.WriteNumber("dirtySectorsWhenArmed", run.PowerCuts.DirtySectorsWhenArmed);
         WriteCounts(json, "byOperation", run.PowerCuts.ByOperation);
         WriteCounts(json, "byActivity", run.PowerCuts.ByActivity);
         json.WriteEndObject();

@@ -448,6 +448,12 @@ internal sealed class Oracle
         return true;
     }
 
+    /// <summary>Sectors checked after cuts whose newest written value was not yet durable when the power went.</summary>
+    public long UnflushedAtCuts { get; private set; }
+
+    /// <summary>Of those, the sectors that came back without that value (lost, as the rules allow for unflushed data).</summary>
+    public long UnflushedLost { get; private set; }
+
     /// <summary>
     /// After a power cut and recovery: checks one whole sector read back (<paramref name="data"/>,
     /// 4 KiB) against the values allowed for it, then takes what it holds as its durable value.
@@ -483,6 +489,12 @@ internal sealed class Oracle
         {
             int block = FirstOutside(read, allowed);
             violation = Classify(sector, data, block < 0 ? 0 : block, allowed, _durable[sector], "after a power cut");
+        }
+
+        if (_latest[sector] != _durable[sector])
+        {
+            UnflushedAtCuts++;
+            UnflushedLost += read == _latest[sector] ? 0 : 1;
         }
 
         Settle(sector, read);

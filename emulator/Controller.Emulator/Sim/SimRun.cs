@@ -81,6 +81,18 @@ public sealed class PowerCutReport
     /// <summary>Cuts with power-loss protection: the cache was saved on hold-up energy.</summary>
     public int HoldUpSaves { get; internal set; }
 
+    /// <summary>Sectors checked after the cuts whose newest written value was not yet durable when the power went (acknowledged, unflushed).</summary>
+    public long UnflushedSectors { get; internal set; }
+
+    /// <summary>Of those, the sectors the cuts lost (they came back older, as the rules allow for unflushed data).</summary>
+    public long UnflushedSectorsLost { get; internal set; }
+
+    /// <summary>Cuts armed (at a host command drawn uniformly over the run; each strikes during a later NAND operation).</summary>
+    public int Armed { get; internal set; }
+
+    /// <summary>Dirty sectors in the cache at the instants cuts were armed, summed: what a cut at a random command boundary would lose.</summary>
+    public long DirtySectorsWhenArmed { get; internal set; }
+
     internal void Add(PowerCutPoint cut, bool inRecovery)
     {
         Total++;
@@ -102,6 +114,10 @@ public sealed class PowerCutReport
         TornPrograms += other.TornPrograms;
         TornErases += other.TornErases;
         HoldUpSaves += other.HoldUpSaves;
+        UnflushedSectors += other.UnflushedSectors;
+        UnflushedSectorsLost += other.UnflushedSectorsLost;
+        Armed += other.Armed;
+        DirtySectorsWhenArmed += other.DirtySectorsWhenArmed;
         foreach ((string key, int count) in other.ByOperation)
         {
             ByOperation[key] = ByOperation.GetValueOrDefault(key) + count;

@@ -178,6 +178,9 @@ internal sealed class SimulationRun : IDisposable
 
             if (nextCut < cutAt.Length && cutAt[nextCut] == i)
             {
+                // What a cut at this instant would take with it, whenever the armed cut strikes.
+                _cuts.Armed++;
+                _cuts.DirtySectorsWhenArmed += _loop!.Cache.DirtySectors;
                 _device.CutDuring(1 + _cutPrng.NextInt(64));
                 while (nextCut < cutAt.Length && cutAt[nextCut] == i)
                 {
@@ -251,6 +254,8 @@ internal sealed class SimulationRun : IDisposable
             latency.Add(operation);
         }
 
+        _cuts.UnflushedSectors = _oracle.UnflushedAtCuts;
+        _cuts.UnflushedSectorsLost = _oracle.UnflushedLost;
         return new SimResult(
             _options,
             _config,
