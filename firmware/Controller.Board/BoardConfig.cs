@@ -1,4 +1,5 @@
 using Controller.Emulator;
+using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
 
 namespace Controller.Board;
@@ -39,6 +40,15 @@ public static class BoardConfig
     /// <summary>The activity LED.</summary>
     public static readonly TextKey Led = new("board.led", "the LED under /sys/class/leds to light on NAND activity, or a comma-separated list tried in order (ACT,led0 on a Raspberry Pi); empty for none", string.Empty);
 
+    /// <summary>The power-fail input.</summary>
+    public static readonly IntegerKey PowerFailPin = new("board.powerFailPin", "GPIO (logical number) of a power-fail signal (a supercapacitor monitor's power-good output): its edge starts the save of the cache on hold-up energy; -1 for none", -1, -1, 255);
+
+    /// <summary>The edge that means the power is failing.</summary>
+    public static readonly TextKey PowerFailEdge = new("board.powerFailEdge", "the edge of board.powerFailPin that means the power is failing: falling (a power-good output going low) or rising", "falling", "falling", "rising");
+
+    /// <summary>The pin's bias.</summary>
+    public static readonly TextKey PowerFailPull = new("board.powerFailPull", "the bias of board.powerFailPin: up (an open-drain power-good output), down or none", "up", "up", "down", "none");
+
     /// <summary>The emulator's keys a real chip does not take.</summary>
     private static readonly ConfigKey[] s_emulatorOnly =
     [
@@ -48,8 +58,14 @@ public static class BoardConfig
 
     /// <summary>The board's schema: the firmware's keys, the emulator's (for an emulated chip) and the board's.</summary>
     public static ConfigSchema Schema { get; } = EmulatorConfig.Schema.Extend(
-        [Spi, Name, SpiBus, ChipSelect, ClockHertz, WriteProtectPin, HoldPin, GpioChip, Led],
+        [Spi, Name, SpiBus, ChipSelect, ClockHertz, WriteProtectPin, HoldPin, GpioChip, Led, PowerFailPin, PowerFailEdge, PowerFailPull],
         [
+            new(PowerFailPin, c => c.Get(PowerFailPin) < 0 || c.Get(CacheConfig.Plp)
+                ? null
+                : "a power-fail pin starts the save on hold-up energy, which needs power-loss protection: set power.plp=true and power.plpBudgetPages", CacheConfig.Plp),
+            new(PowerFailPin, c => c.Get(PowerFailPin) < 0 || (c.Get(PowerFailPin) != c.Get(WriteProtectPin) && c.Get(PowerFailPin) != c.Get(HoldPin))
+                ? null
+                : $"GPIO {c.Get(PowerFailPin)} is also board.writeProtectPin or board.holdPin, which are driven as outputs", WriteProtectPin, HoldPin),
             new(Spi, c => c.Get(Spi) != "emulated" || c.Get(EmulatorConfig.SpiPath)
                 ? null
                 : "an emulated chip is reached over the SPI path: the profile sets emulator.spi true (include hw-config/emulated/w25n01gv-spi.json)", EmulatorConfig.SpiPath),

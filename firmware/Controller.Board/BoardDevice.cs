@@ -76,7 +76,8 @@ internal sealed class BoardDevice : IServedDevice
                 throw new BoardException($"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)");
             }
 
-            return new BoardDevice(hardware, clock, driver, led, $"{config.Get(BoardConfig.Name)}, SPI NAND {chip.Name} on {hardware.Where}", (ulong)config.Get(EmulatorConfig.FaultSeed));
+            string powerFail = hardware.PowerFail is { } input ? $"; power-fail input on GPIO {input.Pin} ({config.Get(BoardConfig.PowerFailEdge)} edge)" : string.Empty;
+            return new BoardDevice(hardware, clock, driver, led, $"{config.Get(BoardConfig.Name)}, SPI NAND {chip.Name} on {hardware.Where}{powerFail}", (ulong)config.Get(EmulatorConfig.FaultSeed));
         }
         catch
         {
@@ -84,6 +85,32 @@ internal sealed class BoardDevice : IServedDevice
             hardware.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Lets the power-fail input's edge raise the signal in <paramref name="controller"/>: the save
+    /// on hold-up energy, after which the firmware stops. What happens is told on <paramref name="log"/>.
+    /// </summary>
+    public void AttachPowerFail(ServedController controller, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(controller);
+        ArgumentNullException.ThrowIfNull(log);
+        if (_hardware.PowerFail is not { } input)
+        {
+            return;
+        }
+
+        input.Raised = () => controller.PowerFailAsync(CancellationToken.None).ContinueWith(
+            done =>
+            {
+                if (done.Exception?.InnerException is { } failure)
+                {
+                    log.WriteLine($"power-fail input on GPIO {input.Pin}: the save failed: {failure.Message}");
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     /// <inheritdoc />
@@ -124,11 +151,40 @@ internal sealed class BoardHardware : IDisposable
 {
     private readonly List<IDisposable> _owned;
 
-    public BoardHardware(SpiDevice spi, string where, IEnumerable<IDisposable> owned)
+    public BoardHardware(SpiDevice spi, string where, IEnumerable<IDisposable> owned, PowerFailInput? powerFail = null)
     {
         Spi = spi;
         Where = where;
+        PowerFail = powerFail;
         _owned = [.. owned];
+    }
+
+    /// <summary>The power-fail input, when the profile names one.</summary>
+    public PowerFailInput? PowerFail { get; }
+
+    /// <summary>
+    /// Opens the GPIO controller when any pin is named: WP# and HOLD# driven high, and the power-fail
+    /// input (<c>board.powerFailPin</c>) watched. Returns nulls when no pin is named.
+    /// </summary>
+    public static (GpioController? Gpio, PowerFailInput? PowerFail) OpenPins(Func<GpioController> open, ResolvedConfig config, params (string Name, int Pin)[] outputs)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        int powerFailPin = (int)config.Get(BoardConfig.PowerFailPin);
+        GpioController? gpio = HoldHigh(open, [.. outputs, ("the power-fail input", powerFailPin)]);
+        if (gpio is null || powerFailPin < 0)
+        {
+            return (gpio, null);
+        }
+
+        try
+        {
+            return (gpio, PowerFailInput.Open(gpio, powerFailPin, config.Get(BoardConfig.PowerFailEdge), config.Get(BoardConfig.PowerFailPull)));
+        }
+        catch
+        {
+            gpio.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The chip's SPI device.</summary>
@@ -157,7 +213,7 @@ internal sealed class BoardHardware : IDisposable
             throw new BoardException($"cannot open the GPIO controller for {what}: {e.Message}. On a Raspberry Pi 5 install libgpiod2 (and check board.gpioChip); or tie the pins to 3.3 V and set board.writeProtectPin and board.holdPin to -1.");
         }
 
-        foreach ((string name, int pin) in pins.Where(p => p.Pin >= 0))
+        foreach ((string name, int pin) in pins.Where(p => p.Pin >= 0 && !p.Name.StartsWith("the power-fail", StringComparison.Ordinal)))
         {
             try
             {
@@ -180,6 +236,7 @@ internal sealed class BoardHardware : IDisposable
 
     public void Dispose()
     {
+        PowerFail?.Dispose();
         Spi.Dispose();
         foreach (IDisposable owned in Enumerable.Reverse(_owned))
         {

@@ -153,7 +153,7 @@ internal static class BoardOpener
         (string, int)[] pins = [("WP#", (int)config.Get(BoardConfig.WriteProtectPin)), ("HOLD#", (int)config.Get(BoardConfig.HoldPin))];
         return config.Get(BoardConfig.Spi) switch
         {
-            "ft232h" => OpenFt232H(settings, pins),
+            "ft232h" => OpenFt232H(config, settings, pins),
             _ => OpenSpidev(config, machine, settings, pins),
         };
     }
@@ -167,21 +167,22 @@ internal static class BoardOpener
 
         string node = SpidevPath(config);
         long chip = config.Get(BoardConfig.GpioChip);
-        GpioController? gpio = BoardHardware.HoldHigh(() => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)), pins);
+        (GpioController? gpio, PowerFailInput? powerFail) = BoardHardware.OpenPins(() => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)), config, pins);
         try
         {
             // SpiDevice.Create does not open the node; the driver's first transfer does, and
             // BoardDevice turns an IOException there into the board's error.
-            return new BoardHardware(SpiDevice.Create(settings), $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [] : [gpio]);
+            return new BoardHardware(SpiDevice.Create(settings), $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [] : [gpio], powerFail);
         }
         catch
         {
+            powerFail?.Dispose();
             gpio?.Dispose();
             throw;
         }
     }
 
-    private static BoardHardware OpenFt232H(SpiConnectionSettings settings, (string, int)[] pins)
+    private static BoardHardware OpenFt232H(ResolvedConfig config, SpiConnectionSettings settings, (string, int)[] pins)
     {
         List<Ft232HDevice> found;
         try
@@ -203,14 +204,16 @@ internal static class BoardOpener
         Ft232HDevice adapter = found[0];
         found.Skip(1).ToList().ForEach(other => other.Dispose());
         GpioController? gpio = null;
+        PowerFailInput? powerFail = null;
         try
         {
-            gpio = BoardHardware.HoldHigh(adapter.CreateGpioController, pins);
+            (gpio, powerFail) = BoardHardware.OpenPins(adapter.CreateGpioController, config, pins);
             SpiDevice spi = adapter.CreateSpiDevice(settings);
-            return new BoardHardware(spi, $"an FT232H ({adapter.SerialNumber}) at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [adapter] : [adapter, gpio]);
+            return new BoardHardware(spi, $"an FT232H ({adapter.SerialNumber}) at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [adapter] : [adapter, gpio], powerFail);
         }
         catch (Exception e)
         {
+            powerFail?.Dispose();
             gpio?.Dispose();
             adapter.Dispose();
             if (e is IOException or InvalidOperationException or ArgumentException)

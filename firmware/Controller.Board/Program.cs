@@ -243,6 +243,7 @@ public static class Program
         try
         {
             controller = new ServedController(device, config, args.Single("--export") ?? "ssd", recorder: recorder);
+            (device as BoardDevice)?.AttachPowerFail(controller, error);
         }
         catch
         {

@@ -67,3 +67,24 @@ public interface IServedDevice : IDisposable
     /// <exception cref="NotSupportedException">Real hardware, whose faults are its own.</exception>
     FaultSettings SetFaults(FaultRequest request);
 }
+
+/// <summary>The power-fail signal came: the cache was saved on hold-up energy and the firmware stopped, as the power goes.</summary>
+public sealed class PowerFailedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public PowerFailedException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public PowerFailedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and a cause.</summary>
+    public PowerFailedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

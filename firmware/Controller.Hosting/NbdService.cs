@@ -261,6 +261,12 @@ public static class NbdService
         controller.Shutdown();
         // The hash of the session's execution, as the sim computes it: a replay of its recording ends with the same.
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: trace-hash={controller.TraceHash:x16}"));
+        if (controller.Failure is PowerFailedException powerFail)
+        {
+            output.WriteLine($"{program}: stopped: {powerFail.Message}; the next boot recovers");
+            return 1;
+        }
+
         if (controller.Failure is { } failure)
         {
             output.WriteLine($"{program}: stopped: the device failed ({failure.GetType().Name}: {failure.Message}); nothing was checkpointed, the next boot recovers from the NAND");

@@ -51,6 +51,60 @@ public sealed partial class ServedController : IManagementService
     }
 
     /// <inheritdoc />
+    public async Task<PowerFailResult> PowerFailAsync(CancellationToken cancellationToken)
+    {
+        // An emulated device's power goes after the save: every NBD connection ends with it.
+        int connections = _device.CanCutPower && _loop.PowerLossProtection ? EndConnections?.Invoke() ?? 0 : 0;
+        PowerFailResult result = await OnLoopAsync(PowerFailOnLoop).ConfigureAwait(false);
+        if (result.Cut is { } cut)
+        {
+            result = result with { Cut = cut with { ConnectionsEnded = connections } };
+            Log?.Write($"power fail: {result.DirtySectorsSaved} dirty sectors saved in {result.PagesSavedOnHoldUp} page programs on hold-up energy (budget {result.HoldUpBudgetPages}); the power went, {cut.TornOperations} NAND operations torn; recovered ({cut.RecoveryPageReads} page reads, {cut.RecoveryUnitsReplayed} units replayed); serving again");
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The power-fail signal on the loop's thread: refused without hold-up energy; on an emulated
+    /// device, the power cut with its save; on a board, the save, after which the firmware stops
+    /// (nothing more is written; the process exits and the next boot recovers).
+    /// </summary>
+    private PowerFailResult PowerFailOnLoop()
+    {
+        if (_failure is { } failure)
+        {
+            throw new InvalidOperationException($"the device has stopped ({failure.Message})");
+        }
+
+        if (!_loop.PowerLossProtection)
+        {
+            throw new InvalidOperationException("power-loss protection is off (power.plp): there is no hold-up energy to save the cache on; set power.plp=true and power.plpBudgetPages, or use powerCut");
+        }
+
+        long budget = _config.Get(CacheConfig.PlpBudgetPages);
+        long dirty = _loop.Cache.DirtySectors;
+        if (_device.CanCutPower)
+        {
+            PowerCutResult cut = CutPowerOnLoop();
+            return new PowerFailResult { DirtySectorsSaved = dirty, PagesSavedOnHoldUp = cut.PagesSavedOnHoldUp, HoldUpBudgetPages = budget, Cut = cut };
+        }
+
+        long saved;
+        using (InFirmware())
+        {
+            RecordClock();
+            _recorder?.Management(SessionRecordKind.PowerFail);
+            _trace.Event(_device.Clock.NowNanoseconds, "power fail");
+            saved = _loop.SaveOnPowerFail();
+        }
+
+        Log?.Write($"power fail: {dirty} dirty sectors saved in {saved} page programs on hold-up energy (budget {budget}); stopping, the next boot recovers");
+        Fail(new PowerFailedException($"the power-fail signal came; the cache was saved on hold-up energy ({saved} page programs)"));
+        return new PowerFailResult { DirtySectorsSaved = dirty, PagesSavedOnHoldUp = saved, HoldUpBudgetPages = budget };
+    }
+
+    /// <inheritdoc />
     public async Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken)
     {
         CheckpointResult result = await OnLoopAsync(() =>
@@ -142,6 +196,11 @@ public sealed partial class ServedController : IManagementService
                 return 0;
             case SessionRecordKind.Checkpoint:
                 CheckpointOnLoop();
+                return 0;
+            case SessionRecordKind.PowerFail:
+                _trace.Event(_device.Clock.NowNanoseconds, "power fail");
+                _loop.SaveOnPowerFail();
+                _shutDown = true;
                 return 0;
             case SessionRecordKind.ClockRead:
                 throw new InvalidDataException("the replay diverged: the session read its clock here and the replay did not");

@@ -5,7 +5,8 @@ namespace Controller.Management;
 
 /// <summary>
 /// The <c>control</c> channel of the management endpoint: JSON-RPC 2.0 methods <c>stats</c>,
-/// <c>powerCut</c>, <c>checkpoint</c> and <c>setFaults</c>, framed with Content-Length headers.
+/// <c>powerCut</c>, <c>checkpoint</c>, <c>setFaults</c> and <c>powerFail</c>, framed with
+/// Content-Length headers.
 /// </summary>
 [JsonRpcContract]
 [GenerateShape(IncludeMethods = MethodShapeFlags.PublicInstance)]
@@ -29,6 +30,14 @@ public partial interface IManagementService
     /// <summary>Changes the NAND's fault injection; fields left null keep their value. Returns the settings in force.</summary>
     [JsonRpcMethod("setFaults")]
     Task<FaultSettings> SetFaultsAsync(FaultRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Raises the power-fail signal, as a board's power-fail pin does: power-loss protection saves
+    /// the cache on hold-up energy. On an emulated device the power then goes (a cut, a recovery,
+    /// serving again); on a board the firmware stops, the save done, and the next boot recovers.
+    /// </summary>
+    [JsonRpcMethod("powerFail")]
+    Task<PowerFailResult> PowerFailAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>What the device has done and holds.</summary>
@@ -246,6 +255,22 @@ public sealed record PowerCutResult
 
     /// <summary>Journal and data units recovery replayed.</summary>
     public long RecoveryUnitsReplayed { get; init; }
+}
+
+/// <summary>What the power-fail signal did.</summary>
+public sealed record PowerFailResult
+{
+    /// <summary>Dirty cache sectors when the signal came, all saved.</summary>
+    public long DirtySectorsSaved { get; init; }
+
+    /// <summary>Page programs the save on hold-up energy took.</summary>
+    public long PagesSavedOnHoldUp { get; init; }
+
+    /// <summary>The budget of page programs the hold-up energy allows (power.plpBudgetPages).</summary>
+    public long HoldUpBudgetPages { get; init; }
+
+    /// <summary>The power then went (an emulated device): the cut that followed, or null on a board.</summary>
+    public PowerCutResult? Cut { get; init; }
 }
 
 /// <summary>What a checkpoint did.</summary>

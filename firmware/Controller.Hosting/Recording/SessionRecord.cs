@@ -43,6 +43,9 @@ public enum SessionRecordKind : byte
 
     /// <summary>A die's status, as asked.</summary>
     NandDie = 13,
+
+    /// <summary>The power-fail signal on a board: the save on hold-up energy, after which the firmware stopped.</summary>
+    PowerFail = 14,
 }
 
 /// <summary>Who decides a NAND operation's outcome in a replay.</summary>

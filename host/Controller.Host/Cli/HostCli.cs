@@ -14,7 +14,7 @@ public static class HostCli
     private static readonly Verb[] s_verbs =
     [
         BasicCommands.Info, BasicCommands.Write, BasicCommands.Read, BasicCommands.Trim, BasicCommands.Zero,
-        BasicCommands.Flush, BasicCommands.Map, VerifyCommand.Verb, BenchCommand.Verb, ReplayCommand.Verb, ControlCommands.Stats, ControlCommands.PowerCut,
+        BasicCommands.Flush, BasicCommands.Map, VerifyCommand.Verb, BenchCommand.Verb, ReplayCommand.Verb, ControlCommands.Stats, ControlCommands.PowerCut, ControlCommands.PowerFail,
     ];
 
     /// <summary>The usage of the tool as a whole.</summary>

@@ -90,6 +90,35 @@ internal static class ControlCommands
         return 0;
     }
 
+    public static readonly Verb PowerFail = new("power-fail", "raise the power-fail signal: the cache is saved on hold-up energy", $$"""
+        Usage: ssdhost power-fail --control CURI [--json] [--tls-certificates DIR] [--control-token FILE]
+
+        Raises the power-fail signal, as a board's power-fail pin (board.powerFailPin) does when
+        its supercapacitor monitor sees the supply go: power-loss protection (power.plp) writes
+        back every dirty sector and flushes on hold-up energy. On the emulator (serve, or ssd-board
+        with the emulated chip) the power then goes: every NBD connection ends, the firmware
+        recovers and serves again, with nothing acknowledged lost. On a board with a real chip the
+        firmware stops after the save (the server exits 1) and the next boot recovers. Refused when
+        power-loss protection is off.
+        {{ControlAccess}}
+
+        Example:
+          ssdhost power-fail --control unix:/tmp/ssd.ctl
+        """, ["--control", "--control-token"], ["--json"], RunPowerFailAsync);
+
+    private static async Task<int> RunPowerFailAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    {
+        args.AtMost(0);
+        await using ManagementClient client = await Connection.OpenControlAsync(args, cancellation).ConfigureAwait(false);
+        PowerFailResult result = await client.Control.PowerFailAsync(cancellation).ConfigureAwait(false);
+        string text = string.Create(CultureInfo.InvariantCulture, $"power fail: {result.DirtySectorsSaved} dirty sectors saved in {result.PagesSavedOnHoldUp} page programs on hold-up energy (budget {result.HoldUpBudgetPages})")
+            + (result.Cut is { } cut
+                ? string.Create(CultureInfo.InvariantCulture, $"; the power went: {cut.ConnectionsEnded} NBD connections ended, {cut.TornOperations} NAND operations torn; recovered with {cut.RecoveryPageReads} page reads, {cut.RecoveryUnitsReplayed} units replayed; serving again")
+                : "; the firmware stopped, the next boot recovers");
+        await console.Out.WriteLineAsync(args.Has("--json") ? JsonSerializer.Serialize(result, ManagementJson.Options) : text).ConfigureAwait(false);
+        return 0;
+    }
+
     private static string Describe(DeviceStats s)
     {
         var text = new System.Text.StringBuilder();

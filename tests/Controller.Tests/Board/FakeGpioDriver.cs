@@ -39,9 +39,39 @@ internal sealed class FakeGpioDriver : GpioDriver
     protected override WaitForEventResult WaitForEvent(int pinNumber, PinEventTypes eventTypes, CancellationToken cancellationToken) =>
         throw new NotSupportedException();
 
-    protected override void AddCallbackForPinValueChangedEvent(int pinNumber, PinEventTypes eventTypes, PinChangeEventHandler callback) =>
-        throw new NotSupportedException();
+    /// <summary>The callbacks registered, by pin, with the edges each listens for.</summary>
+    public Dictionary<int, List<(PinEventTypes Events, PinChangeEventHandler Callback)>> Callbacks { get; } = [];
+
+    /// <summary>The pin changes as a signal on it would: its value, then the callbacks listening for that edge.</summary>
+    public void Drive(int pinNumber, PinValue value)
+    {
+        PinValue before = Values.GetValueOrDefault(pinNumber, PinValue.High);
+        Values[pinNumber] = value;
+        PinEventTypes edge = value == PinValue.Low ? PinEventTypes.Falling : PinEventTypes.Rising;
+        if (before == value)
+        {
+            return;
+        }
+
+        foreach ((PinEventTypes events, PinChangeEventHandler callback) in Callbacks.GetValueOrDefault(pinNumber, []).ToList())
+        {
+            if ((events & edge) != 0)
+            {
+                callback(this, new PinValueChangedEventArgs(edge, pinNumber));
+            }
+        }
+    }
+
+    protected override void AddCallbackForPinValueChangedEvent(int pinNumber, PinEventTypes eventTypes, PinChangeEventHandler callback)
+    {
+        if (!Callbacks.TryGetValue(pinNumber, out List<(PinEventTypes, PinChangeEventHandler)>? list))
+        {
+            Callbacks[pinNumber] = list = [];
+        }
+
+        list.Add((eventTypes, callback));
+    }
 
     protected override void RemoveCallbackForPinValueChangedEvent(int pinNumber, PinChangeEventHandler callback) =>
-        throw new NotSupportedException();
+        Callbacks.GetValueOrDefault(pinNumber)?.RemoveAll(c => c.Callback == callback);
 }
