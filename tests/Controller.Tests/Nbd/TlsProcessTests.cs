@@ -92,6 +92,28 @@ public sealed class TlsProcessTests(CertificatesFixture fixture) : IClassFixture
         Assert.Contains("refused TLS", refused.Error, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task TheCertificatesTheReadmeHasUsersMakeServeTlsWithPeerVerification()
+    {
+        string certtool = ExternalTool.Require("certtool", "gnutls-bin");
+        string nbdinfo = ExternalTool.Require("nbdinfo", "libnbd-bin");
+        Assert.NotEmpty(certtool);
+        using var temp = new TempDirectory();
+        string certificates = temp.File("tls");
+        var made = ExternalTool.Run("/bin/sh", Repository.PathOf("hw-config", "raspberrypi", "make-tls-certificates.sh"), "localhost", certificates, "test-pc");
+        Assert.True(made.ExitCode == 0, made.Output + made.Error);
+        int port = FreePort();
+        using var server = await ServerProcess.StartAsync(temp, extra: ["--listen", $"nbd://127.0.0.1:{port}", "--tls", "require", "--tls-certificates", Path.Combine(certificates, "server"), "--tls-verify-peer"]);
+
+        var info = ExternalTool.Run(nbdinfo, $"nbds://localhost:{port}/ssd?tls-certificates={Path.Combine(certificates, "client")}");
+        var host = await HostRun.RunAsync("write", $"nbds://127.0.0.1:{port}/ssd", "0", "--length", "64k", "--pattern", "0x42", "--tls-certificates", Path.Combine(certificates, "client"));
+
+        Assert.True(info.ExitCode == 0, info.Output + info.Error);
+        Assert.Contains("with TLS", info.Output, StringComparison.Ordinal);
+        Assert.True(host.ExitCode == 0, host.Error);
+        Assert.False(File.Exists(Path.Combine(certificates, "server", "ca-key.pem")), "the authority's key stays off the board");
+    }
+
     [Theory]
     [InlineData("--tls", "maybe", "'maybe' is not off, on or require")]
     [InlineData("--tls", "require", "needs --tls-certificates DIR")]
