@@ -33,9 +33,12 @@ public static class EmulatorConfig
     /// <summary>Whether the firmware reaches the emulated array through the SPI NAND driver and an emulated SPI chip.</summary>
     public static readonly BooleanKey SpiPath = new("emulator.spi", "drive the emulated NAND through the SPI NAND driver and an emulated SPI chip that the chip.* keys describe (a one-die array)", false);
 
+    /// <summary>The ID the emulated chip answers with, when it is not the description's.</summary>
+    public static readonly HexBytesKey SpiJedecId = new("emulator.spiJedecId", "the ID the emulated SPI chip answers READ ID with, when not its description's chip.jedecId: a substituted or miswired part (empty: the description's)", 8);
+
     /// <summary>The emulator's schema: the firmware's keys and the fault keys.</summary>
     public static ConfigSchema Schema { get; } = FirmwareConfig.Schema.Extend(
-        [FaultSeed, FactoryBadBlockFraction, RawBitErrorRate, WearBitErrorGrowth, ProgramFailProbability, EraseFailProbability, WeakBlocks, SpiPath],
+        [FaultSeed, FactoryBadBlockFraction, RawBitErrorRate, WearBitErrorGrowth, ProgramFailProbability, EraseFailProbability, WeakBlocks, SpiPath, SpiJedecId],
         [
             new(SpiPath, c => !c.Get(SpiPath) || (c.Get(FirmwareConfig.ChipName).Length > 0 && c.Get(FirmwareConfig.Channels) == 1 && c.Get(FirmwareConfig.DiesPerChannel) == 1)
                 ? null

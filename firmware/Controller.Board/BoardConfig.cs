@@ -53,7 +53,7 @@ public static class BoardConfig
     private static readonly ConfigKey[] s_emulatorOnly =
     [
         EmulatorConfig.FactoryBadBlockFraction, EmulatorConfig.RawBitErrorRate, EmulatorConfig.WearBitErrorGrowth,
-        EmulatorConfig.ProgramFailProbability, EmulatorConfig.EraseFailProbability, EmulatorConfig.WeakBlocks, EmulatorConfig.SpiPath,
+        EmulatorConfig.ProgramFailProbability, EmulatorConfig.EraseFailProbability, EmulatorConfig.WeakBlocks, EmulatorConfig.SpiPath, EmulatorConfig.SpiJedecId,
     ];
 
     /// <summary>The board's schema: the firmware's keys, the emulator's (for an emulated chip) and the board's.</summary>

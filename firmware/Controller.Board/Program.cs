@@ -23,6 +23,7 @@ public static class Program
         Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [--record FILE] [serving options]
                ssd-board check (--board FILE | --config FILE) [--set KEY=VALUE]...
                ssd-board erase --board FILE [--set KEY=VALUE]... [--image FILE] --yes
+               ssd-board probe --board FILE [--set KEY=VALUE]... [--image FILE] [--yes]
 
         Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD
         until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint,
@@ -42,6 +43,12 @@ public static class Program
         chip that holds other data can be used (the firmware will not format over data it did not
         write); everything on it is lost, so it needs --yes.
 
+        probe checks a freshly wired chip: its ID against the description, its ONFI parameter page
+        (where the description says it has one: page and spare bytes, pages per block, blocks), the
+        factory bad-block markers and which blocks hold data, then programs, reads back and erases
+        one good block (the last), which it leaves erased. A chip holding data is refused the
+        self-test unless --yes. Prints a report; exits 0 when everything matched and passed, 1 if not.
+
         Exit status: 0 stopped cleanly; 1 the board or chip is not usable (SPI off, no device,
         wrong chip ID, data the firmware did not write) or failed while serving; 2 bad input.
 
@@ -56,6 +63,8 @@ public static class Program
     private static readonly string[] s_checkValued = ["--board", "--config", "--set"];
 
     private static readonly string[] s_eraseValued = ["--board", "--set", "--image"];
+
+    private static readonly string[] s_probeValued = ["--board", "--set", "--image"];
 
     /// <summary>Runs the command line: 0 done, 1 hardware not usable, 2 bad input.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error, MachineEnvironment.Detect);
@@ -76,6 +85,7 @@ public static class Program
             {
                 "check" => Check(Arguments.Parse(args[1..], s_checkValued, []), output),
                 "erase" => Erase(Arguments.Parse(args[1..], s_eraseValued, ["--yes"]), output, error, machine),
+                "probe" => Probe(Arguments.Parse(args[1..], s_probeValued, ["--yes"]), output, machine),
                 _ => Serve(Arguments.Parse(args, s_serveValued, NbdService.Flags), output, error, machine),
             };
         }
@@ -164,6 +174,39 @@ public static class Program
 
         output.WriteLine($"{Program_}: erased {erased} blocks; {factoryBad} marked bad by the maker left as they are; {marked} failed to erase and are now marked bad");
         return 0;
+    }
+
+    /// <summary>
+    /// Probes the chip the profile describes (the emulated one, in memory or in --image, or the real
+    /// one on the board's SPI) without booting the firmware: <see cref="ProbeCommand"/>.
+    /// </summary>
+    private static int Probe(Arguments args, TextWriter output, Func<IBoardEnvironment> machine)
+    {
+        (_, ResolvedConfig config) = LoadBoard(args);
+        SpiNandChip chip = SpiNandChip.FromConfig(config);
+        var clock = new MonotonicClock();
+        string? image = args.Single("--image");
+        if (config.Get(BoardConfig.Spi) == "emulated")
+        {
+            using EmulatedNand array = image is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(image, config, clock);
+            Emulator.Spi.EmulatedSpiNandChip emulated = Emulator.Spi.EmulatedSpiNandChip.FromConfig(config, array, clock);
+            return ProbeCommand.Run(new SpiNandDevice(emulated, chip, clock), chip, clock, "the emulated SPI bus", args.Has("--yes"), output);
+        }
+
+        if (image is not null)
+        {
+            throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file");
+        }
+
+        using BoardHardware hardware = BoardOpener.Open(config, machine());
+        try
+        {
+            return ProbeCommand.Run(new SpiNandDevice(hardware.Spi, chip, clock), chip, clock, hardware.Where, args.Has("--yes"), output);
+        }
+        catch (IOException e)
+        {
+            throw new BoardException($"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)");
+        }
     }
 
     private static void MarkBad(SpiNandDevice driver, int block)

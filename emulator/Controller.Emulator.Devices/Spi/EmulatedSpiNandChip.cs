@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Device.Spi;
+using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
 
@@ -26,6 +27,7 @@ public sealed class EmulatedSpiNandChip : SpiDevice
     private byte _configuration = SpiNandDevice.EccEnable;
     private byte _status;
     private long _busyUntil;
+    private readonly byte[]? _parameterPage;
 
     /// <summary>The chip <paramref name="chip"/> describes, over <paramref name="array"/>, timed by <paramref name="clock"/>.</summary>
     public EmulatedSpiNandChip(INandDevice array, SpiNandChip chip, IClock clock)
@@ -36,6 +38,24 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         _cache = new byte[chip.Geometry.PageBytes + chip.Geometry.SpareBytes];
         Array.Fill(_cache, (byte)0xFF);
         _eccEncoding = [.. Enumerable.Range(0, 3).Select(chip.EccStatus.Encode)];
+        if (chip.HasParameterPage)
+        {
+            NandGeometry g = chip.Geometry;
+            byte[] copy = new OnfiParameterPage("EMULATED", chip.Name, chip.JedecId[0], g.PageBytes, g.SpareBytes, g.PagesPerBlock, g.Blocks, 1, Math.Max(1, g.Blocks / 50), 100_000).Encode();
+            _parameterPage = [.. copy, .. copy, .. copy];
+        }
+    }
+
+    /// <summary>
+    /// The chip a configuration describes over <paramref name="array"/>: its description's, answering
+    /// READ ID with <c>emulator.spiJedecId</c> instead when that is set (a substituted or miswired part).
+    /// </summary>
+    public static EmulatedSpiNandChip FromConfig(ResolvedConfig config, INandDevice array, IClock clock)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        SpiNandChip description = SpiNandChip.FromConfig(config);
+        byte[] answers = config.Get(EmulatorConfig.SpiJedecId).Span.ToArray();
+        return new EmulatedSpiNandChip(array, answers.Length == 0 ? description : description with { JedecId = answers }, clock);
     }
 
     /// <inheritdoc />
@@ -170,6 +190,19 @@ public sealed class EmulatedSpiNandChip : SpiDevice
     private void PageRead(int row)
     {
         _status &= 0x0F; // the ECC field describes this read
+        if ((_configuration & SpiNandDevice.OtpEnable) != 0)
+        {
+            // The OTP area: the parameter page at page 01h where the chip has one; the rest blank.
+            Array.Fill(_cache, (byte)0xFF);
+            if (row == 1 && _parameterPage is not null)
+            {
+                _parameterPage.CopyTo(_cache, 0);
+            }
+
+            _busyUntil = _clock.NowNanoseconds + 25_000;
+            return;
+        }
+
         if (!InRange(row))
         {
             return;
@@ -200,6 +233,12 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         _status &= unchecked((byte)~SpiNandDevice.WriteEnableLatch);
         if (!enabled || !InRange(row))
         {
+            return false;
+        }
+
+        if ((_configuration & SpiNandDevice.OtpEnable) != 0)
+        {
+            _status |= failBit; // the OTP area is not emulated: nothing is written to it, nor to the array
             return false;
         }
 

@@ -37,7 +37,7 @@ public sealed class EmulatedSpiPath
         }
 
         SpiNandChip description = SpiNandChip.FromConfig(config);
-        var chip = new EmulatedSpiNandChip(array, description, clock);
+        EmulatedSpiNandChip chip = EmulatedSpiNandChip.FromConfig(config, array, clock);
         var path = new EmulatedSpiPath(chip, new SpiNandDevice(chip, description, clock));
         path.Driver.Initialize();
         return path;

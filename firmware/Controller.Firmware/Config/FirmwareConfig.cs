@@ -75,13 +75,16 @@ public static class FirmwareConfig
     /// <summary>How the status register's ECC field reads.</summary>
     public static readonly TextKey ChipEccStatus = new("chip.eccStatus", "the ECC field of the status register (C0h): \"HI:LO\" bits, then VALUE=BITS for corrected reads (0 for none) and VALUE=x for uncorrectable ones; values not listed are uncorrectable", "5:4 0=0 1=1 2=x 3=x");
 
+    /// <summary>Whether the chip holds an ONFI parameter page.</summary>
+    public static readonly BooleanKey ChipParameterPage = new("chip.parameterPage", "the chip holds an ONFI parameter page (three copies of 256 bytes), read with OTP_EN (B0h bit 6) set at page 01h; ssd-board probe checks the description against it", false);
+
     /// <summary>The firmware's schema: every key above and the rules relating them.</summary>
     public static ConfigSchema Schema { get; } = new(
         [
             Description, Channels, DiesPerChannel, BlocksPerDie, PagesPerBlock, PageBytes, SpareBytes,
             EnduranceCycles, EccCodewordBytes, EccCorrectableBits,
             TimingMode, ReadMicroseconds, ProgramMicroseconds, EraseMicroseconds, ChannelMegabytesPerSecond,
-            ChipName, ChipJedecId, ChipIdMethod, ChipBufferReadBit, ChipEccStatus,
+            ChipName, ChipJedecId, ChipIdMethod, ChipBufferReadBit, ChipEccStatus, ChipParameterPage,
             .. Ftl.FtlConfig.Keys,
             .. Cache.CacheConfig.Keys,
         ],

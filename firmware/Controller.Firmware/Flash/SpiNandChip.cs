@@ -134,6 +134,9 @@ public sealed record SpiNandChip
     /// <summary>Page, spare, pages per block, blocks.</summary>
     public required NandGeometry Geometry { get; init; }
 
+    /// <summary>The chip holds an ONFI parameter page (read at page 01h with OTP_EN set).</summary>
+    public bool HasParameterPage { get; init; }
+
     /// <summary>The chip of a resolved description; a description without a chip name is not a SPI chip.</summary>
     public static SpiNandChip FromConfig(ResolvedConfig config)
     {
@@ -153,6 +156,7 @@ public sealed record SpiNandChip
             BufferReadBit = config.Get(FirmwareConfig.ChipBufferReadBit),
             EccStatus = SpiNandEccStatus.Parse(config.Get(FirmwareConfig.ChipEccStatus)),
             Geometry = FirmwareConfig.Geometry(config),
+            HasParameterPage = config.Get(FirmwareConfig.ChipParameterPage),
         };
     }
 }

@@ -55,8 +55,7 @@ public sealed class SpiNandDevice : INandDevice
     /// </summary>
     public void Initialize()
     {
-        Command(Reset);
-        WaitReady("reset");
+        ResetChip();
         Span<byte> id = stackalloc byte[_chip.JedecId.Length];
         ReadJedecId(id);
         if (!id.SequenceEqual(_chip.JedecId))
@@ -73,6 +72,39 @@ public sealed class SpiNandDevice : INandDevice
         }
 
         SetFeatureRegister(ConfigurationRegister, config);
+    }
+
+    /// <summary>RESET (FFh), waiting for the chip to be ready: the first thing said to a chip, before its ID is trusted.</summary>
+    public void ResetChip()
+    {
+        Command(Reset);
+        WaitReady("reset");
+    }
+
+    /// <summary>
+    /// Reads the chip's ONFI parameter page, its three copies (768 bytes) into
+    /// <paramref name="copies"/>: OTP_EN (B0h bit 6) set, PAGE READ of page 01h, READ FROM CACHE,
+    /// then the configuration as it was. Only for a chip that has one (<see cref="SpiNandChip.HasParameterPage"/>).
+    /// </summary>
+    public void ReadParameterPage(Span<byte> copies)
+    {
+        byte config = GetFeatureRegister(ConfigurationRegister);
+        SetFeatureRegister(ConfigurationRegister, (byte)(config | OtpEnable));
+        try
+        {
+            RowCommand(PageRead, new PageAddress(0, 1));
+            WaitReady("parameter page read");
+            Span<byte> output = _frameOut.AsSpan(0, 4 + copies.Length);
+            Span<byte> input = _frameIn.AsSpan(0, 4 + copies.Length);
+            output.Clear();
+            output[0] = ReadFromCache;
+            _spi.TransferFullDuplex(output, input);
+            input.Slice(4, copies.Length).CopyTo(copies);
+        }
+        finally
+        {
+            SetFeatureRegister(ConfigurationRegister, config);
+        }
     }
 
     /// <summary>Reads the ID bytes after READ ID and its address or dummy byte.</summary>
