@@ -359,6 +359,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private void Run()
     {
         long lastWork = Stopwatch.GetTimestamp();
+        (long Virtual, long Wall)? quietSince = null;
         while (!_work.IsCompleted)
         {
             bool took = false;
@@ -387,6 +388,8 @@ public sealed partial class ServedController : INbdExport, IDisposable
             }
 
             bool quiet = _loop.IsQuiet && _waiting.Count == 0;
+            // Since when no host command has been in the loop (management requests do not count).
+            quietSince = quiet ? quietSince ?? (_device.Clock.NowNanoseconds, Stopwatch.GetTimestamp()) : null;
             // A read-only export does no background work: GC, wear levelling and checkpoints all write.
             bool idle = quiet && !_readOnly && Stopwatch.GetElapsedTime(lastWork).TotalMilliseconds >= IdleBeforeBackgroundMilliseconds;
             long? next;
@@ -417,8 +420,11 @@ public sealed partial class ServedController : INbdExport, IDisposable
                     if (_device.JumpsToEvents)
                     {
                         // A virtual clock stands still while nothing happens: the wall time the
-                        // device stays idle passes on it, up to the expiry, and then it expires.
-                        if (WaitIdle(expires - _device.Clock.NowNanoseconds))
+                        // device has been without host commands passes on it (management requests
+                        // do not count), and at the expiry the clock moves there.
+                        (long fromVirtual, long fromWall) = quietSince!.Value;
+                        long left = expires - fromVirtual - (long)Stopwatch.GetElapsedTime(fromWall).TotalNanoseconds;
+                        if (left <= 0 || WaitIdle(left))
                         {
                             _device.JumpTo(expires);
                         }

@@ -94,7 +94,7 @@ public sealed class TlsCredentials : IDisposable
                     EnabledSslProtocols = Protocols,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                        !VerifiesPeer || (certificate is not null && SignedByAuthority(certificate, errors, checkName: false)),
+                        !VerifiesPeer || (certificate is not null && SignedByAuthority(certificate, errors, checkName: false, ClientAuthentication)),
                 },
                 cancellation).ConfigureAwait(false);
             return tls;
@@ -122,7 +122,7 @@ public sealed class TlsCredentials : IDisposable
                     EnabledSslProtocols = Protocols,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                        certificate is not null && SignedByAuthority(certificate, errors, checkName: true),
+                        certificate is not null && SignedByAuthority(certificate, errors, checkName: true, ServerAuthentication),
                 },
                 cancellation).ConfigureAwait(false);
             return tls;
@@ -141,8 +141,16 @@ public sealed class TlsCredentials : IDisposable
         _own?.Dispose();
     }
 
-    /// <summary>True when <paramref name="certificate"/> chains to the authority alone (and, for a server's, names the host asked for).</summary>
-    private bool SignedByAuthority(X509Certificate certificate, SslPolicyErrors errors, bool checkName)
+    // Extended key usages: a client's certificate must be for client authentication, a server's for
+    // server authentication, so one side's certificate cannot stand in for the other's.
+    private const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
+    private const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
+
+    /// <summary>
+    /// True when <paramref name="certificate"/> chains to the authority alone, is for the use
+    /// <paramref name="usage"/> names, and (for a server's) names the host asked for.
+    /// </summary>
+    private bool SignedByAuthority(X509Certificate certificate, SslPolicyErrors errors, bool checkName, string usage)
     {
         if (_authority is null || (checkName && errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch)))
         {
@@ -153,6 +161,7 @@ public sealed class TlsCredentials : IDisposable
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(_authority);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(new Oid(usage));
         using var presented = new X509Certificate2(certificate);
         return chain.Build(presented);
     }

@@ -47,6 +47,18 @@ public sealed class ServedExpiryTests
         Assert.True(stats.Cache.DirtySectors > 0);
     }
 
+    [Fact]
+    public async Task ServeExpiresWhileStatsArePolledFasterThanTheExpiry()
+    {
+        // Management requests are not host commands: a watcher polling every 20 ms does not hold the expiry back.
+        using ServedController controller = Open("serve", expireMilliseconds: 300);
+
+        Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, 4096, new byte[4096], CancellationToken.None));
+        Controller.Management.DeviceStats stats = await WaitForCleanAsync(controller, TimeSpan.FromSeconds(20));
+
+        Assert.Equal(0, stats.Cache.DirtySectors);
+    }
+
     private static async Task<Controller.Management.DeviceStats> WaitForCleanAsync(ServedController controller, TimeSpan limit)
     {
         using var timeout = new CancellationTokenSource(limit);

@@ -178,6 +178,24 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     }
 
     [Fact]
+    public async Task WithPeerVerificationTheServersOwnCertificateIsNoClientCertificate()
+    {
+        // Signed by the right authority, but for server authentication only.
+        using var serverAsClient = new TempDirectory();
+        File.Copy(Path.Combine(Certificates.Server, TlsCredentials.CaFile), serverAsClient.File(TlsCredentials.CaFile));
+        File.Copy(Path.Combine(Certificates.Server, TlsCredentials.ServerCertificateFile), serverAsClient.File(TlsCredentials.ClientCertificateFile));
+        File.Copy(Path.Combine(Certificates.Server, TlsCredentials.ServerKeyFile), serverAsClient.File(TlsCredentials.ClientKeyFile));
+        var export = new MemoryExport(Size);
+        await using var session = Session.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
+        await session.Client.GreetAsync();
+
+        Exception? clientSide = await Record.ExceptionAsync(async () => await (await session.StartTlsAsync(serverAsClient.Path)).GoAsync("ssd"));
+
+        Assert.NotNull(clientSide);
+        await Assert.ThrowsAsync<AuthenticationException>(() => session.Server.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public async Task AServerCertificateFromAnotherAuthorityIsRefusedByTheClient()
     {
         // The client trusts the foreign authority only: the server's certificate does not chain to it.

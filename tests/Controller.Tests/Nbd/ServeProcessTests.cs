@@ -77,7 +77,7 @@ public sealed class ServeProcessTests
     }
 
     [Theory]
-    [InlineData("nbd://0.0.0.0:10899", "0.0.0.0 is not a loopback address; NBD has no authentication, so serving it to the network needs --allow-remote")]
+    [InlineData("nbd://0.0.0.0:10899", "0.0.0.0 is not a loopback address; serving it to the network needs --allow-remote (and, so that not anyone who can reach it reads and writes, --tls require with --tls-verify-peer)")]
     [InlineData("http://127.0.0.1:10899", "--listen: 'http://127.0.0.1:10899' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH")]
     [InlineData("nbd+unix:///ssd", "names no socket")]
     public void ABadListenAddressIsRefusedByName(string uri, string expected)
@@ -134,9 +134,9 @@ public sealed class ServeProcessTests
     }
 
     [Theory]
-    [InlineData("tcp://0.0.0.0:10898", "--control: tcp://0.0.0.0:10898 is not a loopback address")]
+    [InlineData("tcp://0.0.0.0:10898", "--control: 0.0.0.0:10898 is not a loopback address, and the management endpoint can cut the power: off loopback it needs TLS and a check of the client. Write --control tls://0.0.0.0:10898")]
     [InlineData("tcp://127.0.0.1", "--control: 'tcp://127.0.0.1' needs a host and a port from 1 to 65535")]
-    [InlineData("http://x", "--control: 'http://x' is not a management endpoint; write tcp://HOST:PORT or unix:PATH")]
+    [InlineData("http://x", "--control: 'http://x' is not a management endpoint; write tcp://HOST:PORT, tls://HOST:PORT or unix:PATH")]
     [InlineData("unix:", "names no socket")]
     public void ABadControlAddressIsRefusedByName(string uri, string expected)
     {
