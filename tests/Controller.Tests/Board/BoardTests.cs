@@ -411,13 +411,7 @@ public sealed class BoardTests
         Assert.Contains("install libgpiod2", gpio.Message, StringComparison.Ordinal);
     }
 
-    private static (int Code, string Output, string Error) Run(FakeMachine machine, params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = Controller.Board.Program.Run(args, output, error, () => machine);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Output, string Error) Run(FakeMachine machine, params string[] args) => BoardRun.Run(() => machine, args);
 
     private sealed record FakeMachine : IBoardEnvironment
     {

@@ -129,11 +129,6 @@ public sealed class ProbeTests
 
     private static ResolvedConfig Load(params string[] sets) => ConfigLoader.Load(BoardConfig.Schema, Profile, sets);
 
-    private static (int Code, string Output, string Error) Run(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        int code = Controller.Board.Program.Run(args, output, error, () => throw new InvalidOperationException("an emulated chip needs no machine"));
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Output, string Error) Run(params string[] args) =>
+        BoardRun.Run(() => throw new InvalidOperationException("an emulated chip needs no machine"), args);
 }

@@ -13,7 +13,7 @@ public sealed class NbdConnectionTests
     [Fact]
     public async Task GoReportsTheExportItsFlagsAndBlockSizes()
     {
-        await using var session = Session.Start(new MemoryExport(Size));
+        await using var session = NbdSession.Start(new MemoryExport(Size));
 
         NbdHandshakeFeatures handshake = await session.Client.GreetAsync();
         (long size, NbdExportFeatures features, uint[] sizes) = await session.Client.GoAsync("ssd");
@@ -32,7 +32,7 @@ public sealed class NbdConnectionTests
     public async Task AWriteReadsBackAndATrimReadsAsZerosAndAHole(bool structured)
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export);
+        await using var session = NbdSession.Start(export);
         await session.Client.GreetAsync();
         await session.Client.GoAsync(structured: structured, allocation: structured);
         byte[] data = Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray();
@@ -63,7 +63,7 @@ public sealed class NbdConnectionTests
         var export = new MemoryExport(Size);
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         export.Gate = offset => offset == 0 ? gate.Task : Task.CompletedTask;
-        await using var session = Session.Start(export);
+        await using var session = NbdSession.Start(export);
         await session.Client.GreetAsync();
         await session.Client.GoAsync(structured: false, allocation: false);
 
@@ -95,7 +95,7 @@ public sealed class NbdConnectionTests
     public async Task ABadRequestGetsItsErrorExecutesNothingAndTheConnectionGoesOn(NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length, NbdError expected)
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export);
+        await using var session = NbdSession.Start(export);
         await session.Client.GreetAsync();
         await session.Client.GoAsync(structured: false, allocation: false);
         byte[]? data = command == NbdCommand.Write ? new byte[length] : null;
@@ -121,7 +121,7 @@ public sealed class NbdConnectionTests
     public async Task EveryCommandWithEveryFlagTheProtocolAllowsIsAcceptedAndPassedOn(NbdCommand command, NbdCommandModifiers flags)
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export);
+        await using var session = NbdSession.Start(export);
         await session.Client.GreetAsync();
         await session.Client.GoAsync(structured: true, allocation: true);
         (ulong offset, uint length) = command == NbdCommand.Flush ? (0ul, 0u) : (4096ul, 8192u);
@@ -185,7 +185,7 @@ public sealed class NbdConnectionTests
     public async Task AReadOnlyExportRefusesWritesWithEperm()
     {
         var export = new MemoryExport(Size, readOnly: true);
-        await using var session = Session.Start(export);
+        await using var session = NbdSession.Start(export);
         await session.Client.GreetAsync();
         (_, NbdExportFeatures features, _) = await session.Client.GoAsync();
 
@@ -198,7 +198,7 @@ public sealed class NbdConnectionTests
     [Fact]
     public async Task AnUnknownOptionIsUnsupportedAndTheHandshakeGoesOn()
     {
-        await using var session = Session.Start(new MemoryExport(Size));
+        await using var session = NbdSession.Start(new MemoryExport(Size));
         await session.Client.GreetAsync();
 
         await session.Client.SendOptionAsync((NbdOption)42, [1, 2, 3]);
@@ -225,8 +225,8 @@ public sealed class NbdConnectionTests
     public async Task AWrongRequestMagicEndsThatConnectionOnly()
     {
         var export = new MemoryExport(Size);
-        await using var bad = Session.Start(export);
-        await using var good = Session.Start(export);
+        await using var bad = NbdSession.Start(export);
+        await using var good = NbdSession.Start(export);
         await bad.Client.GreetAsync();
         await bad.Client.GoAsync();
         await good.Client.GreetAsync();
@@ -275,7 +275,7 @@ public sealed class NbdConnectionTests
     public async Task AWriteLongerThanTheMaximumEndsTheConnectionWithNothingWritten()
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export);
+        await using var session = NbdSession.Start(export);
         await session.Client.GreetAsync();
         await session.Client.GoAsync();
 
@@ -358,45 +358,5 @@ public sealed class NbdConnectionTests
         client.SendRequestAsync(NbdCommand.Read, NbdCommandModifiers.None, 8192, 512).GetAwaiter().GetResult();
         client.SendRequestAsync(NbdCommand.Disconnect, NbdCommandModifiers.None, 0, 0).GetAwaiter().GetResult();
         return bytes.ToArray();
-    }
-
-    private sealed class Session : IAsyncDisposable
-    {
-        private readonly Stream _clientSide;
-
-        private readonly NbdConnection _connection;
-
-        private Session(Stream clientSide, NbdConnection connection, Task server)
-        {
-            _clientSide = clientSide;
-            _connection = connection;
-            Client = new NbdTestClient(clientSide);
-            Server = server;
-        }
-
-        public NbdTestClient Client { get; }
-
-        public Task Server { get; }
-
-        public static Session Start(INbdExport export)
-        {
-            var (serverSide, clientSide) = FullDuplexStream.CreatePair();
-            var connection = new NbdConnection(serverSide, [export]);
-            return new Session(clientSide, connection, connection.RunAsync(CancellationToken.None, CancellationToken.None));
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _clientSide.DisposeAsync();
-            try
-            {
-                await Server.WaitAsync(TimeSpan.FromSeconds(5));
-            }
-            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or ObjectDisposedException)
-            {
-            }
-
-            _connection.Dispose();
-        }
     }
 }

@@ -3,7 +3,6 @@ using Controller.Firmware.Host;
 using Controller.Firmware.Host.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
-using Nerdbank.Streams;
 
 namespace Controller.Tests.Nbd;
 
@@ -38,7 +37,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     public async Task ATlsRequiredServerAnswersEveryOptionBeforeStartTlsWithTlsRequiredAndGoesOn(NbdOption option)
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export, Tls(NbdTlsMode.Required, verifyPeer: false));
+        await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Required, verifyPeer: false));
         await session.Client.GreetAsync();
 
         await session.Client.SendOptionAsync(option, OptionData(option));
@@ -56,7 +55,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     {
         // NBD_OPT_EXPORT_NAME has no error reply: the server must end the session.
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export, Tls(NbdTlsMode.Required, verifyPeer: false));
+        await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Required, verifyPeer: false));
         await session.Client.GreetAsync();
 
         await session.Client.SendOptionAsync(NbdOption.ExportName, "ssd"u8.ToArray());
@@ -68,7 +67,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     public async Task AfterStartTlsTheSessionGoesOverTlsAndASecondStartTlsIsInvalid()
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
+        await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
         await session.Client.GreetAsync();
 
         NbdTestClient secured = await session.StartTlsAsync(Certificates.Client);
@@ -89,7 +88,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     public async Task StartTlsWithDataIsInvalidAndTheSessionGoesOnInTheClear()
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export, Tls(NbdTlsMode.Allowed, verifyPeer: false));
+        await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Allowed, verifyPeer: false));
         await session.Client.GreetAsync();
 
         await session.Client.SendOptionAsync(NbdOption.StartTls, [1, 2, 3]);
@@ -104,8 +103,8 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     public async Task WithTlsAllowedAClientMayStayInTheClearOrStartTls()
     {
         var export = new MemoryExport(Size);
-        await using var clear = Session.Start(export, Tls(NbdTlsMode.Allowed, verifyPeer: false));
-        await using var secured = Session.Start(export, Tls(NbdTlsMode.Allowed, verifyPeer: false));
+        await using var clear = NbdSession.Start(export, Tls(NbdTlsMode.Allowed, verifyPeer: false));
+        await using var secured = NbdSession.Start(export, Tls(NbdTlsMode.Allowed, verifyPeer: false));
         await clear.Client.GreetAsync();
         await secured.Client.GreetAsync();
 
@@ -120,7 +119,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     [Fact]
     public async Task WithoutTlsStartTlsIsRefusedByPolicyAndTheSessionGoesOn()
     {
-        await using var session = Session.Start(new MemoryExport(Size), tls: null);
+        await using var session = NbdSession.Start(new MemoryExport(Size), tls: null);
         await session.Client.GreetAsync();
 
         await session.Client.SendOptionAsync(NbdOption.StartTls, []);
@@ -135,7 +134,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     [Fact]
     public async Task ATlsRequiredServerEndsASessionWithoutFixedNewstyle()
     {
-        await using var session = Session.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
+        await using var session = NbdSession.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
 
         await session.Client.GreetAsync(NbdClientFeatures.NoZeroes);
 
@@ -146,7 +145,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     [Fact]
     public async Task BytesSentAfterStartTlsBeforeItsReplyEndTheSession()
     {
-        await using var session = Session.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
+        await using var session = NbdSession.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
         await session.Client.GreetAsync();
 
         // The option and a request header in one write: the server has read past the option.
@@ -163,7 +162,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     public async Task WithPeerVerificationAClientCertificateFromAnotherAuthorityOrNoneIsRefused(string client)
     {
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
+        await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
         await session.Client.GreetAsync();
 
         Exception clientSide = await Record.ExceptionAsync(async () =>
@@ -186,7 +185,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
         File.Copy(Path.Combine(Certificates.Server, TlsCredentials.ServerCertificateFile), serverAsClient.File(TlsCredentials.ClientCertificateFile));
         File.Copy(Path.Combine(Certificates.Server, TlsCredentials.ServerKeyFile), serverAsClient.File(TlsCredentials.ClientKeyFile));
         var export = new MemoryExport(Size);
-        await using var session = Session.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
+        await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
         await session.Client.GreetAsync();
 
         Exception? clientSide = await Record.ExceptionAsync(async () => await (await session.StartTlsAsync(serverAsClient.Path)).GoAsync("ssd"));
@@ -201,7 +200,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
         // The client trusts the foreign authority only: the server's certificate does not chain to it.
         using var wrongTrust = new TempDirectory();
         File.Copy(Path.Combine(Certificates.Foreign, TlsCredentials.ClientCertificateFile), wrongTrust.File(TlsCredentials.CaFile));
-        await using var session = Session.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
+        await using var session = NbdSession.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
         await session.Client.GreetAsync();
 
         await Assert.ThrowsAsync<AuthenticationException>(() => session.StartTlsAsync(wrongTrust.Path));
@@ -296,60 +295,5 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     {
         TlsCredentials credentials = TlsCredentials.ForServer(Certificates.Server, verifyPeer);
         return new NbdTls(mode, credentials.AuthenticateAsServerAsync);
-    }
-
-    private sealed class Session : IAsyncDisposable
-    {
-        private readonly NbdConnection _connection;
-        private Stream? _secured;
-
-        private Session(Stream clientSide, NbdConnection connection, Task server)
-        {
-            ClientSide = clientSide;
-            _connection = connection;
-            Client = new NbdTestClient(clientSide);
-            Server = server;
-        }
-
-        public Stream ClientSide { get; }
-
-        public NbdTestClient Client { get; }
-
-        public Task Server { get; }
-
-        public static Session Start(INbdExport export, NbdTls? tls)
-        {
-            var (serverSide, clientSide) = FullDuplexStream.CreatePair();
-            var connection = new NbdConnection(serverSide, [export], new NbdServerOptions { Tls = tls });
-            return new Session(clientSide, connection, connection.RunAsync(CancellationToken.None, CancellationToken.None));
-        }
-
-        /// <summary>NBD_OPT_STARTTLS, its ACK, then the client's side of TLS with the credentials in <paramref name="directory"/>.</summary>
-        public async Task<NbdTestClient> StartTlsAsync(string directory)
-        {
-            await Client.SendOptionAsync(NbdOption.StartTls, []);
-            Assert.Equal(NbdOptionReply.Ack, (await Client.ReadOptionReplyAsync(NbdOption.StartTls)).Type);
-            _secured = await TlsCredentials.ForClient(directory).AuthenticateAsClientAsync(ClientSide, "localhost", CancellationToken.None);
-            return new NbdTestClient(_secured);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_secured is not null)
-            {
-                await _secured.DisposeAsync();
-            }
-
-            await ClientSide.DisposeAsync();
-            try
-            {
-                await Server.WaitAsync(TimeSpan.FromSeconds(5));
-            }
-            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or ObjectDisposedException or AuthenticationException)
-            {
-            }
-
-            _connection.Dispose();
-        }
     }
 }
