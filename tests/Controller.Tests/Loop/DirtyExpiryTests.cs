@@ -128,8 +128,10 @@ public sealed class DirtyExpiryTests : IDisposable
     /// <summary>The host is idle until <paramref name="until"/>: background steps run as the sim runs them, the clock moving to each.</summary>
     private void Idle(long until)
     {
-        while (true)
+        // A loop that neither works nor lets time pass would spin here for ever: it fails instead.
+        for (int steps = 0; ; steps++)
         {
+            Assert.True(steps < 100_000, $"the loop made no progress towards {until} ns (clock at {_clock.NowNanoseconds} ns)");
             if (_loop.Step())
             {
                 continue;
@@ -168,8 +170,9 @@ public sealed class DirtyExpiryTests : IDisposable
     private List<HostCompletion> DrainCompletions()
     {
         var completions = new List<HostCompletion>();
-        while (_loop.Submitted > 0 || _loop.InFlight > 0)
+        for (int steps = 0; _loop.Submitted > 0 || _loop.InFlight > 0; steps++)
         {
+            Assert.True(steps < 100_000, "the loop made no progress with commands in it");
             if (!_loop.Step(background: false) && _loop.NextEventNanoseconds is { } next)
             {
                 _clock.AdvanceTo(next);

@@ -207,10 +207,22 @@ internal sealed class NbdTestClient(Stream stream)
         return data.ToArray();
     }
 
+    /// <summary>A server that never answers fails the test in this long rather than hanging it.</summary>
+    private static readonly TimeSpan s_replyTimeout = TimeSpan.FromSeconds(30);
+
     private async Task<byte[]> ReadAsync(int count)
     {
         byte[] buffer = new byte[count];
-        await stream.ReadExactlyAsync(buffer);
+        using var timeout = new CancellationTokenSource(s_replyTimeout);
+        try
+        {
+            await stream.ReadExactlyAsync(buffer, timeout.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            throw new TimeoutException($"the server sent no reply ({count} bytes awaited) in {s_replyTimeout.TotalSeconds} s");
+        }
+
         return buffer;
     }
 }
