@@ -21,6 +21,9 @@ internal sealed class ProbeCommand
     private readonly TextWriter _output;
     private bool _failed;
 
+    // The most bad blocks the parameter page allows, or -1 without one.
+    private int _maximumBad = -1;
+
     private ProbeCommand(SpiNandDevice driver, SpiNandChip chip, IClock clock, TextWriter output)
     {
         _driver = driver;
@@ -110,8 +113,6 @@ internal sealed class ProbeCommand
         _maximumBad = page.MaximumBadBlocksPerLun * page.Luns;
     }
 
-    private int _maximumBad = -1;
-
     /// <summary>Page 0 of every block: the factory's bad-block marker (spare bytes 0-1) and whether it holds data.</summary>
     private (List<int> Bad, List<int> HoldingData) Scan()
     {
@@ -123,7 +124,7 @@ internal sealed class ProbeCommand
         for (int block = 0; block < g.Blocks; block++)
         {
             _driver.ReadPage(new PageAddress(block, 0), data, spare);
-            if (spare[0] != 0xFF || spare[1] != 0xFF)
+            if (SpiNandDevice.IsBadBlockMarker(spare))
             {
                 bad.Add(block);
             }

@@ -47,8 +47,7 @@ public sealed class ManagementClient : IAsyncDisposable
         {
             if (overTls)
             {
-                string host = endpoint switch { IPEndPoint ip => ip.Address.ToString(), DnsEndPoint dns => dns.Host, _ => "localhost" };
-                stream = await tls!.AuthenticateAsClientAsync(stream, host, cancellationToken).ConfigureAwait(false);
+                stream = await tls!.AuthenticateAsClientAsync(stream, TlsCredentials.HostOf(endpoint), cancellationToken).ConfigureAwait(false);
                 if (token is not null)
                 {
                     await stream.WriteAsync(Encoding.UTF8.GetBytes(token.Trim() + "\n"), cancellationToken).ConfigureAwait(false);

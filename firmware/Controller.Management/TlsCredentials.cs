@@ -134,6 +134,14 @@ public sealed class TlsCredentials : IDisposable
         }
     }
 
+    /// <summary>The name a server at <paramref name="endpoint"/> must carry in its certificate: its address or host name, localhost for a Unix socket.</summary>
+    public static string HostOf(System.Net.EndPoint endpoint) => endpoint switch
+    {
+        System.Net.IPEndPoint ip => ip.Address.ToString(),
+        System.Net.DnsEndPoint dns => dns.Host,
+        _ => "localhost",
+    };
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -186,8 +186,11 @@ public sealed class SpiNandDevice : INandDevice
     {
         Span<byte> spare = stackalloc byte[Geometry.SpareBytes];
         ReadPage(new PageAddress(block, 0), [], spare);
-        return spare[0] != 0xFF || spare[1] != 0xFF;
+        return IsBadBlockMarker(spare);
     }
+
+    /// <summary>True when the spare area of a block's page 0 carries the factory's bad-block marker (bytes 0 and 1 not both FFh).</summary>
+    public static bool IsBadBlockMarker(ReadOnlySpan<byte> spare) => spare[0] != 0xFF || spare[1] != 0xFF;
 
     private void Command(byte opcode)
     {

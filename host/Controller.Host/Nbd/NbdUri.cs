@@ -12,7 +12,7 @@ public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
     public bool Tls { get; init; }
 
     /// <summary>The host name the server's certificate must carry: the URI's host, or localhost for a Unix socket.</summary>
-    public string TlsHost => EndPoint switch { IPEndPoint ip => ip.Address.ToString(), DnsEndPoint dns => dns.Host, _ => "localhost" };
+    public string TlsHost => Controller.Management.TlsCredentials.HostOf(EndPoint);
 
     /// <summary>Parses <paramref name="text"/>; a <see cref="FormatException"/> says what is wrong with it.</summary>
     public static NbdUri Parse(string text)
