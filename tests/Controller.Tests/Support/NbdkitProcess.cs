@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
@@ -25,33 +26,22 @@ internal sealed class NbdkitProcess : IDisposable
     /// <summary>The URI of its one export.</summary>
     public string Uri => $"nbd+unix:///?socket={Socket}";
 
-    public static async Task<NbdkitProcess> StartAsync(TempDirectory temp, string size)
-    {
-        // nbdkit has been seen to leave during start-up in the full suite (exit 143, then 0, after a
-        // normal start): one more try, and the failure says what both runs printed.
-        try
-        {
-            return await StartOnceAsync(temp, size);
-        }
-        catch (InvalidOperationException first) when (first.Message.StartsWith("nbdkit exited", StringComparison.Ordinal))
-        {
-            try
-            {
-                return await StartOnceAsync(temp, size);
-            }
-            catch (InvalidOperationException second)
-            {
-                throw new InvalidOperationException($"{second.Message}\n(an earlier start: {first.Message})", second);
-            }
-        }
-    }
+    /// <summary>
+    /// nbdkit asks the kernel for SIGTERM when the thread that started it exits
+    /// (PR_SET_PDEATHSIG), and test code runs on pool threads that come and go: a test once lost
+    /// its nbdkit that way milliseconds after starting it. So every nbdkit is started from one
+    /// thread that lives as long as the test process.
+    /// </summary>
+    private static readonly BlockingCollection<(ProcessStartInfo Start, TaskCompletionSource<Process> Started)> s_starts = StartLauncher();
 
-    private static async Task<NbdkitProcess> StartOnceAsync(TempDirectory temp, string size)
+    public static async Task<NbdkitProcess> StartAsync(TempDirectory temp, string size)
     {
         string nbdkit = ExternalTool.Require("nbdkit", "nbdkit");
         string socket = temp.File($"kit-{Guid.NewGuid():N}.sock");
         var start = new ProcessStartInfo(nbdkit, ["-f", "-v", "-U", socket, "memory", size]) { RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        Process process = Process.Start(start) ?? throw new InvalidOperationException("nbdkit did not start");
+        var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+        s_starts.Add((start, started));
+        Process process = await started.Task;
         var kit = new NbdkitProcess(process, socket);
         process.ErrorDataReceived += (_, e) =>
         {
@@ -67,15 +57,49 @@ internal sealed class NbdkitProcess : IDisposable
             kit.EnsureRunning();
             try
             {
+                // Ready when it greets: the kernel accepts a connection into the backlog of an
+                // nbdkit that is already leaving (seen: stopped before its first accept).
                 using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 await probe.ConnectAsync(new UnixDomainSocketEndPoint(socket));
-                return kit;
+                byte[] magic = new byte[8];
+                int read = await probe.ReceiveAsync(magic.AsMemory(), SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+                if (read == 8 && magic.AsSpan().SequenceEqual("NBDMAGIC"u8))
+                {
+                    return kit;
+                }
+
+                await Task.Delay(50);
             }
-            catch (SocketException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+            catch (Exception e) when (e is SocketException or TimeoutException && deadline.Elapsed < TimeSpan.FromSeconds(30))
             {
                 await Task.Delay(50);
             }
         }
+    }
+
+    private static BlockingCollection<(ProcessStartInfo, TaskCompletionSource<Process>)> StartLauncher()
+    {
+        var starts = new BlockingCollection<(ProcessStartInfo, TaskCompletionSource<Process>)>();
+        var launcher = new Thread(() =>
+        {
+            foreach ((ProcessStartInfo start, TaskCompletionSource<Process> started) in starts.GetConsumingEnumerable())
+            {
+                try
+                {
+                    started.SetResult(Process.Start(start) ?? throw new InvalidOperationException("nbdkit did not start"));
+                }
+                catch (Exception e)
+                {
+                    started.SetException(e);
+                }
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "nbdkit launcher",
+        };
+        launcher.Start();
+        return starts;
     }
 
     /// <summary>Throws, with what nbdkit said, if it is no longer running.</summary>
@@ -85,7 +109,7 @@ internal sealed class NbdkitProcess : IDisposable
         {
             lock (_stderr)
             {
-                throw new InvalidOperationException($"nbdkit exited with {_process.ExitCode}: {_stderr}");
+                throw new InvalidOperationException($"nbdkit (pid {_process.Id}) exited with {_process.ExitCode}: {_stderr}");
             }
         }
     }

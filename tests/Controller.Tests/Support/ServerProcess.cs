@@ -105,8 +105,7 @@ internal sealed class ServerProcess : IDisposable
 
     public async Task<(int ExitCode, string Output)> StopAsync(string signal)
     {
-        // Only while it runs: the number of a process that has exited may already be another's
-        // (an nbdkit of a test running alongside was once stopped that way).
+        // Only while it runs: the number of a process that has exited may already be another's.
         if (!_process.HasExited)
         {
             using Process kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(CultureInfo.InvariantCulture)]);
