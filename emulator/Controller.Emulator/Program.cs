@@ -1,7 +1,7 @@
-using Controller.Hosting;
+using System.Runtime.InteropServices;
+using Controller.Cli;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Nand;
-using Controller.Emulator.Sim;
 using Controller.Firmware.Config;
 
 namespace Controller.Emulator;
@@ -9,63 +9,42 @@ namespace Controller.Emulator;
 /// <summary>The emulator's command line: <c>ssd-emulator VERB [options]</c>.</summary>
 public static class Program
 {
-    private const string Usage = """
-        Usage: ssd-emulator VERB [options]      (ssd-emulator VERB --help for a verb's options)
-
-        Verbs:
-          serve      serve the emulated SSD over NBD (the default verb)
-          info       print the resolved configuration, NAND geometry and capacities
-          nandtest   program, read back and verify every page of the emulated NAND (or --check an image)
-          sim        deterministic runs of the whole SSD with power cuts and the oracle, one line per seed
-          crashtest  every short sequence of commands, cut at every NAND operation, checked by the oracle
-
-        Profiles shipped in hw-config, usable as --config NAME: {profiles}
-        Without a verb, serves the default device on nbd://127.0.0.1:10809 (serve --help).
-        """;
+    /// <summary>The program, its verbs writing to <paramref name="output"/>.</summary>
+    public static ProgramSpec Spec(TextWriter output) => new(
+        "ssd-emulator",
+        "The SSD controller's firmware on an emulated NAND: served over NBD, or run headless and deterministic with power cuts and the oracle.",
+        [Serve.ServeCommand.Verb(output), InfoCommand.Verb(output), NandTestCommand.Verb(output), SimCommand.Verb(output), CrashTestCommand.Verb(output)])
+    {
+        DefaultVerb = "serve",
+        Epilogue = $"""
+            Profiles shipped in hw-config, usable as --config NAME: {string.Join(", ", Profiles.BuiltInNames())}
+            Without a verb, serves the default device on nbd://127.0.0.1:10809 (ssd-emulator serve --help).
+            Exit codes: 0 done; 1 the device failed or a check found violations; 2 bad input.
+            """,
+        ExitCodeOf = e => e switch
+        {
+            ConfigException or NandImageException => ExitCodes.Usage,
+            Firmware.Ftl.FtlMountException => ExitCodes.Failure,
+            _ => null,
+        },
+    };
 
     /// <summary>Runs the command line and returns the exit code: 0 done, 1 a check failed, 2 bad input.</summary>
     public static int Main(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        string verb = args.Length == 0 || args[0].StartsWith("--", StringComparison.Ordinal) ? "serve" : args[0];
-        string[] rest = args.Length > 0 && args[0] == verb ? args[1..] : args;
-        string profiles = string.Join(", ", Profiles.BuiltInNames());
-        try
+        // The first Ctrl-C asks the verb to stop where it can (sim at the next seed, with its
+        // report); a second one ends the process. serve handles its own signals.
+        using var interrupt = new CancellationTokenSource();
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
         {
-            switch (verb)
+            if (!interrupt.IsCancellationRequested)
             {
-                case "help" or "-h":
-                    Console.Out.WriteLine(Usage.Replace("{profiles}", profiles, StringComparison.Ordinal));
-                    return 0;
-                case "serve":
-                    return Dispatch(rest, Serve.ServeCommand.Help, profiles, Serve.ServeCommand.Valued, Serve.ServeCommand.Flags, Serve.ServeCommand.Run);
-                case "info":
-                    return Dispatch(rest, InfoCommand.Help, profiles, ["--config", "--set"], ["--json"], InfoCommand.Run);
-                case "nandtest":
-                    return Dispatch(rest, NandTestCommand.Help, profiles, ["--config", "--set", "--image", "--passes", "--blocks", "--seed"], ["--check"], NandTestCommand.Run);
-                case "crashtest":
-                    return Dispatch(rest, CrashTestCommand.Help, profiles, CrashTestCommand.Valued, [], CrashTestCommand.Run);
-                case "sim":
-                    return Dispatch(rest, SimCommand.Help.Replace("{workloads}", string.Join(", ", SimRunner.Workloads), StringComparison.Ordinal).Replace("{formats}", string.Join(", ", Controller.Traces.TraceFormats.Names), StringComparison.Ordinal), profiles, SimCommand.Valued, SimCommand.Flags, SimCommand.Run);
-                default:
-                    throw new UsageException($"unknown verb '{verb}'; verbs are serve, info, nandtest, sim, crashtest (ssd-emulator help)");
+                context.Cancel = true;
+                Console.Error.WriteLine("ssd-emulator: stopping where the work can stop cleanly (Ctrl-C again to stop at once)");
+                interrupt.Cancel();
             }
-        }
-        catch (Exception e) when (e is UsageException or ConfigException or NandImageException or Firmware.Ftl.FtlMountException)
-        {
-            Console.Error.WriteLine($"ssd-emulator: {e.Message}");
-            return 2;
-        }
-    }
-
-    private static int Dispatch(string[] args, string help, string profiles, string[] valued, string[] flags, Func<Arguments, TextWriter, int> run)
-    {
-        if (args.Contains("--help") || args.Contains("-h"))
-        {
-            Console.Out.WriteLine(help.Replace("{profiles}", profiles, StringComparison.Ordinal));
-            return 0;
-        }
-
-        return run(Arguments.Parse(args, valued, flags), Console.Out);
+        });
+        return CliRunner.RunAsync(Spec(Console.Out), args, Console.Out, Console.Error, interrupt.Token).GetAwaiter().GetResult();
     }
 }

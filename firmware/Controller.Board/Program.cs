@@ -5,6 +5,7 @@ using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
+using Controller.Cli;
 using Controller.Hosting;
 using Controller.Hosting.Recording;
 
@@ -19,52 +20,73 @@ public static class Program
 {
     private const string Program_ = "ssd-board";
 
-    private static readonly string s_usage = $"""
-        Usage: ssd-board --board FILE [--set KEY=VALUE]... [--image FILE] [--record FILE] [serving options]
-               ssd-board check (--board FILE | --config FILE) [--set KEY=VALUE]...
-               ssd-board erase --board FILE [--set KEY=VALUE]... [--image FILE] --yes
-               ssd-board probe --board FILE [--set KEY=VALUE]... [--image FILE] [--yes]
+    /// <summary>The program, its verbs writing to <paramref name="output"/> and <paramref name="error"/> on <paramref name="machine"/>.</summary>
+    internal static ProgramSpec Spec(TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
+    {
+        OptionSpec board = new("--board", "FILE|NAME", "a board profile, or the name of one shipped in hw-config/boards: raspberrypi-4, raspberrypi-5, ft232h, or emulated (the emulated chip, no hardware needed)", Choices: ["raspberrypi-4", "raspberrypi-5", "ft232h", "emulated"]);
+        OptionSpec image = new("--image", "FILE", "with an emulated chip only: keep its NAND in FILE");
+        OptionSpec yes = new("--yes", null, "go ahead although everything on the chip is lost");
+        VerbSpec serve = new(
+            "serve",
+            "serve the chip over NBD (the default verb: ssd-board --board NAME)",
+            "Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint, then exit 0. Pulling the plug is a power cut: at the next boot every flushed write is there. With --record, on a board every reading of its clock is recorded.",
+            [board, CommonOptions.Set, image, .. RecordingOptions.Options, .. NbdService.Options],
+            (args, _) => Task.FromResult(Serve(args, output, error, machine)))
+        {
+            Epilogue = $"""
+                {NbdService.SocketActivationNote("ssd-board --board NAME")}
 
-        Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD
-        until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint,
-        then exit 0. Pulling the plug is a power cut: at the next boot every flushed write is there.
-
-          --board FILE|NAME    a board profile, or the name of one shipped in hw-config/boards:
-                               raspberrypi-4, raspberrypi-5, ft232h, or emulated (the emulated
-                               chip, no hardware needed)
-          --set KEY=VALUE      override one key, e.g. --set board.clockHz=5000000 (check lists them)
-          --image FILE         with an emulated chip only: keep its NAND in FILE
-        {RecordingOptions.Help}
-                               On a board every reading of its clock is recorded.
-        {NbdService.OptionsHelp("ssd-board --board NAME")}
-
-        check validates a board profile (--board) or a chip description (--config) and prints the
-        resolved keys. erase erases every block of the chip but those its maker marked bad, so a
-        chip that holds other data can be used (the firmware will not format over data it did not
-        write); everything on it is lost, so it needs --yes.
-
-        probe checks a freshly wired chip: its ID against the description, its ONFI parameter page
-        (where the description says it has one: page and spare bytes, pages per block, blocks), the
-        factory bad-block markers and which blocks hold data, then programs, reads back and erases
-        one good block (the last), which it leaves erased. A chip holding data is refused the
-        self-test unless --yes. Prints a report; exits 0 when everything matched and passed, 1 if not.
-
-        Exit status: 0 stopped cleanly; 1 the board or chip is not usable (SPI off, no device,
-        wrong chip ID, data the firmware did not write) or failed while serving; 2 bad input.
-
-        Examples:
-          sudo ssd-board --board raspberrypi-4 --listen nbd://0.0.0.0 --allow-remote
-          ssd-board --board emulated --listen nbd+unix:///?socket=/tmp/ssd.sock
-          ssd-board check --board hw-config/boards/raspberrypi-5.json
-        """;
-
-    private static readonly string[] s_serveValued = ["--board", "--set", "--image", .. RecordingOptions.Valued, .. NbdService.Valued];
-
-    private static readonly string[] s_checkValued = ["--board", "--config", "--set"];
-
-    private static readonly string[] s_eraseValued = ["--board", "--set", "--image"];
-
-    private static readonly string[] s_probeValued = ["--board", "--set", "--image"];
+                Examples:
+                  sudo ssd-board --board raspberrypi-4 --listen nbd://0.0.0.0 --allow-remote
+                  ssd-board --board emulated --listen nbd+unix:///?socket=/tmp/ssd.sock
+                """,
+        };
+        VerbSpec check = new(
+            "check",
+            "validate a board profile or a chip description and print the resolved keys",
+            "Validates a board profile (--board) or a chip description (--config) and prints the resolved keys.",
+            [board, new("--config", "FILE", "a chip description (hw-config/chips)"), CommonOptions.Set],
+            (args, _) => Task.FromResult(Check(args, output)))
+        {
+            Epilogue = "Example:\n  ssd-board check --board hw-config/boards/raspberrypi-5.json",
+        };
+        VerbSpec erase = new(
+            "erase",
+            "erase every block of the chip but the factory-bad ones (needs --yes)",
+            "Erases every block of the chip but those its maker marked bad, so a chip that holds other data can be used (the firmware will not format over data it did not write); everything on it is lost, so it needs --yes.",
+            [board, CommonOptions.Set, image, yes],
+            (args, _) => Task.FromResult(Erase(args, output, error, machine)))
+        {
+            Epilogue = "Example:\n  ssd-board erase --board raspberrypi-4 --yes",
+        };
+        VerbSpec probe = new(
+            "probe",
+            "check a freshly wired chip: ID, parameter page, bad blocks, a self-test",
+            "Checks a freshly wired chip: its ID against the description, its ONFI parameter page (where the description says it has one: page and spare bytes, pages per block, blocks), the factory bad-block markers and which blocks hold data, then programs, reads back and erases one good block (the last), which it leaves erased. A chip holding data is refused the self-test unless --yes. Prints a report; exits 0 when everything matched and passed, 1 if not.",
+            [board, CommonOptions.Set, image, new("--yes", null, "run the self-test on a chip that holds data (the block it uses is lost)")],
+            (args, _) => Task.FromResult(Probe(args, output, machine)))
+        {
+            Epilogue = "Examples:\n  ssd-board probe --board raspberrypi-4\n  ssd-board probe --board emulated --set 'emulator.spiJedecId=C8 D1 00'   # a chip that answers another ID",
+        };
+        return new ProgramSpec(Program_, "ssd-board, the dev-board image: the firmware over a SPI NAND chip on a Raspberry Pi's SPI, an FT232H adapter, or the emulated chip, served over NBD and the management endpoint.", [serve, check, erase, probe])
+        {
+            DefaultVerb = "serve",
+            Epilogue = "Exit codes: 0 done (stopped cleanly); 1 the board or chip is not usable (SPI off, no device, wrong chip ID, data the firmware did not write) or failed while serving; 2 bad input.",
+            ExitCodeOf = e => e switch
+            {
+                ConfigException or NandImageException => ExitCodes.Usage,
+                BoardException or SpiNandException or FtlMountException => ExitCodes.Failure,
+                _ => null,
+            },
+            MessageOf = e => e switch
+            {
+                SpiNandException => $"{e.Message}\n{WiringHint}",
+                FtlMountException when e.Message.Contains("refusing to format over it", StringComparison.Ordinal) =>
+                    $"{e.Message}\n{Program_}: to use this chip for the SSD, erase it first (everything on it is lost): ssd-board erase --board NAME --yes",
+                _ => e.Message,
+            },
+        };
+    }
 
     /// <summary>Runs the command line: 0 done, 1 hardware not usable, 2 bad input.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error, MachineEnvironment.Detect);
@@ -73,47 +95,12 @@ public static class Program
     internal static int Run(string[] args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Length == 0 || args[0] is "--help" or "-h" or "help" || args.Contains("--help"))
-        {
-            output.WriteLine(s_usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-
-        try
-        {
-            return args[0] switch
-            {
-                "check" => Check(Arguments.Parse(args[1..], s_checkValued, []), output),
-                "erase" => Erase(Arguments.Parse(args[1..], s_eraseValued, ["--yes"]), output, error, machine),
-                "probe" => Probe(Arguments.Parse(args[1..], s_probeValued, ["--yes"]), output, machine),
-                _ => Serve(Arguments.Parse(args, s_serveValued, NbdService.Flags), output, error, machine),
-            };
-        }
-        catch (Exception e) when (e is UsageException or ConfigException or NandImageException)
-        {
-            error.WriteLine($"{Program_}: {e.Message}");
-            return 2;
-        }
-        catch (Exception e) when (e is BoardException or SpiNandException or FtlMountException)
-        {
-            error.WriteLine($"{Program_}: {e.Message}");
-            if (e is SpiNandException)
-            {
-                error.WriteLine(WiringHint);
-            }
-
-            if (e is FtlMountException && e.Message.Contains("refusing to format over it", StringComparison.Ordinal))
-            {
-                error.WriteLine($"{Program_}: to use this chip for the SSD, erase it first (everything on it is lost): ssd-board erase --board NAME --yes");
-            }
-
-            return 1;
-        }
+        return CliRunner.RunAsync(Spec(output, error, machine), args, output, error, CancellationToken.None).GetAwaiter().GetResult();
     }
 
     private const string WiringHint = $"{Program_}: check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND), that WP# and HOLD# are high, and that the profile's chip description matches the part";
 
-    private static int Check(Arguments args, TextWriter output)
+    private static int Check(CommandArgs args, TextWriter output)
     {
         ResolvedConfig config = args.Single("--board") is { } board
             ? ConfigLoader.Load(BoardConfig.Schema, BoardProfile(board), args.All("--set"))
@@ -134,7 +121,7 @@ public static class Program
     /// marked bad the way the Linux SPI-NAND core marks one (00h in the marker), so the firmware
     /// will not use it.
     /// </summary>
-    private static int Erase(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
+    private static int Erase(CommandArgs args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         (string board, ResolvedConfig config) = LoadBoard(args);
         if (!args.Has("--yes"))
@@ -180,7 +167,7 @@ public static class Program
     /// Probes the chip the profile describes (the emulated one, in memory or in --image, or the real
     /// one on the board's SPI) without booting the firmware: <see cref="ProbeCommand"/>.
     /// </summary>
-    private static int Probe(Arguments args, TextWriter output, Func<IBoardEnvironment> machine)
+    private static int Probe(CommandArgs args, TextWriter output, Func<IBoardEnvironment> machine)
     {
         (_, ResolvedConfig config) = LoadBoard(args);
         SpiNandChip chip = SpiNandChip.FromConfig(config);
@@ -220,7 +207,7 @@ public static class Program
     }
 
     /// <summary>The board profile <c>--board</c> names, resolved with the <c>--set</c> overrides.</summary>
-    private static (string Board, ResolvedConfig Config) LoadBoard(Arguments args)
+    private static (string Board, ResolvedConfig Config) LoadBoard(CommandArgs args)
     {
         string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
         return (board, ConfigLoader.Load(BoardConfig.Schema, board, NbdService.ConfigSets(args)));
@@ -264,11 +251,13 @@ public static class Program
         throw new UsageException($"--board {board}: no such file, and no shipped board of that name (shipped: {string.Join(", ", names)})");
     }
 
-    private static int Serve(Arguments args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
+    private static int Serve(CommandArgs args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         (string board, ResolvedConfig config) = LoadBoard(args);
         NbdService.ServeOptions serving = NbdService.Parse(args, Program_);
         RecordingOptions? record = RecordingOptions.Parse(args);
+        // Listening first: a port in use leaves no new image or recording behind.
+        using BoundSockets sockets = NbdService.Bind(serving);
         bool realChip = config.Get(BoardConfig.Spi) != "emulated";
         SessionRecorder? recorder = record?.Start(config, realChip ? board : DescribeEmulated(board, config), RecordedClock.Reads, jumpsToEvents: false, realChip);
         IServedDevice device;
@@ -302,7 +291,7 @@ public static class Program
 
         using (controller)
         {
-            int code = NbdService.Run(controller, serving, output, Program_);
+            int code = NbdService.Run(controller, serving, sockets, output, Program_);
             if (controller.Failure is SpiNandException)
             {
                 error.WriteLine(WiringHint);

@@ -14,6 +14,17 @@ public sealed class ExecutionTrace(TextWriter? text)
 {
     private const ulong Prime = 0x100000001B3;
 
+    /// <summary>The first line of a trace file: what its columns are.</summary>
+    public const string Header = "# virtual-time-ns  event: nand read|program|erase block B page P STATUS done NS | host submit op ID OPCODE FLAGS offset BYTES length BYTES | host complete op ID STATUS latency NS ns | a mount, a cut, a check";
+
+    /// <summary>A new trace file at <paramref name="path"/>, its first line <see cref="Header"/>.</summary>
+    public static StreamWriter OpenFile(string path)
+    {
+        var writer = new StreamWriter(path);
+        writer.WriteLine(Header);
+        return writer;
+    }
+
     /// <summary>The hash of every event so far.</summary>
     public ulong Hash { get; private set; } = 0xCBF29CE484222325;
 

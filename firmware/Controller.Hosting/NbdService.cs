@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Controller.Cli;
 using Controller.Firmware.Config;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Host.Nbd;
@@ -17,51 +18,35 @@ namespace Controller.Hosting;
 /// </summary>
 public static class NbdService
 {
-    /// <summary>The serving options that take a value.</summary>
-    public static readonly string[] Valued = ["--listen", "--export", "--handshake-timeout", "--control", "--telemetry-interval", "--tls", "--tls-certificates", "--control-token"];
-
-    /// <summary>The serving flags.</summary>
-    public static readonly string[] Flags = ["--allow-remote", "--tls-verify-peer", "--read-only"];
+    /// <summary>The serving options, as <c>ssd-emulator serve</c> and <c>ssd-board</c> take them.</summary>
+    public static readonly OptionSpec[] Options =
+    [
+        new("--listen", "URI", "nbd://HOST[:PORT] (default nbd://127.0.0.1:10809) or nbd+unix:///?socket=PATH; repeatable", Repeatable: true),
+        new("--export", "NAME", "the export's name (default ssd; the empty name selects it too)"),
+        new("--read-only", null, "serve the export read-only (as nbdkit -r, qemu-nbd -r): writes, trims and zeroing get EPERM, and nothing on the NAND changes, not even a checkpoint at shutdown (a blank NAND is refused: nothing to serve)"),
+        new("--allow-remote", null, "allow a --listen address other than loopback. Without TLS, NBD has no authentication: anyone who can reach the port can read and write."),
+        new("--tls", "off|on|require", "NBD over TLS (NBD_OPT_STARTTLS, TLS 1.2 or later): on lets clients choose, require refuses every option before STARTTLS with NBD_REP_ERR_TLS_REQD (default: require with --tls-certificates, else off)", Choices: ["off", "on", "require"]),
+        new("--tls-certificates", "DIR", "ca-cert.pem, server-cert.pem and server-key.pem, the layout of qemu-nbd's and nbdkit's (README: making them with certtool)"),
+        new("--tls-verify-peer", null, "clients must present a certificate signed by DIR/ca-cert.pem"),
+        new("--handshake-timeout", "S", "seconds a client may take to finish the handshake (default 10)"),
+        new("--control", "URI", "the management endpoint, tcp://HOST:PORT, tls://HOST:PORT or unix:PATH: one connection multiplexed into the channels control (JSON-RPC: stats, powerCut, checkpoint, setFaults, powerFail), telemetry (a JSON stats line per interval) and log. Off loopback it must be tls:// with --tls-certificates, and clients are checked by --tls-verify-peer or --control-token"),
+        new("--control-token", "FILE", "tls:// clients must send the secret in FILE first (ssdhost --control-token FILE)"),
+        new("--telemetry-interval", "S", "seconds between telemetry lines (default 1)"),
+    ];
 
     /// <summary>
     /// The configuration overrides of <paramref name="args"/>: its <c>--set</c>s, and
     /// <c>ftl.readOnly=true</c> for <c>--read-only</c>.
     /// </summary>
-    public static IReadOnlyList<string> ConfigSets(Arguments args)
+    public static IReadOnlyList<string> ConfigSets(CommandArgs args)
     {
         ArgumentNullException.ThrowIfNull(args);
         return [.. args.All("--set"), .. args.Has("--read-only") ? [FtlConfig.ReadOnly.Path + "=true"] : Array.Empty<string>()];
     }
 
-    /// <summary>The help lines of the serving options, for the --help of <paramref name="command"/> (as a user types it).</summary>
-    public static string OptionsHelp(string command) => $$"""
-          --listen URI         nbd://HOST[:PORT] (default nbd://127.0.0.1:10809) or
-                               nbd+unix:///?socket=PATH; repeatable
-          --export NAME        the export's name (default ssd; the empty name selects it too)
-          --read-only          serve the export read-only (as nbdkit -r, qemu-nbd -r): writes, trims
-                               and zeroing get EPERM, and nothing on the NAND changes, not even a
-                               checkpoint at shutdown (a blank NAND is refused: nothing to serve)
-          --allow-remote       allow a --listen address other than loopback. Without TLS, NBD has no
-                               authentication: anyone who can reach the port can read and write.
-          --tls off|on|require  NBD over TLS (NBD_OPT_STARTTLS, TLS 1.2 or later): on lets clients
-                               choose, require refuses every option before STARTTLS with
-                               NBD_REP_ERR_TLS_REQD (default: require with --tls-certificates,
-                               else off)
-          --tls-certificates DIR  ca-cert.pem, server-cert.pem and server-key.pem, the layout of
-                               qemu-nbd's and nbdkit's (README: making them with certtool)
-          --tls-verify-peer    clients must present a certificate signed by DIR/ca-cert.pem
-          --handshake-timeout S  seconds a client may take to finish the handshake (default 10)
-          --control URI        the management endpoint, tcp://HOST:PORT, tls://HOST:PORT or
-                               unix:PATH: one connection multiplexed into the channels control
-                               (JSON-RPC: stats, powerCut, checkpoint, setFaults, powerFail),
-                               telemetry (a JSON stats line per interval) and log. Off loopback it
-                               must be tls:// with --tls-certificates, and clients are checked by
-                               --tls-verify-peer or --control-token
-          --control-token FILE  tls:// clients must send the secret in FILE first (ssdhost
-                               --control-token FILE)
-          --telemetry-interval S  seconds between telemetry lines (default 1)
-
-        Socket activation: when started by systemd or by libnbd (nbdinfo -- [ {{command}} ]), it
+    /// <summary>The note on socket activation, for the --help of <paramref name="command"/> (as a user types it).</summary>
+    public static string SocketActivationNote(string command) => $"""
+        Socket activation: when started by systemd or by libnbd (nbdinfo -- [ {command} ]), it
         serves the listening sockets it is handed (LISTEN_PID, LISTEN_FDS), and no default port.
         """;
 
@@ -70,7 +55,7 @@ public static class NbdService
     /// activation), before any device is opened, so a bad option changes nothing. Bad values are a
     /// <see cref="UsageException"/> naming them; warnings start with <paramref name="program"/>.
     /// </summary>
-    public static ServeOptions Parse(Arguments args, string program)
+    public static ServeOptions Parse(CommandArgs args, string program)
     {
         ArgumentNullException.ThrowIfNull(args);
         long timeoutSeconds = args.Integer("--handshake-timeout", 10, 1, 3600);
@@ -103,7 +88,7 @@ public static class NbdService
     }
 
     /// <summary>Reads --tls, --tls-certificates and --tls-verify-peer: the mode (null for off) and the server's credentials.</summary>
-    private static (NbdTlsMode? Mode, TlsCredentials? Credentials) ParseTls(Arguments args)
+    private static (NbdTlsMode? Mode, TlsCredentials? Credentials) ParseTls(CommandArgs args)
     {
         string? mode = args.Single("--tls");
         string? directory = args.Single("--tls-certificates");
@@ -157,15 +142,42 @@ public static class NbdService
     }
 
     /// <summary>
-    /// Serves <paramref name="controller"/> until SIGINT or SIGTERM, then shuts it down cleanly
-    /// (write back, flush, checkpoint) and returns 0; or until the device fails, then stops without
-    /// touching it and returns 1. Messages start with <paramref name="program"/>. A socket that
-    /// cannot be listened on is a <see cref="UsageException"/>.
+    /// Listens on every socket of <paramref name="options"/>, before any device is opened: a port
+    /// in use or a socket path that cannot be made is a <see cref="UsageException"/> naming it, and
+    /// nothing (no image, no recording) has been made yet.
     /// </summary>
-    public static int Run(ServedController controller, ServeOptions options, TextWriter output, string program)
+    public static BoundSockets Bind(ServeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var listeners = new List<Socket>(options.Activated);
+        try
+        {
+            foreach (EndPoint endpoint in options.Listen)
+            {
+                listeners.Add(Listen(endpoint, "--listen", Describe(endpoint)));
+            }
+
+            Socket? control = options.Control is null ? null : Listen(options.Control, "--control", ManagementEndpoint.Format(options.Control));
+            return new BoundSockets(listeners, control);
+        }
+        catch
+        {
+            listeners.ForEach(l => l.Dispose());
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Serves <paramref name="controller"/> on <paramref name="sockets"/> until SIGINT or SIGTERM,
+    /// then shuts it down cleanly (write back, flush, checkpoint) and returns 0; or until the
+    /// device fails, then stops without touching it and returns 1. Messages start with
+    /// <paramref name="program"/>.
+    /// </summary>
+    public static int Run(ServedController controller, ServeOptions options, BoundSockets sockets, TextWriter output, string program)
     {
         ArgumentNullException.ThrowIfNull(controller);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(sockets);
         ArgumentNullException.ThrowIfNull(output);
         string name = controller.Name;
         List<Socket> activated = [.. options.Activated];
@@ -175,31 +187,8 @@ public static class NbdService
         var connections = new ConcurrentDictionary<Socket, string>();
         controller.Log = log;
         controller.EndConnections = () => EndAll(connections);
-        var listeners = new List<Socket>(activated);
-        try
-        {
-            foreach (EndPoint endpoint in endpoints)
-            {
-                listeners.Add(Listen(endpoint));
-            }
-        }
-        catch (SocketException e)
-        {
-            listeners.ForEach(l => l.Dispose());
-            throw new UsageException($"--listen: cannot listen on {Describe(endpoints[listeners.Count - activated.Count])}: {e.Message}");
-        }
-
-        Socket? controlListener;
-        try
-        {
-            controlListener = control is null ? null : Listen(control);
-        }
-        catch (SocketException e)
-        {
-            listeners.ForEach(l => l.Dispose());
-            throw new UsageException($"--control: cannot listen on {ManagementEndpoint.Format(control!)}: {e.Message}");
-        }
-
+        List<Socket> listeners = sockets.Nbd;
+        Socket? controlListener = sockets.Control;
         using var stop = new CancellationTokenSource();
         using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
@@ -324,7 +313,7 @@ public static class NbdService
         return ended;
     }
 
-    /// <summary>The serving options <see cref="Parse(Arguments, string)"/> read.</summary>
+    /// <summary>The serving options <see cref="Parse(CommandArgs, string)"/> read.</summary>
     /// <param name="Listen">The NBD endpoints to listen on.</param>
     /// <param name="Activated">Listening sockets handed over by socket activation.</param>
     /// <param name="Control">The management endpoint, or null.</param>
@@ -402,12 +391,22 @@ public static class NbdService
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or Nerdbank.Streams.MultiplexingProtocolException or EndOfStreamException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
         {
-            if (!stop.IsCancellationRequested)
+            // A client that hangs up after its answer (ssdhost power-cut, stats) ends the
+            // connection normally: only what else went wrong is worth a line.
+            if (!stop.IsCancellationRequested && !HungUp(e))
             {
                 log.Write($"{program}: management connection ended: {e.Message}");
             }
         }
     }
+
+    private static bool HungUp(Exception e) => e switch
+    {
+        EndOfStreamException => true,
+        SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown } => true,
+        IOException { InnerException: { } inner } => HungUp(inner),
+        _ => false,
+    };
 
     /// <summary>
     /// Parses --control: tcp://HOST:PORT or unix:PATH on loopback, tls://HOST:PORT anywhere but off
@@ -463,8 +462,13 @@ public static class NbdService
         return [.. Enumerable.Range(3, fds).Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true)))];
     }
 
-    private static Socket Listen(EndPoint endpoint)
+    private static Socket Listen(EndPoint endpoint, string option, string uri)
     {
+        if (endpoint is UnixDomainSocketEndPoint && Path.GetDirectoryName(Path.GetFullPath(endpoint.ToString()!)) is { } directory && !Directory.Exists(directory))
+        {
+            throw new UsageException($"{option}: cannot listen on {uri}: the directory {directory} does not exist");
+        }
+
         var socket = endpoint is UnixDomainSocketEndPoint
             ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
             : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -478,6 +482,12 @@ public static class NbdService
             socket.Bind(endpoint);
             socket.Listen(64);
             return socket;
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            string why = e.SocketErrorCode == SocketError.AddressAlreadyInUse ? "the address is in use (another server on that port?)" : e.Message;
+            throw new UsageException($"{option}: cannot listen on {uri}: {why}");
         }
         catch
         {
@@ -526,4 +536,21 @@ public static class NbdService
         IPEndPoint ip => $"nbd://{ip.Address}:{ip.Port}/{export}",
         _ => endpoint.ToString() ?? "?",
     };
+}
+
+/// <summary>The listening sockets of a server, bound before its device is opened.</summary>
+public sealed class BoundSockets(List<Socket> nbd, Socket? control) : IDisposable
+{
+    /// <summary>The NBD listeners (socket activation's first).</summary>
+    public List<Socket> Nbd { get; } = nbd;
+
+    /// <summary>The management endpoint's listener, if any.</summary>
+    public Socket? Control { get; } = control;
+
+    /// <summary>Closes every listener.</summary>
+    public void Dispose()
+    {
+        Nbd.ForEach(s => s.Dispose());
+        Control?.Dispose();
+    }
 }

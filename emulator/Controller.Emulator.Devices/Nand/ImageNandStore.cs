@@ -82,6 +82,11 @@ internal sealed unsafe class ImageNandStore : NandStore
             throw new NandImageException(path, "no such image");
         }
 
+        if (!exists && Path.GetDirectoryName(Path.GetFullPath(path)) is { } directory && !Directory.Exists(directory))
+        {
+            throw new NandImageException(path, $"cannot be created: the directory {directory} does not exist");
+        }
+
         string? creatingPath = exists ? null : path + ".creating";
         FileStream file;
         try

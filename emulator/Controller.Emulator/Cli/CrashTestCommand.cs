@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -10,56 +11,31 @@ namespace Controller.Emulator.Cli;
 /// <summary><c>ssd-emulator crashtest</c>: bounded exhaustive crash testing (see <see cref="CrashTest"/>).</summary>
 internal static class CrashTestCommand
 {
-    /// <summary>The options <c>crashtest</c> takes with a value.</summary>
-    public static readonly string[] Valued = ["--length", "--set", "--shard", "--sample", "--seed", "--json", "--jobs", "--case", "--cut", "--trace"];
+    public static VerbSpec Verb(TextWriter output) => new(
+        "crashtest",
+        "every short sequence of commands, cut at every NAND operation, checked by the oracle",
+        "Bounded exhaustive crash testing, as CrashMonkey and ACE do for file systems: every sequence of 1 to K host commands from the protocol's vocabulary, over the ranges that matter to a cache of large pages, after a prefix that leaves them uncached, clean in the cache or dirty in it, on a tiny device for each trim policy, with and without power-loss protection. The power is cut during every NAND operation of the sequence and of the FLUSH that follows it (at an instant drawn within it, so programs and erases are torn) and right after every command; the firmware recovers and every sector is checked against the no-lost-writes invariant (DESIGN.md section 3). Deterministic: a case is one execution wherever it runs. Exits 1 if any cut point finds a violation, and prints each with the command that replays it.",
+        [
+            new("--length", "K", "longest sequence (default 3; 1 to 4)"),
+            new("--set", "KEY=VALUE", "change the device (after the crash test's own settings: the tiny profile with nand.pageBytes=16k, nand.spareBytes=512, nand.pagesPerBlock=4, nand.blocksPerDie=20, ftl.spareFactor=0.7, cache.bytes=256k, cache.largePageBytes=64k, cache.checkInvariants=true, and each case's trim policy and PLP); repeatable", Repeatable: true),
+            new("--shard", "K/N", "only cases K, K+N, K+2N, ... (0 <= K < N): a run on N machines"),
+            new("--sample", "N", "N cases drawn without repeats by the seed of --seed S (default 1), instead of all"),
+            new("--seed", "S", "with --sample, the seed the cases are drawn by (default 1)"),
+            new("--json", "FILE", "write the report: counts, and every violation with its case, cut and replay"),
+            new("--jobs", "N", "cases run on N threads (default: every core); the report is the same"),
+            new("--case", "ID", "run one case, as the report names it (e.g. split/no-plp/dirty/Tf@sector,S)"),
+            new("--cut", "CUT", "with --case, only this cut point: nand:N (during the Nth NAND operation from the sequence's start), after:N (after its Nth command; the FLUSH that follows the sequence is the last), or none"),
+            new("--trace", "FILE", "with --case, every event of every run as a line"),
+        ],
+        (args, _) => Task.FromResult(Run(args, output)))
+    {
+        Epilogue = "Vocabulary: W write, T trim, Z write zeroes, each plain or with f (FUA), Z also with n (NO_HOLE)\nand fn, at one of the targets sector, neighbour, first-half, second-half (of a large page),\nacross (a large-page boundary), unaligned (ends inside sectors), last (the device's last\nsector); and S, a flush.\n\nExamples:\n  ssd-emulator crashtest --length 2 --json k2.json\n  ssd-emulator crashtest --length 3 --sample 20000 --seed 7\n  ssd-emulator crashtest --length 3 --shard 5/64 --json shard-5.json\n  ssd-emulator crashtest --case 'split/no-plp/dirty/Tf@sector,S' --cut nand:2 --trace case.trace",
+    };
 
-    public const string Help = """
-        Usage: ssd-emulator crashtest [--length K] [--set KEY=VALUE]... [--shard K/N] [--sample N --seed S]
-                                      [--json FILE] [--jobs N]
-               ssd-emulator crashtest --case ID [--cut CUT] [--set KEY=VALUE]... [--trace FILE]
-
-        Bounded exhaustive crash testing, as CrashMonkey and ACE do for file systems: every sequence of
-        1 to K host commands from the protocol's vocabulary, over the ranges that matter to a cache of
-        large pages, after a prefix that leaves them uncached, clean in the cache or dirty in it, on a
-        tiny device for each trim policy, with and without power-loss protection. The power is cut
-        during every NAND operation of the sequence and of the FLUSH that follows it (at an instant
-        drawn within it, so programs and erases are torn) and right after every command; the firmware
-        recovers and every sector is checked against the no-lost-writes invariant (DESIGN.md section
-        3). Deterministic: a case is one execution wherever it runs. Exits 1 if any cut point finds a
-        violation, and prints each with the command that replays it.
-
-          --length K        longest sequence (default 3; 1 to 4)
-          --set KEY=VALUE   change the device (after the crash test's own settings: the tiny profile
-                            with nand.pageBytes=16k, nand.spareBytes=512, nand.pagesPerBlock=4,
-                            nand.blocksPerDie=20, ftl.spareFactor=0.7, cache.bytes=256k,
-                            cache.largePageBytes=64k, cache.checkInvariants=true, and each
-                            case's trim policy and PLP)
-          --shard K/N       only cases K, K+N, K+2N, ... (0 <= K < N): a run on N machines
-          --sample N        N cases drawn without repeats by the seed of --seed S (default 1), instead of all
-          --json FILE       write the report: counts, and every violation with its case, cut and replay
-          --jobs N          cases run on N threads (default: every core); the report is the same
-          --case ID         run one case, as the report names it (e.g. split/no-plp/dirty/Tf@sector,S)
-          --cut CUT         with --case, only this cut point: nand:N (during the Nth NAND operation
-                            from the sequence's start), after:N (after its Nth command; the FLUSH that
-                            follows the sequence is the last), or none
-          --trace FILE      with --case, every event of every run as a line
-
-        Vocabulary: W write, T trim, Z write zeroes, each plain or with f (FUA), Z also with n (NO_HOLE)
-        and fn, at one of the targets sector, neighbour, first-half, second-half (of a large page),
-        across (a large-page boundary), unaligned (ends inside sectors), last (the device's last
-        sector); and S, a flush.
-
-        Examples:
-          ssd-emulator crashtest --length 2 --json k2.json
-          ssd-emulator crashtest --length 3 --sample 20000 --seed 7
-          ssd-emulator crashtest --length 3 --shard 5/64 --json shard-5.json
-          ssd-emulator crashtest --case 'split/no-plp/dirty/Tf@sector,S' --cut nand:2 --trace case.trace
-        """;
-
-    public static int Run(Arguments args, TextWriter output) => Run(args, output, Console.Error, SimHooks.None);
+    public static int Run(CommandArgs args, TextWriter output) => Run(args, output, Console.Error, SimHooks.None);
 
     /// <summary>Runs the command line; <paramref name="hooks"/> selects a canary (tests only).</summary>
-    internal static int Run(Arguments args, TextWriter output, TextWriter progress, SimHooks hooks)
+    internal static int Run(CommandArgs args, TextWriter output, TextWriter progress, SimHooks hooks)
     {
         IReadOnlyList<string> overrides = args.All("--set");
         int length = (int)args.Integer("--length", 3, 1, 4);
@@ -107,7 +83,7 @@ internal static class CrashTestCommand
         return report.Violations.Count == 0 ? 0 : 1;
     }
 
-    private static int RunOne(Arguments args, TextWriter output, CrashTest test, string id, string setOptions)
+    private static int RunOne(CommandArgs args, TextWriter output, CrashTest test, string id, string setOptions)
     {
         foreach (string whole in new[] { "--shard", "--sample", "--json" })
         {
@@ -129,7 +105,7 @@ internal static class CrashTestCommand
             throw new UsageException($"--case: {e.Message}");
         }
 
-        using TextWriter? trace = args.Single("--trace") is { } path ? new StreamWriter(path) : null;
+        using TextWriter? trace = args.Single("--trace") is { } path ? ExecutionTrace.OpenFile(path) : null;
         CrashCaseResult result = test.Run(crashCase, cut, trace);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"crashtest: case {crashCase.Id}: {result.NandOperations} NAND operations, {result.CutPoints} cut points, {result.Violations.Count} violations"));
         foreach (CrashViolation violation in result.Violations)
@@ -141,7 +117,7 @@ internal static class CrashTestCommand
     }
 
     /// <summary>The indices of the cases to run: all, a shard of them, or a seeded sample.</summary>
-    private static long[] Select(Arguments args, CrashTest test)
+    private static long[] Select(CommandArgs args, CrashTest test)
     {
         (ulong shardIndex, ulong shardCount) = Shard.Parse(args.Single("--shard"));
         long sample = args.Integer("--sample", 0, 1, long.MaxValue);

@@ -1,4 +1,4 @@
-using Controller.Hosting;
+using Controller.Cli;
 using System.Globalization;
 using System.Text.Json;
 using Controller.Firmware.Config;
@@ -10,21 +10,17 @@ namespace Controller.Emulator.Cli;
 /// <summary><c>ssd-emulator info</c>: the resolved configuration, the geometry and the capacities derived from it.</summary>
 internal static class InfoCommand
 {
-    public const string Help = """
-        Usage: ssd-emulator info [--config FILE|NAME] [--set KEY=VALUE]... [--json]
+    public static VerbSpec Verb(TextWriter output) => new(
+        "info",
+        "print the resolved configuration, NAND geometry and capacities",
+        "Prints the resolved configuration (every key, with where its value came from), the NAND geometry, and the capacities derived from it.",
+        [CommonOptions.Config(Profiles.BuiltInNames()), CommonOptions.Set, new("--json", null, "print the same as JSON, for scripts")],
+        (args, _) => Task.FromResult(Run(args, output)))
+    {
+        Epilogue = "Example:\n  ssd-emulator info --config tiny --set nand.blocksPerDie=128",
+    };
 
-        Prints the resolved configuration (every key, with where its value came from), the NAND
-        geometry, and the capacities derived from it.
-
-          --config FILE|NAME  a profile file, or a shipped profile by name: {profiles}
-                              (default: the default emulated device)
-          --set KEY=VALUE     override one key; repeatable (e.g. --set nand.channels=8)
-          --json              print the same as JSON, for scripts
-
-        Example: ssd-emulator info --config tiny --set nand.blocksPerDie=128
-        """;
-
-    public static int Run(Arguments args, TextWriter output)
+    public static int Run(CommandArgs args, TextWriter output)
     {
         ResolvedConfig config = Profiles.Load(args.Single("--config"), args.All("--set"));
         string path = config.File ?? "defaults";

@@ -1,4 +1,4 @@
-using Controller.Hosting;
+using Controller.Cli;
 using System.Buffers.Binary;
 using System.Globalization;
 using Controller.Emulator.Nand;
@@ -18,29 +18,27 @@ namespace Controller.Emulator.Cli;
 /// </summary>
 internal static class NandTestCommand
 {
-    public const string Help = """
-        Usage: ssd-emulator nandtest [--config FILE|NAME] [--set KEY=VALUE]... [--image FILE]
-                                     [--passes N] [--blocks N] [--seed N]
-               ssd-emulator nandtest --image FILE --check [--config FILE|NAME] [--set KEY=VALUE]...
-
-        Erases each good block, programs every page with self-describing content, reads it back
-        and compares. Factory-bad blocks (a non-FFh marker in the spare area of page 0) are
-        skipped. With --check, only reads: every programmed page must be intact and carry its
-        own address; exits 1 if any page is corrupt or unreadable.
-
-          --image FILE   the NAND image to use (created if missing); without it, memory
-          --passes N     how many times to rewrite the array (default 1)
-          --blocks N     only the first N blocks (default: all)
-          --seed N       seed of the page contents (default 1)
-          --check        verify what an image holds instead of writing
-
-        Example: ssd-emulator nandtest --config tiny --image /tmp/nand.img --passes 3
-        """;
+    public static VerbSpec Verb(TextWriter output) => new(
+        "nandtest",
+        "program, read back and verify every page of the emulated NAND (or --check an image)",
+        "Erases each good block, programs every page with self-describing content, reads it back and compares. Factory-bad blocks (a non-FFh marker in the spare area of page 0) are skipped. With --check, only reads: every programmed page must be intact and carry its own address; exits 1 if any page is corrupt or unreadable.",
+        [
+            CommonOptions.Config(Profiles.BuiltInNames()), CommonOptions.Set,
+            new("--image", "FILE", "the NAND image to use (created if missing); without it, memory"),
+            new("--passes", "N", "how many times to rewrite the array (default 1)"),
+            new("--blocks", "N", "only the first N blocks (default: all)"),
+            new("--seed", "N", "seed of the page contents (default 1)"),
+            new("--check", null, "verify what an image holds instead of writing"),
+        ],
+        (args, _) => Task.FromResult(Run(args, output)))
+    {
+        Epilogue = "Example:\n  ssd-emulator nandtest --config tiny --image /tmp/nand.img --passes 3",
+    };
 
     private const int HeaderBytes = 32;
     private static readonly uint s_magic = BinaryPrimitives.ReadUInt32LittleEndian("NTST"u8);
 
-    public static int Run(Arguments args, TextWriter output)
+    public static int Run(CommandArgs args, TextWriter output)
     {
         ResolvedConfig config = Profiles.Load(args.Single("--config"), args.All("--set"));
         string? image = args.Single("--image");

@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Globalization;
 using Controller.Emulator.Time;
 using Controller.Firmware.Config;
@@ -60,7 +61,7 @@ internal static class SessionReplay
         using (recording)
         {
             ResolvedConfig config = ConfigLoader.Parse(EmulatorConfig.Schema, $"the recording {path}", EmulatorKeys(recording.ConfigJson), []);
-            using TextWriter? trace = tracePath is null ? null : new StreamWriter(tracePath);
+            using TextWriter? trace = tracePath is null ? null : ExecutionTrace.OpenFile(tracePath);
             // A served session's virtual clock is set to each recorded instant; a board's clock
             // returns each recorded reading.
             IClock clock = recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock();

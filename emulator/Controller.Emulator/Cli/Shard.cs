@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Globalization;
 using Controller.Hosting;
 

@@ -1,3 +1,4 @@
+using Controller.Cli;
 using Controller.Hosting;
 using System.Globalization;
 using System.Text.Json;
@@ -11,107 +12,61 @@ namespace Controller.Emulator.Cli;
 /// <summary><c>ssd-emulator sim</c>: deterministic runs of the firmware on the emulated NAND, one per seed.</summary>
 internal static class SimCommand
 {
-    /// <summary>The options <c>sim</c> takes with a value.</summary>
-    public static readonly string[] Valued =
-    [
-        "--config", "--set", "--seed", "--seeds", "--shard", "--workload", "--ops", "--warmup", "--power-cuts", "--queue-depth", "--arrival-rate", "--flush-every", "--trim-fraction",
-        "--hot-fraction", "--hot-traffic", "--zipf-theta", "--read-fraction", "--block-size", "--region", "--idle-us", "--json", "--trace",
-        "--trace-file", "--trace-format", "--trace-speed", "--trace-fit", "--replay", "--until",
-    ];
+    public static VerbSpec Verb(TextWriter output) => new(
+        "sim",
+        "deterministic runs of the whole SSD with power cuts and the oracle, one line per seed",
+        "Runs the whole SSD headless and deterministic: host workload, controller loop, cache, FTL and emulated NAND on one virtual clock in one thread. One seed gives one execution; the trace hash proves it. Every 512-byte block written carries its address, its operation's id and a checksum. Reads must return exactly what was written. With --power-cuts, the power is cut at random instants (inside NAND programs and erases, GC, checkpoints, and recovery itself); after each cut the firmware boots again and every sector is checked against the no-lost-writes invariant (DESIGN.md section 3). A violation is printed with its class, sector, history and the command that replays it. Exits 0 only if every invariant held in every seed.",
+        [
+            CommonOptions.Config(Profiles.BuiltInNames()),
+            CommonOptions.Set,
+            new("--seed", "N", "one seed (default 1)"),
+            new("--seeds", "A..B", "every seed from A to B"),
+            new("--shard", "K/N", "of those, only A+K, A+K+N, A+K+2N, ... (K from 0 to N-1): run a campaign on N machines"),
+            new("--workload", "NAME", $"{string.Join(", ", SimRunner.Workloads)} (default uniform-randwrite; with --swarm, drawn per seed unless given)"),
+            new("--ops", "N", "host commands measured (default: twice the live sectors for uniform-randwrite and hot-cold, the live sectors for zipf, 20000 for the others)"),
+            new("--power-cuts", "N", "power cuts per seed at random instants (default 0), plus cuts inside recovery"),
+            new("--queue-depth", "N", "host commands kept in flight (closed loop, default 1; with --swarm, drawn per seed unless given); commands that overlap one in flight where either writes wait for it, and a flush waits for all"),
+            new("--arrival-rate", "IOPS", "open loop: commands arrive as a Poisson process at this rate in virtual time, whatever the device is doing (up to --queue-depth in flight, default 64; the rest wait); latencies count from arrival"),
+            new("--swarm", null, "each seed draws its own configuration: geometry among the shipped profiles (scaled down), cache, large page, trim and eviction policy, spare factor, GC policy, checkpoint interval, fault rates, power-loss protection; --set still wins"),
+            new("--memcpy-floor", null, "after each run, time a plain loop copying the bytes the run had to copy (host data, NAND pages, relocated sectors) and print the run's wall time over it"),
+            new("--json", "FILE", "write {\"runs\":[...]} with every figure of each run"),
+            new("--jobs", "N", "seeds run at once, each on a core of its own (default: every core; 1 with --memcpy-floor); the output is the same as on one core but for wall times. Each job holds its device's NAND in memory"),
+            new("--trace", "FILE", "write every event (NAND operations, host commands, cuts, mounts) as a line; with several seeds, FILE gets the seed before its extension"),
+            new("--replay", "FILE", "run the session again over the emulated NAND, input by input, on the recorded clock; prints trace-hash=HEX, which is the session's (and says so, or that it differs; exit 1 then, or if the firmware failed, as it did then)"),
+            new("--until", "N", "stop before the session's command N (bisect with --trace)"),
+            new("--warmup", "N", "uniform-randwrite, hot-cold, zipf: random writes after the fill, before measuring (default: twice the live sectors; 0 with --swarm)"),
+            new("--trim-fraction", "F", "uniform-randwrite, hot-cold, zipf: trim this fraction after the fill, never written again"),
+            new("--hot-fraction", "F", "hot-cold: fraction of the space that is hot (default 0.2)"),
+            new("--hot-traffic", "F", "hot-cold: fraction of writes to it (default 0.8)"),
+            new("--zipf-theta", "T", "zipf: skew, 0 (uniform) to 0.999 (default 0.99)"),
+            new("--read-fraction", "F", "zipf (default 0.2), sequential (0.25), mixed (0.35): fraction of reads"),
+            new("--block-size", "SIZE", "sequential: transfer size (default 128k); mixed: largest write (default 64k)"),
+            new("--flush-every", "N", "sequential: a flush after every N writes (default 64; 0: only at the end)"),
+            new("--region", "SIZE", "bytes of the device the workload uses, from offset 0 (default: all of it; a quarter, at most 256M, for fs, db and sequential-trim)"),
+            new("--idle-us", "N", "mean host idle time between commands, microseconds of virtual time, when GC, wear levelling and checkpoints run in the background (default 50 for mixed, else 0; the commands in flight go on meanwhile)"),
+            new("--trace-file", "FILE", "the trace (FILE.gz is read through gzip); every block it writes is stamped, so the oracle checks the replay, with --power-cuts too"),
+            new("--trace-format", "F", $"{string.Join(", ", Controller.Traces.TraceFormats.Names)}: blkparse (blkparse's default text, D events; RWBS with D discard, F flush or FUA), fio (iolog v2 or v3: read, write, trim, sync, datasync), mqsim (MQSim's ASCII trace), msr (MSR Cambridge CSV), spc (SNIA/UMass SPC: ASU,LBA,Size,Opcode,Timestamp)"),
+            new("--trace-speed", "X", "1 (default): commands arrive at the recorded times, in virtual time (up to --queue-depth in flight, default 64); 2 twice as fast, 0.5 half; 0: as fast as the device allows, --queue-depth in flight (default 1)"),
+            new("--trace-fit", "wrap|scale", "addresses beyond the device: modulo its size (default) or in proportion; a warning says when the trace is larger than the device"),
+        ],
+        (args, cancellation) => Task.FromResult(Run(args, output, Console.Error, !Console.IsErrorRedirected, cancellation)))
+    {
+        Subverbs = [SimMerge.Verb(output)],
+        Epilogue = "Examples:\n  ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json\n  ssd-emulator sim --swarm --seeds 1..200 --power-cuts 8 --ops 1500\n  ssd-emulator sim --swarm --seeds 1..100000 --shard 3/16 --power-cuts 10 --json shard-3.json\n  ssd-emulator sim --trace-file tpcc.trace --trace-format mqsim --power-cuts 4",
+    };
 
-    /// <summary>The flags <c>sim</c> takes.</summary>
-    public static readonly string[] Flags = ["--swarm", "--memcpy-floor"];
-
-    public const string Help = """
-        Usage: ssd-emulator sim [--config FILE|NAME] [--set KEY=VALUE]... [--seed N | --seeds A..B [--shard K/N]]
-                                [--workload NAME] [--ops N] [--power-cuts N] [--swarm] [--json FILE] [--trace FILE]
-                                [workload knobs]
-               ssd-emulator sim --replay FILE [--until N] [--trace FILE]
-
-        Runs the whole SSD headless and deterministic: host workload, controller loop, cache, FTL and
-        emulated NAND on one virtual clock in one thread. One seed gives one execution; the trace hash
-        proves it. Every 512-byte block written carries its address, its operation's id and a checksum.
-        Reads must return exactly what was written. With --power-cuts, the power is cut at random
-        instants (inside NAND programs and erases, GC, checkpoints, and recovery itself); after each
-        cut the firmware boots again and every sector is checked against the no-lost-writes invariant
-        (DESIGN.md section 3). A violation is printed with its class, sector, history and the command
-        that replays it. Exits 0 only if every invariant held in every seed.
-
-          --seed N             one seed (default 1)
-          --seeds A..B         every seed from A to B
-          --shard K/N          of those, only A+K, A+K+N, A+K+2N, ... (K from 0 to N-1): run a campaign on N machines
-          --workload NAME      {workloads}
-                               (default uniform-randwrite; with --swarm, drawn per seed unless given)
-          --ops N              host commands measured (default: twice the live sectors for uniform-randwrite
-                               and hot-cold, the live sectors for zipf, 20000 for the others)
-          --power-cuts N       power cuts per seed at random instants (default 0), plus cuts inside recovery
-          --queue-depth N      host commands kept in flight (closed loop, default 1; with --swarm, drawn
-                               per seed unless given); commands that overlap one in flight where either
-                               writes wait for it, and a flush waits for all
-          --arrival-rate IOPS  open loop: commands arrive as a Poisson process at this rate in virtual
-                               time, whatever the device is doing (up to --queue-depth in flight,
-                               default 64; the rest wait); latencies count from arrival
-          --swarm              each seed draws its own configuration: geometry among the shipped profiles
-                               (scaled down), cache, large page, trim and eviction policy, spare factor, GC
-                               policy, checkpoint interval, fault rates, power-loss protection; --set still wins
-          --memcpy-floor       after each run, time a plain loop copying the bytes the run had to copy
-                               (host data, NAND pages, relocated sectors) and print the run's wall time over it
-          --json FILE          write {"runs":[...]} with every figure of each run
-          --trace FILE         write every event (NAND operations, host commands, cuts, mounts) as a line;
-                               with several seeds, FILE gets the seed before its extension
-
-        Replaying a recorded session (serve --record FILE):
-          --replay FILE        run the session again over the emulated NAND, input by input, on the
-                               recorded clock; prints trace-hash=HEX, which is the session's (and says so,
-                               or that it differs; exit 1 then, or if the firmware failed, as it did then)
-          --until N            stop before the session's command N (bisect with --trace)
-
-        Workload knobs (each workload uses those that apply):
-          --warmup N           uniform-randwrite, hot-cold, zipf: random writes after the fill, before measuring
-                               (default: twice the live sectors; 0 with --swarm)
-          --trim-fraction F    uniform-randwrite, hot-cold, zipf: trim this fraction after the fill, never written again
-          --hot-fraction F     hot-cold: fraction of the space that is hot (default 0.2)
-          --hot-traffic F      hot-cold: fraction of writes to it (default 0.8)
-          --zipf-theta T       zipf: skew, 0 (uniform) to 0.999 (default 0.99)
-          --read-fraction F    zipf (default 0.2), sequential (0.25), mixed (0.35): fraction of reads
-          --block-size SIZE    sequential: transfer size (default 128k); mixed: largest write (default 64k)
-          --flush-every N      sequential: a flush after every N writes (default 64; 0: only at the end)
-          --region SIZE        bytes of the device the workload uses, from offset 0 (default: all of it;
-                               a quarter, at most 256M, for fs, db and sequential-trim)
-          --idle-us N          mean host idle time between commands, microseconds of virtual time, when GC,
-                               wear levelling and checkpoints run in the background (default 50 for mixed, else 0;
-                               the commands in flight go on meanwhile)
-
-        Replaying a block trace (--workload trace, or just --trace-file):
-          --trace-file FILE    the trace (FILE.gz is read through gzip); every block it writes is stamped,
-                               so the oracle checks the replay, with --power-cuts too
-          --trace-format F     {formats}: blkparse (blkparse's default text, D events;
-                               RWBS with D discard, F flush or FUA), fio (iolog v2 or v3: read, write, trim,
-                               sync, datasync), mqsim (MQSim's ASCII trace), msr (MSR Cambridge CSV),
-                               spc (SNIA/UMass SPC: ASU,LBA,Size,Opcode,Timestamp)
-          --trace-speed X      1 (default): commands arrive at the recorded times, in virtual time (up to
-                               --queue-depth in flight, default 64); 2 twice as fast, 0.5 half; 0: as fast
-                               as the device allows, --queue-depth in flight (default 1)
-          --trace-fit wrap|scale  addresses beyond the device: modulo its size (default) or in
-                               proportion; a warning says when the trace is larger than the device
-
-        Examples:
-          ssd-emulator sim --workload uniform-randwrite --set ftl.spareFactor=0.07 --json waf.json
-          ssd-emulator sim --swarm --seeds 1..200 --power-cuts 8 --ops 1500
-          ssd-emulator sim --swarm --seeds 1..100000 --shard 3/16 --power-cuts 10 --json shard-3.json
-          ssd-emulator sim --trace-file tpcc.trace --trace-format mqsim --power-cuts 4
-        """;
-
-    public static int Run(Arguments args, TextWriter output)
+    /// <summary>
+    /// Runs the command line. Progress goes to <paramref name="progress"/> (rewritten in place when
+    /// it is a <paramref name="terminal"/>); <paramref name="interrupt"/> (Ctrl-C) stops the campaign
+    /// at the next seed, with what ran reported and written.
+    /// </summary>
+    public static int Run(CommandArgs args, TextWriter output, TextWriter progress, bool terminal, CancellationToken interrupt)
     {
         if (args.Single("--replay") is { } recording)
         {
-            foreach (string option in Valued.Concat(Flags).Except(["--replay", "--until", "--trace"]))
+            if (args.GivenOptions.Except(["--replay", "--until", "--trace"]).FirstOrDefault() is { } option)
             {
-                if (args.Has(option) || args.Single(option) is not null)
-                {
-                    throw new UsageException($"--replay runs a recorded session as it was; {option} does not apply to it");
-                }
+                throw new UsageException($"--replay runs a recorded session as it was; {option} does not apply to it");
             }
 
             return SessionReplay.Run(recording, args.Integer("--until", 0, 1, long.MaxValue), args.Single("--trace"), output);
@@ -137,7 +92,8 @@ internal static class SimCommand
 
         var parameters = new WorkloadParameters
         {
-            Ops = args.Integer("--ops", 0, 0, long.MaxValue),
+            // 0 means the workload's default inside; a user who writes 0 gets told, not the default.
+            Ops = args.Integer("--ops", 0, 1, long.MaxValue),
             Warmup = args.Integer("--warmup", -1, -1, long.MaxValue),
             TrimFraction = Fraction(args, "--trim-fraction", 0, 0.9),
             HotFraction = Fraction(args, "--hot-fraction", 0.2, 0.99),
@@ -159,35 +115,119 @@ internal static class SimCommand
         var deadSeeds = new List<(ulong Seed, string Message)>();
         var total = new PowerCutReport();
         var wall = System.Diagnostics.Stopwatch.StartNew();
-        foreach (ulong seed in seeds)
+        var line = new ProgressLine(progress, terminal, TimeSpan.FromSeconds(seeds.Count > 1 ? 10 : 5));
+        // Seeds are independent executions: on N cores N of them run at once, and their summaries
+        // are printed in seed order, so the output is the same as on one core (but the wall times).
+        int jobs = (int)args.Integer("--jobs", args.Has("--memcpy-floor") ? 1 : Environment.ProcessorCount, 1, 4096);
+        var outcomes = new SeedOutcome?[seeds.Count];
+        int printed = 0;
+        var gate = new object();
+        void RunOne(int i)
         {
+            ulong seed = seeds[i];
             SwarmDraw? draw = swarm ? Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), profile, overrides, workload, parameters) : null;
-            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts);
+            Action<SimProgress>? show = jobs > 1 ? null : p =>
+            {
+                lock (gate)
+                {
+                    line.Show(Status(seeds, printed, seed, p, total.Total, results.Sum(r => r.Violations.Count) + deadSeeds.Count, line), now: p.Done == 0 && seeds.Count == 1);
+                }
+            };
+            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts) { Progress = show };
             string replay = $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}";
-            SimResult result;
+            SeedOutcome outcome;
             try
             {
-                using TextWriter? trace = tracePath is null ? null : new StreamWriter(TracePath(tracePath, seed, seeds.Count));
-                result = SimRunner.Run(draw?.Config ?? fixedConfig!, options, trace);
+                string? file = tracePath is null ? null : TracePath(tracePath, seed, seeds.Count);
+                SimResult result;
+                using (TextWriter? trace = file is null ? null : ExecutionTrace.OpenFile(file))
+                {
+                    result = SimRunner.Run(draw?.Config ?? fixedConfig!, options, trace);
+                }
+
+                if (args.Has("--memcpy-floor"))
+                {
+                    result = result with { MemcpyFloorSeconds = MemcpyFloor.Measure(result.BytesCopied, result.NandPageBytes, FirmwareConfig.Geometry(result.Config).DataBytes) };
+                }
+
+                outcome = new SeedOutcome(seed, options.Workload, draw, replay, result, null, file);
             }
             catch (FtlMountException e) when (seeds.Count > 1)
             {
                 // One seed whose device cannot even be formatted does not stop the campaign.
-                string message = $"{Violation.Name(ViolationClass.DeadDevice)}: {e.Message}";
-                deadSeeds.Add((seed, message));
-                output.WriteLine($"seed={seed.ToString(CultureInfo.InvariantCulture)} workload={options.Workload} FAILED {message}");
-                output.WriteLine(draw is null ? $"    replay: {replay}" : $"  drew: {draw.Describe()}\n    replay: {replay}");
-                continue;
+                outcome = new SeedOutcome(seed, options.Workload, draw, replay, null, $"{Violation.Name(ViolationClass.DeadDevice)}: {e.Message}", null);
             }
 
-            if (args.Has("--memcpy-floor"))
+            lock (gate)
             {
-                result = result with { MemcpyFloorSeconds = MemcpyFloor.Measure(result.BytesCopied, result.NandPageBytes, FirmwareConfig.Geometry(result.Config).DataBytes) };
+                outcomes[i] = outcome;
+                while (printed < seeds.Count && outcomes[printed] is { } ready)
+                {
+                    line.Clear();
+                    Print(ready);
+                    printed++;
+                }
+
+                if (jobs > 1)
+                {
+                    line.Show(CampaignStatus(seeds.Count, printed, total.Total, results.Sum(r => r.Violations.Count) + deadSeeds.Count, line));
+                }
+            }
+        }
+
+        void Print(SeedOutcome ready)
+        {
+            if (ready.Result is not { } result)
+            {
+                deadSeeds.Add((ready.Seed, ready.Dead!));
+                output.WriteLine($"seed={ready.Seed.ToString(CultureInfo.InvariantCulture)} workload={ready.Workload} FAILED {ready.Dead}");
+                output.WriteLine(ready.Draw is null ? $"    replay: {ready.Replay}" : $"  drew: {ready.Draw.Describe()}\n    replay: {ready.Replay}");
+                return;
             }
 
             results.Add(result);
             total.Add(result.PowerCuts);
-            WriteSummary(output, result, draw, replay);
+            WriteSummary(output, result, ready.Draw, ready.Replay);
+            if (ready.TraceFile is { } file)
+            {
+                output.WriteLine($"  trace: {file}, {Units.Binary(new FileInfo(file).Length)} (every event a line; the first line names the columns)");
+            }
+        }
+
+        if (jobs == 1 || seeds.Count == 1)
+        {
+            for (int i = 0; i < seeds.Count && !interrupt.IsCancellationRequested; i++)
+            {
+                RunOne(i);
+            }
+        }
+        else
+        {
+            try
+            {
+                Parallel.For(0, seeds.Count, new ParallelOptions { MaxDegreeOfParallelism = jobs }, (i, state) =>
+                {
+                    if (interrupt.IsCancellationRequested)
+                    {
+                        // The seeds before this one still finish, so what ran is a prefix to resume after.
+                        state.Break();
+                        return;
+                    }
+
+                    RunOne(i);
+                });
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            }
+        }
+
+        ulong? stoppedAt = printed < seeds.Count ? seeds[printed] : null;
+        line.Clear();
+        if (stoppedAt is { } next)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"interrupted (Ctrl-C): {results.Count + deadSeeds.Count} of {seeds.Count} seeds ran; to run the rest: ssd-emulator sim {Resume(args, seeds, next)}"));
         }
 
         if (seeds.Count > 1)
@@ -195,12 +235,63 @@ internal static class SimCommand
             WriteCampaign(output, results, deadSeeds, total, wall.Elapsed.TotalSeconds);
         }
 
+        string? resume = stoppedAt is { } from ? $"ssd-emulator sim {Resume(args, seeds, from)}" : null;
         if (args.Single("--json") is { } path)
         {
-            SimReport.Write(path, results);
+            string range = args.Single("--seeds") ?? seeds[0].ToString(CultureInfo.InvariantCulture);
+            SimReport.Write(path, results, new SimCampaign(range, args.Single("--shard"), args.Echo("--seed", "--seeds", "--shard", "--json", "--trace", "--jobs"), deadSeeds, resume));
+            if (resume is not null)
+            {
+                output.WriteLine($"json: {path} holds the {results.Count} runs that finished");
+            }
         }
 
-        return deadSeeds.Count == 0 && results.All(r => r.Violations.Count == 0) ? 0 : 1;
+        if (deadSeeds.Count > 0 || results.Any(r => r.Violations.Count > 0))
+        {
+            return ExitCodes.Failure;
+        }
+
+        return resume is null ? ExitCodes.Done : ExitCodes.Interrupted;
+    }
+
+    /// <summary>The options that run the seeds from <paramref name="next"/> on, the rest as given.</summary>
+    private static string Resume(CommandArgs args, List<ulong> seeds, ulong next)
+    {
+        string rest = args.Echo("--seed", "--seeds", "--shard");
+        string range;
+        if (args.Single("--shard") is { } shard)
+        {
+            // The shard's next seed and every N-th after it: shard 0/N from there.
+            range = string.Create(CultureInfo.InvariantCulture, $"--seeds {next}..{seeds[^1]} --shard 0/{Shard.Parse(shard).Count}");
+        }
+        else
+        {
+            range = string.Create(CultureInfo.InvariantCulture, $"--seeds {next}..{seeds[^1]}");
+        }
+
+        return rest.Length == 0 ? range : $"{range} {rest}";
+    }
+
+    /// <summary>The progress line of seeds run in parallel: the campaign's counts, the rate and the time left.</summary>
+    private static string CampaignStatus(int count, int done, long cuts, long violations, ProgressLine line)
+    {
+        double rate = line.Elapsed.TotalSeconds > 0 ? done / line.Elapsed.TotalSeconds : 0;
+        return string.Create(CultureInfo.InvariantCulture, $"seeds {done}/{count} cuts={cuts} violations={violations} {rate:0.00} seeds/s {line.TimeLeft((double)done / count)}");
+    }
+
+    /// <summary>The progress line: which seed, its phase and how far, the campaign's counts, the rate and the time left.</summary>
+    private static string Status(List<ulong> seeds, int index, ulong seed, SimProgress p, long cuts, long violations, ProgressLine line)
+    {
+        double phaseDone = p.Total <= 0 ? 1 : (double)p.Done / p.Total;
+        string phase = string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {phaseDone:P0} ({p.Done}/{p.Total} commands)");
+        if (seeds.Count == 1)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"seed {seed}: {phase}, {ProgressLine.Duration(line.Elapsed)}");
+        }
+
+        double done = (double)index / seeds.Count;
+        double rate = line.Elapsed.TotalSeconds > 0 ? index / line.Elapsed.TotalSeconds : 0;
+        return string.Create(CultureInfo.InvariantCulture, $"seeds {index}/{seeds.Count} (seed {seed}: {phase}) cuts={cuts} violations={violations} {rate:0.00} seeds/s {line.TimeLeft(done)}");
     }
 
     private static void WriteSummary(TextWriter output, SimResult result, SwarmDraw? draw, string replay)
@@ -225,12 +316,17 @@ internal static class SimCommand
 
         if (result.Cache is { } cache)
         {
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated} zeroed={cache.BytesZeroed} hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us punches={cache.Statistics.PartialPagePunches} fallbacks={cache.Statistics.SplitFallbacks}/{cache.Statistics.MigrateFallbacks} reclaimed={cache.Statistics.CleanPagesReclaimed} nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trimPolicy={cache.Policy} dramHeld={cache.MeanBytesHeld / 1048576:0.0}MiB migrated={cache.BytesMigrated / 1048576.0:0.0}MiB zeroed={cache.BytesZeroed / 1048576.0:0.0}MiB hitRatio={cache.HitRatio:0.000} trimP50={cache.TrimLatencyMicroseconds.P50:0.0}us trimP99={cache.TrimLatencyMicroseconds.P99:0.0}us punches={cache.Statistics.PartialPagePunches} fallbacks={cache.Statistics.SplitFallbacks}/{cache.Statistics.MigrateFallbacks} reclaimed={cache.Statistics.CleanPagesReclaimed} nandRead={result.NandPagesRead} nandProgrammed={result.NandPagesProgrammed}"));
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  queueDepth={result.QueueDepth} readsOverlappingWrites={result.ReadsOverlappingWrites} writesOverlappingWrites={result.WritesOverlappingWrites} iops={result.Iops:0} virtual={result.MeasuredVirtualSeconds:0.000000}s {string.Join(" ", result.Operations.Select(o => $"{o.Operation}: n={o.Count} mean={o.Mean:0.0}us p50={o.P50:0.0}us p99={o.P99:0.0}us p99.9={o.P999:0.0}us max={o.Max:0.0}us"))}"));
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000} modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speed: wall={result.WallSeconds:0.000}s host ops/s={result.HostOpsPerWallSecond:0} nand page ops/s={result.NandPageOpsPerWallSecond:0} ({result.Nand4KPageOpsPerWallSecond:0} in 4 KiB pages) copied={result.BytesCopied / 1048576.0:0}MiB{(result.MemcpyFloorSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" memcpy floor={result.MemcpyFloorSeconds:0.000}s wall/floor={result.WallOverMemcpyFloor:0.00}") : string.Empty)}"));
+        // The model is greedy GC under uniform random writes (DESIGN.md section 7): beside another
+        // workload its figure would read as a prediction it is not.
+        string model = result.Options.Workload == "uniform-randwrite"
+            ? string.Create(CultureInfo.InvariantCulture, $" modelWaf={result.ModelWaf:0.000} effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} modelWafEffective={result.ModelWafEffective:0.000}")
+            : string.Create(CultureInfo.InvariantCulture, $" effectiveSpareFactor={result.EffectiveSpareFactor:0.0000} (the WAF model is for uniform-randwrite)");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  wafData={result.WafData:0.000} spareFactor={result.SpareFactor:0.0000}{model} wear={result.Wear.MinErases}/{result.Wear.MeanErases:0.0}/{result.Wear.MaxErases}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  speed: wall={result.WallSeconds:0.000}s (measured phase; fill {result.FillWallSeconds:0.0}s, warm-up {result.WarmupWallSeconds:0.0}s before it) host ops/s={result.HostOpsPerWallSecond:0} nand page ops/s={result.NandPageOpsPerWallSecond:0} ({result.Nand4KPageOpsPerWallSecond:0} in 4 KiB pages) copied={result.BytesCopied / 1048576.0:0}MiB{(result.MemcpyFloorSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" memcpy floor={result.MemcpyFloorSeconds:0.000}s wall/floor={result.WallOverMemcpyFloor:0.00}") : string.Empty)}"));
         if (result.EndOfLife is { } endOfLife)
         {
             output.WriteLine($"  end of life (not a violation; the run stopped writing and checked what was written): {endOfLife}");
@@ -284,7 +380,7 @@ internal static class SimCommand
     }
 
     /// <summary>The trace to replay, from --trace-file and its options; --trace-file alone selects the trace workload.</summary>
-    private static TraceSource? Trace(Arguments args, ref string? workload)
+    private static TraceSource? Trace(CommandArgs args, ref string? workload)
     {
         string? file = args.Single("--trace-file");
         if (file is null)
@@ -338,7 +434,7 @@ internal static class SimCommand
     private static string TracePath(string path, ulong seed, int seeds) =>
         seeds == 1 ? path : Path.Combine(Path.GetDirectoryName(path) ?? string.Empty, $"{Path.GetFileNameWithoutExtension(path)}.{seed}{Path.GetExtension(path)}");
 
-    private static List<ulong> Seeds(Arguments args)
+    private static List<ulong> Seeds(CommandArgs args)
     {
         string? range = args.Single("--seeds");
         string? shard = args.Single("--shard");
@@ -377,7 +473,7 @@ internal static class SimCommand
         return seeds;
     }
 
-    private static long Size(Arguments args, string name)
+    private static long Size(CommandArgs args, string name)
     {
         string? text = args.Single(name);
         if (text is null)
@@ -400,7 +496,7 @@ internal static class SimCommand
         return bytes;
     }
 
-    private static double Fraction(Arguments args, string name, double defaultValue, double max)
+    private static double Fraction(CommandArgs args, string name, double defaultValue, double max)
     {
         string? text = args.Single(name);
         if (text is null)
@@ -417,7 +513,7 @@ internal static class SimCommand
     }
 
     /// <summary>A rate in commands per second: a positive number, 0 when not given.</summary>
-    private static double Rate(Arguments args, string name)
+    private static double Rate(CommandArgs args, string name)
     {
         string? text = args.Single(name);
         if (text is null)
@@ -436,13 +532,50 @@ internal static class SimCommand
 }
 
 /// <summary>The <c>--json</c> report: <c>{"runs":[RUN,...]}</c> with the fields of DESIGN.md section 6.</summary>
+/// <summary>One seed's run as it finished: its result, or why its device could not even be formatted.</summary>
+internal sealed record SeedOutcome(ulong Seed, string Workload, SwarmDraw? Draw, string Replay, SimResult? Result, string? Dead, string? TraceFile);
+
+/// <summary>What a report says of the campaign it is of: its seeds, shard and options, the seeds whose device died, and how to resume it.</summary>
+internal sealed record SimCampaign(string Seeds, string? Shard, string Options, IReadOnlyList<(ulong Seed, string Message)> DeadSeeds, string? Resume);
+
 internal static class SimReport
 {
-    public static void Write(string path, IReadOnlyList<SimResult> results)
+    public static void Write(string path, IReadOnlyList<SimResult> results, SimCampaign? campaign = null)
     {
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write);
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
+        if (campaign is not null)
+        {
+            // What `sim merge` checks shards by: one version, one range, one set of options.
+            json.WriteString("version", SimMerge.Version);
+            json.WriteStartObject("campaign");
+            json.WriteString("seeds", campaign.Seeds);
+            if (campaign.Shard is { } shard)
+            {
+                json.WriteString("shard", shard);
+            }
+
+            json.WriteString("options", campaign.Options);
+            json.WriteEndObject();
+            if (campaign.Resume is { } resume)
+            {
+                // Stopped by Ctrl-C: the runs are those that finished; this command line runs the rest.
+                json.WriteString("interruptedResume", resume);
+            }
+
+            json.WriteStartArray("deadSeeds");
+            foreach ((ulong seed, string message) in campaign.DeadSeeds)
+            {
+                json.WriteStartObject();
+                json.WriteNumber("seed", seed);
+                json.WriteString("message", message);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+        }
+
         json.WriteStartArray("runs");
         foreach (SimResult run in results)
         {
@@ -543,6 +676,8 @@ internal static class SimReport
         json.WriteNumber("wallOverMemcpyFloor", run.WallOverMemcpyFloor);
         json.WriteString("traceHash", run.TraceHash.ToString("x16", CultureInfo.InvariantCulture));
         json.WriteNumber("wallSeconds", run.WallSeconds);
+        json.WriteNumber("fillWallSeconds", run.FillWallSeconds);
+        json.WriteNumber("warmupWallSeconds", run.WarmupWallSeconds);
         json.WriteNumber("hostOpsPerWallSecond", run.HostOpsPerWallSecond);
         json.WriteNumber("virtualSeconds", run.VirtualSeconds);
         json.WriteStartObject("latencyMicroseconds");

@@ -15,6 +15,12 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
     /// <summary>Deliberately broken firmware variants, for the tests' canaries only.</summary>
     internal SimHooks Hooks { get; init; } = SimHooks.None;
 
+    /// <summary>
+    /// Told where the run is (its phase and how far into it), at each phase's start and about every
+    /// 1% of it; it observes only, so the run is the same with or without it.
+    /// </summary>
+    public Action<SimProgress>? Progress { get; init; }
+
     /// <summary>The host commands to run in place of a workload (the crash test's prefix, sequence and tail), or null.</summary>
     internal IReadOnlyList<HostRequest>? Script { get; init; }
 
@@ -213,6 +219,12 @@ public sealed record SimResult(
     /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare; not a violation), or null.</summary>
     public string? EndOfLife { get; init; }
 
+    /// <summary>Wall seconds the fill took (the preparation before the warm-up; all of it when there is none).</summary>
+    public double FillWallSeconds { get; init; }
+
+    /// <summary>Wall seconds the warm-up's random writes took, after the fill and before the measured phase.</summary>
+    public double WarmupWallSeconds { get; init; }
+
     /// <summary>Seconds a plain loop took to copy <see cref="BytesCopied"/> (<see cref="MemcpyFloor"/>), or 0 when not measured.</summary>
     public double MemcpyFloorSeconds { get; init; }
 
@@ -238,6 +250,9 @@ public static class SimRunner
         return run.Execute();
     }
 }
+
+/// <summary>Where a run is: <paramref name="Phase"/> (fill, warm-up, measure), <paramref name="Done"/> of its <paramref name="Total"/> commands.</summary>
+public readonly record struct SimProgress(string Phase, long Done, long Total);
 
 /// <summary>The latencies of one operation in the measured phase, in virtual microseconds.</summary>
 /// <param name="Operation">read, write, trim, write-zeroes or flush.</param>

@@ -92,6 +92,9 @@ internal abstract class SimWorkload
     /// <summary>Commands issued before the measured phase.</summary>
     public long PrepareOps { get; protected set; }
 
+    /// <summary>Of <see cref="PrepareOps"/>, the warm-up's random writes after the fill (the rest fills the device).</summary>
+    public long WarmupOps { get; protected set; }
+
     /// <summary>Commands in the measured phase.</summary>
     public long MeasuredOps { get; protected set; }
 
@@ -181,6 +184,7 @@ internal sealed class RandomWriteWorkload : SimWorkload
         MeasuredOps = Ops(name switch { "zipf" => _liveSectors, "uniform-randread" => 20000, _ => 2 * _liveSectors });
         _readFraction = ReadFraction(name switch { "zipf" => 0.2, "uniform-randread" => 1, _ => 0 });
         _warmupOps = warmup;
+        WarmupOps = warmup;
         _zipf = name == "zipf" ? new Zipf(_liveSectors, parameters.ZipfTheta) : null;
     }
 

@@ -156,6 +156,9 @@ internal sealed class SimulationRun : IDisposable
         (long Read, long Programmed, long Erased, long DataPages, long Relocated) before = default;
         long measuredOps = 0;
         long crashOperations = 0;
+        var preparation = Stopwatch.StartNew();
+        long fillOps = _workload.PrepareOps - _workload.WarmupOps;
+        double fillSeconds = 0;
         for (long i = 0; i < _workload.TotalOps && _violations.Count == 0 && EndOfLife is null && (_options.Crash is null || _cuts.Total == 0); i++)
         {
             if (_options.Crash is { } plan && i == plan.FirstCommand)
@@ -164,8 +167,16 @@ internal sealed class SimulationRun : IDisposable
                 _device.CutDuring(plan.DuringNandOperation);
             }
 
+            Report(i, fillOps);
+            if (i == fillOps && _workload.WarmupOps > 0)
+            {
+                fillSeconds = preparation.Elapsed.TotalSeconds;
+            }
+
             if (i == _workload.PrepareOps)
             {
+                preparation.Stop();
+                fillSeconds = _workload.WarmupOps > 0 ? fillSeconds : preparation.Elapsed.TotalSeconds;
                 // The measured phase starts on a device that has finished its preparation (the
                 // fill's flush above all), whatever the queue depth.
                 Drain();
@@ -279,6 +290,8 @@ internal sealed class SimulationRun : IDisposable
             copied,
             CacheMetrics())
         {
+            FillWallSeconds = fillSeconds,
+            WarmupWallSeconds = Math.Max(0, preparation.Elapsed.TotalSeconds - fillSeconds),
             EndOfLife = EndOfLife,
             CrashNandOperations = crashOperations,
             Operations = [.. Enum.GetValues<HostOpcode>().Where(o => _opLatency[(int)o].Count > 0).Select(o => OperationLatencyOf(o, _opLatency[(int)o]))],
@@ -289,6 +302,24 @@ internal sealed class SimulationRun : IDisposable
             WritesOverlappingWrites = _overlappedWrites,
             Notes = _workload.Notes,
         };
+    }
+
+    /// <summary>Tells <see cref="SimOptions.Progress"/> where command <paramref name="i"/> is: at each phase's start and every 1% of it.</summary>
+    private void Report(long i, long fillOps)
+    {
+        if (_options.Progress is not { } progress)
+        {
+            return;
+        }
+
+        (string phase, long start, long total) = i < fillOps
+            ? ("fill", 0, fillOps)
+            : i < _workload.PrepareOps ? ("warm-up", fillOps, _workload.WarmupOps) : ("measure", _workload.PrepareOps, _workload.MeasuredOps);
+        long done = i - start;
+        if (done == 0 || done % Math.Max(1, total / 100) == 0)
+        {
+            progress(new SimProgress(phase, done, total));
+        }
     }
 
     /// <summary>The crash test's cut between commands: right after command <paramref name="index"/> completed (on hold-up energy with PLP).</summary>

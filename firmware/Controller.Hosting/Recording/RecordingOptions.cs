@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Firmware.Config;
 
 namespace Controller.Hosting.Recording;
@@ -10,26 +11,15 @@ namespace Controller.Hosting.Recording;
 /// <param name="ExistingImage">The NAND image the session starts from exists: its contents are not in the recording, so every NAND outcome is.</param>
 public sealed record RecordingOptions(string Path, RecordedData Data, bool ExistingImage)
 {
-    /// <summary>The options with a value.</summary>
-    public static readonly string[] Valued = ["--record", "--record-data"];
-
-    /// <summary>The help lines for both options.</summary>
-    public const string Help = """
-          --record FILE        write every input the firmware takes (each command with its data and
-                               connection, the clock, each step of the loop, power cuts, faults and
-                               checkpoints over --control) to FILE, zstd-compressed, as it goes; a
-                               SIGKILL leaves it readable up to its last flushed record. `ssd-emulator
-                               sim --replay FILE` runs the same execution again, to the same trace-hash
-                               (printed when the server stops). From an --image that holds data, or
-                               on a real chip, every NAND outcome is recorded too, and the replay needs
-                               neither
-          --record-data M      full (default): every byte written; digest: a checksum of each write,
-                               from which the replay makes data of its own (the firmware's execution
-                               does not depend on the bytes, so the hash is the same; the contents are not)
-        """;
+    /// <summary>Both options, as <c>serve</c> and <c>ssd-board</c> take them.</summary>
+    public static readonly OptionSpec[] Options =
+    [
+        new("--record", "FILE", "write every input the firmware takes (each command with its data and connection, the clock, each step of the loop, power cuts, faults and checkpoints over --control) to FILE, zstd-compressed, as it goes; a SIGKILL leaves it readable up to its last flushed record. `ssd-emulator sim --replay FILE` runs the same execution again, to the same trace-hash (printed when the server stops). From an --image that holds data, or on a real chip, every NAND outcome is recorded too, and the replay needs neither"),
+        new("--record-data", "full|digest", "full (default): every byte written; digest: a checksum of each write, from which the replay makes data of its own (the firmware's execution does not depend on the bytes, so the hash is the same; the contents are not)", Choices: ["full", "digest"]),
+    ];
 
     /// <summary>The options given, checked before anything starts; null without <c>--record</c>.</summary>
-    public static RecordingOptions? Parse(Arguments args)
+    public static RecordingOptions? Parse(CommandArgs args)
     {
         ArgumentNullException.ThrowIfNull(args);
         string? path = args.Single("--record");

@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
@@ -15,86 +16,116 @@ internal static class BasicCommands
 {
     private const int RequestsInFlight = 8;
 
-    public static readonly Verb Info = new("info", "the export: size, block sizes, what it supports", """
-        Usage: ssdhost info URI [--list] [--json]
-
-        Connects and prints the export's size, block sizes (minimum, preferred, maximum), the
-        commands it supports, and whether it offers structured replies and base:allocation.
-          --list   list the server's exports instead
-          --json   one JSON object
-
-        Example:
-          ssdhost info nbd+unix:///ssd?socket=/tmp/ssd.sock
-        """, [], ["--list", "--json"], RunInfoAsync);
-
-    public static readonly Verb Write = new("write", "write a pattern byte, a file or standard input", """
-        Usage: ssdhost write URI OFFSET (--pattern BYTE --length SIZE | --file FILE|-) [--length SIZE] [--fua]
-
-        Writes at OFFSET: LENGTH bytes of one byte value, or the contents of FILE ('-' for standard
-        input; --length then takes only that much). Offset and length must be whole blocks of the
-        server's minimum block size. --fua makes each write durable before it completes.
-
-        Examples:
-          ssdhost write nbd://127.0.0.1:10809/ssd 0 --length 1M --pattern 0xab
-          ssdhost write nbd://127.0.0.1:10809/ssd 1M --file disk.img --fua
-          head -c 64k /dev/urandom | ssdhost write nbd://127.0.0.1:10809/ssd 0 --file -
-        """, ["--pattern", "--file", "--length"], ["--fua", "--json"], RunWriteAsync);
-
-    public static readonly Verb Read = new("read", "read to a file or standard output, or check a pattern", """
-        Usage: ssdhost read URI OFFSET LENGTH [--output FILE|-] [--expect-pattern BYTE]
-
-        Reads LENGTH bytes at OFFSET to FILE (default: standard output), or, with --expect-pattern,
-        checks that every byte is BYTE and exits 1 naming the first offset that is not.
-
-        Examples:
-          ssdhost read nbd://127.0.0.1:10809/ssd 0 1M --output first.bin
-          ssdhost read nbd://127.0.0.1:10809/ssd 0 1M --expect-pattern 0xab
-        """, ["--output", "--expect-pattern"], ["--json"], RunReadAsync);
-
-    public static readonly Verb Trim = new("trim", "punch a hole: the range reads as zeros", """
-        Usage: ssdhost trim URI OFFSET LENGTH [--fua]
-
-        Sends TRIM for the range: it reads as zeros from then on, and its flash becomes garbage.
-        --fua makes the hole durable before the command completes (no flush needed after it).
-
-        Examples:
-          ssdhost trim nbd://127.0.0.1:10809/ssd 0 1M
-          ssdhost trim nbd://127.0.0.1:10809/ssd 64k 64k --fua
-        """, [], ["--fua", "--json"], (a, c, t) => RangeCommandAsync(a, c, NbdCommand.Trim, t));
-
-    public static readonly Verb Zero = new("zero", "make a range read as zeros (WRITE ZEROES)", """
-        Usage: ssdhost zero URI OFFSET LENGTH [--no-hole] [--fua]
-
-        Sends WRITE ZEROES; --no-hole asks the server to allocate the zeros rather than unmap them;
-        --fua makes the zeros durable before the command completes.
-
-        Examples:
-          ssdhost zero nbd://127.0.0.1:10809/ssd 0 1M --no-hole
-          ssdhost zero nbd://127.0.0.1:10809/ssd 0 1M --fua
-        """, [], ["--no-hole", "--fua", "--json"], (a, c, t) => RangeCommandAsync(a, c, NbdCommand.WriteZeroes, t));
-
-    public static readonly Verb Flush = new("flush", "make every completed write durable", """
-        Usage: ssdhost flush URI
-
-        Sends FLUSH: every write, trim and zero completed before it is durable when it returns.
-
-        Example:
-          ssdhost flush nbd://127.0.0.1:10809/ssd
-        """, [], ["--json"], RunFlushAsync);
-
-    public static readonly Verb Map = new("map", "data, hole and zero extents, as nbdinfo --map prints them", """
-        Usage: ssdhost map URI [OFFSET [LENGTH]] [--json]
-
-        Prints the allocation of the range (default: the whole device) from base:allocation block
-        status: offset, length, type (bit 0 hole, bit 1 zero) and a description, one extent a line.
-
-        Example:
-          ssdhost map nbd+unix:///ssd?socket=/tmp/ssd.sock
-        """, [], ["--json"], RunMapAsync);
-
-    private static async Task<int> RunInfoAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    public static readonly Verb Info = new(
+        "info",
+        "the export: size, block sizes, what it supports",
+        "Connects and prints the export's size, block sizes (minimum, preferred, maximum), the commands it supports, and whether it offers structured replies and base:allocation.",
+        [new("--list", null, "list the server's exports instead"), HostOptions.Json],
+        RunInfoAsync)
     {
-        args.AtMost(1);
+        Arguments = [HostOptions.Uri],
+        Epilogue = "Example:\n  ssdhost info nbd+unix:///ssd?socket=/tmp/ssd.sock",
+    };
+
+    public static readonly Verb Write = new(
+        "write",
+        "write a pattern byte, a file or standard input",
+        "Writes at OFFSET: LENGTH bytes of one byte value (--pattern BYTE --length SIZE), or the contents of FILE (--file FILE, '-' for standard input; --length then takes only that much). Offset and length must be whole blocks of the server's minimum block size.",
+        [
+            new("--pattern", "BYTE", "the byte to write, 0 to 255 or 0x00 to 0xff (with --length)"),
+            new("--file", "FILE|-", "write the contents of FILE ('-': standard input)"),
+            new("--length", "SIZE", "bytes to write (k, M, G); with --file, at most that much"),
+            HostOptions.Fua("each write is durable before it completes"),
+            HostOptions.Json,
+        ],
+        RunWriteAsync)
+    {
+        Arguments = [HostOptions.Uri, HostOptions.Offset],
+        Epilogue = """
+            Examples:
+              ssdhost write nbd://127.0.0.1:10809/ssd 0 --length 1M --pattern 0xab
+              ssdhost write nbd://127.0.0.1:10809/ssd 1M --file disk.img --fua
+              head -c 64k /dev/urandom | ssdhost write nbd://127.0.0.1:10809/ssd 0 --file -
+            """,
+    };
+
+    public static readonly Verb Read = new(
+        "read",
+        "read to a file or standard output, or check a pattern",
+        "Reads LENGTH bytes at OFFSET to FILE (default: standard output), or, with --expect-pattern, checks that every byte is BYTE and exits 1 naming the first offset that is not.",
+        [
+            new("--output", "FILE|-", "where the bytes go (default: standard output)"),
+            new("--expect-pattern", "BYTE", "check that every byte is BYTE instead of writing them out"),
+            HostOptions.Json,
+        ],
+        RunReadAsync)
+    {
+        Arguments = [HostOptions.Uri, HostOptions.Offset, HostOptions.Length],
+        Epilogue = """
+            Examples:
+              ssdhost read nbd://127.0.0.1:10809/ssd 0 1M --output first.bin
+              ssdhost read nbd://127.0.0.1:10809/ssd 0 1M --expect-pattern 0xab
+            """,
+    };
+
+    public static readonly Verb Trim = new(
+        "trim",
+        "punch a hole: the range reads as zeros",
+        "Sends TRIM for the range: it reads as zeros from then on, and its flash becomes garbage.",
+        [HostOptions.Fua("the hole is durable before the command completes (no flush needed after it)"), HostOptions.Json],
+        (a, c, t) => RangeCommandAsync(a, c, NbdCommand.Trim, t))
+    {
+        Arguments = [HostOptions.Uri, HostOptions.Offset, HostOptions.Length],
+        Epilogue = """
+            Examples:
+              ssdhost trim nbd://127.0.0.1:10809/ssd 0 1M
+              ssdhost trim nbd://127.0.0.1:10809/ssd 64k 64k --fua
+            """,
+    };
+
+    public static readonly Verb Zero = new(
+        "zero",
+        "make a range read as zeros (WRITE ZEROES)",
+        "Sends WRITE ZEROES for the range.",
+        [
+            new("--no-hole", null, "ask the server to allocate the zeros rather than unmap them (NBD_CMD_FLAG_NO_HOLE)"),
+            HostOptions.Fua("the zeros are durable before the command completes"),
+            HostOptions.Json,
+        ],
+        (a, c, t) => RangeCommandAsync(a, c, NbdCommand.WriteZeroes, t))
+    {
+        Arguments = [HostOptions.Uri, HostOptions.Offset, HostOptions.Length],
+        Epilogue = """
+            Examples:
+              ssdhost zero nbd://127.0.0.1:10809/ssd 0 1M --no-hole
+              ssdhost zero nbd://127.0.0.1:10809/ssd 0 1M --fua
+            """,
+    };
+
+    public static readonly Verb Flush = new(
+        "flush",
+        "make every completed write durable",
+        "Sends FLUSH: every write, trim and zero completed before it is durable when it returns.",
+        [HostOptions.Json],
+        RunFlushAsync)
+    {
+        Arguments = [HostOptions.Uri],
+        Epilogue = "Example:\n  ssdhost flush nbd://127.0.0.1:10809/ssd",
+    };
+
+    public static readonly Verb Map = new(
+        "map",
+        "data, hole and zero extents, as nbdinfo --map prints them",
+        "Prints the allocation of the range (default: the whole device) from base:allocation block status: offset, length, type (bit 0 hole, bit 1 zero) and a description, one extent a line.",
+        [HostOptions.Json],
+        RunMapAsync)
+    {
+        Arguments = [HostOptions.Uri, new("OFFSET", "where the range starts (default 0; k, M, G)"), new("LENGTH", "bytes from OFFSET (default: to the end)")],
+        Epilogue = "Example:\n  ssdhost map nbd+unix:///ssd?socket=/tmp/ssd.sock",
+    };
+
+    private static async Task<int> RunInfoAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
         if (args.Has("--list"))
         {
             NbdUri uri = Connection.ParseUri(args, args.Positional(0, "the NBD URI"));
@@ -105,7 +136,7 @@ internal static class BasicCommands
             }
             catch (System.Net.Sockets.SocketException e)
             {
-                throw new UsageException($"info: no NBD server at {uri}: {e.Message}");
+                throw new UsageException($"no NBD server at {uri}: {e.Message}");
             }
 
             await console.Out.WriteLineAsync(args.Has("--json")
@@ -135,29 +166,35 @@ internal static class BasicCommands
             export:        '{client.Export}'{(client.Description.Length > 0 ? $" ({client.Description})" : "")}
             size:          {client.Size} bytes ({ByteUnits.Binary(client.Size)})
             block sizes:   minimum {client.BlockSizes.Minimum}, preferred {client.BlockSizes.Preferred}, maximum {client.BlockSizes.Maximum}
-            features:      {string.Join(' ', features)}
+            features:      {string.Join(' ', features.Select(ProtocolName))}
             replies:       {(client.Structured ? "structured" : "simple")}; block status {(client.CanBlockStatus ? "base:allocation" : "not offered")}
             """)).ConfigureAwait(false);
         return 0;
     }
 
-    private static async Task<int> RunWriteAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    /// <summary>A transmission flag by the protocol's name for it: SendWriteZeroes is NBD_FLAG_SEND_WRITE_ZEROES.</summary>
+    internal static string ProtocolName(string feature)
     {
-        args.AtMost(2);
+        string snake = string.Concat(feature.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : c.ToString())).ToUpperInvariant();
+        return "NBD_FLAG_" + snake.Replace("DONT_FRAGMENT", "DF", StringComparison.Ordinal);
+    }
+
+    private static async Task<int> RunWriteAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
         byte? pattern = args.Byte("--pattern");
         string? file = args.Value("--file");
         if ((pattern is null) == (file is null))
         {
-            throw new UsageException("write: give one of --pattern BYTE (with --length) or --file FILE|-");
+            throw new UsageException("give one of --pattern BYTE (with --length) or --file FILE|-");
         }
 
-        long? length = args.Value("--length") is { } l ? args.ParseSize(l, "--length") : null;
+        long? length = args.Value("--length") is { } l ? Values.Size(l, "--length") : null;
         if (pattern is not null && length is null)
         {
-            throw new UsageException("write: --pattern needs --length SIZE");
+            throw new UsageException("--pattern needs --length SIZE");
         }
 
-        long offset = args.ParseSize(args.Positional(1, "the OFFSET"), "OFFSET");
+        long offset = Values.Size(args.Positional(1, "the OFFSET"), "OFFSET");
         Stream? source = null;
         try
         {
@@ -169,7 +206,7 @@ internal static class BasicCommands
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    throw new UsageException($"write: cannot read '{file}': {e.Message}");
+                    throw new UsageException($"cannot read '{file}': {e.Message}");
                 }
 
                 if (length is null && source.CanSeek)
@@ -214,7 +251,7 @@ internal static class BasicCommands
                     if (filled < size && length is not null)
                     {
                         ArrayPool<byte>.Shared.Return(buffer);
-                        throw new UsageException($"write: '{file}' ended after {written + filled} of the {length} bytes asked for");
+                        throw new UsageException($"'{file}' ended after {written + filled} of the {length} bytes asked for");
                     }
                 }
 
@@ -259,16 +296,15 @@ internal static class BasicCommands
         }
     }
 
-    private static async Task<int> RunReadAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    private static async Task<int> RunReadAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
     {
-        args.AtMost(3);
-        long offset = args.ParseSize(args.Positional(1, "the OFFSET"), "OFFSET");
-        long length = args.ParseSize(args.Positional(2, "the LENGTH"), "LENGTH");
+        long offset = Values.Size(args.Positional(1, "the OFFSET"), "OFFSET");
+        long length = Values.Size(args.Positional(2, "the LENGTH"), "LENGTH");
         byte? expect = args.Byte("--expect-pattern");
         string output = args.Value("--output") ?? "-";
         if (expect is not null && args.Value("--output") is not null)
         {
-            throw new UsageException("read: --expect-pattern checks the data; it takes no --output");
+            throw new UsageException("--expect-pattern checks the data; it takes no --output");
         }
 
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
@@ -284,7 +320,7 @@ internal static class BasicCommands
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    throw new UsageException($"read: cannot write '{output}': {e.Message}");
+                    throw new UsageException($"cannot write '{output}': {e.Message}");
                 }
             }
 
@@ -344,11 +380,10 @@ internal static class BasicCommands
         }
     }
 
-    private static async Task<int> RangeCommandAsync(HostArgs args, HostConsole console, NbdCommand command, CancellationToken cancellation)
+    private static async Task<int> RangeCommandAsync(CommandArgs args, HostConsole console, NbdCommand command, CancellationToken cancellation)
     {
-        args.AtMost(3);
-        long offset = args.ParseSize(args.Positional(1, "the OFFSET"), "OFFSET");
-        long length = args.ParseSize(args.Positional(2, "the LENGTH"), "LENGTH");
+        long offset = Values.Size(args.Positional(1, "the OFFSET"), "OFFSET");
+        long length = Values.Size(args.Positional(2, "the LENGTH"), "LENGTH");
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
         Connection.CheckRange(args, client, offset, length);
         long started = Stopwatch.GetTimestamp();
@@ -361,9 +396,8 @@ internal static class BasicCommands
         return 0;
     }
 
-    private static async Task<int> RunFlushAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    private static async Task<int> RunFlushAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
     {
-        args.AtMost(1);
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
         long started = Stopwatch.GetTimestamp();
         await client.FlushAsync(fua: false, cancellation).ConfigureAwait(false);
@@ -371,12 +405,11 @@ internal static class BasicCommands
         return 0;
     }
 
-    private static async Task<int> RunMapAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    private static async Task<int> RunMapAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
     {
-        args.AtMost(3);
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
-        long offset = args.Positionals.Count > 1 ? args.ParseSize(args.Positionals[1], "OFFSET") : 0;
-        long length = args.Positionals.Count > 2 ? args.ParseSize(args.Positionals[2], "LENGTH") : client.Size - offset;
+        long offset = args.Positionals.Count > 1 ? Values.Size(args.Positionals[1], "OFFSET") : 0;
+        long length = args.Positionals.Count > 2 ? Values.Size(args.Positionals[2], "LENGTH") : client.Size - offset;
         Connection.CheckRange(args, client, offset, length);
         var extents = new List<(long Offset, long Length, NbdAllocationState State)>();
         for (long at = offset; at < offset + length;)
@@ -442,7 +475,7 @@ internal static class BasicCommands
         }
     }
 
-    private static async Task Summary(HostArgs args, HostConsole console, string what, long bytes, long offset, long startedTimestamp)
+    private static async Task Summary(CommandArgs args, HostConsole console, string what, long bytes, long offset, long startedTimestamp)
     {
         double seconds = Stopwatch.GetElapsedTime(startedTimestamp).TotalSeconds;
         if (args.Has("--json"))

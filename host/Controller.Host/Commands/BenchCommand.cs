@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -14,30 +15,38 @@ internal static class BenchCommand
 {
     private static readonly string[] s_patterns = ["read", "write", "trim", "randread", "randwrite", "randtrim", "readwrite", "randrw"];
 
-    public static readonly Verb Verb = new("bench", "throughput and latency of reads, writes, trims and mixes", """
-        Usage: ssdhost bench URI [--rw PATTERN] [--bs SIZE] [--iodepth N] [--size SIZE] [--offset SIZE]
-                                 [--duration 10s | --count N] [--mix PERCENT] [--seed N] [--json]
-
-        Keeps IODEPTH requests of BS bytes in flight on one connection, as fio's nbd engine does,
-        over the region [OFFSET, OFFSET+SIZE) (default: the whole device). PATTERN is read, write,
-        trim (sequential, wrapping at the end of the region), randread, randwrite, randtrim, or the
-        mixes readwrite and randrw (--mix: percent of reads, default 50). Default: randread, 4k,
-        depth 1, 10 s. On a terminal a progress bar shows live IOPS and MiB/s (plain lines when
-        redirected); then IOPS, MiB/s, latency percentiles and a histogram, or one JSON object.
-        Writes overwrite the device's data.
-
-        Examples:
-          ssdhost bench nbd://127.0.0.1:10809/ssd --rw randwrite --bs 4k --iodepth 16 --duration 15s
-          ssdhost bench nbd://127.0.0.1:10809/ssd --rw read --bs 1M --size 512M --count 512 --json
-        """, ["--rw", "--bs", "--iodepth", "--size", "--offset", "--duration", "--count", "--mix", "--seed"], ["--json"], RunAsync);
-
-    private static async Task<int> RunAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    public static readonly Verb Verb = new(
+        "bench",
+        "throughput and latency of reads, writes, trims and mixes",
+        "Keeps IODEPTH requests of BS bytes in flight on one connection, as fio's nbd engine does, over the region [OFFSET, OFFSET+SIZE) (default: the whole device). On a terminal a progress bar shows live IOPS and MiB/s (plain lines when redirected); then IOPS, MiB/s, latency percentiles and a histogram, or one JSON object. Writes overwrite the device's data.",
+        [
+            new("--rw", "PATTERN", "read, write, trim (sequential, wrapping at the end of the region), randread, randwrite, randtrim, or the mixes readwrite and randrw (default randread)", Choices: s_patterns),
+            new("--bs", "SIZE", "bytes per request (default 4k)"),
+            new("--iodepth", "N", "requests in flight (default 1)"),
+            new("--size", "SIZE", "bytes of the region (default: from --offset to the end)"),
+            new("--offset", "SIZE", "where the region starts (default 0)"),
+            new("--duration", "TIME", "how long: 10s, 500ms, 2m (default 10s)"),
+            new("--count", "N", "this many requests instead of a duration"),
+            new("--mix", "PERCENT", "readwrite and randrw: percent of reads (default 50)"),
+            new("--seed", "N", "seed of the random offsets (default 1)"),
+            HostOptions.Json,
+        ],
+        RunAsync)
     {
-        args.AtMost(1);
+        Arguments = [HostOptions.Uri],
+        Epilogue = """
+            Examples:
+              ssdhost bench nbd://127.0.0.1:10809/ssd --rw randwrite --bs 4k --iodepth 16 --duration 15s
+              ssdhost bench nbd://127.0.0.1:10809/ssd --rw read --bs 1M --size 512M --count 512 --json
+            """,
+    };
+
+    private static async Task<int> RunAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
         string pattern = args.Value("--rw") ?? "randread";
         if (!s_patterns.Contains(pattern))
         {
-            throw new UsageException($"bench: --rw '{pattern}' is not one of {string.Join(", ", s_patterns)}");
+            throw new UsageException($"--rw '{pattern}' is not one of {string.Join(", ", s_patterns)}");
         }
 
         long blockSize = args.Size("--bs", 4096);
@@ -46,7 +55,7 @@ internal static class BenchCommand
         TimeSpan? duration = args.Duration("--duration");
         if (count is not null && duration is not null)
         {
-            throw new UsageException("bench: give --duration or --count, not both");
+            throw new UsageException("give --duration or --count, not both");
         }
 
         duration ??= count is null ? TimeSpan.FromSeconds(10) : null;
@@ -58,7 +67,7 @@ internal static class BenchCommand
         Connection.CheckRange(args, client, offset, size);
         if (blockSize <= 0 || blockSize > client.BlockSizes.Maximum || blockSize > size || blockSize % Math.Max(1, client.BlockSizes.Minimum) != 0)
         {
-            throw new UsageException($"bench: --bs {blockSize} must be a multiple of {client.BlockSizes.Minimum}, at most {Math.Min(client.BlockSizes.Maximum, size)}");
+            throw new UsageException($"--bs {blockSize} must be a multiple of {client.BlockSizes.Minimum}, at most {Math.Min(client.BlockSizes.Maximum, size)}");
         }
 
         var job = new Job(client, pattern, blockSize, offset, size / blockSize, mix, count, cancellation);
@@ -116,7 +125,7 @@ internal static class BenchCommand
         }
     }
 
-    private static async Task Report(HostArgs args, HostConsole console, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)
+    private static async Task Report(CommandArgs args, HostConsole console, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)
     {
         double iops = job.Completed / seconds;
         double mib = job.Bytes / seconds / (1 << 20);
@@ -144,18 +153,25 @@ internal static class BenchCommand
         text.AppendLine(c, $"bench {pattern} bs={blockSize} iodepth={depth}: {job.Completed} ops in {seconds:0.00} s: {iops:0} IOPS, {mib:0.0} MiB/s");
         text.AppendLine(c, $"latency us: min {job.MinNanoseconds / 1000.0:0.0}  mean {job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed):0.0}  p50 {Us(0.5):0.0}  p90 {Us(0.9):0.0}  p99 {Us(0.99):0.0}  p99.9 {Us(0.999):0.0}  max {job.MaxNanoseconds / 1000.0:0.0}");
         text.AppendLine("histogram (up to us: count):");
-        long most = latency.Buckets().Select(b => b.Count).DefaultIfEmpty(1).Max();
-        foreach ((long edge, long n) in Coarse(latency.Buckets()))
+        foreach (string line in HistogramLines(latency.Buckets(), 40))
         {
-            text.AppendLine(c, $"  {edge / 1000.0,10:0.0} {n,10} {new string('#', (int)Math.Ceiling(40.0 * n / Math.Max(most, n)))}");
+            text.AppendLine(line);
         }
 
         await console.Out.WriteAsync(text.ToString()).ConfigureAwait(false);
     }
 
-    /// <summary>The histogram in power-of-two buckets, for a display that fits a screen.</summary>
-    private static IEnumerable<(long UpperEdge, long Count)> Coarse(IEnumerable<(long UpperEdge, long Count)> buckets) =>
-        buckets.GroupBy(b => 64 - long.LeadingZeroCount(b.UpperEdge)).Select(g => ((1L << (int)g.Key) - 1, g.Sum(b => b.Count)));
+    /// <summary>
+    /// The histogram in power-of-two buckets, for a display that fits a screen: one line a bucket,
+    /// its bar scaled so that the fullest of these buckets (not of the fine ones they merge) is
+    /// <paramref name="width"/> characters and every other bar is in proportion.
+    /// </summary>
+    internal static IReadOnlyList<string> HistogramLines(IEnumerable<(long UpperEdge, long Count)> buckets, int width)
+    {
+        var coarse = buckets.GroupBy(b => 64 - long.LeadingZeroCount(b.UpperEdge)).Select(g => (UpperEdge: (1L << (int)g.Key) - 1, Count: g.Sum(b => b.Count))).ToList();
+        long most = coarse.Select(b => b.Count).DefaultIfEmpty(1).Max();
+        return [.. coarse.Select(b => string.Create(CultureInfo.InvariantCulture, $"  {b.UpperEdge / 1000.0,10:0.0} {b.Count,10} {new string('#', (int)Math.Ceiling((double)width * b.Count / Math.Max(1, most)))}"))];
+    }
 
     /// <summary>The work of one run: the region, the pattern, the counts, one histogram per worker.</summary>
     private sealed class Job(NbdClient client, string pattern, long blockSize, long offset, long blocks, int mix, long? count, CancellationToken cancellation)

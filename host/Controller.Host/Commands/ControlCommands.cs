@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Controller.Firmware.Common;
+using Controller.Cli;
 using Controller.Host.Cli;
 using Controller.Management;
 
@@ -9,43 +10,30 @@ namespace Controller.Host.Commands;
 /// <summary>The verbs of the management endpoint: stats and power-cut.</summary>
 internal static class ControlCommands
 {
-    private const string ControlAccess = """
-          --tls-certificates DIR  for a tls:// endpoint: ca-cert.pem to check the server with, and
-                   client-cert.pem with client-key.pem when the server checks clients
-          --control-token FILE  the secret the server was given with serve --control-token
-        """;
+    private static readonly OptionSpec[] s_access = [CommonOptions.Control, CommonOptions.ControlToken];
 
-    public static readonly Verb Stats = new("stats", "the device's counters, once or live (--watch)", $$"""
-        Usage: ssdhost stats --control CURI [--watch] [--json] [--tls-certificates DIR] [--control-token FILE]
-
-        Prints the device's stats from the management endpoint (tcp://HOST:PORT, tls://HOST:PORT or
-        unix:PATH, as given to serve --control): host commands and bytes, cache occupancy, dirty and
-        hole sectors, free and bad blocks, erase counts, write amplification, NAND counters, latency
-        percentiles.
-          --watch  follow the telemetry channel: a line per interval with IOPS and MiB/s, until Ctrl-C
-          --json   JSON (one object; with --watch one object a line)
-        {{ControlAccess}}
-
-        Example:
-          ssdhost stats --control unix:/tmp/ssd.ctl --watch
-        """, ["--control", "--control-token"], ["--watch", "--json"], RunStatsAsync);
-
-    public static readonly Verb PowerCut = new("power-cut", "cut the emulated power; the device recovers and serves again", $$"""
-        Usage: ssdhost power-cut --control CURI [--json] [--tls-certificates DIR] [--control-token FILE]
-
-        Cuts the emulated SSD's power at this instant through the management endpoint: what the
-        DRAM cache held unflushed is lost (unless power-loss protection saves it), NAND operations
-        in flight are torn, every NBD connection ends. The firmware recovers from the NAND and
-        serves again; clients reconnect.
-        {{ControlAccess}}
-
-        Example:
-          ssdhost power-cut --control unix:/tmp/ssd.ctl
-        """, ["--control", "--control-token"], ["--json"], RunPowerCutAsync);
-
-    private static async Task<int> RunStatsAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    public static readonly Verb Stats = new(
+        "stats",
+        "the device's counters, once or live (--watch)",
+        "Prints the device's stats from the management endpoint (tcp://HOST:PORT, tls://HOST:PORT or unix:PATH, as given to serve --control): host commands and bytes, cache occupancy, dirty and hole sectors, free and bad blocks, erase counts, write amplification, NAND counters, latency percentiles.",
+        [.. s_access, new("--watch", null, "follow the telemetry channel: a line per interval with IOPS and MiB/s, until Ctrl-C"), new("--json", null, "JSON (one object; with --watch one object a line)")],
+        RunStatsAsync)
     {
-        args.AtMost(0);
+        Epilogue = "Example:\n  ssdhost stats --control unix:/tmp/ssd.ctl --watch",
+    };
+
+    public static readonly Verb PowerCut = new(
+        "power-cut",
+        "cut the emulated power; the device recovers and serves again",
+        "Cuts the emulated SSD's power at this instant through the management endpoint: what the DRAM cache held unflushed is lost (unless power-loss protection saves it), NAND operations in flight are torn, every NBD connection ends. The firmware recovers from the NAND and serves again; clients reconnect.",
+        [.. s_access, HostOptions.Json],
+        RunPowerCutAsync)
+    {
+        Epilogue = "Example:\n  ssdhost power-cut --control unix:/tmp/ssd.ctl",
+    };
+
+    private static async Task<int> RunStatsAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
         await using ManagementClient client = await Connection.OpenControlAsync(args, cancellation).ConfigureAwait(false);
         bool json = args.Has("--json");
         if (!args.Has("--watch"))
@@ -79,9 +67,8 @@ internal static class ControlCommands
         return 0;
     }
 
-    private static async Task<int> RunPowerCutAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    private static async Task<int> RunPowerCutAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
     {
-        args.AtMost(0);
         await using ManagementClient client = await Connection.OpenControlAsync(args, cancellation).ConfigureAwait(false);
         PowerCutResult cut = await client.Control.PowerCutAsync(cancellation).ConfigureAwait(false);
         await console.Out.WriteLineAsync(args.Has("--json")
@@ -90,25 +77,18 @@ internal static class ControlCommands
         return 0;
     }
 
-    public static readonly Verb PowerFail = new("power-fail", "raise the power-fail signal: the cache is saved on hold-up energy", $$"""
-        Usage: ssdhost power-fail --control CURI [--json] [--tls-certificates DIR] [--control-token FILE]
-
-        Raises the power-fail signal, as a board's power-fail pin (board.powerFailPin) does when
-        its supercapacitor monitor sees the supply go: power-loss protection (power.plp) writes
-        back every dirty sector and flushes on hold-up energy. On the emulator (serve, or ssd-board
-        with the emulated chip) the power then goes: every NBD connection ends, the firmware
-        recovers and serves again, with nothing acknowledged lost. On a board with a real chip the
-        firmware stops after the save (the server exits 1) and the next boot recovers. Refused when
-        power-loss protection is off.
-        {{ControlAccess}}
-
-        Example:
-          ssdhost power-fail --control unix:/tmp/ssd.ctl
-        """, ["--control", "--control-token"], ["--json"], RunPowerFailAsync);
-
-    private static async Task<int> RunPowerFailAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    public static readonly Verb PowerFail = new(
+        "power-fail",
+        "raise the power-fail signal: the cache is saved on hold-up energy",
+        "Raises the power-fail signal, as a board's power-fail pin (board.powerFailPin) does when its supercapacitor monitor sees the supply go: power-loss protection (power.plp) writes back every dirty sector and flushes on hold-up energy. On the emulator (serve, or ssd-board with the emulated chip) the power then goes: every NBD connection ends, the firmware recovers and serves again, with nothing acknowledged lost. On a board with a real chip the firmware stops after the save (the server exits 1) and the next boot recovers. Refused when power-loss protection is off.",
+        [.. s_access, HostOptions.Json],
+        RunPowerFailAsync)
     {
-        args.AtMost(0);
+        Epilogue = "Example:\n  ssdhost power-fail --control unix:/tmp/ssd.ctl",
+    };
+
+    private static async Task<int> RunPowerFailAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
         await using ManagementClient client = await Connection.OpenControlAsync(args, cancellation).ConfigureAwait(false);
         PowerFailResult result = await client.Control.PowerFailAsync(cancellation).ConfigureAwait(false);
         string text = string.Create(CultureInfo.InvariantCulture, $"power fail: {result.DirtySectorsSaved} dirty sectors saved in {result.PagesSavedOnHoldUp} page programs on hold-up energy (budget {result.HoldUpBudgetPages})")

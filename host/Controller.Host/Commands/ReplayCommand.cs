@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
@@ -15,42 +16,35 @@ namespace Controller.Host.Commands;
 /// <summary><c>ssdhost replay</c>: a block trace sent to any NBD server, at its times or as fast as the server allows.</summary>
 internal static class ReplayCommand
 {
-    public static readonly Verb Verb = new("replay", "replays a block trace (blkparse, fio iolog, MQSim, MSR, SPC)", """
-        Usage: ssdhost replay URI FILE --format F [--speed X] [--iodepth N] [--fit wrap|scale]
-                              [--ledger FILE [--seed N]] [--json]
-
-        Sends the requests of the block trace FILE (FILE.gz is read through gzip) to the device:
-        reads, writes, trims (as NBD TRIM) and flushes, with FUA where the trace has it. Addresses
-        beyond the device are folded onto it (--fit wrap: modulo its size, the default; scale: in
-        proportion), with a warning; extents are widened to whole blocks of the server's minimum and
-        requests longer than its largest are split. Written data is a fixed pattern, or with
-        --ledger a stamp per 512 bytes, so that `ssdhost verify URI --ledger FILE --check` judges
-        the device afterwards (the ledger starts by zeroing the device; extents are then widened to
-        whole 4 KiB blocks, a request waits for any in flight on a common block, and a flush for
-        every request in flight). On a terminal a progress line shows what is done and the time
-        left (plain lines when redirected); then the latency of each operation, or one JSON object.
-
-          --format F      blkparse, fio, mqsim, msr or spc (see ssd-emulator sim --help)
-          --speed X       1 (default): each request is sent at its time in the trace, up to --iodepth
-                          in flight (default 64; a request that finds none free waits, and is counted
-                          late); 2 twice as fast; 0: as fast as the server answers, --iodepth in
-                          flight (default 1)
-          --iodepth N     requests in flight at most
-          --ledger FILE   a new verify ledger of every request (FILE must not exist)
-          --seed N        the seed stamped into the data with --ledger (default 1)
-
-        Examples:
-          ssdhost replay nbd+unix:///ssd?socket=/tmp/ssd.sock tpcc.trace --format mqsim
-          ssdhost replay nbd://127.0.0.1:10809/ssd trim.iolog --format fio --speed 0 --iodepth 16 --ledger run.ledger
-        """, ["--format", "--speed", "--iodepth", "--fit", "--ledger", "--seed"], ["--json"], RunAsync);
-
-    private static async Task<int> RunAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+    public static readonly Verb Verb = new(
+        "replay",
+        "replays a block trace (blkparse, fio iolog, MQSim, MSR, SPC)",
+        "Sends the requests of the block trace FILE (FILE.gz is read through gzip) to the device: reads, writes, trims (as NBD TRIM) and flushes, with FUA where the trace has it. Addresses beyond the device are folded onto it (--fit), with a warning; extents are widened to whole blocks of the server's minimum and requests longer than its largest are split. Written data is a fixed pattern, or with --ledger a stamp per 512 bytes, so that `ssdhost verify URI --ledger FILE --check` judges the device afterwards (the ledger starts by zeroing the device; extents are then widened to whole 4 KiB blocks, a request waits for any in flight on a common block, and a flush for every request in flight). On a terminal a progress line shows what is done and the time left (plain lines when redirected); then the latency of each operation, or one JSON object.",
+        [
+            new("--format", "F", "blkparse, fio, mqsim, msr or spc (see ssd-emulator sim --help)", Choices: Controller.Traces.TraceFormats.Names),
+            new("--speed", "X", "1 (default): each request is sent at its time in the trace, up to --iodepth in flight (default 64; a request that finds none free waits, and is counted late); 2 twice as fast; 0: as fast as the server answers, --iodepth in flight (default 1)"),
+            new("--iodepth", "N", "requests in flight at most"),
+            new("--fit", "wrap|scale", "addresses beyond the device: modulo its size (default) or in proportion", Choices: ["wrap", "scale"]),
+            new("--ledger", "FILE", "a new verify ledger of every request (FILE must not exist)"),
+            new("--seed", "N", "the seed stamped into the data with --ledger (default 1)"),
+            HostOptions.Json,
+        ],
+        RunAsync)
     {
-        args.AtMost(2);
+        Arguments = [HostOptions.Uri, new("FILE", "the trace (FILE.gz is read through gzip)")],
+        Epilogue = """
+            Examples:
+              ssdhost replay nbd+unix:///ssd?socket=/tmp/ssd.sock tpcc.trace --format mqsim
+              ssdhost replay nbd://127.0.0.1:10809/ssd trim.iolog --format fio --speed 0 --iodepth 16 --ledger run.ledger
+            """,
+    };
+
+    private static async Task<int> RunAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
         string file = args.Positional(1, "the trace FILE");
         if (!File.Exists(file))
         {
-            throw new UsageException($"replay: the trace file '{file}' does not exist");
+            throw new UsageException($"the trace file '{file}' does not exist");
         }
 
         TraceFormat format = Format(args);
@@ -62,12 +56,12 @@ internal static class ReplayCommand
         ulong seed = (ulong)args.Integer("--seed", 1, 0, long.MaxValue);
         if (ledgerPath is null && args.Value("--seed") is not null)
         {
-            throw new UsageException("replay: --seed is the seed of the --ledger's stamps; give --ledger FILE with it");
+            throw new UsageException("--seed is the seed of the --ledger's stamps; give --ledger FILE with it");
         }
 
         if (ledgerPath is not null && File.Exists(ledgerPath))
         {
-            throw new UsageException($"replay: the ledger '{ledgerPath}' exists; a replay starts a new one");
+            throw new UsageException($"the ledger '{ledgerPath}' exists; a replay starts a new one");
         }
 
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
@@ -83,7 +77,7 @@ internal static class ReplayCommand
         }
         catch (TraceFormatException e)
         {
-            throw new UsageException($"replay: {e.Message}");
+            throw new UsageException($"{e.Message}");
         }
 
         await console.Error.WriteLineAsync($"replay: {Path.GetFileName(file)} ({TraceFormats.NameOf(format)}): {summary.Describe()}").ConfigureAwait(false);
@@ -123,15 +117,15 @@ internal static class ReplayCommand
         return run.Failures > 0 ? 1 : 0;
     }
 
-    private static TraceFormat Format(HostArgs args)
+    private static TraceFormat Format(CommandArgs args)
     {
-        string name = args.Value("--format") ?? throw new UsageException($"replay: --format F is required: {string.Join(", ", TraceFormats.Names)}");
+        string name = args.Value("--format") ?? throw new UsageException($"--format F is required: {string.Join(", ", TraceFormats.Names)}");
         return TraceFormats.TryParse(name, out TraceFormat format)
             ? format
-            : throw new UsageException($"replay: --format '{name}' is not a trace format; formats are {string.Join(", ", TraceFormats.Names)}");
+            : throw new UsageException($"--format '{name}' is not a trace format; formats are {string.Join(", ", TraceFormats.Names)}");
     }
 
-    private static T Parsed<T>(HostArgs args, string option, Func<string?, T> parse)
+    private static T Parsed<T>(CommandArgs args, string option, Func<string?, T> parse)
     {
         try
         {
@@ -139,7 +133,7 @@ internal static class ReplayCommand
         }
         catch (FormatException e)
         {
-            throw new UsageException($"replay: {option} {e.Message}");
+            throw new UsageException($"{option} {e.Message}");
         }
     }
 
@@ -151,7 +145,7 @@ internal static class ReplayCommand
         return string.Create(CultureInfo.InvariantCulture, $"replay: {done}/{commands} ({(double)done / Math.Max(1, commands):P0}) {elapsed:0.0} s, {rate:0} IOPS, {run.Bytes / Math.Max(elapsed, 1e-6) / (1 << 20):0.0} MiB/s, {run.Failures} failed, {left} left");
     }
 
-    private static async Task Report(HostArgs args, HostConsole console, string file, TraceFormat format, Replayer run, double seconds, string? ledger)
+    private static async Task Report(CommandArgs args, HostConsole console, string file, TraceFormat format, Replayer run, double seconds, string? ledger)
     {
         var operations = run.Latencies.Where(l => l.Value.Count > 0).Select(l => new
         {

@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
@@ -13,38 +14,43 @@ namespace Controller.Host.Commands;
 /// <summary><c>ssdhost verify</c>: a checked workload with a ledger, and the check against it.</summary>
 internal static class VerifyCommand
 {
-    public static readonly Verb Verb = new("verify", "a checked workload with a ledger; --check finds lost writes", """
-        Usage: ssdhost verify URI --ledger FILE (--ops N | --duration 10s) [--seed N] [--size SIZE]
-               ssdhost verify URI --ledger FILE --check [--examples N] [--json]
+    public static readonly Verb Verb = new(
+        "verify",
+        "a checked workload with a ledger; --check finds lost writes",
+        """
+        Runs a seeded mix of writes, trims, zeroes (with and without NO_HOLE) and flushes, each sometimes with FUA, one at a time, on the first SIZE bytes of the device (default: all of it). Every 512-byte unit written carries its offset, the operation's number, the run's seed and a checksum. The ledger FILE records each operation when it is sent and when it is acknowledged, so it knows what was durable (done before a completed flush, or a completed FUA write, trim or zeroing) and what was in flight. A new ledger starts by zeroing the region and flushing; an existing one is continued.
 
-        Runs a seeded mix of writes, trims, zeroes (with and without NO_HOLE) and flushes, each
-        sometimes with FUA, one at a time, on the first SIZE bytes of the device (default: all of
-        it). Every 512-byte unit written carries its offset, the operation's number, the run's seed
-        and a checksum. The ledger FILE records each operation when it is sent and when it is
-        acknowledged, so it knows what was durable (done before a completed flush, or a completed
-        FUA write, trim or zeroing) and what was in flight. A new ledger starts by zeroing the
-        region and flushing; an existing one is continued.
-
-        --check reads the region back and judges every 4 KiB sector against the ledger by the
-        classes of the no-lost-writes invariant: bit-corruption, flying-write, shorn-write,
-        lost-durable-write, resurrected-trim, dead-device. It prints the count per class with
-        examples, and exits 1 if there is any. It works against any NBD server.
-
-        Examples:
-          ssdhost verify nbd+unix:///ssd?socket=/tmp/ssd.sock --ledger run.ledger --duration 30s
-          ssdhost power-cut --control unix:/tmp/ssd.ctl
-          ssdhost verify nbd+unix:///ssd?socket=/tmp/ssd.sock --ledger run.ledger --check
-        """, ["--ledger", "--ops", "--duration", "--seed", "--size", "--examples"], ["--check", "--json"], RunAsync);
-
-    private static async Task<int> RunAsync(HostArgs args, HostConsole console, CancellationToken cancellation)
+        --check reads the region back and judges every 4 KiB sector against the ledger by the classes of the no-lost-writes invariant: bit-corruption, flying-write, shorn-write, lost-durable-write, resurrected-trim, dead-device. It prints the count per class with examples, and exits 1 if there is any. It works against any NBD server.
+        """,
+        [
+            new("--ledger", "FILE", "the ledger: created, continued, or (with --check) judged against"),
+            new("--ops", "N", "operations to run"),
+            new("--duration", "TIME", "how long to run: 10s, 2m (instead of --ops)"),
+            new("--seed", "N", "seed of the workload and the stamps (default 1)"),
+            new("--size", "SIZE", "bytes of the device used, from offset 0 (default: all of it)"),
+            new("--check", null, "judge the device against the ledger instead of running"),
+            new("--examples", "N", "with --check, examples printed per class (default 5)"),
+            HostOptions.Json,
+        ],
+        RunAsync)
     {
-        args.AtMost(1);
-        string ledgerPath = args.Value("--ledger") ?? throw new UsageException("verify: --ledger FILE is required");
+        Arguments = [HostOptions.Uri],
+        Epilogue = """
+            Examples:
+              ssdhost verify nbd+unix:///ssd?socket=/tmp/ssd.sock --ledger run.ledger --duration 30s
+              ssdhost power-cut --control unix:/tmp/ssd.ctl
+              ssdhost verify nbd+unix:///ssd?socket=/tmp/ssd.sock --ledger run.ledger --check
+            """,
+    };
+
+    private static async Task<int> RunAsync(CommandArgs args, HostConsole console, CancellationToken cancellation)
+    {
+        string ledgerPath = args.Value("--ledger") ?? throw new UsageException("--ledger FILE is required");
         if (args.Has("--check"))
         {
             if (args.Value("--ops") is not null || args.Value("--duration") is not null)
             {
-                throw new UsageException("verify: --check reads and judges; it takes no --ops or --duration");
+                throw new UsageException("--check reads and judges; it takes no --ops or --duration");
             }
 
             return await CheckAsync(args, console, Ledger.Read(ledgerPath, "verify"), cancellation).ConfigureAwait(false);
@@ -54,7 +60,7 @@ internal static class VerifyCommand
         TimeSpan? duration = args.Duration("--duration");
         if ((ops is null) == (duration is null))
         {
-            throw new UsageException("verify: give one of --ops N or --duration TIME (or --check)");
+            throw new UsageException("give one of --ops N or --duration TIME (or --check)");
         }
 
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
@@ -63,13 +69,13 @@ internal static class VerifyCommand
         long size = args.Size("--size", existing is null ? client.Size : existing.Blocks * Ledger.BlockBytes);
         if (size <= 0 || size % Ledger.BlockBytes != 0)
         {
-            throw new UsageException($"verify: --size {size} must be a positive multiple of {Ledger.BlockBytes} bytes");
+            throw new UsageException($"--size {size} must be a positive multiple of {Ledger.BlockBytes} bytes");
         }
 
         Connection.CheckRange(args, client, 0, size);
         if (existing is not null && (existing.Seed != seed || existing.Blocks * Ledger.BlockBytes != size))
         {
-            throw new UsageException($"verify: the ledger '{ledgerPath}' is of seed {existing.Seed} over {existing.Blocks * Ledger.BlockBytes} bytes; continue it with the same, or start another ledger");
+            throw new UsageException($"the ledger '{ledgerPath}' is of seed {existing.Seed} over {existing.Blocks * Ledger.BlockBytes} bytes; continue it with the same, or start another ledger");
         }
 
         using Ledger ledger = existing is null ? Ledger.Create(ledgerPath, seed, size / Ledger.BlockBytes, client.Size) : Ledger.Append(ledgerPath, existing);
@@ -104,7 +110,7 @@ internal static class VerifyCommand
         return run.Failures > 0 ? 1 : 0;
     }
 
-    private static async Task<int> CheckAsync(HostArgs args, HostConsole console, LedgerContents contents, CancellationToken cancellation)
+    private static async Task<int> CheckAsync(CommandArgs args, HostConsole console, LedgerContents contents, CancellationToken cancellation)
     {
         int examples = (int)args.Integer("--examples", 5, 0, 1000);
         var check = new VerifyCheck(contents);
@@ -127,7 +133,7 @@ internal static class VerifyCommand
         {
             if (client.Size < contents.Blocks * Ledger.BlockBytes)
             {
-                throw new UsageException($"verify: the device has {client.Size} bytes; the ledger covers {contents.Blocks * Ledger.BlockBytes}");
+                throw new UsageException($"the device has {client.Size} bytes; the ledger covers {contents.Blocks * Ledger.BlockBytes}");
             }
 
             const int Chunk = 1 << 20;

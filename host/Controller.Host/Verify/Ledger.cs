@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Globalization;
 using Controller.Host.Cli;
 
@@ -118,12 +119,12 @@ internal sealed class Ledger : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UsageException($"{verb}: cannot read the ledger '{path}': {e.Message}");
+            throw new UsageException($"cannot read the ledger '{path}': {e.Message}");
         }
 
         if (lines.Length == 0 || !(lines[0].StartsWith(Magic, StringComparison.Ordinal) || lines[0].StartsWith(MagicBefore, StringComparison.Ordinal)))
         {
-            throw new UsageException($"{verb}: '{path}' is not a verify ledger (its first line should start '{Magic}')");
+            throw new UsageException($"'{path}' is not a verify ledger (its first line should start '{Magic}')");
         }
 
         var header = lines[0][Magic.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(f => f.Split('=')).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
@@ -132,7 +133,7 @@ internal sealed class Ledger : IDisposable
             || !header.TryGetValue("device", out string? deviceText) || !long.TryParse(deviceText, CultureInfo.InvariantCulture, out long device)
             || header.GetValueOrDefault("block") != BlockBytes.ToString(CultureInfo.InvariantCulture))
         {
-            throw new UsageException($"{verb}: the header of the ledger '{path}' is damaged: '{lines[0]}'");
+            throw new UsageException($"the header of the ledger '{path}' is damaged: '{lines[0]}'");
         }
 
         var ops = new Dictionary<long, LedgerOp>();
@@ -172,7 +173,7 @@ internal sealed class Ledger : IDisposable
             // A last line cut short by a kill says nothing: what it would have said is not known.
             if (!ok && i < lines.Length - 1)
             {
-                throw new UsageException($"{verb}: line {i + 1} of the ledger '{path}' is damaged: '{lines[i]}'");
+                throw new UsageException($"line {i + 1} of the ledger '{path}' is damaged: '{lines[i]}'");
             }
         }
 

@@ -38,7 +38,7 @@ public sealed class EmulatorCommandLineTests
 
         Assert.Equal(2, exitCode);
         Assert.Empty(output);
-        Assert.StartsWith("ssd-emulator: ", error, StringComparison.Ordinal);
+        Assert.StartsWith("ssd-emulator info: ", error, StringComparison.Ordinal);
         Assert.Contains(expected, error, StringComparison.Ordinal);
         Assert.Single(error.TrimEnd('\n').Split('\n'));
     }
@@ -46,9 +46,9 @@ public sealed class EmulatorCommandLineTests
     [Theory]
     [InlineData("frobnicate", "unknown verb 'frobnicate'")]
     [InlineData("info --verbose", "unknown option '--verbose'")]
-    [InlineData("info --config", "--config needs a value")]
+    [InlineData("info --config", "Required argument missing for option: '--config'")]
     [InlineData("info --config /nonexistent.json", "/nonexistent.json: no such file")]
-    [InlineData("nandtest --passes many", "--passes: 'many' is not a whole number")]
+    [InlineData("nandtest --passes many", "--passes 'many' is not a whole number")]
     [InlineData("nandtest --check", "--check needs --image FILE")]
     public void CommandLineMistakesAreNamed(string commandLine, string expected)
     {
@@ -61,13 +61,14 @@ public sealed class EmulatorCommandLineTests
     [Fact]
     public void EveryVerbHasHelpWithAnExample()
     {
-        foreach (string verb in new[] { "info", "nandtest" })
+        foreach (string verb in new[] { "serve", "info", "nandtest", "sim", "crashtest" })
         {
             var (exitCode, output, _) = EmulatorProcess.Run(verb, "--help");
 
             Assert.Equal(0, exitCode);
-            Assert.Contains($"Usage: ssd-emulator {verb}", output, StringComparison.Ordinal);
-            Assert.Contains("Example: ssd-emulator " + verb, output, StringComparison.Ordinal);
+            Assert.Contains($"Usage:\n  ssd-emulator {verb} ", output, StringComparison.Ordinal);
+            Assert.Contains("Example", output, StringComparison.Ordinal);
+            Assert.Contains("\n  ssd-emulator " + verb + " ", output[output.IndexOf("Example", StringComparison.Ordinal)..], StringComparison.Ordinal);
         }
     }
 }

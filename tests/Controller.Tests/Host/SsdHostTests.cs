@@ -103,8 +103,9 @@ public sealed class SsdHostTests
     [InlineData("read|URI|7G|4k", "offset 7516192768 + length 4096 is past the end of the device")]
     [InlineData("trim|URI|0|12q", "LENGTH '12q' is not a size")]
     [InlineData("write|URI|0|--length|4k|--pattern|300", "--pattern '300' is not a byte")]
-    [InlineData("stats|--control|unix:/nonexistent/ctl", "ssdhost stats: no management endpoint at unix:/nonexistent/ctl")]
-    [InlineData("frobnicate", "'frobnicate' is not a verb")]
+    [InlineData("stats|--control|unix:/nonexistent/ctl", "ssdhost stats: no management endpoint at unix:/nonexistent/ctl: the directory of /nonexistent/ctl does not exist")]
+    [InlineData("stats|--control|unix:/tmp/no-such-server.ctl", "ssdhost stats: no management endpoint at unix:/tmp/no-such-server.ctl: no socket /tmp/no-such-server.ctl (is a server running")]
+    [InlineData("frobnicate", "unknown verb 'frobnicate'")]
     public async Task BadInputIsOneLineOnStandardErrorAndExitCode2(string line, string expected)
     {
         using var temp = new TempDirectory();
@@ -119,14 +120,32 @@ public sealed class SsdHostTests
     }
 
     [Fact]
+    public async Task InfoNamesTheTransmissionFlagsAsTheProtocolDoes()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp);
+
+        var (exitCode, output, error) = await HostRun.RunAsync("info", server.Uri);
+
+        Assert.True(exitCode == 0, error);
+        foreach (string flag in new[] { "NBD_FLAG_HAS_FLAGS", "NBD_FLAG_SEND_FLUSH", "NBD_FLAG_SEND_FUA", "NBD_FLAG_SEND_TRIM", "NBD_FLAG_SEND_WRITE_ZEROES" })
+        {
+            Assert.Contains($" {flag}", output, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("SendFlush", output, StringComparison.Ordinal);
+        Assert.Equal("NBD_FLAG_SEND_DF", Controller.Host.Commands.BasicCommands.ProtocolName("SendDontFragment"));
+    }
+
+    [Fact]
     public async Task EveryVerbHasHelpWithAnExample()
     {
-        foreach (string verb in new[] { "info", "write", "read", "trim", "zero", "flush", "map", "verify", "bench", "replay", "stats", "power-cut" })
+        foreach (string verb in new[] { "info", "write", "read", "trim", "zero", "flush", "map", "verify", "bench", "replay", "stats", "power-cut", "power-fail" })
         {
             var (exitCode, output, _) = await HostRun.RunAsync(verb, "--help");
 
             Assert.Equal(0, exitCode);
-            Assert.StartsWith($"Usage: ssdhost {verb}", output, StringComparison.Ordinal);
+            Assert.Contains($"Usage:\n  ssdhost {verb}", output, StringComparison.Ordinal);
             Assert.Contains("Example", output, StringComparison.Ordinal);
         }
     }

@@ -1,3 +1,4 @@
+using Controller.Cli;
 using Controller.Emulator;
 using Controller.Emulator.Cli;
 using Controller.Firmware.Host;
@@ -79,7 +80,7 @@ public sealed class VerifyLedgerTests
         string path = temp.File("bad.ledger");
         File.WriteAllLines(path, ["ssdhost-verify 2 seed=3 block=4096 blocks=4 device=16384", "B 1", line, "A 2"]);
 
-        var error = Assert.Throws<Controller.Host.Cli.UsageException>(() => Ledger.Read(path, "verify"));
+        var error = Assert.Throws<Controller.Cli.UsageException>(() => Ledger.Read(path, "verify"));
 
         Assert.Contains("line 3 of the ledger", error.Message, StringComparison.Ordinal);
     }

@@ -146,5 +146,36 @@ public sealed class ServeProcessTests
         Assert.Contains(expected, error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task APortInUseIsRefusedBeforeAnImageIsMade()
+    {
+        using var temp = new TempDirectory();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        listener.Listen();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndPoint!).Port;
+        string image = temp.File("new.img");
+
+        var (exitCode, output, error) = await Task.Run(() => EmulatorProcess.Run("serve", "--config", "tiny", "--image", image, "--listen", $"nbd://127.0.0.1:{port}"));
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains($"--listen: cannot listen on nbd://127.0.0.1:{port}/: the address is in use", error, StringComparison.Ordinal);
+        Assert.Empty(output);
+        Assert.Empty(Directory.GetFiles(temp.Path));
+    }
+
+    [Fact]
+    public void AnImageInADirectoryThatIsNotThereIsNamedNotItsTemporaryFile()
+    {
+        using var temp = new TempDirectory();
+        string image = temp.File("missing/ssd.img");
+
+        var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--image", image, "--listen", "nbd://127.0.0.1:10896");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains($"{image}: cannot be created: the directory {temp.File("missing")} does not exist", error, StringComparison.Ordinal);
+        Assert.DoesNotContain(".creating", error, StringComparison.Ordinal);
+    }
+
     private static byte[] Pattern(byte seed, int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
 }

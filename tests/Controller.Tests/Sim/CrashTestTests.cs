@@ -1,3 +1,4 @@
+using Controller.Cli;
 using System.Text.Json;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Nand;
@@ -174,7 +175,7 @@ public sealed class CrashTestTests
     }
 
     [Theory]
-    [InlineData("--length 5", "--length: 5 is out of range")]
+    [InlineData("--length 5", "--length 5 is out of range")]
     [InlineData("--seed 3", "--seed draws a --sample")]
     [InlineData("--cut nand:1", "--cut goes with --case")]
     [InlineData("--case split/no-plp/dirty/T@nowhere", "no operation 'T@nowhere'")]
@@ -201,6 +202,6 @@ public sealed class CrashTestTests
         Assert.Equal(HostStatus.Ok, completion.Status);
     }
 
-    private static Arguments Args(params string[] args) => Arguments.Parse(args, CrashTestCommand.Valued, []);
+    private static CommandArgs Args(params string[] args) => CommandArgs.Parse(CrashTestCommand.Verb(TextWriter.Null), args);
 
 }

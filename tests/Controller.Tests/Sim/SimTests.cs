@@ -97,8 +97,12 @@ public sealed partial class SimTests
 
         var run = EmulatorProcess.Run("sim", "--config", "tiny", "--seed", "3", "--ops", "500", "--power-cuts", "2", "--trace", path);
         string hash = TraceHash(run);
-        string[] lines = File.ReadAllLines(path);
+        string[] all = File.ReadAllLines(path);
+        string[] lines = all[1..];
 
+        // The first line names the columns; the output says where the trace went and its size.
+        Assert.Equal(Controller.Hosting.ExecutionTrace.Header, all[0]);
+        Assert.Contains($"  trace: {path}, {Controller.Firmware.Common.ByteUnits.Binary(new FileInfo(path).Length)}", run.Output, StringComparison.Ordinal);
         Assert.Contains(lines, l => l.Contains("program", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("erase", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("host submit op", StringComparison.Ordinal) && l.Contains("Write", StringComparison.Ordinal));
