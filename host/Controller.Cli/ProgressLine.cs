@@ -11,7 +11,7 @@ namespace Controller.Cli;
 public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plainEvery)
 {
     private readonly Stopwatch _wall = Stopwatch.StartNew();
-    private TimeSpan _last = TimeSpan.MinValue;
+    private TimeSpan? _last;
     private int _shown;
 
     /// <summary>Wall time since the work started.</summary>
@@ -22,7 +22,7 @@ public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plai
     {
         ArgumentNullException.ThrowIfNull(text);
         TimeSpan elapsed = _wall.Elapsed;
-        if (!now && elapsed - _last < (terminal ? TimeSpan.FromMilliseconds(200) : plainEvery))
+        if (!now && _last is { } last && elapsed - last < (terminal ? TimeSpan.FromMilliseconds(200) : plainEvery))
         {
             return;
         }

@@ -119,6 +119,7 @@ internal static class SimCommand
         // Seeds are independent executions: on N cores N of them run at once, and their summaries
         // are printed in seed order, so the output is the same as on one core (but the wall times).
         int jobs = (int)args.Integer("--jobs", args.Has("--memcpy-floor") ? 1 : Environment.ProcessorCount, 1, 4096);
+        bool parallel = jobs > 1 && seeds.Count > 1;
         var outcomes = new SeedOutcome?[seeds.Count];
         int printed = 0;
         var gate = new object();
@@ -126,7 +127,7 @@ internal static class SimCommand
         {
             ulong seed = seeds[i];
             SwarmDraw? draw = swarm ? Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), profile, overrides, workload, parameters) : null;
-            Action<SimProgress>? show = jobs > 1 ? null : p =>
+            Action<SimProgress>? show = parallel ? null : p =>
             {
                 lock (gate)
                 {
@@ -168,7 +169,7 @@ internal static class SimCommand
                     printed++;
                 }
 
-                if (jobs > 1)
+                if (parallel)
                 {
                     line.Show(CampaignStatus(seeds.Count, printed, total.Total, results.Sum(r => r.Violations.Count) + deadSeeds.Count, line));
                 }
@@ -194,7 +195,7 @@ internal static class SimCommand
             }
         }
 
-        if (jobs == 1 || seeds.Count == 1)
+        if (!parallel)
         {
             for (int i = 0; i < seeds.Count && !interrupt.IsCancellationRequested; i++)
             {
@@ -283,7 +284,7 @@ internal static class SimCommand
     private static string Status(List<ulong> seeds, int index, ulong seed, SimProgress p, long cuts, long violations, ProgressLine line)
     {
         double phaseDone = p.Total <= 0 ? 1 : (double)p.Done / p.Total;
-        string phase = string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {phaseDone:P0} ({p.Done}/{p.Total} commands)");
+        string phase = string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {phaseDone * 100:0}% ({p.Done}/{p.Total} commands)");
         if (seeds.Count == 1)
         {
             return string.Create(CultureInfo.InvariantCulture, $"seed {seed}: {phase}, {ProgressLine.Duration(line.Elapsed)}");

@@ -107,7 +107,7 @@ internal static class SimMerge
         }
 
         var byClass = runs.SelectMany(r => r.GetProperty("violations").EnumerateArray()).GroupBy(v => v.GetProperty("class").GetString()).ToDictionary(g => g.Key ?? "?", g => g.Count());
-        long cuts = runs.Sum(r => r.GetProperty("powerCuts").GetProperty("total").GetInt64());
+        long cuts = runs.Sum(r => r.GetProperty("powerCuts").GetInt64());
         int failed = runs.Count(r => r.GetProperty("violations").GetArrayLength() > 0) + dead.Count;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={expected} (--seeds {first.Seeds}, {count} shards) failed={failed} power-cuts={cuts} violations={byClass.Values.Sum()}{(byClass.Count > 0 ? $" ({string.Join(", ", byClass.Select(c => $"{c.Key} {c.Value}"))})" : string.Empty)} dead-devices={dead.Count}"));
         output.WriteLine($"json: {target}");

@@ -24,12 +24,12 @@ public sealed class SimCommandLineTests
             }
         });
         using var progress = new StringWriter();
-        CommandArgs args = CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--seeds", "2..7", "--shard", "0/2", "--ops", "300", "--json", json]);
+        CommandArgs args = CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--seeds", "2..7", "--shard", "0/2", "--ops", "300", "--jobs", "1", "--json", json]);
 
         int exitCode = SimCommand.Run(args, output, progress, terminal: false, interrupt.Token);
 
         Assert.Equal(ExitCodes.Interrupted, exitCode);
-        string resume = "ssd-emulator sim --seeds 4..6 --shard 0/2 --config tiny --ops 300 --json " + json;
+        string resume = "ssd-emulator sim --seeds 4..6 --shard 0/2 --config tiny --ops 300 --jobs 1 --json " + json;
         Assert.Contains($"interrupted (Ctrl-C): 1 of 3 seeds ran; to run the rest: {resume}", output.Text, StringComparison.Ordinal);
         using JsonDocument report = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(2UL, report.RootElement.GetProperty("runs")[0].GetProperty("seed").GetUInt64());
