@@ -30,6 +30,7 @@ internal static class SimCommand
             new("--swarm", null, "each seed draws its own configuration: geometry among the shipped profiles (scaled down), cache, large page, trim and eviction policy, spare factor, GC policy, checkpoint interval, fault rates, power-loss protection; --set still wins"),
             new("--memcpy-floor", null, "after each run, time a plain loop copying the bytes the run had to copy (host data, NAND pages, relocated sectors) and print the run's wall time over it"),
             new("--json", "FILE", "write {\"runs\":[...]} with every figure of each run"),
+            new("--report", "FILE.html", "write one HTML page that opens offline: write amplification, write rates, cache hit ratio and DRAM held over time with the power cuts marked, latency CDFs, the blocks' erase counts, and the figures; for a campaign also its seeds, cuts and violations by class"),
             new("--jobs", "N", "seeds run at once, each on a core of its own (default: every core; 1 with --memcpy-floor); the output is the same as on one core but for wall times. Each job holds its device's NAND in memory"),
             new("--trace", "FILE", "write every event (NAND operations, host commands, cuts, mounts) as a line; with several seeds, FILE gets the seed before its extension"),
             new("--replay", "FILE", "run the session again over the emulated NAND, input by input, on the recorded clock; prints trace-hash=HEX, which is the session's (and says so, or that it differs; exit 1 then, or if the firmware failed, as it did then)"),
@@ -118,6 +119,7 @@ internal static class SimCommand
         var line = new ProgressLine(progress, terminal, TimeSpan.FromSeconds(seeds.Count > 1 ? 10 : 5));
         // Seeds are independent executions: on N cores N of them run at once, and their summaries
         // are printed in seed order, so the output is the same as on one core (but the wall times).
+        string? reportPath = args.Single("--report");
         int jobs = (int)args.Integer("--jobs", args.Has("--memcpy-floor") ? 1 : Environment.ProcessorCount, 1, 4096);
         bool parallel = jobs > 1 && seeds.Count > 1;
         var outcomes = new SeedOutcome?[seeds.Count];
@@ -134,7 +136,7 @@ internal static class SimCommand
                     line.Show(Status(seeds, printed, seed, p, total.Total, results.Sum(r => r.Violations.Count) + deadSeeds.Count, line), now: p.Done == 0 && seeds.Count == 1);
                 }
             };
-            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts) { Progress = show };
+            var options = new SimOptions(seed, draw?.Workload ?? workload ?? "uniform-randwrite", draw?.Parameters ?? parameters, powerCuts) { Progress = show, KeepTimeline = reportPath is not null };
             string replay = $"ssd-emulator sim --seed {seed.ToString(CultureInfo.InvariantCulture)}{(replayOptions.Length > 0 ? " " : string.Empty)}{replayOptions}";
             SeedOutcome outcome;
             try
@@ -245,6 +247,13 @@ internal static class SimCommand
             {
                 output.WriteLine($"json: {path} holds the {results.Count} runs that finished");
             }
+        }
+
+        if (reportPath is not null && results.Count + deadSeeds.Count > 0)
+        {
+            Reports.HtmlReport page = SimHtmlReport.Build(results, deadSeeds, $"ssd-emulator sim {args.Echo("--report")}");
+            page.Write(reportPath);
+            output.WriteLine($"report: {reportPath} ({page.Charts} charts)");
         }
 
         if (deadSeeds.Count > 0 || results.Any(r => r.Violations.Count > 0))

@@ -21,6 +21,9 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
     /// </summary>
     public Action<SimProgress>? Progress { get; init; }
 
+    /// <summary>Keep a timeline of the run (about 256 samples of its counters) and its blocks' erase counts, for a report's charts.</summary>
+    public bool KeepTimeline { get; init; }
+
     /// <summary>The host commands to run in place of a workload (the crash test's prefix, sequence and tail), or null.</summary>
     internal IReadOnlyList<HostRequest>? Script { get; init; }
 
@@ -219,6 +222,18 @@ public sealed record SimResult(
     /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare; not a violation), or null.</summary>
     public string? EndOfLife { get; init; }
 
+    /// <summary>With <see cref="SimOptions.KeepTimeline"/>: the run's counters over time.</summary>
+    public IReadOnlyList<SimSample> Timeline { get; init; } = [];
+
+    /// <summary>With <see cref="SimOptions.KeepTimeline"/>: the virtual instants (seconds) the power was cut.</summary>
+    public IReadOnlyList<double> CutSeconds { get; init; } = [];
+
+    /// <summary>With <see cref="SimOptions.KeepTimeline"/>: the erase count of each good block at the end.</summary>
+    public IReadOnlyList<uint> EraseCounts { get; init; } = [];
+
+    /// <summary>With <see cref="SimOptions.KeepTimeline"/>: each operation's latency histogram in the measured phase (nanosecond bucket edges).</summary>
+    public IReadOnlyList<(string Operation, IReadOnlyList<(long UpperEdge, long Count)> Buckets)> LatencyBuckets { get; init; } = [];
+
     /// <summary>Wall seconds the fill took (the preparation before the warm-up; all of it when there is none).</summary>
     public double FillWallSeconds { get; init; }
 
@@ -250,6 +265,13 @@ public static class SimRunner
         return run.Execute();
     }
 }
+
+/// <summary>
+/// The counters of a run at one instant of virtual time, from its start (the fill included):
+/// bytes the host wrote, bytes programmed on the NAND (everything) and by GC relocation, the
+/// cache's sector hits and misses, and the DRAM its pages held.
+/// </summary>
+public readonly record struct SimSample(double Seconds, bool Measuring, long HostBytesWritten, long NandBytesProgrammed, long GcBytesWritten, long CacheHits, long CacheMisses, long DramHeldBytes);
 
 /// <summary>Where a run is: <paramref name="Phase"/> (fill, warm-up, measure), <paramref name="Done"/> of its <paramref name="Total"/> commands.</summary>
 public readonly record struct SimProgress(string Phase, long Done, long Total);

@@ -69,6 +69,9 @@ internal sealed class SimulationRun : IDisposable
     private (long DataPages, long Relocated) _earlierMounts;
     private CacheStatistics _earlierCaches = new();
     private bool _measuring;
+    private readonly List<SimSample>? _timeline;
+    private readonly List<double> _cutSeconds = [];
+    private long _allHostBytesWritten;
     private long _measuredFrom;
     private long _nextArrival;
     private long _overlappedReads;
@@ -83,6 +86,7 @@ internal sealed class SimulationRun : IDisposable
     {
         _config = config;
         _options = options;
+        _timeline = options.KeepTimeline ? [] : null;
         _trace = new ExecutionTrace(trace);
         var seeds = new Prng(options.Seed);
         NandFaultOptions faults = NandFaultOptions.FromConfig(config);
@@ -168,6 +172,11 @@ internal sealed class SimulationRun : IDisposable
             }
 
             Report(i, fillOps);
+            if (_timeline is not null && i % Math.Max(1, _workload.TotalOps / 256) == 0)
+            {
+                Sample();
+            }
+
             if (i == fillOps && _workload.WarmupOps > 0)
             {
                 fillSeconds = preparation.Elapsed.TotalSeconds;
@@ -256,6 +265,11 @@ internal sealed class SimulationRun : IDisposable
         }
 
         FlashTranslationLayer ftl = _ftl!;
+        if (_timeline is not null)
+        {
+            Sample();
+        }
+
         int pageBytes = _nand.Geometry.PageBytes;
         long copied = (2 * (_hostBytesWritten + _hostBytesRead)) + ((read + programmed) * pageBytes) + (relocated * SectorBytes);
         double physical = ftl.Capacity.PhysicalSectors;
@@ -290,6 +304,10 @@ internal sealed class SimulationRun : IDisposable
             copied,
             CacheMetrics())
         {
+            Timeline = _timeline ?? [],
+            CutSeconds = _timeline is null ? [] : _cutSeconds,
+            EraseCounts = _timeline is null ? [] : ftl.EraseCounts(),
+            LatencyBuckets = _timeline is null ? [] : [.. Enum.GetValues<HostOpcode>().Where(o => _opLatency[(int)o].Count > 0).Select(o => (OperationLatencyOf(o, _opLatency[(int)o]).Operation, (IReadOnlyList<(long, long)>)[.. _opLatency[(int)o].Buckets()]))],
             FillWallSeconds = fillSeconds,
             WarmupWallSeconds = Math.Max(0, preparation.Elapsed.TotalSeconds - fillSeconds),
             EndOfLife = EndOfLife,
@@ -302,6 +320,21 @@ internal sealed class SimulationRun : IDisposable
             WritesOverlappingWrites = _overlappedWrites,
             Notes = _workload.Notes,
         };
+    }
+
+    /// <summary>Adds the run's counters now to the timeline.</summary>
+    private void Sample()
+    {
+        CacheStatistics cache = _cache is null ? _earlierCaches : _earlierCaches.Plus(_cache.Statistics);
+        _timeline!.Add(new SimSample(
+            _clock.NowNanoseconds / 1e9,
+            _measuring,
+            _allHostBytesWritten,
+            _nand.Statistics.PagesProgrammed * _nand.Geometry.PageBytes,
+            Relocated() * SectorBytes,
+            cache.SectorHits,
+            cache.SectorMisses,
+            (_cache?.SectorsHeld ?? 0) * SectorBytes));
     }
 
     /// <summary>Tells <see cref="SimOptions.Progress"/> where command <paramref name="i"/> is: at each phase's start and every 1% of it.</summary>
@@ -474,6 +507,7 @@ internal sealed class SimulationRun : IDisposable
         (uint id, HostRequest request) = (done.Id, done.Request);
         bool ok = completion.Status == HostStatus.Ok;
         _oracle.Complete(id, ok);
+        _allHostBytesWritten += ok && request.Opcode == HostOpcode.Write ? request.Length : 0;
         if (done.Measured)
         {
             // From the command's arrival: in an open loop, the time it waited for room counts.
@@ -648,6 +682,7 @@ internal sealed class SimulationRun : IDisposable
     {
         PowerCutPoint cut = _device.LastCut!;
         _cuts.Add(cut, inRecovery: false);
+        _cutSeconds.Add(cut.AtNanoseconds / 1e9);
         _trace.Event(_clock.NowNanoseconds, $"power cut: {Describe(cut)}");
         if (Boot(recovering: true))
         {

@@ -362,6 +362,21 @@ public sealed partial class FlashTranslationLayer
             : null;
     }
 
+    /// <summary>The erase count of every good block that holds data or metadata (as <see cref="Wear"/> counts them), in block order.</summary>
+    public uint[] EraseCounts()
+    {
+        var counts = new List<uint>(_states.Length);
+        for (int block = 0; block < _states.Length; block++)
+        {
+            if (_states[block] is not (BlockState.Bad or BlockState.Superblock))
+            {
+                counts.Add(_eraseCounts[block]);
+            }
+        }
+
+        return [.. counts];
+    }
+
     /// <summary>
     /// Minimum, mean and maximum erase counts over the good blocks that hold data and metadata
     /// (the two superblock blocks, erased once per block's worth of superblock writes, are left out).

@@ -1,0 +1,74 @@
+using Controller.Cli;
+using Controller.Emulator.Cli;
+using Controller.Reports;
+using Controller.Tests.Support;
+
+namespace Controller.Tests.Reports;
+
+/// <summary>The HTML reports as a browser shows them: every chart drawn where its box is, none blank.</summary>
+public sealed class ReportRenderTests
+{
+    [Fact]
+    public void ASimReportShowsEachOfItsChartsInHeadlessChromium()
+    {
+        using var temp = new TempDirectory();
+        string html = temp.File("sim.html");
+        using var output = new StringWriter();
+        int exitCode = SimCommand.Run(CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--workload", "mixed", "--seed", "3", "--ops", "3000", "--power-cuts", "2", "--report", html]), output, TextWriter.Null, terminal: false, CancellationToken.None);
+
+        Assert.True(exitCode == 0, output.ToString());
+        Assert.Contains($"report: {html} (6 charts)", output.ToString(), StringComparison.Ordinal);
+        AssertChartsDrawn(temp, html, 6);
+    }
+
+    [Fact]
+    public void ACampaignReportShowsItsViolationsByClassAndItsFirstSeed()
+    {
+        using var temp = new TempDirectory();
+        string html = temp.File("campaign.html");
+        using var output = new StringWriter();
+        int exitCode = SimCommand.Run(CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--seeds", "1..3", "--ops", "500", "--power-cuts", "1", "--report", html]), output, TextWriter.Null, terminal: false, CancellationToken.None);
+
+        Assert.True(exitCode == 0, output.ToString());
+        string page = File.ReadAllText(html);
+        Assert.Contains("alt=\"Violations by class\"", page, StringComparison.Ordinal);
+        Assert.Contains("alt=\"Power cuts by what the firmware was doing\"", page, StringComparison.Ordinal);
+        // A row per seed in the campaign table, and the first seed's own figures.
+        Assert.Equal(4, page.Split("<td>uniform-randwrite</td>").Length - 1);
+        AssertChartsDrawn(temp, html, 9);
+    }
+
+    /// <summary>The canary: a chart with nothing plotted is found to be blank.</summary>
+    [Fact]
+    public void AnEmptyChartIsFoundBlank()
+    {
+        using var temp = new TempDirectory();
+        string html = temp.File("empty.html");
+        var report = new HtmlReport("empty");
+        report.Chart(new OxyPlot.PlotModel { Background = OxyPlot.OxyColors.White }, "nothing");
+        report.Write(html);
+
+        var boxes = Browser.ImageBoxes(html, temp.File("empty-boxes.png"), 800);
+        Png shot = Browser.Screenshot(html, temp.File("empty.png"), 800);
+
+        Assert.Single(boxes);
+        Assert.True(Browser.Ink(shot, boxes[0]) < 0.001);
+        Assert.False(Browser.HasColour(shot, boxes[0]));
+    }
+
+    private static void AssertChartsDrawn(TempDirectory temp, string html, int charts)
+    {
+        int height = 600 + (charts * 480);
+        var boxes = Browser.ImageBoxes(html, temp.File("boxes.png"), height);
+        Png shot = Browser.Screenshot(html, temp.File("page.png"), height);
+
+        Assert.Equal(charts, boxes.Count);
+        foreach (var box in boxes)
+        {
+            Assert.Equal((HtmlReport.ChartWidth, HtmlReport.ChartHeight), (box.Right - box.Left + 1, box.Bottom - box.Top + 1));
+            double ink = Browser.Ink(shot, box);
+            Assert.True(ink > 0.01, $"the chart at y={box.Top} is nearly blank ({ink:P2} ink)");
+            Assert.True(Browser.HasColour(shot, box), $"the chart at y={box.Top} plots nothing in colour");
+        }
+    }
+}
