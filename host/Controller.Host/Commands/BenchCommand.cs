@@ -7,6 +7,7 @@ using Controller.Firmware.Loop;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
 using Controller.Management;
+using Controller.Reports;
 
 namespace Controller.Host.Commands;
 
@@ -29,6 +30,7 @@ internal static class BenchCommand
             new("--count", "N", "this many requests instead of a duration"),
             new("--mix", "PERCENT", "readwrite and randrw: percent of reads (default 50)"),
             new("--seed", "N", "seed of the random offsets (default 1)"),
+            new("--report", "FILE.html", "also write one HTML page that opens offline: IOPS and MiB/s over time, the latency CDF, and the figures"),
             HostOptions.Json,
         ],
         RunAsync)
@@ -102,7 +104,17 @@ internal static class BenchCommand
             latency.Add(h);
         }
 
+        (long lastOps, long lastBytes) = job.TakeInterval();
+        double last = Math.Max(1e-6, seconds - job.LastProgressSeconds);
+        job.Intervals.Add((seconds, lastOps / last, lastBytes / last / (1 << 20)));
         await Report(args, console, pattern, blockSize, depth, job, latency, seconds).ConfigureAwait(false);
+        if (args.Single("--report") is { } path)
+        {
+            HtmlReport page = HtmlPage(args, pattern, blockSize, depth, job, latency, seconds);
+            page.Write(path);
+            await console.Error.WriteLineAsync($"report: {path} ({page.Charts} charts)").ConfigureAwait(false);
+        }
+
         return 0;
     }
 
@@ -112,6 +124,7 @@ internal static class BenchCommand
         (long ops, long bytes) = job.TakeInterval();
         double interval = Math.Max(1e-6, elapsed - job.LastProgressSeconds);
         job.LastProgressSeconds = elapsed;
+        job.Intervals.Add((elapsed, ops / interval, bytes / interval / (1 << 20)));
         double done = duration is { } d ? elapsed / d.TotalSeconds : (double)job.Completed / count!.Value;
         string rates = string.Create(CultureInfo.InvariantCulture, $"{ops / interval,9:0} IOPS {bytes / interval / (1 << 20),9:0.0} MiB/s");
         if (console.OutputIsTerminal)
@@ -161,6 +174,28 @@ internal static class BenchCommand
         await console.Out.WriteAsync(text.ToString()).ConfigureAwait(false);
     }
 
+    /// <summary>The run as one HTML page: IOPS and MiB/s over wall time, the latency CDF, the figures.</summary>
+    private static HtmlReport HtmlPage(CommandArgs args, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)
+    {
+        CultureInfo c = CultureInfo.InvariantCulture;
+        var page = new HtmlReport($"ssdhost bench: {pattern}, {blockSize} B at depth {depth}");
+        page.Paragraph($"ssdhost bench {string.Join(' ', args.Positionals)} {args.Echo("--report")}".Trim());
+        page.Chart(Charts.Lines("IOPS over time", "wall time (s)", "IOPS", [new Series("IOPS", [.. job.Intervals.Select(i => (i.Seconds, i.Iops))])]), "Commands completed per second, per progress interval.");
+        page.Chart(Charts.Lines("Throughput over time", "wall time (s)", "MiB/s", [new Series("MiB/s", [.. job.Intervals.Select(i => (i.Seconds, i.MibPerSecond))])]), "Bytes moved per second, per progress interval.");
+        page.Chart(Charts.Cdf("Latency CDF", "latency (µs, wall)", [new Series(pattern, Charts.CumulativeOf(latency.Buckets(), 1e-3))]), "The fraction of commands that completed within each latency.");
+        page.Figures("The run's figures", [
+            ("pattern", pattern),
+            ("block size (bytes)", blockSize.ToString(c)),
+            ("queue depth", depth.ToString(c)),
+            ("commands", job.Completed.ToString(c)),
+            ("seconds", seconds.ToString("0.000", c)),
+            ("IOPS", (job.Completed / seconds).ToString("0", c)),
+            ("MiB/s", (job.Bytes / seconds / (1 << 20)).ToString("0.0", c)),
+            ("latency p50 / p99 / p99.9 (µs)", string.Create(c, $"{latency.Percentile(0.5) / 1000.0:0.0} / {latency.Percentile(0.99) / 1000.0:0.0} / {latency.Percentile(0.999) / 1000.0:0.0}")),
+        ]);
+        return page;
+    }
+
     /// <summary>
     /// The histogram in power-of-two buckets, for a display that fits a screen: one line a bucket,
     /// its bar scaled so that the fullest of these buckets (not of the fine ones they merge) is
@@ -187,6 +222,9 @@ internal static class BenchCommand
         private long _max;
 
         public List<LatencyHistogram> Histograms { get; } = [];
+
+        /// <summary>Each progress interval: when it ended (wall seconds from the start), its IOPS and MiB/s.</summary>
+        public List<(double Seconds, double Iops, double MibPerSecond)> Intervals { get; } = [];
 
         public long Completed => Interlocked.Read(ref _completed);
 

@@ -39,6 +39,20 @@ public sealed class ReportRenderTests
         AssertChartsDrawn(temp, html, 9, allZero: [0]);
     }
 
+    [Fact]
+    public async Task ABenchReportShowsItsChartsInHeadlessChromium()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp);
+        string html = temp.File("bench.html");
+
+        var (exitCode, _, error) = await HostRun.RunAsync("bench", server.Uri, "--rw", "randrw", "--iodepth", "4", "--duration", "3s", "--report", html);
+
+        Assert.True(exitCode == 0, error);
+        Assert.Contains($"report: {html} (3 charts)", error, StringComparison.Ordinal);
+        AssertChartsDrawn(temp, html, 3);
+    }
+
     /// <summary>The canary: a chart with nothing plotted is found to be blank.</summary>
     [Fact]
     public void AnEmptyChartIsFoundBlank()
