@@ -26,16 +26,16 @@ internal static class CrashTestCommand
             new("--case", "ID", "run one case, as the report names it (e.g. split/no-plp/dirty/Tf@sector,S)"),
             new("--cut", "CUT", "with --case, only this cut point: nand:N (during the Nth NAND operation from the sequence's start), after:N (after its Nth command; the FLUSH that follows the sequence is the last), or none"),
             new("--trace", "FILE", "with --case, every event of every run as a line"),
+            new("--report", "FILE.html", "write one HTML page that opens offline: violations by class, cut points and violations per device, and the figures"),
         ],
-        (args, _) => Task.FromResult(Run(args, output)))
+        (args, cancellation) => Task.FromResult(Run(args, output, Console.Error, SimHooks.None, !Console.IsErrorRedirected, cancellation)))
     {
         Epilogue = "Vocabulary: W write, T trim, Z write zeroes, each plain or with f (FUA), Z also with n (NO_HOLE)\nand fn, at one of the targets sector, neighbour, first-half, second-half (of a large page),\nacross (a large-page boundary), unaligned (ends inside sectors), last (the device's last\nsector); and S, a flush.\n\nExamples:\n  ssd-emulator crashtest --length 2 --json k2.json\n  ssd-emulator crashtest --length 3 --sample 20000 --seed 7\n  ssd-emulator crashtest --length 3 --shard 5/64 --json shard-5.json\n  ssd-emulator crashtest --case 'split/no-plp/dirty/Tf@sector,S' --cut nand:2 --trace case.trace",
     };
 
-    public static int Run(CommandArgs args, TextWriter output) => Run(args, output, Console.Error, SimHooks.None);
 
     /// <summary>Runs the command line; <paramref name="hooks"/> selects a canary (tests only).</summary>
-    internal static int Run(CommandArgs args, TextWriter output, TextWriter progress, SimHooks hooks)
+    internal static int Run(CommandArgs args, TextWriter output, TextWriter progress, SimHooks hooks, bool terminal = false, CancellationToken interrupt = default)
     {
         IReadOnlyList<string> overrides = args.All("--set");
         int length = (int)args.Integer("--length", 3, 1, 4);
@@ -56,32 +56,69 @@ internal static class CrashTestCommand
 
         long[] cases = Select(args, test);
         int jobs = (int)args.Integer("--jobs", Environment.ProcessorCount, 1, 1024);
-        var results = new CrashCaseResult[cases.Length];
+        var results = new CrashCaseResult?[cases.Length];
         var wall = Stopwatch.StartNew();
-        long done = 0;
-        long lastProgress = 0;
-        Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = jobs }, i =>
+        var line = new ProgressLine(progress, terminal, TimeSpan.FromSeconds(5));
+        var gate = new object();
+        long done = 0, cutPoints = 0, violations = 0;
+        try
         {
-            results[i] = test.Run(test.Case(cases[i]));
-            long finished = Interlocked.Increment(ref done);
-            long now = wall.ElapsedMilliseconds;
-            long last = Interlocked.Read(ref lastProgress);
-            if (now - last >= 5000 && Interlocked.CompareExchange(ref lastProgress, now, last) == last)
+            Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = jobs }, (i, state) =>
             {
-                progress.WriteLine(string.Create(CultureInfo.InvariantCulture, $"crashtest: {finished}/{cases.Length} sequences in {now / 1000.0:0} s"));
-            }
-        });
-        wall.Stop();
+                if (interrupt.IsCancellationRequested)
+                {
+                    // The sequences before this one still finish: the report covers a prefix of the run.
+                    state.Break();
+                    return;
+                }
 
-        var report = new CrashReport(test, cases.Length, results, wall.Elapsed.TotalSeconds, args.Echo("--json", "--jobs"));
+                CrashCaseResult result = test.Run(test.Case(cases[i]));
+                results[i] = result;
+                lock (gate)
+                {
+                    done++;
+                    cutPoints += result.CutPoints;
+                    violations += result.Violations.Count;
+                    line.Show(string.Create(CultureInfo.InvariantCulture, $"crashtest: {done}/{cases.Length} sequences, {cutPoints} cut points, {violations} violations, {done / Math.Max(1e-3, line.Elapsed.TotalSeconds):0} sequences/s {line.TimeLeft((double)done / cases.Length)}"));
+                }
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+
+        wall.Stop();
+        line.Clear();
+        CrashCaseResult[] ran = [.. results.TakeWhile(r => r is not null).Select(r => r!)];
+        var report = new CrashReport(test, ran.Length, ran, wall.Elapsed.TotalSeconds, args.Echo("--json", "--jobs", "--report"));
         report.Write(output, setOptions);
+        if (ran.Length < cases.Length)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"interrupted (Ctrl-C): {ran.Length} of {cases.Length} sequences ran; the report covers those (the same command runs them all)"));
+        }
+
         if (args.Single("--json") is { } json)
         {
             report.WriteJson(json, setOptions);
         }
 
-        return report.Violations.Count == 0 ? 0 : 1;
+        if (args.Single("--report") is { } html)
+        {
+            Reports.HtmlReport page = report.Html($"ssd-emulator crashtest {args.Echo("--report")}");
+            page.Write(html);
+            output.WriteLine($"report: {html} ({page.Charts} charts)");
+        }
+
+        if (report.Violations.Count > 0)
+        {
+            return ExitCodes.Failure;
+        }
+
+        return ran.Length < cases.Length ? ExitCodes.Interrupted : ExitCodes.Done;
     }
+
+
 
     private static int RunOne(CommandArgs args, TextWriter output, CrashTest test, string id, string setOptions)
     {
@@ -187,6 +224,32 @@ internal static class CrashTestCommand
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"crashtest: length {test.Length} ({options}): {sequences} sequences, {CutPoints} cut points, {Violations.Count} violations, {wallSeconds:0.0} s"));
+        }
+
+        /// <summary>The run as one HTML page: its figures, violations by class, cut points and violations per device.</summary>
+        public Reports.HtmlReport Html(string commandLine)
+        {
+            CultureInfo c = CultureInfo.InvariantCulture;
+            var page = new Reports.HtmlReport($"ssd-emulator crashtest: length {test.Length}");
+            page.Paragraph(commandLine);
+            page.Figures("The run", [
+                ("sequences", sequences.ToString(c)),
+                ("cut points", CutPoints.ToString(c)),
+                ("violations", Violations.Count.ToString(c)),
+                ("wall seconds", wallSeconds.ToString("0.0", c)),
+            ]);
+            var byClass = Enum.GetValues<ViolationClass>().ToDictionary(Violation.Name, _ => 0);
+            foreach (CrashViolation violation in Violations)
+            {
+                byClass[violation.Violation.ClassName] = byClass.GetValueOrDefault(violation.Violation.ClassName) + 1;
+            }
+
+            var devices = results.GroupBy(r => $"{r.Case.Device.Policy}/{r.Case.Device.PlpName}").OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+            page.Chart(Reports.Charts.Bars("Violations by class", "class", "violations", [.. byClass.Select(b => (b.Key, (double)b.Value))]), "Every class of the no-lost-writes invariant, those with none included.");
+            page.Chart(Reports.Charts.Bars("Cut points per device", "trim policy / power-loss protection", "cut points", [.. devices.Select(d => (d.Key, (double)d.Sum(r => (long)r.CutPoints)))]), "Every instant the power was cut, per device the cases ran on.");
+            page.Table("Devices", ["device", "sequences", "cut points", "violations"], devices.Select(d => (IReadOnlyList<string>)[d.Key, d.Count().ToString(c), d.Sum(r => (long)r.CutPoints).ToString(c), d.Sum(r => r.Violations.Count).ToString(c)]));
+            page.Table("Violations (the first 200)", ["case", "cut", "class", "sector"], Violations.Take(200).Select(v => (IReadOnlyList<string>)[v.Case.Id, v.Cut.ToString(), v.Violation.ClassName, v.Violation.Sector.ToString(c)]));
+            return page;
         }
 
         public static void WriteViolation(TextWriter output, CrashViolation violation, string setOptions)

@@ -53,6 +53,20 @@ public sealed class ReportRenderTests
         AssertChartsDrawn(temp, html, 3);
     }
 
+    [Fact]
+    public void ACrashtestReportShowsItsChartsInHeadlessChromium()
+    {
+        using var temp = new TempDirectory();
+        string html = temp.File("crashtest.html");
+        using var output = new StringWriter();
+        int exitCode = CrashTestCommand.Run(CommandArgs.Parse(CrashTestCommand.Verb(TextWriter.Null), ["--length", "1", "--shard", "0/8", "--report", html]), output, TextWriter.Null, Controller.Emulator.Sim.SimHooks.None);
+
+        Assert.True(exitCode == 0, output.ToString());
+        Assert.Contains($"report: {html} (2 charts)", output.ToString(), StringComparison.Ordinal);
+        // No violation of any class in a run that held: that chart's bars are all zero-length.
+        AssertChartsDrawn(temp, html, 2, allZero: [0]);
+    }
+
     /// <summary>The canary: a chart with nothing plotted is found to be blank.</summary>
     [Fact]
     public void AnEmptyChartIsFoundBlank()
