@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using Controller.Cli;
+using Controller.Emulator.Sim;
 
 namespace Controller.Emulator.Cli;
 
@@ -20,7 +21,7 @@ internal static class SimMerge
         "merge",
         "join the --json reports of a campaign's shards into one",
         "Reads the --json report of every shard of a campaign (sim --seeds A..B --shard K/N on N machines), checks that they are of one campaign (the same --seeds, the same options, the same version of the emulator), that no shard was interrupted, and that together they cover every seed exactly once, then writes the report one machine running the whole range would have written (runs in seed order) and prints the campaign's figures. Exits 1 if any run found a violation, 2 if the shards do not make one campaign.",
-        [new("--json", "FILE", "where the joined report goes (required)")],
+        [new("--json", "FILE", "where the joined report goes (required)"), new("--report", "FILE.html", "also write the campaign as one HTML page: its seeds, power cuts and violations by class")],
         (args, _) => Task.FromResult(Run(args, output)))
     {
         Arguments = [new("SHARD", "the shards' reports (shard-*.json)", Many: true)],
@@ -111,7 +112,48 @@ internal static class SimMerge
         int failed = runs.Count(r => r.GetProperty("violations").GetArrayLength() > 0) + dead.Count;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"campaign: seeds={expected} (--seeds {first.Seeds}, {count} shards) failed={failed} power-cuts={cuts} violations={byClass.Values.Sum()}{(byClass.Count > 0 ? $" ({string.Join(", ", byClass.Select(c => $"{c.Key} {c.Value}"))})" : string.Empty)} dead-devices={dead.Count}"));
         output.WriteLine($"json: {target}");
+        if (args.Single("--report") is { } html)
+        {
+            Reports.HtmlReport page = Page(first, count, runs, dead);
+            page.Write(html);
+            output.WriteLine($"report: {html} ({page.Charts} charts)");
+        }
+
         return failed == 0 ? ExitCodes.Done : ExitCodes.Failure;
+    }
+
+    /// <summary>The joined campaign as one HTML page, from the shards' runs.</summary>
+    private static Reports.HtmlReport Page(ShardReport first, ulong shards, List<JsonElement> runs, List<JsonElement> dead)
+    {
+        CultureInfo c = CultureInfo.InvariantCulture;
+        var page = new Reports.HtmlReport($"ssd-emulator sim campaign: --seeds {first.Seeds}, {shards} shards");
+        page.Paragraph($"ssd-emulator sim --seeds {first.Seeds} {first.Options} (version {first.Version})");
+        var byClass = Enum.GetValues<ViolationClass>().ToDictionary(Violation.Name, _ => 0);
+        foreach (JsonElement violation in runs.SelectMany(r => r.GetProperty("violations").EnumerateArray()))
+        {
+            string name = violation.GetProperty("class").GetString() ?? "?";
+            byClass[name] = byClass.GetValueOrDefault(name) + 1;
+        }
+
+        byClass[Violation.Name(ViolationClass.DeadDevice)] += dead.Count;
+        page.Figures("The campaign", [
+            ("seeds", (runs.Count + dead.Count).ToString(c)),
+            ("seeds that failed", (runs.Count(r => r.GetProperty("violations").GetArrayLength() > 0) + dead.Count).ToString(c)),
+            ("power cuts", runs.Sum(r => r.GetProperty("powerCuts").GetInt64()).ToString(c)),
+            ("violations", byClass.Values.Sum().ToString(c)),
+        ]);
+        page.Chart(Reports.Charts.Bars("Violations by class", "class", "violations", [.. byClass.Select(b => (b.Key, (double)b.Value))]), "Every class of the no-lost-writes invariant, those with none included.");
+        page.Chart(
+            Reports.Charts.Lines("Power cuts and write amplification per seed", "seed", "count / WAF", [
+                new Reports.Series("power cuts", [.. runs.Select(r => ((double)r.GetProperty("seed").GetUInt64(), (double)r.GetProperty("powerCuts").GetInt64()))]),
+                new Reports.Series("waf", [.. runs.Select(r => ((double)r.GetProperty("seed").GetUInt64(), r.GetProperty("waf").GetDouble()))]),
+            ]),
+            "Each seed's power cuts and its write amplification.");
+        page.Table("Seeds", ["seed", "workload", "host ops", "waf", "power cuts", "violations", "trace hash"], runs.Select(r => (IReadOnlyList<string>)[
+            r.GetProperty("seed").GetUInt64().ToString(c), r.GetProperty("workload").GetString() ?? "?", r.GetProperty("hostOps").GetInt64().ToString(c),
+            r.GetProperty("waf").GetDouble().ToString("0.000", c), r.GetProperty("powerCuts").GetInt64().ToString(c),
+            r.GetProperty("violations").GetArrayLength().ToString(c), r.GetProperty("traceHash").GetString() ?? "?"]));
+        return page;
     }
 
     private static (ulong Low, ulong High) Range(ShardReport shard)

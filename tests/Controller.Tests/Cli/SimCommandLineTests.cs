@@ -112,10 +112,12 @@ public sealed class SimCommandLineTests
         Assert.Equal(0, Sim([.. campaign, "--shard", "0/2", "--json", temp.File("shard-0.json")]).ExitCode);
         Assert.Equal(0, Sim([.. campaign, "--shard", "1/2", "--json", temp.File("shard-1.json")]).ExitCode);
 
-        var (mergeCode, mergeOutput, _) = Merge(temp.File("shard-1.json"), temp.File("shard-0.json"), "--json", temp.File("merged.json"));
+        var (mergeCode, mergeOutput, _) = Merge(temp.File("shard-1.json"), temp.File("shard-0.json"), "--json", temp.File("merged.json"), "--report", temp.File("campaign.html"));
 
         Assert.Equal(0, mergeCode);
         Assert.Contains("campaign: seeds=4 (--seeds 1..4, 2 shards) failed=0 power-cuts=", mergeOutput, StringComparison.Ordinal);
+        Assert.Contains($"report: {temp.File("campaign.html")} (2 charts)", mergeOutput, StringComparison.Ordinal);
+        Assert.Equal(4, File.ReadAllText(temp.File("campaign.html")).Split("<td>uniform-randwrite</td>").Length - 1);
         string one = Runs(temp.File("one.json"));
         Assert.Equal(one, Runs(temp.File("two.json")));
         Assert.Equal(one, Runs(temp.File("merged.json")));
