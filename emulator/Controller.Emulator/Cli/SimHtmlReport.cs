@@ -139,7 +139,7 @@ internal static class SimHtmlReport
     private static long Lookups((SimSample From, SimSample To) interval) =>
         interval.To.CacheHits - interval.From.CacheHits + interval.To.CacheMisses - interval.From.CacheMisses;
 
-    /// <summary>Blocks per erase count, in at most 40 bars of equal width.</summary>
+    /// <summary>Blocks per erase count, from the least erased to the most, in at most 40 bars of equal width.</summary>
     internal static IReadOnlyList<(string Label, double Value)> EraseHistogram(IReadOnlyList<uint> counts)
     {
         if (counts.Count == 0)
@@ -147,15 +147,16 @@ internal static class SimHtmlReport
             return [("0", 0)];
         }
 
+        uint min = counts.Min();
         uint max = counts.Max();
-        uint width = Math.Max(1, (max + 40) / 40);
-        var bars = new double[(max / width) + 1];
+        uint width = Math.Max(1, (max - min + 40) / 40);
+        var bars = new double[((max - min) / width) + 1];
         foreach (uint count in counts)
         {
-            bars[count / width]++;
+            bars[(count - min) / width]++;
         }
 
-        return [.. bars.Select((n, i) => (width == 1 ? (i * width).ToString(CultureInfo.InvariantCulture) : $"{i * width}-{(i * width) + width - 1}", n))];
+        return [.. bars.Select((n, i) => (width == 1 ? (min + i).ToString(CultureInfo.InvariantCulture) : $"{min + (i * width)}-{min + (i * width) + width - 1}", n))];
     }
 
     private static IEnumerable<(string, string)> Figures(SimResult run)

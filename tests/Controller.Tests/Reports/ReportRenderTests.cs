@@ -67,6 +67,16 @@ public sealed class ReportRenderTests
         AssertChartsDrawn(temp, html, 2, allZero: [0]);
     }
 
+    [Fact]
+    public void TheEraseHistogramSpansTheLeastToTheMostErasedInAtMost40Bars()
+    {
+        Assert.Equal([("3", 2.0), ("4", 0.0), ("5", 1.0)], SimHtmlReport.EraseHistogram([3, 5, 3]));
+        var wide = SimHtmlReport.EraseHistogram([.. Enumerable.Range(100, 1000).Select(i => (uint)i)]);
+        Assert.InRange(wide.Count, 20, 40);
+        Assert.StartsWith("100-", wide[0].Label, StringComparison.Ordinal);
+        Assert.Equal(1000, wide.Sum(b => b.Value));
+    }
+
     /// <summary>The canary: a chart with nothing plotted is found to be blank.</summary>
     [Fact]
     public void AnEmptyChartIsFoundBlank()
