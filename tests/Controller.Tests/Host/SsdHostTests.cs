@@ -120,6 +120,23 @@ public sealed class SsdHostTests
     }
 
     [Fact]
+    public async Task AManagementClientThatHangsUpAfterItsAnswerLeavesNoComplaintInTheServersLog()
+    {
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp, control: true);
+
+        var cut = await HostRun.RunAsync("power-cut", "--control", server.Control);
+        var stats = await HostRun.RunAsync("stats", "--control", server.Control);
+        (int exitCode, _) = await server.StopAsync("TERM");
+        string log = await server.ErrorsAsync();
+
+        Assert.Equal((0, 0, 0), (cut.ExitCode, stats.ExitCode, exitCode));
+        Assert.Contains("power cut", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("management connection ended", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("reset by peer", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task InfoNamesTheTransmissionFlagsAsTheProtocolDoes()
     {
         using var temp = new TempDirectory();

@@ -117,6 +117,11 @@ internal sealed class ServerProcess : IDisposable
         return (_process.ExitCode, rest);
     }
 
+    /// <summary>What the server wrote on standard error, once it has exited.</summary>
+    public Task<string> ErrorsAsync() => _process.HasExited
+        ? _process.StandardError.ReadToEndAsync()
+        : throw new InvalidOperationException("the server still runs; stop it first");
+
     public void Kill()
     {
         _process.Kill();
