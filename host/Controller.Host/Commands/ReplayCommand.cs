@@ -106,7 +106,17 @@ internal static class ReplayCommand
             }
         }
 
-        await replay.ConfigureAwait(false);
+        bool interrupted = false;
+        try
+        {
+            await replay.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Ctrl-C: what completed is still worth its summary (and its ledger, checkable as is).
+            interrupted = true;
+        }
+
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         if (console.OutputIsTerminal)
         {
@@ -114,7 +124,13 @@ internal static class ReplayCommand
         }
 
         await Report(args, console, file, format, run, seconds, ledgerPath).ConfigureAwait(false);
-        return run.Failures > 0 ? 1 : 0;
+        if (interrupted)
+        {
+            await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"replay: interrupted (Ctrl-C) after {run.Completed} of {commands} commands; the figures cover those")).ConfigureAwait(false);
+            return run.Failures > 0 ? ExitCodes.Failure : ExitCodes.Interrupted;
+        }
+
+        return run.Failures > 0 ? ExitCodes.Failure : ExitCodes.Done;
     }
 
     private static TraceFormat Format(CommandArgs args)

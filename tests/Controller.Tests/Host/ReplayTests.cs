@@ -66,6 +66,25 @@ public sealed class ReplayTests
         Assert.Contains("  write  n=", timed.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task CtrlCStopsAReplayWithTheSummaryOfWhatRan()
+    {
+        string trace = TraceReaderTests.Sample("spc.csv");
+        double duration = TraceSummary.Scan(TraceReader.Open(trace, TraceFormat.Spc)).DurationNanoseconds / 1e9;
+        Assert.True(duration > 0.2, $"the sample trace lasts {duration} s: too short to stop in the middle");
+        using var temp = new TempDirectory();
+        using var server = await ServerProcess.StartAsync(temp);
+
+        // A tenth of the recorded speed: the trace takes ten times as long, and Ctrl-C comes a third of the way in.
+        var stopped = await HostRun.RunAsync(TimeSpan.FromSeconds(duration * 10 / 3), "replay", server.Uri, trace, "--format", "spc", "--speed", "0.1");
+
+        Assert.Equal(130, stopped.ExitCode);
+        Assert.Matches(@"^replay spc\.csv: \d+ commands in ", stopped.Output);
+        int ran = int.Parse(stopped.Output.Split(": ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(ran, 1, 399);
+        Assert.Contains($"replay: interrupted (Ctrl-C) after {ran} of 400 commands", stopped.Error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("replay|URI|TRACE", "replay: --format F is required: blkparse, fio, mqsim, msr, spc")]
     [InlineData("replay|URI|TRACE|--format|csv", "replay: --format 'csv' is not a trace format; formats are blkparse, fio, mqsim, msr, spc")]
