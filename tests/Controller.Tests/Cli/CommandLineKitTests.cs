@@ -107,6 +107,35 @@ public sealed partial class CommandLineKitTests
     }
 
     [Fact]
+    public void TheBashCompletionScriptCompletesThroughTheProgramItself()
+    {
+        using var temp = new TempDirectory();
+        // ssdhost as the README installs it: a command of that name on PATH.
+        string bin = temp.File("bin");
+        Directory.CreateDirectory(bin);
+        string ssdhost = Path.Combine(bin, "ssdhost");
+        File.WriteAllText(ssdhost, $"#!/bin/sh\nexec dotnet '{Path.Combine(AppContext.BaseDirectory, "ssdhost.dll")}' \"$@\"\n");
+        ExternalTool.Run("chmod", "+x", ssdhost);
+        string script = $$"""
+            export PATH='{{bin}}':"$PATH"
+            source '{{Repository.PathOf("host", "ssd-completion.bash")}}'
+            complete -p ssdhost
+            complete_line() { COMP_LINE="$1"; COMP_POINT=${#1}; read -ra COMP_WORDS <<< "$1"; [[ "$1" == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _ssd_complete; echo "${COMPREPLY[*]}"; }
+            complete_line "ssdhost be"
+            complete_line "ssdhost bench URI --rw rand"
+            """;
+        File.WriteAllText(temp.File("complete.sh"), script);
+
+        var (exitCode, output, error) = ExternalTool.Run("bash", temp.File("complete.sh"));
+
+        Assert.True(exitCode == 0, error);
+        string[] lines = output.Split('\n');
+        Assert.Contains("-F _ssd_complete", lines[0], StringComparison.Ordinal);
+        Assert.Equal("bench", lines[1]);
+        Assert.Equal(["randread", "randrw", "randtrim", "randwrite"], lines[2].Split(' ').Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void EveryCommandLineInTheDocsParses()
     {
         var lines = DocumentedCommandLines().ToList();
