@@ -41,7 +41,7 @@ public static class NbdService
     public static IReadOnlyList<string> ConfigSets(CommandArgs args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        return [.. args.All("--set"), .. args.Has("--read-only") ? [FtlConfig.ReadOnly.Path + "=true"] : Array.Empty<string>()];
+        return [.. args.All("--set"), .. args.Declares("--read-only") && args.Has("--read-only") ? [FtlConfig.ReadOnly.Path + "=true"] : Array.Empty<string>()];
     }
 
     /// <summary>The note on socket activation, for the --help of <paramref name="command"/> (as a user types it).</summary>
