@@ -8,6 +8,7 @@ namespace Controller.Tests.Board;
 /// linux-arm64 (a Raspberry Pi's) and run under qemu-aarch64-static, serving NBD on a Unix socket
 /// to qemu-io.
 /// </summary>
+[Trait("Category", "Interop")]
 public sealed class BoardProcessTests
 {
     private static readonly string s_profile = Repository.PathOf("hw-config", "boards", "emulated.json");

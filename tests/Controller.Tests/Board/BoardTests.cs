@@ -15,6 +15,7 @@ namespace Controller.Tests.Board;
 /// pins it holds high (a fake GPIO driver), and the real-chip device with the emulated chip
 /// standing in on the SPI bus.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class BoardTests
 {
     private static string BoardFile(string name) => Repository.PathOf("hw-config", "boards", name + ".json");

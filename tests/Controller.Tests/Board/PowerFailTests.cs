@@ -19,6 +19,7 @@ namespace Controller.Tests.Board;
 /// endpoint's powerFail on the emulated device. Its edge saves the cache on hold-up energy: what was
 /// written and never flushed is there after the power goes; without the edge it is not.
 /// </summary>
+[Trait("Category", "Interop")]
 public sealed class PowerFailTests
 {
     private const int Pin = 17;

@@ -14,6 +14,7 @@ namespace Controller.Tests.Board;
 /// allowed fails; a chip holding data is refused the self-test unless --yes, which leaves its block
 /// erased; the ONFI parameter page codec against its CRC.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class ProbeTests
 {
     private static string Profile => Repository.PathOf("hw-config", "boards", "emulated.json");

@@ -16,6 +16,7 @@ namespace Controller.Tests.Board;
 /// monotonic clock) and in serve on a virtual clock (where the idle wall time passes on it), the
 /// unflushed write reaches the NAND on its own; with expiry off it stays in DRAM.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class ServedExpiryTests
 {
     [Theory]

@@ -5,6 +5,7 @@ using Controller.Firmware.Loop;
 
 namespace Controller.Tests.Cache;
 
+[Trait("Category", "Unit")]
 public sealed class BuddyAllocatorTests
 {
     [Fact]

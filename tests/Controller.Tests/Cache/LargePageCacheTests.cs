@@ -8,6 +8,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Cache;
 
+[Trait("Category", "Unit")]
 public sealed class LargePageCacheTests
 {
     private const int Sector = 4096;

@@ -8,6 +8,7 @@ namespace Controller.Tests.Cache;
 /// what memory the page holds afterwards, what was zeroed, copied or written back, and what was
 /// recorded when a policy could not do its work. A policy replaced by another fails here.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class TrimPolicyTests
 {
     private const int Sector = 4096;

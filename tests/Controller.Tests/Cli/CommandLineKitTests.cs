@@ -9,6 +9,7 @@ namespace Controller.Tests.Cli;
 /// The one command-line kit of ssd-emulator, ssdhost and ssd-board: help at every level, the
 /// documented command lines still parse, completion, response files, --version, exit codes.
 /// </summary>
+[Trait("Category", "Process")]
 public sealed partial class CommandLineKitTests
 {
     private static readonly HostConsole s_quiet = new(TextWriter.Null, TextWriter.Null, () => Stream.Null, () => Stream.Null, false);

@@ -3,6 +3,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Cli;
 
+[Trait("Category", "Process")]
 public sealed class EmulatorCommandLineTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Cli;
 
 /// <summary>The emulator as one self-contained file, as the campaign image carries it (emulator/Dockerfile).</summary>
+[Trait("Category", "Process")]
 public sealed class SingleFileTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Cli;
 
 /// <summary>The three programs packed as .NET tools and installed by name, as the README has users do.</summary>
+[Trait("Category", "Process")]
 public sealed class ToolInstallTests
 {
     [Fact]

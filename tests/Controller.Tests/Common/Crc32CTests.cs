@@ -3,6 +3,7 @@ using Controller.Firmware.Loop;
 
 namespace Controller.Tests.Common;
 
+[Trait("Category", "Unit")]
 public sealed class Crc32CTests
 {
     [Fact]

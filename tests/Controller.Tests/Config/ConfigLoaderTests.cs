@@ -5,6 +5,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Config;
 
+[Trait("Category", "Unit")]
 public sealed class ConfigLoaderTests
 {
     private const string Source = "profile.json";

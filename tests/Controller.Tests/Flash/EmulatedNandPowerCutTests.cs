@@ -5,6 +5,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Flash;
 
+[Trait("Category", "Unit")]
 public sealed class EmulatedNandPowerCutTests
 {
     private const int Seeds = 90;

@@ -5,6 +5,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Flash;
 
+[Trait("Category", "Unit")]
 public sealed class EmulatedNandRulesTests
 {
     private readonly VirtualClock _clock = new();

@@ -9,6 +9,7 @@ namespace Controller.Tests.Flash;
 /// The tiny profile has two channels with one die each (blocks 0-63 on die 0, channel 0; blocks
 /// 64-127 on die 1, channel 1). The two-dies-per-channel case sets nand.diesPerChannel=2.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class EmulatedNandTimingTests
 {
     private readonly VirtualClock _clock = new();

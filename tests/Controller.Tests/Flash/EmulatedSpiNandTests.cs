@@ -8,6 +8,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Flash;
 
 /// <summary>The SPI NAND driver against the emulated chip: the whole byte protocol, end to end.</summary>
+[Trait("Category", "Unit")]
 public sealed class EmulatedSpiNandTests
 {
     [Fact]

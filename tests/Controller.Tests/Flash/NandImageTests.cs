@@ -9,6 +9,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Flash;
 
+[Trait("Category", "Process")]
 public sealed class NandImageTests : IDisposable
 {
     private readonly TempDirectory _temp = new();

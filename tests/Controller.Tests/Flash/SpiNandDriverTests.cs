@@ -7,6 +7,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Flash;
 
 /// <summary>The SPI NAND driver's bytes on the wire, against a fake that records every transfer and answers as a chip would.</summary>
+[Trait("Category", "Unit")]
 public sealed class SpiNandDriverTests
 {
     [Fact]

@@ -8,6 +8,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Ftl;
 
+[Trait("Category", "Unit")]
 public sealed class FtlBehaviourTests
 {
     private readonly VirtualClock _clock = new();

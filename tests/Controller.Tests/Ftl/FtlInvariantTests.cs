@@ -13,6 +13,7 @@ namespace Controller.Tests.Ftl;
 /// passes on a sound map and fails on each kind of damage; the cheap checks on the write and GC
 /// paths, which run in every build, fail where the damage is touched.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class FtlInvariantTests : IDisposable
 {
     private readonly VirtualClock _clock = new();

@@ -11,6 +11,7 @@ namespace Controller.Tests.Ftl;
 /// Power cuts during the Nth NAND operation of a workload (inside writes, GC, checkpoints, and
 /// recovery itself), then recovery, then every sector checked against DESIGN.md section 3.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class FtlPowerCutTests
 {
     private const int CutsPerSeed = 10;

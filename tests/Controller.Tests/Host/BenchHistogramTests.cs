@@ -3,6 +3,7 @@ using Controller.Host.Commands;
 namespace Controller.Tests.Host;
 
 /// <summary><c>ssdhost bench</c>'s latency histogram as text: bars in proportion, none clipped.</summary>
+[Trait("Category", "Unit")]
 public sealed class BenchHistogramTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Host;
 
 /// <summary><c>ssdhost</c> beside the standard tools: another NBD server, and nbdinfo's map.</summary>
+[Trait("Category", "Interop")]
 public sealed class SsdHostInteropTests
 {
     [SkippableFact]

@@ -8,6 +8,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Host;
 
 /// <summary><c>ssdhost</c> against the emulator: the verbs, their refusals, and verify across power cuts.</summary>
+[Trait("Category", "Process")]
 public sealed class SsdHostTests
 {
     [Fact]

@@ -15,6 +15,7 @@ namespace Controller.Tests.Host;
 /// writes, trims and zeroes (with and without NO_HOLE), on hand-made ledgers and against a device
 /// that ignores FUA on trims and zeroes.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class VerifyLedgerTests
 {
     private const int Block = Ledger.BlockBytes;

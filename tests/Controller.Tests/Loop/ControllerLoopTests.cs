@@ -8,6 +8,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Loop;
 
+[Trait("Category", "Unit")]
 public sealed class ControllerLoopTests : IDisposable
 {
     private const int Sector = 4096;

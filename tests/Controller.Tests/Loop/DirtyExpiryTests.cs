@@ -13,6 +13,7 @@ namespace Controller.Tests.Loop;
 /// firmware's clock, is written back and flushed in the background, oldest first, only while no
 /// host command waits; a power cut after that loses none of it.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class DirtyExpiryTests : IDisposable
 {
     private const int PageBytes = 64 * 1024;

@@ -13,6 +13,7 @@ namespace Controller.Tests.Loop;
 /// a read miss costs what the flash costs, commands in flight together overlap on different dies
 /// and queue on the same one, and completions come in the order their work ends.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class OverlapTests : IDisposable
 {
     private const int Sector = 4096;

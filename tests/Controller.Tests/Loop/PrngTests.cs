@@ -7,6 +7,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Loop;
 
+[Trait("Category", "Unit")]
 public sealed class PrngTests
 {
     [Fact]

@@ -9,6 +9,7 @@ namespace Controller.Tests.Nbd;
 /// from the image must read zeros where they were acknowledged. On <c>ssd-emulator serve</c> and
 /// on the board image with its emulated chip.
 /// </summary>
+[Trait("Category", "Interop")]
 public sealed class FuaProcessTests
 {
     /// <summary>

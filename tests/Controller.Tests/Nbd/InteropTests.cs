@@ -4,6 +4,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Nbd;
 
 /// <summary>The standard NBD clients against <c>ssd-emulator serve</c>, as real processes.</summary>
+[Trait("Category", "Interop")]
 public sealed class InteropTests
 {
     [SkippableFact]

@@ -6,6 +6,7 @@ using Nerdbank.Streams;
 namespace Controller.Tests.Nbd;
 
 /// <summary>The NBD server over an in-process duplex pipe, against a memory export, byte by byte.</summary>
+[Trait("Category", "Unit")]
 public sealed class NbdConnectionTests
 {
     private const long Size = 1 << 20;

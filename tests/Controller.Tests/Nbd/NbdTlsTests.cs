@@ -20,6 +20,7 @@ public sealed class CertificatesFixture : IDisposable
 /// (--tls require), SELECTIVETLS with no TLS-only export (--tls on), NOTLS (no certificates), and
 /// the client certificate check.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<CertificatesFixture>
 {
     private const long Size = 1 << 20;

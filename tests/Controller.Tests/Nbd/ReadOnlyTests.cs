@@ -9,6 +9,7 @@ namespace Controller.Tests.Nbd;
 /// with EPERM, reads and block status as before, and the image file byte for byte unchanged
 /// through a clean stop (no checkpoint).
 /// </summary>
+[Trait("Category", "Interop")]
 public sealed class ReadOnlyTests
 {
     [Fact]

@@ -8,6 +8,7 @@ using Controller.Firmware.Host;
 namespace Controller.Tests.Nbd;
 
 /// <summary>The emulated SSD behind serve, driven directly.</summary>
+[Trait("Category", "Unit")]
 public sealed class ServedControllerTests
 {
     [Fact]

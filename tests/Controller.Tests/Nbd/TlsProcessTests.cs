@@ -9,6 +9,7 @@ namespace Controller.Tests.Nbd;
 /// clients over TLS (nbdinfo, qemu-io, nbdcopy) and ssdhost; clients in the clear or with a
 /// certificate from another authority are refused. The management endpoint off loopback.
 /// </summary>
+[Trait("Category", "Interop")]
 public sealed class TlsProcessTests(CertificatesFixture fixture) : IClassFixture<CertificatesFixture>
 {
     private TestCertificates Certificates => fixture.Certificates;

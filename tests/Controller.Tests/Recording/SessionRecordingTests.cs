@@ -6,6 +6,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Recording;
 
 /// <summary>The recording file: every kind of record round trips, and a file cut anywhere reads as a prefix of its records.</summary>
+[Trait("Category", "Unit")]
 public sealed class SessionRecordingTests
 {
     [Theory]

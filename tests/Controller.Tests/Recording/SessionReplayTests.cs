@@ -10,6 +10,7 @@ namespace Controller.Tests.Recording;
 /// management endpoint, digest data, a killed server, a bisecting stop; and a tampered recording,
 /// which the replay must find differs.
 /// </summary>
+[Trait("Category", "Interop")]
 public sealed partial class SessionReplayTests
 {
     [SkippableFact]

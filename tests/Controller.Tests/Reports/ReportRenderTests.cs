@@ -6,6 +6,7 @@ using Controller.Tests.Support;
 namespace Controller.Tests.Reports;
 
 /// <summary>The HTML reports as a browser shows them: every chart drawn where its box is, none blank.</summary>
+[Trait("Category", "Interop")]
 public sealed class ReportRenderTests
 {
     [Fact]

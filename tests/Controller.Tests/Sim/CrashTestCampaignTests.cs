@@ -8,6 +8,7 @@ namespace Controller.Tests.Sim;
 /// policy with and without PLP, and a seeded sample of sequences of three. Each must find no
 /// violation (the canary that shows the same run can fail is in <see cref="CrashTestTests"/>).
 /// </summary>
+[Trait("Category", "Campaign")]
 public sealed class CrashTestCampaignTests
 {
     [Fact]

@@ -17,6 +17,7 @@ namespace Controller.Tests.Sim;
 /// say, that it catches a device that ignores FUA on TRIM (its canary) and replays what it finds,
 /// and its command line.
 /// </summary>
+[Trait("Category", "Process")]
 public sealed class CrashTestTests
 {
     private const int Sector = 4096;

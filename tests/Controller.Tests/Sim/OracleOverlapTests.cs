@@ -10,6 +10,7 @@ namespace Controller.Tests.Sim;
 /// that the schedule allows (a write replied to before another was submitted lands first) leaves
 /// it, each write whole within the 4 KiB sector.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class OracleOverlapTests
 {
     private const int Sector = 4096;

@@ -4,6 +4,7 @@ using Controller.Firmware.Host;
 namespace Controller.Tests.Sim;
 
 /// <summary>The oracle's classes, one by one, on hand-made histories.</summary>
+[Trait("Category", "Unit")]
 public sealed class OracleTests
 {
     private const int Sector = 4096;

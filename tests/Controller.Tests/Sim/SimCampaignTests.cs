@@ -7,6 +7,7 @@ namespace Controller.Tests.Sim;
 /// The CI campaign: 200 swarm seeds with power cuts, split in two shards run side by side as a
 /// batch runner would run them, must hold the invariant everywhere and reach every kind of cut.
 /// </summary>
+[Trait("Category", "Campaign")]
 public sealed class SimCampaignTests
 {
     private const int Seeds = 200;

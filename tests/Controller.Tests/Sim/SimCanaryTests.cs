@@ -10,6 +10,7 @@ namespace Controller.Tests.Sim;
 /// returns early loses writes or lets trims come back, whichever the cut finds), and the seed
 /// that caught it must pass with the firmware unbroken (so it is the canary that was caught).
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class SimCanaryTests
 {
     private const int MaxSeeds = 24;

@@ -10,6 +10,7 @@ namespace Controller.Tests.Sim;
 /// array through the SPI NAND driver and the emulated chip, and power cuts strike inside the chip's
 /// BUSY windows. Fewer seeds than the main campaign: every page goes through the byte protocol.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class SimSpiPathTests
 {
     // A quarter of the chip and a small cache keep recovery scans short.

@@ -8,6 +8,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Sim;
 
+[Trait("Category", "Process")]
 public sealed partial class SimTests
 {
     /// <summary>

@@ -15,6 +15,7 @@ namespace Controller.Tests.Sim;
 /// check then judge its durability. A flag added to the server without a workload, a ledger kind
 /// and an oracle rule fails here.
 /// </summary>
+[Trait("Category", "Process")]
 public sealed class VocabularyTests
 {
     [Fact]

@@ -2,6 +2,7 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Tidy;
 
+[Trait("Category", "Unit")]
 public sealed class DeterminismTidyTests
 {
     private static string FirmwareDirectory => Repository.PathOf("firmware", "Controller.Firmware");

@@ -3,6 +3,7 @@ using Controller.Traces;
 namespace Controller.Tests.Traces;
 
 /// <summary>Putting a trace onto a device: sectors widened, addresses folded, long requests split, the end never crossed.</summary>
+[Trait("Category", "Unit")]
 public sealed class TraceFolderTests
 {
     private const long Device = 1 << 20;

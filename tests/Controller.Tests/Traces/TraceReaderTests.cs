@@ -4,6 +4,7 @@ using Controller.Traces;
 namespace Controller.Tests.Traces;
 
 /// <summary>Each format read as its writers write it: every operation it has, times, units, and errors that name the line.</summary>
+[Trait("Category", "Unit")]
 public sealed class TraceReaderTests
 {
     private static List<TraceRequest> Read(TraceFormat format, string text) =>

@@ -11,6 +11,7 @@ namespace Controller.Tests.Traces;
 /// the oracle through power cuts, deterministic, paced by the trace's times, and with an oracle
 /// that still catches a broken firmware under a trace.
 /// </summary>
+[Trait("Category", "Unit")]
 public sealed class TraceReplayTests
 {
     private static readonly string[] FlushClasses = ["lost-durable-write", "resurrected-trim"];
