@@ -133,10 +133,10 @@ public static partial class CliRunner
         Command command = result.CommandResult.Command;
         string verb = command is RootCommand ? string.Empty : " " + command.Name;
         var messages = result.Errors.Select(e => Describe(program, command, result, e.Message)).Distinct().ToList();
-        if (messages.Count > 1 && command is RootCommand)
+        if (command is RootCommand && result.UnmatchedTokens.Count > 0)
         {
-            // "no verb given" says nothing more beside the verb that was not understood.
-            messages.RemoveAll(m => result.Errors.Any(e => e.Message == m && result.UnmatchedTokens.Count > 0 && !m.Contains('\'', StringComparison.Ordinal)));
+            // Beside the verb that was not understood, "no verb given" (which names no token) says nothing more.
+            messages.RemoveAll(m => !m.Contains('\'', StringComparison.Ordinal));
         }
         for (int i = 0; i < messages.Count; i++)
         {

@@ -238,14 +238,9 @@ internal static class CrashTestCommand
                 ("violations", Violations.Count.ToString(c)),
                 ("wall seconds", wallSeconds.ToString("0.0", c)),
             ]);
-            var byClass = Enum.GetValues<ViolationClass>().ToDictionary(Violation.Name, _ => 0);
-            foreach (CrashViolation violation in Violations)
-            {
-                byClass[violation.Violation.ClassName] = byClass.GetValueOrDefault(violation.Violation.ClassName) + 1;
-            }
-
+            Dictionary<string, int> byClass = Violation.CountByClass(Violations.Select(v => v.Violation.ClassName));
             var devices = results.GroupBy(r => $"{r.Case.Device.Policy}/{r.Case.Device.PlpName}").OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
-            page.Chart(Reports.Charts.Bars("Violations by class", "class", "violations", [.. byClass.Select(b => (b.Key, (double)b.Value))]), "Every class of the no-lost-writes invariant, those with none included.");
+            SimHtmlReport.ViolationsByClass(page, byClass);
             page.Chart(Reports.Charts.Bars("Cut points per device", "trim policy / power-loss protection", "cut points", [.. devices.Select(d => (d.Key, (double)d.Sum(r => (long)r.CutPoints)))]), "Every instant the power was cut, per device the cases ran on.");
             page.Table("Devices", ["device", "sequences", "cut points", "violations"], devices.Select(d => (IReadOnlyList<string>)[d.Key, d.Count().ToString(c), d.Sum(r => (long)r.CutPoints).ToString(c), d.Sum(r => r.Violations.Count).ToString(c)]));
             page.Table("Violations (the first 200)", ["case", "cut", "class", "sector"], Violations.Take(200).Select(v => (IReadOnlyList<string>)[v.Case.Id, v.Cut.ToString(), v.Violation.ClassName, v.Violation.Sector.ToString(c)]));

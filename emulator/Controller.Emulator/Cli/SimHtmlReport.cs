@@ -42,13 +42,7 @@ internal static class SimHtmlReport
     private static void Campaign(HtmlReport report, IReadOnlyList<SimResult> results, IReadOnlyList<(ulong Seed, string Message)> deadSeeds)
     {
         report.Heading("Campaign");
-        var byClass = Enum.GetValues<ViolationClass>().ToDictionary(Violation.Name, _ => 0);
-        foreach (Violation violation in results.SelectMany(r => r.Violations))
-        {
-            byClass[violation.ClassName] = byClass.GetValueOrDefault(violation.ClassName) + 1;
-        }
-
-        byClass[Violation.Name(ViolationClass.DeadDevice)] += deadSeeds.Count;
+        Dictionary<string, int> byClass = Violation.CountByClass(results.SelectMany(r => r.Violations).Select(v => v.ClassName), deadSeeds.Count);
         var cutsByActivity = new SortedDictionary<string, int>(StringComparer.Ordinal);
         foreach ((string activity, int count) in results.SelectMany(r => r.PowerCuts.ByActivity))
         {
@@ -62,7 +56,7 @@ internal static class SimHtmlReport
             ("violations", byClass.Values.Sum().ToString(CultureInfo.InvariantCulture)),
             ("host commands", results.Sum(r => r.HostOps).ToString(CultureInfo.InvariantCulture)),
         ]);
-        report.Chart(Charts.Bars("Violations by class", "class", "violations", [.. byClass.Select(c => (c.Key, (double)c.Value))]), "Every class of the no-lost-writes invariant, those with none included.");
+        ViolationsByClass(report, byClass);
         if (cutsByActivity.Count > 0)
         {
             report.Chart(Charts.Bars("Power cuts by what the firmware was doing", "activity", "cuts", [.. cutsByActivity.Select(c => (c.Key, (double)c.Value))]), "Where the cuts struck, over every seed.");
@@ -133,6 +127,10 @@ internal static class SimHtmlReport
             "Bytes of DRAM the cache's large pages held; a power cut empties it.");
         report.Figures("The run's figures", Figures(run));
     }
+
+    /// <summary>The chart every campaign report has: violations of each class of the invariant, zeros included.</summary>
+    internal static void ViolationsByClass(HtmlReport report, Dictionary<string, int> byClass) =>
+        report.Chart(Charts.Bars("Violations by class", "class", "violations", [.. byClass.Select(c => (c.Key, (double)c.Value))]), "Every class of the no-lost-writes invariant, those with none included.");
 
     private static double Rate(long bytes, (SimSample From, SimSample To) interval) => bytes / 1e6 / (interval.To.Seconds - interval.From.Seconds);
 

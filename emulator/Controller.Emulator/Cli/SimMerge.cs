@@ -128,21 +128,14 @@ internal static class SimMerge
         CultureInfo c = CultureInfo.InvariantCulture;
         var page = new Reports.HtmlReport($"ssd-emulator sim campaign: --seeds {first.Seeds}, {shards} shards");
         page.Paragraph($"ssd-emulator sim --seeds {first.Seeds} {first.Options} (version {first.Version})");
-        var byClass = Enum.GetValues<ViolationClass>().ToDictionary(Violation.Name, _ => 0);
-        foreach (JsonElement violation in runs.SelectMany(r => r.GetProperty("violations").EnumerateArray()))
-        {
-            string name = violation.GetProperty("class").GetString() ?? "?";
-            byClass[name] = byClass.GetValueOrDefault(name) + 1;
-        }
-
-        byClass[Violation.Name(ViolationClass.DeadDevice)] += dead.Count;
+        Dictionary<string, int> byClass = Violation.CountByClass(runs.SelectMany(r => r.GetProperty("violations").EnumerateArray()).Select(v => v.GetProperty("class").GetString() ?? "?"), dead.Count);
         page.Figures("The campaign", [
             ("seeds", (runs.Count + dead.Count).ToString(c)),
             ("seeds that failed", (runs.Count(r => r.GetProperty("violations").GetArrayLength() > 0) + dead.Count).ToString(c)),
             ("power cuts", runs.Sum(r => r.GetProperty("powerCuts").GetInt64()).ToString(c)),
             ("violations", byClass.Values.Sum().ToString(c)),
         ]);
-        page.Chart(Reports.Charts.Bars("Violations by class", "class", "violations", [.. byClass.Select(b => (b.Key, (double)b.Value))]), "Every class of the no-lost-writes invariant, those with none included.");
+        SimHtmlReport.ViolationsByClass(page, byClass);
         page.Chart(
             Reports.Charts.Lines("Power cuts and write amplification per seed", "seed", "count / WAF", [
                 new Reports.Series("power cuts", [.. runs.Select(r => ((double)r.GetProperty("seed").GetUInt64(), (double)r.GetProperty("powerCuts").GetInt64()))]),

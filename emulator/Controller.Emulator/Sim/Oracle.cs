@@ -38,6 +38,23 @@ public sealed record Violation(ViolationClass Class, long Sector, string Detail,
     /// <summary>The class as the reports write it: <c>lost-durable-write</c>.</summary>
     public string ClassName => Name(Class);
 
+    /// <summary>
+    /// How many of <paramref name="classNames"/> fall in each class, every class listed in the
+    /// enum's order (those with none at 0), with <paramref name="deadDevices"/> more dead-device ones.
+    /// </summary>
+    public static Dictionary<string, int> CountByClass(IEnumerable<string> classNames, int deadDevices = 0)
+    {
+        ArgumentNullException.ThrowIfNull(classNames);
+        var counts = Enum.GetValues<ViolationClass>().ToDictionary(Name, _ => 0);
+        foreach (string name in classNames)
+        {
+            counts[name] = counts.GetValueOrDefault(name) + 1;
+        }
+
+        counts[Name(ViolationClass.DeadDevice)] += deadDevices;
+        return counts;
+    }
+
     /// <summary>A class as the reports write it.</summary>
     public static string Name(ViolationClass value) => value switch
     {
