@@ -64,7 +64,7 @@ public sealed partial class FlashTranslationLayer
         _clock.WaitUntil(_latestCompletion);
         ReleaseVictims(force: true);
         ulong sequence = _nextSequence - 1;
-        byte[] bytes = CheckpointCodec.Encode(sequence, _map, _eraseCounts, _states, _uses, _streams);
+        byte[] bytes = CheckpointCodec.Encode(sequence, _sectors.Entries, _blocks.EraseCounts, _blocks.States, _blocks.Uses, _blocks.Streams);
         int parts = (int)((bytes.Length + _layout.UnitBytes - 1) / _layout.UnitBytes);
         ulong firstPart = _nextSequence;
         var blocks = new List<int>();
@@ -91,7 +91,7 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>The erase count the FTL holds for <paramref name="block"/> (for tests of its survival across cuts).</summary>
-    internal uint EraseCountOf(int block) => _eraseCounts[block];
+    internal uint EraseCountOf(int block) => _blocks.EraseCountOf(block);
 
     /// <summary>The blocks holding the current checkpoint (for tests that damage it).</summary>
     internal IReadOnlyList<int> CheckpointBlocks => _currentCheckpointBlocks;
@@ -99,7 +99,7 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Frees metadata blocks that hold nothing newer than the checkpoint just made durable.</summary>
     private void LetGoOfOldMetadata(List<int> current)
     {
-        int open = _streams[MetaStream].Block;
+        int open = _blocks.Stream(MetaStream).Block;
         for (int i = _metadataBlocks.Count - 1; i >= 0; i--)
         {
             int block = _metadataBlocks[i];
@@ -109,16 +109,12 @@ public sealed partial class FlashTranslationLayer
             }
 
             _metadataBlocks.RemoveAt(i);
-            if (_states[block] == BlockState.Bad)
+            if (_blocks.StateOf(block) == BlockState.Bad)
             {
                 continue;
             }
 
-            _states[block] = BlockState.Free;
-            _uses[block] = BlockUse.None;
-            _needsErase[block] = true;
-            _freeNotBefore[block] = _clock.NowNanoseconds;
-            _freeBlocks++;
+            _blocks.Free(block, _clock.NowNanoseconds);
         }
 
         _currentCheckpointBlocks.Clear();
@@ -181,7 +177,7 @@ public sealed partial class FlashTranslationLayer
             Statistics.BlocksErased++;
             if (erased.Succeeded)
             {
-                _eraseCounts[block]++;
+                _blocks.Erased(block);
                 return;
             }
 
@@ -204,7 +200,7 @@ public sealed partial class FlashTranslationLayer
             BinaryPrimitives.WriteInt32LittleEndian(data[(20 + (4 * i))..], shape[i]);
         }
 
-        BinaryPrimitives.WriteInt64LittleEndian(data[44..], _map.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(data[44..], _sectors.Length);
         BinaryPrimitives.WriteInt32LittleEndian(data[52..], Capacity.GoodBlocks);
         BinaryPrimitives.WriteInt32LittleEndian(data[56..], _superblocks[0]);
         BinaryPrimitives.WriteInt32LittleEndian(data[60..], _superblocks[1]);

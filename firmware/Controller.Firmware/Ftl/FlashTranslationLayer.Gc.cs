@@ -18,15 +18,15 @@ public sealed partial class FlashTranslationLayer
         RetireFailedBlocks();
         ReleaseVictims(force: false);
         int attempts = 0;
-        while (_freeBlocks < ForegroundGcFloor)
+        while (_blocks.FreeCount < ForegroundGcFloor)
         {
             // Collect until the victims waiting for release would bring the count back, then
             // release them all at once, so only the last one pads a partial cold unit. Retired
             // blocks waiting to be marked bad never come back, so they do not count. Relocation
             // itself takes free blocks (most of one per victim when the spare is small), so
             // collection pauses for a release before the pool runs down to the last two.
-            while (_freeBlocks > 2
-                && _freeBlocks + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor
+            while (_blocks.FreeCount > 2
+                && _blocks.FreeCount + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor
                 && CollectVictim(PickVictim()))
             {
                 Statistics.ForegroundGcVictims++;
@@ -35,15 +35,15 @@ public sealed partial class FlashTranslationLayer
             // Down to the last two (power cuts abandon open blocks, grown bad blocks shrink the
             // spare): collect the emptiest block only if its valid data fits in the open cold
             // block and one free block, so the pool never empties; its release gains a block.
-            if (_freeBlocks <= 2 && _releasing.Count == 0 && EmptiestFitting() is int victim and >= 0 && CollectVictim(victim))
+            if (_blocks.FreeCount <= 2 && _releasing.Count == 0 && EmptiestFitting() is int victim and >= 0 && CollectVictim(victim))
             {
                 Statistics.ForegroundGcVictims++;
             }
 
             ReleaseVictims(force: true);
-            if (++attempts > _states.Length)
+            if (++attempts > _blocks.Count)
             {
-                throw new FtlException($"garbage collection made no progress: {_freeBlocks} free blocks, {_releasing.Count} waiting; {BlockCensus()}");
+                throw new FtlException($"garbage collection made no progress: {_blocks.FreeCount} free blocks, {_releasing.Count} waiting; {BlockCensus()}");
             }
         }
 
@@ -58,18 +58,18 @@ public sealed partial class FlashTranslationLayer
     {
         int closedData = 0, fullData = 0, metadata = 0, bad = 0, open = 0;
         long valid = 0;
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            bool data = _uses[block] is BlockUse.HostData or BlockUse.ColdData;
-            closedData += _states[block] == BlockState.Closed && data ? 1 : 0;
-            fullData += _states[block] == BlockState.Closed && data && _valid[block] == _layout.SectorsPerBlock ? 1 : 0;
-            metadata += _uses[block] == BlockUse.Metadata ? 1 : 0;
-            bad += _states[block] == BlockState.Bad ? 1 : 0;
-            open += _states[block] == BlockState.Open ? 1 : 0;
-            valid += data ? _valid[block] : 0;
+            bool data = _blocks.HoldsData(block);
+            closedData += _blocks.StateOf(block) == BlockState.Closed && data ? 1 : 0;
+            fullData += _blocks.StateOf(block) == BlockState.Closed && data && _sectors.ValidIn(block) == _layout.SectorsPerBlock ? 1 : 0;
+            metadata += _blocks.UseOf(block) == BlockUse.Metadata ? 1 : 0;
+            bad += _blocks.StateOf(block) == BlockState.Bad ? 1 : 0;
+            open += _blocks.StateOf(block) == BlockState.Open ? 1 : 0;
+            valid += data ? _sectors.ValidIn(block) : 0;
         }
 
-        return $"{closedData} closed data blocks ({fullData} wholly valid), {open} open, {metadata} metadata, {bad} bad of {_states.Length}; {valid} valid sectors for {_map.Length} logical, {_layout.SectorsPerBlock} per block";
+        return $"{closedData} closed data blocks ({fullData} wholly valid), {open} open, {metadata} metadata, {bad} bad of {_blocks.Count}; {valid} valid sectors for {_sectors.Length} logical, {_layout.SectorsPerBlock} per block";
     }
 
     /// <summary>
@@ -88,17 +88,17 @@ public sealed partial class FlashTranslationLayer
     {
         int best = -1;
         double bestScore = double.NegativeInfinity;
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
             if (!IsCollectable(block))
             {
                 continue;
             }
 
-            double utilisation = (double)_valid[block] / _layout.SectorsPerBlock;
+            double utilisation = (double)_sectors.ValidIn(block) / _layout.SectorsPerBlock;
             double score = _options.GcPolicy == GcVictimPolicy.Greedy
-                ? -_valid[block]
-                : (1 - utilisation) * (_nextSequence - _lastWritten[block]) / (1 + utilisation);
+                ? -_sectors.ValidIn(block)
+                : (1 - utilisation) * (_nextSequence - _blocks.LastWritten(block)) / (1 + utilisation);
             if (score > bestScore)
             {
                 best = block;
@@ -113,24 +113,24 @@ public sealed partial class FlashTranslationLayer
     private int EmptiestFitting()
     {
         int best = -1;
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            if (IsCollectable(block) && (best < 0 || _valid[block] < _valid[best]))
+            if (IsCollectable(block) && (best < 0 || _sectors.ValidIn(block) < _sectors.ValidIn(best)))
             {
                 best = block;
             }
         }
 
-        (int coldBlock, int nextUnit) = _streams[ColdStream];
+        (int coldBlock, int nextUnit) = _blocks.Stream(ColdStream);
         long room = ((coldBlock < 0 ? 0 : _layout.UnitsPerBlock - nextUnit) * (long)_layout.SectorsPerUnit) - _coldBuffer.Count;
-        room += (_freeBlocks - 1) * (long)_layout.SectorsPerBlock;
-        return best >= 0 && _valid[best] <= room ? best : -1;
+        room += (_blocks.FreeCount - 1) * (long)_layout.SectorsPerBlock;
+        return best >= 0 && _sectors.ValidIn(best) <= room ? best : -1;
     }
 
     private bool IsCollectable(int block) =>
-        _states[block] == BlockState.Closed
-        && _uses[block] is BlockUse.HostData or BlockUse.ColdData
-        && _valid[block] < _layout.SectorsPerBlock
+        _blocks.StateOf(block) == BlockState.Closed
+        && _blocks.HoldsData(block)
+        && _sectors.ValidIn(block) < _layout.SectorsPerBlock
         && !_retiring.Contains(block);
 
     /// <summary>Moves the valid data of <paramref name="victim"/> to the cold stream; the block is released once that is durable.</summary>
@@ -158,13 +158,13 @@ public sealed partial class FlashTranslationLayer
     {
         // A block waiting for retirement is evacuated by retirement alone: collected as an
         // ordinary victim it would be released free, reused, and then marked bad under its new data.
-        if (_states[block] != BlockState.Closed || (!becomesBad && _retiring.Contains(block)))
+        if (_blocks.StateOf(block) != BlockState.Closed || (!becomesBad && _retiring.Contains(block)))
         {
-            Invariant.Broken($"block {block} ({_states[block]}{(_retiring.Contains(block) ? ", waiting for retirement" : string.Empty)}) was evacuated {(becomesBad ? "for retirement" : "as a victim")}");
+            Invariant.Broken($"block {block} ({_blocks.StateOf(block)}{(_retiring.Contains(block) ? ", waiting for retirement" : string.Empty)}) was evacuated {(becomesBad ? "for retirement" : "as a victim")}");
         }
 
         Relocate(block);
-        _states[block] = BlockState.Releasing;
+        _blocks.SetState(block, BlockState.Releasing);
         _releasing.Add(new Releasing(block, _coldUnitsProgrammed + (_coldBuffer.Count > 0 ? 1 : 0), becomesBad));
     }
 
@@ -177,13 +177,7 @@ public sealed partial class FlashTranslationLayer
         for (int unit = 0; unit < _layout.UnitsPerBlock; unit++)
         {
             uint first = _layout.Address(block, unit, 0);
-            bool any = false;
-            for (int slot = 0; slot < _layout.SectorsPerUnit; slot++)
-            {
-                any |= _reverse[first + slot] != Unmapped;
-            }
-
-            if (!any)
+            if (!_sectors.AnyInUnit(first))
             {
                 continue;
             }
@@ -192,29 +186,23 @@ public sealed partial class FlashTranslationLayer
             for (int slot = 0; slot < _layout.SectorsPerUnit; slot++)
             {
                 uint physical = first + (uint)slot;
-                uint logical = _reverse[physical];
-                if (logical == Unmapped)
+                uint logical = _sectors.OwnerOf(physical);
+                if (logical == SectorMap.Unmapped)
                 {
                     continue;
                 }
 
-                if (_map[logical] != physical)
-                {
-                    Invariant.Broken($"physical sector {physical} of block {block} holds sector {logical}, whose map entry is {_map[logical]}: the map and the reverse map disagree");
-                }
-
-                _reverse[physical] = Unmapped;
-                _valid[block]--;
+                _sectors.TakeOff(logical, physical);
                 if (!ok || _heldSlots[slot] != logical)
                 {
                     Statistics.SectorsLost++;
-                    _map[logical] = Unmapped;
+                    _sectors.Mark(logical, SectorMap.Unmapped);
                     continue;
                 }
 
                 _coldSources[_coldBuffer.Count] = block;
                 _coldBuffer.Add(logical, _heldData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes));
-                _map[logical] = InColdBuffer;
+                _sectors.Mark(logical, SectorMap.InColdBuffer);
                 Statistics.SectorsRelocated++;
                 if (_coldBuffer.IsFull)
                 {
@@ -223,7 +211,7 @@ public sealed partial class FlashTranslationLayer
             }
         }
 
-        Invariant.Holds(_valid[block] == 0, "a relocated block has no valid sectors left");
+        Invariant.Holds(_sectors.ValidIn(block) == 0, "a relocated block has no valid sectors left");
     }
 
     /// <summary>
@@ -243,8 +231,7 @@ public sealed partial class FlashTranslationLayer
                 if (!releasing.BecomesBad && EraseBlock(releasing.Block).Succeeded)
                 {
                     Statistics.BlocksErased++;
-                    _eraseCounts[releasing.Block]++;
-                    _needsErase[releasing.Block] = false;
+                    _blocks.Erased(releasing.Block);
                 }
 
                 continue;
@@ -261,7 +248,7 @@ public sealed partial class FlashTranslationLayer
                 ProgramColdBuffer();
             }
 
-            if (_invalidatedAt[releasing.Block] > _durableTicket)
+            if (_blocks.InvalidatedAt(releasing.Block) > _durableTicket)
             {
                 if (!force)
                 {
@@ -293,7 +280,7 @@ public sealed partial class FlashTranslationLayer
         for (int i = 0; i < _releasing.Count;)
         {
             Releasing releasing = _releasing[i];
-            if (_coldUnitsProgrammed >= releasing.ColdUnitsNeeded && _invalidatedAt[releasing.Block] <= _durableTicket)
+            if (_coldUnitsProgrammed >= releasing.ColdUnitsNeeded && _blocks.InvalidatedAt(releasing.Block) <= _durableTicket)
             {
                 _clock.WaitUntil(_latestColdCompletion);
                 Release(releasing);
@@ -308,18 +295,14 @@ public sealed partial class FlashTranslationLayer
 
     private void Release(Releasing releasing)
     {
-        Invariant.Holds(_valid[releasing.Block] == 0, "a released block holds no valid data");
+        Invariant.Holds(_sectors.ValidIn(releasing.Block) == 0, "a released block holds no valid data");
         if (releasing.BecomesBad)
         {
             MarkBad(releasing.Block);
             return;
         }
 
-        _states[releasing.Block] = BlockState.Free;
-        _uses[releasing.Block] = BlockUse.None;
-        _needsErase[releasing.Block] = true;
-        _freeNotBefore[releasing.Block] = Math.Max(_clock.NowNanoseconds, Math.Max(_latestColdCompletion, _durableAt));
-        _freeBlocks++;
+        _blocks.Free(releasing.Block, Math.Max(_clock.NowNanoseconds, Math.Max(_latestColdCompletion, _durableAt)));
     }
 
     /// <summary>Relocates the valid data of blocks whose program failed; they are marked bad once that is durable.</summary>
@@ -353,22 +336,22 @@ public sealed partial class FlashTranslationLayer
         _allocationsSinceWearCheck = 0;
         uint max = 0;
         int coldest = -1;
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            if (_states[block] is BlockState.Bad or BlockState.Superblock)
+            if (_blocks.StateOf(block) is BlockState.Bad or BlockState.Superblock)
             {
                 continue;
             }
 
-            max = Math.Max(max, _eraseCounts[block]);
-            if (_states[block] == BlockState.Closed && _uses[block] is BlockUse.HostData or BlockUse.ColdData && !_retiring.Contains(block)
-                && (coldest < 0 || _eraseCounts[block] < _eraseCounts[coldest]))
+            max = Math.Max(max, _blocks.EraseCountOf(block));
+            if (_blocks.StateOf(block) == BlockState.Closed && _blocks.HoldsData(block) && !_retiring.Contains(block)
+                && (coldest < 0 || _blocks.EraseCountOf(block) < _blocks.EraseCountOf(coldest)))
             {
                 coldest = block;
             }
         }
 
-        if (coldest >= 0 && max - _eraseCounts[coldest] > _options.WearLevelingSpread)
+        if (coldest >= 0 && max - _blocks.EraseCountOf(coldest) > _options.WearLevelingSpread)
         {
             using (Enter(FtlActivity.WearLeveling))
             {

@@ -14,7 +14,7 @@ public sealed partial class FlashTranslationLayer
         _nextHostDie = (_nextHostDie + 1) % _nand.Geometry.Dies;
         int block = ProgramBuffer(_hostBuffer, stream, BlockUse.HostData, stream);
         Statistics.HostUnitsProgrammed++;
-        Invariant.Holds(_states[block] is BlockState.Open or BlockState.Closed, "host data lands in a block of the log");
+        Invariant.Holds(_blocks.StateOf(block) is BlockState.Open or BlockState.Closed, "host data lands in a block of the log");
     }
 
     /// <summary>Programs the cold buffer (data relocated by GC or wear levelling) into the cold stream.</summary>
@@ -53,15 +53,7 @@ public sealed partial class FlashTranslationLayer
                     continue;
                 }
 
-                uint physical = _layout.Address(block, unit, slot);
-                if (_reverse[physical] != Unmapped)
-                {
-                    Invariant.Broken($"sector {logical} was programmed to physical sector {physical}, which already holds sector {_reverse[physical]}");
-                }
-
-                _map[logical] = physical;
-                _reverse[physical] = logical;
-                _valid[block]++;
+                _sectors.Place(logical, _layout.Address(block, unit, slot));
             }
 
             buffer.Clear();
@@ -133,7 +125,7 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private bool ProgramUnit(int block, int unit, UnitKind kind, uint aux, ReadOnlySpan<uint> slots, ReadOnlySpan<byte> data)
     {
-        Invariant.Holds(_states[block] is BlockState.Open or BlockState.Superblock, "units are programmed only into open blocks and superblocks");
+        Invariant.Holds(_blocks.StateOf(block) is BlockState.Open or BlockState.Superblock, "units are programmed only into open blocks and superblocks");
         ulong sequence = _nextSequence++;
         int die = _nand.Geometry.DieOf(block);
         NandDieStatus status = _nand.GetDieStatus(die);
@@ -148,7 +140,7 @@ public sealed partial class FlashTranslationLayer
         for (int page = 0; page < _layout.PagesPerUnit; page++)
         {
             ReadOnlySpan<byte> pageData = _layout.PagesPerUnit == 1 ? data : data.Slice(page * pageBytes, pageBytes);
-            new PageMetadata(kind, (byte)page, sequence, _eraseCounts[block], aux).Write(_pageSpare, slots, pageData);
+            new PageMetadata(kind, (byte)page, sequence, _blocks.EraseCountOf(block), aux).Write(_pageSpare, slots, pageData);
             NandCompletion programmed = _nand.ProgramPage(_layout.PageOf(block, unit, page), pageData, _pageSpare);
             _latestCompletion = Math.Max(_latestCompletion, programmed.CompletesAtNanoseconds);
             Statistics.CountProgram(kind);
@@ -160,7 +152,7 @@ public sealed partial class FlashTranslationLayer
             }
         }
 
-        _lastWritten[block] = sequence;
+        _blocks.Written(block, sequence);
         _pagesSinceCheckpoint += _layout.PagesPerUnit;
         return ok;
     }
@@ -168,17 +160,17 @@ public sealed partial class FlashTranslationLayer
     /// <summary>The next free unit of a stream, opening a new block for it when it has none.</summary>
     private (int Block, int Unit) NextUnit(int stream, BlockUse use, int preferredDie)
     {
-        if (_streams[stream].Block < 0)
+        if (_blocks.Stream(stream).Block < 0)
         {
             int block = AllocateBlock(preferredDie, use);
-            _streams[stream] = (block, 0);
+            _blocks.SetStream(stream, block, 0);
             if (use == BlockUse.Metadata)
             {
                 _metadataBlocks.Add(block);
             }
         }
 
-        return _streams[stream];
+        return _blocks.Stream(stream);
     }
 
     /// <summary>
@@ -187,11 +179,11 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private void AdvanceStream(int stream, bool abandon)
     {
-        (int block, int unit) = _streams[stream];
+        (int block, int unit) = _blocks.Stream(stream);
         if (abandon)
         {
-            _states[block] = BlockState.Closed;
-            if (_uses[block] != BlockUse.Metadata)
+            _blocks.SetState(block, BlockState.Closed);
+            if (_blocks.UseOf(block) != BlockUse.Metadata)
             {
                 _retiring.Add(block);
             }
@@ -203,18 +195,18 @@ public sealed partial class FlashTranslationLayer
             }
 
             Statistics.GrownBadBlocks++;
-            _streams[stream] = (-1, 0);
+            _blocks.SetStream(stream, -1, 0);
             return;
         }
 
         if (unit + 1 == _layout.UnitsPerBlock)
         {
-            _states[block] = BlockState.Closed;
-            _streams[stream] = (-1, 0);
+            _blocks.SetState(block, BlockState.Closed);
+            _blocks.SetStream(stream, -1, 0);
         }
         else
         {
-            _streams[stream] = (block, unit + 1);
+            _blocks.SetStream(stream, block, unit + 1);
         }
     }
 
@@ -243,14 +235,16 @@ public sealed partial class FlashTranslationLayer
 
             if (block < 0)
             {
-                int bad = _states.Count(s => s == BlockState.Bad);
-                throw new FtlException($"no free block is left: {bad} blocks are bad and {_releasing.Count} wait to be released, too few remain for {_map.Length} sectors and garbage collection");
+                int bad = _blocks.BadCount;
+                throw new FtlException($"no free block is left: {bad} blocks are bad and {_releasing.Count} wait to be released, too few remain for {_sectors.Length} sectors and garbage collection");
             }
 
-            _freeBlocks--;
+            // Out of the pool at once (open from here on), erased first if it holds old data.
+            _blocks.Take(block, use);
+            Invariant.Holds(_sectors.ValidIn(block) == 0, "a block taken from the free pool holds no valid data");
             _allocationsSinceWearCheck++;
-            _clock.WaitUntil(_freeNotBefore[block]);
-            if (_needsErase[block])
+            _clock.WaitUntil(_blocks.FreeNotBefore(block));
+            if (_blocks.NeedsErase(block))
             {
                 NandCompletion erased = EraseBlock(block);
                 _latestCompletion = Math.Max(_latestCompletion, erased.CompletesAtNanoseconds);
@@ -263,14 +257,9 @@ public sealed partial class FlashTranslationLayer
                     continue;
                 }
 
-                _eraseCounts[block]++;
-                _needsErase[block] = false;
+                _blocks.Erased(block);
             }
 
-            _states[block] = BlockState.Open;
-            _uses[block] = use;
-            _valid[block] = 0;
-            _invalidatedAt[block] = 0;
             return block;
         }
     }
@@ -279,12 +268,12 @@ public sealed partial class FlashTranslationLayer
     {
         int blocksPerDie = _nand.Geometry.BlocksPerDie;
         int first = die < 0 ? 0 : die * blocksPerDie;
-        int end = die < 0 ? _states.Length : first + blocksPerDie;
+        int end = die < 0 ? _blocks.Count : first + blocksPerDie;
         int best = -1;
         for (int block = first; block < end; block++)
         {
-            if (_states[block] == BlockState.Free
-                && (best < 0 || _eraseCounts[block] < _eraseCounts[best]))
+            if (_blocks.StateOf(block) == BlockState.Free
+                && (best < 0 || _blocks.EraseCountOf(block) < _blocks.EraseCountOf(best)))
             {
                 best = block;
             }
@@ -296,8 +285,7 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Marks a block bad for good and journals it, so the bad-block table survives a power cut.</summary>
     private void MarkBad(int block)
     {
-        _states[block] = BlockState.Bad;
-        _uses[block] = BlockUse.None;
+        _blocks.MarkBad(block);
         _journal.Add(new JournalRecord(JournalRecordKind.BadBlock, (uint)block, 1, _nextSequence++));
     }
 }

@@ -94,7 +94,7 @@ public sealed partial class FlashTranslationLayer
 
         if (read.Succeeded && PageMetadata.TryRead(_pageSpare, data, _slots, out PageMetadata metadata))
         {
-            _eraseCounts[block] = Math.Max(_eraseCounts[block], metadata.EraseCount);
+            _blocks.SawEraseCount(block, metadata.EraseCount);
             return new FirstUnit(FirstUnitClass.Ours, metadata.Sequence);
         }
 
@@ -132,18 +132,17 @@ public sealed partial class FlashTranslationLayer
             throw new FtlMountException($"ftl.spareFactor {_options.SpareFactor}: {problem}");
         }
 
-        _map = new uint[Capacity.LogicalSectors];
-        Array.Fill(_map, Unmapped);
+        _sectors.Reset(Capacity.LogicalSectors);
         _formatNonce = prng.NextUInt64();
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
             if (firsts[block].Class == FirstUnitClass.FactoryBad)
             {
-                _states[block] = BlockState.Bad;
+                _blocks.SetState(block, BlockState.Bad);
             }
             else if (block == _superblocks[0] || block == _superblocks[1])
             {
-                _states[block] = BlockState.Superblock;
+                _blocks.SetState(block, BlockState.Superblock);
             }
             else
             {
@@ -151,9 +150,7 @@ public sealed partial class FlashTranslationLayer
                 // chip fresh from the factory, or blocks never written): pages are programmed in
                 // order, and a torn erase leaves its pages unreadable, not erased. Recovery trusts
                 // the same reading for its free blocks.
-                _states[block] = BlockState.Free;
-                _needsErase[block] = firsts[block].Class != FirstUnitClass.Erased;
-                _freeBlocks++;
+                _blocks.Found(block, needsErase: firsts[block].Class != FirstUnitClass.Erased);
             }
         }
 

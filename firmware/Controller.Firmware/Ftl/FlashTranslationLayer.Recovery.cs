@@ -13,8 +13,7 @@ public sealed partial class FlashTranslationLayer
     {
         _formatNonce = newest.Nonce;
         Capacity = new FtlCapacity(newest.GoodBlocks, (int)newest.DataBlocks, newest.DataBlocks * _layout.SectorsPerBlock, newest.LogicalSectors);
-        _map = new uint[newest.LogicalSectors];
-        Array.Fill(_map, Unmapped);
+        _sectors.Reset(newest.LogicalSectors);
         // The next superblock unit goes after everything written in the newest one's block,
         // torn units included: a page is never programmed twice.
         _activeSuperblock = newest.Block == _superblocks[0] ? 0 : 1;
@@ -67,7 +66,7 @@ public sealed partial class FlashTranslationLayer
         }
 
         var parts = new byte[]?[pointer.Parts];
-        foreach (int block in pointer.Blocks.Where(b => (uint)b < (uint)_states.Length))
+        foreach (int block in pointer.Blocks.Where(b => (uint)b < (uint)_blocks.Count))
         {
             for (int unit = 0; unit < _layout.UnitsPerBlock; unit++)
             {
@@ -105,7 +104,7 @@ public sealed partial class FlashTranslationLayer
             parts[part].AsSpan(0, (int)Math.Min(_layout.UnitBytes, total - offset)).CopyTo(bytes.AsSpan(offset));
         }
 
-        Checkpoint? checkpoint = CheckpointCodec.Decode(bytes, _map.Length, _states.Length, _streams.Length);
+        Checkpoint? checkpoint = CheckpointCodec.Decode(bytes, _sectors.Length, _blocks.Count, _blocks.StreamCount);
         return checkpoint is not null && checkpoint.Sequence == pointer.Sequence ? checkpoint : null;
     }
 
@@ -116,19 +115,19 @@ public sealed partial class FlashTranslationLayer
     private List<(int Block, int FromUnit)> PlanReplay(Checkpoint? checkpoint, FirstUnit[] firsts, HashSet<int> badBlocks)
     {
         var scans = new List<(int, int)>();
-        var dropped = new bool[_states.Length];
+        var dropped = new bool[_blocks.Count];
         bool anyDropped = false;
         if (checkpoint is not null)
         {
-            checkpoint.Map.CopyTo(_map, 0);
+            _sectors.LoadEntries(checkpoint.Map);
         }
 
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
             if (checkpoint is not null)
             {
-                _eraseCounts[block] = Math.Max(_eraseCounts[block], checkpoint.EraseCounts[block]);
-                _uses[block] = checkpoint.Uses[block];
+                _blocks.SawEraseCount(block, checkpoint.EraseCounts[block]);
+                _blocks.SetUse(block, checkpoint.Uses[block]);
                 if (checkpoint.States[block] == BlockState.Bad)
                 {
                     badBlocks.Add(block);
@@ -163,13 +162,7 @@ public sealed partial class FlashTranslationLayer
 
         if (anyDropped)
         {
-            for (int sector = 0; sector < _map.Length; sector++)
-            {
-                if (_map[sector] < _layout.PhysicalSectors && dropped[_layout.BlockOf(_map[sector])])
-                {
-                    _map[sector] = Unmapped;
-                }
-            }
+            _sectors.Drop(dropped);
         }
 
         return scans;
@@ -194,8 +187,8 @@ public sealed partial class FlashTranslationLayer
 
             PageMetadata metadata = read.Metadata;
             highest = Math.Max(highest, metadata.Sequence);
-            _eraseCounts[block] = Math.Max(_eraseCounts[block], metadata.EraseCount);
-            _lastWritten[block] = Math.Max(_lastWritten[block], metadata.Sequence);
+            _blocks.SawEraseCount(block, metadata.EraseCount);
+            _blocks.SawSequence(block, metadata.Sequence);
             if (metadata.Sequence <= covered)
             {
                 continue;
@@ -204,7 +197,7 @@ public sealed partial class FlashTranslationLayer
             switch (metadata.Kind)
             {
                 case UnitKind.Data:
-                    _uses[block] = _uses[block] is BlockUse.HostData or BlockUse.ColdData ? _uses[block] : BlockUse.HostData;
+                    _blocks.SetUse(block, _blocks.HoldsData(block) ? _blocks.UseOf(block) : BlockUse.HostData);
                     events.Add(new ReplayEvent(metadata.Sequence, block, unit, (uint[])_slots.Clone(), null));
                     break;
                 case UnitKind.Journal:
@@ -228,9 +221,9 @@ public sealed partial class FlashTranslationLayer
         {
             for (int slot = 0; slot < slots.Length; slot++)
             {
-                if (slots[slot] < _map.Length)
+                if (slots[slot] < _sectors.Length)
                 {
-                    _map[slots[slot]] = _layout.Address(replay.Block, replay.Unit, slot);
+                    _sectors.Replay(slots[slot], _layout.Address(replay.Block, replay.Unit, slot));
                 }
             }
 
@@ -240,13 +233,13 @@ public sealed partial class FlashTranslationLayer
         JournalRecord record = replay.Record!.Value;
         if (record.Kind == JournalRecordKind.Trim && !_options.CanaryRecoveryIgnoresTrims)
         {
-            long end = Math.Min((long)record.First + record.Count, _map.Length);
+            long end = Math.Min((long)record.First + record.Count, _sectors.Length);
             for (long sector = record.First; sector < end; sector++)
             {
-                _map[sector] = Unmapped;
+                _sectors.Replay(sector, SectorMap.Unmapped);
             }
         }
-        else if (record.Kind == JournalRecordKind.BadBlock && record.First < _states.Length)
+        else if (record.Kind == JournalRecordKind.BadBlock && record.First < _blocks.Count)
         {
             badBlocks.Add((int)record.First);
         }
@@ -255,50 +248,35 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Rebuilds the reverse map, the valid counts and the block states from the recovered map.</summary>
     private void RebuildFromMap(FirstUnit[] firsts, HashSet<int> badBlocks, HashSet<int> keepAsMetadata)
     {
-        Array.Fill(_reverse, Unmapped);
-        Array.Clear(_valid);
-        for (int sector = 0; sector < _map.Length; sector++)
+        // Never expected: a map entry into a retired block, or two sectors on one physical
+        // sector. The sector is lost rather than the map left inconsistent.
+        Statistics.SectorsLost += _sectors.Rebuild(badBlocks);
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            uint physical = _map[sector];
-            if (physical == Unmapped)
+            BlockState state = ClassifyRecovered(block, firsts[block], badBlocks, keepAsMetadata);
+            if (state == BlockState.Free)
             {
-                continue;
+                _blocks.Found(block, needsErase: firsts[block].Class != FirstUnitClass.Erased);
+            }
+            else
+            {
+                _blocks.SetState(block, state);
             }
 
-            int block = _layout.BlockOf(physical);
-            if (physical >= _layout.PhysicalSectors || badBlocks.Contains(block) || _reverse[physical] != Unmapped)
-            {
-                // Never expected: a map entry into a retired block, or two sectors on one physical
-                // sector. The sector is lost rather than the map left inconsistent.
-                Statistics.SectorsLost++;
-                _map[sector] = Unmapped;
-                continue;
-            }
-
-            _reverse[physical] = (uint)sector;
-            _valid[block]++;
-        }
-
-        _freeBlocks = 0;
-        for (int block = 0; block < _states.Length; block++)
-        {
-            _states[block] = ClassifyRecovered(block, firsts[block], badBlocks, keepAsMetadata);
-            _needsErase[block] = _states[block] == BlockState.Free && firsts[block].Class != FirstUnitClass.Erased;
-            _freeBlocks += _states[block] == BlockState.Free ? 1 : 0;
-            if (_states[block] == BlockState.Closed && _uses[block] == BlockUse.Metadata)
+            if (_blocks.StateOf(block) == BlockState.Closed && _blocks.UseOf(block) == BlockUse.Metadata)
             {
                 _metadataBlocks.Add(block);
             }
         }
 
-        Array.Fill(_streams, (-1, 0));
+        _blocks.CloseAllStreams();
     }
 
     private BlockState ClassifyRecovered(int block, FirstUnit first, HashSet<int> badBlocks, HashSet<int> keepAsMetadata)
     {
         if (first.Class == FirstUnitClass.FactoryBad || badBlocks.Contains(block))
         {
-            _uses[block] = BlockUse.None;
+            _blocks.SetUse(block, BlockUse.None);
             return BlockState.Bad;
         }
 
@@ -307,19 +285,19 @@ public sealed partial class FlashTranslationLayer
             return BlockState.Superblock;
         }
 
-        if (_valid[block] > 0)
+        if (_sectors.ValidIn(block) > 0)
         {
-            _uses[block] = _uses[block] is BlockUse.HostData or BlockUse.ColdData ? _uses[block] : BlockUse.HostData;
+            _blocks.SetUse(block, _blocks.HoldsData(block) ? _blocks.UseOf(block) : BlockUse.HostData);
             return BlockState.Closed;
         }
 
         if (keepAsMetadata.Contains(block))
         {
-            _uses[block] = BlockUse.Metadata;
+            _blocks.SetUse(block, BlockUse.Metadata);
             return BlockState.Closed;
         }
 
-        _uses[block] = BlockUse.None;
+        _blocks.SetUse(block, BlockUse.None);
         return BlockState.Free;
     }
 

@@ -18,15 +18,6 @@ namespace Controller.Firmware.Ftl;
 /// </summary>
 public sealed partial class FlashTranslationLayer
 {
-    /// <summary>Map value of a sector that holds nothing: it reads as zeros without a NAND read.</summary>
-    internal const uint Unmapped = uint.MaxValue;
-
-    /// <summary>Map value of a sector waiting in the host unit buffer.</summary>
-    internal const uint InHostBuffer = uint.MaxValue - 1;
-
-    /// <summary>Map value of a sector being relocated, waiting in the cold unit buffer.</summary>
-    internal const uint InColdBuffer = uint.MaxValue - 2;
-
     private readonly INandDevice _nand;
     private readonly IClock _clock;
     private readonly FtlOptions _options;
@@ -43,26 +34,11 @@ public sealed partial class FlashTranslationLayer
     private readonly uint[] _heldSlots;
     private int _heldBlock = -1;
     private int _heldUnit = -1;
-    private readonly uint[] _reverse;
-    private readonly BlockState[] _states;
-    private readonly BlockUse[] _uses;
-    private readonly uint[] _eraseCounts;
-    private readonly int[] _valid;
-    private readonly bool[] _needsErase;
-
-    /// <summary>
-    /// Per block, the instant it was let go (a GC victim released, old metadata let go): what made
-    /// it free (relocated copies, a flush, a new checkpoint) is complete by then on the timeline
-    /// that freed it. A command on an earlier timeline that takes the block waits for that instant
-    /// before it erases or programs it, so the erase can never come before what it depends on.
-    /// </summary>
-    private readonly long[] _freeNotBefore;
+    private readonly SectorMap _sectors;
+    private readonly BlockTable _blocks;
 
     /// <summary>The instant the last flush's programs were all complete (<see cref="_durableTicket"/> is durable from then).</summary>
     private long _durableAt;
-    private readonly ulong[] _lastWritten;
-    private readonly long[] _invalidatedAt;
-    private readonly (int Block, int NextUnit)[] _streams;
     private readonly UnitBuffer _hostBuffer;
     private readonly UnitBuffer _coldBuffer;
     private readonly int[] _coldSources;
@@ -70,7 +46,6 @@ public sealed partial class FlashTranslationLayer
     private readonly List<Releasing> _releasing = [];
     private readonly List<int> _retiring = [];
     private readonly List<int> _metadataBlocks = [];
-    private uint[] _map = [];
     private ulong _nextSequence = 1;
     private long _writeTicket;
     private long _durableTicket;
@@ -80,7 +55,6 @@ public sealed partial class FlashTranslationLayer
     private int _nextHostDie;
     private int _nextColdDie;
     private long _pagesSinceCheckpoint;
-    private int _freeBlocks;
     private int _allocationsSinceWearCheck;
     private bool _savingOnHoldUp;
 
@@ -97,18 +71,8 @@ public sealed partial class FlashTranslationLayer
         _unitData = new byte[_layout.UnitBytes];
         _heldSlots = new uint[_layout.SectorsPerUnit];
         _heldData = new byte[_layout.UnitBytes];
-        _reverse = new uint[_layout.PhysicalSectors];
-        Array.Fill(_reverse, Unmapped);
-        _states = new BlockState[geometry.Blocks];
-        _uses = new BlockUse[geometry.Blocks];
-        _eraseCounts = new uint[geometry.Blocks];
-        _valid = new int[geometry.Blocks];
-        _needsErase = new bool[geometry.Blocks];
-        _freeNotBefore = new long[geometry.Blocks];
-        _lastWritten = new ulong[geometry.Blocks];
-        _invalidatedAt = new long[geometry.Blocks];
-        _streams = new (int, int)[geometry.Dies + 2];
-        Array.Fill(_streams, (-1, 0));
+        _sectors = new SectorMap(_layout, geometry.Blocks);
+        _blocks = new BlockTable(geometry.Blocks, geometry.Dies + 2);
         _hostBuffer = new UnitBuffer(_layout.SectorsPerUnit);
         _coldBuffer = new UnitBuffer(_layout.SectorsPerUnit);
         _coldSources = new int[_layout.SectorsPerUnit];
@@ -122,19 +86,19 @@ public sealed partial class FlashTranslationLayer
     public FtlCapacity Capacity { get; private set; }
 
     /// <summary>Logical sectors the host can address.</summary>
-    public long LogicalSectors => _map.Length;
+    public long LogicalSectors => _sectors.Length;
 
     /// <summary>Counts of what the FTL has done.</summary>
     public FtlStatistics Statistics { get; } = new();
 
     /// <summary>Erased or erasable blocks ready to be written.</summary>
-    public int FreeBlocks => _freeBlocks;
+    public int FreeBlocks => _blocks.FreeCount;
 
     /// <summary>Blocks retired as bad (factory-marked or grown).</summary>
-    public int BadBlocks => _states.Count(s => s == BlockState.Bad);
+    public int BadBlocks => _blocks.BadCount;
 
     /// <summary>Logical sectors that hold data (not holes). Counts the whole map: for reports, not for the I/O path.</summary>
-    public long MappedSectors => _map.LongCount(p => p != Unmapped);
+    public long MappedSectors => _sectors.CountMapped();
 
     /// <summary>The least, greatest and mean erase count of the blocks that are not bad.</summary>
     public (uint Min, uint Max, double Mean) EraseCountSpread()
@@ -142,13 +106,13 @@ public sealed partial class FlashTranslationLayer
         uint min = uint.MaxValue, max = 0;
         double sum = 0;
         int count = 0;
-        for (int block = 0; block < _eraseCounts.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            if (_states[block] != BlockState.Bad)
+            if (_blocks.StateOf(block) != BlockState.Bad)
             {
-                min = Math.Min(min, _eraseCounts[block]);
-                max = Math.Max(max, _eraseCounts[block]);
-                sum += _eraseCounts[block];
+                min = Math.Min(min, _blocks.EraseCountOf(block));
+                max = Math.Max(max, _blocks.EraseCountOf(block));
+                sum += _blocks.EraseCountOf(block);
                 count++;
             }
         }
@@ -185,7 +149,7 @@ public sealed partial class FlashTranslationLayer
     public bool IsMapped(long sector)
     {
         CheckRange(sector, 1);
-        return _map[sector] != Unmapped;
+        return _sectors[sector] != SectorMap.Unmapped;
     }
 
     /// <summary>
@@ -196,16 +160,16 @@ public sealed partial class FlashTranslationLayer
     {
         CheckRange(sector, 1);
         CheckSectorBuffer(destination.Length);
-        uint physical = _map[sector];
+        uint physical = _sectors[sector];
         switch (physical)
         {
-            case Unmapped:
+            case SectorMap.Unmapped:
                 destination.Clear();
                 return new FtlReadResult(true, _clock.NowNanoseconds);
-            case InHostBuffer:
+            case SectorMap.InHostBuffer:
                 _hostBuffer.Sector(_hostBuffer.Find((uint)sector)).CopyTo(destination);
                 return new FtlReadResult(true, _clock.NowNanoseconds);
-            case InColdBuffer:
+            case SectorMap.InColdBuffer:
                 _coldBuffer.Sector(_coldBuffer.Find((uint)sector)).CopyTo(destination);
                 return new FtlReadResult(true, _clock.NowNanoseconds);
             default:
@@ -223,8 +187,8 @@ public sealed partial class FlashTranslationLayer
         uint logical = (uint)sector;
         _writeTicket++;
         Statistics.HostSectorsWritten++;
-        uint old = _map[logical];
-        if (old == InHostBuffer)
+        uint old = _sectors[logical];
+        if (old == SectorMap.InHostBuffer)
         {
             data.CopyTo(_hostBuffer.Sector(_hostBuffer.Find(logical)));
             return;
@@ -232,7 +196,7 @@ public sealed partial class FlashTranslationLayer
 
         Unlink(logical, old);
         _hostBuffer.Add(logical, data);
-        _map[logical] = InHostBuffer;
+        _sectors.Mark(logical, SectorMap.InHostBuffer);
         if (_hostBuffer.IsFull)
         {
             ProgramHostBuffer();
@@ -252,8 +216,8 @@ public sealed partial class FlashTranslationLayer
         bool anyMapped = false;
         for (long i = sector; i < sector + count; i++)
         {
-            uint old = _map[i];
-            if (old == Unmapped)
+            uint old = _sectors[i];
+            if (old == SectorMap.Unmapped)
             {
                 continue;
             }
@@ -267,7 +231,7 @@ public sealed partial class FlashTranslationLayer
 
             anyMapped = true;
             Unlink((uint)i, old);
-            _map[i] = Unmapped;
+            _sectors.Mark((uint)i, SectorMap.Unmapped);
         }
 
         if (anyMapped)
@@ -328,14 +292,14 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     public bool DoBackgroundWork()
     {
-        int before = _freeBlocks;
+        int before = _blocks.FreeCount;
         ulong sequence = _nextSequence;
         RetireFailedBlocks();
         ReleaseVictims(force: false);
         // Victims waiting for release count as free already (they only wait for their copies and
         // the host's overwrites to be durable); collecting more meanwhile would drain the pool
         // into the cold stream.
-        if (_freeBlocks > 2 && _freeBlocks + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor + _nand.Geometry.Dies)
+        if (_blocks.FreeCount > 2 && _blocks.FreeCount + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor + _nand.Geometry.Dies)
         {
             CollectVictim(PickVictim());
         }
@@ -345,7 +309,7 @@ public sealed partial class FlashTranslationLayer
         }
 
         CheckpointIfDue();
-        return _freeBlocks != before || _nextSequence != sequence;
+        return _blocks.FreeCount != before || _nextSequence != sequence;
     }
 
     /// <summary>
@@ -356,21 +320,21 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     public string? WornOut()
     {
-        int good = _states.Count(s => s != BlockState.Bad);
+        int good = _blocks.Count - _blocks.BadCount;
         return Capacity.WithGoodBlocks(_layout, good).Problem(_layout, _options.HoldUpReserveBlocks) is { } problem
-            ? $"{_states.Length - good} bad blocks ({Statistics.GrownBadBlocks} grown since power-on) have used up the spare: {problem}"
+            ? $"{_blocks.BadCount} bad blocks ({Statistics.GrownBadBlocks} grown since power-on) have used up the spare: {problem}"
             : null;
     }
 
     /// <summary>The erase count of every good block that holds data or metadata (as <see cref="Wear"/> counts them), in block order.</summary>
     public uint[] EraseCounts()
     {
-        var counts = new List<uint>(_states.Length);
-        for (int block = 0; block < _states.Length; block++)
+        var counts = new List<uint>(_blocks.Count);
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            if (_states[block] is not (BlockState.Bad or BlockState.Superblock))
+            if (_blocks.StateOf(block) is not (BlockState.Bad or BlockState.Superblock))
             {
-                counts.Add(_eraseCounts[block]);
+                counts.Add(_blocks.EraseCountOf(block));
             }
         }
 
@@ -387,20 +351,20 @@ public sealed partial class FlashTranslationLayer
         uint max = 0;
         double total = 0;
         int blocks = 0;
-        for (int block = 0; block < _states.Length; block++)
+        for (int block = 0; block < _blocks.Count; block++)
         {
-            if (_states[block] is BlockState.Bad or BlockState.Superblock)
+            if (_blocks.StateOf(block) is BlockState.Bad or BlockState.Superblock)
             {
                 continue;
             }
 
-            min = Math.Min(min, _eraseCounts[block]);
-            max = Math.Max(max, _eraseCounts[block]);
-            total += _eraseCounts[block];
+            min = Math.Min(min, _blocks.EraseCountOf(block));
+            max = Math.Max(max, _blocks.EraseCountOf(block));
+            total += _blocks.EraseCountOf(block);
             blocks++;
         }
 
-        return new WearReport(blocks == 0 ? 0 : min, blocks == 0 ? 0 : total / blocks, max, _states.Count(s => s == BlockState.Bad));
+        return new WearReport(blocks == 0 ? 0 : min, blocks == 0 ? 0 : total / blocks, max, _blocks.BadCount);
     }
 
     /// <summary>
@@ -413,27 +377,18 @@ public sealed partial class FlashTranslationLayer
     {
         switch (old)
         {
-            case Unmapped:
+            case SectorMap.Unmapped:
                 return;
-            case InHostBuffer:
+            case SectorMap.InHostBuffer:
                 _hostBuffer.Remove(logical);
                 return;
-            case InColdBuffer:
+            case SectorMap.InColdBuffer:
                 int slot = _coldBuffer.Find(logical);
-                _invalidatedAt[_coldSources[slot]] = _writeTicket;
+                _blocks.Invalidated(_coldSources[slot], _writeTicket);
                 _coldBuffer.Remove(logical);
                 return;
             default:
-                int block = _layout.BlockOf(old);
-                if (_reverse[old] != logical)
-                {
-                    Invariant.Broken($"sector {logical} maps to physical sector {old}, whose reverse entry is {_reverse[old]}: the map and the reverse map disagree");
-                }
-
-                _reverse[old] = Unmapped;
-                _valid[block]--;
-                Invariant.Holds(_valid[block] >= 0, "a block never has fewer than zero valid sectors");
-                _invalidatedAt[block] = _writeTicket;
+                _blocks.Invalidated(_sectors.TakeOff(logical, old), _writeTicket);
                 return;
         }
     }
@@ -518,9 +473,9 @@ public sealed partial class FlashTranslationLayer
 
     private void CheckRange(long sector, long count)
     {
-        if (sector < 0 || count < 0 || sector + count > _map.Length)
+        if (sector < 0 || count < 0 || sector + count > _sectors.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(sector), sector, $"sectors {sector}..{sector + count - 1} are outside the device's {_map.Length} sectors");
+            throw new ArgumentOutOfRangeException(nameof(sector), sector, $"sectors {sector}..{sector + count - 1} are outside the device's {_sectors.Length} sectors");
         }
     }
 

@@ -66,13 +66,31 @@ public sealed class FtlInvariantTests : IDisposable
     [Fact]
     public void ASectorMarkedBufferedThatNoBufferHoldsIsCaught()
     {
-        Field<uint[]>("_map")[40] = FlashTranslationLayer.InHostBuffer;
+        Field<uint[]>("_map")[40] = SectorMap.InHostBuffer;
 
         var error = Assert.Throws<InvariantViolationException>(_ftl.CheckInvariants);
 
         Assert.Contains("sector 40 is mapped to the host unit buffer, which does not hold it", error.Message, StringComparison.Ordinal);
     }
 
-    private T Field<T>(string name) =>
-        (T)typeof(FlashTranslationLayer).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(_ftl)!;
+    [Fact]
+    public void AFreeCountThatDisagreesWithTheBlockStatesIsCaught()
+    {
+        BlockState[] states = Part<BlockTable, BlockState[]>("_blocks", "_states");
+        int free = Array.IndexOf(states, BlockState.Free);
+        states[free] = BlockState.Bad;
+
+        var error = Assert.Throws<InvariantViolationException>(_ftl.CheckInvariants);
+
+        Assert.Contains($"{_ftl.FreeBlocks - 1} blocks are free, the count says {_ftl.FreeBlocks}", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A private field of the FTL's sector map, to damage it behind its back.</summary>
+    private T Field<T>(string name) => Part<SectorMap, T>("_sectors", name);
+
+    private TField Part<TPart, TField>(string part, string name)
+    {
+        object owner = typeof(FlashTranslationLayer).GetField(part, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(_ftl)!;
+        return (TField)typeof(TPart).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(owner)!;
+    }
 }
