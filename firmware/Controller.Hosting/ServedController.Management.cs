@@ -301,7 +301,7 @@ public sealed partial class ServedController : IManagementService
             latency[s_opcodeNames[i]] = new LatencySummary { Count = histogram.Count, P50 = histogram.Percentile(0.5) / 1000.0, P99 = histogram.Percentile(0.99) / 1000.0, P999 = histogram.Percentile(0.999) / 1000.0 };
         }
 
-        long nandBytesProgrammed = _nand.PagesProgrammed * _nand.Geometry.PageBytes;
+        long nandBytesProgrammed = _nand.Counters.PagesProgrammed * _nand.Geometry.PageBytes;
         // Counted since the server started: each power cut's recovery starts a new cache.
         CacheStatistics counts = _earlierCaches.Plus(cache.Statistics);
         return new DeviceStats
@@ -355,13 +355,13 @@ public sealed partial class ServedController : IManagementService
             },
             Nand = new NandCounters
             {
-                PagesRead = _nand.PagesRead,
-                PagesProgrammed = _nand.PagesProgrammed,
-                BlocksErased = _nand.BlocksErased,
-                CorrectedReads = _nand.CorrectedReads,
-                UncorrectableReads = _nand.UncorrectableReads,
-                ProgramFailures = _nand.ProgramFailures,
-                EraseFailures = _nand.EraseFailures,
+                PagesRead = _nand.Counters.PagesRead,
+                PagesProgrammed = _nand.Counters.PagesProgrammed,
+                BlocksErased = _nand.Counters.BlocksErased,
+                CorrectedReads = _nand.Counters.CorrectedReads,
+                UncorrectableReads = _nand.Counters.UncorrectableReads,
+                ProgramFailures = _nand.Counters.ProgramFailures,
+                EraseFailures = _nand.Counters.EraseFailures,
             },
             Waf = _bytesWritten == 0 ? 0 : Math.Round((double)nandBytesProgrammed / _bytesWritten, 3),
             LatencyMicroseconds = latency,

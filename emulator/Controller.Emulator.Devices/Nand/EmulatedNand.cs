@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Numerics;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
@@ -22,26 +20,16 @@ public sealed class EmulatedNand : INandDevice, IDisposable
 {
     private const byte ErasedByte = 0xFF;
 
-    private static readonly long s_crashInProgram =
-        long.TryParse(Environment.GetEnvironmentVariable("SSD_EMULATOR_CRASH_IN_PROGRAM"), System.Globalization.CultureInfo.InvariantCulture, out long n) ? n : -1;
-
     private readonly NandStore _store;
     private readonly IClock _clock;
     private IClock? _issueClock;
     private readonly Prng _prng;
     private NandFaultOptions _faults;
-    private readonly InFlightQueue[] _dies;
+    private readonly BitErrorModel _bitErrors;
+    private readonly PowerCutModel _powerCuts;
     private readonly long[] _dieReadyAt;
     private readonly ChannelSchedule[] _channels;
     private readonly int[] _writePointer;
-    private readonly int[] _pendingErases;
-    private readonly uint[] _errorModelEraseCount;
-    private readonly double[] _errorMean;
-    private readonly double[] _errorZeroProbability;
-    private readonly Stack<byte[]> _stateUndoPool = new();
-    private readonly Stack<byte[]> _pageUndoPool = new();
-    private readonly int _codewords;
-    private readonly int _spareBytesPerCodeword;
     private readonly HashSet<PageAddress> _injectedProgramFailures = [];
     private readonly HashSet<int> _injectedEraseFailures = [];
     private int _failingPrograms;
@@ -61,12 +49,6 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _faults = faults;
         _clock = clock;
         _prng = new Prng(faults.Seed);
-        _dies = new InFlightQueue[Geometry.Dies];
-        for (int die = 0; die < _dies.Length; die++)
-        {
-            _dies[die] = new InFlightQueue();
-        }
-
         _dieReadyAt = new long[Geometry.Dies];
         _channels = new ChannelSchedule[Geometry.Channels];
         for (int channel = 0; channel < _channels.Length; channel++)
@@ -75,18 +57,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         }
 
         _writePointer = new int[Geometry.Blocks];
-        _pendingErases = new int[Geometry.Blocks];
-        _errorModelEraseCount = new uint[Geometry.Blocks];
-        Array.Fill(_errorModelEraseCount, uint.MaxValue);
-        _errorMean = new double[Geometry.Blocks];
-        _errorZeroProbability = new double[Geometry.Blocks];
-        if (Geometry.PageBytes % ecc.CodewordBytes != 0)
-        {
-            throw new ArgumentException($"an ECC codeword of {ecc.CodewordBytes} bytes does not divide a page of {Geometry.PageBytes}", nameof(ecc));
-        }
-
-        _codewords = Geometry.PageBytes / ecc.CodewordBytes;
-        _spareBytesPerCodeword = Geometry.SpareBytes / _codewords;
+        _bitErrors = new BitErrorModel(Geometry, ecc, enduranceCycles, _prng);
+        _bitErrors.SetRates(faults.RawBitErrorRate, faults.WearBitErrorGrowth);
+        _powerCuts = new PowerCutModel(store, _prng);
         if (store.IsNew)
         {
             MarkFactoryBadBlocks();
@@ -128,7 +101,17 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     public bool IsPowered { get; private set; } = true;
 
     /// <summary>Counts of what the array has done since it was created or opened.</summary>
-    public NandStatistics Statistics { get; } = new();
+    public NandCounters Statistics { get; } = new();
+
+    /// <summary>Power cuts suffered since the array was created or opened.</summary>
+    public long PowerCuts { get; private set; }
+
+    /// <summary>
+    /// Called in the middle of every page program, with the number of that program (from 1), after
+    /// the page's data is in the store and before its spare area and state are: a test of an image's
+    /// crash consistency kills the process here.
+    /// </summary>
+    public Action<long>? InMiddleOfProgram { get; set; }
 
     /// <summary>Creates an array in memory, fresh from the factory, as <paramref name="config"/> describes it.</summary>
     public static EmulatedNand InMemory(ResolvedConfig config, IClock clock)
@@ -212,7 +195,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(eraseFailProbability);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(eraseFailProbability, 1);
         _faults = _faults with { RawBitErrorRate = rawBitErrorRate, ProgramFailProbability = programFailProbability, EraseFailProbability = eraseFailProbability };
-        Array.Fill(_errorModelEraseCount, uint.MaxValue);
+        _bitErrors.SetRates(_faults.RawBitErrorRate, _faults.WearBitErrorGrowth);
     }
 
     /// <summary>The next <paramref name="programs"/> page programs and <paramref name="erases"/> block erases fail, wherever they are.</summary>
@@ -235,14 +218,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         Retire(die);
         long ready = _dieReadyAt[die];
         long issue = IssueClock.NowNanoseconds;
-        InFlightQueue queue = _dies[die];
-        int queued = queue.Count;
-        while (queued > 0 && queue[queued - 1].EndNanoseconds > issue)
-        {
-            queued--;
-        }
-
-        return new NandDieStatus(ready > issue, ready, queue.Count - queued);
+        return new NandDieStatus(ready > issue, ready, _powerCuts.EndingAfter(die, issue));
     }
 
     /// <inheritdoc />
@@ -261,8 +237,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         long start = Math.Max(IssueClock.NowNanoseconds, _dieReadyAt[die]);
         long end = Transfer(die, start + Timing.ReadNanoseconds, data.Length + spare.Length);
         _dieReadyAt[die] = end;
-        Statistics.PagesRead++;
-        return ReadContents(address, data, spare, end);
+        NandCompletion completion = ReadContents(address, data, spare, end);
+        Statistics.Read(completion);
+        return completion;
     }
 
     /// <inheritdoc />
@@ -292,32 +269,23 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         long arrayStart = Transfer(die, start, data.Length + spare.Length);
         long end = arrayStart + Timing.ProgramNanoseconds;
         _dieReadyAt[die] = end;
-        var operation = new InFlightOperation { Kind = NandOperationKind.Program, Block = address.Block, Page = address.Page, ArrayStartNanoseconds = arrayStart, EndNanoseconds = end };
-        Span<byte> storedData = _store.Data(pageIndex);
-        Span<byte> storedSpare = _store.Spare(pageIndex);
-        if (_pendingErases[address.Block] > 0)
-        {
-            operation.Undo = Rent(_pageUndoPool, storedData.Length + storedSpare.Length);
-            storedData.CopyTo(operation.Undo);
-            storedSpare.CopyTo(operation.Undo.AsSpan(storedData.Length));
-        }
-
-        _dies[die].Enqueue(operation);
+        _powerCuts.Program(die, address, arrayStart, end);
         _writePointer[address.Block] = address.Page + 1;
-        Statistics.PagesProgrammed++;
         bool fails = ProgramFails(address);
+        Span<byte> storedData = _store.Data(pageIndex);
         data.CopyTo(storedData);
-        CrashIfAsked();
-        spare.CopyTo(storedSpare);
+        InMiddleOfProgram?.Invoke(Statistics.PagesProgrammed + 1);
+        spare.CopyTo(_store.Spare(pageIndex));
         if (fails)
         {
-            Statistics.ProgramFailures++;
-            PartiallyProgram(storedData);
+            _powerCuts.PartiallyProgram(storedData);
         }
 
         // The state byte is written last: a process killed before it leaves the page erased.
         Volatile.Write(ref _store.States[pageIndex], (byte)(fails ? PageState.Torn : PageState.Programmed));
-        return new NandCompletion(fails ? NandStatus.ProgramFailed : NandStatus.Ok, end);
+        var completion = new NandCompletion(fails ? NandStatus.ProgramFailed : NandStatus.Ok, end);
+        Statistics.Programmed(completion);
+        return completion;
     }
 
     /// <inheritdoc />
@@ -330,23 +298,24 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         long start = Math.Max(IssueClock.NowNanoseconds, _dieReadyAt[die]);
         long end = start + Timing.EraseNanoseconds;
         _dieReadyAt[die] = end;
-        Span<byte> states = BlockStates(block);
-        byte[] undo = Rent(_stateUndoPool, states.Length);
-        states.CopyTo(undo);
-        _dies[die].Enqueue(new InFlightOperation { Kind = NandOperationKind.Erase, Block = block, Page = 0, ArrayStartNanoseconds = start, EndNanoseconds = end, Undo = undo, EraseCountBefore = _store.EraseCounts[block] });
-        _pendingErases[block]++;
-        Statistics.BlocksErased++;
+        _powerCuts.Erase(die, block, start, end);
+        NandCompletion completion = EraseContents(block, end);
+        Statistics.Erased(completion);
+        return completion;
+    }
+
+    private NandCompletion EraseContents(int block, long end)
+    {
         if (((BlockFlags)_store.Flags[block]).HasFlag(BlockFlags.FactoryBad))
         {
             // A factory-bad block keeps its marker: firmware that erases one is told, and loses nothing.
-            Statistics.EraseFailures++;
             return new NandCompletion(NandStatus.EraseFailed, end);
         }
 
         _store.EraseCounts[block]++;
+        Span<byte> states = BlockStates(block);
         if (EraseFails(block))
         {
-            Statistics.EraseFailures++;
             states.Fill((byte)PageState.Torn);
             _writePointer[block] = Geometry.PagesPerBlock;
             return new NandCompletion(NandStatus.EraseFailed, end);
@@ -368,33 +337,20 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         CheckPowered();
         long now = _clock.NowNanoseconds;
-        var torn = new List<TornOperation>();
-        for (int die = 0; die < _dies.Length; die++)
+        List<TornOperation> torn = _powerCuts.Cut(now);
+        foreach (TornOperation operation in torn)
         {
-            Retire(die);
-            InFlightQueue queue = _dies[die];
-            for (int i = queue.Count - 1; i >= 0; i--)
-            {
-                ref InFlightOperation operation = ref queue[i];
-                PowerCutOutcome outcome = operation.ArrayStartNanoseconds > now ? PowerCutOutcome.NotStarted : DrawOutcome(operation.Kind);
-                ApplyOutcome(ref operation, outcome);
-                torn.Add(new TornOperation(operation.Kind, new PageAddress(operation.Block, operation.Page), outcome));
-                ReturnUndo(ref operation);
-            }
-
-            queue.Clear();
-            _dieReadyAt[die] = now;
+            RecomputeWritePointer(operation.Address.Block);
         }
 
+        Array.Fill(_dieReadyAt, now);
         foreach (ChannelSchedule channel in _channels)
         {
             channel.Clear();
         }
 
-        Array.Clear(_pendingErases);
         IsPowered = false;
-        Statistics.PowerCuts++;
-        torn.Reverse();
+        PowerCuts++;
         return torn;
     }
 
@@ -435,127 +391,12 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         {
             _store.Spare(pageIndex).CopyTo(spare);
         }
-        switch (state)
+        return state switch
         {
-            case PageState.Torn:
-                Statistics.UncorrectableReads++;
-                return new NandCompletion(NandStatus.Uncorrectable, end);
-            case PageState.TornSilent:
-                return new NandCompletion(NandStatus.Ok, end);
-            default:
-                return ApplyBitErrors(address.Block, data, spare, end);
-        }
-    }
-
-    /// <summary>
-    /// The test hook for image crash consistency: with <c>SSD_EMULATOR_CRASH_IN_PROGRAM=N</c> in
-    /// the environment, the process dies (as a SIGKILL would kill it) in the middle of its Nth
-    /// page program, after the page data is stored and before its spare area and state are.
-    /// </summary>
-    private void CrashIfAsked()
-    {
-        if (Statistics.PagesProgrammed == s_crashInProgram)
-        {
-            Environment.FailFast($"SSD_EMULATOR_CRASH_IN_PROGRAM={s_crashInProgram}: dying in the middle of a page program");
-        }
-    }
-
-    /// <summary>
-    /// Draws the raw bit errors of one read. The count over the whole page is Poisson with the
-    /// block's wear-dependent error rate; each error lands on a uniformly drawn bit, which is the
-    /// same as independent Poisson counts per codeword. ECC corrects a codeword with at most
-    /// <see cref="EccModel.CorrectableBits"/> errors; beyond that the read is uncorrectable and the
-    /// caller gets the wrong bits.
-    /// </summary>
-    private NandCompletion ApplyBitErrors(int block, Span<byte> data, Span<byte> spare, long end)
-    {
-        if (_faults.RawBitErrorRate <= 0)
-        {
-            return new NandCompletion(NandStatus.Ok, end);
-        }
-
-        // Most reads of a healthy block have no bit error at all: one draw against the cached
-        // probability of zero errors decides that without computing the Poisson tail.
-        (double mean, double zeroErrors) = ErrorModelOf(block);
-        double u = _prng.NextDouble();
-        if (u < zeroErrors)
-        {
-            return new NandCompletion(NandStatus.Ok, end);
-        }
-
-        long pageBits = 8L * (Geometry.PageBytes + Geometry.SpareBytes);
-        // Past the zero-error case, the same uniform draw continues the inversion (the count is
-        // then at least 1); a worn-out block's large mean takes the approximate draw instead.
-        int errors = Math.Max(1, mean > 64 ? _prng.NextPoisson(mean) : Prng.PoissonQuantile(mean, u));
-
-        Span<int> perCodeword = _codewords <= 256 ? stackalloc int[_codewords] : new int[_codewords];
-        Span<long> positions = errors <= 256 ? stackalloc long[errors] : new long[errors];
-        for (int i = 0; i < errors; i++)
-        {
-            long bit = (long)_prng.NextUInt64((ulong)pageBits);
-            positions[i] = bit;
-            perCodeword[CodewordOf(bit / 8)]++;
-        }
-
-        int worst = 0;
-        foreach (int count in perCodeword)
-        {
-            worst = Math.Max(worst, count);
-        }
-
-        if (worst <= Ecc.CorrectableBits)
-        {
-            Statistics.CorrectedReads++;
-            return new NandCompletion(NandStatus.Corrected, end, worst);
-        }
-
-        foreach (long bit in positions)
-        {
-            FlipBit(bit, data, spare);
-        }
-
-        Statistics.UncorrectableReads++;
-        return new NandCompletion(NandStatus.Uncorrectable, end, worst);
-    }
-
-    /// <summary>
-    /// The mean raw bit errors of one read of a page of <paramref name="block"/>, and the
-    /// probability that a read has none, cached per block until its erase count changes.
-    /// </summary>
-    private (double Mean, double ZeroErrors) ErrorModelOf(int block)
-    {
-        uint eraseCount = _store.EraseCounts[block];
-        if (_errorModelEraseCount[block] != eraseCount)
-        {
-            double rate = _faults.RawBitErrorRate * Math.Pow(_faults.WearBitErrorGrowth, (double)eraseCount / EnduranceCycles);
-            double mean = Math.Min(rate, 0.5) * 8.0 * (Geometry.PageBytes + Geometry.SpareBytes);
-            _errorMean[block] = mean;
-            _errorZeroProbability[block] = Math.Exp(-mean);
-            _errorModelEraseCount[block] = eraseCount;
-        }
-
-        return (_errorMean[block], _errorZeroProbability[block]);
-    }
-
-    private int CodewordOf(long byteInPage) => byteInPage < Geometry.PageBytes
-        ? (int)(byteInPage / Ecc.CodewordBytes)
-        : _spareBytesPerCodeword == 0 ? _codewords - 1 : Math.Min(_codewords - 1, (int)((byteInPage - Geometry.PageBytes) / _spareBytesPerCodeword));
-
-    private void FlipBit(long bit, Span<byte> data, Span<byte> spare)
-    {
-        int byteIndex = (int)(bit / 8);
-        byte mask = (byte)(1 << (int)(bit % 8));
-        if (byteIndex < Geometry.PageBytes)
-        {
-            if (data.Length != 0)
-            {
-                data[byteIndex] ^= mask;
-            }
-        }
-        else if (spare.Length != 0)
-        {
-            spare[byteIndex - Geometry.PageBytes] ^= mask;
-        }
+            PageState.Torn => new NandCompletion(NandStatus.Uncorrectable, end),
+            PageState.TornSilent => new NandCompletion(NandStatus.Ok, end),
+            _ => _bitErrors.Apply(address.Block, _store.EraseCounts[address.Block], data, spare, end),
+        };
     }
 
     /// <summary>
@@ -568,111 +409,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _channels[Geometry.ChannelOf(die)].Book(earliest, Timing.TransferNanoseconds(bytes), _clock.NowNanoseconds);
 
     /// <summary>Forgets the operations of <paramref name="die"/> that have completed by now.</summary>
-    private void Retire(int die)
-    {
-        long now = _clock.NowNanoseconds;
-        InFlightQueue queue = _dies[die];
-        while (queue.Count > 0 && queue.Oldest.EndNanoseconds <= now)
-        {
-            ref InFlightOperation done = ref queue.Oldest;
-            if (done.Kind == NandOperationKind.Erase)
-            {
-                _pendingErases[done.Block]--;
-            }
-
-            ReturnUndo(ref done);
-            queue.DequeueOldest();
-        }
-    }
-
-    private PowerCutOutcome DrawOutcome(NandOperationKind kind) => kind switch
-    {
-        NandOperationKind.Program => _prng.NextInt(3) switch
-        {
-            0 => PowerCutOutcome.Programmed,
-            1 => PowerCutOutcome.LeftErased,
-            _ => PowerCutOutcome.Corrupted,
-        },
-        NandOperationKind.Erase => _prng.NextInt(3) switch
-        {
-            0 => PowerCutOutcome.Erased,
-            1 => PowerCutOutcome.Untouched,
-            _ => PowerCutOutcome.Unreliable,
-        },
-        _ => throw new UnreachableException($"unknown operation kind {kind}"),
-    };
-
-    private void ApplyOutcome(ref InFlightOperation operation, PowerCutOutcome outcome)
-    {
-        switch (operation.Kind, outcome)
-        {
-            case (NandOperationKind.Program, PowerCutOutcome.Programmed):
-            case (NandOperationKind.Erase, PowerCutOutcome.Erased):
-                break;
-            case (NandOperationKind.Program, PowerCutOutcome.Corrupted):
-                int pageIndex = PageIndex(new PageAddress(operation.Block, operation.Page));
-                PartiallyProgram(_store.Data(pageIndex));
-                _store.States[pageIndex] = (byte)(_prng.NextInt(2) == 0 ? PageState.Torn : PageState.TornSilent);
-                break;
-            case (NandOperationKind.Program, _):
-                UndoProgram(ref operation);
-                break;
-            case (NandOperationKind.Erase, _) when ((BlockFlags)_store.Flags[operation.Block]).HasFlag(BlockFlags.FactoryBad):
-                // The erase of a factory-bad block changed nothing; a cut cannot take its marker.
-                break;
-            case (NandOperationKind.Erase, PowerCutOutcome.Unreliable):
-                BlockStates(operation.Block).Fill((byte)PageState.Torn);
-                break;
-            case (NandOperationKind.Erase, _):
-                operation.Undo.AsSpan(0, Geometry.PagesPerBlock).CopyTo(BlockStates(operation.Block));
-                _store.EraseCounts[operation.Block] = operation.EraseCountBefore;
-                break;
-            default:
-                throw new UnreachableException($"outcome {outcome} for a {operation.Kind}");
-        }
-
-        RecomputeWritePointer(operation.Block);
-    }
-
-    private void UndoProgram(ref InFlightOperation operation)
-    {
-        int pageIndex = PageIndex(new PageAddress(operation.Block, operation.Page));
-        _store.States[pageIndex] = (byte)PageState.Erased;
-        if (operation.Undo is not null)
-        {
-            Span<byte> data = _store.Data(pageIndex);
-            operation.Undo.AsSpan(0, data.Length).CopyTo(data);
-            operation.Undo.AsSpan(data.Length, Geometry.SpareBytes).CopyTo(_store.Spare(pageIndex));
-        }
-    }
-
-    /// <summary>
-    /// An interrupted or failed program: cells move from 1 to 0 as they program, so some bits that
-    /// should have become 0 are still 1. At least one bit ends up different from the data asked for.
-    /// </summary>
-    private void PartiallyProgram(Span<byte> stored)
-    {
-        int flips = 1 + _prng.NextInt(Math.Max(1, stored.Length / 16));
-        for (int i = 0; i < flips; i++)
-        {
-            stored[_prng.NextInt(stored.Length)] |= (byte)(1 << _prng.NextInt(8));
-        }
-
-        // Setting bits only ever adds 1s, so the page differs from the data as soon as one of them
-        // landed on a 0. Make sure one did: raise a 0 bit of some byte that still has one.
-        int start = _prng.NextInt(stored.Length);
-        int index = stored[start..].IndexOfAnyExcept((byte)0xFF);
-        index = index >= 0 ? start + index : stored[..start].IndexOfAnyExcept((byte)0xFF);
-        if (index >= 0)
-        {
-            stored[index] |= (byte)(1 << BitOperations.TrailingZeroCount(~stored[index] & 0xFF));
-        }
-        else
-        {
-            // Data of all 1s cannot gain a 1: an over-programmed cell loses one instead.
-            stored[start] = 0xFE;
-        }
-    }
+    private void Retire(int die) => _powerCuts.Retire(die, _clock.NowNanoseconds);
 
     private bool ProgramFails(PageAddress address)
     {
@@ -721,19 +458,6 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         ReadOnlySpan<byte> states = BlockStates(block);
         int last = states.LastIndexOfAnyExcept((byte)PageState.Erased);
         _writePointer[block] = last + 1;
-    }
-
-    private static byte[] Rent(Stack<byte[]> pool, int length) => pool.TryPop(out byte[]? buffer) ? buffer : new byte[length];
-
-    private void ReturnUndo(ref InFlightOperation operation)
-    {
-        if (operation.Undo is null)
-        {
-            return;
-        }
-
-        (operation.Kind == NandOperationKind.Erase ? _stateUndoPool : _pageUndoPool).Push(operation.Undo);
-        operation.Undo = null;
     }
 
     private Span<byte> BlockStates(int block) => _store.States.Slice(block * Geometry.PagesPerBlock, Geometry.PagesPerBlock);
@@ -795,31 +519,3 @@ public enum PowerCutOutcome
 /// <param name="Address">The page (for an erase, page 0 of the block).</param>
 /// <param name="Outcome">What the cut left.</param>
 public readonly record struct TornOperation(NandOperationKind Kind, PageAddress Address, PowerCutOutcome Outcome);
-
-/// <summary>Counts of NAND activity, for reports and write-amplification figures.</summary>
-public sealed class NandStatistics
-{
-    /// <summary>Page reads issued (spare-only reads included).</summary>
-    public long PagesRead { get; internal set; }
-
-    /// <summary>Page programs issued.</summary>
-    public long PagesProgrammed { get; internal set; }
-
-    /// <summary>Block erases issued.</summary>
-    public long BlocksErased { get; internal set; }
-
-    /// <summary>Reads whose bit errors ECC corrected.</summary>
-    public long CorrectedReads { get; internal set; }
-
-    /// <summary>Reads ECC could not correct.</summary>
-    public long UncorrectableReads { get; internal set; }
-
-    /// <summary>Programs that failed.</summary>
-    public long ProgramFailures { get; internal set; }
-
-    /// <summary>Erases that failed.</summary>
-    public long EraseFailures { get; internal set; }
-
-    /// <summary>Power cuts suffered.</summary>
-    public long PowerCuts { get; internal set; }
-}

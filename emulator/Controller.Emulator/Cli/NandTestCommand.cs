@@ -58,9 +58,30 @@ internal static class NandTestCommand
             return Check(nand, clock, blocks, output);
         }
 
+        DieInProgramIfAsked(nand);
         long passes = args.Integer("--passes", 1, 1, long.MaxValue);
         ulong seed = (ulong)args.Integer("--seed", 1, 0, long.MaxValue);
         return Exercise(nand, clock, blocks, passes, seed, output);
+    }
+
+    /// <summary>
+    /// The test hook for image crash consistency: with <c>SSD_EMULATOR_CRASH_IN_PROGRAM=N</c> in
+    /// the environment, the process dies (as a SIGKILL would kill it) in the middle of its Nth
+    /// page program, after the page data is stored and before its spare area and state are.
+    /// </summary>
+    private static void DieInProgramIfAsked(EmulatedNand nand)
+    {
+        const string Variable = "SSD_EMULATOR_CRASH_IN_PROGRAM";
+        if (long.TryParse(Environment.GetEnvironmentVariable(Variable), System.Globalization.CultureInfo.InvariantCulture, out long program))
+        {
+            nand.InMiddleOfProgram = n =>
+            {
+                if (n == program)
+                {
+                    Environment.FailFast($"{Variable}={program}: dying in the middle of a page program");
+                }
+            };
+        }
     }
 
     private static int Exercise(EmulatedNand nand, VirtualClock clock, int blocks, long passes, ulong seed, TextWriter output)
