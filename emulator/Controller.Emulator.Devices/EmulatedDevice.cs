@@ -85,14 +85,14 @@ public sealed class EmulatedDevice : IServedDevice
 
     /// <summary>
     /// Boots the firmware on the emulated NAND on a virtual clock (the emulator's <c>serve</c>).
-    /// Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
+    /// The cache writes to the FTL's sector store, or to what <paramref name="store"/> makes of it.
     /// </summary>
-    public static ServedController Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null, SessionRecorder? recorder = null)
+    public static ServedController Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<ISectorStore, ISectorStore>? store = null, SessionRecorder? recorder = null)
     {
         EmulatedDevice device = Open(config, profile, imagePath, new VirtualClock());
         try
         {
-            return new ServedController(device, config, name, cacheOptions, recorder);
+            return new ServedController(device, config, name, store, recorder);
         }
         catch
         {

@@ -25,7 +25,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private readonly ResolvedConfig _config;
     private readonly IServedDevice _device;
     private readonly CountingNand _nand;
-    private readonly Func<CacheOptions, CacheOptions> _cacheOptions;
+    private readonly Func<ISectorStore, ISectorStore>? _store;
     private readonly Thread? _thread;
     private readonly CommandClock _firmwareClock;
     private readonly ExecutionTrace _trace;
@@ -45,27 +45,27 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>
     /// Mounts the firmware on <paramref name="device"/> (formats a fresh NAND, recovers one that
     /// holds data) with the cache and FTL <paramref name="config"/> sets, and starts the loop's
-    /// thread. Tests may change the cache's options with <paramref name="cacheOptions"/> (a canary).
-    /// The controller owns the device from here: disposing it disposes the device.
+    /// thread. The cache writes to the FTL's sector store, or to what <paramref name="store"/> makes
+    /// of it. The controller owns the device from here: disposing it disposes the device.
     /// </summary>
     /// <remarks>
     /// With <paramref name="recorder"/>, every input the firmware takes from here on is recorded
     /// (the controller owns the recorder and finishes it at shutdown); on a board's clock, the
     /// mount's clock readings too.
     /// </remarks>
-    public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions = null, SessionRecorder? recorder = null)
-        : this(device, config, name, cacheOptions, trace: null, replay: false, recorder)
+    public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<ISectorStore, ISectorStore>? store = null, SessionRecorder? recorder = null)
+        : this(device, config, name, store, trace: null, replay: false, recorder)
     {
     }
 
-    private ServedController(IServedDevice device, ResolvedConfig config, string name, Func<CacheOptions, CacheOptions>? cacheOptions, TextWriter? trace, bool replay, SessionRecorder? recorder = null)
+    private ServedController(IServedDevice device, ResolvedConfig config, string name, Func<ISectorStore, ISectorStore>? store, TextWriter? trace, bool replay, SessionRecorder? recorder = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
         _device = device;
         _config = config;
         _readOnly = config.Get(FtlConfig.ReadOnly);
-        _cacheOptions = cacheOptions ?? (options => options);
+        _store = store;
         _trace = new ExecutionTrace(trace);
         _firmwareClock = new CommandClock(device.Clock, advanceAlone: device.JumpsToEvents);
         INandDevice nand = recorder is { NandMode: RecordedNand.Outcomes } ? new RecordingNand(device.Nand, recorder) : device.Nand;
@@ -101,7 +101,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <paramref name="trace"/>, when given, receives every event as a line.
     /// </summary>
     public static ServedController ForReplay(IServedDevice device, ResolvedConfig config, string name, TextWriter? trace) =>
-        new(device, config, name, cacheOptions: null, trace, replay: true);
+        new(device, config, name, store: null, trace, replay: true);
 
     /// <summary>The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.</summary>
     public ulong TraceHash => _trace.Hash;
@@ -284,7 +284,7 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
-        var firmware = MountedFirmware.Mount(_nand, _firmwareClock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config), _cacheOptions(CacheConfig.Options(_config)), LoopQueueDepth, plp);
+        var firmware = MountedFirmware.Mount(_nand, _firmwareClock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config), CacheConfig.Options(_config), LoopQueueDepth, plp, _store);
         _trace.Event(_device.Clock.NowNanoseconds, "mounted");
         return (firmware.Ftl, firmware.Loop);
     }

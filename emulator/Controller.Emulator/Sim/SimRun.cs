@@ -1,6 +1,7 @@
 using Controller.Emulator.Nand;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
+using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 
 namespace Controller.Emulator.Sim;
@@ -44,14 +45,20 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
 /// <param name="AfterCommand">The command after whose completion to cut, or -1.</param>
 internal sealed record CrashPlan(int FirstCommand, long DuringNandOperation = 0, int AfterCommand = -1);
 
-/// <summary>Adjusts the firmware's options before a run: how the tests select a canary.</summary>
-/// <param name="Ftl">Applied to the FTL's options.</param>
-/// <param name="Cache">Applied to the cache's options.</param>
+/// <summary>
+/// Decorators around the firmware's edges for a run: how the tests put a canary in. The firmware
+/// itself is the shipping one; what is broken is what it talks to.
+/// </summary>
+/// <param name="Nand">
+/// Wraps the NAND the FTL mounts (above the SPI driver, when there is one), once per run; it is
+/// given what the FTL is doing at each instant.
+/// </param>
+/// <param name="Store">Wraps the sector store the cache writes to, at each mount.</param>
 /// <param name="Command">
 /// Applied to each host command on its way to the controller loop (the oracle still sees it as
 /// the host sent it): a device that drops a flag, such as one that ignores FUA on TRIM.
 /// </param>
-internal sealed record SimHooks(Func<FtlOptions, FtlOptions>? Ftl = null, Func<CacheOptions, CacheOptions>? Cache = null, Func<HostRequest, HostRequest>? Command = null)
+internal sealed record SimHooks(Func<INandDevice, Func<FtlActivity>, INandDevice>? Nand = null, Func<ISectorStore, ISectorStore>? Store = null, Func<HostRequest, HostRequest>? Command = null)
 {
     public static SimHooks None { get; } = new();
 }

@@ -43,6 +43,9 @@ internal sealed class SimulationRun : IDisposable
     private readonly SimWorkload _workload;
     private readonly Oracle _oracle;
     private readonly FtlOptions _ftlOptions;
+
+    /// <summary>The NAND the FTL mounts: the SPI driver or the faulting array, or a test's decorator of it.</summary>
+    private readonly INandDevice _firmwareNand;
     private readonly CacheOptions _cacheOptions;
     private readonly long _plpBudgetPages;
     private readonly List<Violation> _violations = [];
@@ -117,14 +120,10 @@ internal sealed class SimulationRun : IDisposable
         _arrivalPrng = seeds.Fork();
         _ftlOptions = FtlConfig.Options(config);
         _cacheOptions = CacheConfig.Options(config);
-        if (options.Hooks.Ftl is { } ftlHook)
+        _firmwareNand = _spi?.Driver ?? (INandDevice)_device;
+        if (options.Hooks.Nand is { } nandHook)
         {
-            _ftlOptions = ftlHook(_ftlOptions);
-        }
-
-        if (options.Hooks.Cache is { } cacheHook)
-        {
-            _cacheOptions = cacheHook(_cacheOptions);
+            _firmwareNand = nandHook(_firmwareNand, () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host);
         }
 
         _plpBudgetPages = config.Get(CacheConfig.Plp) ? Math.Max(config.Get(CacheConfig.PlpBudgetPages), CacheConfig.PlpPagesNeeded(config)) : 0;
@@ -715,7 +714,7 @@ internal sealed class SimulationRun : IDisposable
                 MountedFirmware mounted;
                 try
                 {
-                    mounted = MountedFirmware.Mount(_spi?.Driver ?? (INandDevice)_device, _firmwareClock, _firmwarePrng.Fork(), _ftlOptions, _cacheOptions, _queueDepth, _plpBudgetPages);
+                    mounted = MountedFirmware.Mount(_firmwareNand, _firmwareClock, _firmwarePrng.Fork(), _ftlOptions, _cacheOptions, _queueDepth, _plpBudgetPages, _options.Hooks.Store);
                 }
                 catch (PowerCutException)
                 {

@@ -136,18 +136,4 @@ public sealed record CacheOptions
 
     /// <summary>Check the invariants as the cache runs.</summary>
     public bool CheckInvariants { get; init; }
-
-    /// <summary>
-    /// A deliberately broken variant for the run-time check: a write into a punched hole does not
-    /// dirty its page (the write path's check stops the device). Reachable only from tests.
-    /// </summary>
-    internal bool CanaryForgetDirtyAfterPunch { get; init; }
-
-    /// <summary>
-    /// A deliberately broken variant for the oracles: a TRIM inside a cached page marks the whole
-    /// page clean, so the dirty data around the hole is never written back. No local check can see
-    /// it (cleaning a trimmed sector is the trim's job); the oracle sees the write lost. Reachable
-    /// only from tests.
-    /// </summary>
-    internal bool CanaryPunchCleansWholePage { get; init; }
 }

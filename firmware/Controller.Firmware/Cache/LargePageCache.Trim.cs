@@ -82,9 +82,8 @@ public sealed partial class LargePageCache
             long pageFirst = page * _sectorsPerPage;
             int lo = (int)(Math.Max(first, pageFirst) - pageFirst);
             int hi = (int)(Math.Min(end, pageFirst + _sectorsPerPage) - pageFirst);
-            // The trimmed data is gone: nothing of it is to be written back. (The canary forgets the
-            // dirty data of the whole page instead, which no local check can tell from a trim.)
-            for (int index = _options.CanaryPunchCleansWholePage ? 0 : lo; index < (_options.CanaryPunchCleansWholePage ? _sectorsPerPage : hi); index++)
+            // The trimmed data is gone: nothing of it is to be written back.
+            for (int index = lo; index < hi; index++)
             {
                 MarkClean(entry, index);
             }

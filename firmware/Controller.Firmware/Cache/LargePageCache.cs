@@ -289,17 +289,8 @@ public sealed partial class LargePageCache
         bool wasHole = IsSet(_hole, entry, index);
         Set(_valid, entry, index);
         Clear(_hole, entry, index);
-        if (!(wasHole && _options.CanaryForgetDirtyAfterPunch))
-        {
-            MarkDirty(entry, index);
-        }
-
-        // The seed's rule, checked in every build: a write (into a punched hole above all) leaves
-        // its sector dirty, so it is written back whatever the page goes through.
-        if (!IsSet(_dirty, entry, index))
-        {
-            Invariant.Broken($"a write into {(wasHole ? "the punched hole at " : string.Empty)}sector {sector} did not dirty its page");
-        }
+        MarkDirty(entry, index);
+        CheckWrittenSectorDirty(entry, index, sector, wasHole);
 
         Statistics.SectorsWritten++;
         Unpin();
@@ -452,6 +443,18 @@ public sealed partial class LargePageCache
         if (_clock is not null && _options.DramNanosecondsPerKib > 0)
         {
             _clock.WaitUntil(_clock.NowNanoseconds + (long)(bytes * _options.DramNanosecondsPerKib / 1024));
+        }
+    }
+
+    /// <summary>
+    /// The seed's rule, checked in every build after every sector written: a write (into a punched
+    /// hole above all) leaves its sector dirty, so it is written back whatever the page goes through.
+    /// </summary>
+    private void CheckWrittenSectorDirty(int entry, int index, long sector, bool wasHole)
+    {
+        if (!IsSet(_dirty, entry, index))
+        {
+            Invariant.Broken($"a write into {(wasHole ? "the punched hole at " : string.Empty)}sector {sector} did not dirty its page");
         }
     }
 

@@ -224,19 +224,6 @@ public sealed partial class FlashTranslationLayer
         for (int i = 0; i < _releasing.Count;)
         {
             Releasing releasing = _releasing[i];
-            if (_options.CanaryEraseBeforeRelocationDurable)
-            {
-                Release(releasing);
-                _releasing.RemoveAt(i);
-                if (!releasing.BecomesBad && EraseBlock(releasing.Block).Succeeded)
-                {
-                    Statistics.BlocksErased++;
-                    _blocks.Erased(releasing.Block);
-                }
-
-                continue;
-            }
-
             if (_coldUnitsProgrammed < releasing.ColdUnitsNeeded)
             {
                 if (!force)

@@ -231,7 +231,7 @@ public sealed partial class FlashTranslationLayer
         }
 
         JournalRecord record = replay.Record!.Value;
-        if (record.Kind == JournalRecordKind.Trim && !_options.CanaryRecoveryIgnoresTrims)
+        if (record.Kind == JournalRecordKind.Trim)
         {
             long end = Math.Min((long)record.First + record.Count, _sectors.Length);
             for (long sector = record.First; sector < end; sector++)

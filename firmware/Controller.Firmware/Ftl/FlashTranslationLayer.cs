@@ -262,10 +262,7 @@ public sealed partial class FlashTranslationLayer
             ProgramJournal();
         }
 
-        if (!_options.CanaryFlushBeforeDurable)
-        {
-            _clock.WaitUntil(_latestCompletion);
-        }
+        _clock.WaitUntil(_latestCompletion);
 
         _durableTicket = _writeTicket;
         _durableAt = Math.Max(_durableAt, _clock.NowNanoseconds);

@@ -36,24 +36,6 @@ public sealed record FtlOptions
     /// recovery; any program or erase asked of the FTL afterwards is refused with an exception.
     /// </summary>
     public bool ReadOnly { get; init; }
-
-    /// <summary>
-    /// A deliberately broken variant for the tests' oracles: FLUSH returns without waiting for
-    /// its programs to complete. Reachable only from tests.
-    /// </summary>
-    internal bool CanaryFlushBeforeDurable { get; init; }
-
-    /// <summary>
-    /// A deliberately broken variant for the tests' oracles: recovery skips the journal's TRIM
-    /// records, so a trim made after the last checkpoint is forgotten. Reachable only from tests.
-    /// </summary>
-    internal bool CanaryRecoveryIgnoresTrims { get; init; }
-
-    /// <summary>
-    /// A deliberately broken variant for the tests' oracles: GC frees and erases a victim as soon
-    /// as its data is copied, before the copies are durable. Reachable only from tests.
-    /// </summary>
-    internal bool CanaryEraseBeforeRelocationDurable { get; init; }
 }
 
 /// <summary>What the FTL is doing, for tools that cut the power and want to say where it struck.</summary>

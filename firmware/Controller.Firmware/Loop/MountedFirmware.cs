@@ -35,13 +35,15 @@ public sealed class MountedFirmware
     /// Mounts (formats or recovers) the FTL on <paramref name="nand"/> and builds the cache and the
     /// loop over it, with room for <paramref name="queueDepth"/> commands in flight.
     /// <paramref name="plpBudgetPages"/> above zero turns power-loss protection on. For commands to
-    /// overlap on emulated flash, the NAND books its operations on <paramref name="clock"/>.
+    /// overlap on emulated flash, the NAND books its operations on <paramref name="clock"/>. The
+    /// cache writes to the FTL's sector store, or to what <paramref name="store"/> makes of it.
     /// </summary>
-    public static MountedFirmware Mount(INandDevice nand, CommandClock clock, Prng prng, FtlOptions ftlOptions, CacheOptions cacheOptions, int queueDepth, long plpBudgetPages)
+    public static MountedFirmware Mount(INandDevice nand, CommandClock clock, Prng prng, FtlOptions ftlOptions, CacheOptions cacheOptions, int queueDepth, long plpBudgetPages, Func<ISectorStore, ISectorStore>? store = null)
     {
         ArgumentNullException.ThrowIfNull(clock);
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng, ftlOptions);
-        var cache = new LargePageCache(new FtlSectorStore(ftl), cacheOptions, clock);
+        ISectorStore sectors = new FtlSectorStore(ftl);
+        var cache = new LargePageCache(store?.Invoke(sectors) ?? sectors, cacheOptions, clock);
         return new MountedFirmware(clock, ftl, cache, new ControllerLoop(cache, ftl, clock, queueDepth, plpBudgetPages));
     }
 }

@@ -1,3 +1,4 @@
+using System.Reflection;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Cache;
@@ -63,25 +64,29 @@ public sealed class LargePageCacheTests
     }
 
     [Fact]
-    public void AWriteIntoAHoleThatDoesNotDirtyItsPageStopsTheCacheInEveryBuild()
+    public void AWrittenSectorThatIsNotDirtyStopsTheCacheInEveryBuild()
     {
-        // The canary of the write path's check, which is on without cache.checkInvariants: a
-        // cache that does not dirty a write into a punched hole throws at that write.
-        using var rig = new CacheRig(TrimPolicy.ZeroFill, checkInvariants: false, broken: o => o with { CanaryForgetDirtyAfterPunch = true });
+        // The canary of the write path's check, which is on without cache.checkInvariants: it
+        // runs after every sector written, and throws where that sector is not dirty (here a
+        // sector of a punched hole, which a trim left clean).
+        using var rig = new CacheRig(TrimPolicy.ZeroFill, checkInvariants: false);
         rig.Cache.Write(0, Pattern(16 * Sector, 1), forceUnitAccess: false);
         rig.Cache.Trim(4 * Sector, 4 * Sector);
+        MethodInfo check = typeof(LargePageCache).GetMethod("CheckWrittenSectorDirty", BindingFlags.NonPublic | BindingFlags.Instance)!;
 
-        var error = Assert.Throws<InvariantViolationException>(() => rig.Cache.Write(5 * Sector, Pattern(Sector, 2), forceUnitAccess: false));
+        check.Invoke(rig.Cache, [0, 3, 3L, false]);
+        var error = Assert.Throws<TargetInvocationException>(() => check.Invoke(rig.Cache, [0, 5, 5L, true]));
 
-        Assert.Equal("a write into the punched hole at sector 5 did not dirty its page", error.Message);
+        var broken = Assert.IsType<InvariantViolationException>(error.InnerException);
+        Assert.Equal("a write into the punched hole at sector 5 did not dirty its page", broken.Message);
     }
 
     [Fact]
     public void APunchThatForgetsTheDirtyDataAroundItIsCaught()
     {
-        // The canary of the scenario above, a bug no local check sees: a partial punch marks the
-        // whole page clean, so the data written next to the hole is never written back.
-        using var rig = new CacheRig(TrimPolicy.ZeroFill, broken: o => o with { CanaryPunchCleansWholePage = true });
+        // The canary of the scenario above, a bug no local check sees: the data written next to
+        // a hole punched inside a page never reaches the store.
+        using var rig = new CacheRig(TrimPolicy.ZeroFill, broken: store => Sabotage.PunchForgettingStore(store, 16));
         byte[] written = Pattern(16 * Sector, 1);
         rig.Cache.Write(0, written, forceUnitAccess: false);
         rig.Cache.Trim(4 * Sector, 4 * Sector);

@@ -1,6 +1,7 @@
 using Controller.Emulator.Nand;
 using Controller.Emulator.Sim;
 using Controller.Emulator.Time;
+using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
 using Controller.Tests.Support;
@@ -182,7 +183,7 @@ public sealed class FtlPowerCutTests
         {
         }
 
-        ftl = Remount(inner, nand, clock, prng, options);
+        ftl = Remount(inner, nand, nand, clock, prng, options);
         var violations = new List<string>();
         for (long sector = 0; sector < reference.Sectors; sector++)
         {
@@ -203,8 +204,9 @@ public sealed class FtlPowerCutTests
         var prng = new Prng((ulong)seed);
         using EmulatedNand inner = Nands.Shape(Shapes[seed % Shapes.Length], clock, $"faults.seed={seed}");
         var nand = new FaultingNand(inner, clock, prng.Fork(), new Controller.Hosting.ExecutionTrace(null));
-        var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96, CanaryFlushBeforeDurable = canary };
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
+        var options = new FtlOptions { SpareFactor = 0.2, CheckpointIntervalPages = 96 };
+        INandDevice device = canary ? Sabotage.EarlyAcknowledgingNand(nand) : nand;
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(device, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
         var violations = new List<string>();
         byte[] buffer = new byte[SectorContent.Bytes];
@@ -219,7 +221,7 @@ public sealed class FtlPowerCutTests
             {
             }
 
-            ftl = Remount(inner, nand, clock, prng, options);
+            ftl = Remount(inner, nand, device, clock, prng, options);
             for (long sector = 0; sector < reference.Sectors; sector++)
             {
                 FtlReadResult read = ftl.Read(sector, buffer);
@@ -246,7 +248,8 @@ public sealed class FtlPowerCutTests
     }
 
     /// <summary>Powers on and mounts; a third of the time the power is cut again inside recovery first.</summary>
-    private static FlashTranslationLayer Remount(EmulatedNand inner, FaultingNand nand, VirtualClock clock, Prng prng, FtlOptions options)
+    /// <summary>Powers <paramref name="inner"/> on and mounts the FTL on <paramref name="device"/> (the faulting NAND, or a decorator of it), cutting the power inside recovery at times.</summary>
+    private static FlashTranslationLayer Remount(EmulatedNand inner, FaultingNand nand, INandDevice device, VirtualClock clock, Prng prng, FtlOptions options)
     {
         while (true)
         {
@@ -255,7 +258,7 @@ public sealed class FtlPowerCutTests
             nand.CutDuring(cutInRecovery ? 1 + prng.NextInt(400) : 0);
             try
             {
-                FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
+                FlashTranslationLayer ftl = FlashTranslationLayer.Mount(device, clock, prng.Fork(), options);
                 nand.CutDuring(0);
                 return ftl;
             }

@@ -2,6 +2,8 @@ using Controller.Emulator.Cli;
 using Controller.Emulator;
 using Controller.Host.Cli;
 using Controller.Hosting;
+using Controller.Firmware.Cache;
+using Controller.Firmware.Config;
 using Controller.Firmware.Host.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
@@ -271,11 +273,13 @@ public sealed class SsdHostTests
     [Fact]
     public async Task TheCheckCatchesACacheWhosePunchForgetsTheDataAroundTheHole()
     {
-        // The canary of the cache tests, hosted here: a punch inside a page marks the whole page
-        // clean, so a flush does not write back the data around the hole, and the power cut
-        // loses a durable write.
+        // The canary of the cache tests, hosted here: the data around a hole punched inside a page
+        // never reaches the FTL, so a flush does not make it durable, and the power cut loses a
+        // durable write.
         using var temp = new TempDirectory();
-        using ServedController export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd", options => options with { CanaryPunchCleansWholePage = true });
+        ResolvedConfig config = Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]);
+        int sectorsPerPage = (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes);
+        using ServedController export = EmulatedDevice.Boot(config, "tiny", null, "ssd", store => Sabotage.PunchForgettingStore(store, sectorsPerPage));
         await using var server = new InProcessServer(temp, export);
         string ledger = temp.File("canary.ledger");
 

@@ -39,7 +39,7 @@ public sealed class ServedControllerTests
         string image = temp.File("ssd.img");
         var log = new StringWriter();
         ResolvedConfig config = Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]);
-        using (ServedController broken = EmulatedDevice.Boot(config, "tiny", image, "ssd", o => o with { CanaryForgetDirtyAfterPunch = true }))
+        using (ServedController broken = EmulatedDevice.Boot(config, "tiny", image, "ssd", Support.Sabotage.InvariantBreakingStore))
         {
             broken.Log = new Controller.Management.ManagementLog(log);
             byte[] data = new byte[65536];
@@ -48,13 +48,13 @@ public sealed class ServedControllerTests
             Assert.Equal(HostStatus.Ok, await broken.ExecuteAsync(HostOpcode.Flush, HostCommandOptions.None, 0, 0, Memory<byte>.Empty, CancellationToken.None));
             Assert.Equal(HostStatus.Ok, await broken.ExecuteAsync(HostOpcode.Trim, HostCommandOptions.None, 16384, 16384, Memory<byte>.Empty, CancellationToken.None));
 
-            HostStatus intoHole = await broken.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 16384, 4096, data.AsMemory(0, 4096), CancellationToken.None);
+            HostStatus intoHole = await broken.ExecuteAsync(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 16384, 4096, data.AsMemory(0, 4096), CancellationToken.None);
             HostStatus afterwards = await broken.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 0, 4096, data.AsMemory(0, 4096), CancellationToken.None);
             broken.Shutdown();
 
             Assert.Equal((HostStatus.IoError, HostStatus.IoError), (intoHole, afterwards));
             Assert.IsType<Controller.Firmware.Invariants.InvariantViolationException>(broken.Failure);
-            Assert.Contains("an invariant broke: a write into the punched hole at sector 4 did not dirty its page", log.ToString(), StringComparison.Ordinal);
+            Assert.Contains("an invariant broke: sabotage: the write-back of sector 4, trimmed before, breaks an invariant", log.ToString(), StringComparison.Ordinal);
         }
 
         using ServedController restarted = EmulatedDevice.Boot(config, "tiny", image, "ssd");

@@ -1,5 +1,6 @@
 using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
+using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
 using Controller.Tests.Support;
 
@@ -45,8 +46,8 @@ public sealed class SimSpiPathTests
         // here: the driver waits out BUSY in every program, so a flush never overtakes one.)
         ResolvedConfig config = Profiles.Load(Repository.PathOf("hw-config", "emulated", "w25n01gv-spi.json"), [.. Smaller, "cache.trimPolicy=zero-fill"]);
         SimHooks broken = canary == "recovery-ignores-trims"
-            ? new SimHooks(Ftl: o => o with { CanaryRecoveryIgnoresTrims = true })
-            : new SimHooks(Cache: o => o with { CanaryPunchCleansWholePage = true });
+            ? new SimHooks(Nand: (nand, _) => Sabotage.TrimForgettingNand(nand))
+            : new SimHooks(Store: store => Sabotage.PunchForgettingStore(store, (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)));
         for (ulong seed = 1; seed <= 12; seed++)
         {
             var options = new SimOptions(seed, workload, new WorkloadParameters { Ops = 1500 }, PowerCuts: 8);

@@ -77,7 +77,7 @@ public sealed class TraceReplayTests
     public void AFlushThatReturnsEarlyIsCaughtUnderATrace()
     {
         var source = new TraceSource(TraceReaderTests.Sample("blkparse.txt"), TraceFormat.Blkparse);
-        var broken = new SimHooks(Ftl: o => o with { CanaryFlushBeforeDurable = true });
+        var broken = new SimHooks(Nand: (nand, _) => Support.Sabotage.EarlyAcknowledgingNand(nand));
         for (ulong seed = 1; seed <= 24; seed++)
         {
             SimResult result = SimRunner.Run(Config(), Options(source, seed, 8) with { Hooks = broken });
