@@ -30,11 +30,11 @@ public static class Program
             "serve",
             "serve the chip over NBD (the default verb: ssd-board --board NAME)",
             "Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint, then exit 0. Pulling the plug is a power cut: at the next boot every flushed write is there. With --record, on a board every reading of its clock is recorded.",
-            [board, CommonOptions.Set, image, .. RecordingOptions.Options, .. NbdService.Options],
+            [board, CommonOptions.Set, image, .. RecordingOptions.Options, .. ServeCommandLine.Options],
             (args, _) => Task.FromResult(Serve(args, output, error, machine)))
         {
             Epilogue = $"""
-                {NbdService.SocketActivationNote("ssd-board --board NAME")}
+                {ServeCommandLine.SocketActivationNote("ssd-board --board NAME")}
 
                 Examples:
                   sudo ssd-board --board raspberrypi-4 --listen nbd://0.0.0.0 --allow-remote
@@ -206,11 +206,14 @@ public static class Program
         driver.ProgramPage(new PageAddress(block, 0), data, spare);
     }
 
-    /// <summary>The board profile <c>--board</c> names, resolved with the <c>--set</c> overrides.</summary>
-    private static (string Board, ResolvedConfig Config) LoadBoard(CommandArgs args)
+    /// <summary>
+    /// The board profile <c>--board</c> names, resolved with the <c>--set</c> overrides (and, when
+    /// <paramref name="serving"/>, what the serving options set: <c>--read-only</c>).
+    /// </summary>
+    private static (string Board, ResolvedConfig Config) LoadBoard(CommandArgs args, bool serving = false)
     {
         string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
-        return (board, ConfigLoader.Load(BoardConfig.Schema, board, NbdService.ConfigSets(args)));
+        return (board, ConfigLoader.Load(BoardConfig.Schema, board, serving ? ServeCommandLine.ConfigSets(args) : args.All("--set")));
     }
 
     /// <summary>
@@ -253,8 +256,8 @@ public static class Program
 
     private static int Serve(CommandArgs args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
-        (string board, ResolvedConfig config) = LoadBoard(args);
-        NbdService.ServeOptions serving = NbdService.Parse(args, Program_);
+        (string board, ResolvedConfig config) = LoadBoard(args, serving: true);
+        ServeOptions serving = ServeCommandLine.Parse(args, Program_);
         RecordingOptions? record = RecordingOptions.Parse(args);
         // Listening first: a port in use leaves no new image or recording behind.
         using BoundSockets sockets = NbdService.Bind(serving);
@@ -291,7 +294,8 @@ public static class Program
 
         using (controller)
         {
-            int code = NbdService.Run(controller, serving, sockets, output, Program_);
+            using var signals = new StopSignals();
+            int code = NbdService.Run(controller, serving, sockets, output, Program_, signals.Token);
             if (controller.Failure is SpiNandException)
             {
                 error.WriteLine(WiringHint);

@@ -253,7 +253,7 @@ public sealed partial class ServedController : IManagementService
     }
 
     /// <summary>A replayed command's end: nobody waits for it.</summary>
-    private sealed class Replayed : Firmware.Host.Nbd.INbdCompletion
+    private sealed class Replayed : Nbd.INbdCompletion
     {
         public void Complete(HostStatus status)
         {

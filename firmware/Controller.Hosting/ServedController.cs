@@ -5,7 +5,8 @@ using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Host;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Firmware.Loop;
 using Controller.Hosting.Recording;
 

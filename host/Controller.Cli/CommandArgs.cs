@@ -99,6 +99,28 @@ public sealed class CommandArgs
     /// <summary>A duration option: seconds, or a number with ms, s, m or h.</summary>
     public TimeSpan? Duration(string name) => Single(name) is { } text ? Values.Duration(text, name) : null;
 
+    /// <summary>
+    /// The text of the file <paramref name="name"/> names, without surrounding white space (a
+    /// secret kept in a file, such as --control-token's), or null when the option is not given. A
+    /// file that cannot be read is a <see cref="UsageException"/> naming the option and the file.
+    /// </summary>
+    public string? FileText(string name)
+    {
+        if (Single(name) is not { } file)
+        {
+            return null;
+        }
+
+        try
+        {
+            return File.ReadAllText(file).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"{name}: cannot read '{file}': {e.Message}");
+        }
+    }
+
     /// <summary>A byte option: 0-255, decimal or 0x hex.</summary>
     public byte? Byte(string name) => Single(name) is { } text ? Values.Byte(text, name) : null;
 

@@ -21,12 +21,12 @@ internal static class ServeCommand
             CommonOptions.Config(Profiles.BuiltInNames()), CommonOptions.Set,
             new("--image", "FILE", "keep the NAND in FILE (created if missing, recovered if not); without it the NAND lives in memory and is gone at exit. A SIGKILL of this process is a power cut: after a restart every flushed write is there."),
             .. RecordingOptions.Options,
-            .. NbdService.Options,
+            .. ServeCommandLine.Options,
         ],
         (args, _) => Task.FromResult(Run(args, output)))
     {
         Epilogue = $"""
-            {NbdService.SocketActivationNote("ssd-emulator serve")}
+            {ServeCommandLine.SocketActivationNote("ssd-emulator serve")}
 
             Examples:
               ssd-emulator serve --image ssd.img
@@ -40,8 +40,8 @@ internal static class ServeCommand
     public static int Run(CommandArgs args, TextWriter output)
     {
         string? profile = args.Single("--config");
-        ResolvedConfig config = Profiles.Load(profile, NbdService.ConfigSets(args));
-        NbdService.ServeOptions serving = NbdService.Parse(args, "ssd-emulator");
+        ResolvedConfig config = Profiles.Load(profile, ServeCommandLine.ConfigSets(args));
+        ServeOptions serving = ServeCommandLine.Parse(args, "ssd-emulator");
         RecordingOptions? record = RecordingOptions.Parse(args);
         // Listening first: a port in use leaves no new image or recording behind.
         using BoundSockets sockets = NbdService.Bind(serving);
@@ -52,6 +52,7 @@ internal static class ServeCommand
             output.WriteLine(record.Banner("ssd-emulator"));
         }
 
-        return NbdService.Run(controller, serving, sockets, output, "ssd-emulator");
+        using var signals = new StopSignals();
+        return NbdService.Run(controller, serving, sockets, output, "ssd-emulator", signals.Token);
     }
 }

@@ -70,18 +70,7 @@ internal static class Connection
     public static async Task<ManagementClient> OpenControlAsync(CommandArgs args, CancellationToken cancellation)
     {
         string uri = args.Value("--control") ?? throw new UsageException($"--control URI is required (tcp://HOST:PORT, tls://HOST:PORT or unix:PATH, as given to serve --control)");
-        string? token = null;
-        if (args.Value("--control-token") is { } file)
-        {
-            try
-            {
-                token = File.ReadAllText(file).Trim();
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new UsageException($"--control-token: cannot read '{file}': {e.Message}");
-            }
-        }
+        string? token = args.FileText("--control-token");
 
         try
         {

@@ -62,7 +62,7 @@ public static class HostCli
             """,
         ExitCodeOf = e => e switch
         {
-            NbdCommandException command => command.Error is Firmware.Host.Nbd.NbdError.Invalid or Firmware.Host.Nbd.NbdError.Overflow ? ExitCodes.Usage : ExitCodes.Failure,
+            NbdCommandException command => command.Error is Controller.Nbd.NbdError.Invalid or Controller.Nbd.NbdError.Overflow ? ExitCodes.Usage : ExitCodes.Failure,
             NbdClientException or IOException or SocketException or EndOfStreamException or RemoteInvocationException or ConnectionLostException or UnauthorizedAccessException or System.Security.Authentication.AuthenticationException => ExitCodes.Failure,
             _ => null,
         },

@@ -4,7 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Controller.Firmware.Common;
-using Controller.Firmware.Host.Nbd;
+using Controller.Nbd;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
 using Controller.Management;

@@ -1,8 +1,7 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
-using Controller.Firmware.Host.Nbd;
+using Controller.Nbd;
 using Controller.Management;
 
 namespace Controller.Host.Nbd;
@@ -113,8 +112,7 @@ public sealed class NbdClient : IAsyncDisposable
                     throw new NbdClientException($"the server refused to list its exports ({type})");
                 }
 
-                int nameLength = (int)BinaryPrimitives.ReadUInt32BigEndian(data);
-                exports.Add((Encoding.UTF8.GetString(data, 4, nameLength), Encoding.UTF8.GetString(data, 4 + nameLength, data.Length - 4 - nameLength)));
+                exports.Add(NbdOptionData.ReadServer(data) ?? throw new NbdClientException("the server listed an export whose name overruns its reply"));
             }
 
             await client.SendOptionAsync(NbdOption.Abort, [], cancellation).ConfigureAwait(false);
@@ -235,21 +233,17 @@ public sealed class NbdClient : IAsyncDisposable
 
     private async Task GreetAsync(CancellationToken cancellation)
     {
-        byte[] greeting = new byte[18];
+        byte[] greeting = new byte[NbdGreeting.Bytes];
         await _stream.ReadExactlyAsync(greeting, cancellation).ConfigureAwait(false);
-        if (BinaryPrimitives.ReadUInt64BigEndian(greeting) != NbdProtocol.InitMagic || BinaryPrimitives.ReadUInt64BigEndian(greeting.AsSpan(8)) != NbdProtocol.OptionMagic)
-        {
-            throw new NbdClientException("the server did not greet as an NBD server (fixed newstyle)");
-        }
-
-        var features = (NbdHandshakeFeatures)BinaryPrimitives.ReadUInt16BigEndian(greeting.AsSpan(16));
+        NbdHandshakeFeatures features = NbdGreeting.Read(greeting)?.Features
+            ?? throw new NbdClientException("the server did not greet as an NBD server (fixed newstyle)");
         if (!features.HasFlag(NbdHandshakeFeatures.FixedNewstyle))
         {
             throw new NbdClientException("the server does not speak fixed newstyle");
         }
 
-        byte[] flags = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(flags, (uint)(NbdClientFeatures.FixedNewstyle | (features & NbdHandshakeFeatures.NoZeroes) switch { 0 => 0, _ => NbdClientFeatures.NoZeroes }));
+        byte[] flags = new byte[NbdClientFlags.Bytes];
+        new NbdClientFlags(NbdClientFeatures.FixedNewstyle | (features & NbdHandshakeFeatures.NoZeroes) switch { 0 => 0, _ => NbdClientFeatures.NoZeroes }).Write(flags);
         await _stream.WriteAsync(flags, cancellation).ConfigureAwait(false);
     }
 
@@ -283,13 +277,13 @@ public sealed class NbdClient : IAsyncDisposable
         Structured = (await ReadOptionReplyAsync(NbdOption.StructuredReply, cancellation).ConfigureAwait(false)).Type == NbdOptionReply.Ack;
         if (Structured)
         {
-            await SendOptionAsync(NbdOption.SetMetaContext, MetaContextData(export, NbdProtocol.BaseAllocation), cancellation).ConfigureAwait(false);
+            await SendOptionAsync(NbdOption.SetMetaContext, NbdOptionData.MetaContext(export, NbdProtocol.BaseAllocation), cancellation).ConfigureAwait(false);
             while (true)
             {
                 (NbdOptionReply type, byte[] data) = await ReadOptionReplyAsync(NbdOption.SetMetaContext, cancellation).ConfigureAwait(false);
-                if (type == NbdOptionReply.MetaContext && data.Length >= 4 && Encoding.UTF8.GetString(data, 4, data.Length - 4) == NbdProtocol.BaseAllocation)
+                if (type == NbdOptionReply.MetaContext && NbdOptionData.ReadMetaContextReply(data) is (uint id, NbdProtocol.BaseAllocation))
                 {
-                    _allocationContext = BinaryPrimitives.ReadUInt32BigEndian(data);
+                    _allocationContext = id;
                 }
                 else if (type != NbdOptionReply.MetaContext)
                 {
@@ -298,14 +292,7 @@ public sealed class NbdClient : IAsyncDisposable
             }
         }
 
-        byte[] name = Encoding.UTF8.GetBytes(export);
-        byte[] go = new byte[4 + name.Length + 2 + 4];
-        BinaryPrimitives.WriteUInt32BigEndian(go, (uint)name.Length);
-        name.CopyTo(go, 4);
-        BinaryPrimitives.WriteUInt16BigEndian(go.AsSpan(4 + name.Length), 2);
-        BinaryPrimitives.WriteUInt16BigEndian(go.AsSpan(4 + name.Length + 2), (ushort)NbdInfo.BlockSize);
-        BinaryPrimitives.WriteUInt16BigEndian(go.AsSpan(4 + name.Length + 4), (ushort)NbdInfo.Description);
-        await SendOptionAsync(NbdOption.Go, go, cancellation).ConfigureAwait(false);
+        await SendOptionAsync(NbdOption.Go, NbdOptionData.Info(export, NbdInfo.BlockSize, NbdInfo.Description), cancellation).ConfigureAwait(false);
         Export = export;
         while (true)
         {
@@ -325,17 +312,16 @@ public sealed class NbdClient : IAsyncDisposable
                 throw new NbdClientException($"the server refused export '{export}' ({type}){Message(data)}");
             }
 
-            switch ((NbdInfo)BinaryPrimitives.ReadUInt16BigEndian(data))
+            switch (NbdOptionData.ReadInfoReply(data))
             {
-                case NbdInfo.Export when data.Length >= 12:
-                    Size = (long)BinaryPrimitives.ReadUInt64BigEndian(data.AsSpan(2));
-                    Features = (NbdExportFeatures)BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(10));
+                case { Type: NbdInfo.Export } info:
+                    (Size, Features) = (info.Size, info.Features);
                     break;
-                case NbdInfo.BlockSize when data.Length >= 14:
-                    BlockSizes = (BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(2)), BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(6)), BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(10)));
+                case { Type: NbdInfo.BlockSize } info:
+                    BlockSizes = info.BlockSizes;
                     break;
-                case NbdInfo.Description:
-                    Description = Encoding.UTF8.GetString(data, 2, data.Length - 2);
+                case { Type: NbdInfo.Description } info:
+                    Description = info.Text;
                     break;
             }
         }
@@ -343,47 +329,27 @@ public sealed class NbdClient : IAsyncDisposable
         static string Message(byte[] data) => data.Length > 0 ? $": {Encoding.UTF8.GetString(data)}" : "";
     }
 
-    private static byte[] MetaContextData(string export, string query)
-    {
-        byte[] name = Encoding.UTF8.GetBytes(export);
-        byte[] text = Encoding.UTF8.GetBytes(query);
-        byte[] data = new byte[4 + name.Length + 4 + 4 + text.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(data, (uint)name.Length);
-        name.CopyTo(data, 4);
-        BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(4 + name.Length), 1);
-        BinaryPrimitives.WriteUInt32BigEndian(data.AsSpan(8 + name.Length), (uint)text.Length);
-        text.CopyTo(data, 12 + name.Length);
-        return data;
-    }
-
-    private async Task SendOptionAsync(NbdOption option, byte[] data, CancellationToken cancellation)
-    {
-        byte[] header = new byte[16 + data.Length];
-        BinaryPrimitives.WriteUInt64BigEndian(header, NbdProtocol.OptionMagic);
-        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(8), (uint)option);
-        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(12), (uint)data.Length);
-        data.CopyTo(header, 16);
-        await _stream.WriteAsync(header, cancellation).ConfigureAwait(false);
-    }
+    private async Task SendOptionAsync(NbdOption option, byte[] data, CancellationToken cancellation) =>
+        await _stream.WriteAsync(NbdOptionHeader.Message(option, data), cancellation).ConfigureAwait(false);
 
     private async Task<(NbdOptionReply Type, byte[] Data)> ReadOptionReplyAsync(NbdOption expected, CancellationToken cancellation)
     {
-        byte[] header = new byte[20];
-        await _stream.ReadExactlyAsync(header, cancellation).ConfigureAwait(false);
-        if (BinaryPrimitives.ReadUInt64BigEndian(header) != NbdProtocol.OptionReplyMagic || (NbdOption)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(8)) != expected)
+        byte[] bytes = new byte[NbdOptionReplyHeader.Bytes];
+        await _stream.ReadExactlyAsync(bytes, cancellation).ConfigureAwait(false);
+        NbdOptionReplyHeader header = NbdOptionReplyHeader.Read(bytes);
+        if (header.Magic != NbdProtocol.OptionReplyMagic || header.Option != expected)
         {
             throw new NbdClientException($"the server's reply to {expected} is malformed");
         }
 
-        uint length = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(16));
-        if (length > 1 << 20)
+        if (header.Length > 1 << 20)
         {
-            throw new NbdClientException($"the server's reply to {expected} claims {length} bytes");
+            throw new NbdClientException($"the server's reply to {expected} claims {header.Length} bytes");
         }
 
-        byte[] data = new byte[length];
+        byte[] data = new byte[header.Length];
         await _stream.ReadExactlyAsync(data, cancellation).ConfigureAwait(false);
-        return ((NbdOptionReply)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(12)), data);
+        return (header.Type, data);
     }
 
     private async Task SendAsync(NbdCommand command, NbdCommandModifiers flags, long offset, uint length, ReadOnlyMemory<byte> payload, Pending? pending, CancellationToken cancellation)
@@ -402,12 +368,7 @@ public sealed class NbdClient : IAsyncDisposable
                 throw new NbdClientException($"the connection is gone: {broken.Message}");
             }
 
-            BinaryPrimitives.WriteUInt32BigEndian(_request, NbdProtocol.RequestMagic);
-            BinaryPrimitives.WriteUInt16BigEndian(_request.AsSpan(4), (ushort)flags);
-            BinaryPrimitives.WriteUInt16BigEndian(_request.AsSpan(6), (ushort)command);
-            BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(8), handle);
-            BinaryPrimitives.WriteUInt64BigEndian(_request.AsSpan(16), (ulong)offset);
-            BinaryPrimitives.WriteUInt32BigEndian(_request.AsSpan(24), length);
+            new NbdRequestHeader(flags, command, handle, (ulong)offset, length).Write(_request);
             await NbdWire.WriteMessageAsync(_stream, _request, payload, cancellation).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
@@ -440,23 +401,23 @@ public sealed class NbdClient : IAsyncDisposable
             while (true)
             {
                 await _replies.ReadExactlyAsync(header.AsMemory(0, 4)).ConfigureAwait(false);
-                uint magic = BinaryPrimitives.ReadUInt32BigEndian(header);
+                uint magic = NbdSimpleReply.MagicOf(header);
                 if (magic == NbdProtocol.SimpleReplyMagic)
                 {
-                    await _replies.ReadExactlyAsync(header.AsMemory(4, 12)).ConfigureAwait(false);
-                    var error = (NbdError)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(4));
-                    Pending pending = Take(BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8)), remove: true);
-                    if (error == NbdError.None && pending.Command == NbdCommand.Read)
+                    await _replies.ReadExactlyAsync(header.AsMemory(4, NbdSimpleReply.Bytes - 4)).ConfigureAwait(false);
+                    NbdSimpleReply reply = NbdSimpleReply.Read(header);
+                    Pending pending = Take(reply.Handle, remove: true);
+                    if (reply.Error == NbdError.None && pending.Command == NbdCommand.Read)
                     {
                         await _replies.ReadExactlyAsync(pending.Buffer).ConfigureAwait(false);
                     }
 
-                    pending.Finish(error, "");
+                    pending.Finish(reply.Error, "");
                 }
                 else if (magic == NbdProtocol.StructuredReplyMagic)
                 {
-                    await _replies.ReadExactlyAsync(header.AsMemory(4, 16)).ConfigureAwait(false);
-                    await ReadChunkAsync(header).ConfigureAwait(false);
+                    await _replies.ReadExactlyAsync(header.AsMemory(4, NbdChunkHeader.Bytes - 4)).ConfigureAwait(false);
+                    await ReadChunkAsync(NbdChunkHeader.Read(header)).ConfigureAwait(false);
                 }
                 else
                 {
@@ -477,20 +438,17 @@ public sealed class NbdClient : IAsyncDisposable
         }
     }
 
-    private async Task ReadChunkAsync(byte[] header)
+    private async Task ReadChunkAsync(NbdChunkHeader header)
     {
-        bool done = (BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(4)) & 1) != 0;
-        var type = (NbdReplyType)BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(6));
-        ulong handle = BinaryPrimitives.ReadUInt64BigEndian(header.AsSpan(8));
-        uint length = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(16));
-        Pending pending = Take(handle, remove: done);
+        (NbdReplyType type, uint length) = (header.Type, header.Length);
+        Pending pending = Take(header.Handle, remove: header.Done);
         switch (type)
         {
-            case NbdReplyType.OffsetData when pending.Command == NbdCommand.Read && length >= 8:
+            case NbdReplyType.OffsetData when pending.Command == NbdCommand.Read && length >= NbdChunkData.OffsetBytes:
             {
-                byte[] offsetBytes = new byte[8];
+                byte[] offsetBytes = new byte[NbdChunkData.OffsetBytes];
                 await _replies.ReadExactlyAsync(offsetBytes).ConfigureAwait(false);
-                long at = (long)BinaryPrimitives.ReadUInt64BigEndian(offsetBytes) - pending.Offset;
+                long at = (long)NbdChunkData.ReadOffset(offsetBytes) - pending.Offset;
                 if (at < 0 || at + (length - 8) > pending.Buffer.Length)
                 {
                     throw new NbdClientException($"a data chunk outside the read ({at}+{length - 8} of {pending.Buffer.Length})");
@@ -500,12 +458,12 @@ public sealed class NbdClient : IAsyncDisposable
                 break;
             }
 
-            case NbdReplyType.OffsetHole when pending.Command == NbdCommand.Read && length == 12:
+            case NbdReplyType.OffsetHole when pending.Command == NbdCommand.Read && length == NbdChunkData.HoleBytes:
             {
-                byte[] hole = new byte[12];
+                byte[] hole = new byte[NbdChunkData.HoleBytes];
                 await _replies.ReadExactlyAsync(hole).ConfigureAwait(false);
-                long at = (long)BinaryPrimitives.ReadUInt64BigEndian(hole) - pending.Offset;
-                uint size = BinaryPrimitives.ReadUInt32BigEndian(hole.AsSpan(8));
+                (ulong start, uint size) = NbdChunkData.ReadHole(hole);
+                long at = (long)start - pending.Offset;
                 if (at < 0 || at + size > pending.Buffer.Length)
                 {
                     throw new NbdClientException($"a hole chunk outside the read ({at}+{size} of {pending.Buffer.Length})");
@@ -519,9 +477,9 @@ public sealed class NbdClient : IAsyncDisposable
             {
                 byte[] data = new byte[length];
                 await _replies.ReadExactlyAsync(data).ConfigureAwait(false);
-                for (int i = 4; i < data.Length; i += 8)
+                foreach ((uint extent, NbdAllocationState state) in NbdChunkData.ReadBlockStatus(data)!.Value.Extents)
                 {
-                    pending.Extents.Add(new NbdExtent(BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(i)), (NbdAllocationState)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(i + 4))));
+                    pending.Extents.Add(new NbdExtent(extent, state));
                 }
 
                 break;
@@ -531,9 +489,7 @@ public sealed class NbdClient : IAsyncDisposable
             {
                 byte[] data = new byte[length];
                 await _replies.ReadExactlyAsync(data).ConfigureAwait(false);
-                int messageLength = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(4)), data.Length - 6);
-                pending.Error = (NbdError)BinaryPrimitives.ReadUInt32BigEndian(data);
-                pending.Message = Encoding.UTF8.GetString(data, 6, messageLength);
+                (pending.Error, pending.Message) = NbdChunkData.ReadError(data)!.Value;
                 break;
             }
 
@@ -543,7 +499,7 @@ public sealed class NbdClient : IAsyncDisposable
                 throw new NbdClientException($"a reply chunk of type {type} and {length} bytes to {pending.Command}");
         }
 
-        if (done)
+        if (header.Done)
         {
             pending.Finish(pending.Error, pending.Message);
         }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Controller.Firmware.Host.Nbd;
+using Controller.Nbd;
 
 namespace Controller.Host.Nbd;
 

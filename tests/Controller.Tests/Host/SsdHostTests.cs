@@ -4,7 +4,8 @@ using Controller.Host.Cli;
 using Controller.Hosting;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
 

@@ -1,6 +1,7 @@
 using System.Security.Authentication;
 using Controller.Firmware.Host;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
 

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Nbd;

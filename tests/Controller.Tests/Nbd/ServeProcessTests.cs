@@ -1,5 +1,6 @@
 using System.Net.Sockets;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Management;
 using Controller.Tests.Support;
 

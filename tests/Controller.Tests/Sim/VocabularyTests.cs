@@ -1,7 +1,8 @@
 using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Host;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Firmware.Loop;
 using Controller.Host.Verify;
 using Controller.Tests.Support;

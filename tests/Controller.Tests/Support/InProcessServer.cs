@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Hosting;
 using Controller.Management;
 

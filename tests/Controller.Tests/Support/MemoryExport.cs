@@ -1,5 +1,6 @@
 using Controller.Firmware.Host;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 
 namespace Controller.Tests.Support;
 

@@ -1,5 +1,6 @@
 using System.Security.Authentication;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Management;
 using Nerdbank.Streams;
 

@@ -1,6 +1,5 @@
-using System.Buffers.Binary;
-using System.Text;
-using Controller.Firmware.Host.Nbd;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 
 namespace Controller.Tests.Support;
 
@@ -14,33 +13,28 @@ internal sealed class NbdTestClient(Stream stream)
 
     public async Task<NbdHandshakeFeatures> GreetAsync(NbdClientFeatures features = NbdClientFeatures.FixedNewstyle | NbdClientFeatures.NoZeroes)
     {
-        byte[] greeting = await ReadAsync(18);
-        Assert.Equal(NbdProtocol.InitMagic, BinaryPrimitives.ReadUInt64BigEndian(greeting));
-        Assert.Equal(NbdProtocol.OptionMagic, BinaryPrimitives.ReadUInt64BigEndian(greeting.AsSpan(8)));
-        byte[] flags = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(flags, (uint)features);
+        byte[] greeting = await ReadAsync(NbdGreeting.Bytes);
+        NbdGreeting? read = NbdGreeting.Read(greeting);
+        Assert.True(read is not null, "the greeting starts with NBDMAGIC and IHAVEOPT");
+        byte[] flags = new byte[NbdClientFlags.Bytes];
+        new NbdClientFlags(features).Write(flags);
         await stream.WriteAsync(flags);
-        return (NbdHandshakeFeatures)BinaryPrimitives.ReadUInt16BigEndian(greeting.AsSpan(16));
+        return read.Value.Features;
     }
 
     public async Task SendOptionAsync(NbdOption option, byte[] data)
     {
-        byte[] header = new byte[16 + data.Length];
-        BinaryPrimitives.WriteUInt64BigEndian(header, NbdProtocol.OptionMagic);
-        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(8), (uint)option);
-        BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(12), (uint)data.Length);
-        data.CopyTo(header, 16);
-        await stream.WriteAsync(header);
+        await stream.WriteAsync(NbdOptionHeader.Message(option, data));
         await stream.FlushAsync();
     }
 
     public async Task<(NbdOptionReply Type, byte[] Data)> ReadOptionReplyAsync(NbdOption expected)
     {
-        byte[] header = await ReadAsync(20);
-        Assert.Equal(NbdProtocol.OptionReplyMagic, BinaryPrimitives.ReadUInt64BigEndian(header));
-        Assert.Equal((uint)expected, BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(8)));
-        byte[] data = await ReadAsync((int)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(16)));
-        return ((NbdOptionReply)BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(12)), data);
+        NbdOptionReplyHeader header = NbdOptionReplyHeader.Read(await ReadAsync(NbdOptionReplyHeader.Bytes));
+        Assert.Equal(NbdProtocol.OptionReplyMagic, header.Magic);
+        Assert.Equal(expected, header.Option);
+        byte[] data = await ReadAsync((int)header.Length);
+        return (header.Type, data);
     }
 
     /// <summary>Negotiates structured replies and base:allocation if asked, then NBD_OPT_GO; returns the export's size, flags and block sizes.</summary>
@@ -73,14 +67,15 @@ internal sealed class NbdTestClient(Stream stream)
             }
 
             Assert.Equal(NbdOptionReply.Info, type);
-            switch ((NbdInfo)BinaryPrimitives.ReadUInt16BigEndian(data))
+            NbdInfoReply? info = NbdOptionData.ReadInfoReply(data);
+            Assert.NotNull(info);
+            switch (info.Type)
             {
                 case NbdInfo.Export:
-                    size = (long)BinaryPrimitives.ReadUInt64BigEndian(data.AsSpan(2));
-                    features = (NbdExportFeatures)BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(10));
+                    (size, features) = (info.Size, info.Features);
                     break;
                 case NbdInfo.BlockSize:
-                    sizes = [BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(2)), BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(6)), BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(10))];
+                    sizes = [info.BlockSizes.Minimum, info.BlockSizes.Preferred, info.BlockSizes.Maximum];
                     break;
             }
         }
@@ -88,14 +83,9 @@ internal sealed class NbdTestClient(Stream stream)
 
     public async Task SendRequestAsync(NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length, byte[]? data = null, ulong handle = 7, uint magic = NbdProtocol.RequestMagic)
     {
-        byte[] request = new byte[NbdProtocol.RequestBytes + (data?.Length ?? 0)];
-        BinaryPrimitives.WriteUInt32BigEndian(request, magic);
-        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(4), (ushort)flags);
-        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(6), (ushort)command);
-        BinaryPrimitives.WriteUInt64BigEndian(request.AsSpan(8), handle);
-        BinaryPrimitives.WriteUInt64BigEndian(request.AsSpan(16), offset);
-        BinaryPrimitives.WriteUInt32BigEndian(request.AsSpan(24), length);
-        data?.CopyTo(request, NbdProtocol.RequestBytes);
+        byte[] request = new byte[NbdRequestHeader.Bytes + (data?.Length ?? 0)];
+        new NbdRequestHeader(magic, flags, command, handle, offset, length).Write(request);
+        data?.CopyTo(request, NbdRequestHeader.Bytes);
         await stream.WriteAsync(request);
         await stream.FlushAsync();
     }
@@ -114,12 +104,12 @@ internal sealed class NbdTestClient(Stream stream)
         while (true)
         {
             byte[] head = await ReadAsync(4);
-            uint magic = BinaryPrimitives.ReadUInt32BigEndian(head);
+            uint magic = NbdSimpleReply.MagicOf(head);
             if (magic == NbdProtocol.SimpleReplyMagic)
             {
-                byte[] rest = await ReadAsync(12);
-                Assert.Equal(handle, BinaryPrimitives.ReadUInt64BigEndian(rest.AsSpan(4)));
-                error = (NbdError)BinaryPrimitives.ReadUInt32BigEndian(rest);
+                NbdSimpleReply simple = NbdSimpleReply.Read([.. head, .. await ReadAsync(NbdSimpleReply.Bytes - 4)]);
+                Assert.Equal(handle, simple.Handle);
+                error = simple.Error;
                 if (command == NbdCommand.Read && error == NbdError.None)
                 {
                     result = await ReadAsync((int)length);
@@ -129,31 +119,27 @@ internal sealed class NbdTestClient(Stream stream)
             }
 
             Assert.Equal(NbdProtocol.StructuredReplyMagic, magic);
-            byte[] chunk = await ReadAsync(16);
-            ushort chunkFlags = BinaryPrimitives.ReadUInt16BigEndian(chunk);
-            var type = (NbdReplyType)BinaryPrimitives.ReadUInt16BigEndian(chunk.AsSpan(2));
-            Assert.Equal(handle, BinaryPrimitives.ReadUInt64BigEndian(chunk.AsSpan(4)));
-            byte[] payload = await ReadAsync((int)BinaryPrimitives.ReadUInt32BigEndian(chunk.AsSpan(12)));
-            switch (type)
+            NbdChunkHeader chunk = NbdChunkHeader.Read([.. head, .. await ReadAsync(NbdChunkHeader.Bytes - 4)]);
+            Assert.Equal(handle, chunk.Handle);
+            byte[] payload = await ReadAsync((int)chunk.Length);
+            switch (chunk.Type)
             {
                 case NbdReplyType.OffsetData:
-                    payload.AsSpan(8).CopyTo(result.AsSpan((int)(BinaryPrimitives.ReadUInt64BigEndian(payload) - offset)));
+                    payload.AsSpan(NbdChunkData.OffsetBytes).CopyTo(result.AsSpan((int)(NbdChunkData.ReadOffset(payload) - offset)));
                     break;
                 case NbdReplyType.OffsetHole:
                     break;
                 case NbdReplyType.BlockStatus:
-                    for (int i = 4; i < payload.Length; i += 8)
-                    {
-                        extents.Add((BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(i)), (NbdAllocationState)BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(i + 4))));
-                    }
-
+                    var status = NbdChunkData.ReadBlockStatus(payload);
+                    Assert.True(status is not null, $"a block status payload of {payload.Length} bytes");
+                    extents.AddRange(status.Value.Extents);
                     break;
                 case NbdReplyType.Error:
-                    error = (NbdError)BinaryPrimitives.ReadUInt32BigEndian(payload);
+                    error = NbdChunkData.ReadError(payload)?.Error ?? throw new InvalidDataException($"an error chunk of {payload.Length} bytes");
                     break;
             }
 
-            if ((chunkFlags & 1) != 0)
+            if (chunk.Done)
             {
                 return new NbdTestReply(error, result, extents);
             }
@@ -163,49 +149,15 @@ internal sealed class NbdTestClient(Stream stream)
     /// <summary>Reads the next simple reply, whichever request it answers.</summary>
     public async Task<(ulong Handle, NbdError Error)> ReadAnySimpleReplyAsync()
     {
-        byte[] reply = await ReadAsync(NbdProtocol.SimpleReplyBytes);
-        Assert.Equal(NbdProtocol.SimpleReplyMagic, BinaryPrimitives.ReadUInt32BigEndian(reply));
-        return (BinaryPrimitives.ReadUInt64BigEndian(reply.AsSpan(8)), (NbdError)BinaryPrimitives.ReadUInt32BigEndian(reply.AsSpan(4)));
+        byte[] reply = await ReadAsync(NbdSimpleReply.Bytes);
+        Assert.Equal(NbdProtocol.SimpleReplyMagic, NbdSimpleReply.MagicOf(reply));
+        NbdSimpleReply simple = NbdSimpleReply.Read(reply);
+        return (simple.Handle, simple.Error);
     }
 
-    public static byte[] InfoData(string name, params NbdInfo[] requests)
-    {
-        byte[] nameBytes = Encoding.UTF8.GetBytes(name);
-        byte[] data = new byte[4 + nameBytes.Length + 2 + (2 * requests.Length)];
-        BinaryPrimitives.WriteUInt32BigEndian(data, (uint)nameBytes.Length);
-        nameBytes.CopyTo(data, 4);
-        BinaryPrimitives.WriteUInt16BigEndian(data.AsSpan(4 + nameBytes.Length), (ushort)requests.Length);
-        for (int i = 0; i < requests.Length; i++)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(data.AsSpan(6 + nameBytes.Length + (2 * i)), (ushort)requests[i]);
-        }
+    public static byte[] InfoData(string name, params NbdInfo[] requests) => NbdOptionData.Info(name, requests);
 
-        return data;
-    }
-
-    public static byte[] MetaContextData(string name, params string[] queries)
-    {
-        using var data = new MemoryStream();
-        void Text(string text)
-        {
-            byte[] bytes = Encoding.UTF8.GetBytes(text);
-            Span<byte> length = stackalloc byte[4];
-            BinaryPrimitives.WriteUInt32BigEndian(length, (uint)bytes.Length);
-            data.Write(length);
-            data.Write(bytes);
-        }
-
-        Text(name);
-        Span<byte> count = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(count, (uint)queries.Length);
-        data.Write(count);
-        foreach (string query in queries)
-        {
-            Text(query);
-        }
-
-        return data.ToArray();
-    }
+    public static byte[] MetaContextData(string name, params string[] queries) => NbdOptionData.MetaContext(name, queries);
 
     /// <summary>A server that never answers fails the test in this long rather than hanging it.</summary>
     private static readonly TimeSpan s_replyTimeout = TimeSpan.FromSeconds(30);

@@ -1,9 +1,7 @@
-namespace Controller.Firmware.Host.Nbd;
+using Controller.Firmware.Host;
+using Controller.Nbd;
 
-/// <summary>One extent of base:allocation: a length in bytes and whether it is a hole reading as zeros.</summary>
-/// <param name="Length">Bytes.</param>
-/// <param name="Flags">Hole and zero, or data.</param>
-public readonly record struct NbdExtent(long Length, NbdAllocationState Flags);
+namespace Controller.Hosting.Nbd;
 
 /// <summary>Where an export reports a command's end: called once, from whatever thread ends it, and must not block.</summary>
 public interface INbdCompletion

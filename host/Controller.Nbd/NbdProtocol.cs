@@ -1,4 +1,4 @@
-namespace Controller.Firmware.Host.Nbd;
+namespace Controller.Nbd;
 
 /// <summary>
 /// The numbers of the NBD protocol (the NBD project's <c>doc/proto.md</c>, fixed newstyle), shared
@@ -310,3 +310,8 @@ public enum NbdAllocationState : uint
     /// <summary>NBD_STATE_ZERO: reads as zeros.</summary>
     Zero = 1 << 1,
 }
+
+/// <summary>One extent of base:allocation: a length in bytes and whether it is a hole reading as zeros.</summary>
+/// <param name="Length">Bytes.</param>
+/// <param name="Flags">Hole and zero, or data.</param>
+public readonly record struct NbdExtent(long Length, NbdAllocationState Flags);

@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace Controller.Firmware.Host.Nbd;
+namespace Controller.Nbd;
 
 /// <summary>Writing NBD messages to a stream, shared by the server and the host tool's client.</summary>
 public static class NbdWire
