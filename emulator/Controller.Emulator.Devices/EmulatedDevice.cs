@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Spi;
 using Controller.Emulator.Time;

@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Emulator.Time;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;

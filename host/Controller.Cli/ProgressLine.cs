@@ -17,17 +17,19 @@ public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plai
     /// <summary>Wall time since the work started.</summary>
     public TimeSpan Elapsed => _wall.Elapsed;
 
+    /// <summary>True when a line shown now would be shown (so its text is only made when it is).</summary>
+    public bool Due => _last is not { } last || _wall.Elapsed - last >= (terminal ? TimeSpan.FromMilliseconds(200) : plainEvery);
+
     /// <summary>Shows <paramref name="text"/> if it is time to (or <paramref name="now"/>).</summary>
     public void Show(string text, bool now = false)
     {
         ArgumentNullException.ThrowIfNull(text);
-        TimeSpan elapsed = _wall.Elapsed;
-        if (!now && _last is { } last && elapsed - last < (terminal ? TimeSpan.FromMilliseconds(200) : plainEvery))
+        if (!now && !Due)
         {
             return;
         }
 
-        _last = elapsed;
+        _last = _wall.Elapsed;
         if (terminal)
         {
             writer.Write($"\r{text.PadRight(_shown)}");
@@ -39,6 +41,17 @@ public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plai
         }
 
         writer.Flush();
+    }
+
+    /// <summary>Ends the terminal line where it is, keeping the last progress shown above the work's own output.</summary>
+    public void Keep()
+    {
+        if (terminal && _shown > 0)
+        {
+            writer.WriteLine();
+            writer.Flush();
+            _shown = 0;
+        }
     }
 
     /// <summary>Clears the terminal line, before the work's own output.</summary>

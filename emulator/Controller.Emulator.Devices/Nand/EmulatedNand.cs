@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
@@ -117,7 +118,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     public static EmulatedNand InMemory(ResolvedConfig config, IClock clock)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new EmulatedNand(new MemoryNandStore(FirmwareConfig.Geometry(config)), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
+        return new EmulatedNand(new MemoryNandStore(FirmwareConfig.Geometry(config)), NandTiming.FromConfig(config), EccModel.FromConfig(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
     }
 
     /// <summary>
@@ -139,7 +140,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         NandStore store = ImageNandStore.OpenOrCreate(path, FirmwareConfig.Geometry(config), mayCreate);
         try
         {
-            return new EmulatedNand(store, FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
+            return new EmulatedNand(store, NandTiming.FromConfig(config), EccModel.FromConfig(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
         }
         catch
         {

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
-using Controller.Firmware.Common;
+using Controller.Common;
 using Controller.Firmware.Flash;
 
 namespace Controller.Emulator.Nand;

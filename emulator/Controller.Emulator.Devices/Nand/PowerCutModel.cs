@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using Controller.Common;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
 

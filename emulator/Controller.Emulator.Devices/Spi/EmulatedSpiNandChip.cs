@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Device.Spi;
+using Controller.Common;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;

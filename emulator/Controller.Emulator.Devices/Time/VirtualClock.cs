@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Firmware.Loop;
 
 namespace Controller.Emulator.Time;

@@ -2,6 +2,7 @@ using Controller.Cli;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Controller.Common;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Loop;
 using Controller.Hosting;

@@ -1,3 +1,4 @@
+using Controller.Emulator.Nand;
 using Controller.Cli;
 using System.Globalization;
 using System.Text.Json;
@@ -39,8 +40,8 @@ internal static class InfoCommand
     private static void WriteText(string path, ResolvedConfig config, TextWriter output)
     {
         NandGeometry geometry = FirmwareConfig.Geometry(config);
-        NandTiming timing = FirmwareConfig.Timing(config);
-        EccModel ecc = FirmwareConfig.Ecc(config);
+        NandTiming timing = NandTiming.FromConfig(config);
+        EccModel ecc = EccModel.FromConfig(config);
         output.WriteLine($"profile       {path}");
         output.WriteLine($"description   {config.Get(FirmwareConfig.Description)}");
         output.WriteLine();

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
-using Controller.Firmware.Common;
+using Controller.Common;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;

@@ -1,5 +1,6 @@
 using Controller.Cli;
 using System.Globalization;
+using Controller.Common;
 using Controller.Emulator.Time;
 using Controller.Firmware.Config;
 using Controller.Firmware.Loop;

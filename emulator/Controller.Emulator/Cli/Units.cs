@@ -1,4 +1,5 @@
 using System.Globalization;
+using Controller.Common;
 
 namespace Controller.Emulator.Cli;
 
@@ -9,7 +10,7 @@ internal static class Units
     public static string Bytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes} B ({Binary(bytes)})");
 
     /// <summary>"1.00 GiB", "16 KiB", "512 B".</summary>
-    public static string Binary(long bytes) => Firmware.Common.ByteUnits.Binary(bytes);
+    public static string Binary(long bytes) => Common.ByteUnits.Binary(bytes);
 
     /// <summary>"20.5 us", "3 ms".</summary>
     public static string Duration(long nanoseconds) => nanoseconds switch

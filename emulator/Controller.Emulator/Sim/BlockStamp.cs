@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using Controller.Firmware.Common;
+using Controller.Common;
 
 namespace Controller.Emulator.Sim;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Controller.Common;
 using Controller.Firmware.Loop;
 
 namespace Controller.Emulator.Sim;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Cache;
@@ -94,7 +95,7 @@ internal sealed class SimulationRun : IDisposable
         var seeds = new Prng(options.Seed);
         NandFaultOptions faults = NandFaultOptions.FromConfig(config);
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
-        _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), FirmwareConfig.Timing(config), FirmwareConfig.Ecc(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
+        _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), NandTiming.FromConfig(config), EccModel.FromConfig(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
         _firmwareClock = new CommandClock(_clock);
         _arrivalsByClock = options.Parameters.ArrivalRate > 0 || options.Parameters.Trace is { Timed: true };
         _queueDepth = options.Parameters.QueueDepth > 0 ? options.Parameters.QueueDepth : _arrivalsByClock ? OpenLoopQueueDepth : 1;

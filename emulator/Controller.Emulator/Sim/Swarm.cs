@@ -1,4 +1,5 @@
 using System.Globalization;
+using Controller.Common;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;

@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Firmware.Host;
 using Controller.Firmware.Loop;
 using Controller.Traces;

@@ -3,7 +3,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Controller.Firmware.Common;
+using Controller.Common;
 using Controller.Nbd;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;

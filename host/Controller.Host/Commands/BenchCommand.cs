@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Controller.Firmware.Loop;
+using Controller.Common;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
 using Controller.Management;
@@ -82,21 +82,19 @@ internal static class BenchCommand
 
         Task[] workers = [.. Enumerable.Range(0, depth).Select(i => job.WorkerAsync(new Prng(seed + (ulong)i * 0x9E3779B97F4A7C15), stop.Token))];
         Task all = Task.WhenAll(workers);
+        var progress = new ProgressLine(console.Error, console.OutputIsTerminal, TimeSpan.FromSeconds(1));
         while (!all.IsCompleted)
         {
             await Task.WhenAny(all, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None)).ConfigureAwait(false);
             if (!all.IsCompleted)
             {
-                await Progress(console, job, started, duration, count).ConfigureAwait(false);
+                progress.Show(Progress(console.OutputIsTerminal, job, started, duration, count), now: true);
             }
         }
 
         await all.ConfigureAwait(false);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        if (console.OutputIsTerminal)
-        {
-            await console.Error.WriteLineAsync().ConfigureAwait(false);
-        }
+        progress.Keep();
 
         var latency = new LatencyHistogram();
         foreach (LatencyHistogram h in job.Histograms)
@@ -118,7 +116,8 @@ internal static class BenchCommand
         return 0;
     }
 
-    private static async Task Progress(HostConsole console, Job job, long started, TimeSpan? duration, long? count)
+    /// <summary>Takes the interval since the last call into the job's intervals and says how it went: a bar on a terminal, a plain line elsewhere.</summary>
+    private static string Progress(bool terminal, Job job, long started, TimeSpan? duration, long? count)
     {
         double elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         (long ops, long bytes) = job.TakeInterval();
@@ -127,15 +126,10 @@ internal static class BenchCommand
         job.Intervals.Add((elapsed, ops / interval, bytes / interval / (1 << 20)));
         double done = duration is { } d ? elapsed / d.TotalSeconds : (double)job.Completed / count!.Value;
         string rates = string.Create(CultureInfo.InvariantCulture, $"{ops / interval,9:0} IOPS {bytes / interval / (1 << 20),9:0.0} MiB/s");
-        if (console.OutputIsTerminal)
-        {
-            int filled = (int)Math.Clamp(done * 30, 0, 30);
-            await console.Error.WriteAsync(string.Create(CultureInfo.InvariantCulture, $"\r[{new string('#', filled)}{new string('.', 30 - filled)}] {Math.Min(done, 1):P0} {rates}  ")).ConfigureAwait(false);
-        }
-        else
-        {
-            await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"bench: {elapsed,6:0.0} s {rates}")).ConfigureAwait(false);
-        }
+        int filled = (int)Math.Clamp(done * 30, 0, 30);
+        return terminal
+            ? string.Create(CultureInfo.InvariantCulture, $"[{new string('#', filled)}{new string('.', 30 - filled)}] {Math.Min(done, 1):P0} {rates}")
+            : string.Create(CultureInfo.InvariantCulture, $"bench: {elapsed,6:0.0} s {rates}");
     }
 
     private static async Task Report(CommandArgs args, HostConsole console, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)

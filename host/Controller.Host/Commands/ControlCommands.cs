@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using Controller.Firmware.Common;
+using Controller.Common;
 using Controller.Cli;
 using Controller.Host.Cli;
 using Controller.Management;

@@ -4,7 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Controller.Firmware.Loop;
+using Controller.Common;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
 using Controller.Host.Verify;
@@ -96,13 +96,13 @@ internal static class ReplayCommand
 
         long started = Stopwatch.GetTimestamp();
         Task replay = run.RunAsync(TraceReader.Open(file, format).SelectMany(folder.Fold));
+        var progress = new ProgressLine(console.Error, console.OutputIsTerminal, TimeSpan.FromSeconds(1));
         while (!replay.IsCompleted)
         {
             await Task.WhenAny(replay, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None)).ConfigureAwait(false);
             if (!replay.IsCompleted)
             {
-                string line = Progress(run, commands, Stopwatch.GetElapsedTime(started).TotalSeconds);
-                await (console.OutputIsTerminal ? console.Error.WriteAsync($"\r{line}   ") : console.Error.WriteLineAsync(line)).ConfigureAwait(false);
+                progress.Show(Progress(run, commands, Stopwatch.GetElapsedTime(started).TotalSeconds), now: true);
             }
         }
 
@@ -118,11 +118,7 @@ internal static class ReplayCommand
         }
 
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        if (console.OutputIsTerminal)
-        {
-            await console.Error.WriteLineAsync().ConfigureAwait(false);
-        }
-
+        progress.Keep();
         await Report(args, console, file, format, run, seconds, ledgerPath).ConfigureAwait(false);
         if (interrupted)
         {

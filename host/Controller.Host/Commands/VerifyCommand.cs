@@ -3,7 +3,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Controller.Firmware.Loop;
+using Controller.Common;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
 using Controller.Host.Verify;
@@ -86,23 +86,18 @@ internal static class VerifyCommand
         }
 
         long started = Stopwatch.GetTimestamp();
-        long lastProgress = started;
+        var progress = new ProgressLine(console.Error, console.OutputIsTerminal, TimeSpan.FromSeconds(5));
         var prng = new Prng(seed ^ ((ulong)run.Generation * 0x9E3779B97F4A7C15));
         while (ops is { } n ? run.Operations < n : Stopwatch.GetElapsedTime(started) < duration)
         {
             await run.StepAsync(prng).ConfigureAwait(false);
-            if (Stopwatch.GetElapsedTime(lastProgress) > TimeSpan.FromSeconds(console.OutputIsTerminal ? 0.25 : 5))
+            if (progress.Due)
             {
-                lastProgress = Stopwatch.GetTimestamp();
-                string line = run.Describe(Stopwatch.GetElapsedTime(started));
-                await (console.OutputIsTerminal ? console.Error.WriteAsync($"\r{line}   ") : console.Error.WriteLineAsync(line)).ConfigureAwait(false);
+                progress.Show(run.Describe(Stopwatch.GetElapsedTime(started)));
             }
         }
 
-        if (console.OutputIsTerminal)
-        {
-            await console.Error.WriteLineAsync().ConfigureAwait(false);
-        }
+        progress.Keep();
 
         await console.Out.WriteLineAsync(args.Has("--json")
             ? JsonSerializer.Serialize(new { ledger = ledgerPath, seed, bytes = size, run.Operations, run.Writes, run.Trims, run.Flushes, run.Failures, lastGeneration = run.Generation - 1 }, ManagementJson.Options)

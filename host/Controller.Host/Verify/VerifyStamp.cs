@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Controller.Firmware.Common;
+using Controller.Common;
 
 namespace Controller.Host.Verify;
 

@@ -50,7 +50,7 @@ public sealed class BoardProcessTests
         // The README's publish command, with its own artifacts directory so the checkout's obj and
         // bin are left as they are.
         string output = temp.File("ssd-board-linux-arm64");
-        var publish = ExternalTool.Run("dotnet", "publish", Repository.PathOf("firmware", "Controller.Board"), "-c", "Release", "-r", "linux-arm64", "--self-contained", "-o", output, "--artifacts-path", temp.File("artifacts"), "-nologo");
+        var publish = ExternalTool.Run("dotnet", "publish", Repository.PathOf("firmware", "hosting", "Controller.Board"), "-c", "Release", "-r", "linux-arm64", "--self-contained", "-o", output, "--artifacts-path", temp.File("artifacts"), "-nologo");
         Assert.True(publish.ExitCode == 0, publish.Output + publish.Error);
         string image = Path.Combine(output, "ssd-board");
         byte[] header = File.ReadAllBytes(image)[..20];

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Controller.Common;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Invariants;
 using Controller.Firmware.Loop;

@@ -177,7 +177,7 @@ public sealed partial class CommandLineKitTests
                 {
                     "emulator/Controller.Emulator" => "ssd-emulator",
                     "host/Controller.Host" => "ssdhost",
-                    "firmware/Controller.Board" => "ssd-board",
+                    "firmware/hosting/Controller.Board" => "ssd-board",
                     string named => named,
                 };
                 // What the shell takes before the program sees it: pipes, lists, redirections, comments.
@@ -302,7 +302,7 @@ public sealed partial class CommandLineKitTests
         }
     }
 
-    [GeneratedRegex(@"^(?:\$\s+)?(?:sudo\s+)?(?:(?<program>ssdhost|ssd-emulator|ssd-board)|dotnet run (?:-c Release )?--project (?<program>emulator/Controller\.Emulator|host/Controller\.Host|firmware/Controller\.Board) --)\s(?<rest>.*)$")]
+    [GeneratedRegex(@"^(?:\$\s+)?(?:sudo\s+)?(?:(?<program>ssdhost|ssd-emulator|ssd-board)|dotnet run (?:-c Release )?--project (?<program>emulator/Controller\.Emulator|host/Controller\.Host|firmware/hosting/Controller\.Board) --)\s(?<rest>.*)$")]
     private static partial Regex DocumentedLine();
 
     [GeneratedRegex(@"\s(?:\||&&|;|>|2>|&|#)|\)\s*$")]

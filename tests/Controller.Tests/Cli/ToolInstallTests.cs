@@ -13,7 +13,7 @@ public sealed class ToolInstallTests
         string feed = temp.File("feed");
         string tools = temp.File("tools");
         string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-        foreach (string project in new[] { "emulator/Controller.Emulator", "host/Controller.Host", "firmware/Controller.Board" })
+        foreach (string project in new[] { "emulator/Controller.Emulator", "host/Controller.Host", "firmware/hosting/Controller.Board" })
         {
             var pack = ExternalTool.Run("dotnet", "pack", Repository.PathOf(project), "--no-build", "-c", configuration, "-o", feed);
             Assert.True(pack.ExitCode == 0, pack.Output + pack.Error);

@@ -1,4 +1,4 @@
-using Controller.Firmware.Common;
+using Controller.Common;
 using Controller.Firmware.Loop;
 
 namespace Controller.Tests.Common;

@@ -1,3 +1,4 @@
+using Controller.Emulator.Nand;
 using Controller.Emulator;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
@@ -22,7 +23,7 @@ public sealed class ConfigLoaderTests
         Assert.True(geometry.SpareBytes > 0);
         Assert.True(geometry.Blocks >= 1000);
         Assert.InRange(geometry.DataBytes, 900L << 20, 1200L << 20);
-        Assert.True(FirmwareConfig.Timing(config).ProgramNanoseconds > FirmwareConfig.Timing(config).ReadNanoseconds);
+        Assert.True(NandTiming.FromConfig(config).ProgramNanoseconds > NandTiming.FromConfig(config).ReadNanoseconds);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Spi;
 using Controller.Emulator.Time;
@@ -98,7 +99,7 @@ public sealed class EmulatedSpiNandTests
         (SpiNandDevice driver, EmulatedSpiNandChip chip, EmulatedNand array, VirtualClock clock) = Open(["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]);
         ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), ["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]);
         driver.Initialize();
-        var ftl = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Firmware.Loop.Prng(1), Controller.Firmware.Ftl.FtlConfig.Options(config));
+        var ftl = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Common.Prng(1), Controller.Firmware.Ftl.FtlConfig.Options(config));
         byte[] sector = new byte[4096];
         for (int i = 0; i < 300; i++)
         {
@@ -117,7 +118,7 @@ public sealed class EmulatedSpiNandTests
         array.PowerOn();
         chip.PowerOn();
         driver.Initialize();
-        var recovered = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Firmware.Loop.Prng(2), Controller.Firmware.Ftl.FtlConfig.Options(config));
+        var recovered = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Common.Prng(2), Controller.Firmware.Ftl.FtlConfig.Options(config));
 
         Assert.False(recovered.LastMount.Formatted);
         for (int i = 0; i < 300; i++)
@@ -136,7 +137,7 @@ public sealed class EmulatedSpiNandTests
         ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), []);
         var clock = new VirtualClock();
         using EmulatedNand array = EmulatedNand.InMemory(config, clock);
-        var faulting = new Controller.Emulator.Sim.FaultingNand(array, clock, new Controller.Firmware.Loop.Prng(7), new Controller.Hosting.ExecutionTrace(null));
+        var faulting = new Controller.Emulator.Sim.FaultingNand(array, clock, new Controller.Common.Prng(7), new Controller.Hosting.ExecutionTrace(null));
         SpiNandChip description = SpiNandChip.FromConfig(config);
         var chip = new EmulatedSpiNandChip(faulting, description, clock);
         var driver = new SpiNandDevice(chip, description, clock);

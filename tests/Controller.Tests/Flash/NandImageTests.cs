@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
-using Controller.Firmware.Common;
+using Controller.Common;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Tests.Support;

@@ -1,4 +1,5 @@
 using System.Reflection;
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Ftl;

@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Ftl;

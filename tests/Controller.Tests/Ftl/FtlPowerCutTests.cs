@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Sim;
 using Controller.Emulator.Time;

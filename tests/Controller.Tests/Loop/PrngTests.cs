@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
 using Controller.Firmware.Flash;

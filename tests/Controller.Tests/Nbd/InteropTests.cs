@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Controller.Common;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Nbd;
@@ -128,7 +129,7 @@ public sealed class InteropTests
         string input = temp.File("in.bin");
         string output = temp.File("out.bin");
         const int Bytes = 256 << 20;
-        var prng = new Controller.Firmware.Loop.Prng(256);
+        var prng = new Controller.Common.Prng(256);
         using (FileStream file = File.Create(input))
         {
             byte[] chunk = new byte[1 << 20];

@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Firmware.Host;
 using Controller.Hosting.Nbd;
 using Controller.Nbd;
@@ -321,7 +322,7 @@ public sealed class NbdConnectionTests
     private static async Task Fuzz(MemoryExport export, int cases)
     {
         byte[] valid = ValidSessionBytes();
-        var prng = new Controller.Firmware.Loop.Prng(20261127);
+        var prng = new Controller.Common.Prng(20261127);
         for (int i = 0; i < cases; i++)
         {
             byte[] input = (i % 4) switch

@@ -1,4 +1,5 @@
 using System.Security.Authentication;
+using Controller.Common;
 using Controller.Firmware.Host;
 using Controller.Hosting.Nbd;
 using Controller.Nbd;
@@ -238,7 +239,7 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     {
         byte[] clear = SessionBytes(startTls: false);
         byte[] withTls = SessionBytes(startTls: true);
-        var prng = new Controller.Firmware.Loop.Prng(20261207);
+        var prng = new Controller.Common.Prng(20261207);
         int ended = 0;
         for (int i = 0; i < cases; i++)
         {

@@ -1,5 +1,6 @@
 using Controller.Cli;
 using System.Text.Json;
+using Controller.Common;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Sim;

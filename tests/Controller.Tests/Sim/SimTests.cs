@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Controller.Common;
 using Controller.Emulator;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
@@ -103,7 +104,7 @@ public sealed partial class SimTests
 
         // The first line names the columns; the output says where the trace went and its size.
         Assert.Equal(Controller.Hosting.ExecutionTrace.Header, all[0]);
-        Assert.Contains($"  trace: {path}, {Controller.Firmware.Common.ByteUnits.Binary(new FileInfo(path).Length)}", run.Output, StringComparison.Ordinal);
+        Assert.Contains($"  trace: {path}, {Controller.Common.ByteUnits.Binary(new FileInfo(path).Length)}", run.Output, StringComparison.Ordinal);
         Assert.Contains(lines, l => l.Contains("program", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("erase", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("host submit op", StringComparison.Ordinal) && l.Contains("Write", StringComparison.Ordinal));

@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Host;

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using Controller.Common;
 
 namespace Controller.Tests.Tidy;
 

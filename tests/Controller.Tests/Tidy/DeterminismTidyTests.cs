@@ -1,3 +1,4 @@
+using Controller.Common;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Tidy;
@@ -5,7 +6,7 @@ namespace Controller.Tests.Tidy;
 [Trait("Category", "Unit")]
 public sealed class DeterminismTidyTests
 {
-    private static string FirmwareDirectory => Repository.PathOf("firmware", "Controller.Firmware");
+    private static string FirmwareDirectory => Repository.PathOf("firmware", "core");
 
     [Fact]
     public void TheFirmwareUsesNoWallClockSleepUnseededRandomnessThreadsOrTasks()
@@ -75,11 +76,11 @@ public sealed class DeterminismTidyTests
         }
 
         Assert.Empty(DeterminismTidy.ScanDirectory(temp.Path));
-        string clock = Path.Combine(temp.Path, "Loop", "IClock.cs");
+        string clock = Path.Combine(temp.Path, "Controller.Common", "IClock.cs");
         File.AppendAllText(clock, "\ninternal static class Leak { public static long Now() => DateTime.UtcNow.Ticks; }\n");
 
         string finding = Assert.Single(DeterminismTidy.ScanDirectory(temp.Path));
-        Assert.StartsWith(Path.Combine("Loop", "IClock.cs") + ":", finding, StringComparison.Ordinal);
+        Assert.StartsWith(Path.Combine("Controller.Common", "IClock.cs") + ":", finding, StringComparison.Ordinal);
         Assert.Contains("DateTime.UtcNow", finding, StringComparison.Ordinal);
     }
 }
