@@ -56,9 +56,6 @@ public sealed class CommandArgs
     /// <summary>The options given (flags and valued), each once, in the order first given.</summary>
     public IReadOnlyList<string> GivenOptions => [.. _given.Where(_options.ContainsKey).Distinct()];
 
-    /// <summary>True when the verb takes the option <paramref name="name"/> at all (code shared by several verbs asks).</summary>
-    public bool Declares(string name) => _options.ContainsKey(name);
-
     /// <summary>True when the flag was given.</summary>
     public bool Has(string flag) => _result is not null && _result.GetValue((Option<bool>)OptionNamed(flag));
 

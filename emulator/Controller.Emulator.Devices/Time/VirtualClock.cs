@@ -31,11 +31,4 @@ public sealed class VirtualClock : IClock
             NowNanoseconds = nanoseconds;
         }
     }
-
-    /// <summary>Moves time forward by <paramref name="nanoseconds"/>.</summary>
-    public void Advance(long nanoseconds)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(nanoseconds);
-        NowNanoseconds = checked(NowNanoseconds + nanoseconds);
-    }
 }

@@ -62,9 +62,6 @@ internal sealed class FaultingNand : INandDevice
 
     public NandGeometry Geometry => _inner.Geometry;
 
-    /// <summary>The emulated array below.</summary>
-    public EmulatedNand Inner => _inner;
-
     /// <summary>What the firmware above is doing, asked when a cut strikes.</summary>
     public Func<FtlActivity> Activity { get; set; } = () => FtlActivity.Host;
 

@@ -124,7 +124,7 @@ internal sealed class Oracle
     /// in flight together, and the oracle accepts what NBD allows of them: a read in flight with
     /// writes may return, block by block, what any of them left or what was there before them;
     /// writes in flight together to one sector may land in either order, each whole within the
-    /// 4 KiB sector (up to <see cref="MaxWritesInFlightPerSector"/> of them); a flush covers only
+    /// 4 KiB sector (up to <see cref="Contest.MaxWrites"/> of them); a flush covers only
     /// the writes replied to before it was submitted, and flushes may be in flight together.
     /// </summary>
     public uint Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
@@ -196,9 +196,6 @@ internal sealed class Oracle
 
         return id;
     }
-
-    /// <summary>The most writes to one sector the oracle takes in flight together.</summary>
-    public static int MaxWritesInFlightPerSector => Contest.MaxWrites;
 
     /// <summary>Records a completion (<paramref name="ok"/> false: the command failed).</summary>
     public void Complete(uint id, bool ok)

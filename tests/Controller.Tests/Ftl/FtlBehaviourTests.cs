@@ -442,7 +442,7 @@ public sealed class FtlBehaviourTests
             var used = onNand.Select(u => u.Block).ToHashSet();
             int neverUsed = Enumerable.Range(FtlLayout.SuperblockBlocks, inner.Geometry.Blocks - FtlLayout.SuperblockBlocks).First(b => !used.Contains(b));
             ForgeJournalUnits(inner, ftl.Layout, onNand, (neverUsed, 0, 0), (1, [(JournalRecordKind.Trim, 5, 1)]));
-            (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(nand, _clock, options, operation);
+            (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(inner, nand, _clock, options, operation);
             Assert.False(ftl.IsMapped(5), $"cut at operation {operation} of the recovery: the journaled trim of sector 5 was lost");
             Assert.True(ftl.IsMapped(6));
         }

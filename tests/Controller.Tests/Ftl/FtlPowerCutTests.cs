@@ -92,7 +92,7 @@ public sealed class FtlPowerCutTests
             ftl.Flush();
             inner.PowerCut();
             inner.PowerOn();
-            (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(nand, clock, options, operation);
+            (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(inner, nand, clock, options, operation);
             for (long sector = 0; sector < 300; sector++)
             {
                 Assert.True(ftl.Read(sector, buffer).Ok);

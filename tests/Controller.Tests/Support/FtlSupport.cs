@@ -56,13 +56,11 @@ internal static class SectorContent
 internal sealed class ReferenceDevice
 {
     private readonly List<int>[] _versions;
-    private readonly int[] _durable;
     private int _nextGeneration = 1;
 
     public ReferenceDevice(long sectors)
     {
         _versions = new List<int>[sectors];
-        _durable = new int[sectors];
         for (long i = 0; i < sectors; i++)
         {
             _versions[i] = [0];
@@ -199,7 +197,7 @@ internal static class RecoveryCuts
     /// then mounts again with no cut (the firmware's seeds are fixed, so each operation is one
     /// execution). Finished is true when the first mount completed before the cut could strike.
     /// </summary>
-    public static (bool Finished, FlashTranslationLayer Ftl) MountCutAt(FaultingNand nand, VirtualClock clock, FtlOptions options, int operation)
+    public static (bool Finished, FlashTranslationLayer Ftl) MountCutAt(EmulatedNand inner, FaultingNand nand, VirtualClock clock, FtlOptions options, int operation)
     {
         bool finished = false;
         nand.CutDuring(operation);
@@ -210,7 +208,7 @@ internal static class RecoveryCuts
         }
         catch (PowerCutException)
         {
-            nand.Inner.PowerOn();
+            inner.PowerOn();
         }
 
         nand.CutDuring(0);

@@ -23,7 +23,6 @@ public sealed partial class FlashTranslationLayer
     private readonly IClock _clock;
     private readonly FtlOptions _options;
     private readonly FtlLayout _layout;
-    private readonly byte[] _pageData;
     private readonly byte[] _pageSpare;
     private readonly uint[] _slots;
     private readonly byte[] _unitData;
@@ -66,7 +65,6 @@ public sealed partial class FlashTranslationLayer
         _options = options;
         _layout = new FtlLayout(nand.Geometry);
         NandGeometry geometry = nand.Geometry;
-        _pageData = new byte[geometry.PageBytes];
         _pageSpare = new byte[geometry.SpareBytes];
         _slots = new uint[_layout.SectorsPerUnit];
         _unitData = new byte[_layout.UnitBytes];
