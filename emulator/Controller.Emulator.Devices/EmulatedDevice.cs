@@ -64,7 +64,9 @@ public sealed class EmulatedDevice : IServedDevice
     public static EmulatedDevice Open(ResolvedConfig config, string profile, string? imagePath, IClock clock)
     {
         ArgumentNullException.ThrowIfNull(config);
-        EmulatedNand array = imagePath is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(imagePath, config, clock);
+        EmulatedNand array = imagePath is null
+            ? EmulatedNand.InMemory(config, clock)
+            : EmulatedNand.OpenImage(imagePath, config, clock);
         try
         {
             return new EmulatedDevice(config, array, clock, Describe(profile, imagePath, config));
@@ -80,7 +82,9 @@ public sealed class EmulatedDevice : IServedDevice
     public static string Describe(string profile, string? imagePath, ResolvedConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        string path = config.Get(EmulatorConfig.SpiPath) ? $", SPI NAND {config.Get(FirmwareConfig.ChipName)} over the driver" : string.Empty;
+        string path = config.Get(EmulatorConfig.SpiPath)
+            ? $", SPI NAND {config.Get(FirmwareConfig.ChipName)} over the driver"
+            : string.Empty;
         return $"emulated SSD, {profile}{path}{(imagePath is null ? ", in memory" : $", image {imagePath}")}";
     }
 
@@ -88,7 +92,14 @@ public sealed class EmulatedDevice : IServedDevice
     /// Boots the firmware on the emulated NAND on a virtual clock (the emulator's <c>serve</c>).
     /// The cache writes to the FTL's sector store, or to what <paramref name="store"/> makes of it.
     /// </summary>
-    public static ServedController Boot(ResolvedConfig config, string profile, string? imagePath, string name, Func<ISectorStore, ISectorStore>? store = null, SessionRecorder? recorder = null)
+    public static ServedController Boot(
+        ResolvedConfig config,
+        string profile,
+        string? imagePath,
+        string name,
+        Func<ISectorStore, ISectorStore>? store = null,
+        SessionRecorder? recorder = null
+    )
     {
         EmulatedDevice device = Open(config, profile, imagePath, new VirtualClock());
         try
@@ -117,7 +128,8 @@ public sealed class EmulatedDevice : IServedDevice
     }
 
     /// <inheritdoc />
-    public void JumpTo(long nanoseconds) => _virtualClock!.AdvanceTo(Math.Max(_virtualClock.NowNanoseconds, nanoseconds));
+    public void JumpTo(long nanoseconds) =>
+        _virtualClock!.AdvanceTo(Math.Max(_virtualClock.NowNanoseconds, nanoseconds));
 
     /// <inheritdoc />
     public void FollowWallClock(bool quiet)
@@ -164,13 +176,24 @@ public sealed class EmulatedDevice : IServedDevice
         CheckRange(request.EraseFailProbability, "eraseFailProbability", 1);
         if (request.FailNextPrograms is < 0 || request.FailNextErases is < 0)
         {
-            throw new ArgumentException($"failNextPrograms ({request.FailNextPrograms}) and failNextErases ({request.FailNextErases}) count operations: 0 or more");
+            throw new ArgumentException(
+                $"failNextPrograms ({request.FailNextPrograms}) and failNextErases ({request.FailNextErases}) count operations: 0 or more"
+            );
         }
 
         NandFaultOptions faults = _array.Faults;
-        _array.SetFaultRates(request.RawBitErrorRate ?? faults.RawBitErrorRate, request.ProgramFailProbability ?? faults.ProgramFailProbability, request.EraseFailProbability ?? faults.EraseFailProbability);
+        _array.SetFaultRates(
+            request.RawBitErrorRate ?? faults.RawBitErrorRate,
+            request.ProgramFailProbability ?? faults.ProgramFailProbability,
+            request.EraseFailProbability ?? faults.EraseFailProbability
+        );
         _array.FailNext(request.FailNextPrograms ?? 0, request.FailNextErases ?? 0);
-        return new FaultSettings { RawBitErrorRate = _array.Faults.RawBitErrorRate, ProgramFailProbability = _array.Faults.ProgramFailProbability, EraseFailProbability = _array.Faults.EraseFailProbability };
+        return new FaultSettings
+        {
+            RawBitErrorRate = _array.Faults.RawBitErrorRate,
+            ProgramFailProbability = _array.Faults.ProgramFailProbability,
+            EraseFailProbability = _array.Faults.EraseFailProbability,
+        };
     }
 
     /// <inheritdoc />
@@ -180,7 +203,11 @@ public sealed class EmulatedDevice : IServedDevice
     {
         if (value is { } v && !(v >= 0 && v <= max))
         {
-            throw new ArgumentOutOfRangeException(name, v, string.Create(CultureInfo.InvariantCulture, $"{name} is a probability from 0 to {max}, not {v}"));
+            throw new ArgumentOutOfRangeException(
+                name,
+                v,
+                string.Create(CultureInfo.InvariantCulture, $"{name} is a probability from 0 to {max}, not {v}")
+            );
         }
     }
 }

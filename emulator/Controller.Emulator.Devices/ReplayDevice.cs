@@ -15,7 +15,8 @@ namespace Controller.Emulator;
 /// each recorded instant, or a <see cref="ReplayClock"/>). Power cuts and faults change nothing
 /// here: their effects are in the recorded outcomes.
 /// </summary>
-public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recording, IClock clock, ulong firmwareSeed) : IServedDevice
+public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recording, IClock clock, ulong firmwareSeed)
+    : IServedDevice
 {
     /// <inheritdoc />
     public string Description => $"the recorded device ({recording.Device})";
@@ -36,26 +37,24 @@ public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recordi
     public bool CanCutPower => true;
 
     /// <inheritdoc />
-    public void AttachFirmwareClock(IClock firmwareClock)
-    {
-    }
+    public void AttachFirmwareClock(IClock firmwareClock) { }
 
     /// <inheritdoc />
     public void JumpTo(long nanoseconds)
     {
-        VirtualClock instants = clock as VirtualClock ?? throw new InvalidDataException("the replay diverged: a recording of clock readings has no instants to move to");
+        VirtualClock instants =
+            clock as VirtualClock
+            ?? throw new InvalidDataException(
+                "the replay diverged: a recording of clock readings has no instants to move to"
+            );
         instants.AdvanceTo(Math.Max(instants.NowNanoseconds, nanoseconds));
     }
 
     /// <inheritdoc />
-    public void FollowWallClock(bool quiet)
-    {
-    }
+    public void FollowWallClock(bool quiet) { }
 
     /// <inheritdoc />
-    public void Idle()
-    {
-    }
+    public void Idle() { }
 
     /// <inheritdoc />
     public int CutPower() => 0;
@@ -64,7 +63,5 @@ public sealed class ReplayDevice(NandGeometry geometry, SessionRecording recordi
     public FaultSettings SetFaults(FaultRequest request) => new();
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-    }
+    public void Dispose() { }
 }

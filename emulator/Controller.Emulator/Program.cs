@@ -10,24 +10,33 @@ namespace Controller.Emulator;
 public static class Program
 {
     /// <summary>The program, its verbs writing to <paramref name="output"/>.</summary>
-    public static ProgramSpec Spec(TextWriter output) => new(
-        "ssd-emulator",
-        "The SSD controller's firmware on an emulated NAND: served over NBD, or run headless and deterministic with power cuts and the oracle.",
-        [Serve.ServeCommand.Verb(output), InfoCommand.Verb(output), NandTestCommand.Verb(output), SimCommand.Verb(output), CrashTestCommand.Verb(output)])
-    {
-        DefaultVerb = "serve",
-        Epilogue = $"""
-            Profiles shipped in hw-config, usable as --config NAME: {string.Join(", ", Profiles.BuiltInNames())}
-            Without a verb, serves the default device on nbd://127.0.0.1:10809 (ssd-emulator serve --help).
-            Exit codes: 0 done; 1 the device failed or a check found violations; 2 bad input.
-            """,
-        ExitCodeOf = e => e switch
+    public static ProgramSpec Spec(TextWriter output) =>
+        new(
+            "ssd-emulator",
+            "The SSD controller's firmware on an emulated NAND: served over NBD, or run headless and deterministic with power cuts and the oracle.",
+            [
+                Serve.ServeCommand.Verb(output),
+                InfoCommand.Verb(output),
+                NandTestCommand.Verb(output),
+                SimCommand.Verb(output),
+                CrashTestCommand.Verb(output),
+            ]
+        )
         {
-            ConfigException or NandImageException => ExitCodes.Usage,
-            Firmware.Ftl.FtlMountException => ExitCodes.Failure,
-            _ => null,
-        },
-    };
+            DefaultVerb = "serve",
+            Epilogue = $"""
+                Profiles shipped in hw-config, usable as --config NAME: {string.Join(", ", Profiles.BuiltInNames())}
+                Without a verb, serves the default device on nbd://127.0.0.1:10809 (ssd-emulator serve --help).
+                Exit codes: 0 done; 1 the device failed or a check found violations; 2 bad input.
+                """,
+            ExitCodeOf = e =>
+                e switch
+                {
+                    ConfigException or NandImageException => ExitCodes.Usage,
+                    Firmware.Ftl.FtlMountException => ExitCodes.Failure,
+                    _ => null,
+                },
+        };
 
     /// <summary>Runs the command line and returns the exit code: 0 done, 1 a check failed, 2 bad input.</summary>
     public static int Main(string[] args)
@@ -41,10 +50,15 @@ public static class Program
             if (!interrupt.IsCancellationRequested)
             {
                 context.Cancel = true;
-                Console.Error.WriteLine("ssd-emulator: stopping where the work can stop cleanly (Ctrl-C again to stop at once)");
+                Console.Error.WriteLine(
+                    "ssd-emulator: stopping where the work can stop cleanly (Ctrl-C again to stop at once)"
+                );
                 interrupt.Cancel();
             }
         });
-        return CliRunner.RunAsync(Spec(Console.Out), args, Console.Out, Console.Error, interrupt.Token).GetAwaiter().GetResult();
+        return CliRunner
+            .RunAsync(Spec(Console.Out), args, Console.Out, Console.Error, interrupt.Token)
+            .GetAwaiter()
+            .GetResult();
     }
 }

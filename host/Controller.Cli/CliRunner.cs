@@ -15,7 +15,13 @@ namespace Controller.Cli;
 public static partial class CliRunner
 {
     /// <summary>Parses and runs <paramref name="args"/>; returns the exit code.</summary>
-    public static async Task<int> RunAsync(ProgramSpec program, IReadOnlyList<string> args, TextWriter output, TextWriter error, CancellationToken cancellation)
+    public static async Task<int> RunAsync(
+        ProgramSpec program,
+        IReadOnlyList<string> args,
+        TextWriter output,
+        TextWriter error,
+        CancellationToken cancellation
+    )
     {
         ArgumentNullException.ThrowIfNull(program);
         ArgumentNullException.ThrowIfNull(args);
@@ -37,7 +43,8 @@ public static partial class CliRunner
             return ExitCodes.Usage;
         }
 
-        string verb = result.CommandResult.Command is RootCommand ? string.Empty : " " + result.CommandResult.Command.Name;
+        string verb =
+            result.CommandResult.Command is RootCommand ? string.Empty : " " + result.CommandResult.Command.Name;
         try
         {
             var configuration = new InvocationConfiguration
@@ -51,7 +58,9 @@ public static partial class CliRunner
         }
         catch (UsageException e)
         {
-            await error.WriteLineAsync($"{program.Name}{verb}: {e.Message} (see {program.Name}{verb} --help)").ConfigureAwait(false);
+            await error
+                .WriteLineAsync($"{program.Name}{verb}: {e.Message} (see {program.Name}{verb} --help)")
+                .ConfigureAwait(false);
             return ExitCodes.Usage;
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
@@ -70,7 +79,22 @@ public static partial class CliRunner
     internal static CommandArgs ParseVerb(ProgramSpec program, VerbSpec verb, IReadOnlyList<string> args)
     {
         CommandArgs? parsed = null;
-        RootCommand root = Build(program with { Verbs = [verb with { Run = (a, _) => { parsed = a; return Task.FromResult(0); } }] });
+        RootCommand root = Build(
+            program with
+            {
+                Verbs =
+                [
+                    verb with
+                    {
+                        Run = (a, _) =>
+                        {
+                            parsed = a;
+                            return Task.FromResult(0);
+                        },
+                    },
+                ],
+            }
+        );
         ParseResult result = root.Parse([verb.Name, .. args]);
         if (result.Errors.Count > 0)
         {
@@ -109,9 +133,17 @@ public static partial class CliRunner
             // completes what follows it, at the cursor moved back by as much.
             string line = args[1];
             Match name = ProgramWord().Match(line);
-            if (name.Success && (name.Groups[1].Value == program.Name || name.Groups[1].Value.EndsWith("/" + program.Name, StringComparison.Ordinal)))
+            if (
+                name.Success
+                && (
+                    name.Groups[1].Value == program.Name
+                    || name.Groups[1].Value.EndsWith("/" + program.Name, StringComparison.Ordinal)
+                )
+            )
             {
-                int cursor = suggest.Groups[1].Success ? int.Parse(suggest.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : line.Length;
+                int cursor = suggest.Groups[1].Success
+                    ? int.Parse(suggest.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+                    : line.Length;
                 return [$"[suggest:{Math.Max(0, cursor - name.Length)}]", line[name.Length..]];
             }
 
@@ -124,7 +156,8 @@ public static partial class CliRunner
             return args.Count > 1 ? [args[1], "--help"] : ["--help"];
         }
 
-        bool startsWithOption = args.Count == 0 || (args[0].StartsWith('-') && args[0] is not ("--help" or "-h" or "-?" or "--version"));
+        bool startsWithOption =
+            args.Count == 0 || (args[0].StartsWith('-') && args[0] is not ("--help" or "-h" or "-?" or "--version"));
         return program.DefaultVerb is { } verb && startsWithOption ? [verb, .. args] : args;
     }
 
@@ -148,12 +181,15 @@ public static partial class CliRunner
     /// <summary>The parser's message, in the programs' words where a token was not understood.</summary>
     private static string Describe(ProgramSpec program, Command command, ParseResult result, string message)
     {
-        string? unmatched = result.UnmatchedTokens.FirstOrDefault(t => message.Contains($"'{t}'", StringComparison.Ordinal));
+        string? unmatched = result.UnmatchedTokens.FirstOrDefault(t =>
+            message.Contains($"'{t}'", StringComparison.Ordinal)
+        );
         return unmatched switch
         {
             null => message,
             _ when unmatched.StartsWith('-') => $"unknown option '{unmatched}'",
-            _ when command is RootCommand => $"unknown verb '{unmatched}'; the verbs are {string.Join(", ", program.Verbs.Select(v => v.Name))}",
+            _ when command is RootCommand =>
+                $"unknown verb '{unmatched}'; the verbs are {string.Join(", ", program.Verbs.Select(v => v.Name))}",
             _ => $"unexpected argument '{unmatched}'",
         };
     }
@@ -205,13 +241,24 @@ public static partial class CliRunner
         {
             Option option = spec switch
             {
-                { IsFlag: true } => new Option<bool>(spec.Name) { Description = spec.Description, Arity = ArgumentArity.Zero },
-                { Repeatable: true } => new Option<string[]>(spec.Name) { Description = spec.Description, HelpName = spec.Value, AllowMultipleArgumentsPerToken = false },
+                { IsFlag: true } => new Option<bool>(spec.Name)
+                {
+                    Description = spec.Description,
+                    Arity = ArgumentArity.Zero,
+                },
+                { Repeatable: true } => new Option<string[]>(spec.Name)
+                {
+                    Description = spec.Description,
+                    HelpName = spec.Value,
+                    AllowMultipleArgumentsPerToken = false,
+                },
                 _ => new Option<string?>(spec.Name) { Description = spec.Description, HelpName = spec.Value },
             };
             if (spec.Choices is { } choices)
             {
-                option.CompletionSources.Add(_ => choices.Select(c => new System.CommandLine.Completions.CompletionItem(c)));
+                option.CompletionSources.Add(_ =>
+                    choices.Select(c => new System.CommandLine.Completions.CompletionItem(c))
+                );
             }
 
             if (!options.TryAdd(spec.Name, option))
@@ -237,12 +284,17 @@ public static partial class CliRunner
             command.Subcommands.Add(VerbCommand(program, sub, verbs));
         }
 
-        command.SetAction((result, cancellation) =>
-        {
-            string[] given = [.. result.Tokens.SkipWhile(t => t.Value != verb.Name).Skip(1).Select(t => t.Value)];
-            // (Tokens of a verb under another start after the first token that names it.)
-            return verb.Run(new CommandArgs(program.Name, verb.Name, result, options, arguments, given), cancellation);
-        });
+        command.SetAction(
+            (result, cancellation) =>
+            {
+                string[] given = [.. result.Tokens.SkipWhile(t => t.Value != verb.Name).Skip(1).Select(t => t.Value)];
+                // (Tokens of a verb under another start after the first token that names it.)
+                return verb.Run(
+                    new CommandArgs(program.Name, verb.Name, result, options, arguments, given),
+                    cancellation
+                );
+            }
+        );
         return command;
     }
 }

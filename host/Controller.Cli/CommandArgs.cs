@@ -6,14 +6,25 @@ namespace Controller.Cli;
 /// What one verb's command line says, as System.CommandLine parsed it: flags, single and repeatable
 /// options, positionals, and typed reads of them whose errors name the option and the value.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "Single and Integer name what the option holds, as the verbs' code reads them.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage(
+    "Naming",
+    "CA1720",
+    Justification = "Single and Integer name what the option holds, as the verbs' code reads them."
+)]
 public sealed class CommandArgs
 {
     private readonly ParseResult? _result;
     private readonly IReadOnlyDictionary<string, Option> _options;
     private readonly IReadOnlyList<string> _given;
 
-    internal CommandArgs(string program, string verb, ParseResult result, IReadOnlyDictionary<string, Option> options, IReadOnlyList<Argument> arguments, IReadOnlyList<string> given)
+    internal CommandArgs(
+        string program,
+        string verb,
+        ParseResult result,
+        IReadOnlyDictionary<string, Option> options,
+        IReadOnlyList<Argument> arguments,
+        IReadOnlyList<string> given
+    )
     {
         Program = program;
         Verb = verb;
@@ -60,12 +71,13 @@ public sealed class CommandArgs
     public bool Has(string flag) => _result is not null && _result.GetValue((Option<bool>)OptionNamed(flag));
 
     /// <summary>Every value given for a repeatable option, in order.</summary>
-    public IReadOnlyList<string> All(string name) => OptionNamed(name) switch
-    {
-        Option<string[]> many => _result?.GetValue(many) ?? [],
-        Option<string?> one => _result?.GetValue(one) is { } value ? [value] : [],
-        _ => throw new InvalidOperationException($"{name} is a flag"),
-    };
+    public IReadOnlyList<string> All(string name) =>
+        OptionNamed(name) switch
+        {
+            Option<string[]> many => _result?.GetValue(many) ?? [],
+            Option<string?> one => _result?.GetValue(one) is { } value ? [value] : [],
+            _ => throw new InvalidOperationException($"{name} is a flag"),
+        };
 
     /// <summary>The value of a single-valued option, or null.</summary>
     public string? Single(string name)
@@ -91,7 +103,8 @@ public sealed class CommandArgs
         Single(name) is { } text ? Values.Number(text, name, min, max) : defaultValue;
 
     /// <summary>A size option with k/M/G/T suffixes (powers of 1024).</summary>
-    public long Size(string name, long defaultValue) => Single(name) is { } text ? Values.Size(text, name) : defaultValue;
+    public long Size(string name, long defaultValue) =>
+        Single(name) is { } text ? Values.Size(text, name) : defaultValue;
 
     /// <summary>A duration option: seconds, or a number with ms, s, m or h.</summary>
     public TimeSpan? Duration(string name) => Single(name) is { } text ? Values.Duration(text, name) : null;
@@ -141,7 +154,12 @@ public sealed class CommandArgs
             int equals = arg.IndexOf('=', StringComparison.Ordinal);
             string name = equals > 0 ? arg[..equals] : arg;
             string? value = equals > 0 ? arg[(equals + 1)..] : null;
-            if (value is null && _options.TryGetValue(name, out Option? option) && option is not Option<bool> && i + 1 < _given.Count)
+            if (
+                value is null
+                && _options.TryGetValue(name, out Option? option)
+                && option is not Option<bool>
+                && i + 1 < _given.Count
+            )
             {
                 value = _given[++i];
             }
@@ -162,10 +180,13 @@ public sealed class CommandArgs
     }
 
     private static string Quote(string value) =>
-        value.Length > 0 && value.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:=/+".Contains(c, StringComparison.Ordinal))
+        value.Length > 0
+        && value.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:=/+".Contains(c, StringComparison.Ordinal))
             ? value
             : $"'{value.Replace("'", "'\\''", StringComparison.Ordinal)}'";
 
     private Option OptionNamed(string name) =>
-        _options.TryGetValue(name, out Option? option) ? option : throw new InvalidOperationException($"{Program} {Verb} declares no option {name}");
+        _options.TryGetValue(name, out Option? option)
+            ? option
+            : throw new InvalidOperationException($"{Program} {Verb} declares no option {name}");
 }

@@ -9,7 +9,8 @@ namespace Controller.Cli;
 /// line as a user types it, the positionals, every option with its value and what it does, the
 /// verbs under this one with their one-line summaries, then the examples and notes.
 /// </summary>
-internal sealed class HelpWriter(ProgramSpec program, IReadOnlyDictionary<Command, VerbSpec> verbs) : SynchronousCommandLineAction
+internal sealed class HelpWriter(ProgramSpec program, IReadOnlyDictionary<Command, VerbSpec> verbs)
+    : SynchronousCommandLineAction
 {
     private const int Width = 100;
     private const int Indent = 2;
@@ -42,7 +43,9 @@ internal sealed class HelpWriter(ProgramSpec program, IReadOnlyDictionary<Comman
             Section(text, "Arguments:", Columns(verb.Arguments.Select(a => ($"<{a.Name}>", a.Description))));
         }
 
-        IEnumerable<(string, string)> options = (verb?.Options ?? []).Select(o => (o.IsFlag ? o.Name : $"{o.Name} <{o.Value}>", o.Description));
+        IEnumerable<(string, string)> options = (verb?.Options ?? []).Select(o =>
+            (o.IsFlag ? o.Name : $"{o.Name} <{o.Value}>", o.Description)
+        );
         options = options.Append(("-?, -h, --help", "show this help"));
         if (verb is null)
         {

@@ -18,7 +18,8 @@ public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plai
     public TimeSpan Elapsed => _wall.Elapsed;
 
     /// <summary>True when a line shown now would be shown (so its text is only made when it is).</summary>
-    public bool Due => _last is not { } last || _wall.Elapsed - last >= (terminal ? TimeSpan.FromMilliseconds(200) : plainEvery);
+    public bool Due =>
+        _last is not { } last || _wall.Elapsed - last >= (terminal ? TimeSpan.FromMilliseconds(200) : plainEvery);
 
     /// <summary>Shows <paramref name="text"/> if it is time to (or <paramref name="now"/>).</summary>
     public void Show(string text, bool now = false)
@@ -78,10 +79,11 @@ public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plai
     }
 
     /// <summary>A duration as people read it: 45s, 2m10s, 1h05m.</summary>
-    public static string Duration(TimeSpan span) => span.TotalSeconds switch
-    {
-        < 60 => string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0}s"),
-        < 3600 => string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes}m{span.Seconds:00}s"),
-        _ => string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalHours}h{span.Minutes:00}m"),
-    };
+    public static string Duration(TimeSpan span) =>
+        span.TotalSeconds switch
+        {
+            < 60 => string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0}s"),
+            < 3600 => string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes}m{span.Seconds:00}s"),
+            _ => string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalHours}h{span.Minutes:00}m"),
+        };
 }

@@ -4,7 +4,13 @@ namespace Controller.Cli;
 /// One option of a verb: <c>--name VALUE</c> (or <c>--name=VALUE</c>), repeatable or not, or a flag
 /// when <paramref name="Value"/> is null. <paramref name="Choices"/> are offered on Tab.
 /// </summary>
-public sealed record OptionSpec(string Name, string? Value, string Description, bool Repeatable = false, IReadOnlyList<string>? Choices = null)
+public sealed record OptionSpec(
+    string Name,
+    string? Value,
+    string Description,
+    bool Repeatable = false,
+    IReadOnlyList<string>? Choices = null
+)
 {
     /// <summary>True for a flag (an option without a value).</summary>
     public bool IsFlag => Value is null;
@@ -25,7 +31,8 @@ public sealed record VerbSpec(
     string Summary,
     string Description,
     IReadOnlyList<OptionSpec> Options,
-    Func<CommandArgs, CancellationToken, Task<int>> Run)
+    Func<CommandArgs, CancellationToken, Task<int>> Run
+)
 {
     /// <summary>Positional arguments, in order.</summary>
     public IReadOnlyList<ArgumentSpec> Arguments { get; init; } = [];

@@ -5,18 +5,12 @@ public sealed class UsageException : Exception
 {
     /// <summary>Creates the error.</summary>
     public UsageException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Required by the analyzers.</summary>
-    public UsageException()
-    {
-    }
+    public UsageException() { }
 
     /// <summary>Required by the analyzers.</summary>
     public UsageException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

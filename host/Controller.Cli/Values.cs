@@ -7,7 +7,11 @@ namespace Controller.Cli;
 /// (powers of 1024), durations with ms/s/m/h, bytes in decimal or 0x hex, bounded numbers. Every
 /// error names the option and repeats the value.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "Integer and Byte name the kind of value parsed.")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage(
+    "Naming",
+    "CA1720",
+    Justification = "Integer and Byte name the kind of value parsed."
+)]
 public static class Values
 {
     /// <summary>Parses "4096", "4k", "1M", "2G", "1T" (powers of 1024; a trailing B or iB is allowed: 4KiB, 1MB).</summary>
@@ -51,7 +55,11 @@ public static class Values
             number = number[..^1];
         }
 
-        if (scale == 0 || !long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out long count) || count > long.MaxValue / scale)
+        if (
+            scale == 0
+            || !long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out long count)
+            || count > long.MaxValue / scale
+        )
         {
             return false;
         }
@@ -72,7 +80,11 @@ public static class Values
             _ when text.EndsWith('h') => (text[..^1], 3600),
             _ => (text, 1),
         };
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value) || value <= 0)
+        if (
+            !double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            || !double.IsFinite(value)
+            || value <= 0
+        )
         {
             throw new UsageException($"{what} '{text}' is not a duration (10s, 500ms, 2m)");
         }
@@ -111,14 +123,19 @@ public static class Values
     public static double Number(string text, string what, double min, double max)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value))
+        if (
+            !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            || !double.IsFinite(value)
+        )
         {
             throw new UsageException($"{what} '{text}' is not a number");
         }
 
         if (value < min || value > max)
         {
-            throw new UsageException($"{what} {value.ToString(CultureInfo.InvariantCulture)} is out of range; expected {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}");
+            throw new UsageException(
+                $"{what} {value.ToString(CultureInfo.InvariantCulture)} is out of range; expected {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}"
+            );
         }
 
         return value;

@@ -22,7 +22,8 @@ public readonly record struct NbdGreeting(NbdHandshakeFeatures Features)
 
     /// <summary>Reads a greeting; null when the two magic numbers are not NBDMAGIC and IHAVEOPT.</summary>
     public static NbdGreeting? Read(ReadOnlySpan<byte> source) =>
-        BinaryPrimitives.ReadUInt64BigEndian(source) == NbdProtocol.InitMagic && BinaryPrimitives.ReadUInt64BigEndian(source[8..]) == NbdProtocol.OptionMagic
+        BinaryPrimitives.ReadUInt64BigEndian(source) == NbdProtocol.InitMagic
+        && BinaryPrimitives.ReadUInt64BigEndian(source[8..]) == NbdProtocol.OptionMagic
             ? new NbdGreeting((NbdHandshakeFeatures)BinaryPrimitives.ReadUInt16BigEndian(source[16..]))
             : null;
 }
@@ -38,7 +39,8 @@ public readonly record struct NbdClientFlags(NbdClientFeatures Features)
     public void Write(Span<byte> destination) => BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)Features);
 
     /// <summary>Reads the flags.</summary>
-    public static NbdClientFlags Read(ReadOnlySpan<byte> source) => new((NbdClientFeatures)BinaryPrimitives.ReadUInt32BigEndian(source));
+    public static NbdClientFlags Read(ReadOnlySpan<byte> source) =>
+        new((NbdClientFeatures)BinaryPrimitives.ReadUInt32BigEndian(source));
 }
 
 /// <summary>An option's header, before its data: magic (IHAVEOPT), option, data length; 16 bytes.</summary>
@@ -52,9 +54,7 @@ public readonly record struct NbdOptionHeader(ulong Magic, NbdOption Option, uin
 
     /// <summary>A well-formed header for <paramref name="option"/> with <paramref name="length"/> bytes of data.</summary>
     public NbdOptionHeader(NbdOption option, uint length)
-        : this(NbdProtocol.OptionMagic, option, length)
-    {
-    }
+        : this(NbdProtocol.OptionMagic, option, length) { }
 
     /// <summary>Writes the header.</summary>
     public void Write(Span<byte> destination)
@@ -65,10 +65,12 @@ public readonly record struct NbdOptionHeader(ulong Magic, NbdOption Option, uin
     }
 
     /// <summary>Reads a header (whatever its magic says).</summary>
-    public static NbdOptionHeader Read(ReadOnlySpan<byte> source) => new(
-        BinaryPrimitives.ReadUInt64BigEndian(source),
-        (NbdOption)BinaryPrimitives.ReadUInt32BigEndian(source[8..]),
-        BinaryPrimitives.ReadUInt32BigEndian(source[12..]));
+    public static NbdOptionHeader Read(ReadOnlySpan<byte> source) =>
+        new(
+            BinaryPrimitives.ReadUInt64BigEndian(source),
+            (NbdOption)BinaryPrimitives.ReadUInt32BigEndian(source[8..]),
+            BinaryPrimitives.ReadUInt32BigEndian(source[12..])
+        );
 
     /// <summary>The header followed by <paramref name="data"/>, as one message.</summary>
     public static byte[] Message(NbdOption option, ReadOnlySpan<byte> data)
@@ -91,11 +93,13 @@ public readonly record struct NbdOptionReplyHeader(ulong Magic, NbdOption Option
     public const int Bytes = 20;
 
     /// <summary>Reads a header (whatever its magic says).</summary>
-    public static NbdOptionReplyHeader Read(ReadOnlySpan<byte> source) => new(
-        BinaryPrimitives.ReadUInt64BigEndian(source),
-        (NbdOption)BinaryPrimitives.ReadUInt32BigEndian(source[8..]),
-        (NbdOptionReply)BinaryPrimitives.ReadUInt32BigEndian(source[12..]),
-        BinaryPrimitives.ReadUInt32BigEndian(source[16..]));
+    public static NbdOptionReplyHeader Read(ReadOnlySpan<byte> source) =>
+        new(
+            BinaryPrimitives.ReadUInt64BigEndian(source),
+            (NbdOption)BinaryPrimitives.ReadUInt32BigEndian(source[8..]),
+            (NbdOptionReply)BinaryPrimitives.ReadUInt32BigEndian(source[12..]),
+            BinaryPrimitives.ReadUInt32BigEndian(source[16..])
+        );
 
     /// <summary>A well-formed reply of <paramref name="type"/> to <paramref name="option"/> carrying <paramref name="data"/>, as one message.</summary>
     public static byte[] Message(NbdOption option, NbdOptionReply type, ReadOnlySpan<byte> data)
@@ -117,16 +121,21 @@ public readonly record struct NbdOptionReplyHeader(ulong Magic, NbdOption Option
 /// <param name="Handle">The cookie the replies carry back.</param>
 /// <param name="Offset">The first byte.</param>
 /// <param name="Length">The bytes covered (for WRITE, the payload that follows).</param>
-public readonly record struct NbdRequestHeader(uint Magic, NbdCommandModifiers Flags, NbdCommand Command, ulong Handle, ulong Offset, uint Length)
+public readonly record struct NbdRequestHeader(
+    uint Magic,
+    NbdCommandModifiers Flags,
+    NbdCommand Command,
+    ulong Handle,
+    ulong Offset,
+    uint Length
+)
 {
     /// <summary>Bytes on the wire.</summary>
     public const int Bytes = NbdProtocol.RequestBytes;
 
     /// <summary>A well-formed request header.</summary>
     public NbdRequestHeader(NbdCommandModifiers flags, NbdCommand command, ulong handle, ulong offset, uint length)
-        : this(NbdProtocol.RequestMagic, flags, command, handle, offset, length)
-    {
-    }
+        : this(NbdProtocol.RequestMagic, flags, command, handle, offset, length) { }
 
     /// <summary>Writes the header.</summary>
     public void Write(Span<byte> destination)
@@ -140,13 +149,15 @@ public readonly record struct NbdRequestHeader(uint Magic, NbdCommandModifiers F
     }
 
     /// <summary>Reads a header (whatever its magic says).</summary>
-    public static NbdRequestHeader Read(ReadOnlySpan<byte> source) => new(
-        BinaryPrimitives.ReadUInt32BigEndian(source),
-        (NbdCommandModifiers)BinaryPrimitives.ReadUInt16BigEndian(source[4..]),
-        (NbdCommand)BinaryPrimitives.ReadUInt16BigEndian(source[6..]),
-        BinaryPrimitives.ReadUInt64BigEndian(source[8..]),
-        BinaryPrimitives.ReadUInt64BigEndian(source[16..]),
-        BinaryPrimitives.ReadUInt32BigEndian(source[24..]));
+    public static NbdRequestHeader Read(ReadOnlySpan<byte> source) =>
+        new(
+            BinaryPrimitives.ReadUInt32BigEndian(source),
+            (NbdCommandModifiers)BinaryPrimitives.ReadUInt16BigEndian(source[4..]),
+            (NbdCommand)BinaryPrimitives.ReadUInt16BigEndian(source[6..]),
+            BinaryPrimitives.ReadUInt64BigEndian(source[8..]),
+            BinaryPrimitives.ReadUInt64BigEndian(source[16..]),
+            BinaryPrimitives.ReadUInt32BigEndian(source[24..])
+        );
 }
 
 /// <summary>
@@ -172,9 +183,11 @@ public readonly record struct NbdSimpleReply(NbdError Error, ulong Handle)
     }
 
     /// <summary>Reads the header from the whole 16 bytes (the magic is not checked).</summary>
-    public static NbdSimpleReply Read(ReadOnlySpan<byte> source) => new(
-        (NbdError)BinaryPrimitives.ReadUInt32BigEndian(source[4..]),
-        BinaryPrimitives.ReadUInt64BigEndian(source[8..]));
+    public static NbdSimpleReply Read(ReadOnlySpan<byte> source) =>
+        new(
+            (NbdError)BinaryPrimitives.ReadUInt32BigEndian(source[4..]),
+            BinaryPrimitives.ReadUInt64BigEndian(source[8..])
+        );
 }
 
 /// <summary>A structured reply chunk's header: magic, flags, type, cookie, length; 20 bytes.</summary>
@@ -194,7 +207,8 @@ public readonly record struct NbdChunkHeader(ushort Flags, NbdReplyType Type, ul
     public bool Done => (Flags & DoneFlag) != 0;
 
     /// <summary>The header of a chunk that ends its reply.</summary>
-    public static NbdChunkHeader Last(NbdReplyType type, ulong handle, uint length) => new(DoneFlag, type, handle, length);
+    public static NbdChunkHeader Last(NbdReplyType type, ulong handle, uint length) =>
+        new(DoneFlag, type, handle, length);
 
     /// <summary>Writes the header.</summary>
     public void Write(Span<byte> destination)
@@ -207,11 +221,13 @@ public readonly record struct NbdChunkHeader(ushort Flags, NbdReplyType Type, ul
     }
 
     /// <summary>Reads the header from the whole 20 bytes (the magic is not checked).</summary>
-    public static NbdChunkHeader Read(ReadOnlySpan<byte> source) => new(
-        BinaryPrimitives.ReadUInt16BigEndian(source[4..]),
-        (NbdReplyType)BinaryPrimitives.ReadUInt16BigEndian(source[6..]),
-        BinaryPrimitives.ReadUInt64BigEndian(source[8..]),
-        BinaryPrimitives.ReadUInt32BigEndian(source[16..]));
+    public static NbdChunkHeader Read(ReadOnlySpan<byte> source) =>
+        new(
+            BinaryPrimitives.ReadUInt16BigEndian(source[4..]),
+            (NbdReplyType)BinaryPrimitives.ReadUInt16BigEndian(source[6..]),
+            BinaryPrimitives.ReadUInt64BigEndian(source[8..]),
+            BinaryPrimitives.ReadUInt32BigEndian(source[16..])
+        );
 }
 
 /// <summary>What an NBD_REP_INFO carries, read by <see cref="NbdOptionData.ReadInfoReply"/>.</summary>
@@ -220,7 +236,13 @@ public readonly record struct NbdChunkHeader(ushort Flags, NbdReplyType Type, ul
 /// <param name="Features">NBD_INFO_EXPORT: the transmission flags.</param>
 /// <param name="BlockSizes">NBD_INFO_BLOCK_SIZE: minimum, preferred, maximum.</param>
 /// <param name="Text">NBD_INFO_NAME or NBD_INFO_DESCRIPTION.</param>
-public sealed record NbdInfoReply(NbdInfo Type, long Size = 0, NbdExportFeatures Features = NbdExportFeatures.None, (uint Minimum, uint Preferred, uint Maximum) BlockSizes = default, string Text = "");
+public sealed record NbdInfoReply(
+    NbdInfo Type,
+    long Size = 0,
+    NbdExportFeatures Features = NbdExportFeatures.None,
+    (uint Minimum, uint Preferred, uint Maximum) BlockSizes = default,
+    string Text = ""
+);
 
 /// <summary>
 /// The data of the options and option replies this project speaks, both ways: what a client
@@ -248,7 +270,10 @@ public static class NbdOptionData
     /// <summary>Reads NBD_OPT_INFO or NBD_OPT_GO data; null when the lengths do not add up.</summary>
     public static (string Name, NbdInfo[] Requests)? ReadInfo(ReadOnlySpan<byte> data)
     {
-        if (data.Length < 6 || BinaryPrimitives.ReadUInt32BigEndian(data) is var nameLength && nameLength > data.Length - 6)
+        if (
+            data.Length < 6
+            || BinaryPrimitives.ReadUInt32BigEndian(data) is var nameLength && nameLength > data.Length - 6
+        )
         {
             return null;
         }
@@ -376,8 +401,19 @@ public static class NbdOptionData
         var type = (NbdInfo)BinaryPrimitives.ReadUInt16BigEndian(data);
         return type switch
         {
-            NbdInfo.Export when data.Length >= 12 => new NbdInfoReply(type, Size: (long)BinaryPrimitives.ReadUInt64BigEndian(data[2..]), Features: (NbdExportFeatures)BinaryPrimitives.ReadUInt16BigEndian(data[10..])),
-            NbdInfo.BlockSize when data.Length >= 14 => new NbdInfoReply(type, BlockSizes: (BinaryPrimitives.ReadUInt32BigEndian(data[2..]), BinaryPrimitives.ReadUInt32BigEndian(data[6..]), BinaryPrimitives.ReadUInt32BigEndian(data[10..]))),
+            NbdInfo.Export when data.Length >= 12 => new NbdInfoReply(
+                type,
+                Size: (long)BinaryPrimitives.ReadUInt64BigEndian(data[2..]),
+                Features: (NbdExportFeatures)BinaryPrimitives.ReadUInt16BigEndian(data[10..])
+            ),
+            NbdInfo.BlockSize when data.Length >= 14 => new NbdInfoReply(
+                type,
+                BlockSizes: (
+                    BinaryPrimitives.ReadUInt32BigEndian(data[2..]),
+                    BinaryPrimitives.ReadUInt32BigEndian(data[6..]),
+                    BinaryPrimitives.ReadUInt32BigEndian(data[10..])
+                )
+            ),
             NbdInfo.Name or NbdInfo.Description => new NbdInfoReply(type, Text: Encoding.UTF8.GetString(data[2..])),
             NbdInfo.Export or NbdInfo.BlockSize => null,
             _ => new NbdInfoReply(type),
@@ -446,7 +482,8 @@ public static class NbdChunkData
     public const int HoleBytes = 12;
 
     /// <summary>Writes the offset that starts an NBD_REPLY_TYPE_OFFSET_DATA chunk.</summary>
-    public static void WriteOffset(Span<byte> destination, ulong offset) => BinaryPrimitives.WriteUInt64BigEndian(destination, offset);
+    public static void WriteOffset(Span<byte> destination, ulong offset) =>
+        BinaryPrimitives.WriteUInt64BigEndian(destination, offset);
 
     /// <summary>Reads the offset that starts an OFFSET_DATA or OFFSET_HOLE chunk.</summary>
     public static ulong ReadOffset(ReadOnlySpan<byte> source) => BinaryPrimitives.ReadUInt64BigEndian(source);
@@ -459,7 +496,11 @@ public static class NbdChunkData
     public static int BlockStatusBytes(int extents) => 4 + (8 * extents);
 
     /// <summary>Writes an NBD_REPLY_TYPE_BLOCK_STATUS payload: the context id, then each extent's length and flags.</summary>
-    public static void WriteBlockStatus(Span<byte> destination, uint contextId, ReadOnlySpan<(uint Length, NbdAllocationState Flags)> extents)
+    public static void WriteBlockStatus(
+        Span<byte> destination,
+        uint contextId,
+        ReadOnlySpan<(uint Length, NbdAllocationState Flags)> extents
+    )
     {
         BinaryPrimitives.WriteUInt32BigEndian(destination, contextId);
         for (int i = 0; i < extents.Length; i++)
@@ -471,7 +512,9 @@ public static class NbdChunkData
     }
 
     /// <summary>Reads an NBD_REPLY_TYPE_BLOCK_STATUS payload; null unless it is the context id and whole descriptors.</summary>
-    public static (uint ContextId, List<(uint Length, NbdAllocationState Flags)> Extents)? ReadBlockStatus(ReadOnlySpan<byte> source)
+    public static (uint ContextId, List<(uint Length, NbdAllocationState Flags)> Extents)? ReadBlockStatus(
+        ReadOnlySpan<byte> source
+    )
     {
         if (source.Length < 4 || (source.Length - 4) % 8 != 0)
         {
@@ -481,7 +524,12 @@ public static class NbdChunkData
         var extents = new List<(uint, NbdAllocationState)>((source.Length - 4) / 8);
         for (int i = 4; i < source.Length; i += 8)
         {
-            extents.Add((BinaryPrimitives.ReadUInt32BigEndian(source[i..]), (NbdAllocationState)BinaryPrimitives.ReadUInt32BigEndian(source[(i + 4)..])));
+            extents.Add(
+                (
+                    BinaryPrimitives.ReadUInt32BigEndian(source[i..]),
+                    (NbdAllocationState)BinaryPrimitives.ReadUInt32BigEndian(source[(i + 4)..])
+                )
+            );
         }
 
         return (BinaryPrimitives.ReadUInt32BigEndian(source), extents);
@@ -507,6 +555,9 @@ public static class NbdChunkData
         }
 
         int length = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(source[4..]), source.Length - 6);
-        return ((NbdError)BinaryPrimitives.ReadUInt32BigEndian(source), Encoding.UTF8.GetString(source.Slice(6, length)));
+        return (
+            (NbdError)BinaryPrimitives.ReadUInt32BigEndian(source),
+            Encoding.UTF8.GetString(source.Slice(6, length))
+        );
     }
 }

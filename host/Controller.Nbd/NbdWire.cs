@@ -9,7 +9,12 @@ public static class NbdWire
     public const int JoinedWriteBytes = 64 << 10;
 
     /// <summary>Writes <paramref name="header"/> then <paramref name="payload"/>: one write when the payload is small (one send, not two), else two.</summary>
-    public static async ValueTask WriteMessageAsync(Stream stream, ReadOnlyMemory<byte> header, ReadOnlyMemory<byte> payload, CancellationToken cancellation)
+    public static async ValueTask WriteMessageAsync(
+        Stream stream,
+        ReadOnlyMemory<byte> header,
+        ReadOnlyMemory<byte> payload,
+        CancellationToken cancellation
+    )
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (payload.IsEmpty)
@@ -23,7 +28,9 @@ public static class NbdWire
             {
                 header.CopyTo(joined);
                 payload.CopyTo(joined.AsMemory(header.Length));
-                await stream.WriteAsync(joined.AsMemory(0, header.Length + payload.Length), cancellation).ConfigureAwait(false);
+                await stream
+                    .WriteAsync(joined.AsMemory(0, header.Length + payload.Length), cancellation)
+                    .ConfigureAwait(false);
             }
             finally
             {

@@ -15,12 +15,34 @@ public static class Charts
     /// Lines over a shared x axis (time, mostly), with vertical marks at <paramref name="marks"/>
     /// (power cuts), labelled <paramref name="markLabel"/>.
     /// </summary>
-    public static PlotModel Lines(string title, string xTitle, string yTitle, IEnumerable<Series> series, IEnumerable<double>? marks = null, string markLabel = "")
+    public static PlotModel Lines(
+        string title,
+        string xTitle,
+        string yTitle,
+        IEnumerable<Series> series,
+        IEnumerable<double>? marks = null,
+        string markLabel = ""
+    )
     {
         ArgumentNullException.ThrowIfNull(series);
         PlotModel model = Model(title);
-        model.Axes.Add(new LinearAxis { Position = AxisPosition.Bottom, Title = xTitle, MajorGridlineStyle = LineStyle.Dot });
-        model.Axes.Add(new LinearAxis { Position = AxisPosition.Left, Title = yTitle, MajorGridlineStyle = LineStyle.Dot, Minimum = 0 });
+        model.Axes.Add(
+            new LinearAxis
+            {
+                Position = AxisPosition.Bottom,
+                Title = xTitle,
+                MajorGridlineStyle = LineStyle.Dot,
+            }
+        );
+        model.Axes.Add(
+            new LinearAxis
+            {
+                Position = AxisPosition.Left,
+                Title = yTitle,
+                MajorGridlineStyle = LineStyle.Dot,
+                Minimum = 0,
+            }
+        );
         foreach (Series s in series)
         {
             var line = new LineSeries { Title = s.Name, StrokeThickness = 1.5 };
@@ -31,7 +53,16 @@ public static class Charts
         bool first = true;
         foreach (double x in marks ?? [])
         {
-            model.Annotations.Add(new LineAnnotation { Type = LineAnnotationType.Vertical, X = x, Color = OxyColors.Firebrick, LineStyle = LineStyle.Dash, Text = first ? markLabel : string.Empty });
+            model.Annotations.Add(
+                new LineAnnotation
+                {
+                    Type = LineAnnotationType.Vertical,
+                    X = x,
+                    Color = OxyColors.Firebrick,
+                    LineStyle = LineStyle.Dash,
+                    Text = first ? markLabel : string.Empty,
+                }
+            );
             first = false;
         }
 
@@ -43,8 +74,24 @@ public static class Charts
     {
         ArgumentNullException.ThrowIfNull(series);
         PlotModel model = Model(title);
-        model.Axes.Add(new LogarithmicAxis { Position = AxisPosition.Bottom, Title = xTitle, MajorGridlineStyle = LineStyle.Dot });
-        model.Axes.Add(new LinearAxis { Position = AxisPosition.Left, Title = "fraction of commands", Minimum = 0, Maximum = 1, MajorGridlineStyle = LineStyle.Dot });
+        model.Axes.Add(
+            new LogarithmicAxis
+            {
+                Position = AxisPosition.Bottom,
+                Title = xTitle,
+                MajorGridlineStyle = LineStyle.Dot,
+            }
+        );
+        model.Axes.Add(
+            new LinearAxis
+            {
+                Position = AxisPosition.Left,
+                Title = "fraction of commands",
+                Minimum = 0,
+                Maximum = 1,
+                MajorGridlineStyle = LineStyle.Dot,
+            }
+        );
         foreach (Series s in series)
         {
             var line = new StairStepSeries { Title = s.Name, StrokeThickness = 1.5 };
@@ -56,23 +103,51 @@ public static class Charts
     }
 
     /// <summary>One horizontal bar per labelled bucket (a histogram, or counts by class), the labels down the left.</summary>
-    public static PlotModel Bars(string title, string labelTitle, string valueTitle, IReadOnlyList<(string Label, double Value)> bars)
+    public static PlotModel Bars(
+        string title,
+        string labelTitle,
+        string valueTitle,
+        IReadOnlyList<(string Label, double Value)> bars
+    )
     {
         ArgumentNullException.ThrowIfNull(bars);
         PlotModel model = Model(title);
         model.IsLegendVisible = false;
-        var categories = new CategoryAxis { Position = AxisPosition.Left, Title = labelTitle, GapWidth = 0.2, IsZoomEnabled = false };
+        var categories = new CategoryAxis
+        {
+            Position = AxisPosition.Left,
+            Title = labelTitle,
+            GapWidth = 0.2,
+            IsZoomEnabled = false,
+        };
         categories.Labels.AddRange(bars.Select(b => b.Label));
         model.Axes.Add(categories);
-        model.Axes.Add(new LinearAxis { Position = AxisPosition.Bottom, Title = valueTitle, Minimum = 0, MinimumRange = 1, MajorGridlineStyle = LineStyle.Dot });
-        var series = new BarSeries { FillColor = OxyColor.FromRgb(0x3b, 0x75, 0xaf), LabelFormatString = "{0}", LabelPlacement = LabelPlacement.Outside };
+        model.Axes.Add(
+            new LinearAxis
+            {
+                Position = AxisPosition.Bottom,
+                Title = valueTitle,
+                Minimum = 0,
+                MinimumRange = 1,
+                MajorGridlineStyle = LineStyle.Dot,
+            }
+        );
+        var series = new BarSeries
+        {
+            FillColor = OxyColor.FromRgb(0x3b, 0x75, 0xaf),
+            LabelFormatString = "{0}",
+            LabelPlacement = LabelPlacement.Outside,
+        };
         series.Items.AddRange(bars.Select(b => new BarItem(b.Value)));
         model.Series.Add(series);
         return model;
     }
 
     /// <summary>The cumulative fraction at each bucket's upper edge of a histogram (edges in <paramref name="scale"/> units).</summary>
-    public static IReadOnlyList<(double X, double Y)> CumulativeOf(IEnumerable<(long UpperEdge, long Count)> buckets, double scale)
+    public static IReadOnlyList<(double X, double Y)> CumulativeOf(
+        IEnumerable<(long UpperEdge, long Count)> buckets,
+        double scale
+    )
     {
         ArgumentNullException.ThrowIfNull(buckets);
         var list = buckets.Where(b => b.Count > 0).ToList();
@@ -94,15 +169,33 @@ public static class Charts
         return points;
     }
 
-    private static PlotModel Model(string title) => new()
-    {
-        Title = title,
-        TitleFontSize = 14,
-        DefaultFontSize = 11,
-        Background = OxyColors.White,
-        IsLegendVisible = true,
-        // Distinct colours for up to seven series (the default palette repeats red at five).
-        DefaultColors = [OxyColor.FromRgb(0x1f, 0x77, 0xb4), OxyColor.FromRgb(0xff, 0x7f, 0x0e), OxyColor.FromRgb(0x2c, 0xa0, 0x2c), OxyColor.FromRgb(0xd6, 0x27, 0x28), OxyColor.FromRgb(0x94, 0x67, 0xbd), OxyColor.FromRgb(0x8c, 0x56, 0x4b), OxyColor.FromRgb(0xe3, 0x77, 0xc2)],
-        Legends = { new OxyPlot.Legends.Legend { LegendPosition = OxyPlot.Legends.LegendPosition.BottomCenter, LegendPlacement = OxyPlot.Legends.LegendPlacement.Outside, LegendOrientation = OxyPlot.Legends.LegendOrientation.Horizontal } },
-    };
+    private static PlotModel Model(string title) =>
+        new()
+        {
+            Title = title,
+            TitleFontSize = 14,
+            DefaultFontSize = 11,
+            Background = OxyColors.White,
+            IsLegendVisible = true,
+            // Distinct colours for up to seven series (the default palette repeats red at five).
+            DefaultColors =
+            [
+                OxyColor.FromRgb(0x1f, 0x77, 0xb4),
+                OxyColor.FromRgb(0xff, 0x7f, 0x0e),
+                OxyColor.FromRgb(0x2c, 0xa0, 0x2c),
+                OxyColor.FromRgb(0xd6, 0x27, 0x28),
+                OxyColor.FromRgb(0x94, 0x67, 0xbd),
+                OxyColor.FromRgb(0x8c, 0x56, 0x4b),
+                OxyColor.FromRgb(0xe3, 0x77, 0xc2),
+            ],
+            Legends =
+            {
+                new OxyPlot.Legends.Legend
+                {
+                    LegendPosition = OxyPlot.Legends.LegendPosition.BottomCenter,
+                    LegendPlacement = OxyPlot.Legends.LegendPlacement.Outside,
+                    LegendOrientation = OxyPlot.Legends.LegendOrientation.Horizontal,
+                },
+            },
+        };
 }

@@ -47,7 +47,10 @@ public sealed class HtmlReport(string title)
             foreach (string cell in row)
             {
                 bool number = double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
-                _body.Append(CultureInfo.InvariantCulture, $"<td{(number ? " class=\"n\"" : string.Empty)}>{Encode(cell)}</td>");
+                _body.Append(
+                    CultureInfo.InvariantCulture,
+                    $"<td{(number ? " class=\"n\"" : string.Empty)}>{Encode(cell)}</td>"
+                );
             }
 
             _body.Append("</tr>\n");
@@ -66,33 +69,38 @@ public sealed class HtmlReport(string title)
         ArgumentNullException.ThrowIfNull(model);
         string svg = SvgExporter.ExportToString(model, ChartWidth, ChartHeight, isDocument: true);
         string data = Convert.ToBase64String(Encoding.UTF8.GetBytes(svg));
-        _body.Append(CultureInfo.InvariantCulture, $"<figure><img width=\"{ChartWidth}\" height=\"{ChartHeight}\" alt=\"{Encode(model.Title ?? caption)}\" src=\"data:image/svg+xml;base64,{data}\"><figcaption>{Encode(caption)}</figcaption></figure>\n");
+        _body.Append(
+            CultureInfo.InvariantCulture,
+            $"<figure><img width=\"{ChartWidth}\" height=\"{ChartHeight}\" alt=\"{Encode(model.Title ?? caption)}\" src=\"data:image/svg+xml;base64,{data}\"><figcaption>{Encode(caption)}</figcaption></figure>\n"
+        );
         Charts++;
     }
 
     /// <summary>The whole page.</summary>
-    public string Render() => $$"""
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <title>{{Encode(title)}}</title>
-        <style>
-        body { font-family: sans-serif; margin: 24px; color: #222; background: #fff; max-width: {{ChartWidth + 40}}px; }
-        h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
-        table { border-collapse: collapse; margin: 12px 0; font-size: 13px; }
-        caption { text-align: left; font-weight: bold; padding: 4px 0; }
-        th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
-        td.n { text-align: right; font-variant-numeric: tabular-nums; }
-        figure { margin: 16px 0; } figcaption { font-size: 13px; color: #555; }
-        img { display: block; }
-        </style>
-        </head>
-        <body>
-        <h1>{{Encode(title)}}</h1>
-        {{_body}}</body>
-        </html>
-        """;
+    public string Render() =>
+        $$"""
+            <!DOCTYPE html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <title>{{Encode(title)}}</title>
+            <style>
+            body { font-family: sans-serif; margin: 24px; color: #222; background: #fff; max-width: {{ChartWidth
+                + 40}}px; }
+            h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
+            table { border-collapse: collapse; margin: 12px 0; font-size: 13px; }
+            caption { text-align: left; font-weight: bold; padding: 4px 0; }
+            th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+            td.n { text-align: right; font-variant-numeric: tabular-nums; }
+            figure { margin: 16px 0; } figcaption { font-size: 13px; color: #555; }
+            img { display: block; }
+            </style>
+            </head>
+            <body>
+            <h1>{{Encode(title)}}</h1>
+            {{_body}}</body>
+            </html>
+            """;
 
     /// <summary>Writes the page to <paramref name="path"/>.</summary>
     public void Write(string path) => File.WriteAllText(path, Render());

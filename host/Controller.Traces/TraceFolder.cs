@@ -21,13 +21,36 @@ public enum TraceFit
 /// <param name="Empty">Reads, writes and trims of no bytes, which are passed over.</param>
 /// <param name="EndBytes">The byte after the highest extent: the traced device's size as far as the trace shows it.</param>
 /// <param name="DurationNanoseconds">The last request's time.</param>
-public sealed record TraceSummary(long Records, long Commands, long Reads, long Writes, long Trims, long Flushes, long Fua, long Empty, long EndBytes, long DurationNanoseconds)
+public sealed record TraceSummary(
+    long Records,
+    long Commands,
+    long Reads,
+    long Writes,
+    long Trims,
+    long Flushes,
+    long Fua,
+    long Empty,
+    long EndBytes,
+    long DurationNanoseconds
+)
 {
     /// <summary>Reads the whole of <paramref name="requests"/> once.</summary>
-    public static TraceSummary Scan(IEnumerable<TraceRequest> requests, long maxTransferBytes = TraceFolder.DefaultMaxTransferBytes)
+    public static TraceSummary Scan(
+        IEnumerable<TraceRequest> requests,
+        long maxTransferBytes = TraceFolder.DefaultMaxTransferBytes
+    )
     {
         ArgumentNullException.ThrowIfNull(requests);
-        long records = 0, commands = 0, reads = 0, writes = 0, trims = 0, flushes = 0, fua = 0, empty = 0, end = 0, duration = 0;
+        long records = 0,
+            commands = 0,
+            reads = 0,
+            writes = 0,
+            trims = 0,
+            flushes = 0,
+            fua = 0,
+            empty = 0,
+            end = 0,
+            duration = 0;
         foreach (TraceRequest r in requests)
         {
             records++;
@@ -91,7 +114,13 @@ public sealed class TraceFolder
     /// <paramref name="traceEndBytes"/> (<see cref="TraceSummary.EndBytes"/>), in whole blocks of
     /// <paramref name="alignmentBytes"/> (a power of two from 512).
     /// </summary>
-    public TraceFolder(long deviceBytes, TraceFit fit, long traceEndBytes, long maxTransferBytes = DefaultMaxTransferBytes, long alignmentBytes = SectorBytes)
+    public TraceFolder(
+        long deviceBytes,
+        TraceFit fit,
+        long traceEndBytes,
+        long maxTransferBytes = DefaultMaxTransferBytes,
+        long alignmentBytes = SectorBytes
+    )
     {
         if (alignmentBytes < SectorBytes || (alignmentBytes & (alignmentBytes - 1)) != 0)
         {
@@ -111,9 +140,10 @@ public sealed class TraceFolder
     public bool Folds => _traceEnd > _deviceBytes;
 
     /// <summary>A warning for the user when the trace is folded, or null.</summary>
-    public string? Warning => Folds
-        ? $"the trace reaches {_traceEnd} bytes, beyond the device's {_deviceBytes}: its addresses are folded onto the device ({(_fit == TraceFit.Wrap ? "wrap: modulo the device's size" : "scale: in proportion")})"
-        : null;
+    public string? Warning =>
+        Folds
+            ? $"the trace reaches {_traceEnd} bytes, beyond the device's {_deviceBytes}: its addresses are folded onto the device ({(_fit == TraceFit.Wrap ? "wrap: modulo the device's size" : "scale: in proportion")})"
+            : null;
 
     /// <summary>The commands <paramref name="request"/> becomes on the device: none for an empty one, several for a long one.</summary>
     public IEnumerable<TraceRequest> Fold(TraceRequest request)
@@ -130,7 +160,8 @@ public sealed class TraceFolder
 
         TraceRequest aligned = Aligned(request, _alignment);
         long length = Math.Min(aligned.Length, _deviceBytes);
-        long offset = !Folds ? aligned.Offset
+        long offset =
+            !Folds ? aligned.Offset
             : _fit == TraceFit.Wrap ? aligned.Offset % _deviceBytes
             : (long)((Int128)aligned.Offset * _deviceBytes / _traceEnd) / _alignment * _alignment;
         offset = Math.Min(offset, _deviceBytes - length);
@@ -152,7 +183,13 @@ public sealed class TraceFolder
         var pieces = new List<TraceRequest>((int)Pieces(request.Length, _maxTransfer));
         for (long done = 0; done < request.Length; done += _maxTransfer)
         {
-            pieces.Add(request with { Offset = request.Offset + done, Length = Math.Min(_maxTransfer, request.Length - done) });
+            pieces.Add(
+                request with
+                {
+                    Offset = request.Offset + done,
+                    Length = Math.Min(_maxTransfer, request.Length - done),
+                }
+            );
         }
 
         return pieces;

@@ -41,7 +41,12 @@ public static class TraceFormats
     /// <summary>The format called <paramref name="name"/> (case-insensitive; <c>iolog</c> is fio's too).</summary>
     /// <exception cref="ArgumentException">No format is called that; the message lists them.</exception>
     public static TraceFormat Parse(string name) =>
-        TryParse(name, out TraceFormat format) ? format : throw new ArgumentException($"unknown trace format '{name}'; formats are {string.Join(", ", Names)}", nameof(name));
+        TryParse(name, out TraceFormat format)
+            ? format
+            : throw new ArgumentException(
+                $"unknown trace format '{name}'; formats are {string.Join(", ", Names)}",
+                nameof(name)
+            );
 
     /// <summary>The format called <paramref name="name"/>, if one is (as <see cref="Parse"/>).</summary>
     public static bool TryParse(string name, out TraceFormat format)
@@ -61,19 +66,28 @@ public static class TraceFormats
 
     /// <summary><c>wrap</c> (also when not given) or <c>scale</c>.</summary>
     /// <exception cref="FormatException">Neither; the message names the value.</exception>
-    public static TraceFit ParseFit(string? text) => text switch
-    {
-        null or "wrap" => TraceFit.Wrap,
-        "scale" => TraceFit.Scale,
-        _ => throw new FormatException($"'{text}' is neither wrap nor scale"),
-    };
+    public static TraceFit ParseFit(string? text) =>
+        text switch
+        {
+            null or "wrap" => TraceFit.Wrap,
+            "scale" => TraceFit.Scale,
+            _ => throw new FormatException($"'{text}' is neither wrap nor scale"),
+        };
 
     /// <summary>A replay's speed factor: 1 when not given, 0 for as fast as possible.</summary>
     /// <exception cref="FormatException">Not a finite factor from 0 to 10^9; the message names the value.</exception>
     public static double ParseSpeed(string? text)
     {
         string given = text ?? "1";
-        return double.TryParse(given, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double speed) && double.IsFinite(speed) && speed is >= 0 and <= 1e9
+        return
+            double.TryParse(
+                given,
+                System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture,
+                out double speed
+            )
+            && double.IsFinite(speed)
+            && speed is >= 0 and <= 1e9
             ? speed
             : throw new FormatException($"'{given}' is not a factor from 0 (as fast as possible) up, such as 1 or 2.5");
     }

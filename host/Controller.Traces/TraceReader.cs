@@ -36,21 +36,28 @@ public static class TraceReader
                 origin = raw.TimeNanoseconds;
             }
 
-            yield return raw with { TimeNanoseconds = Math.Max(0, raw.TimeNanoseconds - origin) };
+            yield return raw with
+            {
+                TimeNanoseconds = Math.Max(0, raw.TimeNanoseconds - origin),
+            };
         }
 
         if (origin < 0)
         {
             // Formats whose readers pass over lines that are not requests (blkparse's summaries,
             // CSV headers) would otherwise read a file of another format as an empty trace.
-            throw new TraceFormatException($"{source}: not a single {TraceFormats.NameOf(format)} request in it; is the file in another format?");
+            throw new TraceFormatException(
+                $"{source}: not a single {TraceFormats.NameOf(format)} request in it; is the file in another format?"
+            );
         }
     }
 
     private static IEnumerable<TraceRequest> OpenIterator(string path, TraceFormat format)
     {
         using Stream file = File.OpenRead(path);
-        using Stream data = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
+        using Stream data = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)
+            ? new GZipStream(file, CompressionMode.Decompress)
+            : file;
         using var text = new StreamReader(data);
         foreach (TraceRequest request in Read(text, format, path))
         {
@@ -58,15 +65,16 @@ public static class TraceReader
         }
     }
 
-    private static IEnumerable<TraceRequest> Records(TextReader text, TraceFormat format, string source) => format switch
-    {
-        TraceFormat.Blkparse => Blkparse(text, source),
-        TraceFormat.FioIolog => FioIolog(text, source),
-        TraceFormat.MqSim => MqSim(text, source),
-        TraceFormat.Msr => Msr(text, source),
-        TraceFormat.Spc => Spc(text, source),
-        _ => throw new ArgumentOutOfRangeException(nameof(format), format, "no such trace format"),
-    };
+    private static IEnumerable<TraceRequest> Records(TextReader text, TraceFormat format, string source) =>
+        format switch
+        {
+            TraceFormat.Blkparse => Blkparse(text, source),
+            TraceFormat.FioIolog => FioIolog(text, source),
+            TraceFormat.MqSim => MqSim(text, source),
+            TraceFormat.Msr => Msr(text, source),
+            TraceFormat.Spc => Spc(text, source),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "no such trace format"),
+        };
 
     /// <summary>
     /// blkparse's default output, e.g. <c>8,0 3 1 0.000000000 697 D WS 223490 + 8 [jbd2]</c>:
@@ -79,7 +87,12 @@ public static class TraceReader
         {
             line++;
             string[] f = content.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length < 7 || !f[0].Contains(',', StringComparison.Ordinal) || !char.IsAsciiDigit(f[0][0]) || f[5] != "D")
+            if (
+                f.Length < 7
+                || !f[0].Contains(',', StringComparison.Ordinal)
+                || !char.IsAsciiDigit(f[0][0])
+                || f[5] != "D"
+            )
             {
                 continue;
             }
@@ -143,7 +156,9 @@ public static class TraceReader
         {
             "fio version 2 iolog" => 2,
             "fio version 3 iolog" => 3,
-            _ => throw new Where(source, 1).Error($"the first line is '{header}', not 'fio version 2 iolog' or 'fio version 3 iolog' (version 1 logs are not read)"),
+            _ => throw new Where(source, 1).Error(
+                $"the first line is '{header}', not 'fio version 2 iolog' or 'fio version 3 iolog' (version 1 logs are not read)"
+            ),
         };
         int first = version == 3 ? 1 : 0;
         long line = 1;
@@ -160,12 +175,15 @@ public static class TraceReader
             var at = new Where(source, line);
             if (f.Length < first + 2)
             {
-                throw at.Error($"'{content}' is not '{(version == 3 ? "time " : string.Empty)}file action [offset length]'");
+                throw at.Error(
+                    $"'{content}' is not '{(version == 3 ? "time " : string.Empty)}file action [offset length]'"
+                );
             }
 
             long time = version == 3 ? Number(f[0], "time", at) * 1000 : waited;
             string action = f[first + 1];
-            long Field(int i, string what) => f.Length > first + i ? Number(f[first + i], what, at) : throw at.Error($"'{action}' needs its {what}");
+            long Field(int i, string what) =>
+                f.Length > first + i ? Number(f[first + i], what, at) : throw at.Error($"'{action}' needs its {what}");
             switch (action)
             {
                 case "add" or "open" or "close":
@@ -174,19 +192,39 @@ public static class TraceReader
                     waited += Field(2, "wait in microseconds") * 1000;
                     break;
                 case "read":
-                    yield return new TraceRequest(line, time, TraceOperation.Read, Field(2, "offset"), Field(3, "length"));
+                    yield return new TraceRequest(
+                        line,
+                        time,
+                        TraceOperation.Read,
+                        Field(2, "offset"),
+                        Field(3, "length")
+                    );
                     break;
                 case "write":
-                    yield return new TraceRequest(line, time, TraceOperation.Write, Field(2, "offset"), Field(3, "length"));
+                    yield return new TraceRequest(
+                        line,
+                        time,
+                        TraceOperation.Write,
+                        Field(2, "offset"),
+                        Field(3, "length")
+                    );
                     break;
                 case "trim":
-                    yield return new TraceRequest(line, time, TraceOperation.Trim, Field(2, "offset"), Field(3, "length"));
+                    yield return new TraceRequest(
+                        line,
+                        time,
+                        TraceOperation.Trim,
+                        Field(2, "offset"),
+                        Field(3, "length")
+                    );
                     break;
                 case "sync" or "datasync":
                     yield return new TraceRequest(line, time, TraceOperation.Flush, 0, 0);
                     break;
                 default:
-                    throw at.Error($"action '{action}' is not one fio writes (add, open, close, read, write, trim, sync, datasync{(version == 2 ? ", wait" : string.Empty)})");
+                    throw at.Error(
+                        $"action '{action}' is not one fio writes (add, open, close, read, write, trim, sync, datasync{(version == 2 ? ", wait" : string.Empty)})"
+                    );
             }
         }
     }
@@ -216,7 +254,13 @@ public static class TraceReader
                 "1" => TraceOperation.Read,
                 _ => throw at.Error($"type '{f[4]}' is neither 0 (write) nor 1 (read)"),
             };
-            yield return new TraceRequest(line, Number(f[0], "time", at), operation, Number(f[2], "lba", at) * SectorBytes, Number(f[3], "size in sectors", at) * SectorBytes);
+            yield return new TraceRequest(
+                line,
+                Number(f[0], "time", at),
+                operation,
+                Number(f[2], "lba", at) * SectorBytes,
+                Number(f[3], "size in sectors", at) * SectorBytes
+            );
         }
     }
 
@@ -250,7 +294,15 @@ public static class TraceReader
             long ticks = Number(f[0].Trim(), "timestamp", at, long.MaxValue);
             firstTicks = firstTicks < 0 ? ticks : firstTicks;
             long since = ticks - firstTicks;
-            yield return new TraceRequest(line, since > long.MaxValue / 100 ? throw at.Error($"timestamp '{f[0]}' is out of range") : Math.Max(0, since) * 100, operation, Number(f[4].Trim(), "offset", at), Number(f[5].Trim(), "size", at));
+            yield return new TraceRequest(
+                line,
+                since > long.MaxValue / 100
+                    ? throw at.Error($"timestamp '{f[0]}' is out of range")
+                    : Math.Max(0, since) * 100,
+                operation,
+                Number(f[4].Trim(), "offset", at),
+                Number(f[5].Trim(), "size", at)
+            );
         }
     }
 
@@ -280,7 +332,13 @@ public static class TraceReader
                 _ => throw at.Error($"opcode '{f[3]}' is neither r nor w"),
             };
             _ = Number(f[0].Trim(), "ASU", at);
-            yield return new TraceRequest(line, Seconds(f[4].Trim(), "timestamp", at), operation, Number(f[1].Trim(), "LBA", at) * SectorBytes, Number(f[2].Trim(), "size", at));
+            yield return new TraceRequest(
+                line,
+                Seconds(f[4].Trim(), "timestamp", at),
+                operation,
+                Number(f[1].Trim(), "LBA", at) * SectorBytes,
+                Number(f[2].Trim(), "size", at)
+            );
         }
     }
 
@@ -295,14 +353,21 @@ public static class TraceReader
         int point = field.IndexOf('.', StringComparison.Ordinal);
         string whole = point < 0 ? field : field[..point];
         string fraction = point < 0 ? string.Empty : field[(point + 1)..];
-        if (whole.Length == 0 || whole.Length > 9 || fraction.Length > 9
+        if (
+            whole.Length == 0
+            || whole.Length > 9
+            || fraction.Length > 9
             || !long.TryParse(whole, NumberStyles.None, CultureInfo.InvariantCulture, out long seconds)
-            || (fraction.Length > 0 && !long.TryParse(fraction, NumberStyles.None, CultureInfo.InvariantCulture, out _)))
+            || (fraction.Length > 0 && !long.TryParse(fraction, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+        )
         {
             throw at.Error($"{what} '{field}' is not seconds such as 12.000345");
         }
 
-        long nanoseconds = fraction.Length == 0 ? 0 : long.Parse(fraction.PadRight(9, '0'), NumberStyles.None, CultureInfo.InvariantCulture);
+        long nanoseconds =
+            fraction.Length == 0
+                ? 0
+                : long.Parse(fraction.PadRight(9, '0'), NumberStyles.None, CultureInfo.InvariantCulture);
         return (seconds * 1_000_000_000) + nanoseconds;
     }
 

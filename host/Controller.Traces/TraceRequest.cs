@@ -26,7 +26,14 @@ public enum TraceOperation
 /// <param name="Offset">First byte on the traced device (0 for a flush).</param>
 /// <param name="Length">Bytes (0 for a flush).</param>
 /// <param name="Fua">The request was issued with forced unit access (blkparse's trailing F).</param>
-public readonly record struct TraceRequest(long Line, long TimeNanoseconds, TraceOperation Operation, long Offset, long Length, bool Fua = false)
+public readonly record struct TraceRequest(
+    long Line,
+    long TimeNanoseconds,
+    TraceOperation Operation,
+    long Offset,
+    long Length,
+    bool Fua = false
+)
 {
     /// <summary>The byte after the extent.</summary>
     public long End => Offset + Length;

@@ -26,7 +26,15 @@ public class CachePathBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _cache = new LargePageCache(new NullStore(1 << 20), new CacheOptions { Bytes = 16L << 20, LargePageBytes = LargePage, TrimPolicy = Policy });
+        _cache = new LargePageCache(
+            new NullStore(1 << 20),
+            new CacheOptions
+            {
+                Bytes = 16L << 20,
+                LargePageBytes = LargePage,
+                TrimPolicy = Policy,
+            }
+        );
         byte[] page = new byte[LargePage];
         for (int i = 0; i < 64; i++)
         {
@@ -66,17 +74,11 @@ public class CachePathBenchmarks
             return new FtlReadResult(true, 0);
         }
 
-        public void WriteSector(long sector, ReadOnlySpan<byte> data)
-        {
-        }
+        public void WriteSector(long sector, ReadOnlySpan<byte> data) { }
 
-        public void TrimSectors(long sector, long count)
-        {
-        }
+        public void TrimSectors(long sector, long count) { }
 
-        public void Flush()
-        {
-        }
+        public void Flush() { }
 
         public bool IsMapped(long sector) => false;
     }

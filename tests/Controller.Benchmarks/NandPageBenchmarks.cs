@@ -50,7 +50,11 @@ public class NandPageBenchmarks
     {
         int pagesPerBlock = WorkingSetKiB / 16 / Blocks;
         string profile = Path.Combine(AppContext.BaseDirectory, "hw-config", "emulated", "default.json");
-        ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, profile, ["faults.factoryBadBlockFraction=0", $"nand.pagesPerBlock={pagesPerBlock}"]);
+        ResolvedConfig config = ConfigLoader.Load(
+            EmulatorConfig.Schema,
+            profile,
+            ["faults.factoryBadBlockFraction=0", $"nand.pagesPerBlock={pagesPerBlock}"]
+        );
         _nand = EmulatedNand.InMemory(config, _clock);
 
         // A copy's speed depends on how source and destination sit relative to each other (on
@@ -123,7 +127,10 @@ public class NandPageBenchmarks
     public NandStatus ReadPage16KiB()
     {
         _readPage = (_readPage + 1) % (Blocks * _nand.Geometry.PagesPerBlock);
-        var address = new PageAddress(_readPage / _nand.Geometry.PagesPerBlock, _readPage % _nand.Geometry.PagesPerBlock);
+        var address = new PageAddress(
+            _readPage / _nand.Geometry.PagesPerBlock,
+            _readPage % _nand.Geometry.PagesPerBlock
+        );
         return Complete(_nand.ReadPage(address, _destination.Span, _readSpare.Span)).Status;
     }
 

@@ -34,7 +34,11 @@ public class SpiNandBenchmarks
     public void Setup()
     {
         string profile = Path.Combine(AppContext.BaseDirectory, "hw-config", "chips", "w25n01gv.json");
-        ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, profile, ["faults.factoryBadBlockFraction=0", "nand.blocksPerDie=128"]);
+        ResolvedConfig config = ConfigLoader.Load(
+            EmulatorConfig.Schema,
+            profile,
+            ["faults.factoryBadBlockFraction=0", "nand.blocksPerDie=128"]
+        );
         _clock = new VirtualClock();
         _array = EmulatedNand.InMemory(config, _clock);
         SpiNandChip chip = SpiNandChip.FromConfig(config);

@@ -29,7 +29,10 @@ internal sealed class BitErrorModel
     {
         if (geometry.PageBytes % ecc.CodewordBytes != 0)
         {
-            throw new ArgumentException($"an ECC codeword of {ecc.CodewordBytes} bytes does not divide a page of {geometry.PageBytes}", nameof(ecc));
+            throw new ArgumentException(
+                $"an ECC codeword of {ecc.CodewordBytes} bytes does not divide a page of {geometry.PageBytes}",
+                nameof(ecc)
+            );
         }
 
         _geometry = geometry;
@@ -126,9 +129,10 @@ internal sealed class BitErrorModel
         return (_mean[block], _zeroProbability[block]);
     }
 
-    private int CodewordOf(long byteInPage) => byteInPage < _geometry.PageBytes
-        ? (int)(byteInPage / _ecc.CodewordBytes)
-        : _spareBytesPerCodeword == 0 ? _codewords - 1 : Math.Min(_codewords - 1, (int)((byteInPage - _geometry.PageBytes) / _spareBytesPerCodeword));
+    private int CodewordOf(long byteInPage) =>
+        byteInPage < _geometry.PageBytes ? (int)(byteInPage / _ecc.CodewordBytes)
+        : _spareBytesPerCodeword == 0 ? _codewords - 1
+        : Math.Min(_codewords - 1, (int)((byteInPage - _geometry.PageBytes) / _spareBytesPerCodeword));
 
     private void FlipBit(long bit, Span<byte> data, Span<byte> spare)
     {

@@ -33,7 +33,7 @@ internal sealed class ChannelSchedule
 
         // Bookings never overlap, so they are in order of their ends too: skip those over by then.
         int index = 0;
-        for (int high = _count; index < high;)
+        for (int high = _count; index < high; )
         {
             int middle = (index + high) >>> 1;
             if (At(middle).End <= earliest)
@@ -54,7 +54,10 @@ internal sealed class ChannelSchedule
         }
 
         Insert(index, (start, start + duration));
-        Debug.Assert(index + 1 == _count || At(index + 1).Start >= start + duration, "transfers on a channel never overlap");
+        Debug.Assert(
+            index + 1 == _count || At(index + 1).Start >= start + duration,
+            "transfers on a channel never overlap"
+        );
         return start + duration;
     }
 

@@ -36,7 +36,14 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     private int _failingPrograms;
     private int _failingErases;
 
-    private EmulatedNand(NandStore store, NandTiming timing, EccModel ecc, int enduranceCycles, NandFaultOptions faults, IClock clock)
+    private EmulatedNand(
+        NandStore store,
+        NandTiming timing,
+        EccModel ecc,
+        int enduranceCycles,
+        NandFaultOptions faults,
+        IClock clock
+    )
     {
         ArgumentNullException.ThrowIfNull(timing);
         ArgumentNullException.ThrowIfNull(ecc);
@@ -118,7 +125,14 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     public static EmulatedNand InMemory(ResolvedConfig config, IClock clock)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new EmulatedNand(new MemoryNandStore(FirmwareConfig.Geometry(config)), NandTiming.FromConfig(config), EccModel.FromConfig(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
+        return new EmulatedNand(
+            new MemoryNandStore(FirmwareConfig.Geometry(config)),
+            NandTiming.FromConfig(config),
+            EccModel.FromConfig(config),
+            (int)config.Get(FirmwareConfig.EnduranceCycles),
+            NandFaultOptions.FromConfig(config),
+            clock
+        );
     }
 
     /// <summary>
@@ -126,13 +140,15 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     /// does not exist. A file that is not an image of this geometry is refused with a
     /// <see cref="NandImageException"/> and left as it was.
     /// </summary>
-    public static EmulatedNand OpenImage(string path, ResolvedConfig config, IClock clock) => OpenImage(path, config, clock, mayCreate: true);
+    public static EmulatedNand OpenImage(string path, ResolvedConfig config, IClock clock) =>
+        OpenImage(path, config, clock, mayCreate: true);
 
     /// <summary>
     /// Opens the existing image file at <paramref name="path"/>; a missing file is a
     /// <see cref="NandImageException"/>, for commands that only inspect an image.
     /// </summary>
-    public static EmulatedNand OpenExistingImage(string path, ResolvedConfig config, IClock clock) => OpenImage(path, config, clock, mayCreate: false);
+    public static EmulatedNand OpenExistingImage(string path, ResolvedConfig config, IClock clock) =>
+        OpenImage(path, config, clock, mayCreate: false);
 
     private static EmulatedNand OpenImage(string path, ResolvedConfig config, IClock clock, bool mayCreate)
     {
@@ -140,7 +156,14 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         NandStore store = ImageNandStore.OpenOrCreate(path, FirmwareConfig.Geometry(config), mayCreate);
         try
         {
-            return new EmulatedNand(store, NandTiming.FromConfig(config), EccModel.FromConfig(config), (int)config.Get(FirmwareConfig.EnduranceCycles), NandFaultOptions.FromConfig(config), clock);
+            return new EmulatedNand(
+                store,
+                NandTiming.FromConfig(config),
+                EccModel.FromConfig(config),
+                (int)config.Get(FirmwareConfig.EnduranceCycles),
+                NandFaultOptions.FromConfig(config),
+                clock
+            );
         }
         catch
         {
@@ -150,8 +173,14 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     }
 
     /// <summary>Creates an array in memory from explicit parts (for tests and benchmarks).</summary>
-    public static EmulatedNand InMemory(NandGeometry geometry, NandTiming timing, EccModel ecc, int enduranceCycles, NandFaultOptions faults, IClock clock) =>
-        new(new MemoryNandStore(geometry), timing, ecc, enduranceCycles, faults, clock);
+    public static EmulatedNand InMemory(
+        NandGeometry geometry,
+        NandTiming timing,
+        EccModel ecc,
+        int enduranceCycles,
+        NandFaultOptions faults,
+        IClock clock
+    ) => new(new MemoryNandStore(geometry), timing, ecc, enduranceCycles, faults, clock);
 
     /// <summary>How many blocks have memory behind them; an in-memory array is sparse. Zero for image files.</summary>
     public int AllocatedBlocks => _store is MemoryNandStore memory ? memory.AllocatedBlocks : 0;
@@ -195,7 +224,12 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(programFailProbability, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(eraseFailProbability);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(eraseFailProbability, 1);
-        _faults = _faults with { RawBitErrorRate = rawBitErrorRate, ProgramFailProbability = programFailProbability, EraseFailProbability = eraseFailProbability };
+        _faults = _faults with
+        {
+            RawBitErrorRate = rawBitErrorRate,
+            ProgramFailProbability = programFailProbability,
+            EraseFailProbability = eraseFailProbability,
+        };
         _bitErrors.SetRates(_faults.RawBitErrorRate, _faults.WearBitErrorGrowth);
     }
 
@@ -213,7 +247,10 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         if ((uint)die >= (uint)Geometry.Dies)
         {
-            throw new NandRuleViolationException(NandRule.AddressInRange, $"die {die} is outside the array of {Geometry.Dies} dies");
+            throw new NandRuleViolationException(
+                NandRule.AddressInRange,
+                $"die {die} is outside the array of {Geometry.Dies} dies"
+            );
         }
 
         Retire(die);
@@ -227,9 +264,16 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         CheckPowered();
         CheckAddress(address);
-        if ((data.Length != 0 && data.Length != Geometry.PageBytes) || (spare.Length != 0 && spare.Length != Geometry.SpareBytes) || data.Length + spare.Length == 0)
+        if (
+            (data.Length != 0 && data.Length != Geometry.PageBytes)
+            || (spare.Length != 0 && spare.Length != Geometry.SpareBytes)
+            || data.Length + spare.Length == 0
+        )
         {
-            throw new NandRuleViolationException(NandRule.BufferSize, $"read of {address}: buffers of {data.Length}+{spare.Length} bytes; a read takes a page of {Geometry.PageBytes} or none and a spare area of {Geometry.SpareBytes} or none");
+            throw new NandRuleViolationException(
+                NandRule.BufferSize,
+                $"read of {address}: buffers of {data.Length}+{spare.Length} bytes; a read takes a page of {Geometry.PageBytes} or none and a spare area of {Geometry.SpareBytes} or none"
+            );
         }
 
         // A read changes nothing a power cut could tear, so it only occupies its die and channel;
@@ -250,18 +294,27 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         CheckAddress(address);
         if (data.Length != Geometry.PageBytes || spare.Length != Geometry.SpareBytes)
         {
-            throw new NandRuleViolationException(NandRule.BufferSize, $"program of {address}: buffers of {data.Length}+{spare.Length} bytes; a program takes a whole page of {Geometry.PageBytes} and a spare area of {Geometry.SpareBytes}");
+            throw new NandRuleViolationException(
+                NandRule.BufferSize,
+                $"program of {address}: buffers of {data.Length}+{spare.Length} bytes; a program takes a whole page of {Geometry.PageBytes} and a spare area of {Geometry.SpareBytes}"
+            );
         }
 
         int pageIndex = PageIndex(address);
         if ((PageState)_store.States[pageIndex] != PageState.Erased)
         {
-            throw new NandRuleViolationException(NandRule.ProgramErasedPageOnly, $"program of {address}: the page is {(PageState)_store.States[pageIndex]}, not erased; NAND has no partial reprogram");
+            throw new NandRuleViolationException(
+                NandRule.ProgramErasedPageOnly,
+                $"program of {address}: the page is {(PageState)_store.States[pageIndex]}, not erased; NAND has no partial reprogram"
+            );
         }
 
         if (address.Page < _writePointer[address.Block])
         {
-            throw new NandRuleViolationException(NandRule.ProgramAscendingOrder, $"program of {address}: page {_writePointer[address.Block] - 1} of the block is already programmed; pages are programmed in ascending order");
+            throw new NandRuleViolationException(
+                NandRule.ProgramAscendingOrder,
+                $"program of {address}: page {_writePointer[address.Block] - 1} of the block is already programmed; pages are programmed in ascending order"
+            );
         }
 
         int die = Geometry.DieOf(address.Block);
@@ -461,7 +514,8 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _writePointer[block] = last + 1;
     }
 
-    private Span<byte> BlockStates(int block) => _store.States.Slice(block * Geometry.PagesPerBlock, Geometry.PagesPerBlock);
+    private Span<byte> BlockStates(int block) =>
+        _store.States.Slice(block * Geometry.PagesPerBlock, Geometry.PagesPerBlock);
 
     private int PageIndex(PageAddress address) => (address.Block * Geometry.PagesPerBlock) + address.Page;
 
@@ -477,7 +531,10 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         if (!Geometry.Contains(address))
         {
-            throw new NandRuleViolationException(NandRule.AddressInRange, $"{address} is outside the array of {Geometry.Blocks} blocks of {Geometry.PagesPerBlock} pages");
+            throw new NandRuleViolationException(
+                NandRule.AddressInRange,
+                $"{address} is outside the array of {Geometry.Blocks} blocks of {Geometry.PagesPerBlock} pages"
+            );
         }
     }
 
@@ -485,7 +542,10 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     {
         if (!Geometry.Contains(block))
         {
-            throw new NandRuleViolationException(NandRule.AddressInRange, $"block {block} is outside the array of {Geometry.Blocks} blocks");
+            throw new NandRuleViolationException(
+                NandRule.AddressInRange,
+                $"block {block} is outside the array of {Geometry.Blocks} blocks"
+            );
         }
     }
 }

@@ -25,6 +25,7 @@ internal sealed unsafe class ImageNandStore : NandStore
 
     private const int HeaderBytes = 4096;
     private const int Alignment = 4096;
+
     // Magic, then version, six geometry fields, padding and the file length; the CRC follows.
     private const int HeaderFieldsBytes = 8 + 40;
 
@@ -53,7 +54,14 @@ internal sealed unsafe class ImageNandStore : NandStore
             WriteHeader(file, geometry);
         }
 
-        _map = MemoryMappedFile.CreateFromFile(file, mapName: null, length, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
+        _map = MemoryMappedFile.CreateFromFile(
+            file,
+            mapName: null,
+            length,
+            MemoryMappedFileAccess.ReadWrite,
+            HandleInheritability.None,
+            leaveOpen: false
+        );
         _view = _map.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
         byte* pointer = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
@@ -93,7 +101,12 @@ internal sealed unsafe class ImageNandStore : NandStore
         {
             // FileShare.None takes an exclusive lock, so two emulators never share one image. A
             // leftover from a creation that died is replaced.
-            file = new FileStream(creatingPath ?? path, exists ? FileMode.Open : FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+            file = new FileStream(
+                creatingPath ?? path,
+                exists ? FileMode.Open : FileMode.Create,
+                FileAccess.ReadWrite,
+                FileShare.None
+            );
         }
         catch (IOException e)
         {
@@ -145,9 +158,11 @@ internal sealed unsafe class ImageNandStore : NandStore
         _creatingPath = null;
     }
 
-    public override Span<byte> Data(int page) => new(_base + _dataOffset + ((long)page * Geometry.PageBytes), Geometry.PageBytes);
+    public override Span<byte> Data(int page) =>
+        new(_base + _dataOffset + ((long)page * Geometry.PageBytes), Geometry.PageBytes);
 
-    public override Span<byte> Spare(int page) => new(_base + _spareOffset + ((long)page * Geometry.SpareBytes), Geometry.SpareBytes);
+    public override Span<byte> Spare(int page) =>
+        new(_base + _spareOffset + ((long)page * Geometry.SpareBytes), Geometry.SpareBytes);
 
     public override void Flush()
     {
@@ -176,7 +191,9 @@ internal sealed unsafe class ImageNandStore : NandStore
         base.Dispose(disposing);
     }
 
-    private static (long States, long Counts, long Flags, long Spare, long Data, long Length) Layout(NandGeometry geometry)
+    private static (long States, long Counts, long Flags, long Spare, long Data, long Length) Layout(
+        NandGeometry geometry
+    )
     {
         long states = HeaderBytes;
         long counts = AlignUp(states + geometry.Pages);
@@ -223,7 +240,10 @@ internal sealed unsafe class ImageNandStore : NandStore
         int read = file.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false);
         if (read < Magic.Length || !header[..Magic.Length].SequenceEqual(Magic))
         {
-            throw new NandImageException(path, "is not an ssd-emulator NAND image (no image header); refusing to overwrite it");
+            throw new NandImageException(
+                path,
+                "is not an ssd-emulator NAND image (no image header); refusing to overwrite it"
+            );
         }
 
         if (read < HeaderBytes)
@@ -241,7 +261,10 @@ internal sealed unsafe class ImageNandStore : NandStore
         uint version = BinaryPrimitives.ReadUInt32LittleEndian(fields);
         if (version != Version)
         {
-            throw new NandImageException(path, $"is an image of layout version {version}; this emulator reads version {Version}");
+            throw new NandImageException(
+                path,
+                $"is an image of layout version {version}; this emulator reads version {Version}"
+            );
         }
 
         var actual = new NandGeometry(
@@ -250,16 +273,23 @@ internal sealed unsafe class ImageNandStore : NandStore
             BinaryPrimitives.ReadInt32LittleEndian(fields[12..]),
             BinaryPrimitives.ReadInt32LittleEndian(fields[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(fields[20..]),
-            BinaryPrimitives.ReadInt32LittleEndian(fields[24..]));
+            BinaryPrimitives.ReadInt32LittleEndian(fields[24..])
+        );
         if (actual != expected)
         {
-            throw new NandImageException(path, $"holds a NAND of {actual}, but the configuration describes {expected}; use the profile it was made with, or another image");
+            throw new NandImageException(
+                path,
+                $"holds a NAND of {actual}, but the configuration describes {expected}; use the profile it was made with, or another image"
+            );
         }
 
         long length = BinaryPrimitives.ReadInt64LittleEndian(fields[32..]);
         if (file.Length != length)
         {
-            throw new NandImageException(path, $"is {file.Length} bytes long, but its header says {length}: it was truncated or extended");
+            throw new NandImageException(
+                path,
+                $"is {file.Length} bytes long, but its header says {length}: it was truncated or extended"
+            );
         }
     }
 }

@@ -55,12 +55,16 @@ public sealed record NandFaultOptions
     {
         ArgumentNullException.ThrowIfNull(text);
         var result = new Dictionary<int, int>();
-        foreach (string entry in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (
+            string entry in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        )
         {
             string[] parts = entry.Split(':');
-            if (parts.Length != 2
+            if (
+                parts.Length != 2
                 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int block)
-                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int erases))
+                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int erases)
+            )
             {
                 reason = $"'{entry}' is not block:erases (e.g. \"12:100,40:5\")";
                 return null;

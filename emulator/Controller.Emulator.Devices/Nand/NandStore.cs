@@ -45,9 +45,7 @@ internal abstract class NandStore : IDisposable
     /// Called once a new store holds its factory state: an image file takes its real name only
     /// now, so a creation that dies halfway leaves no half-made image behind.
     /// </summary>
-    public virtual void CommitCreation()
-    {
-    }
+    public virtual void CommitCreation() { }
 
     /// <inheritdoc />
     public void Dispose()
@@ -56,9 +54,7 @@ internal abstract class NandStore : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    protected virtual void Dispose(bool disposing)
-    {
-    }
+    protected virtual void Dispose(bool disposing) { }
 }
 
 /// <summary>
@@ -106,7 +102,8 @@ internal sealed unsafe class MemoryNandStore : NandStore
             Allocate(block);
         }
 
-        return _data[block].AsSpan(_dataOffsets[block] + ((page % Geometry.PagesPerBlock) * Geometry.PageBytes), Geometry.PageBytes);
+        return _data[block]
+            .AsSpan(_dataOffsets[block] + ((page % Geometry.PagesPerBlock) * Geometry.PageBytes), Geometry.PageBytes);
     }
 
     public override Span<byte> Spare(int page)
@@ -120,9 +117,7 @@ internal sealed unsafe class MemoryNandStore : NandStore
         return _spares[block].AsSpan((page % Geometry.PagesPerBlock) * Geometry.SpareBytes, Geometry.SpareBytes);
     }
 
-    public override void Flush()
-    {
-    }
+    public override void Flush() { }
 
     protected override void Dispose(bool disposing)
     {

@@ -10,7 +10,12 @@ namespace Controller.Emulator.Nand;
 public sealed record NandTiming
 {
     /// <summary>Creates the timing; every latency is non-negative and the bus speed positive.</summary>
-    public NandTiming(long readNanoseconds, long programNanoseconds, long eraseNanoseconds, double channelBytesPerSecond)
+    public NandTiming(
+        long readNanoseconds,
+        long programNanoseconds,
+        long eraseNanoseconds,
+        double channelBytesPerSecond
+    )
     {
         ArgumentOutOfRangeException.ThrowIfNegative(readNanoseconds);
         ArgumentOutOfRangeException.ThrowIfNegative(programNanoseconds);
@@ -30,7 +35,8 @@ public sealed record NandTiming
             (long)Math.Round(config.Get(FirmwareConfig.ReadMicroseconds) * 1000),
             (long)Math.Round(config.Get(FirmwareConfig.ProgramMicroseconds) * 1000),
             (long)Math.Round(config.Get(FirmwareConfig.EraseMicroseconds) * 1000),
-            config.Get(FirmwareConfig.ChannelMegabytesPerSecond) * 1e6);
+            config.Get(FirmwareConfig.ChannelMegabytesPerSecond) * 1e6
+        );
     }
 
     /// <summary>tR: from the read command until the page is in the die's register.</summary>
@@ -62,6 +68,9 @@ public sealed record EccModel(int CodewordBytes, int CorrectableBits)
     public static EccModel FromConfig(ResolvedConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        return new EccModel((int)config.Get(FirmwareConfig.EccCodewordBytes), (int)config.Get(FirmwareConfig.EccCorrectableBits));
+        return new EccModel(
+            (int)config.Get(FirmwareConfig.EccCodewordBytes),
+            (int)config.Get(FirmwareConfig.EccCorrectableBits)
+        );
     }
 }

@@ -74,7 +74,14 @@ internal sealed class PowerCutModel
     /// </summary>
     public void Program(int die, PageAddress address, long arrayStart, long end)
     {
-        var operation = new InFlightOperation { Kind = NandOperationKind.Program, Block = address.Block, Page = address.Page, ArrayStartNanoseconds = arrayStart, EndNanoseconds = end };
+        var operation = new InFlightOperation
+        {
+            Kind = NandOperationKind.Program,
+            Block = address.Block,
+            Page = address.Page,
+            ArrayStartNanoseconds = arrayStart,
+            EndNanoseconds = end,
+        };
         if (_pendingErases[address.Block] > 0)
         {
             int pageIndex = PageIndex(address);
@@ -93,7 +100,19 @@ internal sealed class PowerCutModel
         Span<byte> states = BlockStates(block);
         byte[] undo = Rent(_stateUndoPool, states.Length);
         states.CopyTo(undo);
-        _dies[die].Enqueue(new InFlightOperation { Kind = NandOperationKind.Erase, Block = block, Page = 0, ArrayStartNanoseconds = start, EndNanoseconds = end, Undo = undo, EraseCountBefore = _store.EraseCounts[block] });
+        _dies[die]
+            .Enqueue(
+                new InFlightOperation
+                {
+                    Kind = NandOperationKind.Erase,
+                    Block = block,
+                    Page = 0,
+                    ArrayStartNanoseconds = start,
+                    EndNanoseconds = end,
+                    Undo = undo,
+                    EraseCountBefore = _store.EraseCounts[block],
+                }
+            );
         _pendingErases[block]++;
     }
 
@@ -113,7 +132,8 @@ internal sealed class PowerCutModel
             for (int i = queue.Count - 1; i >= 0; i--)
             {
                 ref InFlightOperation operation = ref queue[i];
-                PowerCutOutcome outcome = operation.ArrayStartNanoseconds > now ? PowerCutOutcome.NotStarted : DrawOutcome(operation.Kind);
+                PowerCutOutcome outcome =
+                    operation.ArrayStartNanoseconds > now ? PowerCutOutcome.NotStarted : DrawOutcome(operation.Kind);
                 ApplyOutcome(ref operation, outcome);
                 torn.Add(new TornOperation(operation.Kind, new PageAddress(operation.Block, operation.Page), outcome));
                 ReturnUndo(ref operation);
@@ -155,22 +175,23 @@ internal sealed class PowerCutModel
         }
     }
 
-    private PowerCutOutcome DrawOutcome(NandOperationKind kind) => kind switch
-    {
-        NandOperationKind.Program => _prng.NextInt(3) switch
+    private PowerCutOutcome DrawOutcome(NandOperationKind kind) =>
+        kind switch
         {
-            0 => PowerCutOutcome.Programmed,
-            1 => PowerCutOutcome.LeftErased,
-            _ => PowerCutOutcome.Corrupted,
-        },
-        NandOperationKind.Erase => _prng.NextInt(3) switch
-        {
-            0 => PowerCutOutcome.Erased,
-            1 => PowerCutOutcome.Untouched,
-            _ => PowerCutOutcome.Unreliable,
-        },
-        _ => throw new UnreachableException($"unknown operation kind {kind}"),
-    };
+            NandOperationKind.Program => _prng.NextInt(3) switch
+            {
+                0 => PowerCutOutcome.Programmed,
+                1 => PowerCutOutcome.LeftErased,
+                _ => PowerCutOutcome.Corrupted,
+            },
+            NandOperationKind.Erase => _prng.NextInt(3) switch
+            {
+                0 => PowerCutOutcome.Erased,
+                1 => PowerCutOutcome.Untouched,
+                _ => PowerCutOutcome.Unreliable,
+            },
+            _ => throw new UnreachableException($"unknown operation kind {kind}"),
+        };
 
     private void ApplyOutcome(ref InFlightOperation operation, PowerCutOutcome outcome)
     {
@@ -187,7 +208,8 @@ internal sealed class PowerCutModel
             case (NandOperationKind.Program, _):
                 UndoProgram(ref operation);
                 break;
-            case (NandOperationKind.Erase, _) when ((BlockFlags)_store.Flags[operation.Block]).HasFlag(BlockFlags.FactoryBad):
+            case (NandOperationKind.Erase, _)
+                when ((BlockFlags)_store.Flags[operation.Block]).HasFlag(BlockFlags.FactoryBad):
                 // The erase of a factory-bad block changed nothing; a cut cannot take its marker.
                 break;
             case (NandOperationKind.Erase, PowerCutOutcome.Unreliable):
@@ -214,7 +236,8 @@ internal sealed class PowerCutModel
         }
     }
 
-    private static byte[] Rent(Stack<byte[]> pool, int length) => pool.TryPop(out byte[]? buffer) ? buffer : new byte[length];
+    private static byte[] Rent(Stack<byte[]> pool, int length) =>
+        pool.TryPop(out byte[]? buffer) ? buffer : new byte[length];
 
     private void ReturnUndo(ref InFlightOperation operation)
     {
@@ -227,7 +250,8 @@ internal sealed class PowerCutModel
         operation.Undo = null;
     }
 
-    private Span<byte> BlockStates(int block) => _store.States.Slice(block * _geometry.PagesPerBlock, _geometry.PagesPerBlock);
+    private Span<byte> BlockStates(int block) =>
+        _store.States.Slice(block * _geometry.PagesPerBlock, _geometry.PagesPerBlock);
 
     private int PageIndex(PageAddress address) => (address.Block * _geometry.PagesPerBlock) + address.Page;
 }

@@ -42,7 +42,18 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         if (chip.HasParameterPage)
         {
             NandGeometry g = chip.Geometry;
-            byte[] copy = new OnfiParameterPage("EMULATED", chip.Name, chip.JedecId[0], g.PageBytes, g.SpareBytes, g.PagesPerBlock, g.Blocks, 1, Math.Max(1, g.Blocks / 50), 100_000).Encode();
+            byte[] copy = new OnfiParameterPage(
+                "EMULATED",
+                chip.Name,
+                chip.JedecId[0],
+                g.PageBytes,
+                g.SpareBytes,
+                g.PagesPerBlock,
+                g.Blocks,
+                1,
+                Math.Max(1, g.Blocks / 50),
+                100_000
+            ).Encode();
             _parameterPage = [.. copy, .. copy, .. copy];
         }
     }
@@ -56,7 +67,11 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         ArgumentNullException.ThrowIfNull(config);
         SpiNandChip description = SpiNandChip.FromConfig(config);
         byte[] answers = config.Get(EmulatorConfig.SpiJedecId).Span.ToArray();
-        return new EmulatedSpiNandChip(array, answers.Length == 0 ? description : description with { JedecId = answers }, clock);
+        return new EmulatedSpiNandChip(
+            array,
+            answers.Length == 0 ? description : description with { JedecId = answers },
+            clock
+        );
     }
 
     /// <inheritdoc />
@@ -260,7 +275,11 @@ public sealed class EmulatedSpiNandChip : SpiDevice
         }
 
         int pageBytes = _chip.Geometry.PageBytes;
-        NandCompletion program = _array.ProgramPage(Address(row), _cache.AsSpan(0, pageBytes), _cache.AsSpan(pageBytes));
+        NandCompletion program = _array.ProgramPage(
+            Address(row),
+            _cache.AsSpan(0, pageBytes),
+            _cache.AsSpan(pageBytes)
+        );
         _busyUntil = program.CompletesAtNanoseconds;
         if (!program.Succeeded)
         {

@@ -17,7 +17,11 @@ public sealed class VirtualClock : IClock
     {
         if (nanoseconds < NowNanoseconds)
         {
-            throw new ArgumentOutOfRangeException(nameof(nanoseconds), nanoseconds, $"time cannot go back from {NowNanoseconds} ns");
+            throw new ArgumentOutOfRangeException(
+                nameof(nanoseconds),
+                nanoseconds,
+                $"time cannot go back from {NowNanoseconds} ns"
+            );
         }
 
         NowNanoseconds = nanoseconds;

@@ -1,7 +1,7 @@
-using Controller.Cli;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Loop;
@@ -12,31 +12,60 @@ namespace Controller.Emulator.Cli;
 /// <summary><c>ssd-emulator crashtest</c>: bounded exhaustive crash testing (see <see cref="CrashTest"/>).</summary>
 internal static class CrashTestCommand
 {
-    public static VerbSpec Verb(TextWriter output) => new(
-        "crashtest",
-        "every short sequence of commands, cut at every NAND operation, checked by the oracle",
-        "Bounded exhaustive crash testing, as CrashMonkey and ACE do for file systems: every sequence of 1 to K host commands from the protocol's vocabulary, over the ranges that matter to a cache of large pages, after a prefix that leaves them uncached, clean in the cache or dirty in it, on a tiny device for each trim policy, with and without power-loss protection. The power is cut during every NAND operation of the sequence and of the FLUSH that follows it (at an instant drawn within it, so programs and erases are torn) and right after every command; the firmware recovers and every sector is checked against the no-lost-writes invariant (DESIGN.md section 3). Deterministic: a case is one execution wherever it runs. Exits 1 if any cut point finds a violation, and prints each with the command that replays it.",
-        [
-            new("--length", "K", "longest sequence (default 3; 1 to 4)"),
-            new("--set", "KEY=VALUE", "change the device (after the crash test's own settings: the tiny profile with nand.pageBytes=16k, nand.spareBytes=512, nand.pagesPerBlock=4, nand.blocksPerDie=20, ftl.spareFactor=0.7, cache.bytes=256k, cache.largePageBytes=64k, cache.checkInvariants=true, and each case's trim policy and PLP); repeatable", Repeatable: true),
-            new("--shard", "K/N", "only cases K, K+N, K+2N, ... (0 <= K < N): a run on N machines"),
-            new("--sample", "N", "N cases drawn without repeats by the seed of --seed S (default 1), instead of all"),
-            new("--seed", "S", "with --sample, the seed the cases are drawn by (default 1)"),
-            new("--json", "FILE", "write the report: counts, and every violation with its case, cut and replay"),
-            new("--jobs", "N", "cases run on N threads (default: every core); the report is the same"),
-            new("--case", "ID", "run one case, as the report names it (e.g. split/no-plp/dirty/Tf@sector,S)"),
-            new("--cut", "CUT", "with --case, only this cut point: nand:N (during the Nth NAND operation from the sequence's start), after:N (after its Nth command; the FLUSH that follows the sequence is the last), or none"),
-            new("--trace", "FILE", "with --case, every event of every run as a line"),
-            new("--report", "FILE.html", "write one HTML page that opens offline: violations by class, cut points and violations per device, and the figures"),
-        ],
-        (args, cancellation) => Task.FromResult(Run(args, output, Console.Error, SimHooks.None, !Console.IsErrorRedirected, cancellation)))
-    {
-        Epilogue = "Vocabulary: W write, T trim, Z write zeroes, each plain or with f (FUA), Z also with n (NO_HOLE)\nand fn, at one of the targets sector, neighbour, first-half, second-half (of a large page),\nacross (a large-page boundary), unaligned (ends inside sectors), last (the device's last\nsector); and S, a flush.\n\nExamples:\n  ssd-emulator crashtest --length 2 --json k2.json\n  ssd-emulator crashtest --length 3 --sample 20000 --seed 7\n  ssd-emulator crashtest --length 3 --shard 5/64 --json shard-5.json\n  ssd-emulator crashtest --case 'split/no-plp/dirty/Tf@sector,S' --cut nand:2 --trace case.trace",
-    };
-
+    public static VerbSpec Verb(TextWriter output) =>
+        new(
+            "crashtest",
+            "every short sequence of commands, cut at every NAND operation, checked by the oracle",
+            "Bounded exhaustive crash testing, as CrashMonkey and ACE do for file systems: every sequence of 1 to K host commands from the protocol's vocabulary, over the ranges that matter to a cache of large pages, after a prefix that leaves them uncached, clean in the cache or dirty in it, on a tiny device for each trim policy, with and without power-loss protection. The power is cut during every NAND operation of the sequence and of the FLUSH that follows it (at an instant drawn within it, so programs and erases are torn) and right after every command; the firmware recovers and every sector is checked against the no-lost-writes invariant (DESIGN.md section 3). Deterministic: a case is one execution wherever it runs. Exits 1 if any cut point finds a violation, and prints each with the command that replays it.",
+            [
+                new("--length", "K", "longest sequence (default 3; 1 to 4)"),
+                new(
+                    "--set",
+                    "KEY=VALUE",
+                    "change the device (after the crash test's own settings: the tiny profile with nand.pageBytes=16k, nand.spareBytes=512, nand.pagesPerBlock=4, nand.blocksPerDie=20, ftl.spareFactor=0.7, cache.bytes=256k, cache.largePageBytes=64k, cache.checkInvariants=true, and each case's trim policy and PLP); repeatable",
+                    Repeatable: true
+                ),
+                new("--shard", "K/N", "only cases K, K+N, K+2N, ... (0 <= K < N): a run on N machines"),
+                new(
+                    "--sample",
+                    "N",
+                    "N cases drawn without repeats by the seed of --seed S (default 1), instead of all"
+                ),
+                new("--seed", "S", "with --sample, the seed the cases are drawn by (default 1)"),
+                new("--json", "FILE", "write the report: counts, and every violation with its case, cut and replay"),
+                new("--jobs", "N", "cases run on N threads (default: every core); the report is the same"),
+                new("--case", "ID", "run one case, as the report names it (e.g. split/no-plp/dirty/Tf@sector,S)"),
+                new(
+                    "--cut",
+                    "CUT",
+                    "with --case, only this cut point: nand:N (during the Nth NAND operation from the sequence's start), after:N (after its Nth command; the FLUSH that follows the sequence is the last), or none"
+                ),
+                new("--trace", "FILE", "with --case, every event of every run as a line"),
+                new(
+                    "--report",
+                    "FILE.html",
+                    "write one HTML page that opens offline: violations by class, cut points and violations per device, and the figures"
+                ),
+            ],
+            (args, cancellation) =>
+                Task.FromResult(
+                    Run(args, output, Console.Error, SimHooks.None, !Console.IsErrorRedirected, cancellation)
+                )
+        )
+        {
+            Epilogue =
+                "Vocabulary: W write, T trim, Z write zeroes, each plain or with f (FUA), Z also with n (NO_HOLE)\nand fn, at one of the targets sector, neighbour, first-half, second-half (of a large page),\nacross (a large-page boundary), unaligned (ends inside sectors), last (the device's last\nsector); and S, a flush.\n\nExamples:\n  ssd-emulator crashtest --length 2 --json k2.json\n  ssd-emulator crashtest --length 3 --sample 20000 --seed 7\n  ssd-emulator crashtest --length 3 --shard 5/64 --json shard-5.json\n  ssd-emulator crashtest --case 'split/no-plp/dirty/Tf@sector,S' --cut nand:2 --trace case.trace",
+        };
 
     /// <summary>Runs the command line; <paramref name="hooks"/> selects a canary (tests only).</summary>
-    internal static int Run(CommandArgs args, TextWriter output, TextWriter progress, SimHooks hooks, bool terminal = false, CancellationToken interrupt = default)
+    internal static int Run(
+        CommandArgs args,
+        TextWriter output,
+        TextWriter progress,
+        SimHooks hooks,
+        bool terminal = false,
+        CancellationToken interrupt = default
+    )
     {
         IReadOnlyList<string> overrides = args.All("--set");
         int length = (int)args.Integer("--length", 3, 1, 4);
@@ -61,7 +90,9 @@ internal static class CrashTestCommand
         var wall = Stopwatch.StartNew();
         var line = new ProgressLine(progress, terminal, TimeSpan.FromSeconds(5));
         var gate = new object();
-        long done = 0, cutPoints = 0, violations = 0;
+        long done = 0,
+            cutPoints = 0,
+            violations = 0;
         try
         {
             Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = jobs }, (i, state) =>
@@ -80,7 +111,12 @@ internal static class CrashTestCommand
                     done++;
                     cutPoints += result.CutPoints;
                     violations += result.Violations.Count;
-                    line.Show(string.Create(CultureInfo.InvariantCulture, $"crashtest: {done}/{cases.Length} sequences, {cutPoints} cut points, {violations} violations, {done / Math.Max(1e-3, line.Elapsed.TotalSeconds):0} sequences/s {line.TimeLeft((double)done / cases.Length)}"));
+                    line.Show(
+                        string.Create(
+                            CultureInfo.InvariantCulture,
+                            $"crashtest: {done}/{cases.Length} sequences, {cutPoints} cut points, {violations} violations, {done / Math.Max(1e-3, line.Elapsed.TotalSeconds):0} sequences/s {line.TimeLeft((double)done / cases.Length)}"
+                        )
+                    );
                 }
             });
         }
@@ -92,11 +128,22 @@ internal static class CrashTestCommand
         wall.Stop();
         line.Clear();
         CrashCaseResult[] ran = [.. results.TakeWhile(r => r is not null).Select(r => r!)];
-        var report = new CrashReport(test, ran.Length, ran, wall.Elapsed.TotalSeconds, args.Echo("--json", "--jobs", "--report"));
+        var report = new CrashReport(
+            test,
+            ran.Length,
+            ran,
+            wall.Elapsed.TotalSeconds,
+            args.Echo("--json", "--jobs", "--report")
+        );
         report.Write(output, setOptions);
         if (ran.Length < cases.Length)
         {
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"interrupted (Ctrl-C): {ran.Length} of {cases.Length} sequences ran; the report covers those (the same command runs them all)"));
+            output.WriteLine(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"interrupted (Ctrl-C): {ran.Length} of {cases.Length} sequences ran; the report covers those (the same command runs them all)"
+                )
+            );
         }
 
         if (args.Single("--json") is { } json)
@@ -118,8 +165,6 @@ internal static class CrashTestCommand
 
         return ran.Length < cases.Length ? ExitCodes.Interrupted : ExitCodes.Done;
     }
-
-
 
     private static int RunOne(CommandArgs args, TextWriter output, CrashTest test, string id, string setOptions)
     {
@@ -145,7 +190,12 @@ internal static class CrashTestCommand
 
         using TextWriter? trace = args.Single("--trace") is { } path ? ExecutionTrace.OpenFile(path) : null;
         CrashCaseResult result = test.Run(crashCase, cut, trace);
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"crashtest: case {crashCase.Id}: {result.NandOperations} NAND operations, {result.CutPoints} cut points, {result.Violations.Count} violations"));
+        output.WriteLine(
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"crashtest: case {crashCase.Id}: {result.NandOperations} NAND operations, {result.CutPoints} cut points, {result.Violations.Count} violations"
+            )
+        );
         foreach (CrashViolation violation in result.Violations)
         {
             CrashReport.WriteViolation(output, violation, setOptions);
@@ -164,7 +214,10 @@ internal static class CrashTestCommand
             throw new UsageException("--seed draws a --sample; give --sample N with it");
         }
 
-        IEnumerable<long> all = sample > 0 ? Sample(test.Cases, sample, (ulong)args.Integer("--seed", 1, 0, long.MaxValue)) : Range(test.Cases);
+        IEnumerable<long> all =
+            sample > 0
+                ? Sample(test.Cases, sample, (ulong)args.Integer("--seed", 1, 0, long.MaxValue))
+                : Range(test.Cases);
         return [.. all.Where(index => (ulong)index % shardCount == shardIndex)];
     }
 
@@ -196,10 +249,18 @@ internal static class CrashTestCommand
     }
 
     private static string Quote(string value) =>
-        value.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:=/+@".Contains(c, StringComparison.Ordinal)) ? value : $"'{value.Replace("'", "'\\''", StringComparison.Ordinal)}'";
+        value.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:=/+@".Contains(c, StringComparison.Ordinal))
+            ? value
+            : $"'{value.Replace("'", "'\\''", StringComparison.Ordinal)}'";
 
     /// <summary>What a run found, as the summary lines and the JSON report write it.</summary>
-    private sealed class CrashReport(CrashTest test, long sequences, CrashCaseResult[] results, double wallSeconds, string options)
+    private sealed class CrashReport(
+        CrashTest test,
+        long sequences,
+        CrashCaseResult[] results,
+        double wallSeconds,
+        string options
+    )
     {
         public List<CrashViolation> Violations { get; } = [.. results.SelectMany(r => r.Violations)];
 
@@ -219,12 +280,20 @@ internal static class CrashTestCommand
 
             foreach (var device in results.GroupBy(r => (r.Case.Device.Policy, r.Case.Device.PlpName)))
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  {device.Key.Policy,-10} {device.Key.PlpName,-7} sequences={device.Count()} cutPoints={device.Sum(r => (long)r.CutPoints)} violations={device.Sum(r => r.Violations.Count)}"));
+                output.WriteLine(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"  {device.Key.Policy, -10} {device.Key.PlpName, -7} sequences={device.Count()} cutPoints={device.Sum(r => (long)r.CutPoints)} violations={device.Sum(r => r.Violations.Count)}"
+                    )
+                );
             }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"crashtest: length {test.Length} ({options}): {sequences} sequences, {CutPoints} cut points, {Violations.Count} violations, {wallSeconds:0.0} s"));
+            output.WriteLine(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"crashtest: length {test.Length} ({options}): {sequences} sequences, {CutPoints} cut points, {Violations.Count} violations, {wallSeconds:0.0} s"
+                )
+            );
         }
 
         /// <summary>The run as one HTML page: its figures, violations by class, cut points and violations per device.</summary>
@@ -233,18 +302,53 @@ internal static class CrashTestCommand
             CultureInfo c = CultureInfo.InvariantCulture;
             var page = new Reports.HtmlReport($"ssd-emulator crashtest: length {test.Length}");
             page.Paragraph(commandLine);
-            page.Figures("The run", [
-                ("sequences", sequences.ToString(c)),
-                ("cut points", CutPoints.ToString(c)),
-                ("violations", Violations.Count.ToString(c)),
-                ("wall seconds", wallSeconds.ToString("0.0", c)),
-            ]);
+            page.Figures(
+                "The run",
+                [
+                    ("sequences", sequences.ToString(c)),
+                    ("cut points", CutPoints.ToString(c)),
+                    ("violations", Violations.Count.ToString(c)),
+                    ("wall seconds", wallSeconds.ToString("0.0", c)),
+                ]
+            );
             Dictionary<string, int> byClass = Violation.CountByClass(Violations.Select(v => v.Violation.ClassName));
-            var devices = results.GroupBy(r => $"{r.Case.Device.Policy}/{r.Case.Device.PlpName}").OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+            var devices = results
+                .GroupBy(r => $"{r.Case.Device.Policy}/{r.Case.Device.PlpName}")
+                .OrderBy(g => g.Key, StringComparer.Ordinal)
+                .ToList();
             SimHtmlReport.ViolationsByClass(page, byClass);
-            page.Chart(Reports.Charts.Bars("Cut points per device", "trim policy / power-loss protection", "cut points", [.. devices.Select(d => (d.Key, (double)d.Sum(r => (long)r.CutPoints)))]), "Every instant the power was cut, per device the cases ran on.");
-            page.Table("Devices", ["device", "sequences", "cut points", "violations"], devices.Select(d => (IReadOnlyList<string>)[d.Key, d.Count().ToString(c), d.Sum(r => (long)r.CutPoints).ToString(c), d.Sum(r => r.Violations.Count).ToString(c)]));
-            page.Table("Violations (the first 200)", ["case", "cut", "class", "sector"], Violations.Take(200).Select(v => (IReadOnlyList<string>)[v.Case.Id, v.Cut.ToString(), v.Violation.ClassName, v.Violation.Sector.ToString(c)]));
+            page.Chart(
+                Reports.Charts.Bars(
+                    "Cut points per device",
+                    "trim policy / power-loss protection",
+                    "cut points",
+                    [.. devices.Select(d => (d.Key, (double)d.Sum(r => (long)r.CutPoints)))]
+                ),
+                "Every instant the power was cut, per device the cases ran on."
+            );
+            page.Table(
+                "Devices",
+                ["device", "sequences", "cut points", "violations"],
+                devices.Select(d =>
+                    (IReadOnlyList<string>)
+                        [
+                            d.Key,
+                            d.Count().ToString(c),
+                            d.Sum(r => (long)r.CutPoints).ToString(c),
+                            d.Sum(r => r.Violations.Count).ToString(c),
+                        ]
+                )
+            );
+            page.Table(
+                "Violations (the first 200)",
+                ["case", "cut", "class", "sector"],
+                Violations
+                    .Take(200)
+                    .Select(v =>
+                        (IReadOnlyList<string>)
+                            [v.Case.Id, v.Cut.ToString(), v.Violation.ClassName, v.Violation.Sector.ToString(c)]
+                    )
+            );
             return page;
         }
 

@@ -1,9 +1,9 @@
-using Controller.Cli;
 using System.Buffers.Binary;
 using System.Globalization;
+using Controller.Cli;
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
-using Controller.Common;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Loop;
@@ -18,22 +18,25 @@ namespace Controller.Emulator.Cli;
 /// </summary>
 internal static class NandTestCommand
 {
-    public static VerbSpec Verb(TextWriter output) => new(
-        "nandtest",
-        "program, read back and verify every page of the emulated NAND (or --check an image)",
-        "Erases each good block, programs every page with self-describing content, reads it back and compares. Factory-bad blocks (a non-FFh marker in the spare area of page 0) are skipped. With --check, only reads: every programmed page must be intact and carry its own address; exits 1 if any page is corrupt or unreadable.",
-        [
-            CommonOptions.Config(Profiles.BuiltInNames()), CommonOptions.Set,
-            new("--image", "FILE", "the NAND image to use (created if missing); without it, memory"),
-            new("--passes", "N", "how many times to rewrite the array (default 1)"),
-            new("--blocks", "N", "only the first N blocks (default: all)"),
-            new("--seed", "N", "seed of the page contents (default 1)"),
-            new("--check", null, "verify what an image holds instead of writing"),
-        ],
-        (args, _) => Task.FromResult(Run(args, output)))
-    {
-        Epilogue = "Example:\n  ssd-emulator nandtest --config tiny --image /tmp/nand.img --passes 3",
-    };
+    public static VerbSpec Verb(TextWriter output) =>
+        new(
+            "nandtest",
+            "program, read back and verify every page of the emulated NAND (or --check an image)",
+            "Erases each good block, programs every page with self-describing content, reads it back and compares. Factory-bad blocks (a non-FFh marker in the spare area of page 0) are skipped. With --check, only reads: every programmed page must be intact and carry its own address; exits 1 if any page is corrupt or unreadable.",
+            [
+                CommonOptions.Config(Profiles.BuiltInNames()),
+                CommonOptions.Set,
+                new("--image", "FILE", "the NAND image to use (created if missing); without it, memory"),
+                new("--passes", "N", "how many times to rewrite the array (default 1)"),
+                new("--blocks", "N", "only the first N blocks (default: all)"),
+                new("--seed", "N", "seed of the page contents (default 1)"),
+                new("--check", null, "verify what an image holds instead of writing"),
+            ],
+            (args, _) => Task.FromResult(Run(args, output))
+        )
+        {
+            Epilogue = "Example:\n  ssd-emulator nandtest --config tiny --image /tmp/nand.img --passes 3",
+        };
 
     private const int HeaderBytes = 32;
     private static readonly uint s_magic = BinaryPrimitives.ReadUInt32LittleEndian("NTST"u8);
@@ -49,7 +52,8 @@ internal static class NandTestCommand
             throw new UsageException("--check needs --image FILE: a memory array holds nothing to check");
         }
 
-        using EmulatedNand nand = image is null ? EmulatedNand.InMemory(config, clock)
+        using EmulatedNand nand =
+            image is null ? EmulatedNand.InMemory(config, clock)
             : check ? EmulatedNand.OpenExistingImage(image, config, clock)
             : EmulatedNand.OpenImage(image, config, clock);
         int blocks = (int)args.Integer("--blocks", nand.Geometry.Blocks, 1, nand.Geometry.Blocks);
@@ -72,7 +76,13 @@ internal static class NandTestCommand
     private static void DieInProgramIfAsked(EmulatedNand nand)
     {
         const string Variable = "SSD_EMULATOR_CRASH_IN_PROGRAM";
-        if (long.TryParse(Environment.GetEnvironmentVariable(Variable), System.Globalization.CultureInfo.InvariantCulture, out long program))
+        if (
+            long.TryParse(
+                Environment.GetEnvironmentVariable(Variable),
+                System.Globalization.CultureInfo.InvariantCulture,
+                out long program
+            )
+        )
         {
             nand.InMiddleOfProgram = n =>
             {
@@ -84,7 +94,14 @@ internal static class NandTestCommand
         }
     }
 
-    private static int Exercise(EmulatedNand nand, VirtualClock clock, int blocks, long passes, ulong seed, TextWriter output)
+    private static int Exercise(
+        EmulatedNand nand,
+        VirtualClock clock,
+        int blocks,
+        long passes,
+        ulong seed,
+        TextWriter output
+    )
     {
         NandGeometry geometry = nand.Geometry;
         byte[] data = new byte[geometry.PageBytes];
@@ -117,17 +134,29 @@ internal static class NandTestCommand
                     Fill(address, pass, seed, data, spare);
                     NandCompletion programmed = Wait(clock, nand.ProgramPage(address, data, spare));
                     NandCompletion read = Wait(clock, nand.ReadPage(address, readData, readSpare));
-                    if (!programmed.Succeeded || !read.Succeeded || !readData.AsSpan().SequenceEqual(data) || !readSpare.AsSpan().SequenceEqual(spare))
+                    if (
+                        !programmed.Succeeded
+                        || !read.Succeeded
+                        || !readData.AsSpan().SequenceEqual(data)
+                        || !readSpare.AsSpan().SequenceEqual(spare)
+                    )
                     {
                         mismatches++;
-                        output.WriteLine($"  {address}: program {programmed.Status}, read {read.Status}, {(readData.AsSpan().SequenceEqual(data) ? "data matches" : "data differs")}");
+                        output.WriteLine(
+                            $"  {address}: program {programmed.Status}, read {read.Status}, {(readData.AsSpan().SequenceEqual(data) ? "data matches" : "data differs")}"
+                        );
                     }
 
                     pages++;
                 }
             }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pass {pass}/{passes}: {pages} pages programmed and read back, {mismatches} mismatches, {skipped} bad blocks skipped, {failed} erase failures; virtual time {Units.Duration(clock.NowNanoseconds)}"));
+            output.WriteLine(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"pass {pass}/{passes}: {pages} pages programmed and read back, {mismatches} mismatches, {skipped} bad blocks skipped, {failed} erase failures; virtual time {Units.Duration(clock.NowNanoseconds)}"
+                )
+            );
             output.Flush();
         }
 
@@ -175,7 +204,9 @@ internal static class NandTestCommand
             }
         }
 
-        output.WriteLine($"check: {valid} pages intact, {erased} erased, {bad} corrupt or unreadable, {badBlocks} factory-bad blocks skipped");
+        output.WriteLine(
+            $"check: {valid} pages intact, {erased} erased, {bad} corrupt or unreadable, {badBlocks} factory-bad blocks skipped"
+        );
         return bad == 0 ? 0 : 1;
     }
 
@@ -197,7 +228,10 @@ internal static class NandTestCommand
             return "checksum mismatch (torn or corrupted page)";
         }
 
-        var written = new PageAddress(BinaryPrimitives.ReadInt32LittleEndian(data[4..]), BinaryPrimitives.ReadInt32LittleEndian(data[8..]));
+        var written = new PageAddress(
+            BinaryPrimitives.ReadInt32LittleEndian(data[4..]),
+            BinaryPrimitives.ReadInt32LittleEndian(data[8..])
+        );
         return written == address ? null : $"holds the content of {written} (a misdirected write)";
     }
 

@@ -36,7 +36,11 @@ internal static class Profiles
             return Path.Combine(BuiltInDirectory, "emulated", "default.json");
         }
 
-        if (File.Exists(config) || config.Contains('/', StringComparison.Ordinal) || config.EndsWith(".json", StringComparison.Ordinal))
+        if (
+            File.Exists(config)
+            || config.Contains('/', StringComparison.Ordinal)
+            || config.EndsWith(".json", StringComparison.Ordinal)
+        )
         {
             return config;
         }

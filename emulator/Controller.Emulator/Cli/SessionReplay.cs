@@ -1,5 +1,5 @@
-using Controller.Cli;
 using System.Globalization;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Emulator.Time;
 using Controller.Firmware.Config;
@@ -61,16 +61,29 @@ internal static class SessionReplay
 
         using (recording)
         {
-            ResolvedConfig config = ConfigLoader.Parse(EmulatorConfig.Schema, $"the recording {path}", EmulatorKeys(recording.ConfigJson), []);
+            ResolvedConfig config = ConfigLoader.Parse(
+                EmulatorConfig.Schema,
+                $"the recording {path}",
+                EmulatorKeys(recording.ConfigJson),
+                []
+            );
             using TextWriter? trace = tracePath is null ? null : ExecutionTrace.OpenFile(tracePath);
             // A served session's virtual clock is set to each recorded instant; a board's clock
             // returns each recorded reading.
             IClock clock = recording.Clock == RecordedClock.Reads ? new ReplayClock(recording) : new VirtualClock();
-            IServedDevice device = recording.Nand == RecordedNand.Outcomes
-                ? new ReplayDevice(FirmwareConfig.Geometry(config), recording, clock, (ulong)config.Get(EmulatorConfig.FaultSeed))
-                : EmulatedDevice.Open(config, "recorded", imagePath: null, clock);
+            IServedDevice device =
+                recording.Nand == RecordedNand.Outcomes
+                    ? new ReplayDevice(
+                        FirmwareConfig.Geometry(config),
+                        recording,
+                        clock,
+                        (ulong)config.Get(EmulatorConfig.FaultSeed)
+                    )
+                    : EmulatedDevice.Open(config, "recorded", imagePath: null, clock);
             using ServedController controller = ServedController.ForReplay(device, config, "replay", trace);
-            long records = 0, commands = 0, cuts = 0;
+            long records = 0,
+                commands = 0,
+                cuts = 0;
             ulong? recorded = null;
             bool stopped = false;
             foreach (SessionRecord record in recording.Records())
@@ -102,19 +115,35 @@ internal static class SessionReplay
                 cuts += record.Kind == SessionRecordKind.PowerCut ? 1 : 0;
             }
 
-            string end = stopped ? $"stopped before command {until}"
+            string end =
+                stopped ? $"stopped before command {until}"
                 : recorded is not null ? "the session's end"
-                : recording.Truncated ? "the recording was cut short (the server was killed); replayed up to its last complete record"
+                : recording.Truncated
+                    ? "the recording was cut short (the server was killed); replayed up to its last complete record"
                 : "the recording ends without the session's end (the server did not stop cleanly)";
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"replay {Path.GetFileName(path)}: {records} records, {commands} commands, {cuts} power cuts; {end}"));
-            output.WriteLine($"  device: {recording.Device}; data: {(recording.Data == RecordedData.Full ? "full" : "digest")}; NAND: {(recording.Nand == RecordedNand.Outcomes ? "its recorded outcomes" : "emulated")}");
+            output.WriteLine(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"replay {Path.GetFileName(path)}: {records} records, {commands} commands, {cuts} power cuts; {end}"
+                )
+            );
+            output.WriteLine(
+                $"  device: {recording.Device}; data: {(recording.Data == RecordedData.Full ? "full" : "digest")}; NAND: {(recording.Nand == RecordedNand.Outcomes ? "its recorded outcomes" : "emulated")}"
+            );
             if (controller.Failure is { } failure)
             {
-                output.WriteLine($"  the firmware failed, as in the session: {failure.GetType().Name}: {failure.Message}");
+                output.WriteLine(
+                    $"  the firmware failed, as in the session: {failure.GetType().Name}: {failure.Message}"
+                );
             }
 
             bool same = recorded is null || recorded == controller.TraceHash;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"trace-hash={controller.TraceHash:x16}{(recorded is { } hash ? same ? " (the session's)" : $" DIFFERS from the session's {hash:x16}" : string.Empty)}"));
+            output.WriteLine(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"trace-hash={controller.TraceHash:x16}{(recorded is { } hash ? same ? " (the session's)" : $" DIFFERS from the session's {hash:x16}" : string.Empty)}"
+                )
+            );
             return same && controller.Failure is null ? 0 : 1;
         }
     }

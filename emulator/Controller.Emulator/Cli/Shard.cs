@@ -1,5 +1,5 @@
-using Controller.Cli;
 using System.Globalization;
+using Controller.Cli;
 using Controller.Hosting;
 
 namespace Controller.Emulator.Cli;
@@ -16,10 +16,13 @@ internal static class Shard
         }
 
         string[] k = shard.Split('/');
-        if (k.Length != 2
+        if (
+            k.Length != 2
             || !ulong.TryParse(k[0], NumberStyles.None, CultureInfo.InvariantCulture, out ulong index)
             || !ulong.TryParse(k[1], NumberStyles.None, CultureInfo.InvariantCulture, out ulong count)
-            || count == 0 || index >= count)
+            || count == 0
+            || index >= count
+        )
         {
             throw new UsageException($"--shard: '{shard}' is not K/N with 0 <= K < N, e.g. 0/4");
         }

@@ -33,8 +33,14 @@ public sealed class CrashTest
     /// </summary>
     public static readonly string[] DeviceSettings =
     [
-        "nand.pageBytes=16k", "nand.spareBytes=512", "nand.pagesPerBlock=4", "nand.blocksPerDie=20", "ftl.spareFactor=0.7",
-        "cache.bytes=256k", "cache.largePageBytes=64k", "cache.checkInvariants=true",
+        "nand.pageBytes=16k",
+        "nand.spareBytes=512",
+        "nand.pagesPerBlock=4",
+        "nand.blocksPerDie=20",
+        "ftl.spareFactor=0.7",
+        "cache.bytes=256k",
+        "cache.largePageBytes=64k",
+        "cache.checkInvariants=true",
     ];
 
     private static readonly bool[] s_plp = [false, true];
@@ -47,7 +53,11 @@ public sealed class CrashTest
     /// resolves a profile with settings; <paramref name="overrides"/> (the command line's
     /// <c>--set</c>) apply last.
     /// </summary>
-    public CrashTest(int length, Func<string, IEnumerable<string>, ResolvedConfig> load, IReadOnlyList<string> overrides)
+    public CrashTest(
+        int length,
+        Func<string, IEnumerable<string>, ResolvedConfig> load,
+        IReadOnlyList<string> overrides
+    )
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, 4);
@@ -117,21 +127,31 @@ public sealed class CrashTest
         string[] parts = id.Split('/');
         if (parts.Length != 4)
         {
-            throw new FormatException($"case '{id}' is not POLICY/PLP/PREFIX/OPS (as the report writes it, e.g. split/no-plp/dirty/Tf@sector,S)");
+            throw new FormatException(
+                $"case '{id}' is not POLICY/PLP/PREFIX/OPS (as the report writes it, e.g. split/no-plp/dirty/Tf@sector,S)"
+            );
         }
 
         CrashDevice device = _devices.FirstOrDefault(d => d.Policy == parts[0] && d.PlpName == parts[1])
-            ?? throw new FormatException($"case '{id}': no device '{parts[0]}/{parts[1]}'; policies are {string.Join(", ", Policies)}, then plp or no-plp");
+            ?? throw new FormatException(
+                $"case '{id}': no device '{parts[0]}/{parts[1]}'; policies are {string.Join(", ", Policies)}, then plp or no-plp"
+            );
         if (!Prefixes.Contains(parts[2]))
         {
-            throw new FormatException($"case '{id}': no prefix '{parts[2]}'; prefixes are {string.Join(", ", Prefixes)}");
+            throw new FormatException(
+                $"case '{id}': no prefix '{parts[2]}'; prefixes are {string.Join(", ", Prefixes)}"
+            );
         }
 
         var operations = new List<CrashOperation>();
         foreach (string name in parts[3].Split(','))
         {
-            operations.Add(Vocabulary.FirstOrDefault(o => o.Name == name)
-                ?? throw new FormatException($"case '{id}': no operation '{name}'; operations are KIND@TARGET with KIND W, Wf, T, Tf, Z, Zf, Zn, Zfn, or S alone, and TARGET {string.Join(", ", CrashVocabulary.Targets)}"));
+            operations.Add(
+                Vocabulary.FirstOrDefault(o => o.Name == name)
+                    ?? throw new FormatException(
+                        $"case '{id}': no operation '{name}'; operations are KIND@TARGET with KIND W, Wf, T, Tf, Z, Zf, Zn, Zfn, or S alone, and TARGET {string.Join(", ", CrashVocabulary.Targets)}"
+                    )
+            );
         }
 
         return new CrashCase(device, parts[2], operations);
@@ -145,14 +165,30 @@ public sealed class CrashTest
     {
         ArgumentNullException.ThrowIfNull(crashCase);
         IReadOnlyList<HostRequest> script = Script(crashCase, out int first);
-        var options = new SimOptions(crashCase.Seed, "crash", new WorkloadParameters(), PowerCuts: 1) { Script = script, Hooks = Hooks };
-        SimResult counted = SimRunner.Run(crashCase.Device.Config, options with { Crash = new CrashPlan(first) }, onlyCut is null ? trace : null);
+        var options = new SimOptions(crashCase.Seed, "crash", new WorkloadParameters(), PowerCuts: 1)
+        {
+            Script = script,
+            Hooks = Hooks,
+        };
+        SimResult counted = SimRunner.Run(
+            crashCase.Device.Config,
+            options with
+            {
+                Crash = new CrashPlan(first),
+            },
+            onlyCut is null ? trace : null
+        );
         var violations = new List<CrashViolation>();
         violations.AddRange(counted.Violations.Select(v => new CrashViolation(crashCase, CrashCut.None, v)));
-        List<CrashCut> cuts = onlyCut is { } single ? [single] : [.. AllCuts(counted.CrashNandOperations, crashCase.Operations.Count + 1)];
+        List<CrashCut> cuts = onlyCut is { } single
+            ? [single]
+            : [.. AllCuts(counted.CrashNandOperations, crashCase.Operations.Count + 1)];
         foreach (CrashCut cut in cuts.Where(c => c.Kind != CrashCutKind.None))
         {
-            CrashPlan plan = cut.Kind == CrashCutKind.DuringNand ? new CrashPlan(first, DuringNandOperation: cut.Index) : new CrashPlan(first, AfterCommand: first + (int)cut.Index - 1);
+            CrashPlan plan =
+                cut.Kind == CrashCutKind.DuringNand
+                    ? new CrashPlan(first, DuringNandOperation: cut.Index)
+                    : new CrashPlan(first, AfterCommand: first + (int)cut.Index - 1);
             SimResult result = SimRunner.Run(crashCase.Device.Config, options with { Crash = plan }, trace);
             violations.AddRange(result.Violations.Select(v => new CrashViolation(crashCase, cut, v)));
         }
@@ -261,12 +297,13 @@ public readonly record struct CrashCut(CrashCutKind Kind, long Index)
     public static CrashCut None => new(CrashCutKind.None, 0);
 
     /// <summary>As reports and <c>--cut</c> write it: <c>nand:3</c>, <c>after:2</c>, <c>none</c>.</summary>
-    public override string ToString() => Kind switch
-    {
-        CrashCutKind.DuringNand => string.Create(CultureInfo.InvariantCulture, $"nand:{Index}"),
-        CrashCutKind.AfterCommand => string.Create(CultureInfo.InvariantCulture, $"after:{Index}"),
-        _ => "none",
-    };
+    public override string ToString() =>
+        Kind switch
+        {
+            CrashCutKind.DuringNand => string.Create(CultureInfo.InvariantCulture, $"nand:{Index}"),
+            CrashCutKind.AfterCommand => string.Create(CultureInfo.InvariantCulture, $"after:{Index}"),
+            _ => "none",
+        };
 
     /// <summary>Reads <c>nand:N</c>, <c>after:N</c> or <c>none</c>; a <see cref="FormatException"/> says what is wrong.</summary>
     public static CrashCut Parse(string text)
@@ -278,12 +315,19 @@ public readonly record struct CrashCut(CrashCutKind Kind, long Index)
             return None;
         }
 
-        if (parts.Length == 2 && parts[0] is "nand" or "after" && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long index) && index >= 1)
+        if (
+            parts.Length == 2
+            && parts[0] is "nand" or "after"
+            && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long index)
+            && index >= 1
+        )
         {
             return new CrashCut(parts[0] == "nand" ? CrashCutKind.DuringNand : CrashCutKind.AfterCommand, index);
         }
 
-        throw new FormatException($"cut '{text}' is not nand:N (during the Nth NAND operation of the sequence), after:N (after its Nth command) or none");
+        throw new FormatException(
+            $"cut '{text}' is not nand:N (during the Nth NAND operation of the sequence), after:N (after its Nth command) or none"
+        );
     }
 }
 
@@ -298,7 +342,12 @@ public sealed record CrashViolation(CrashCase Case, CrashCut Cut, Violation Viol
 /// <param name="CutPoints">Cut points run.</param>
 /// <param name="NandOperations">NAND operations of the sequence and the FLUSH after it.</param>
 /// <param name="Violations">Violations found, at most one per cut point (a run stops at its first check that fails).</param>
-public sealed record CrashCaseResult(CrashCase Case, int CutPoints, long NandOperations, IReadOnlyList<CrashViolation> Violations);
+public sealed record CrashCaseResult(
+    CrashCase Case,
+    int CutPoints,
+    long NandOperations,
+    IReadOnlyList<CrashViolation> Violations
+);
 
 /// <summary>
 /// The crash test's vocabulary: the commands that change the device or make it durable, with
@@ -308,7 +357,16 @@ public sealed record CrashCaseResult(CrashCase Case, int CutPoints, long NandOpe
 public static class CrashVocabulary
 {
     /// <summary>The target ranges, by name.</summary>
-    public static readonly string[] Targets = ["sector", "neighbour", "first-half", "second-half", "across", "unaligned", "last"];
+    public static readonly string[] Targets =
+    [
+        "sector",
+        "neighbour",
+        "first-half",
+        "second-half",
+        "across",
+        "unaligned",
+        "last",
+    ];
 
     private const int SectorBytes = FirmwareConfig.SectorBytes;
 
@@ -362,7 +420,11 @@ public static class CrashVocabulary
             "across" => ((2 * large) - SectorBytes, 2 * SectorBytes),
             "unaligned" => (page + (2 * SectorBytes) + 1536, 2 * SectorBytes),
             "last" => (DeviceBytes(config) - SectorBytes, SectorBytes),
-            _ => throw new ArgumentOutOfRangeException(nameof(target), target, $"targets are {string.Join(", ", Targets)}"),
+            _ => throw new ArgumentOutOfRangeException(
+                nameof(target),
+                target,
+                $"targets are {string.Join(", ", Targets)}"
+            ),
         };
     }
 
@@ -391,7 +453,14 @@ public static class CrashVocabulary
                 long pages = config.Get(CacheConfig.Bytes) / large;
                 for (long i = 0; i < 3 * pages; i++)
                 {
-                    script.Add(new HostRequest(HostOpcode.Read, HostCommandOptions.None, (3 + (i % Math.Max(1, (last / large) - 4))) * large, large));
+                    script.Add(
+                        new HostRequest(
+                            HostOpcode.Read,
+                            HostCommandOptions.None,
+                            (3 + (i % Math.Max(1, (last / large) - 4))) * large,
+                            large
+                        )
+                    );
                 }
 
                 break;
@@ -402,6 +471,12 @@ public static class CrashVocabulary
     public static long DeviceBytes(ResolvedConfig config)
     {
         var layout = new Firmware.Ftl.FtlLayout(FirmwareConfig.Geometry(config));
-        return Firmware.Ftl.FtlCapacity.Count(layout, FirmwareConfig.Geometry(config).Blocks, config.Get(Firmware.Ftl.FtlConfig.SpareFactor)).LogicalSectors * SectorBytes;
+        return Firmware
+                .Ftl.FtlCapacity.Count(
+                    layout,
+                    FirmwareConfig.Geometry(config).Blocks,
+                    config.Get(Firmware.Ftl.FtlConfig.SpareFactor)
+                )
+                .LogicalSectors * SectorBytes;
     }
 }

@@ -13,21 +13,15 @@ public sealed class PowerCutException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public PowerCutException()
-        : base("the power was cut")
-    {
-    }
+        : base("the power was cut") { }
 
     /// <summary>Creates the exception with a message.</summary>
     public PowerCutException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Creates the exception with a message and a cause.</summary>
     public PowerCutException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }
 
 /// <summary>Where a power cut struck.</summary>
@@ -35,7 +29,12 @@ public sealed class PowerCutException : Exception
 /// <param name="Activity">What the FTL was doing.</param>
 /// <param name="AtNanoseconds">The instant of the cut.</param>
 /// <param name="Torn">Programs and erases in progress at that instant (not those yet to start).</param>
-public sealed record PowerCutPoint(NandOperationKind? Operation, FtlActivity Activity, long AtNanoseconds, IReadOnlyList<TornOperation> Torn);
+public sealed record PowerCutPoint(
+    NandOperationKind? Operation,
+    FtlActivity Activity,
+    long AtNanoseconds,
+    IReadOnlyList<TornOperation> Torn
+);
 
 /// <summary>
 /// The NAND as the firmware sees it in a simulation: every operation goes to the emulated array
@@ -96,7 +95,12 @@ internal sealed class FaultingNand : INandDevice
         }
 
         IReadOnlyList<TornOperation> torn = _inner.PowerCut();
-        LastCut = new PowerCutPoint(null, activity, _clock.NowNanoseconds, [.. torn.Where(t => t.Outcome != PowerCutOutcome.NotStarted && t.Kind != NandOperationKind.Read)]);
+        LastCut = new PowerCutPoint(
+            null,
+            activity,
+            _clock.NowNanoseconds,
+            [.. torn.Where(t => t.Outcome != PowerCutOutcome.NotStarted && t.Kind != NandOperationKind.Read)]
+        );
     }
 
     /// <summary>After a signalled cut and the save: waits for every operation to complete, then cuts.</summary>
@@ -113,7 +117,8 @@ internal sealed class FaultingNand : INandDevice
     public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) =>
         After(NandOperationKind.Program, address, _inner.ProgramPage(address, data, spare));
 
-    public NandCompletion EraseBlock(int block) => After(NandOperationKind.Erase, new PageAddress(block, 0), _inner.EraseBlock(block));
+    public NandCompletion EraseBlock(int block) =>
+        After(NandOperationKind.Erase, new PageAddress(block, 0), _inner.EraseBlock(block));
 
     public NandDieStatus GetDieStatus(int die) => _inner.GetDieStatus(die);
 
@@ -138,7 +143,12 @@ internal sealed class FaultingNand : INandDevice
         long span = Math.Max(0, completion.CompletesAtNanoseconds - _clock.NowNanoseconds);
         _clock.AdvanceTo(_clock.NowNanoseconds + (long)_prng.NextUInt64((ulong)span + 1));
         IReadOnlyList<TornOperation> torn = _inner.PowerCut();
-        LastCut = new PowerCutPoint(kind, activity, _clock.NowNanoseconds, [.. torn.Where(t => t.Outcome != PowerCutOutcome.NotStarted && t.Kind != NandOperationKind.Read)]);
+        LastCut = new PowerCutPoint(
+            kind,
+            activity,
+            _clock.NowNanoseconds,
+            [.. torn.Where(t => t.Outcome != PowerCutOutcome.NotStarted && t.Kind != NandOperationKind.Read)]
+        );
         throw new PowerCutException();
     }
 }

@@ -30,7 +30,10 @@ public static class MemcpyFloor
         var clock = Stopwatch.StartNew();
         for (long copied = 0; copied < bytes; copied += chunkBytes)
         {
-            Span<byte> page = array.AsSpan(checked((int)((long)prng.NextUInt64((ulong)chunks) * chunkBytes)), chunkBytes);
+            Span<byte> page = array.AsSpan(
+                checked((int)((long)prng.NextUInt64((ulong)chunks) * chunkBytes)),
+                chunkBytes
+            );
             if (((copied / chunkBytes) & 1) == 0)
             {
                 page.CopyTo(buffer);

@@ -56,18 +56,20 @@ public sealed record Violation(ViolationClass Class, long Sector, string Detail,
     }
 
     /// <summary>A class as the reports write it.</summary>
-    public static string Name(ViolationClass value) => value switch
-    {
-        ViolationClass.BitCorruption => "bit-corruption",
-        ViolationClass.FlyingWrite => "flying-write",
-        ViolationClass.ShornWrite => "shorn-write",
-        ViolationClass.LostDurableWrite => "lost-durable-write",
-        ViolationClass.ResurrectedTrim => "resurrected-trim",
-        _ => "dead-device",
-    };
+    public static string Name(ViolationClass value) =>
+        value switch
+        {
+            ViolationClass.BitCorruption => "bit-corruption",
+            ViolationClass.FlyingWrite => "flying-write",
+            ViolationClass.ShornWrite => "shorn-write",
+            ViolationClass.LostDurableWrite => "lost-durable-write",
+            ViolationClass.ResurrectedTrim => "resurrected-trim",
+            _ => "dead-device",
+        };
 
     /// <inheritdoc />
-    public override string ToString() => Sector < 0 ? $"{ClassName}: {Detail}" : $"{ClassName} at sector {Sector}: {Detail}";
+    public override string ToString() =>
+        Sector < 0 ? $"{ClassName}: {Detail}" : $"{ClassName} at sector {Sector}: {Detail}";
 }
 
 /// <summary>
@@ -360,7 +362,16 @@ internal sealed class Oracle
             if (_contests.Count > 0 && _contests.TryGetValue(sector, out Contest? contest))
             {
                 int count = Math.Min(BlocksPerSector - inSector, blocks - block);
-                if (CheckContested(sector, contest, inSector, data.Slice(block * BlockStamp.Bytes, count * BlockStamp.Bytes), window) is { } contested)
+                if (
+                    CheckContested(
+                        sector,
+                        contest,
+                        inSector,
+                        data.Slice(block * BlockStamp.Bytes, count * BlockStamp.Bytes),
+                        window
+                    ) is
+                    { } contested
+                )
                 {
                     return contested;
                 }
@@ -371,13 +382,27 @@ internal sealed class Oracle
 
             uint expected = _latest[sector][inSector];
             ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
-            if (!BlockStamp.Matches(bytes, address, expected)
-                && !(_eitherBefore.TryGetValue(sector, out SectorValue before) && BlockStamp.Matches(bytes, address, before[inSector]))
-                && !(window?.Allows(sector, inSector, bytes, address) ?? false))
+            if (
+                !BlockStamp.Matches(bytes, address, expected)
+                && !(
+                    _eitherBefore.TryGetValue(sector, out SectorValue before)
+                    && BlockStamp.Matches(bytes, address, before[inSector])
+                )
+                && !(window?.Allows(sector, inSector, bytes, address) ?? false)
+            )
             {
                 SectorValue latest = _latest[sector];
                 List<SectorValue> allowed = window?.AllowedFor(sector) is { } values ? [.. values] : [latest];
-                return Classify(sector, bytes, inSector, allowed, latest, window?.AllowedFor(sector) is null ? "with no power cut since it was written, the read must match exactly" : "a read in flight with writes to it must return one of theirs or what was there before");
+                return Classify(
+                    sector,
+                    bytes,
+                    inSector,
+                    allowed,
+                    latest,
+                    window?.AllowedFor(sector) is null
+                        ? "with no power cut since it was written, the read must match exactly"
+                        : "a read in flight with writes to it must return one of theirs or what was there before"
+                );
             }
         }
 
@@ -389,7 +414,13 @@ internal sealed class Oracle
     /// <paramref name="first"/>): they must all be one value the sector may hold, never a mix. A
     /// read in flight with none of the writes narrows the sector to the values it matches.
     /// </summary>
-    private Violation? CheckContested(long sector, Contest contest, int first, ReadOnlySpan<byte> bytes, InFlightRead? window)
+    private Violation? CheckContested(
+        long sector,
+        Contest contest,
+        int first,
+        ReadOnlySpan<byte> bytes,
+        InFlightRead? window
+    )
     {
         List<SectorValue> allowed = [.. contest.Values];
         List<SectorValue>? windowed = window?.AllowedFor(sector);
@@ -427,11 +458,23 @@ internal sealed class Oracle
             ReadOnlySpan<byte> one = bytes.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
             if (!Holds(one, firstAddress + block, first + block, allowed))
             {
-                return Classify(sector, one, first + block, allowed, _durable.Length > 0 ? _durable[sector] : _latest[sector], When);
+                return Classify(
+                    sector,
+                    one,
+                    first + block,
+                    allowed,
+                    _durable.Length > 0 ? _durable[sector] : _latest[sector],
+                    When
+                );
             }
         }
 
-        return new Violation(ViolationClass.ShornWrite, sector, $"blocks {first}..{first + count - 1} mix the values of writes in flight together, {When}; allowed {string.Join(" or ", allowed.Select(Describe))}", History(sector));
+        return new Violation(
+            ViolationClass.ShornWrite,
+            sector,
+            $"blocks {first}..{first + count - 1} mix the values of writes in flight together, {When}; allowed {string.Join(" or ", allowed.Select(Describe))}",
+            History(sector)
+        );
     }
 
     /// <summary>True when the one block in <paramref name="bytes"/> holds block <paramref name="block"/> of any of <paramref name="values"/>.</summary>
@@ -453,7 +496,13 @@ internal sealed class Oracle
     {
         for (int block = 0; block < bytes.Length / BlockStamp.Bytes; block++)
         {
-            if (!BlockStamp.Matches(bytes.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes), firstAddress + block, value[first + block]))
+            if (
+                !BlockStamp.Matches(
+                    bytes.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes),
+                    firstAddress + block,
+                    value[first + block]
+                )
+            )
             {
                 return false;
             }
@@ -493,7 +542,10 @@ internal sealed class Oracle
             ReadOnlySpan<byte> bytes = data.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
             BlockStamp.Decoded decoded = BlockStamp.Decode(bytes);
             read[block] = decoded.Operation;
-            if (decoded.What != BlockStamp.Kind.Zeros && (decoded.What == BlockStamp.Kind.Damaged || decoded.Address != (sector * BlocksPerSector) + block))
+            if (
+                decoded.What != BlockStamp.Kind.Zeros
+                && (decoded.What == BlockStamp.Kind.Damaged || decoded.Address != (sector * BlocksPerSector) + block)
+            )
             {
                 violation = Classify(sector, data, block, allowed, _durable[sector], "after a power cut");
             }
@@ -519,7 +571,12 @@ internal sealed class Oracle
     public Violation Unreadable(long sector, string status)
     {
         Settle(sector, _durable[sector]);
-        return new Violation(ViolationClass.BitCorruption, sector, $"the sector cannot be read after recovery ({status})", History(sector));
+        return new Violation(
+            ViolationClass.BitCorruption,
+            sector,
+            $"the sector cannot be read after recovery ({status})",
+            History(sector)
+        );
     }
 
     /// <summary>The sector's history, oldest first, as one line.</summary>
@@ -544,7 +601,11 @@ internal sealed class Oracle
                 continue;
             }
 
-            if (operation.Opcode == HostOpcode.Read || operation.Offset >= end || operation.Offset + operation.Length <= first)
+            if (
+                operation.Opcode == HostOpcode.Read
+                || operation.Offset >= end
+                || operation.Offset + operation.Length <= first
+            )
             {
                 continue;
             }
@@ -552,7 +613,10 @@ internal sealed class Oracle
             lastWasFlush = false;
             long from = Math.Max(first, operation.Offset);
             long to = Math.Min(end, operation.Offset + operation.Length);
-            string blocks = from == first && to == end ? "whole sector" : $"blocks {(from - first) / BlockStamp.Bytes}..{((to - first) / BlockStamp.Bytes) - 1}";
+            string blocks =
+                from == first && to == end
+                    ? "whole sector"
+                    : $"blocks {(from - first) / BlockStamp.Bytes}..{((to - first) / BlockStamp.Bytes) - 1}";
             string fua = operation.Flags.HasFlag(HostCommandOptions.ForceUnitAccess) ? " FUA" : string.Empty;
             string noHole = operation.Flags.HasFlag(HostCommandOptions.NoHole) ? " NO_HOLE" : string.Empty;
             entries.Add((id, $"op {id} {Name(operation.Opcode)}{fua}{noHole} {blocks} {State(operation.State)}"));
@@ -563,27 +627,35 @@ internal sealed class Oracle
             entries.Add((after, $"power cut after op {after} ({what})"));
         }
 
-        List<string> ordered = [.. entries.OrderBy(e => e.Id).ThenBy(e => e.Text.StartsWith("power", StringComparison.Ordinal) ? 1 : 0).Select(e => e.Text)];
+        List<string> ordered =
+        [
+            .. entries
+                .OrderBy(e => e.Id)
+                .ThenBy(e => e.Text.StartsWith("power", StringComparison.Ordinal) ? 1 : 0)
+                .Select(e => e.Text),
+        ];
         string prefix = ordered.Count > MaxHistory ? $"({ordered.Count - MaxHistory} earlier entries) " : string.Empty;
         return prefix + string.Join("; ", ordered.Skip(Math.Max(0, ordered.Count - MaxHistory)));
     }
 
-    private static string Name(HostOpcode opcode) => opcode switch
-    {
-        HostOpcode.Write => "write",
-        HostOpcode.Trim => "trim",
-        HostOpcode.WriteZeroes => "write-zeroes",
-        HostOpcode.Flush => "flush",
-        _ => "read",
-    };
+    private static string Name(HostOpcode opcode) =>
+        opcode switch
+        {
+            HostOpcode.Write => "write",
+            HostOpcode.Trim => "trim",
+            HostOpcode.WriteZeroes => "write-zeroes",
+            HostOpcode.Flush => "flush",
+            _ => "read",
+        };
 
-    private static string State(OperationState state) => state switch
-    {
-        OperationState.Completed => "completed",
-        OperationState.Failed => "failed",
-        OperationState.InFlightAtCut => "in flight at the cut",
-        _ => "submitted",
-    };
+    private static string State(OperationState state) =>
+        state switch
+        {
+            OperationState.Completed => "completed",
+            OperationState.Failed => "failed",
+            OperationState.InFlightAtCut => "in flight at the cut",
+            _ => "submitted",
+        };
 
     private static int FirstOutside(SectorValue read, List<SectorValue> allowed)
     {
@@ -618,41 +690,81 @@ internal sealed class Oracle
     }
 
     /// <summary>Classifies a sector (or one block of it, <paramref name="block"/>) that holds no allowed value.</summary>
-    private Violation Classify(long sector, ReadOnlySpan<byte> sectorOrBlock, int block, List<SectorValue> allowed, SectorValue durable, string when)
+    private Violation Classify(
+        long sector,
+        ReadOnlySpan<byte> sectorOrBlock,
+        int block,
+        List<SectorValue> allowed,
+        SectorValue durable,
+        string when
+    )
     {
-        ReadOnlySpan<byte> bytes = sectorOrBlock.Length == BlockStamp.Bytes ? sectorOrBlock : sectorOrBlock.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
+        ReadOnlySpan<byte> bytes =
+            sectorOrBlock.Length == BlockStamp.Bytes
+                ? sectorOrBlock
+                : sectorOrBlock.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes);
         long address = (sector * BlocksPerSector) + block;
         BlockStamp.Decoded decoded = BlockStamp.Decode(bytes);
         string allowedText = string.Join(" or ", allowed.Distinct().Select(Describe));
         string history = History(sector);
         if (decoded.What == BlockStamp.Kind.Damaged)
         {
-            return new(ViolationClass.BitCorruption, sector, $"block {block} holds bytes no operation wrote (a torn program or flipped bits), {when}; allowed {allowedText}", history);
+            return new(
+                ViolationClass.BitCorruption,
+                sector,
+                $"block {block} holds bytes no operation wrote (a torn program or flipped bits), {when}; allowed {allowedText}",
+                history
+            );
         }
 
         if (decoded.What == BlockStamp.Kind.Stamp && decoded.Address != address)
         {
-            return new(ViolationClass.FlyingWrite, sector, $"block {block} holds op {decoded.Operation}'s data for block address {decoded.Address}, not {address}, {when}", history);
+            return new(
+                ViolationClass.FlyingWrite,
+                sector,
+                $"block {block} holds op {decoded.Operation}'s data for block address {decoded.Address}, not {address}, {when}",
+                history
+            );
         }
 
         if (sectorOrBlock.Length == SectorBytes && allowed.Count > 1 && IsShorn(sectorOrBlock, allowed))
         {
-            return new(ViolationClass.ShornWrite, sector, $"the sector mixes blocks of different operations: {Describe(Read(sectorOrBlock))}, {when}; allowed {allowedText}", history);
+            return new(
+                ViolationClass.ShornWrite,
+                sector,
+                $"the sector mixes blocks of different operations: {Describe(Read(sectorOrBlock))}, {when}; allowed {allowedText}",
+                history
+            );
         }
 
         uint holds = decoded.Operation;
         string holdsText = holds == 0 ? "zeros" : $"op {holds}'s data";
         if (holds != 0 && !Wrote(holds, address))
         {
-            return new(ViolationClass.FlyingWrite, sector, $"block {block} holds op {holds}'s data, and op {holds} never wrote there, {when}", history);
+            return new(
+                ViolationClass.FlyingWrite,
+                sector,
+                $"block {block} holds op {holds}'s data, and op {holds} never wrote there, {when}",
+                history
+            );
         }
 
         if (holds != 0 && durable[block] == 0)
         {
-            return new(ViolationClass.ResurrectedTrim, sector, $"block {block} holds {holdsText}, from before the durable trim or zeroing that made it a hole, {when}; allowed {allowedText}", history);
+            return new(
+                ViolationClass.ResurrectedTrim,
+                sector,
+                $"block {block} holds {holdsText}, from before the durable trim or zeroing that made it a hole, {when}; allowed {allowedText}",
+                history
+            );
         }
 
-        return new(ViolationClass.LostDurableWrite, sector, $"block {block} holds {holdsText} where op {durable[block]} was durable, {when}; allowed {allowedText}", history);
+        return new(
+            ViolationClass.LostDurableWrite,
+            sector,
+            $"block {block} holds {holdsText} where op {durable[block]} was durable, {when}; allowed {allowedText}",
+            history
+        );
     }
 
     private static SectorValue Read(ReadOnlySpan<byte> sector)
@@ -681,7 +793,9 @@ internal sealed class Oracle
 
         Operation written = _log[(int)operation - 1];
         long byteAddress = address * BlockStamp.Bytes;
-        return written.Opcode == HostOpcode.Write && byteAddress >= written.Offset && byteAddress < written.Offset + written.Length;
+        return written.Opcode == HostOpcode.Write
+            && byteAddress >= written.Offset
+            && byteAddress < written.Offset + written.Length;
     }
 
     /// <summary>
@@ -938,7 +1052,8 @@ internal sealed class Oracle
         public uint Id => id;
 
         /// <summary>True when it makes <paramref name="sector"/> durable.</summary>
-        public bool Covers(long sector) => sector * SectorBytes < offset + length && (sector + 1) * SectorBytes > offset;
+        public bool Covers(long sector) =>
+            sector * SectorBytes < offset + length && (sector + 1) * SectorBytes > offset;
 
         public Dictionary<long, NotCovered> NotCovered { get; } = [];
 
@@ -987,7 +1102,9 @@ internal sealed class Oracle
             int slot = Array.FindIndex(_writes, w => w.Id == 0);
             if (slot < 0)
             {
-                throw new InvalidOperationException($"more than {MaxWrites} writes in flight to one sector: op {id} is one too many for the oracle");
+                throw new InvalidOperationException(
+                    $"more than {MaxWrites} writes in flight to one sector: op {id} is one too many for the oracle"
+                );
             }
 
             _writes[slot] = (id, first, count, value);
@@ -1004,7 +1121,11 @@ internal sealed class Oracle
                 for (int other = 0; other < MaxWrites; other++)
                 {
                     uint bit = 1u << other;
-                    if (_writes[other].Id != 0 && (landed & bit) == 0 && TryAdd(Land(state, _writes[other]), landed | bit))
+                    if (
+                        _writes[other].Id != 0
+                        && (landed & bit) == 0
+                        && TryAdd(Land(state, _writes[other]), landed | bit)
+                    )
                     {
                         landing.Enqueue(_states.Count - 1);
                     }
@@ -1117,7 +1238,8 @@ internal sealed class Oracle
             }
         }
 
-        public List<SectorValue>? AllowedFor(long sector) => _allowed is not null && _allowed.TryGetValue(sector, out List<SectorValue>? values) ? values : null;
+        public List<SectorValue>? AllowedFor(long sector) =>
+            _allowed is not null && _allowed.TryGetValue(sector, out List<SectorValue>? values) ? values : null;
 
         public bool Allows(long sector, int block, ReadOnlySpan<byte> bytes, long address)
         {
@@ -1138,7 +1260,13 @@ internal sealed class Oracle
         }
     }
 
-    private readonly record struct Operation(HostOpcode Opcode, HostCommandOptions Flags, long Offset, long Length, OperationState State);
+    private readonly record struct Operation(
+        HostOpcode Opcode,
+        HostCommandOptions Flags,
+        long Offset,
+        long Length,
+        OperationState State
+    );
 
     /// <summary>Which operation's data each of a sector's eight blocks holds (0: zeros).</summary>
     [InlineArray(BlocksPerSector)]
@@ -1151,7 +1279,9 @@ internal sealed class Oracle
         public static bool operator !=(SectorValue left, SectorValue right) => !left.Equals(right);
 
         public readonly bool Equals(SectorValue other) =>
-            MemoryMarshal.CreateReadOnlySpan(in _block, BlocksPerSector).SequenceEqual(MemoryMarshal.CreateReadOnlySpan(in other._block, BlocksPerSector));
+            MemoryMarshal
+                .CreateReadOnlySpan(in _block, BlocksPerSector)
+                .SequenceEqual(MemoryMarshal.CreateReadOnlySpan(in other._block, BlocksPerSector));
 
         public override readonly bool Equals(object? obj) => obj is SectorValue other && Equals(other);
 

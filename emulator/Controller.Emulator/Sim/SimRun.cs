@@ -58,7 +58,11 @@ internal sealed record CrashPlan(int FirstCommand, long DuringNandOperation = 0,
 /// Applied to each host command on its way to the controller loop (the oracle still sees it as
 /// the host sent it): a device that drops a flag, such as one that ignores FUA on TRIM.
 /// </param>
-internal sealed record SimHooks(Func<INandDevice, Func<FtlActivity>, INandDevice>? Nand = null, Func<ISectorStore, ISectorStore>? Store = null, Func<HostRequest, HostRequest>? Command = null)
+internal sealed record SimHooks(
+    Func<INandDevice, Func<FtlActivity>, INandDevice>? Nand = null,
+    Func<ISectorStore, ISectorStore>? Store = null,
+    Func<HostRequest, HostRequest>? Command = null
+)
 {
     public static SimHooks None { get; } = new();
 }
@@ -71,7 +75,15 @@ internal sealed record SimHooks(Func<INandDevice, Func<FtlActivity>, INandDevice
 /// <param name="HitRatio">Sectors read that were valid in the cache, over all sectors read.</param>
 /// <param name="TrimLatencyMicroseconds">TRIM latency percentiles in virtual time.</param>
 /// <param name="Statistics">Every counter of the cache, over the whole run (power cuts included).</param>
-public sealed record CacheMetrics(string Policy, double MeanBytesHeld, long BytesMigrated, long BytesZeroed, double HitRatio, (double P50, double P99) TrimLatencyMicroseconds, CacheStatistics Statistics);
+public sealed record CacheMetrics(
+    string Policy,
+    double MeanBytesHeld,
+    long BytesMigrated,
+    long BytesZeroed,
+    double HitRatio,
+    (double P50, double P99) TrimLatencyMicroseconds,
+    CacheStatistics Statistics
+);
 
 /// <summary>Where the power cuts of a run struck, and what they tore.</summary>
 public sealed class PowerCutReport
@@ -146,12 +158,13 @@ public sealed class PowerCutReport
     }
 
     /// <summary>An activity as the reports write it.</summary>
-    public static string Activity(FtlActivity activity) => activity switch
-    {
-        FtlActivity.GarbageCollection => "gc",
-        FtlActivity.WearLeveling => "wear-leveling",
-        _ => activity.ToString().ToLowerInvariant(),
-    };
+    public static string Activity(FtlActivity activity) =>
+        activity switch
+        {
+            FtlActivity.GarbageCollection => "gc",
+            FtlActivity.WearLeveling => "wear-leveling",
+            _ => activity.ToString().ToLowerInvariant(),
+        };
 }
 
 /// <summary>One seed's results, the RUN object of DESIGN.md section 6.</summary>
@@ -176,7 +189,8 @@ public sealed record SimResult(
     IReadOnlyList<Violation> Violations,
     PowerCutReport PowerCuts,
     long BytesCopied,
-    CacheMetrics? Cache = null)
+    CacheMetrics? Cache = null
+)
 {
     /// <summary>Latencies of the measured phase per operation (those that ran), in virtual microseconds.</summary>
     public IReadOnlyList<OperationLatency> Operations { get; init; } = [];
@@ -221,7 +235,8 @@ public sealed record SimResult(
     public double HostOpsPerWallSecond => WallSeconds <= 0 ? 0 : HostOps / WallSeconds;
 
     /// <summary>NAND page operations (reads and programs) per second of wall time, in the measured phase.</summary>
-    public double NandPageOpsPerWallSecond => WallSeconds <= 0 ? 0 : (NandPagesRead + NandPagesProgrammed) / WallSeconds;
+    public double NandPageOpsPerWallSecond =>
+        WallSeconds <= 0 ? 0 : (NandPagesRead + NandPagesProgrammed) / WallSeconds;
 
     /// <summary>As <see cref="NandPageOpsPerWallSecond"/>, counted in 4 KiB pages (a 16 KiB page is four).</summary>
     public double Nand4KPageOpsPerWallSecond => NandPageOpsPerWallSecond * NandPageBytes / 4096.0;
@@ -239,7 +254,10 @@ public sealed record SimResult(
     public IReadOnlyList<uint> EraseCounts { get; init; } = [];
 
     /// <summary>With <see cref="SimOptions.KeepTimeline"/>: each operation's latency histogram in the measured phase (nanosecond bucket edges).</summary>
-    public IReadOnlyList<(string Operation, IReadOnlyList<(long UpperEdge, long Count)> Buckets)> LatencyBuckets { get; init; } = [];
+    public IReadOnlyList<(
+        string Operation,
+        IReadOnlyList<(long UpperEdge, long Count)> Buckets
+    )> LatencyBuckets { get; init; } = [];
 
     /// <summary>Wall seconds the fill took (the preparation before the warm-up; all of it when there is none).</summary>
     public double FillWallSeconds { get; init; }
@@ -278,7 +296,16 @@ public static class SimRunner
 /// bytes the host wrote, bytes programmed on the NAND (everything) and by GC relocation, the
 /// cache's sector hits and misses, and the DRAM its pages held.
 /// </summary>
-public readonly record struct SimSample(double Seconds, bool Measuring, long HostBytesWritten, long NandBytesProgrammed, long GcBytesWritten, long CacheHits, long CacheMisses, long DramHeldBytes);
+public readonly record struct SimSample(
+    double Seconds,
+    bool Measuring,
+    long HostBytesWritten,
+    long NandBytesProgrammed,
+    long GcBytesWritten,
+    long CacheHits,
+    long CacheMisses,
+    long DramHeldBytes
+);
 
 /// <summary>Where a run is: <paramref name="Phase"/> (fill, warm-up, measure), <paramref name="Done"/> of its <paramref name="Total"/> commands.</summary>
 public readonly record struct SimProgress(string Phase, long Done, long Total);
@@ -291,4 +318,12 @@ public readonly record struct SimProgress(string Phase, long Done, long Total);
 /// <param name="P99">The 99th percentile.</param>
 /// <param name="P999">The 99.9th percentile.</param>
 /// <param name="Max">The longest.</param>
-public sealed record OperationLatency(string Operation, long Count, double Mean, double P50, double P99, double P999, double Max);
+public sealed record OperationLatency(
+    string Operation,
+    long Count,
+    double Mean,
+    double P50,
+    double P99,
+    double P999,
+    double Max
+);

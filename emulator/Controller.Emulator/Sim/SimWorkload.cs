@@ -77,18 +77,37 @@ internal abstract class SimWorkload
     protected const long Kib = 1024;
     protected const long Mib = 1024 * Kib;
 
-    protected SimWorkload(Prng prng, long deviceBytes, WorkloadParameters parameters, long defaultRegion, double defaultIdleMicroseconds)
+    protected SimWorkload(
+        Prng prng,
+        long deviceBytes,
+        WorkloadParameters parameters,
+        long defaultRegion,
+        double defaultIdleMicroseconds
+    )
     {
         Prng = prng;
         DeviceBytes = deviceBytes;
         Parameters = parameters;
         long region = parameters.RegionBytes > 0 ? Math.Min(parameters.RegionBytes, deviceBytes) : defaultRegion;
         RegionBytes = Math.Max(64 * Kib, region / (64 * Kib) * (64 * Kib));
-        IdleNanoseconds = (parameters.IdleMicroseconds < 0 ? defaultIdleMicroseconds : parameters.IdleMicroseconds) * 1000;
+        IdleNanoseconds =
+            (parameters.IdleMicroseconds < 0 ? defaultIdleMicroseconds : parameters.IdleMicroseconds) * 1000;
     }
 
     /// <summary>The workloads known by name.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["uniform-randwrite", "uniform-randread", "zipf", "hot-cold", "sequential", "mixed", "fs", "db", "sequential-trim", "trace"];
+    public static IReadOnlyList<string> Names { get; } =
+    [
+        "uniform-randwrite",
+        "uniform-randread",
+        "zipf",
+        "hot-cold",
+        "sequential",
+        "mixed",
+        "fs",
+        "db",
+        "sequential-trim",
+        "trace",
+    ];
 
     /// <summary>Commands issued before the measured phase.</summary>
     public long PrepareOps { get; protected set; }
@@ -117,17 +136,26 @@ internal abstract class SimWorkload
 
     protected WorkloadParameters Parameters { get; }
 
-    public static SimWorkload Create(string name, Prng prng, long deviceBytes, WorkloadParameters parameters) => name switch
-    {
-        "uniform-randwrite" or "uniform-randread" or "zipf" or "hot-cold" => new RandomWriteWorkload(name, prng, deviceBytes, parameters),
-        "sequential" => new SequentialWorkload(prng, deviceBytes, parameters),
-        "mixed" => new MixedWorkload(prng, deviceBytes, parameters),
-        "fs" => new FileSystemWorkload(prng, deviceBytes, parameters),
-        "db" => new DatabaseWorkload(prng, deviceBytes, parameters),
-        "sequential-trim" => new SequentialTrimWorkload(prng, deviceBytes, parameters),
-        "trace" => new TraceWorkload(prng, deviceBytes, parameters),
-        _ => throw new ArgumentException($"unknown workload '{name}'; workloads are {string.Join(", ", Names)}", nameof(name)),
-    };
+    public static SimWorkload Create(string name, Prng prng, long deviceBytes, WorkloadParameters parameters) =>
+        name switch
+        {
+            "uniform-randwrite" or "uniform-randread" or "zipf" or "hot-cold" => new RandomWriteWorkload(
+                name,
+                prng,
+                deviceBytes,
+                parameters
+            ),
+            "sequential" => new SequentialWorkload(prng, deviceBytes, parameters),
+            "mixed" => new MixedWorkload(prng, deviceBytes, parameters),
+            "fs" => new FileSystemWorkload(prng, deviceBytes, parameters),
+            "db" => new DatabaseWorkload(prng, deviceBytes, parameters),
+            "sequential-trim" => new SequentialTrimWorkload(prng, deviceBytes, parameters),
+            "trace" => new TraceWorkload(prng, deviceBytes, parameters),
+            _ => throw new ArgumentException(
+                $"unknown workload '{name}'; workloads are {string.Join(", ", Names)}",
+                nameof(name)
+            ),
+        };
 
     /// <summary>The next command.</summary>
     public abstract HostRequest Next();
@@ -144,11 +172,13 @@ internal abstract class SimWorkload
 
     protected static long Aligned(long bytes, long alignment) => bytes / alignment * alignment;
 
-    protected long RandomOffset(long end, long alignment) => (long)Prng.NextUInt64((ulong)Math.Max(1, end / alignment)) * alignment;
+    protected long RandomOffset(long end, long alignment) =>
+        (long)Prng.NextUInt64((ulong)Math.Max(1, end / alignment)) * alignment;
 
     protected long Ops(long defaultOps) => Parameters.Ops > 0 ? Parameters.Ops : defaultOps;
 
-    protected double ReadFraction(double defaultFraction) => Parameters.ReadFraction < 0 ? defaultFraction : Parameters.ReadFraction;
+    protected double ReadFraction(double defaultFraction) =>
+        Parameters.ReadFraction < 0 ? defaultFraction : Parameters.ReadFraction;
 }
 
 /// <summary>
@@ -182,8 +212,22 @@ internal sealed class RandomWriteWorkload : SimWorkload
         bool reads = name == "uniform-randread";
         long warmup = parameters.Warmup < 0 ? (reads ? 0 : 2 * _liveSectors) : parameters.Warmup;
         PrepareOps = _fillOps + (_trimmedBytes > 0 ? 1 : 0) + 1 + warmup;
-        MeasuredOps = Ops(name switch { "zipf" => _liveSectors, "uniform-randread" => 20000, _ => 2 * _liveSectors });
-        _readFraction = ReadFraction(name switch { "zipf" => 0.2, "uniform-randread" => 1, _ => 0 });
+        MeasuredOps = Ops(
+            name switch
+            {
+                "zipf" => _liveSectors,
+                "uniform-randread" => 20000,
+                _ => 2 * _liveSectors,
+            }
+        );
+        _readFraction = ReadFraction(
+            name switch
+            {
+                "zipf" => 0.2,
+                "uniform-randread" => 1,
+                _ => 0,
+            }
+        );
         _warmupOps = warmup;
         WarmupOps = warmup;
         _zipf = name == "zipf" ? new Zipf(_liveSectors, parameters.ZipfTheta) : null;
@@ -219,7 +263,8 @@ internal sealed class RandomWriteWorkload : SimWorkload
         };
         // uniform-randread's warm-up (if asked for) writes, so that the reads find garbage collection steady.
         bool warming = _name == "uniform-randread" && i <= _warmupOps;
-        HostOpcode opcode = !warming && _readFraction > 0 && Prng.NextDouble() < _readFraction ? HostOpcode.Read : HostOpcode.Write;
+        HostOpcode opcode =
+            !warming && _readFraction > 0 && Prng.NextDouble() < _readFraction ? HostOpcode.Read : HostOpcode.Write;
         return new(opcode, HostCommandOptions.None, _trimmedBytes + (sector * SectorBytes), SectorBytes);
     }
 
@@ -264,7 +309,8 @@ internal sealed class RandomWriteWorkload : SimWorkload
         {
             double u = prng.NextDouble();
             double uz = u * _zetaN;
-            long rank = uz < 1 ? 0
+            long rank =
+                uz < 1 ? 0
                 : uz < 1 + Math.Pow(0.5, _theta) ? 1
                 : (long)(_items * Math.Pow((_eta * u) - _eta + 1, _alpha));
             rank = Math.Clamp(rank, 0, _items - 1);
@@ -287,7 +333,11 @@ internal sealed class SequentialWorkload : SimWorkload
     public SequentialWorkload(Prng prng, long deviceBytes, WorkloadParameters parameters)
         : base(prng, deviceBytes, parameters, deviceBytes, 0)
     {
-        _block = Math.Clamp(Aligned(parameters.BlockBytes > 0 ? parameters.BlockBytes : 128 * Kib, 512), 512, RegionBytes);
+        _block = Math.Clamp(
+            Aligned(parameters.BlockBytes > 0 ? parameters.BlockBytes : 128 * Kib, 512),
+            512,
+            RegionBytes
+        );
         _readFraction = ReadFraction(0.25);
         MeasuredOps = Ops(20_000);
     }
@@ -329,7 +379,11 @@ internal sealed class MixedWorkload : SimWorkload
     public MixedWorkload(Prng prng, long deviceBytes, WorkloadParameters parameters)
         : base(prng, deviceBytes, parameters, deviceBytes, 50)
     {
-        _block = Math.Clamp(Aligned(parameters.BlockBytes > 0 ? parameters.BlockBytes : 64 * Kib, 512), 4 * Kib, RegionBytes / 4);
+        _block = Math.Clamp(
+            Aligned(parameters.BlockBytes > 0 ? parameters.BlockBytes : 64 * Kib, 512),
+            4 * Kib,
+            RegionBytes / 4
+        );
         _readFraction = ReadFraction(0.35);
         MeasuredOps = Ops(20_000);
     }
@@ -351,13 +405,20 @@ internal sealed class MixedWorkload : SimWorkload
             < 0.55 => Range(HostOpcode.Write, HostCommandOptions.None, span, alignment, _block),
             < 0.70 => Range(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, span, alignment, _block),
             < 0.82 => Range(HostOpcode.Trim, Fua(4), span, alignment, 4 * _block),
-            < 0.92 => Range(HostOpcode.WriteZeroes, Fua(4) | (Prng.NextInt(2) == 0 ? HostCommandOptions.NoHole : HostCommandOptions.None), span, alignment, 2 * _block),
+            < 0.92 => Range(
+                HostOpcode.WriteZeroes,
+                Fua(4) | (Prng.NextInt(2) == 0 ? HostCommandOptions.NoHole : HostCommandOptions.None),
+                span,
+                alignment,
+                2 * _block
+            ),
             _ => HostRequest.Flush with { Flags = Fua(8) },
         };
     }
 
     /// <summary>FUA once in <paramref name="oneIn"/> draws.</summary>
-    private HostCommandOptions Fua(int oneIn) => Prng.NextInt(oneIn) == 0 ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None;
+    private HostCommandOptions Fua(int oneIn) =>
+        Prng.NextInt(oneIn) == 0 ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None;
 
     private HostRequest Range(HostOpcode opcode, HostCommandOptions flags, long span, long alignment, long maxLength)
     {
@@ -392,16 +453,31 @@ internal sealed class DatabaseWorkload : SimWorkload
         switch (roll)
         {
             case < 40:
-                return new(HostOpcode.Read, HostCommandOptions.None, RandomOffset(tableSpan - (8 * Kib), 8 * Kib), 8 * Kib);
+                return new(
+                    HostOpcode.Read,
+                    HostCommandOptions.None,
+                    RandomOffset(tableSpan - (8 * Kib), 8 * Kib),
+                    8 * Kib
+                );
             case < 70:
-                return new(HostOpcode.Write, HostCommandOptions.None, RandomOffset(tableSpan - (8 * Kib), 8 * Kib), 8 * Kib);
+                return new(
+                    HostOpcode.Write,
+                    HostCommandOptions.None,
+                    RandomOffset(tableSpan - (8 * Kib), 8 * Kib),
+                    8 * Kib
+                );
             case < 85:
                 long log = _tableBytes + _logOffset;
                 _logOffset = (_logOffset + (4 * Kib)) % (RegionBytes - _tableBytes);
                 return new(HostOpcode.Write, HostCommandOptions.ForceUnitAccess, log, 4 * Kib);
             case < 97:
                 long extent = (16 + (16 * Prng.NextInt(4))) * Kib;
-                return new(HostOpcode.Trim, HostCommandOptions.None, RandomOffset(_tableBytes - extent, 4 * Kib), extent);
+                return new(
+                    HostOpcode.Trim,
+                    HostCommandOptions.None,
+                    RandomOffset(_tableBytes - extent, 4 * Kib),
+                    extent
+                );
             default:
                 return HostRequest.Flush;
         }
@@ -490,9 +566,7 @@ internal sealed class SequentialTrimWorkload : SimWorkload
         long start = _tail % RegionBytes;
         extent = Math.Min(extent, Math.Min(written - (_keep / 2), RegionBytes - start));
         _tail += extent;
-        return extent <= 0
-            ? HostRequest.Flush
-            : new(HostOpcode.Trim, HostCommandOptions.None, start, extent);
+        return extent <= 0 ? HostRequest.Flush : new(HostOpcode.Trim, HostCommandOptions.None, start, extent);
     }
 }
 

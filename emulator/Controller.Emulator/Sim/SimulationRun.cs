@@ -51,11 +51,15 @@ internal sealed class SimulationRun : IDisposable
     private readonly long _plpBudgetPages;
     private readonly List<Violation> _violations = [];
     private readonly PowerCutReport _cuts = new();
-    private readonly LatencyHistogram[] _opLatency = [.. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram())];
+    private readonly LatencyHistogram[] _opLatency =
+    [
+        .. Enum.GetValues<HostOpcode>().Select(_ => new LatencyHistogram()),
+    ];
     private readonly List<InFlightCommand> _inFlight = [];
     private readonly int _queueDepth;
     private readonly bool _arrivalsByClock;
     private readonly Stack<byte[]> _freeBuffers = t_hostBuffers ?? new();
+
     /// <summary>Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.</summary>
     [ThreadStatic]
     private static byte[]? t_buffer;
@@ -95,10 +99,20 @@ internal sealed class SimulationRun : IDisposable
         var seeds = new Prng(options.Seed);
         NandFaultOptions faults = NandFaultOptions.FromConfig(config);
         faults = faults with { Seed = (faults.Seed * 0x9E3779B97F4A7C15) ^ options.Seed };
-        _nand = EmulatedNand.InMemory(FirmwareConfig.Geometry(config), NandTiming.FromConfig(config), EccModel.FromConfig(config), (int)config.Get(FirmwareConfig.EnduranceCycles), faults, _clock);
+        _nand = EmulatedNand.InMemory(
+            FirmwareConfig.Geometry(config),
+            NandTiming.FromConfig(config),
+            EccModel.FromConfig(config),
+            (int)config.Get(FirmwareConfig.EnduranceCycles),
+            faults,
+            _clock
+        );
         _firmwareClock = new CommandClock(_clock);
         _arrivalsByClock = options.Parameters.ArrivalRate > 0 || options.Parameters.Trace is { Timed: true };
-        _queueDepth = options.Parameters.QueueDepth > 0 ? options.Parameters.QueueDepth : _arrivalsByClock ? OpenLoopQueueDepth : 1;
+        _queueDepth =
+            options.Parameters.QueueDepth > 0 ? options.Parameters.QueueDepth
+            : _arrivalsByClock ? OpenLoopQueueDepth
+            : 1;
         _device = new FaultingNand(_nand, _clock, seeds.Fork(), _trace)
         {
             Activity = () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host,
@@ -124,18 +138,28 @@ internal sealed class SimulationRun : IDisposable
         _firmwareNand = _spi?.Driver ?? (INandDevice)_device;
         if (options.Hooks.Nand is { } nandHook)
         {
-            _firmwareNand = nandHook(_firmwareNand, () => _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host);
+            _firmwareNand = nandHook(_firmwareNand, () =>
+                _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host
+            );
         }
 
-        _plpBudgetPages = config.Get(CacheConfig.Plp) ? Math.Max(config.Get(CacheConfig.PlpBudgetPages), CacheConfig.PlpPagesNeeded(config)) : 0;
+        _plpBudgetPages = config.Get(CacheConfig.Plp)
+            ? Math.Max(config.Get(CacheConfig.PlpBudgetPages), CacheConfig.PlpPagesNeeded(config))
+            : 0;
         _device.HoldUp = _plpBudgetPages > 0;
         if (!Boot(recovering: false))
         {
             throw new FtlMountException(_violations[0].Detail);
         }
 
-        _workload = options.Script is { } script ? new ScriptedWorkload(script) : SimWorkload.Create(options.Workload, workloadPrng, _cache!.DeviceBytes, options.Parameters);
-        _oracle = new Oracle(_ftl!.LogicalSectors, tracksDurability: options.PowerCuts > 0, everyCompletionDurable: _plpBudgetPages > 0);
+        _workload = options.Script is { } script
+            ? new ScriptedWorkload(script)
+            : SimWorkload.Create(options.Workload, workloadPrng, _cache!.DeviceBytes, options.Parameters);
+        _oracle = new Oracle(
+            _ftl!.LogicalSectors,
+            tracksDurability: options.PowerCuts > 0,
+            everyCompletionDurable: _plpBudgetPages > 0
+        );
     }
 
     /// <summary>Commands arrive by the clock, whatever the device does (<c>--arrival-rate</c>, a timed trace), in the measured phase.</summary>
@@ -163,7 +187,14 @@ internal sealed class SimulationRun : IDisposable
         var preparation = Stopwatch.StartNew();
         long fillOps = _workload.PrepareOps - _workload.WarmupOps;
         double fillSeconds = 0;
-        for (long i = 0; i < _workload.TotalOps && _violations.Count == 0 && EndOfLife is null && (_options.Crash is null || _cuts.Total == 0); i++)
+        for (
+            long i = 0;
+            i < _workload.TotalOps
+                && _violations.Count == 0
+                && EndOfLife is null
+                && (_options.Crash is null || _cuts.Total == 0);
+            i++
+        )
         {
             if (_options.Crash is { } plan && i == plan.FirstCommand)
             {
@@ -192,7 +223,13 @@ internal sealed class SimulationRun : IDisposable
                 _measuring = true;
                 _measuredFrom = _clock.NowNanoseconds;
                 _nextArrival = _measuredFrom;
-                before = (_nand.Statistics.PagesRead, _nand.Statistics.PagesProgrammed, _nand.Statistics.BlocksErased, DataPages(), Relocated());
+                before = (
+                    _nand.Statistics.PagesRead,
+                    _nand.Statistics.PagesProgrammed,
+                    _nand.Statistics.BlocksErased,
+                    DataPages(),
+                    Relocated()
+                );
                 wall.Start();
             }
 
@@ -214,12 +251,12 @@ internal sealed class SimulationRun : IDisposable
                 // Open loop (the measured phase; the preparation runs closed): the next command
                 // arrives a drawn time after the last one, or at its time in the trace, whatever the
                 // device is doing; until then the loop goes on with what it has.
-                _nextArrival = _workload.Arrival >= 0
-                    ? Math.Max(_nextArrival, _measuredFrom + _workload.Arrival)
-                    : _nextArrival + (long)(-Math.Log(1 - _arrivalPrng.NextDouble()) * 1e9 / _options.Parameters.ArrivalRate);
-                while (_clock.NowNanoseconds < _nextArrival && Progress(_nextArrival))
-                {
-                }
+                _nextArrival =
+                    _workload.Arrival >= 0
+                        ? Math.Max(_nextArrival, _measuredFrom + _workload.Arrival)
+                        : _nextArrival
+                            + (long)(-Math.Log(1 - _arrivalPrng.NextDouble()) * 1e9 / _options.Parameters.ArrivalRate);
+                while (_clock.NowNanoseconds < _nextArrival && Progress(_nextArrival)) { }
             }
 
             Submit(request);
@@ -254,11 +291,22 @@ internal sealed class SimulationRun : IDisposable
         wall.Stop();
         if (!_measuring)
         {
-            before = (_nand.Statistics.PagesRead, _nand.Statistics.PagesProgrammed, _nand.Statistics.BlocksErased, DataPages(), Relocated());
+            before = (
+                _nand.Statistics.PagesRead,
+                _nand.Statistics.PagesProgrammed,
+                _nand.Statistics.BlocksErased,
+                DataPages(),
+                Relocated()
+            );
         }
 
-        (long read, long programmed, long erased, long dataPages, long relocated) =
-            (_nand.Statistics.PagesRead - before.Read, _nand.Statistics.PagesProgrammed - before.Programmed, _nand.Statistics.BlocksErased - before.Erased, DataPages() - before.DataPages, Relocated() - before.Relocated);
+        (long read, long programmed, long erased, long dataPages, long relocated) = (
+            _nand.Statistics.PagesRead - before.Read,
+            _nand.Statistics.PagesProgrammed - before.Programmed,
+            _nand.Statistics.BlocksErased - before.Erased,
+            DataPages() - before.DataPages,
+            Relocated() - before.Relocated
+        );
         if (_violations.Count == 0)
         {
             CheckWholeDevice(afterCut: false);
@@ -271,7 +319,8 @@ internal sealed class SimulationRun : IDisposable
         }
 
         int pageBytes = _nand.Geometry.PageBytes;
-        long copied = (2 * (_hostBytesWritten + _hostBytesRead)) + ((read + programmed) * pageBytes) + (relocated * SectorBytes);
+        long copied =
+            (2 * (_hostBytesWritten + _hostBytesRead)) + ((read + programmed) * pageBytes) + (relocated * SectorBytes);
         double physical = ftl.Capacity.PhysicalSectors;
         var latency = new LatencyHistogram();
         foreach (LatencyHistogram operation in _opLatency)
@@ -302,17 +351,35 @@ internal sealed class SimulationRun : IDisposable
             _violations,
             _cuts,
             copied,
-            CacheMetrics())
+            CacheMetrics()
+        )
         {
             Timeline = _timeline ?? [],
             CutSeconds = _timeline is null ? [] : _cutSeconds,
             EraseCounts = _timeline is null ? [] : ftl.EraseCounts(),
-            LatencyBuckets = _timeline is null ? [] : [.. Enum.GetValues<HostOpcode>().Where(o => _opLatency[(int)o].Count > 0).Select(o => (OperationLatencyOf(o, _opLatency[(int)o]).Operation, (IReadOnlyList<(long, long)>)[.. _opLatency[(int)o].Buckets()]))],
+            LatencyBuckets = _timeline is null
+                ? []
+                :
+                [
+                    .. Enum.GetValues<HostOpcode>()
+                        .Where(o => _opLatency[(int)o].Count > 0)
+                        .Select(o =>
+                            (
+                                OperationLatencyOf(o, _opLatency[(int)o]).Operation,
+                                (IReadOnlyList<(long, long)>)[.. _opLatency[(int)o].Buckets()]
+                            )
+                        ),
+                ],
             FillWallSeconds = fillSeconds,
             WarmupWallSeconds = Math.Max(0, preparation.Elapsed.TotalSeconds - fillSeconds),
             EndOfLife = EndOfLife,
             CrashNandOperations = crashOperations,
-            Operations = [.. Enum.GetValues<HostOpcode>().Where(o => _opLatency[(int)o].Count > 0).Select(o => OperationLatencyOf(o, _opLatency[(int)o]))],
+            Operations =
+            [
+                .. Enum.GetValues<HostOpcode>()
+                    .Where(o => _opLatency[(int)o].Count > 0)
+                    .Select(o => OperationLatencyOf(o, _opLatency[(int)o])),
+            ],
             MeasuredVirtualSeconds = Math.Max(0, _lastMeasuredCompletion - _measuredFrom) / 1e9,
             HostBytesRead = _hostBytesRead,
             QueueDepth = _queueDepth,
@@ -326,15 +393,18 @@ internal sealed class SimulationRun : IDisposable
     private void Sample()
     {
         CacheStatistics cache = _cache is null ? _earlierCaches : _earlierCaches.Plus(_cache.Statistics);
-        _timeline!.Add(new SimSample(
-            _clock.NowNanoseconds / 1e9,
-            _measuring,
-            _allHostBytesWritten,
-            _nand.Statistics.PagesProgrammed * _nand.Geometry.PageBytes,
-            Relocated() * SectorBytes,
-            cache.SectorHits,
-            cache.SectorMisses,
-            (_cache?.SectorsHeld ?? 0) * SectorBytes));
+        _timeline!.Add(
+            new SimSample(
+                _clock.NowNanoseconds / 1e9,
+                _measuring,
+                _allHostBytesWritten,
+                _nand.Statistics.PagesProgrammed * _nand.Geometry.PageBytes,
+                Relocated() * SectorBytes,
+                cache.SectorHits,
+                cache.SectorMisses,
+                (_cache?.SectorsHeld ?? 0) * SectorBytes
+            )
+        );
     }
 
     /// <summary>Tells <see cref="SimOptions.Progress"/> where command <paramref name="i"/> is: at each phase's start and every 1% of it.</summary>
@@ -345,9 +415,10 @@ internal sealed class SimulationRun : IDisposable
             return;
         }
 
-        (string phase, long start, long total) = i < fillOps
-            ? ("fill", 0, fillOps)
-            : i < _workload.PrepareOps ? ("warm-up", fillOps, _workload.WarmupOps) : ("measure", _workload.PrepareOps, _workload.MeasuredOps);
+        (string phase, long start, long total) =
+            i < fillOps ? ("fill", 0, fillOps)
+            : i < _workload.PrepareOps ? ("warm-up", fillOps, _workload.WarmupOps)
+            : ("measure", _workload.PrepareOps, _workload.MeasuredOps);
         long done = i - start;
         if (done == 0 || done % Math.Max(1, total / 100) == 0)
         {
@@ -366,9 +437,7 @@ internal sealed class SimulationRun : IDisposable
                 SaveOnHoldUp();
             }
         }
-        catch (PowerCutException)
-        {
-        }
+        catch (PowerCutException) { }
         catch (Exception e) when (IsFirmwareFailure(e))
         {
             Fail($"the firmware failed saving on hold-up energy after op {index + 1}: {e.GetType().Name}: {e.Message}");
@@ -418,12 +487,22 @@ internal sealed class SimulationRun : IDisposable
         }
 
         uint id = _oracle.Submit(request.Opcode, request.Flags, request.Offset, request.Length);
-        if (_inFlight.Exists(c => Overlaps(c.Request, request) && (c.Request.Opcode == HostOpcode.Read) != (request.Opcode == HostOpcode.Read)))
+        if (
+            _inFlight.Exists(c =>
+                Overlaps(c.Request, request)
+                && (c.Request.Opcode == HostOpcode.Read) != (request.Opcode == HostOpcode.Read)
+            )
+        )
         {
             _overlappedReads++;
         }
 
-        if (request.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && _inFlight.Exists(c => c.Request.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && Overlaps(c.Request, request)))
+        if (
+            request.Opcode is not (HostOpcode.Read or HostOpcode.Flush)
+            && _inFlight.Exists(c =>
+                c.Request.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && Overlaps(c.Request, request)
+            )
+        )
         {
             _overlappedWrites++;
         }
@@ -440,7 +519,15 @@ internal sealed class SimulationRun : IDisposable
         }
 
         HostRequest sent = _options.Hooks.Command?.Invoke(request) ?? request;
-        var command = new HostCommand { Id = id, Opcode = sent.Opcode, Flags = sent.Flags, Offset = sent.Offset, Length = sent.Length, Buffer = memory };
+        var command = new HostCommand
+        {
+            Id = id,
+            Opcode = sent.Opcode,
+            Flags = sent.Flags,
+            Offset = sent.Offset,
+            Length = sent.Length,
+            Buffer = memory,
+        };
         _trace.Submit(_clock.NowNanoseconds, id, request.Opcode, request.Flags, request.Offset, request.Length);
         if (!_loop!.TrySubmit(command))
         {
@@ -453,9 +540,7 @@ internal sealed class SimulationRun : IDisposable
     /// <summary>Steps until every command in flight has completed (or the run stops).</summary>
     private void Drain()
     {
-        while (_inFlight.Count > 0 && Progress())
-        {
-        }
+        while (_inFlight.Count > 0 && Progress()) { }
     }
 
     /// <summary>
@@ -482,9 +567,11 @@ internal sealed class SimulationRun : IDisposable
         {
             InFlightCommand first = _inFlight.Count > 0 ? _inFlight[0] : default;
             HostRequest r = first.Request;
-            Fail(_inFlight.Count > 0
-                ? $"the firmware failed with op {first.Id} ({r.Opcode} {r.Offset}+{r.Length}){(_inFlight.Count > 1 ? $" and {_inFlight.Count - 1} more" : string.Empty)} in flight: {e.GetType().Name}: {e.Message}"
-                : $"the firmware failed: {e.GetType().Name}: {e.Message}");
+            Fail(
+                _inFlight.Count > 0
+                    ? $"the firmware failed with op {first.Id} ({r.Opcode} {r.Offset}+{r.Length}){(_inFlight.Count > 1 ? $" and {_inFlight.Count - 1} more" : string.Empty)} in flight: {e.GetType().Name}: {e.Message}"
+                    : $"the firmware failed: {e.GetType().Name}: {e.Message}"
+            );
             ForgetInFlight();
             return false;
         }
@@ -522,7 +609,14 @@ internal sealed class SimulationRun : IDisposable
         if (!ok && request.Opcode == HostOpcode.Read && completion.Status == HostStatus.IoError)
         {
             long sector = request.Offset / SectorBytes;
-            _violations.Add(new Violation(ViolationClass.BitCorruption, sector, $"op {id} (read {request.Offset}+{request.Length}) got a media error: the NAND could not return the data intact", _oracle.History(sector)));
+            _violations.Add(
+                new Violation(
+                    ViolationClass.BitCorruption,
+                    sector,
+                    $"op {id} (read {request.Offset}+{request.Length}) got a media error: the NAND could not return the data intact",
+                    _oracle.History(sector)
+                )
+            );
         }
         else if (!ok && completion.Status == HostStatus.NoSpace && _ftl!.WornOut() is { } wornOut)
         {
@@ -533,10 +627,16 @@ internal sealed class SimulationRun : IDisposable
         }
         else if (!ok)
         {
-            string why = completion.Status == HostStatus.NoSpace && _loop!.LastFailure is { } reason ? $": {reason}" : string.Empty;
+            string why =
+                completion.Status == HostStatus.NoSpace && _loop!.LastFailure is { } reason
+                    ? $": {reason}"
+                    : string.Empty;
             Fail($"op {id} ({request.Opcode} {request.Offset}+{request.Length}) failed with {completion.Status}{why}");
         }
-        else if (request.Opcode == HostOpcode.Read && _oracle.CheckExact(request.Offset, done.Buffer.AsSpan(0, (int)request.Length), id) is { } violation)
+        else if (
+            request.Opcode == HostOpcode.Read
+            && _oracle.CheckExact(request.Offset, done.Buffer.AsSpan(0, (int)request.Length), id) is { } violation
+        )
         {
             _violations.Add(violation);
         }
@@ -561,7 +661,11 @@ internal sealed class SimulationRun : IDisposable
         foreach (InFlightCommand other in _inFlight)
         {
             HostRequest r = other.Request;
-            if (r.Opcode is not (HostOpcode.Read or HostOpcode.Flush) && Overlaps(request, r) && ++overlapping >= MaxOverlappingWrites)
+            if (
+                r.Opcode is not (HostOpcode.Read or HostOpcode.Flush)
+                && Overlaps(request, r)
+                && ++overlapping >= MaxOverlappingWrites
+            )
             {
                 return true;
             }
@@ -607,13 +711,23 @@ internal sealed class SimulationRun : IDisposable
         if (!loop.Step())
         {
             // While the host is idle, background work goes on until the host comes back.
-            long? next = loop.NextEventNanoseconds ?? (until < long.MaxValue ? Earliest(loop.BackgroundReadyAtNanoseconds, loop.DirtyExpiresAtNanoseconds) : null);
+            long? next = loop.NextEventNanoseconds
+                ?? (
+                    until < long.MaxValue
+                        ? Earliest(loop.BackgroundReadyAtNanoseconds, loop.DirtyExpiresAtNanoseconds)
+                        : null
+                );
             if (until < long.MaxValue && (next is null || next > until))
             {
                 next = until;
             }
 
-            _clock.AdvanceTo(next ?? throw new InvalidOperationException($"the loop has {_inFlight.Count} host commands in flight and nothing to do"));
+            _clock.AdvanceTo(
+                next
+                    ?? throw new InvalidOperationException(
+                        $"the loop has {_inFlight.Count} host commands in flight and nothing to do"
+                    )
+            );
         }
 
         if (_device.PowerFailPending)
@@ -622,7 +736,10 @@ internal sealed class SimulationRun : IDisposable
         }
     }
 
-    private static long? Earliest(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
+    private static long? Earliest(long? a, long? b) =>
+        a is null ? b
+        : b is null ? a
+        : Math.Min(a.Value, b.Value);
 
     /// <summary>Runs one command alone: submits it and steps until it completes (the device checks).</summary>
     private HostCompletion Execute(HostCommand command)
@@ -645,7 +762,13 @@ internal sealed class SimulationRun : IDisposable
     }
 
     /// <summary>A command between its arrival and its completion (it reached the loop when there was room for it).</summary>
-    private readonly record struct InFlightCommand(uint Id, HostRequest Request, byte[] Buffer, bool Measured, long ArrivedAtNanoseconds);
+    private readonly record struct InFlightCommand(
+        uint Id,
+        HostRequest Request,
+        byte[] Buffer,
+        bool Measured,
+        long ArrivedAtNanoseconds
+    );
 
     /// <summary>Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.</summary>
     private void Idle()
@@ -656,9 +779,7 @@ internal sealed class SimulationRun : IDisposable
         }
 
         long until = _clock.NowNanoseconds + (long)(-Math.Log(1 - _idlePrng.NextDouble()) * _workload.IdleNanoseconds);
-        while (_clock.NowNanoseconds < until && Progress(until))
-        {
-        }
+        while (_clock.NowNanoseconds < until && Progress(until)) { }
     }
 
     /// <summary>Power-loss protection: the hold-up energy powers a save of the cache, then the power goes.</summary>
@@ -709,13 +830,25 @@ internal sealed class SimulationRun : IDisposable
                 }
 
                 bool cutInRecovery = recovering && _options.Crash is null && _cutPrng.NextInt(3) == 0;
-                _device.CutDuring(cutInRecovery ? 1 + (long)_cutPrng.NextUInt64((ulong)Math.Max(1, _recoveryOperations)) : 0);
-                long before = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased;
+                _device.CutDuring(
+                    cutInRecovery ? 1 + (long)_cutPrng.NextUInt64((ulong)Math.Max(1, _recoveryOperations)) : 0
+                );
+                long before =
+                    _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased;
                 _mounting = true;
                 MountedFirmware mounted;
                 try
                 {
-                    mounted = MountedFirmware.Mount(_firmwareNand, _firmwareClock, _firmwarePrng.Fork(), _ftlOptions, _cacheOptions, _queueDepth, _plpBudgetPages, _options.Hooks.Store);
+                    mounted = MountedFirmware.Mount(
+                        _firmwareNand,
+                        _firmwareClock,
+                        _firmwarePrng.Fork(),
+                        _ftlOptions,
+                        _cacheOptions,
+                        _queueDepth,
+                        _plpBudgetPages,
+                        _options.Hooks.Store
+                    );
                 }
                 catch (PowerCutException)
                 {
@@ -726,7 +859,9 @@ internal sealed class SimulationRun : IDisposable
                 }
                 catch (Exception e) when (IsFirmwareFailure(e))
                 {
-                    Fail($"the firmware did not come up {(recovering ? "after the power cut" : "on a fresh array")}: {e.GetType().Name}: {e.Message}");
+                    Fail(
+                        $"the firmware did not come up {(recovering ? "after the power cut" : "on a fresh array")}: {e.GetType().Name}: {e.Message}"
+                    );
                     return false;
                 }
                 finally
@@ -737,13 +872,23 @@ internal sealed class SimulationRun : IDisposable
                 _device.CutDuring(0);
                 if (_ftl is { } old)
                 {
-                    _earlierMounts = (_earlierMounts.DataPages + old.Statistics.DataPagesProgrammed, _earlierMounts.Relocated + old.Statistics.SectorsRelocated);
+                    _earlierMounts = (
+                        _earlierMounts.DataPages + old.Statistics.DataPagesProgrammed,
+                        _earlierMounts.Relocated + old.Statistics.SectorsRelocated
+                    );
                 }
 
                 _ftl = mounted.Ftl;
-                _recoveryOperations = _nand.Statistics.PagesRead + _nand.Statistics.PagesProgrammed + _nand.Statistics.BlocksErased - before;
+                _recoveryOperations =
+                    _nand.Statistics.PagesRead
+                    + _nand.Statistics.PagesProgrammed
+                    + _nand.Statistics.BlocksErased
+                    - before;
                 MountReport report = _ftl.LastMount;
-                _trace.Event(_clock.NowNanoseconds, $"mounted: formatted {report.Formatted}, from checkpoint {report.FromCheckpoint}, {report.RecoveryPageReads} page reads, {report.ReplayedUnits} units replayed");
+                _trace.Event(
+                    _clock.NowNanoseconds,
+                    $"mounted: formatted {report.Formatted}, from checkpoint {report.FromCheckpoint}, {report.RecoveryPageReads} page reads, {report.ReplayedUnits} units replayed"
+                );
                 _earlierCaches = _cache is null ? _earlierCaches : _earlierCaches.Plus(_cache.Statistics);
                 _cache = mounted.Cache;
                 _loop = mounted.Loop;
@@ -784,7 +929,16 @@ internal sealed class SimulationRun : IDisposable
                     HostStatus status = ReadForCheck(sector, 1);
                     if (status != HostStatus.Ok)
                     {
-                        _violations.Add(afterCut ? _oracle.Unreadable(sector, status.ToString()) : new Violation(ViolationClass.BitCorruption, sector, $"the sector cannot be read ({status})", _oracle.History(sector)));
+                        _violations.Add(
+                            afterCut
+                                ? _oracle.Unreadable(sector, status.ToString())
+                                : new Violation(
+                                    ViolationClass.BitCorruption,
+                                    sector,
+                                    $"the sector cannot be read ({status})",
+                                    _oracle.History(sector)
+                                )
+                        );
                         found++;
                     }
                     else
@@ -802,7 +956,9 @@ internal sealed class SimulationRun : IDisposable
 
     private bool Check(long sector, ReadOnlySpan<byte> data, bool afterCut)
     {
-        Violation? violation = afterCut ? _oracle.CheckAfterCut(sector, data) : _oracle.CheckExact(sector * SectorBytes, data);
+        Violation? violation = afterCut
+            ? _oracle.CheckAfterCut(sector, data)
+            : _oracle.CheckExact(sector * SectorBytes, data);
         if (violation is null)
         {
             return false;
@@ -814,8 +970,22 @@ internal sealed class SimulationRun : IDisposable
 
     private HostStatus ReadForCheck(long sector, int count)
     {
-        var command = new HostCommand { Id = 0, Opcode = HostOpcode.Read, Offset = sector * SectorBytes, Length = (long)count * SectorBytes, Buffer = _buffer.AsMemory(0, count * SectorBytes) };
-        _trace.Submit(_clock.NowNanoseconds, 0, HostOpcode.Read, HostCommandOptions.None, command.Offset, command.Length);
+        var command = new HostCommand
+        {
+            Id = 0,
+            Opcode = HostOpcode.Read,
+            Offset = sector * SectorBytes,
+            Length = (long)count * SectorBytes,
+            Buffer = _buffer.AsMemory(0, count * SectorBytes),
+        };
+        _trace.Submit(
+            _clock.NowNanoseconds,
+            0,
+            HostOpcode.Read,
+            HostCommandOptions.None,
+            command.Offset,
+            command.Length
+        );
         return Execute(command).Status;
     }
 
@@ -825,28 +995,31 @@ internal sealed class SimulationRun : IDisposable
         _trace.Event(_clock.NowNanoseconds, $"dead device: {detail}");
     }
 
-    private static OperationLatency OperationLatencyOf(HostOpcode opcode, LatencyHistogram latencies) => new(
-        opcode switch
-        {
-            HostOpcode.Read => "read",
-            HostOpcode.Write => "write",
-            HostOpcode.Trim => "trim",
-            HostOpcode.WriteZeroes => "write-zeroes",
-            _ => "flush",
-        },
-        latencies.Count,
-        latencies.Mean / 1e3,
-        latencies.Percentile(0.5) / 1e3,
-        latencies.Percentile(0.99) / 1e3,
-        latencies.Percentile(0.999) / 1e3,
-        latencies.Max / 1e3);
+    private static OperationLatency OperationLatencyOf(HostOpcode opcode, LatencyHistogram latencies) =>
+        new(
+            opcode switch
+            {
+                HostOpcode.Read => "read",
+                HostOpcode.Write => "write",
+                HostOpcode.Trim => "trim",
+                HostOpcode.WriteZeroes => "write-zeroes",
+                _ => "flush",
+            },
+            latencies.Count,
+            latencies.Mean / 1e3,
+            latencies.Percentile(0.5) / 1e3,
+            latencies.Percentile(0.99) / 1e3,
+            latencies.Percentile(0.999) / 1e3,
+            latencies.Max / 1e3
+        );
 
     private static bool IsFirmwareFailure(Exception e) =>
         e is not PowerCutException and not OutOfMemoryException and not InsufficientExecutionStackException;
 
-    private static string Describe(PowerCutPoint cut) => cut.Operation is { } operation
-        ? $"during a NAND {operation.ToString().ToLowerInvariant()} in {PowerCutReport.Activity(cut.Activity)} at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn"
-        : $"between host commands at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn";
+    private static string Describe(PowerCutPoint cut) =>
+        cut.Operation is { } operation
+            ? $"during a NAND {operation.ToString().ToLowerInvariant()} in {PowerCutReport.Activity(cut.Activity)} at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn"
+            : $"between host commands at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn";
 
     private long DataPages() => _earlierMounts.DataPages + (_ftl?.Statistics.DataPagesProgrammed ?? 0);
 
@@ -861,8 +1034,14 @@ internal sealed class SimulationRun : IDisposable
             _heldSamples == 0 ? 0 : _heldSum / _heldSamples * SectorBytes,
             stats.BytesMigrated,
             stats.BytesZeroed,
-            stats.SectorHits + stats.SectorMisses == 0 ? 0 : (double)stats.SectorHits / (stats.SectorHits + stats.SectorMisses),
-            (_opLatency[(int)HostOpcode.Trim].Percentile(0.5) / 1e3, _opLatency[(int)HostOpcode.Trim].Percentile(0.99) / 1e3),
-            stats);
+            stats.SectorHits + stats.SectorMisses == 0
+                ? 0
+                : (double)stats.SectorHits / (stats.SectorHits + stats.SectorMisses),
+            (
+                _opLatency[(int)HostOpcode.Trim].Percentile(0.5) / 1e3,
+                _opLatency[(int)HostOpcode.Trim].Percentile(0.99) / 1e3
+            ),
+            stats
+        );
     }
 }

@@ -14,10 +14,17 @@ namespace Controller.Emulator.Sim;
 /// <param name="Overrides">The drawn <c>key=value</c> settings, in the order applied.</param>
 /// <param name="Workload">The workload (drawn unless the command line fixed it).</param>
 /// <param name="Parameters">The workload's knobs.</param>
-public sealed record SwarmDraw(ResolvedConfig Config, string Profile, IReadOnlyList<string> Overrides, string Workload, WorkloadParameters Parameters)
+public sealed record SwarmDraw(
+    ResolvedConfig Config,
+    string Profile,
+    IReadOnlyList<string> Overrides,
+    string Workload,
+    WorkloadParameters Parameters
+)
 {
     /// <summary>One line: the profile and every drawn setting.</summary>
-    public string Describe() => $"profile={Profile} workload={Workload} idle={Parameters.IdleMicroseconds.ToString(CultureInfo.InvariantCulture)}us queueDepth={Parameters.QueueDepth} {string.Join(' ', Overrides)}";
+    public string Describe() =>
+        $"profile={Profile} workload={Workload} idle={Parameters.IdleMicroseconds.ToString(CultureInfo.InvariantCulture)}us queueDepth={Parameters.QueueDepth} {string.Join(' ', Overrides)}";
 }
 
 /// <summary>
@@ -30,14 +37,31 @@ public sealed record SwarmDraw(ResolvedConfig Config, string Profile, IReadOnlyL
 /// </summary>
 public static class Swarm
 {
-    private static readonly string[] s_workloads = ["mixed", "fs", "db", "zipf", "sequential", "uniform-randwrite", "hot-cold", "sequential-trim"];
+    private static readonly string[] s_workloads =
+    [
+        "mixed",
+        "fs",
+        "db",
+        "zipf",
+        "sequential",
+        "uniform-randwrite",
+        "hot-cold",
+        "sequential-trim",
+    ];
 
     /// <summary>
     /// Draws the configuration of <paramref name="seed"/>. <paramref name="load"/> resolves a profile
     /// with overrides; <paramref name="profile"/> (when given) fixes the profile and its geometry;
     /// <paramref name="overrides"/> (the command line's <c>--set</c>) are applied after the draw and win.
     /// </summary>
-    public static SwarmDraw Draw(ulong seed, Func<string, IEnumerable<string>, ResolvedConfig> load, string? profile, IReadOnlyList<string> overrides, string? workload, WorkloadParameters parameters)
+    public static SwarmDraw Draw(
+        ulong seed,
+        Func<string, IEnumerable<string>, ResolvedConfig> load,
+        string? profile,
+        IReadOnlyList<string> overrides,
+        string? workload,
+        WorkloadParameters parameters
+    )
     {
         ArgumentNullException.ThrowIfNull(load);
         ArgumentNullException.ThrowIfNull(overrides);
@@ -47,12 +71,22 @@ public static class Swarm
         var drawn = new List<string>();
         if (profile is null)
         {
-            drawn.AddRange(chosen switch
-            {
-                "tiny" => [$"nand.blocksPerDie={48 + prng.NextInt(49)}"],
-                "default" => [$"nand.blocksPerDie={16 + prng.NextInt(17)}", $"nand.pagesPerBlock={Pick(prng, "16", "32")}"],
-                _ => [$"nand.blocksPerDie={160 + prng.NextInt(161)}", $"nand.pagesPerBlock={Pick(prng, "32", "64")}"],
-            });
+            drawn.AddRange(
+                chosen switch
+                {
+                    "tiny" => [$"nand.blocksPerDie={48 + prng.NextInt(49)}"],
+                    "default" =>
+                    [
+                        $"nand.blocksPerDie={16 + prng.NextInt(17)}",
+                        $"nand.pagesPerBlock={Pick(prng, "16", "32")}",
+                    ],
+                    _ =>
+                    [
+                        $"nand.blocksPerDie={160 + prng.NextInt(161)}",
+                        $"nand.pagesPerBlock={Pick(prng, "32", "64")}",
+                    ],
+                }
+            );
         }
 
         long largePage = 16L << prng.NextInt(4);
@@ -61,7 +95,9 @@ public static class Swarm
         drawn.Add($"cache.trimPolicy={Pick(prng, "zero-fill", "split", "migrate", "evict")}");
         drawn.Add($"cache.eviction={Pick(prng, "clock", "lru")}");
         drawn.Add("cache.checkInvariants=true");
-        drawn.Add(string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={0.07 + (prng.NextInt(29) / 100.0):0.00}"));
+        drawn.Add(
+            string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={0.07 + (prng.NextInt(29) / 100.0):0.00}")
+        );
         drawn.Add($"ftl.gcPolicy={Pick(prng, "greedy", "cost-benefit")}");
         drawn.Add($"ftl.checkpointIntervalPages={16 << prng.NextInt(6)}");
         drawn.Add($"faults.seed={prng.NextInt(1 << 30)}");
@@ -72,8 +108,14 @@ public static class Swarm
         bool plp = prng.NextInt(3) == 0;
         drawn.Add("power.plp=false");
         string chosenWorkload = workload ?? Pick(prng, s_workloads);
-        double idle = parameters.IdleMicroseconds >= 0 ? parameters.IdleMicroseconds : double.Parse(Pick(prng, "0", "20", "200"), CultureInfo.InvariantCulture);
-        int queueDepth = parameters.QueueDepth > 0 ? parameters.QueueDepth : int.Parse(Pick(prng, "1", "1", "2", "4", "8", "32"), CultureInfo.InvariantCulture);
+        double idle =
+            parameters.IdleMicroseconds >= 0
+                ? parameters.IdleMicroseconds
+                : double.Parse(Pick(prng, "0", "20", "200"), CultureInfo.InvariantCulture);
+        int queueDepth =
+            parameters.QueueDepth > 0
+                ? parameters.QueueDepth
+                : int.Parse(Pick(prng, "1", "1", "2", "4", "8", "32"), CultureInfo.InvariantCulture);
         WorkloadParameters drawnParameters = parameters with
         {
             IdleMicroseconds = idle,
@@ -88,15 +130,23 @@ public static class Swarm
         // The cache must leave the device room: at most an eighth of it, and at least 4 large pages.
         int rberIndex = drawn.FindIndex(d => d.StartsWith("faults.rawBitErrorRate=", StringComparison.Ordinal));
         double rber = double.Parse(drawn[rberIndex]["faults.rawBitErrorRate=".Length..], CultureInfo.InvariantCulture);
-        drawn[rberIndex] = string.Create(CultureInfo.InvariantCulture, $"faults.rawBitErrorRate={Math.Min(rber, RatedBitErrorRate(config)):G3}");
-        long raw = config.Get(FirmwareConfig.Channels) * config.Get(FirmwareConfig.DiesPerChannel) * config.Get(FirmwareConfig.BlocksPerDie)
-            * config.Get(FirmwareConfig.PagesPerBlock) * config.Get(FirmwareConfig.PageBytes);
+        drawn[rberIndex] = string.Create(
+            CultureInfo.InvariantCulture,
+            $"faults.rawBitErrorRate={Math.Min(rber, RatedBitErrorRate(config)):G3}"
+        );
+        long raw =
+            config.Get(FirmwareConfig.Channels)
+            * config.Get(FirmwareConfig.DiesPerChannel)
+            * config.Get(FirmwareConfig.BlocksPerDie)
+            * config.Get(FirmwareConfig.PagesPerBlock)
+            * config.Get(FirmwareConfig.PageBytes);
         long cacheBytes = config.Get(CacheConfig.Bytes);
         long largePageBytes = config.Get(CacheConfig.LargePageBytes);
         if (cacheBytes > raw / 8 && !overrides.Any(o => o.StartsWith("cache.bytes=", StringComparison.Ordinal)))
         {
             long fitted = Math.Max(4, raw / 8 / largePageBytes) * largePageBytes;
-            drawn[drawn.FindIndex(d => d.StartsWith("cache.bytes=", StringComparison.Ordinal))] = $"cache.bytes={fitted / 1024}k";
+            drawn[drawn.FindIndex(d => d.StartsWith("cache.bytes=", StringComparison.Ordinal))] =
+                $"cache.bytes={fitted / 1024}k";
         }
 
         // Power-loss protection holds free blocks back for its save; halve the cache until the spare
@@ -120,7 +170,10 @@ public static class Swarm
             {
                 int index = drawn.FindIndex(d => d.StartsWith("cache.bytes=", StringComparison.Ordinal));
                 long bytes = config.Get(CacheConfig.Bytes) / largePageBytes / 2 * largePageBytes;
-                if (bytes < 4 * largePageBytes || overrides.Any(o => o.StartsWith("cache.bytes=", StringComparison.Ordinal)))
+                if (
+                    bytes < 4 * largePageBytes
+                    || overrides.Any(o => o.StartsWith("cache.bytes=", StringComparison.Ordinal))
+                )
                 {
                     break;
                 }
@@ -133,7 +186,12 @@ public static class Swarm
         return new SwarmDraw(config, chosen, drawn, chosenWorkload, drawnParameters);
     }
 
-    private static ResolvedConfig LoadRaisingSpare(Func<string, IEnumerable<string>, ResolvedConfig> load, string profile, List<string> drawn, IReadOnlyList<string> overrides)
+    private static ResolvedConfig LoadRaisingSpare(
+        Func<string, IEnumerable<string>, ResolvedConfig> load,
+        string profile,
+        List<string> drawn,
+        IReadOnlyList<string> overrides
+    )
     {
         int index = drawn.FindIndex(d => d.StartsWith("ftl.spareFactor=", StringComparison.Ordinal));
         while (true)
@@ -154,10 +212,15 @@ public static class Swarm
                 why = e.Message;
             }
 
-            double spare = index < 0 ? 1 : double.Parse(drawn[index]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture) + 0.03;
+            double spare =
+                index < 0
+                    ? 1
+                    : double.Parse(drawn[index]["ftl.spareFactor=".Length..], CultureInfo.InvariantCulture) + 0.03;
             if (spare > 0.5)
             {
-                throw new ConfigException($"the swarm's draw for profile {profile} cannot format at any spare factor up to 0.5: {why}");
+                throw new ConfigException(
+                    $"the swarm's draw for profile {profile} cannot format at any spare factor up to 0.5: {why}"
+                );
             }
 
             drawn[index] = string.Create(CultureInfo.InvariantCulture, $"ftl.spareFactor={spare:0.00}");
@@ -178,7 +241,9 @@ public static class Swarm
         double mean = fraction * geometry.Blocks;
         int good = geometry.Blocks - (int)Math.Ceiling(mean + (4 * Math.Sqrt(mean)));
         var layout = new FtlLayout(geometry);
-        return FtlCapacity.Count(layout, good, config.Get(FtlConfig.SpareFactor)).Problem(layout, FtlConfig.HoldUpReserveBlocks(config));
+        return FtlCapacity
+            .Count(layout, good, config.Get(FtlConfig.SpareFactor))
+            .Problem(layout, FtlConfig.HoldUpReserveBlocks(config));
     }
 
     /// <summary>

@@ -35,7 +35,8 @@ internal sealed class TraceWorkload : SimWorkload
     public TraceWorkload(Prng prng, long deviceBytes, WorkloadParameters parameters)
         : base(prng, deviceBytes, parameters, deviceBytes, 0)
     {
-        _source = parameters.Trace ?? throw new ArgumentException("the trace workload needs a trace file (--trace-file)", nameof(parameters));
+        _source = parameters.Trace
+            ?? throw new ArgumentException("the trace workload needs a trace file (--trace-file)", nameof(parameters));
         Summary = TraceSummary.Scan(TraceReader.Open(_source.Path, _source.Format));
         _folder = new TraceFolder(deviceBytes, _source.Fit, Summary.EndBytes);
         MeasuredOps = Commands().LongCount();
@@ -49,7 +50,10 @@ internal sealed class TraceWorkload : SimWorkload
     public override long Arrival => _source.Timed ? (long)(_commands.Current.TimeNanoseconds / _source.Speed) : -1;
 
     public override IReadOnlyList<string> Notes =>
-        [$"trace {System.IO.Path.GetFileName(_source.Path)} ({TraceFormats.NameOf(_source.Format)}): {Summary.Describe()}", .. _folder.Warning is { } warning ? [warning] : Array.Empty<string>()];
+        [
+            $"trace {System.IO.Path.GetFileName(_source.Path)} ({TraceFormats.NameOf(_source.Format)}): {Summary.Describe()}",
+            .. _folder.Warning is { } warning ? [warning] : Array.Empty<string>(),
+        ];
 
     public override HostRequest Next()
     {
@@ -66,8 +70,14 @@ internal sealed class TraceWorkload : SimWorkload
             TraceOperation.Trim => HostOpcode.Trim,
             _ => HostOpcode.Flush,
         };
-        return new HostRequest(opcode, r.Fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None, r.Offset, r.Length);
+        return new HostRequest(
+            opcode,
+            r.Fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None,
+            r.Offset,
+            r.Length
+        );
     }
 
-    private IEnumerable<TraceRequest> Commands() => TraceReader.Open(_source.Path, _source.Format).SelectMany(_folder.Fold);
+    private IEnumerable<TraceRequest> Commands() =>
+        TraceReader.Open(_source.Path, _source.Format).SelectMany(_folder.Fold);
 }

@@ -12,7 +12,11 @@ public static class WriteAmplificationModel
     {
         if (spareFactor <= 0 || spareFactor >= 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(spareFactor), spareFactor, "a spare factor is between 0 and 1");
+            throw new ArgumentOutOfRangeException(
+                nameof(spareFactor),
+                spareFactor,
+                "a spare factor is between 0 and 1"
+            );
         }
 
         double a = 1 / (1 - spareFactor);

@@ -70,7 +70,10 @@ public static class Crc32C
     /// <summary>The raw register <paramref name="state"/> times the table's power of x, modulo the polynomial.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Shift(uint[] table, uint state) =>
-        table[state & 0xFF] ^ table[256 + ((state >> 8) & 0xFF)] ^ table[512 + ((state >> 16) & 0xFF)] ^ table[768 + (state >> 24)];
+        table[state & 0xFF]
+        ^ table[256 + ((state >> 8) & 0xFF)]
+        ^ table[512 + ((state >> 16) & 0xFF)]
+        ^ table[768 + (state >> 24)];
 
     /// <summary>Multiplication by x^<paramref name="bits"/> mod P as four byte-indexed tables (it is linear).</summary>
     private static uint[] ShiftTable(int bits)

@@ -77,17 +77,29 @@ internal sealed class ActivityLed : IDisposable
     /// Raspberry Pi kernels) that can be driven, or null (said on <paramref name="log"/>) when none can.
     /// </summary>
     public static ActivityLed? TryOpen(string names, TextWriter log) =>
-        TryOpen(names, log, name => new SysfsLed(new BoardLed(name)), () => BoardLed.EnumerateLeds().Select(l => l.Name));
+        TryOpen(
+            names,
+            log,
+            name => new SysfsLed(new BoardLed(name)),
+            () => BoardLed.EnumerateLeds().Select(l => l.Name)
+        );
 
     /// <summary>As <see cref="TryOpen(string, TextWriter)"/>, with the LEDs opened by <paramref name="open"/>.</summary>
-    public static ActivityLed? TryOpen(string names, TextWriter log, Func<string, ILed> open, Func<IEnumerable<string>> known)
+    public static ActivityLed? TryOpen(
+        string names,
+        TextWriter log,
+        Func<string, ILed> open,
+        Func<IEnumerable<string>> known
+    )
     {
         ArgumentNullException.ThrowIfNull(names);
         ArgumentNullException.ThrowIfNull(log);
         ArgumentNullException.ThrowIfNull(open);
         ArgumentNullException.ThrowIfNull(known);
         var problems = new List<string>();
-        foreach (string name in names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (
+            string name in names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+        )
         {
             ILed? led = null;
             try
@@ -115,7 +127,9 @@ internal sealed class ActivityLed : IDisposable
                 here = string.Empty;
             }
 
-            log.WriteLine($"ssd-board: warning: no activity LED ({string.Join("; ", problems)}); LEDs here: {(here.Length == 0 ? "none" : here)}. Serving without it.");
+            log.WriteLine(
+                $"ssd-board: warning: no activity LED ({string.Join("; ", problems)}); LEDs here: {(here.Length == 0 ? "none" : here)}. Serving without it."
+            );
         }
 
         return null;
@@ -152,7 +166,9 @@ internal sealed class ActivityLed : IDisposable
         catch (Exception e) when (IsLedError(e))
         {
             _broken = true;
-            _log.WriteLine($"ssd-board: warning: the activity LED stopped taking writes ({e.Message}); serving without it");
+            _log.WriteLine(
+                $"ssd-board: warning: the activity LED stopped taking writes ({e.Message}); serving without it"
+            );
         }
     }
 
@@ -171,7 +187,8 @@ internal sealed class ActivityLed : IDisposable
 
     /// <summary>What BoardLed throws: I/O and permission errors, and a plain Exception for a trigger the kernel does not know.</summary>
     private static bool IsLedError(Exception e) =>
-        e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException || e.GetType() == typeof(Exception);
+        e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException
+        || e.GetType() == typeof(Exception);
 }
 
 /// <summary>The NAND with the activity LED lit by each operation.</summary>

@@ -22,7 +22,14 @@ internal sealed class BoardDevice : IServedDevice
     private readonly BoardHardware _hardware;
     private readonly ActivityLed? _led;
 
-    private BoardDevice(BoardHardware hardware, IClock clock, SpiNandDevice driver, ActivityLed? led, string description, ulong seed)
+    private BoardDevice(
+        BoardHardware hardware,
+        IClock clock,
+        SpiNandDevice driver,
+        ActivityLed? led,
+        string description,
+        ulong seed
+    )
     {
         _hardware = hardware;
         Driver = driver;
@@ -55,7 +62,12 @@ internal sealed class BoardDevice : IServedDevice
     /// Opens the chip on <paramref name="hardware"/> and initialises it through the driver (reset,
     /// ID check, unlock, ECC on). A wrong ID is a <see cref="SpiNandException"/> naming both IDs.
     /// </summary>
-    public static BoardDevice Open(ResolvedConfig config, BoardHardware hardware, TextWriter log, SessionRecorder? recorder = null)
+    public static BoardDevice Open(
+        ResolvedConfig config,
+        BoardHardware hardware,
+        TextWriter log,
+        SessionRecorder? recorder = null
+    )
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(hardware);
@@ -74,11 +86,22 @@ internal sealed class BoardDevice : IServedDevice
             }
             catch (IOException e)
             {
-                throw new BoardException($"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)");
+                throw new BoardException(
+                    $"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)"
+                );
             }
 
-            string powerFail = hardware.PowerFail is { } input ? $"; power-fail input on GPIO {input.Pin} ({config.Get(BoardConfig.PowerFailEdge)} edge)" : string.Empty;
-            return new BoardDevice(hardware, clock, driver, led, $"{config.Get(BoardConfig.Name)}, SPI NAND {chip.Name} on {hardware.Where}{powerFail}", (ulong)config.Get(EmulatorConfig.FaultSeed));
+            string powerFail = hardware.PowerFail is { } input
+                ? $"; power-fail input on GPIO {input.Pin} ({config.Get(BoardConfig.PowerFailEdge)} edge)"
+                : string.Empty;
+            return new BoardDevice(
+                hardware,
+                clock,
+                driver,
+                led,
+                $"{config.Get(BoardConfig.Name)}, SPI NAND {chip.Name} on {hardware.Where}{powerFail}",
+                (ulong)config.Get(EmulatorConfig.FaultSeed)
+            );
         }
         catch
         {
@@ -101,34 +124,34 @@ internal sealed class BoardDevice : IServedDevice
             return;
         }
 
-        input.Raised = () => controller.PowerFailAsync(CancellationToken.None).ContinueWith(
-            done =>
-            {
-                if (done.Exception?.InnerException is { } failure)
-                {
-                    log.WriteLine($"power-fail input on GPIO {input.Pin}: the save failed: {failure.Message}");
-                }
-            },
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
+        input.Raised = () =>
+            controller
+                .PowerFailAsync(CancellationToken.None)
+                .ContinueWith(
+                    done =>
+                    {
+                        if (done.Exception?.InnerException is { } failure)
+                        {
+                            log.WriteLine($"power-fail input on GPIO {input.Pin}: the save failed: {failure.Message}");
+                        }
+                    },
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default
+                );
     }
 
     /// <inheritdoc />
     public bool JumpsToEvents => false;
 
     /// <inheritdoc />
-    public void AttachFirmwareClock(IClock firmwareClock)
-    {
-    }
+    public void AttachFirmwareClock(IClock firmwareClock) { }
 
     /// <inheritdoc />
     public void JumpTo(long nanoseconds) => throw new NotSupportedException("a board's time passes by itself");
 
     /// <inheritdoc />
-    public void FollowWallClock(bool quiet)
-    {
-    }
+    public void FollowWallClock(bool quiet) { }
 
     /// <inheritdoc />
     public void Idle() => _led?.Off();
@@ -137,7 +160,10 @@ internal sealed class BoardDevice : IServedDevice
     public int CutPower() => throw new NotSupportedException("the power of a board is cut at its plug");
 
     /// <inheritdoc />
-    public FaultSettings SetFaults(FaultRequest request) => throw new NotSupportedException($"{Description}: a real chip's faults are its own; fault injection is the emulator's (board.spi emulated)");
+    public FaultSettings SetFaults(FaultRequest request) =>
+        throw new NotSupportedException(
+            $"{Description}: a real chip's faults are its own; fault injection is the emulator's (board.spi emulated)"
+        );
 
     /// <inheritdoc />
     public void Dispose()
@@ -167,7 +193,11 @@ internal sealed class BoardHardware : IDisposable
     /// Opens the GPIO controller when any pin is named: WP# and HOLD# driven high, and the power-fail
     /// input (<c>board.powerFailPin</c>) watched. Returns nulls when no pin is named.
     /// </summary>
-    public static (GpioController? Gpio, PowerFailInput? PowerFail) OpenPins(Func<GpioController> open, ResolvedConfig config, params (string Name, int Pin)[] outputs)
+    public static (GpioController? Gpio, PowerFailInput? PowerFail) OpenPins(
+        Func<GpioController> open,
+        ResolvedConfig config,
+        params (string Name, int Pin)[] outputs
+    )
     {
         ArgumentNullException.ThrowIfNull(config);
         int powerFailPin = (int)config.Get(BoardConfig.PowerFailPin);
@@ -179,7 +209,15 @@ internal sealed class BoardHardware : IDisposable
 
         try
         {
-            return (gpio, PowerFailInput.Open(gpio, powerFailPin, config.Get(BoardConfig.PowerFailEdge), config.Get(BoardConfig.PowerFailPull)));
+            return (
+                gpio,
+                PowerFailInput.Open(
+                    gpio,
+                    powerFailPin,
+                    config.Get(BoardConfig.PowerFailEdge),
+                    config.Get(BoardConfig.PowerFailPull)
+                )
+            );
         }
         catch
         {
@@ -208,13 +246,27 @@ internal sealed class BoardHardware : IDisposable
         {
             gpio = open();
         }
-        catch (Exception e) when (e is DllNotFoundException or IOException or UnauthorizedAccessException or PlatformNotSupportedException or NotSupportedException or InvalidOperationException)
+        catch (Exception e)
+            when (e
+                    is DllNotFoundException
+                        or IOException
+                        or UnauthorizedAccessException
+                        or PlatformNotSupportedException
+                        or NotSupportedException
+                        or InvalidOperationException
+            )
         {
             string what = string.Join(" and ", pins.Where(p => p.Pin >= 0).Select(p => $"{p.Name} (GPIO {p.Pin})"));
-            throw new BoardException($"cannot open the GPIO controller for {what}: {e.Message}. On a Raspberry Pi 5 install libgpiod2 (and check board.gpioChip); or tie the pins to 3.3 V and set board.writeProtectPin and board.holdPin to -1.");
+            throw new BoardException(
+                $"cannot open the GPIO controller for {what}: {e.Message}. On a Raspberry Pi 5 install libgpiod2 (and check board.gpioChip); or tie the pins to 3.3 V and set board.writeProtectPin and board.holdPin to -1."
+            );
         }
 
-        foreach ((string name, int pin) in pins.Where(p => p.Pin >= 0 && !p.Name.StartsWith("the power-fail", StringComparison.Ordinal)))
+        foreach (
+            (string name, int pin) in pins.Where(p =>
+                p.Pin >= 0 && !p.Name.StartsWith("the power-fail", StringComparison.Ordinal)
+            )
+        )
         {
             try
             {
@@ -223,7 +275,14 @@ internal sealed class BoardHardware : IDisposable
             catch (Exception e)
             {
                 gpio.Dispose();
-                if (e is InvalidOperationException or IOException or ArgumentException or UnauthorizedAccessException or NotSupportedException)
+                if (
+                    e
+                    is InvalidOperationException
+                        or IOException
+                        or ArgumentException
+                        or UnauthorizedAccessException
+                        or NotSupportedException
+                )
                 {
                     throw new BoardException($"cannot drive {name} high on GPIO {pin}: {e.Message}");
                 }
@@ -251,18 +310,12 @@ public sealed class BoardException : Exception
 {
     /// <summary>Creates the error.</summary>
     public BoardException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Required by the analyzers.</summary>
-    public BoardException()
-    {
-    }
+    public BoardException() { }
 
     /// <summary>Required by the analyzers.</summary>
     public BoardException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

@@ -53,7 +53,13 @@ internal sealed class MachineEnvironment : IBoardEnvironment
         {
             board = Iot.Device.Board.Board.Create();
         }
-        catch (Exception e) when (e is PlatformNotSupportedException or NotSupportedException or IOException or UnauthorizedAccessException)
+        catch (Exception e)
+            when (e
+                    is PlatformNotSupportedException
+                        or NotSupportedException
+                        or IOException
+                        or UnauthorizedAccessException
+            )
         {
             // No driver for this machine: it is not a Raspberry Pi; the device node decides.
         }
@@ -63,7 +69,13 @@ internal sealed class MachineEnvironment : IBoardEnvironment
             bool isPi = board is RaspberryPiBoard || model.StartsWith("Raspberry Pi", StringComparison.Ordinal);
             if (!isPi)
             {
-                return new MachineEnvironment(model.Length > 0 ? $"{board?.GetType().Name ?? "no board"}, {model}" : board?.GetType().Name ?? "no board", false, null);
+                return new MachineEnvironment(
+                    model.Length > 0
+                        ? $"{board?.GetType().Name ?? "no board"}, {model}"
+                        : board?.GetType().Name ?? "no board",
+                    false,
+                    null
+                );
             }
 
             using RaspberryPiBoard? own = board is RaspberryPiBoard ? null : new RaspberryPiBoard();
@@ -90,7 +102,9 @@ internal sealed class MachineEnvironment : IBoardEnvironment
     {
         try
         {
-            return File.Exists("/proc/device-tree/model") ? File.ReadAllText("/proc/device-tree/model").TrimEnd('\0', '\n') : string.Empty;
+            return File.Exists("/proc/device-tree/model")
+                ? File.ReadAllText("/proc/device-tree/model").TrimEnd('\0', '\n')
+                : string.Empty;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -114,7 +128,8 @@ internal static class BoardOpener
         """;
 
     /// <summary>The Linux device node of the profile's SPI bus and chip select.</summary>
-    public static string SpidevPath(ResolvedConfig config) => $"/dev/spidev{config.Get(BoardConfig.SpiBus)}.{config.Get(BoardConfig.ChipSelect)}";
+    public static string SpidevPath(ResolvedConfig config) =>
+        $"/dev/spidev{config.Get(BoardConfig.SpiBus)}.{config.Get(BoardConfig.ChipSelect)}";
 
     /// <summary>
     /// Why a spidev profile cannot open its chip here, or null when it can try. The device node
@@ -144,13 +159,20 @@ internal static class BoardOpener
     public static BoardHardware Open(ResolvedConfig config, IBoardEnvironment machine)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var settings = new SpiConnectionSettings((int)config.Get(BoardConfig.SpiBus), (int)config.Get(BoardConfig.ChipSelect))
+        var settings = new SpiConnectionSettings(
+            (int)config.Get(BoardConfig.SpiBus),
+            (int)config.Get(BoardConfig.ChipSelect)
+        )
         {
             ClockFrequency = (int)config.Get(BoardConfig.ClockHertz),
             Mode = SpiMode.Mode0,
             DataBitLength = 8,
         };
-        (string, int)[] pins = [("WP#", (int)config.Get(BoardConfig.WriteProtectPin)), ("HOLD#", (int)config.Get(BoardConfig.HoldPin))];
+        (string, int)[] pins =
+        [
+            ("WP#", (int)config.Get(BoardConfig.WriteProtectPin)),
+            ("HOLD#", (int)config.Get(BoardConfig.HoldPin)),
+        ];
         return config.Get(BoardConfig.Spi) switch
         {
             "ft232h" => OpenFt232H(config, settings, pins),
@@ -158,7 +180,12 @@ internal static class BoardOpener
         };
     }
 
-    private static BoardHardware OpenSpidev(ResolvedConfig config, IBoardEnvironment machine, SpiConnectionSettings settings, (string, int)[] pins)
+    private static BoardHardware OpenSpidev(
+        ResolvedConfig config,
+        IBoardEnvironment machine,
+        SpiConnectionSettings settings,
+        (string, int)[] pins
+    )
     {
         if (SpidevProblem(config, machine) is { } problem)
         {
@@ -167,12 +194,21 @@ internal static class BoardOpener
 
         string node = SpidevPath(config);
         long chip = config.Get(BoardConfig.GpioChip);
-        (GpioController? gpio, PowerFailInput? powerFail) = BoardHardware.OpenPins(() => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)), config, pins);
+        (GpioController? gpio, PowerFailInput? powerFail) = BoardHardware.OpenPins(
+            () => chip < 0 ? new GpioController() : new GpioController(new LibGpiodDriver((int)chip)),
+            config,
+            pins
+        );
         try
         {
             // SpiDevice.Create does not open the node; the driver's first transfer does, and
             // BoardDevice turns an IOException there into the board's error.
-            return new BoardHardware(SpiDevice.Create(settings), $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [] : [gpio], powerFail);
+            return new BoardHardware(
+                SpiDevice.Create(settings),
+                $"{node} at {settings.ClockFrequency / 1e6:0.###} MHz",
+                gpio is null ? [] : [gpio],
+                powerFail
+            );
         }
         catch
         {
@@ -189,15 +225,20 @@ internal static class BoardOpener
         {
             found = Ft232HDevice.GetFt232H();
         }
-        catch (Exception e) when (e is DllNotFoundException or IOException or InvalidOperationException or EntryPointNotFoundException)
+        catch (Exception e)
+            when (e is DllNotFoundException or IOException or InvalidOperationException or EntryPointNotFoundException)
         {
             string why = e is DllNotFoundException ? "FTDI's D2XX library was not found" : e.Message;
-            throw new BoardException($"cannot look for an FT232H: {why}. The adapter is reached through FTDI's D2XX library (libftd2xx.so on Linux, ftd2xx.dll on Windows): install it, and on Linux unload the ftdi_sio driver (sudo rmmod ftdi_sio) or add a udev rule for the adapter.");
+            throw new BoardException(
+                $"cannot look for an FT232H: {why}. The adapter is reached through FTDI's D2XX library (libftd2xx.so on Linux, ftd2xx.dll on Windows): install it, and on Linux unload the ftdi_sio driver (sudo rmmod ftdi_sio) or add a udev rule for the adapter."
+            );
         }
 
         if (found.Count == 0)
         {
-            throw new BoardException("no FT232H adapter found: plug it in (and on Linux unload ftdi_sio: sudo rmmod ftdi_sio)");
+            throw new BoardException(
+                "no FT232H adapter found: plug it in (and on Linux unload ftdi_sio: sudo rmmod ftdi_sio)"
+            );
         }
 
         // The first adapter is used; the others are let go at once.
@@ -209,7 +250,12 @@ internal static class BoardOpener
         {
             (gpio, powerFail) = BoardHardware.OpenPins(adapter.CreateGpioController, config, pins);
             SpiDevice spi = adapter.CreateSpiDevice(settings);
-            return new BoardHardware(spi, $"an FT232H ({adapter.SerialNumber}) at {settings.ClockFrequency / 1e6:0.###} MHz", gpio is null ? [adapter] : [adapter, gpio], powerFail);
+            return new BoardHardware(
+                spi,
+                $"an FT232H ({adapter.SerialNumber}) at {settings.ClockFrequency / 1e6:0.###} MHz",
+                gpio is null ? [adapter] : [adapter, gpio],
+                powerFail
+            );
         }
         catch (Exception e)
         {
@@ -218,7 +264,9 @@ internal static class BoardOpener
             adapter.Dispose();
             if (e is IOException or InvalidOperationException or ArgumentException)
             {
-                throw new BoardException($"cannot open the FT232H's SPI (chip select D{settings.ChipSelectLine}): {e.Message}");
+                throw new BoardException(
+                    $"cannot open the FT232H's SPI (chip select D{settings.ChipSelectLine}): {e.Message}"
+                );
             }
 
             throw;

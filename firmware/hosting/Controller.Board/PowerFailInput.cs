@@ -31,7 +31,12 @@ internal sealed class PowerFailInput : IDisposable
     public static PowerFailInput Open(GpioController gpio, int pin, string edge, string pull)
     {
         ArgumentNullException.ThrowIfNull(gpio);
-        PinMode mode = pull switch { "up" => PinMode.InputPullUp, "down" => PinMode.InputPullDown, _ => PinMode.Input };
+        PinMode mode = pull switch
+        {
+            "up" => PinMode.InputPullUp,
+            "down" => PinMode.InputPullDown,
+            _ => PinMode.Input,
+        };
         PinEventTypes events = edge == "rising" ? PinEventTypes.Rising : PinEventTypes.Falling;
         var input = new PowerFailInput(gpio, pin);
         try
@@ -39,9 +44,19 @@ internal sealed class PowerFailInput : IDisposable
             gpio.OpenPin(pin, mode);
             gpio.RegisterCallbackForPinValueChangedEvent(pin, events, input.OnEdge);
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or ArgumentException or UnauthorizedAccessException or NotSupportedException or PlatformNotSupportedException)
+        catch (Exception e)
+            when (e
+                    is InvalidOperationException
+                        or IOException
+                        or ArgumentException
+                        or UnauthorizedAccessException
+                        or NotSupportedException
+                        or PlatformNotSupportedException
+            )
         {
-            throw new BoardException($"cannot watch the power-fail input on GPIO {pin} ({edge} edge, pull {pull}): {e.Message}");
+            throw new BoardException(
+                $"cannot watch the power-fail input on GPIO {pin} ({edge} edge, pull {pull}): {e.Message}"
+            );
         }
 
         return input;

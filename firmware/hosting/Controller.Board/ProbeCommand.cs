@@ -34,7 +34,14 @@ internal sealed class ProbeCommand
     }
 
     /// <summary>Probes the chip behind <paramref name="driver"/>; 0 when everything matched and passed, 1 otherwise.</summary>
-    public static int Run(SpiNandDevice driver, SpiNandChip chip, IClock clock, string where, bool selfTestOnData, TextWriter output)
+    public static int Run(
+        SpiNandDevice driver,
+        SpiNandChip chip,
+        IClock clock,
+        string where,
+        bool selfTestOnData,
+        TextWriter output
+    )
     {
         ArgumentNullException.ThrowIfNull(driver);
         ArgumentNullException.ThrowIfNull(chip);
@@ -49,7 +56,9 @@ internal sealed class ProbeCommand
         _driver.ResetChip();
         if (!CheckId())
         {
-            _output.WriteLine("ssd-board probe: the chip is not the one described; check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND) and the profile's chip description. Nothing was written.");
+            _output.WriteLine(
+                "ssd-board probe: the chip is not the one described; check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND) and the profile's chip description. Nothing was written."
+            );
             return false;
         }
 
@@ -58,21 +67,25 @@ internal sealed class ProbeCommand
         (List<int> bad, List<int> holdingData) = Scan();
         if (_failed)
         {
-            _output.WriteLine("ssd-board probe: the chip does not match its description; the self-test was not run. Nothing was written.");
+            _output.WriteLine(
+                "ssd-board probe: the chip does not match its description; the self-test was not run. Nothing was written."
+            );
             return false;
         }
 
         SelfTest(bad, holdingData, selfTestOnData);
-        _output.WriteLine(_failed
-            ? "ssd-board probe: FAILED (the lines marked FAIL say what)"
-            : $"ssd-board probe: the {_chip.Name} matches its description and passed the self-test");
+        _output.WriteLine(
+            _failed
+                ? "ssd-board probe: FAILED (the lines marked FAIL say what)"
+                : $"ssd-board probe: the {_chip.Name} matches its description and passed the self-test"
+        );
         return !_failed;
     }
 
     private void Line(string what, string value, string verdict)
     {
         _failed |= verdict.StartsWith(Fail, StringComparison.Ordinal);
-        _output.WriteLine($"  {what,-15} {value,-44} {verdict}");
+        _output.WriteLine($"  {what, -15} {value, -44} {verdict}");
     }
 
     private bool CheckId()
@@ -82,9 +95,13 @@ internal sealed class ProbeCommand
         string read = Convert.ToHexString(id);
         bool blank = !id.ContainsAnyExcept((byte)0xFF) || !id.ContainsAnyExcept((byte)0x00);
         bool matches = id.SequenceEqual(_chip.JedecId);
-        Line("id", string.Join(' ', read.Chunk(2).Select(c => new string(c))), matches ? Ok
-            : blank ? $"{Fail}: no answer (all {id[0]:X2}); expected {Convert.ToHexString(_chip.JedecId)}"
-            : $"{Fail}: expected {Convert.ToHexString(_chip.JedecId)} ({_chip.Name})");
+        Line(
+            "id",
+            string.Join(' ', read.Chunk(2).Select(c => new string(c))),
+            matches ? Ok
+                : blank ? $"{Fail}: no answer (all {id[0]:X2}); expected {Convert.ToHexString(_chip.JedecId)}"
+                : $"{Fail}: expected {Convert.ToHexString(_chip.JedecId)} ({_chip.Name})"
+        );
         return matches;
     }
 
@@ -101,16 +118,44 @@ internal sealed class ProbeCommand
         (OnfiParameterPage? page, int copy) = OnfiParameterPage.Parse(copies);
         if (page is null)
         {
-            Line("parameter page", "no copy with the ONFI signature and a valid CRC", $"{Fail}: the description says the chip has one");
+            Line(
+                "parameter page",
+                "no copy with the ONFI signature and a valid CRC",
+                $"{Fail}: the description says the chip has one"
+            );
             return;
         }
 
         NandGeometry g = _chip.Geometry;
-        Line("parameter page", $"{page.Manufacturer} {page.Model}, copy {copy + 1} of 3", page.Model.Contains(_chip.Name, StringComparison.OrdinalIgnoreCase) ? Ok : $"ok (the description names {_chip.Name})");
-        Line("  maker", $"{page.JedecManufacturer:X2}", page.JedecManufacturer == _chip.JedecId[0] ? Ok : $"{Fail}: the ID's maker is {_chip.JedecId[0]:X2}");
-        Line("  page", $"{page.PageBytes} + {page.SpareBytes} bytes", page.PageBytes == g.PageBytes && page.SpareBytes == g.SpareBytes ? Ok : $"{Fail}: described {g.PageBytes} + {g.SpareBytes}");
-        Line("  block", $"{page.PagesPerBlock} pages", page.PagesPerBlock == g.PagesPerBlock ? Ok : $"{Fail}: described {g.PagesPerBlock}");
-        Line("  blocks", $"{page.BlocksPerLun * page.Luns} ({page.Luns} LUN)", page.BlocksPerLun * page.Luns == g.Blocks ? Ok : $"{Fail}: described {g.Blocks}");
+        Line(
+            "parameter page",
+            $"{page.Manufacturer} {page.Model}, copy {copy + 1} of 3",
+            page.Model.Contains(_chip.Name, StringComparison.OrdinalIgnoreCase)
+                ? Ok
+                : $"ok (the description names {_chip.Name})"
+        );
+        Line(
+            "  maker",
+            $"{page.JedecManufacturer:X2}",
+            page.JedecManufacturer == _chip.JedecId[0] ? Ok : $"{Fail}: the ID's maker is {_chip.JedecId[0]:X2}"
+        );
+        Line(
+            "  page",
+            $"{page.PageBytes} + {page.SpareBytes} bytes",
+            page.PageBytes == g.PageBytes && page.SpareBytes == g.SpareBytes
+                ? Ok
+                : $"{Fail}: described {g.PageBytes} + {g.SpareBytes}"
+        );
+        Line(
+            "  block",
+            $"{page.PagesPerBlock} pages",
+            page.PagesPerBlock == g.PagesPerBlock ? Ok : $"{Fail}: described {g.PagesPerBlock}"
+        );
+        Line(
+            "  blocks",
+            $"{page.BlocksPerLun * page.Luns} ({page.Luns} LUN)",
+            page.BlocksPerLun * page.Luns == g.Blocks ? Ok : $"{Fail}: described {g.Blocks}"
+        );
         _maximumBad = page.MaximumBadBlocksPerLun * page.Luns;
     }
 
@@ -137,9 +182,20 @@ internal sealed class ProbeCommand
 
         // ONFI allows up to the parameter page's maximum over the chip's life; without one, 2% (what makers commonly give).
         int allowed = _maximumBad >= 0 ? _maximumBad : Math.Max(1, g.Blocks / 50);
-        string listed = bad.Count == 0 ? string.Empty : $" ({string.Join(", ", bad.Take(8))}{(bad.Count > 8 ? ", ..." : string.Empty)})";
-        Line("bad blocks", $"{bad.Count} of {g.Blocks} marked by the maker{listed}", bad.Count <= allowed ? $"ok (at most {allowed})" : $"{Fail}: more than the {allowed} allowed");
-        Line("contents", holding.Count == 0 ? "blank: every good block erased" : $"{holding.Count} blocks hold data", holding.Count == 0 ? Ok : "the firmware's, or another's");
+        string listed =
+            bad.Count == 0
+                ? string.Empty
+                : $" ({string.Join(", ", bad.Take(8))}{(bad.Count > 8 ? ", ..." : string.Empty)})";
+        Line(
+            "bad blocks",
+            $"{bad.Count} of {g.Blocks} marked by the maker{listed}",
+            bad.Count <= allowed ? $"ok (at most {allowed})" : $"{Fail}: more than the {allowed} allowed"
+        );
+        Line(
+            "contents",
+            holding.Count == 0 ? "blank: every good block erased" : $"{holding.Count} blocks hold data",
+            holding.Count == 0 ? Ok : "the firmware's, or another's"
+        );
         return (bad, holding);
     }
 
@@ -149,7 +205,11 @@ internal sealed class ProbeCommand
         NandGeometry g = _chip.Geometry;
         if (holdingData.Count > 0 && !selfTestOnData)
         {
-            Line("self-test", "not run: the chip holds data", $"{Fail}: the self-test writes a block; add --yes to run it anyway");
+            Line(
+                "self-test",
+                "not run: the chip holds data",
+                $"{Fail}: the self-test writes a block; add --yes to run it anyway"
+            );
             return;
         }
 
@@ -165,13 +225,18 @@ internal sealed class ProbeCommand
         byte[] spare = new byte[g.SpareBytes];
         byte[] back = new byte[g.PageBytes];
         byte[] backSpare = new byte[g.SpareBytes];
-        long programTicks = 0, readTicks = 0, eraseTicks = 0;
+        long programTicks = 0,
+            readTicks = 0,
+            eraseTicks = 0;
         string? problem = Check(_driver.EraseBlock(block), "the erase before the test");
         for (int page = 0; page < g.PagesPerBlock && problem is null; page++)
         {
             Pattern(block, page, data, spare);
             long start = _clock.NowNanoseconds;
-            problem = Check(_driver.ProgramPage(new PageAddress(block, page), data, spare), $"the program of page {page}");
+            problem = Check(
+                _driver.ProgramPage(new PageAddress(block, page), data, spare),
+                $"the program of page {page}"
+            );
             programTicks += _clock.NowNanoseconds - start;
         }
 
@@ -181,8 +246,10 @@ internal sealed class ProbeCommand
             long start = _clock.NowNanoseconds;
             NandCompletion read = _driver.ReadPage(new PageAddress(block, page), back, backSpare);
             readTicks += _clock.NowNanoseconds - start;
-            problem = read.Status == NandStatus.Uncorrectable ? $"page {page} read back uncorrectable"
-                : !back.AsSpan().SequenceEqual(data) ? $"page {page} read back other data (first difference at byte {back.AsSpan().CommonPrefixLength(data)})"
+            problem =
+                read.Status == NandStatus.Uncorrectable ? $"page {page} read back uncorrectable"
+                : !back.AsSpan().SequenceEqual(data)
+                    ? $"page {page} read back other data (first difference at byte {back.AsSpan().CommonPrefixLength(data)})"
                 : null;
         }
 
@@ -201,8 +268,15 @@ internal sealed class ProbeCommand
             }
         }
 
-        string timings = string.Create(CultureInfo.InvariantCulture, $"program {programTicks / 1e3 / g.PagesPerBlock:0} us, read {readTicks / 1e3 / g.PagesPerBlock:0} us, erase {eraseTicks / 1e3:0} us (with the bus)");
-        Line("self-test", $"block {block}: {g.PagesPerBlock} pages programmed, read back, erased", problem is null ? Ok : $"{Fail}: {problem}");
+        string timings = string.Create(
+            CultureInfo.InvariantCulture,
+            $"program {programTicks / 1e3 / g.PagesPerBlock:0} us, read {readTicks / 1e3 / g.PagesPerBlock:0} us, erase {eraseTicks / 1e3:0} us (with the bus)"
+        );
+        Line(
+            "self-test",
+            $"block {block}: {g.PagesPerBlock} pages programmed, read back, erased",
+            problem is null ? Ok : $"{Fail}: {problem}"
+        );
         if (problem is null)
         {
             Line("  timing", timings, "measured");

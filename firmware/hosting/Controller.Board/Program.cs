@@ -1,4 +1,5 @@
 using System.Device.Spi;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Emulator;
 using Controller.Emulator.Nand;
@@ -6,7 +7,6 @@ using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Loop;
-using Controller.Cli;
 using Controller.Hosting;
 using Controller.Hosting.Recording;
 
@@ -24,7 +24,12 @@ public static class Program
     /// <summary>The program, its verbs writing to <paramref name="output"/> and <paramref name="error"/> on <paramref name="machine"/>.</summary>
     internal static ProgramSpec Spec(TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
-        OptionSpec board = new("--board", "FILE|NAME", "a board profile, or the name of one shipped in hw-config/boards: raspberrypi-4, raspberrypi-5, ft232h, or emulated (the emulated chip, no hardware needed)", Choices: ["raspberrypi-4", "raspberrypi-5", "ft232h", "emulated"]);
+        OptionSpec board = new(
+            "--board",
+            "FILE|NAME",
+            "a board profile, or the name of one shipped in hw-config/boards: raspberrypi-4, raspberrypi-5, ft232h, or emulated (the emulated chip, no hardware needed)",
+            Choices: ["raspberrypi-4", "raspberrypi-5", "ft232h", "emulated"]
+        );
         OptionSpec image = new("--image", "FILE", "with an emulated chip only: keep its NAND in FILE");
         OptionSpec yes = new("--yes", null, "go ahead although everything on the chip is lost");
         VerbSpec serve = new(
@@ -32,7 +37,8 @@ public static class Program
             "serve the chip over NBD (the default verb: ssd-board --board NAME)",
             "Boots the firmware on the SPI NAND chip the board profile describes and serves it over NBD until Ctrl-C or SIGTERM (systemctl stop), which write back the cache, flush and checkpoint, then exit 0. Pulling the plug is a power cut: at the next boot every flushed write is there. With --record, on a board every reading of its clock is recorded.",
             [board, CommonOptions.Set, image, .. RecordingOptions.Options, .. ServeCommandLine.Options],
-            (args, _) => Task.FromResult(Serve(args, output, error, machine)))
+            (args, _) => Task.FromResult(Serve(args, output, error, machine))
+        )
         {
             Epilogue = $"""
                 {ServeCommandLine.SocketActivationNote("ssd-board --board NAME")}
@@ -47,7 +53,8 @@ public static class Program
             "validate a board profile or a chip description and print the resolved keys",
             "Validates a board profile (--board) or a chip description (--config) and prints the resolved keys.",
             [board, new("--config", "FILE", "a chip description (hw-config/chips)"), CommonOptions.Set],
-            (args, _) => Task.FromResult(Check(args, output)))
+            (args, _) => Task.FromResult(Check(args, output))
+        )
         {
             Epilogue = "Example:\n  ssd-board check --board hw-config/boards/raspberrypi-5.json",
         };
@@ -56,7 +63,8 @@ public static class Program
             "erase every block of the chip but the factory-bad ones (needs --yes)",
             "Erases every block of the chip but those its maker marked bad, so a chip that holds other data can be used (the firmware will not format over data it did not write); everything on it is lost, so it needs --yes.",
             [board, CommonOptions.Set, image, yes],
-            (args, _) => Task.FromResult(Erase(args, output, error, machine)))
+            (args, _) => Task.FromResult(Erase(args, output, error, machine))
+        )
         {
             Epilogue = "Example:\n  ssd-board erase --board raspberrypi-4 --yes",
         };
@@ -64,28 +72,42 @@ public static class Program
             "probe",
             "check a freshly wired chip: ID, parameter page, bad blocks, a self-test",
             "Checks a freshly wired chip: its ID against the description, its ONFI parameter page (where the description says it has one: page and spare bytes, pages per block, blocks), the factory bad-block markers and which blocks hold data, then programs, reads back and erases one good block (the last), which it leaves erased. A chip holding data is refused the self-test unless --yes. Prints a report; exits 0 when everything matched and passed, 1 if not.",
-            [board, CommonOptions.Set, image, new("--yes", null, "run the self-test on a chip that holds data (the block it uses is lost)")],
-            (args, _) => Task.FromResult(Probe(args, output, machine)))
+            [
+                board,
+                CommonOptions.Set,
+                image,
+                new("--yes", null, "run the self-test on a chip that holds data (the block it uses is lost)"),
+            ],
+            (args, _) => Task.FromResult(Probe(args, output, machine))
+        )
         {
-            Epilogue = "Examples:\n  ssd-board probe --board raspberrypi-4\n  ssd-board probe --board emulated --set 'emulator.spiJedecId=C8 D1 00'   # a chip that answers another ID",
+            Epilogue =
+                "Examples:\n  ssd-board probe --board raspberrypi-4\n  ssd-board probe --board emulated --set 'emulator.spiJedecId=C8 D1 00'   # a chip that answers another ID",
         };
-        return new ProgramSpec(Program_, "ssd-board, the dev-board image: the firmware over a SPI NAND chip on a Raspberry Pi's SPI, an FT232H adapter, or the emulated chip, served over NBD and the management endpoint.", [serve, check, erase, probe])
+        return new ProgramSpec(
+            Program_,
+            "ssd-board, the dev-board image: the firmware over a SPI NAND chip on a Raspberry Pi's SPI, an FT232H adapter, or the emulated chip, served over NBD and the management endpoint.",
+            [serve, check, erase, probe]
+        )
         {
             DefaultVerb = "serve",
-            Epilogue = "Exit codes: 0 done (stopped cleanly); 1 the board or chip is not usable (SPI off, no device, wrong chip ID, data the firmware did not write) or failed while serving; 2 bad input.",
-            ExitCodeOf = e => e switch
-            {
-                ConfigException or NandImageException => ExitCodes.Usage,
-                BoardException or SpiNandException or FtlMountException => ExitCodes.Failure,
-                _ => null,
-            },
-            MessageOf = e => e switch
-            {
-                SpiNandException => $"{e.Message}\n{WiringHint}",
-                FtlMountException when e.Message.Contains("refusing to format over it", StringComparison.Ordinal) =>
-                    $"{e.Message}\n{Program_}: to use this chip for the SSD, erase it first (everything on it is lost): ssd-board erase --board NAME --yes",
-                _ => e.Message,
-            },
+            Epilogue =
+                "Exit codes: 0 done (stopped cleanly); 1 the board or chip is not usable (SPI off, no device, wrong chip ID, data the firmware did not write) or failed while serving; 2 bad input.",
+            ExitCodeOf = e =>
+                e switch
+                {
+                    ConfigException or NandImageException => ExitCodes.Usage,
+                    BoardException or SpiNandException or FtlMountException => ExitCodes.Failure,
+                    _ => null,
+                },
+            MessageOf = e =>
+                e switch
+                {
+                    SpiNandException => $"{e.Message}\n{WiringHint}",
+                    FtlMountException when e.Message.Contains("refusing to format over it", StringComparison.Ordinal) =>
+                        $"{e.Message}\n{Program_}: to use this chip for the SSD, erase it first (everything on it is lost): ssd-board erase --board NAME --yes",
+                    _ => e.Message,
+                },
         };
     }
 
@@ -96,18 +118,22 @@ public static class Program
     internal static int Run(string[] args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         ArgumentNullException.ThrowIfNull(args);
-        return CliRunner.RunAsync(Spec(output, error, machine), args, output, error, CancellationToken.None).GetAwaiter().GetResult();
+        return CliRunner
+            .RunAsync(Spec(output, error, machine), args, output, error, CancellationToken.None)
+            .GetAwaiter()
+            .GetResult();
     }
 
-    private const string WiringHint = $"{Program_}: check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND), that WP# and HOLD# are high, and that the profile's chip description matches the part";
+    private const string WiringHint =
+        $"{Program_}: check the wiring (CS, SCLK, MOSI, MISO, 3.3 V, GND), that WP# and HOLD# are high, and that the profile's chip description matches the part";
 
     private static int Check(CommandArgs args, TextWriter output)
     {
-        ResolvedConfig config = args.Single("--board") is { } board
-            ? ConfigLoader.Load(BoardConfig.Schema, BoardProfile(board), args.All("--set"))
-            : args.Single("--config") is { } file
-                ? ConfigLoader.Load(FirmwareConfig.Schema, file, args.All("--set"))
-                : throw new UsageException("check needs --board FILE or --config FILE");
+        ResolvedConfig config =
+            args.Single("--board") is { } board
+                ? ConfigLoader.Load(BoardConfig.Schema, BoardProfile(board), args.All("--set"))
+            : args.Single("--config") is { } file ? ConfigLoader.Load(FirmwareConfig.Schema, file, args.All("--set"))
+            : throw new UsageException("check needs --board FILE or --config FILE");
         foreach (ConfigKey key in config.Schema.Keys)
         {
             output.WriteLine($"{key.Path} = {key.Format(config.Get(key))}");
@@ -127,7 +153,9 @@ public static class Program
         (string board, ResolvedConfig config) = LoadBoard(args);
         if (!args.Has("--yes"))
         {
-            throw new UsageException($"erase destroys everything on the chip {board} describes ({config.Get(FirmwareConfig.ChipName)}); add --yes to do it");
+            throw new UsageException(
+                $"erase destroys everything on the chip {board} describes ({config.Get(FirmwareConfig.ChipName)}); add --yes to do it"
+            );
         }
 
         using IServedDevice device = OpenDevice(board, config, args.Single("--image"), machine, error);
@@ -136,7 +164,10 @@ public static class Program
             BoardDevice real => real.Driver,
             _ => (SpiNandDevice)device.Nand,
         };
-        int blocks = driver.Geometry.Blocks, erased = 0, factoryBad = 0, marked = 0;
+        int blocks = driver.Geometry.Blocks,
+            erased = 0,
+            factoryBad = 0,
+            marked = 0;
         output.WriteLine($"{Program_}: erasing {blocks} blocks of {device.Description}");
         for (int block = 0; block < blocks; block++)
         {
@@ -160,7 +191,9 @@ public static class Program
             }
         }
 
-        output.WriteLine($"{Program_}: erased {erased} blocks; {factoryBad} marked bad by the maker left as they are; {marked} failed to erase and are now marked bad");
+        output.WriteLine(
+            $"{Program_}: erased {erased} blocks; {factoryBad} marked bad by the maker left as they are; {marked} failed to erase and are now marked bad"
+        );
         return 0;
     }
 
@@ -176,9 +209,22 @@ public static class Program
         string? image = args.Single("--image");
         if (config.Get(BoardConfig.Spi) == "emulated")
         {
-            using EmulatedNand array = image is null ? EmulatedNand.InMemory(config, clock) : EmulatedNand.OpenImage(image, config, clock);
-            Emulator.Spi.EmulatedSpiNandChip emulated = Emulator.Spi.EmulatedSpiNandChip.FromConfig(config, array, clock);
-            return ProbeCommand.Run(new SpiNandDevice(emulated, chip, clock), chip, clock, "the emulated SPI bus", args.Has("--yes"), output);
+            using EmulatedNand array = image is null
+                ? EmulatedNand.InMemory(config, clock)
+                : EmulatedNand.OpenImage(image, config, clock);
+            Emulator.Spi.EmulatedSpiNandChip emulated = Emulator.Spi.EmulatedSpiNandChip.FromConfig(
+                config,
+                array,
+                clock
+            );
+            return ProbeCommand.Run(
+                new SpiNandDevice(emulated, chip, clock),
+                chip,
+                clock,
+                "the emulated SPI bus",
+                args.Has("--yes"),
+                output
+            );
         }
 
         if (image is not null)
@@ -189,11 +235,20 @@ public static class Program
         using BoardHardware hardware = BoardOpener.Open(config, machine());
         try
         {
-            return ProbeCommand.Run(new SpiNandDevice(hardware.Spi, chip, clock), chip, clock, hardware.Where, args.Has("--yes"), output);
+            return ProbeCommand.Run(
+                new SpiNandDevice(hardware.Spi, chip, clock),
+                chip,
+                clock,
+                hardware.Where,
+                args.Has("--yes"),
+                output
+            );
         }
         catch (IOException e)
         {
-            throw new BoardException($"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)");
+            throw new BoardException(
+                $"cannot talk to the chip on {hardware.Where}: {e.Message} (run as root, or add the user to the spi group)"
+            );
         }
     }
 
@@ -213,21 +268,42 @@ public static class Program
     /// </summary>
     private static (string Board, ResolvedConfig Config) LoadBoard(CommandArgs args, bool serving = false)
     {
-        string board = BoardProfile(args.Single("--board") ?? throw new UsageException("--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"));
-        return (board, ConfigLoader.Load(BoardConfig.Schema, board, serving ? ServeCommandLine.ConfigSets(args) : args.All("--set")));
+        string board = BoardProfile(
+            args.Single("--board")
+                ?? throw new UsageException(
+                    "--board FILE is needed: a profile from hw-config/boards (ssd-board --help)"
+                )
+        );
+        return (
+            board,
+            ConfigLoader.Load(
+                BoardConfig.Schema,
+                board,
+                serving ? ServeCommandLine.ConfigSets(args) : args.All("--set")
+            )
+        );
     }
 
     /// <summary>
     /// The chip the profile describes: the emulated one (in memory, or in <paramref name="image"/>)
     /// on the monotonic clock, or a real one on the board's SPI, initialised by the driver.
     /// </summary>
-    private static IServedDevice OpenDevice(string board, ResolvedConfig config, string? image, Func<IBoardEnvironment> machine, TextWriter error, SessionRecorder? recorder = null)
+    private static IServedDevice OpenDevice(
+        string board,
+        ResolvedConfig config,
+        string? image,
+        Func<IBoardEnvironment> machine,
+        TextWriter error,
+        SessionRecorder? recorder = null
+    )
     {
         if (config.Get(BoardConfig.Spi) != "emulated")
         {
             return image is null
                 ? BoardDevice.Open(config, BoardOpener.Open(config, machine()), error, recorder)
-                : throw new UsageException($"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})");
+                : throw new UsageException(
+                    $"--image {image}: only an emulated chip keeps its NAND in a file; {board} drives a real one (board.spi {config.Get(BoardConfig.Spi)})"
+                );
         }
 
         // Recorded, every reading of the board's clock is an input (the chip is BUSY in real time).
@@ -235,12 +311,17 @@ public static class Program
         return EmulatedDevice.Open(config, DescribeEmulated(board, config), image, clock);
     }
 
-    private static string DescribeEmulated(string board, ResolvedConfig config) => $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})";
+    private static string DescribeEmulated(string board, ResolvedConfig config) =>
+        $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})";
 
     /// <summary>A profile file, or the name of one shipped beside the image (raspberrypi-4 for hw-config/boards/raspberrypi-4.json).</summary>
     private static string BoardProfile(string board)
     {
-        if (File.Exists(board) || board.Contains('/', StringComparison.Ordinal) || board.EndsWith(".json", StringComparison.Ordinal))
+        if (
+            File.Exists(board)
+            || board.Contains('/', StringComparison.Ordinal)
+            || board.EndsWith(".json", StringComparison.Ordinal)
+        )
         {
             return board;
         }
@@ -251,8 +332,18 @@ public static class Program
             return shipped;
         }
 
-        string[] names = Directory.Exists(Path.GetDirectoryName(shipped)) ? [.. Directory.GetFiles(Path.GetDirectoryName(shipped)!, "*.json").Select(Path.GetFileNameWithoutExtension).Order()!] : [];
-        throw new UsageException($"--board {board}: no such file, and no shipped board of that name (shipped: {string.Join(", ", names)})");
+        string[] names = Directory.Exists(Path.GetDirectoryName(shipped))
+            ?
+            [
+                .. Directory
+                    .GetFiles(Path.GetDirectoryName(shipped)!, "*.json")
+                    .Select(Path.GetFileNameWithoutExtension)
+                    .Order()!,
+            ]
+            : [];
+        throw new UsageException(
+            $"--board {board}: no such file, and no shipped board of that name (shipped: {string.Join(", ", names)})"
+        );
     }
 
     private static int Serve(CommandArgs args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
@@ -263,7 +354,13 @@ public static class Program
         // Listening first: a port in use leaves no new image or recording behind.
         using BoundSockets sockets = NbdService.Bind(serving);
         bool realChip = config.Get(BoardConfig.Spi) != "emulated";
-        SessionRecorder? recorder = record?.Start(config, realChip ? board : DescribeEmulated(board, config), RecordedClock.Reads, jumpsToEvents: false, realChip);
+        SessionRecorder? recorder = record?.Start(
+            config,
+            realChip ? board : DescribeEmulated(board, config),
+            RecordedClock.Reads,
+            jumpsToEvents: false,
+            realChip
+        );
         IServedDevice device;
         ServedController controller;
         try

@@ -73,19 +73,13 @@ public interface IServedDevice : IDisposable
 public sealed class PowerFailedException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public PowerFailedException()
-    {
-    }
+    public PowerFailedException() { }
 
     /// <summary>Creates the exception with a message.</summary>
     public PowerFailedException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Creates the exception with a message and a cause.</summary>
     public PowerFailedException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

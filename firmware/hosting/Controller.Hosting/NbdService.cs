@@ -7,8 +7,8 @@ using Controller.Cli;
 using Controller.Firmware.Config;
 using Controller.Firmware.Ftl;
 using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 
 namespace Controller.Hosting;
 
@@ -36,7 +36,9 @@ public static class NbdService
                 listeners.Add(Listen(endpoint, "--listen", Describe(endpoint)));
             }
 
-            Socket? control = options.Control is null ? null : Listen(options.Control, "--control", ManagementEndpoint.Format(options.Control));
+            Socket? control = options.Control is null
+                ? null
+                : Listen(options.Control, "--control", ManagementEndpoint.Format(options.Control));
             return new BoundSockets(listeners, control);
         }
         catch
@@ -52,7 +54,14 @@ public static class NbdService
     /// down cleanly (write back, flush, checkpoint) and returns 0; or until the device fails, then
     /// stops without touching it and returns 1. Messages start with <paramref name="program"/>.
     /// </summary>
-    public static int Run(ServedController controller, ServeOptions options, BoundSockets sockets, TextWriter output, string program, CancellationToken stopRequested)
+    public static int Run(
+        ServedController controller,
+        ServeOptions options,
+        BoundSockets sockets,
+        TextWriter output,
+        string program,
+        CancellationToken stopRequested
+    )
     {
         ArgumentNullException.ThrowIfNull(controller);
         ArgumentNullException.ThrowIfNull(options);
@@ -69,10 +78,17 @@ public static class NbdService
         List<Socket> listeners = sockets.Nbd;
         Socket? controlListener = sockets.Control;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(stopRequested);
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: serving export '{name}' ({controller.SizeBytes} bytes; {controller.Description}){(controller.IsReadOnly ? ", read-only" : string.Empty)}; {(controller.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({controller.Mount.RecoveryPageReads} page reads, {controller.Mount.ReplayedUnits} units replayed)")}"));
+        output.WriteLine(
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"{program}: serving export '{name}' ({controller.SizeBytes} bytes; {controller.Description}){(controller.IsReadOnly ? ", read-only" : string.Empty)}; {(controller.Mount.Formatted ? "formatted a fresh NAND" : $"recovered ({controller.Mount.RecoveryPageReads} page reads, {controller.Mount.ReplayedUnits} units replayed)")}"
+            )
+        );
         foreach (Socket socket in activated)
         {
-            output.WriteLine($"  listening on the socket handed over by socket activation (LISTEN_FDS), {socket.LocalEndPoint}");
+            output.WriteLine(
+                $"  listening on the socket handed over by socket activation (LISTEN_FDS), {socket.LocalEndPoint}"
+            );
         }
 
         foreach (EndPoint endpoint in endpoints)
@@ -86,7 +102,8 @@ public static class NbdService
             }
             else
             {
-                string tlsUri = uri.Replace("nbd://", "nbds://", StringComparison.Ordinal).Replace("nbd+unix://", "nbds+unix://", StringComparison.Ordinal);
+                string tlsUri = uri.Replace("nbd://", "nbds://", StringComparison.Ordinal)
+                    .Replace("nbd+unix://", "nbds+unix://", StringComparison.Ordinal);
                 output.WriteLine($"    nbdinfo '{tlsUri}?tls-certificates=CLIENT-DIR'");
                 output.WriteLine($"    ssdhost info '{tlsUri}' --tls-certificates CLIENT-DIR");
             }
@@ -94,28 +111,44 @@ public static class NbdService
 
         if (control is not null)
         {
-            output.WriteLine($"  management endpoint on {(options.ControlTls ? ManagementEndpoint.FormatTls(control) : ManagementEndpoint.Format(control))} (channels control, telemetry, log)");
+            output.WriteLine(
+                $"  management endpoint on {(options.ControlTls ? ManagementEndpoint.FormatTls(control) : ManagementEndpoint.Format(control))} (channels control, telemetry, log)"
+            );
         }
 
         output.Flush();
         controller.Failed = _ => stop.Cancel();
-        var serverOptions = new NbdServerOptions { Tls = options.TlsMode is { } mode ? new NbdTls(mode, options.Tls!.AuthenticateAsServerAsync) : null };
+        var serverOptions = new NbdServerOptions
+        {
+            Tls = options.TlsMode is { } mode ? new NbdTls(mode, options.Tls!.AuthenticateAsServerAsync) : null,
+        };
         var nbd = new NbdClients(controller, serverOptions, options.HandshakeTimeout, log, connections, program);
-        var guard = new ManagementGuard(options.ControlTls ? options.Tls : null, options.ControlToken, options.HandshakeTimeout);
+        var guard = new ManagementGuard(
+            options.ControlTls ? options.Tls : null,
+            options.ControlToken,
+            options.HandshakeTimeout
+        );
         var management = new ManagementServer(controller, log, options.TelemetryInterval);
         Task[] accepting =
         [
             .. listeners.Select(l => AcceptAsync(l, (client, token) => nbd.ServeAsync(client, token), stop.Token)),
-            .. controlListener is null ? [] : new[] { AcceptAsync(controlListener, (client, token) => ServeManagementAsync(management, guard, client, log, program, token), stop.Token) },
+            .. controlListener is null
+                ? []
+                : new[]
+                {
+                    AcceptAsync(
+                        controlListener,
+                        (client, token) => ServeManagementAsync(management, guard, client, log, program, token),
+                        stop.Token
+                    ),
+                },
         ];
         try
         {
             // The accept loops end once stop is cancelled; waiting on them (not on the token) lets them finish.
             Task.WaitAll(accepting, CancellationToken.None);
         }
-        catch (AggregateException) when (stop.IsCancellationRequested)
-        {
-        }
+        catch (AggregateException) when (stop.IsCancellationRequested) { }
 
         listeners.ForEach(l => l.Dispose());
         controlListener?.Dispose();
@@ -126,7 +159,9 @@ public static class NbdService
 
         controller.Shutdown();
         // The hash of the session's execution, as the sim computes it: a replay of its recording ends with the same.
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{program}: trace-hash={controller.TraceHash:x16}"));
+        output.WriteLine(
+            string.Create(CultureInfo.InvariantCulture, $"{program}: trace-hash={controller.TraceHash:x16}")
+        );
         if (controller.Failure is PowerFailedException powerFail)
         {
             output.WriteLine($"{program}: stopped: {powerFail.Message}; the next boot recovers");
@@ -135,22 +170,34 @@ public static class NbdService
 
         if (controller.Failure is { } failure)
         {
-            output.WriteLine($"{program}: stopped: the device failed ({failure.GetType().Name}: {failure.Message}); nothing was checkpointed, the next boot recovers from the NAND");
+            output.WriteLine(
+                $"{program}: stopped: the device failed ({failure.GetType().Name}: {failure.Message}); nothing was checkpointed, the next boot recovers from the NAND"
+            );
             return 1;
         }
 
-        output.WriteLine(controller.IsReadOnly ? $"{program}: read-only: nothing was written to the NAND; stopped" : $"{program}: flushed and checkpointed; stopped");
+        output.WriteLine(
+            controller.IsReadOnly
+                ? $"{program}: read-only: nothing was written to the NAND; stopped"
+                : $"{program}: flushed and checkpointed; stopped"
+        );
         return 0;
     }
 
-    private static string TlsNote(ServeOptions options) => options.TlsMode switch
-    {
-        null => string.Empty,
-        NbdTlsMode.Allowed => $" (TLS allowed{(options.Tls!.VerifiesPeer ? ", client certificates checked" : string.Empty)})",
-        _ => $" (TLS required{(options.Tls!.VerifiesPeer ? ", client certificates checked" : string.Empty)})",
-    };
+    private static string TlsNote(ServeOptions options) =>
+        options.TlsMode switch
+        {
+            null => string.Empty,
+            NbdTlsMode.Allowed =>
+                $" (TLS allowed{(options.Tls!.VerifiesPeer ? ", client certificates checked" : string.Empty)})",
+            _ => $" (TLS required{(options.Tls!.VerifiesPeer ? ", client certificates checked" : string.Empty)})",
+        };
 
-    private static async Task AcceptAsync(Socket listener, Func<Socket, CancellationToken, Task> serve, CancellationToken stop)
+    private static async Task AcceptAsync(
+        Socket listener,
+        Func<Socket, CancellationToken, Task> serve,
+        CancellationToken stop
+    )
     {
         while (!stop.IsCancellationRequested)
         {
@@ -191,7 +238,14 @@ public static class NbdService
     /// <param name="log">Where ended connections are told.</param>
     /// <param name="connections">The open connections, by socket.</param>
     /// <param name="program">The name log lines start with.</param>
-    public sealed class NbdClients(INbdExport export, NbdServerOptions options, TimeSpan handshakeTimeout, ManagementLog log, ConcurrentDictionary<Socket, string> connections, string program)
+    public sealed class NbdClients(
+        INbdExport export,
+        NbdServerOptions options,
+        TimeSpan handshakeTimeout,
+        ManagementLog log,
+        ConcurrentDictionary<Socket, string> connections,
+        string program
+    )
     {
         private int _accepted;
 
@@ -205,10 +259,22 @@ public static class NbdService
             await using var stream = new NetworkStream(client, ownsSocket: true);
             try
             {
-                using var connection = new NbdConnection(stream, [export], options) { Number = Interlocked.Increment(ref _accepted) };
+                using var connection = new NbdConnection(stream, [export], options)
+                {
+                    Number = Interlocked.Increment(ref _accepted),
+                };
                 await connection.RunAsync(handshake.Token, stop).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or SocketException or OperationCanceledException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
+            catch (Exception e)
+                when (e
+                        is NbdProtocolException
+                            or EndOfStreamException
+                            or IOException
+                            or SocketException
+                            or OperationCanceledException
+                            or ObjectDisposedException
+                            or System.Security.Authentication.AuthenticationException
+                )
             {
                 if (!stop.IsCancellationRequested && connections.ContainsKey(client))
                 {
@@ -227,7 +293,14 @@ public static class NbdService
         }
     }
 
-    private static async Task ServeManagementAsync(ManagementServer server, ManagementGuard guard, Socket client, ManagementLog log, string program, CancellationToken stop)
+    private static async Task ServeManagementAsync(
+        ManagementServer server,
+        ManagementGuard guard,
+        Socket client,
+        ManagementLog log,
+        string program,
+        CancellationToken stop
+    )
     {
         await using var stream = new NetworkStream(client, ownsSocket: true);
         try
@@ -235,7 +308,9 @@ public static class NbdService
             Stream? admitted = await guard.AdmitAsync(stream, stop).ConfigureAwait(false);
             if (admitted is null)
             {
-                log.Write($"{program}: management connection from {client.RemoteEndPoint} refused: wrong or missing --control-token");
+                log.Write(
+                    $"{program}: management connection from {client.RemoteEndPoint} refused: wrong or missing --control-token"
+                );
                 return;
             }
 
@@ -244,7 +319,16 @@ public static class NbdService
                 await server.ServeAsync(admitted, stop).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or Nerdbank.Streams.MultiplexingProtocolException or EndOfStreamException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
+        catch (Exception e)
+            when (e
+                    is IOException
+                        or SocketException
+                        or ObjectDisposedException
+                        or Nerdbank.Streams.MultiplexingProtocolException
+                        or EndOfStreamException
+                        or OperationCanceledException
+                        or System.Security.Authentication.AuthenticationException
+            )
         {
             // A client that hangs up after its answer (ssdhost power-cut, stats) ends the
             // connection normally: only what else went wrong is worth a line.
@@ -255,24 +339,33 @@ public static class NbdService
         }
     }
 
-    private static bool HungUp(Exception e) => e switch
-    {
-        EndOfStreamException => true,
-        SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown } => true,
-        IOException { InnerException: { } inner } => HungUp(inner),
-        _ => false,
-    };
+    private static bool HungUp(Exception e) =>
+        e switch
+        {
+            EndOfStreamException => true,
+            SocketException
+            {
+                SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown
+            } => true,
+            IOException { InnerException: { } inner } => HungUp(inner),
+            _ => false,
+        };
 
     private static Socket Listen(EndPoint endpoint, string option, string uri)
     {
-        if (endpoint is UnixDomainSocketEndPoint && Path.GetDirectoryName(Path.GetFullPath(endpoint.ToString()!)) is { } directory && !Directory.Exists(directory))
+        if (
+            endpoint is UnixDomainSocketEndPoint
+            && Path.GetDirectoryName(Path.GetFullPath(endpoint.ToString()!)) is { } directory
+            && !Directory.Exists(directory)
+        )
         {
             throw new UsageException($"{option}: cannot listen on {uri}: the directory {directory} does not exist");
         }
 
-        var socket = endpoint is UnixDomainSocketEndPoint
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        var socket =
+            endpoint is UnixDomainSocketEndPoint
+                ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+                : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
             if (endpoint is UnixDomainSocketEndPoint && File.Exists(endpoint.ToString()))
@@ -287,7 +380,10 @@ public static class NbdService
         catch (SocketException e)
         {
             socket.Dispose();
-            string why = e.SocketErrorCode == SocketError.AddressAlreadyInUse ? "the address is in use (another server on that port?)" : e.Message;
+            string why =
+                e.SocketErrorCode == SocketError.AddressAlreadyInUse
+                    ? "the address is in use (another server on that port?)"
+                    : e.Message;
             throw new UsageException($"{option}: cannot listen on {uri}: {why}");
         }
         catch
@@ -297,13 +393,14 @@ public static class NbdService
         }
     }
 
-    private static string Describe(EndPoint endpoint, string export = "") => endpoint switch
-    {
-        UnixDomainSocketEndPoint unix => $"nbd+unix:///{export}?socket={unix}",
-        IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"nbd://[{ip.Address}]:{ip.Port}/{export}",
-        IPEndPoint ip => $"nbd://{ip.Address}:{ip.Port}/{export}",
-        _ => endpoint.ToString() ?? "?",
-    };
+    private static string Describe(EndPoint endpoint, string export = "") =>
+        endpoint switch
+        {
+            UnixDomainSocketEndPoint unix => $"nbd+unix:///{export}?socket={unix}",
+            IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"nbd://[{ip.Address}]:{ip.Port}/{export}",
+            IPEndPoint ip => $"nbd://{ip.Address}:{ip.Port}/{export}",
+            _ => endpoint.ToString() ?? "?",
+        };
 }
 
 /// <summary>The listening sockets of a server, bound before its device is opened.</summary>

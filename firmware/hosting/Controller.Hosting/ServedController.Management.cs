@@ -42,12 +42,17 @@ public sealed partial class ServedController : IManagementService
 
         if (!_device.CanCutPower)
         {
-            throw new NotSupportedException($"{Description}: the power of real hardware is not the server's to cut; unplug the board (the firmware recovers at the next boot)");
+            throw new NotSupportedException(
+                $"{Description}: the power of real hardware is not the server's to cut; unplug the board (the firmware recovers at the next boot)"
+            );
         }
 
         int connections = EndConnections?.Invoke() ?? 0;
-        PowerCutResult result = await OnLoopAsync(() => CutPowerOnLoop() with { ConnectionsEnded = connections }).ConfigureAwait(false);
-        Log?.Write($"power cut: {result.ConnectionsEnded} connections ended, {result.TornOperations} NAND operations torn, {result.DirtySectorsLost} dirty sectors lost, {result.PagesSavedOnHoldUp} pages saved on hold-up; recovered ({result.RecoveryPageReads} page reads, {result.RecoveryUnitsReplayed} units replayed); serving again");
+        PowerCutResult result = await OnLoopAsync(() => CutPowerOnLoop() with { ConnectionsEnded = connections })
+            .ConfigureAwait(false);
+        Log?.Write(
+            $"power cut: {result.ConnectionsEnded} connections ended, {result.TornOperations} NAND operations torn, {result.DirtySectorsLost} dirty sectors lost, {result.PagesSavedOnHoldUp} pages saved on hold-up; recovered ({result.RecoveryPageReads} page reads, {result.RecoveryUnitsReplayed} units replayed); serving again"
+        );
         return result;
     }
 
@@ -60,7 +65,9 @@ public sealed partial class ServedController : IManagementService
         if (result.Cut is { } cut)
         {
             result = result with { Cut = cut with { ConnectionsEnded = connections } };
-            Log?.Write($"power fail: {result.DirtySectorsSaved} dirty sectors saved in {result.PagesSavedOnHoldUp} page programs on hold-up energy (budget {result.HoldUpBudgetPages}); the power went, {cut.TornOperations} NAND operations torn; recovered ({cut.RecoveryPageReads} page reads, {cut.RecoveryUnitsReplayed} units replayed); serving again");
+            Log?.Write(
+                $"power fail: {result.DirtySectorsSaved} dirty sectors saved in {result.PagesSavedOnHoldUp} page programs on hold-up energy (budget {result.HoldUpBudgetPages}); the power went, {cut.TornOperations} NAND operations torn; recovered ({cut.RecoveryPageReads} page reads, {cut.RecoveryUnitsReplayed} units replayed); serving again"
+            );
         }
 
         return result;
@@ -80,7 +87,9 @@ public sealed partial class ServedController : IManagementService
 
         if (!_loop.PowerLossProtection)
         {
-            throw new InvalidOperationException("power-loss protection is off (power.plp): there is no hold-up energy to save the cache on; set power.plp=true and power.plpBudgetPages, or use powerCut");
+            throw new InvalidOperationException(
+                "power-loss protection is off (power.plp): there is no hold-up energy to save the cache on; set power.plp=true and power.plpBudgetPages, or use powerCut"
+            );
         }
 
         long budget = _config.Get(CacheConfig.PlpBudgetPages);
@@ -88,7 +97,13 @@ public sealed partial class ServedController : IManagementService
         if (_device.CanCutPower)
         {
             PowerCutResult cut = CutPowerOnLoop();
-            return new PowerFailResult { DirtySectorsSaved = dirty, PagesSavedOnHoldUp = cut.PagesSavedOnHoldUp, HoldUpBudgetPages = budget, Cut = cut };
+            return new PowerFailResult
+            {
+                DirtySectorsSaved = dirty,
+                PagesSavedOnHoldUp = cut.PagesSavedOnHoldUp,
+                HoldUpBudgetPages = budget,
+                Cut = cut,
+            };
         }
 
         long saved;
@@ -100,29 +115,47 @@ public sealed partial class ServedController : IManagementService
             saved = _loop.SaveOnPowerFail();
         }
 
-        Log?.Write($"power fail: {dirty} dirty sectors saved in {saved} page programs on hold-up energy (budget {budget}); stopping, the next boot recovers");
-        Fail(new PowerFailedException($"the power-fail signal came; the cache was saved on hold-up energy ({saved} page programs)"));
-        return new PowerFailResult { DirtySectorsSaved = dirty, PagesSavedOnHoldUp = saved, HoldUpBudgetPages = budget };
+        Log?.Write(
+            $"power fail: {dirty} dirty sectors saved in {saved} page programs on hold-up energy (budget {budget}); stopping, the next boot recovers"
+        );
+        Fail(
+            new PowerFailedException(
+                $"the power-fail signal came; the cache was saved on hold-up energy ({saved} page programs)"
+            )
+        );
+        return new PowerFailResult
+        {
+            DirtySectorsSaved = dirty,
+            PagesSavedOnHoldUp = saved,
+            HoldUpBudgetPages = budget,
+        };
     }
 
     /// <inheritdoc />
     public async Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken)
     {
         CheckpointResult result = await OnLoopAsync(() =>
-        {
-            if (_failure is { } failure)
             {
-                throw new InvalidOperationException($"the device failed ({failure.Message}); nothing more is written to it");
-            }
+                if (_failure is { } failure)
+                {
+                    throw new InvalidOperationException(
+                        $"the device failed ({failure.Message}); nothing more is written to it"
+                    );
+                }
 
-            if (_readOnly)
-            {
-                throw new InvalidOperationException("the export is read-only (--read-only); nothing is written to the NAND, a checkpoint included");
-            }
+                if (_readOnly)
+                {
+                    throw new InvalidOperationException(
+                        "the export is read-only (--read-only); nothing is written to the NAND, a checkpoint included"
+                    );
+                }
 
-            return CheckpointOnLoop();
-        }).ConfigureAwait(false);
-        Log?.Write($"checkpoint: {result.SectorsWrittenBack} dirty sectors written back, checkpoint {result.Checkpoints} taken");
+                return CheckpointOnLoop();
+            })
+            .ConfigureAwait(false);
+        Log?.Write(
+            $"checkpoint: {result.SectorsWrittenBack} dirty sectors written back, checkpoint {result.Checkpoints} taken"
+        );
         return result;
     }
 
@@ -131,18 +164,21 @@ public sealed partial class ServedController : IManagementService
     {
         ArgumentNullException.ThrowIfNull(request);
         FaultSettings settings = await OnLoopAsync(() =>
-        {
-            FaultSettings set;
-            using (InFirmware())
             {
-                set = _device.SetFaults(request);
-            }
+                FaultSettings set;
+                using (InFirmware())
+                {
+                    set = _device.SetFaults(request);
+                }
 
-            RecordClock();
-            _recorder?.Faults(System.Text.Json.JsonSerializer.Serialize(request, ManagementJson.Options));
-            return set;
-        }).ConfigureAwait(false);
-        Log?.Write($"faults: raw bit error rate {settings.RawBitErrorRate}, program fail {settings.ProgramFailProbability}, erase fail {settings.EraseFailProbability}, next {request.FailNextPrograms ?? 0} programs and {request.FailNextErases ?? 0} erases fail");
+                RecordClock();
+                _recorder?.Faults(System.Text.Json.JsonSerializer.Serialize(request, ManagementJson.Options));
+                return set;
+            })
+            .ConfigureAwait(false);
+        Log?.Write(
+            $"faults: raw bit error rate {settings.RawBitErrorRate}, program fail {settings.ProgramFailProbability}, erase fail {settings.EraseFailProbability}, next {request.FailNextPrograms ?? 0} programs and {request.FailNextErases ?? 0} erases fail"
+        );
         return settings;
     }
 
@@ -157,7 +193,9 @@ public sealed partial class ServedController : IManagementService
         ArgumentNullException.ThrowIfNull(record);
         if (_thread is not null)
         {
-            throw new InvalidOperationException("a served controller takes its inputs from its clients; replay on one made by ForReplay");
+            throw new InvalidOperationException(
+                "a served controller takes its inputs from its clients; replay on one made by ForReplay"
+            );
         }
 
         switch (record.Kind)
@@ -177,8 +215,20 @@ public sealed partial class ServedController : IManagementService
                     record.FillData(buffer);
                 }
 
-                long id = Enter(record.Opcode, record.Flags, record.Offset, record.Length, buffer, new Replayed(), Stopwatch.GetTimestamp());
-                return id == record.Id ? id : throw new InvalidDataException($"the replay diverged: the session's command {record.Id} is command {id} here");
+                long id = Enter(
+                    record.Opcode,
+                    record.Flags,
+                    record.Offset,
+                    record.Length,
+                    buffer,
+                    new Replayed(),
+                    Stopwatch.GetTimestamp()
+                );
+                return id == record.Id
+                    ? id
+                    : throw new InvalidDataException(
+                        $"the replay diverged: the session's command {record.Id} is command {id} here"
+                    );
             case SessionRecordKind.Step:
                 if (_failure is null)
                 {
@@ -186,9 +236,7 @@ public sealed partial class ServedController : IManagementService
                     {
                         StepLoop(record.Background);
                     }
-                    catch (Exception e) when (Fail(e))
-                    {
-                    }
+                    catch (Exception e) when (Fail(e)) { }
                 }
 
                 return 0;
@@ -204,9 +252,16 @@ public sealed partial class ServedController : IManagementService
                 _shutDown = true;
                 return 0;
             case SessionRecordKind.ClockRead:
-                throw new InvalidDataException("the replay diverged: the session read its clock here and the replay did not");
+                throw new InvalidDataException(
+                    "the replay diverged: the session read its clock here and the replay did not"
+                );
             case SessionRecordKind.Faults:
-                _device.SetFaults(System.Text.Json.JsonSerializer.Deserialize<FaultRequest>(record.Text ?? "{}", ManagementJson.Options) ?? new FaultRequest());
+                _device.SetFaults(
+                    System.Text.Json.JsonSerializer.Deserialize<FaultRequest>(
+                        record.Text ?? "{}",
+                        ManagementJson.Options
+                    ) ?? new FaultRequest()
+                );
                 return 0;
             case SessionRecordKind.Shutdown:
                 ShutdownLoop();
@@ -256,13 +311,9 @@ public sealed partial class ServedController : IManagementService
     /// <summary>A replayed command's end: nobody waits for it.</summary>
     private sealed class Replayed : Nbd.INbdCompletion
     {
-        public void Complete(HostStatus status)
-        {
-        }
+        public void Complete(HostStatus status) { }
 
-        public void Fail(Exception exception)
-        {
-        }
+        public void Fail(Exception exception) { }
     }
 
     /// <summary>Counts a completed command (on the loop's thread).</summary>
@@ -299,7 +350,13 @@ public sealed partial class ServedController : IManagementService
         for (int i = 0; i < s_opcodeNames.Length; i++)
         {
             LatencyHistogram histogram = _latencies[i];
-            latency[s_opcodeNames[i]] = new LatencySummary { Count = histogram.Count, P50 = histogram.Percentile(0.5) / 1000.0, P99 = histogram.Percentile(0.99) / 1000.0, P999 = histogram.Percentile(0.999) / 1000.0 };
+            latency[s_opcodeNames[i]] = new LatencySummary
+            {
+                Count = histogram.Count,
+                P50 = histogram.Percentile(0.5) / 1000.0,
+                P99 = histogram.Percentile(0.99) / 1000.0,
+                P999 = histogram.Percentile(0.999) / 1000.0,
+            };
         }
 
         long nandBytesProgrammed = _nand.Counters.PagesProgrammed * _nand.Geometry.PageBytes;

@@ -6,10 +6,10 @@ using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Host;
-using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Firmware.Loop;
+using Controller.Hosting.Nbd;
 using Controller.Hosting.Recording;
+using Controller.Nbd;
 
 namespace Controller.Hosting;
 
@@ -55,12 +55,24 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// (the controller owns the recorder and finishes it at shutdown); on a board's clock, the
     /// mount's clock readings too.
     /// </remarks>
-    public ServedController(IServedDevice device, ResolvedConfig config, string name, Func<ISectorStore, ISectorStore>? store = null, SessionRecorder? recorder = null)
-        : this(device, config, name, store, trace: null, replay: false, recorder)
-    {
-    }
+    public ServedController(
+        IServedDevice device,
+        ResolvedConfig config,
+        string name,
+        Func<ISectorStore, ISectorStore>? store = null,
+        SessionRecorder? recorder = null
+    )
+        : this(device, config, name, store, trace: null, replay: false, recorder) { }
 
-    private ServedController(IServedDevice device, ResolvedConfig config, string name, Func<ISectorStore, ISectorStore>? store, TextWriter? trace, bool replay, SessionRecorder? recorder = null)
+    private ServedController(
+        IServedDevice device,
+        ResolvedConfig config,
+        string name,
+        Func<ISectorStore, ISectorStore>? store,
+        TextWriter? trace,
+        bool replay,
+        SessionRecorder? recorder = null
+    )
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
@@ -70,8 +82,14 @@ public sealed partial class ServedController : INbdExport, IDisposable
         _store = store;
         _trace = new ExecutionTrace(trace);
         _firmwareClock = new CommandClock(device.Clock, advanceAlone: device.JumpsToEvents);
-        INandDevice nand = recorder is { NandMode: RecordedNand.Outcomes } ? new RecordingNand(device.Nand, recorder) : device.Nand;
-        _nand = new CountingNand(nand) { Observed = (kind, address, completion) => _trace.Nand(_firmwareClock.NowNanoseconds, kind, address, completion) };
+        INandDevice nand = recorder is { NandMode: RecordedNand.Outcomes }
+            ? new RecordingNand(device.Nand, recorder)
+            : device.Nand;
+        _nand = new CountingNand(nand)
+        {
+            Observed = (kind, address, completion) =>
+                _trace.Nand(_firmwareClock.NowNanoseconds, kind, address, completion),
+        };
         device.AttachFirmwareClock(_firmwareClock);
         if (recorder is not null)
         {
@@ -102,8 +120,12 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// session: the caller hands it the recorded inputs one by one (<see cref="Apply"/>), and
     /// <paramref name="trace"/>, when given, receives every event as a line.
     /// </summary>
-    public static ServedController ForReplay(IServedDevice device, ResolvedConfig config, string name, TextWriter? trace) =>
-        new(device, config, name, store: null, trace, replay: true);
+    public static ServedController ForReplay(
+        IServedDevice device,
+        ResolvedConfig config,
+        string name,
+        TextWriter? trace
+    ) => new(device, config, name, store: null, trace, replay: true);
 
     /// <summary>The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.</summary>
     public ulong TraceHash => _trace.Hash;
@@ -142,7 +164,14 @@ public sealed partial class ServedController : INbdExport, IDisposable
     public Action<Exception>? Failed { get; set; }
 
     /// <inheritdoc />
-    public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
+    public ValueTask<HostStatus> ExecuteAsync(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        Memory<byte> buffer,
+        CancellationToken cancellation
+    )
     {
         var done = new TaskCompletion();
         Submit(opcode, flags, offset, length, buffer, done);
@@ -153,34 +182,68 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// Queues the command to the loop's thread, which submits it to the controller loop; the loop's
     /// thread tells <paramref name="completion"/> when it completes.
     /// </summary>
-    public void Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion)
+    public void Submit(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        Memory<byte> buffer,
+        INbdCompletion completion
+    )
     {
         ArgumentNullException.ThrowIfNull(completion);
         long arrived = Stopwatch.GetTimestamp();
         int generation = Volatile.Read(ref _generation);
-        Post(() =>
-        {
-            if (generation != _generation || _failure is not null)
+        Post(
+            () =>
             {
-                // Sent before a power cut, run after it (the device it was sent to is gone), or
-                // the device has failed.
-                completion.Complete(HostStatus.IoError);
-                return;
-            }
+                if (generation != _generation || _failure is not null)
+                {
+                    // Sent before a power cut, run after it (the device it was sent to is gone), or
+                    // the device has failed.
+                    completion.Complete(HostStatus.IoError);
+                    return;
+                }
 
-            Enter(opcode, flags, offset, length, buffer, completion, arrived);
-        }, completion);
+                Enter(opcode, flags, offset, length, buffer, completion, arrived);
+            },
+            completion
+        );
     }
 
     /// <summary>A command enters the firmware (on the loop's thread): recorded, traced, and submitted or queued for room.</summary>
-    private long Enter(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion, long arrived)
+    private long Enter(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        Memory<byte> buffer,
+        INbdCompletion completion,
+        long arrived
+    )
     {
         using FirmwareScope firmware = InFirmware();
-        var command = new HostCommand { Id = ++_nextId, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Buffer = buffer };
+        var command = new HostCommand
+        {
+            Id = ++_nextId,
+            Opcode = opcode,
+            Flags = flags,
+            Offset = offset,
+            Length = length,
+            Buffer = buffer,
+        };
         if (_recorder is { } recorder)
         {
             RecordClock();
-            recorder.Command(command.Id, completion.Connection, opcode, flags, offset, length, opcode == HostOpcode.Write ? buffer.Span[..(int)length] : default);
+            recorder.Command(
+                command.Id,
+                completion.Connection,
+                opcode,
+                flags,
+                offset,
+                length,
+                opcode == HostOpcode.Write ? buffer.Span[..(int)length] : default
+            );
         }
 
         _trace.Submit(_device.Clock.NowNanoseconds, command.Id, opcode, flags, offset, length);
@@ -208,52 +271,58 @@ public sealed partial class ServedController : INbdExport, IDisposable
     public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(extents);
-        return new ValueTask(OnLoopAsync(() =>
-        {
-            // Sector by sector (the FTL's unit), clipped to the range, runs of one state merged.
-            for (long position = offset, end = offset + length; position < end;)
+        return new ValueTask(
+            OnLoopAsync(() =>
             {
-                long sector = position / FirmwareConfig.SectorBytes;
-                long next = Math.Min(end, (sector + 1) * FirmwareConfig.SectorBytes);
-                NbdAllocationState state = _loop.IsHole(sector) ? NbdAllocationState.Hole | NbdAllocationState.Zero : NbdAllocationState.None;
-                if (extents.Count > 0 && extents[^1].Flags == state)
+                // Sector by sector (the FTL's unit), clipped to the range, runs of one state merged.
+                for (long position = offset, end = offset + length; position < end; )
                 {
-                    extents[^1] = extents[^1] with { Length = extents[^1].Length + (next - position) };
-                }
-                else
-                {
-                    extents.Add(new NbdExtent(next - position, state));
+                    long sector = position / FirmwareConfig.SectorBytes;
+                    long next = Math.Min(end, (sector + 1) * FirmwareConfig.SectorBytes);
+                    NbdAllocationState state = _loop.IsHole(sector)
+                        ? NbdAllocationState.Hole | NbdAllocationState.Zero
+                        : NbdAllocationState.None;
+                    if (extents.Count > 0 && extents[^1].Flags == state)
+                    {
+                        extents[^1] = extents[^1] with { Length = extents[^1].Length + (next - position) };
+                    }
+                    else
+                    {
+                        extents.Add(new NbdExtent(next - position, state));
+                    }
+
+                    position = next;
                 }
 
-                position = next;
-            }
-
-            return true;
-        }));
+                return true;
+            })
+        );
     }
 
     /// <summary>A clean shutdown: writes back the cache, flushes, checkpoints, stops the loop's thread and closes the NAND.</summary>
     public void Shutdown()
     {
         OnLoopAsync(() =>
-        {
-            // A failed device is left as it is: the next boot recovers what reached the NAND.
-            if (_failure is null)
             {
-                Drain();
-                RecordClock();
-                _recorder?.Management(SessionRecordKind.Shutdown);
-                using (InFirmware())
+                // A failed device is left as it is: the next boot recovers what reached the NAND.
+                if (_failure is null)
                 {
-                    ShutdownLoop();
+                    Drain();
+                    RecordClock();
+                    _recorder?.Management(SessionRecordKind.Shutdown);
+                    using (InFirmware())
+                    {
+                        ShutdownLoop();
+                    }
                 }
-            }
 
-            _shutDown = true;
-            _recorder?.Finish(_trace.Hash);
-            _recorder = null;
-            return true;
-        }).GetAwaiter().GetResult();
+                _shutDown = true;
+                _recorder?.Finish(_trace.Hash);
+                _recorder = null;
+                return true;
+            })
+            .GetAwaiter()
+            .GetResult();
         Dispose();
     }
 
@@ -286,7 +355,16 @@ public sealed partial class ServedController : INbdExport, IDisposable
     private (FlashTranslationLayer Ftl, ControllerLoop Loop) MountFirmware()
     {
         long plp = _config.Get(CacheConfig.Plp) ? _config.Get(CacheConfig.PlpBudgetPages) : 0;
-        var firmware = MountedFirmware.Mount(_nand, _firmwareClock, new Prng(_device.FirmwareSeed), FtlConfig.Options(_config), CacheConfig.Options(_config), LoopQueueDepth, plp, _store);
+        var firmware = MountedFirmware.Mount(
+            _nand,
+            _firmwareClock,
+            new Prng(_device.FirmwareSeed),
+            FtlConfig.Options(_config),
+            CacheConfig.Options(_config),
+            LoopQueueDepth,
+            plp,
+            _store
+        );
         _trace.Event(_device.Clock.NowNanoseconds, "mounted");
         return (firmware.Ftl, firmware.Loop);
     }
@@ -393,7 +471,10 @@ public sealed partial class ServedController : INbdExport, IDisposable
             // Since when no host command has been in the loop (management requests do not count).
             quietSince = quiet ? quietSince ?? (_device.Clock.NowNanoseconds, Stopwatch.GetTimestamp()) : null;
             // A read-only export does no background work: GC, wear levelling and checkpoints all write.
-            bool idle = quiet && !_readOnly && Stopwatch.GetElapsedTime(lastWork).TotalMilliseconds >= IdleBeforeBackgroundMilliseconds;
+            bool idle =
+                quiet
+                && !_readOnly
+                && Stopwatch.GetElapsedTime(lastWork).TotalMilliseconds >= IdleBeforeBackgroundMilliseconds;
             long? next;
             try
             {
@@ -558,7 +639,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>A command's end as a task, for callers that await it (its continuations run off the loop's thread).</summary>
     private sealed class TaskCompletion : INbdCompletion
     {
-        private readonly TaskCompletionSource<HostStatus> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<HostStatus> _done = new(
+            TaskCreationOptions.RunContinuationsAsynchronously
+        );
 
         public Task<HostStatus> Task => _done.Task;
 
@@ -580,9 +663,10 @@ public sealed partial class ServedController : INbdExport, IDisposable
 
         Volatile.Write(ref _failure, failure);
         _recorder?.Flush();
-        string what = failure is Firmware.Invariants.InvariantViolationException
-            ? $"the firmware stopped: an invariant broke: {failure.Message}"
-            : $"the device failed: {failure.GetType().Name}: {failure.Message}";
+        string what =
+            failure is Firmware.Invariants.InvariantViolationException
+                ? $"the firmware stopped: an invariant broke: {failure.Message}"
+                : $"the device failed: {failure.GetType().Name}: {failure.Message}";
         Log?.Write($"{what}; every command now fails with an I/O error, and nothing is checkpointed over this state");
         Failed?.Invoke(failure);
         return true;

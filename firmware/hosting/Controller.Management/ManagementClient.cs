@@ -24,7 +24,8 @@ public sealed class ManagementClient : IAsyncDisposable
     public IManagementService Control { get; }
 
     /// <summary>Connects to <paramref name="uri"/> (<c>tcp://HOST:PORT</c> or <c>unix:PATH</c>).</summary>
-    public static Task<ManagementClient> ConnectAsync(string uri, CancellationToken cancellationToken) => ConnectAsync(uri, tls: null, token: null, cancellationToken);
+    public static Task<ManagementClient> ConnectAsync(string uri, CancellationToken cancellationToken) =>
+        ConnectAsync(uri, tls: null, token: null, cancellationToken);
 
     /// <summary>
     /// Connects to the endpoint <paramref name="uri"/> names; a tls:// endpoint with
@@ -33,13 +34,20 @@ public sealed class ManagementClient : IAsyncDisposable
     /// sent first.
     /// </summary>
     /// <exception cref="FormatException">The URI is not an endpoint, or tls:// without credentials.</exception>
-    public static async Task<ManagementClient> ConnectAsync(string uri, TlsCredentials? tls, string? token, CancellationToken cancellationToken)
+    public static async Task<ManagementClient> ConnectAsync(
+        string uri,
+        TlsCredentials? tls,
+        string? token,
+        CancellationToken cancellationToken
+    )
     {
         EndPoint endpoint = ManagementEndpoint.Parse(uri);
         bool overTls = ManagementEndpoint.IsTls(uri);
         if (overTls && tls is null)
         {
-            throw new FormatException($"'{uri}' is a TLS endpoint; give the directory with its ca-cert.pem (--tls-certificates DIR)");
+            throw new FormatException(
+                $"'{uri}' is a TLS endpoint; give the directory with its ca-cert.pem (--tls-certificates DIR)"
+            );
         }
 
         Stream stream = await ManagementEndpoint.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
@@ -47,10 +55,14 @@ public sealed class ManagementClient : IAsyncDisposable
         {
             if (overTls)
             {
-                stream = await tls!.AuthenticateAsClientAsync(stream, TlsCredentials.HostOf(endpoint), cancellationToken).ConfigureAwait(false);
+                stream = await tls!
+                    .AuthenticateAsClientAsync(stream, TlsCredentials.HostOf(endpoint), cancellationToken)
+                    .ConfigureAwait(false);
                 if (token is not null)
                 {
-                    await stream.WriteAsync(Encoding.UTF8.GetBytes(token.Trim() + "\n"), cancellationToken).ConfigureAwait(false);
+                    await stream
+                        .WriteAsync(Encoding.UTF8.GetBytes(token.Trim() + "\n"), cancellationToken)
+                        .ConfigureAwait(false);
                     await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
@@ -68,10 +80,16 @@ public sealed class ManagementClient : IAsyncDisposable
     public static async Task<ManagementClient> OpenAsync(Stream connection, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        MultiplexingStream mux = await MultiplexingStream.CreateAsync(connection, cancellationToken).ConfigureAwait(false);
+        MultiplexingStream mux = await MultiplexingStream
+            .CreateAsync(connection, cancellationToken)
+            .ConfigureAwait(false);
         try
         {
-            MultiplexingStream.Channel control = await mux.OfferChannelAsync(ManagementServer.ControlChannel, cancellationToken).ConfigureAwait(false);
+            MultiplexingStream.Channel control = await mux.OfferChannelAsync(
+                    ManagementServer.ControlChannel,
+                    cancellationToken
+                )
+                .ConfigureAwait(false);
             Stream stream = control.AsStream();
             var rpc = new JsonRpc(new HeaderDelimitedMessageHandler(stream, stream, ManagementJson.Formatter()));
             var client = new ManagementClient(mux, rpc);
@@ -86,9 +104,13 @@ public sealed class ManagementClient : IAsyncDisposable
     }
 
     /// <summary>Telemetry samples as the server sends them, until cancelled or the connection ends.</summary>
-    public async IAsyncEnumerable<TelemetrySample> TelemetryAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<TelemetrySample> TelemetryAsync(
+        [EnumeratorCancellation] CancellationToken cancellationToken
+    )
     {
-        await foreach (string line in LinesAsync(ManagementServer.TelemetryChannel, cancellationToken).ConfigureAwait(false))
+        await foreach (
+            string line in LinesAsync(ManagementServer.TelemetryChannel, cancellationToken).ConfigureAwait(false)
+        )
         {
             TelemetrySample? sample = JsonSerializer.Deserialize<TelemetrySample>(line, ManagementJson.Options);
             if (sample is not null)
@@ -99,7 +121,8 @@ public sealed class ManagementClient : IAsyncDisposable
     }
 
     /// <summary>The server's log lines from now on, until cancelled or the connection ends.</summary>
-    public IAsyncEnumerable<string> LogAsync(CancellationToken cancellationToken) => LinesAsync(ManagementServer.LogChannel, cancellationToken);
+    public IAsyncEnumerable<string> LogAsync(CancellationToken cancellationToken) =>
+        LinesAsync(ManagementServer.LogChannel, cancellationToken);
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
@@ -108,9 +131,13 @@ public sealed class ManagementClient : IAsyncDisposable
         await _mux.DisposeAsync().ConfigureAwait(false);
     }
 
-    private async IAsyncEnumerable<string> LinesAsync(string name, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<string> LinesAsync(
+        string name,
+        [EnumeratorCancellation] CancellationToken cancellationToken
+    )
     {
-        MultiplexingStream.Channel channel = await _mux.OfferChannelAsync(name, cancellationToken).ConfigureAwait(false);
+        MultiplexingStream.Channel channel = await _mux.OfferChannelAsync(name, cancellationToken)
+            .ConfigureAwait(false);
         await using Stream stream = channel.AsStream();
         using var reader = new StreamReader(stream, Encoding.UTF8);
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)

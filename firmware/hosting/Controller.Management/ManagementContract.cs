@@ -68,7 +68,8 @@ public sealed record DeviceStats
     public double Waf { get; init; }
 
     /// <summary>Service latency per command (read, write, trim, write-zeroes, flush), microseconds of wall time.</summary>
-    public IReadOnlyDictionary<string, LatencySummary> LatencyMicroseconds { get; init; } = new Dictionary<string, LatencySummary>();
+    public IReadOnlyDictionary<string, LatencySummary> LatencyMicroseconds { get; init; } =
+        new Dictionary<string, LatencySummary>();
 
     /// <summary>Power cuts made through the management endpoint since the server started.</summary>
     public long PowerCuts { get; init; }

@@ -63,6 +63,9 @@ public sealed class ManagementGuard(TlsCredentials? tls, IReadOnlyList<byte>? to
             }
         }
 
-        return CryptographicOperations.FixedTimeEquals(line.AsSpan(0, length).TrimEnd((byte)'\r'), token is byte[] bytes ? bytes : [.. token!]);
+        return CryptographicOperations.FixedTimeEquals(
+            line.AsSpan(0, length).TrimEnd((byte)'\r'),
+            token is byte[] bytes ? bytes : [.. token!]
+        );
     }
 }

@@ -35,9 +35,17 @@ public sealed class ManagementLog
     }
 
     /// <summary>Lines logged from now on, until <paramref name="cancellationToken"/> is cancelled.</summary>
-    public async IAsyncEnumerable<string> FollowAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<string> FollowAsync(
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken
+    )
     {
-        Channel<string> reader = Channel.CreateBounded<string>(new BoundedChannelOptions(LinesKeptPerReader) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+        Channel<string> reader = Channel.CreateBounded<string>(
+            new BoundedChannelOptions(LinesKeptPerReader)
+            {
+                FullMode = BoundedChannelFullMode.DropOldest,
+                SingleReader = true,
+            }
+        );
         lock (_lock)
         {
             _readers.Add(reader);

@@ -41,7 +41,9 @@ public sealed class ManagementServer
     public async Task ServeAsync(Stream connection, CancellationToken stop)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        await using MultiplexingStream mux = await MultiplexingStream.CreateAsync(connection, stop).ConfigureAwait(false);
+        await using MultiplexingStream mux = await MultiplexingStream
+            .CreateAsync(connection, stop)
+            .ConfigureAwait(false);
         using var ended = CancellationTokenSource.CreateLinkedTokenSource(stop);
         Task[] channels =
         [
@@ -65,7 +67,12 @@ public sealed class ManagementServer
     }
 
     /// <summary>Accepts the channel <paramref name="name"/> each time the client offers it, and serves it.</summary>
-    private static async Task ServeChannelAsync(MultiplexingStream mux, string name, Func<Stream, CancellationToken, Task> serve, CancellationToken ended)
+    private static async Task ServeChannelAsync(
+        MultiplexingStream mux,
+        string name,
+        Func<Stream, CancellationToken, Task> serve,
+        CancellationToken ended
+    )
     {
         var served = new List<Task>();
         try
@@ -76,7 +83,14 @@ public sealed class ManagementServer
                 served.Add(ServeOneAsync(channel, serve, ended));
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or MultiplexingProtocolException or EndOfStreamException or IOException)
+        catch (Exception e)
+            when (e
+                    is OperationCanceledException
+                        or ObjectDisposedException
+                        or MultiplexingProtocolException
+                        or EndOfStreamException
+                        or IOException
+            )
         {
             // The connection ended.
         }
@@ -84,14 +98,19 @@ public sealed class ManagementServer
         await Task.WhenAll(served).ConfigureAwait(false);
     }
 
-    private static async Task ServeOneAsync(MultiplexingStream.Channel channel, Func<Stream, CancellationToken, Task> serve, CancellationToken ended)
+    private static async Task ServeOneAsync(
+        MultiplexingStream.Channel channel,
+        Func<Stream, CancellationToken, Task> serve,
+        CancellationToken ended
+    )
     {
         await using Stream stream = channel.AsStream();
         try
         {
             await serve(stream, ended).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or IOException or ConnectionLostException)
+        catch (Exception e)
+            when (e is OperationCanceledException or ObjectDisposedException or IOException or ConnectionLostException)
         {
             // The client closed the channel or the connection.
         }
@@ -114,7 +133,12 @@ public sealed class ManagementServer
         {
             DeviceStats now = await _service.GetStatsAsync(ended).ConfigureAwait(false);
             long ticks = Stopwatch.GetTimestamp();
-            TelemetrySample sample = Telemetry.Sample(previous, now, Stopwatch.GetElapsedTime(previousTicks, ticks).TotalSeconds, DateTime.UtcNow);
+            TelemetrySample sample = Telemetry.Sample(
+                previous,
+                now,
+                Stopwatch.GetElapsedTime(previousTicks, ticks).TotalSeconds,
+                DateTime.UtcNow
+            );
             byte[] line = JsonSerializer.SerializeToUtf8Bytes(sample, ManagementJson.Options);
             await stream.WriteAsync(line, ended).ConfigureAwait(false);
             await stream.WriteAsync("\n"u8.ToArray(), ended).ConfigureAwait(false);

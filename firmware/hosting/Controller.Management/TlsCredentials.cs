@@ -60,7 +60,8 @@ public sealed class TlsCredentials : IDisposable
         ArgumentNullException.ThrowIfNull(directory);
         RequireDirectory(directory);
         X509Certificate2 own = LoadPair(directory, ServerCertificateFile, ServerKeyFile, required: true)!;
-        X509Certificate2? authority = verifyPeer || File.Exists(Path.Combine(directory, CaFile)) ? LoadAuthority(directory) : null;
+        X509Certificate2? authority =
+            verifyPeer || File.Exists(Path.Combine(directory, CaFile)) ? LoadAuthority(directory) : null;
         return new TlsCredentials(directory, authority, own, verifyPeer);
     }
 
@@ -87,16 +88,22 @@ public sealed class TlsCredentials : IDisposable
         try
         {
             await tls.AuthenticateAsServerAsync(
-                new SslServerAuthenticationOptions
-                {
-                    ServerCertificate = _own,
-                    ClientCertificateRequired = VerifiesPeer,
-                    EnabledSslProtocols = Protocols,
-                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                    RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                        !VerifiesPeer || (certificate is not null && SignedByAuthority(certificate, errors, checkName: false, ClientAuthentication)),
-                },
-                cancellation).ConfigureAwait(false);
+                    new SslServerAuthenticationOptions
+                    {
+                        ServerCertificate = _own,
+                        ClientCertificateRequired = VerifiesPeer,
+                        EnabledSslProtocols = Protocols,
+                        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                        RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                            !VerifiesPeer
+                            || (
+                                certificate is not null
+                                && SignedByAuthority(certificate, errors, checkName: false, ClientAuthentication)
+                            ),
+                    },
+                    cancellation
+                )
+                .ConfigureAwait(false);
             return tls;
         }
         catch
@@ -115,16 +122,19 @@ public sealed class TlsCredentials : IDisposable
         try
         {
             await tls.AuthenticateAsClientAsync(
-                new SslClientAuthenticationOptions
-                {
-                    TargetHost = host,
-                    ClientCertificates = _own is null ? null : [_own],
-                    EnabledSslProtocols = Protocols,
-                    CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                    RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                        certificate is not null && SignedByAuthority(certificate, errors, checkName: true, ServerAuthentication),
-                },
-                cancellation).ConfigureAwait(false);
+                    new SslClientAuthenticationOptions
+                    {
+                        TargetHost = host,
+                        ClientCertificates = _own is null ? null : [_own],
+                        EnabledSslProtocols = Protocols,
+                        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                        RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+                            certificate is not null
+                            && SignedByAuthority(certificate, errors, checkName: true, ServerAuthentication),
+                    },
+                    cancellation
+                )
+                .ConfigureAwait(false);
             return tls;
         }
         catch
@@ -135,12 +145,13 @@ public sealed class TlsCredentials : IDisposable
     }
 
     /// <summary>The name a server at <paramref name="endpoint"/> must carry in its certificate: its address or host name, localhost for a Unix socket.</summary>
-    public static string HostOf(System.Net.EndPoint endpoint) => endpoint switch
-    {
-        System.Net.IPEndPoint ip => ip.Address.ToString(),
-        System.Net.DnsEndPoint dns => dns.Host,
-        _ => "localhost",
-    };
+    public static string HostOf(System.Net.EndPoint endpoint) =>
+        endpoint switch
+        {
+            System.Net.IPEndPoint ip => ip.Address.ToString(),
+            System.Net.DnsEndPoint dns => dns.Host,
+            _ => "localhost",
+        };
 
     /// <inheritdoc />
     public void Dispose()
@@ -178,7 +189,9 @@ public sealed class TlsCredentials : IDisposable
     {
         if (!System.IO.Directory.Exists(directory))
         {
-            throw new TlsCredentialsException($"the certificate directory '{directory}' does not exist (it holds {CaFile}, {ServerCertificateFile} and {ServerKeyFile}, as for qemu-nbd and nbdkit)");
+            throw new TlsCredentialsException(
+                $"the certificate directory '{directory}' does not exist (it holds {CaFile}, {ServerCertificateFile} and {ServerKeyFile}, as for qemu-nbd and nbdkit)"
+            );
         }
     }
 
@@ -187,7 +200,9 @@ public sealed class TlsCredentials : IDisposable
         string path = Path.Combine(directory, CaFile);
         if (!File.Exists(path))
         {
-            throw new TlsCredentialsException($"'{path}' is missing: the certificate of the authority that signs the peer's certificate");
+            throw new TlsCredentialsException(
+                $"'{path}' is missing: the certificate of the authority that signs the peer's certificate"
+            );
         }
 
         try
@@ -207,7 +222,9 @@ public sealed class TlsCredentials : IDisposable
         if (!File.Exists(certificate) || !File.Exists(key))
         {
             return required
-                ? throw new TlsCredentialsException($"'{(File.Exists(certificate) ? key : certificate)}' is missing: {certificateFile} and {keyFile} are this side's certificate and its private key")
+                ? throw new TlsCredentialsException(
+                    $"'{(File.Exists(certificate) ? key : certificate)}' is missing: {certificateFile} and {keyFile} are this side's certificate and its private key"
+                )
                 : null;
         }
 
@@ -217,7 +234,9 @@ public sealed class TlsCredentials : IDisposable
         }
         catch (CryptographicException e)
         {
-            throw new TlsCredentialsException($"'{certificate}' with '{key}' is not a PEM certificate and its unencrypted private key: {e.Message}");
+            throw new TlsCredentialsException(
+                $"'{certificate}' with '{key}' is not a PEM certificate and its unencrypted private key: {e.Message}"
+            );
         }
     }
 }
@@ -226,19 +245,13 @@ public sealed class TlsCredentials : IDisposable
 public sealed class TlsCredentialsException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public TlsCredentialsException()
-    {
-    }
+    public TlsCredentialsException() { }
 
     /// <summary>Creates the exception with a message.</summary>
     public TlsCredentialsException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Creates the exception with a message and a cause.</summary>
     public TlsCredentialsException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

@@ -1,5 +1,5 @@
-using Controller.Cli;
 using System.Net.Sockets;
+using Controller.Cli;
 using Controller.Host.Nbd;
 using Controller.Management;
 
@@ -11,7 +11,10 @@ internal static class Connection
     /// <summary>Parses the URI at positional 0 and connects to it.</summary>
     public static async Task<NbdClient> OpenAsync(CommandArgs args, CancellationToken cancellation)
     {
-        NbdUri uri = ParseUri(args, args.Positional(0, "the NBD URI (nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)"));
+        NbdUri uri = ParseUri(
+            args,
+            args.Positional(0, "the NBD URI (nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)")
+        );
         try
         {
             return await NbdClient.ConnectAsync(uri, Tls(args), cancellation).ConfigureAwait(false);
@@ -23,7 +26,9 @@ internal static class Connection
         catch (EndOfStreamException e) when (uri.Tls)
         {
             // Under TLS 1.3 a server judges the client's certificate after the client finished its side of the handshake.
-            throw new UsageException($"{uri}: the server closed the connection during the TLS session ({e.Message}); if it checks clients (--tls-verify-peer), --tls-certificates needs a client-cert.pem signed by its ca-cert.pem");
+            throw new UsageException(
+                $"{uri}: the server closed the connection during the TLS session ({e.Message}); if it checks clients (--tls-verify-peer), --tls-certificates needs a client-cert.pem signed by its ca-cert.pem"
+            );
         }
         catch (Exception e) when (e is NbdClientException or EndOfStreamException or IOException)
         {
@@ -31,7 +36,9 @@ internal static class Connection
         }
         catch (System.Security.Authentication.AuthenticationException e)
         {
-            throw new UsageException($"{uri}: the TLS handshake failed ({e.Message}{(e.InnerException is { } inner ? ": " + inner.Message : string.Empty)}); check that --tls-certificates holds the server's ca-cert.pem, and a client certificate it signed if the server checks clients");
+            throw new UsageException(
+                $"{uri}: the TLS handshake failed ({e.Message}{(e.InnerException is { } inner ? ": " + inner.Message : string.Empty)}); check that --tls-certificates holds the server's ca-cert.pem, and a client certificate it signed if the server checks clients"
+            );
         }
     }
 
@@ -69,7 +76,10 @@ internal static class Connection
     /// <summary>Connects to the management endpoint --control names.</summary>
     public static async Task<ManagementClient> OpenControlAsync(CommandArgs args, CancellationToken cancellation)
     {
-        string uri = args.Value("--control") ?? throw new UsageException($"--control URI is required (tcp://HOST:PORT, tls://HOST:PORT or unix:PATH, as given to serve --control)");
+        string uri = args.Value("--control")
+            ?? throw new UsageException(
+                $"--control URI is required (tcp://HOST:PORT, tls://HOST:PORT or unix:PATH, as given to serve --control)"
+            );
         string? token = args.FileText("--control-token");
 
         try
@@ -78,7 +88,9 @@ internal static class Connection
         }
         catch (System.Security.Authentication.AuthenticationException e)
         {
-            throw new UsageException($"{uri}: the TLS handshake failed ({e.Message}); --tls-certificates must hold the server's ca-cert.pem, and a client certificate it signed when the server checks clients");
+            throw new UsageException(
+                $"{uri}: the TLS handshake failed ({e.Message}); --tls-certificates must hold the server's ca-cert.pem, and a client certificate it signed when the server checks clients"
+            );
         }
         catch (FormatException e)
         {
@@ -100,7 +112,9 @@ internal static class Connection
                 : $"the directory of {path} does not exist";
         }
 
-        return e.SocketErrorCode == SocketError.ConnectionRefused ? "connection refused (is a server running with that --control?)" : e.Message;
+        return e.SocketErrorCode == SocketError.ConnectionRefused
+            ? "connection refused (is a server running with that --control?)"
+            : e.Message;
     }
 
     /// <summary>Refuses a range outside the device or not in whole blocks of the server's minimum size.</summary>
@@ -108,13 +122,17 @@ internal static class Connection
     {
         if (offset < 0 || length < 0 || offset > client.Size || length > client.Size - offset)
         {
-            throw new UsageException($"offset {offset} + length {length} is past the end of the device ({client.Size} bytes)");
+            throw new UsageException(
+                $"offset {offset} + length {length} is past the end of the device ({client.Size} bytes)"
+            );
         }
 
         long block = Math.Max(1, client.BlockSizes.Minimum);
         if (offset % block != 0 || length % block != 0)
         {
-            throw new UsageException($"offset {offset} and length {length} must be multiples of the block size, {block} bytes");
+            throw new UsageException(
+                $"offset {offset} and length {length} must be multiples of the block size, {block} bytes"
+            );
         }
     }
 }

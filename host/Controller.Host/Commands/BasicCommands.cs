@@ -1,13 +1,13 @@
-using Controller.Cli;
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Common;
-using Controller.Nbd;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 
 namespace Controller.Host.Commands;
 
@@ -21,7 +21,8 @@ internal static class BasicCommands
         "the export: size, block sizes, what it supports",
         "Connects and prints the export's size, block sizes (minimum, preferred, maximum), the commands it supports, and whether it offers structured replies and base:allocation.",
         [new("--list", null, "list the server's exports instead"), HostOptions.Json],
-        RunInfoAsync)
+        RunInfoAsync
+    )
     {
         Arguments = [HostOptions.Uri],
         Epilogue = "Example:\n  ssdhost info nbd+unix:///ssd?socket=/tmp/ssd.sock",
@@ -38,7 +39,8 @@ internal static class BasicCommands
             HostOptions.Fua("each write is durable before it completes"),
             HostOptions.Json,
         ],
-        RunWriteAsync)
+        RunWriteAsync
+    )
     {
         Arguments = [HostOptions.Uri, HostOptions.Offset],
         Epilogue = """
@@ -58,7 +60,8 @@ internal static class BasicCommands
             new("--expect-pattern", "BYTE", "check that every byte is BYTE instead of writing them out"),
             HostOptions.Json,
         ],
-        RunReadAsync)
+        RunReadAsync
+    )
     {
         Arguments = [HostOptions.Uri, HostOptions.Offset, HostOptions.Length],
         Epilogue = """
@@ -72,8 +75,12 @@ internal static class BasicCommands
         "trim",
         "punch a hole: the range reads as zeros",
         "Sends TRIM for the range: it reads as zeros from then on, and its flash becomes garbage.",
-        [HostOptions.Fua("the hole is durable before the command completes (no flush needed after it)"), HostOptions.Json],
-        (a, c, t) => RangeCommandAsync(a, c, NbdCommand.Trim, t))
+        [
+            HostOptions.Fua("the hole is durable before the command completes (no flush needed after it)"),
+            HostOptions.Json,
+        ],
+        (a, c, t) => RangeCommandAsync(a, c, NbdCommand.Trim, t)
+    )
     {
         Arguments = [HostOptions.Uri, HostOptions.Offset, HostOptions.Length],
         Epilogue = """
@@ -88,11 +95,16 @@ internal static class BasicCommands
         "make a range read as zeros (WRITE ZEROES)",
         "Sends WRITE ZEROES for the range.",
         [
-            new("--no-hole", null, "ask the server to allocate the zeros rather than unmap them (NBD_CMD_FLAG_NO_HOLE)"),
+            new(
+                "--no-hole",
+                null,
+                "ask the server to allocate the zeros rather than unmap them (NBD_CMD_FLAG_NO_HOLE)"
+            ),
             HostOptions.Fua("the zeros are durable before the command completes"),
             HostOptions.Json,
         ],
-        (a, c, t) => RangeCommandAsync(a, c, NbdCommand.WriteZeroes, t))
+        (a, c, t) => RangeCommandAsync(a, c, NbdCommand.WriteZeroes, t)
+    )
     {
         Arguments = [HostOptions.Uri, HostOptions.Offset, HostOptions.Length],
         Epilogue = """
@@ -107,7 +119,8 @@ internal static class BasicCommands
         "make every completed write durable",
         "Sends FLUSH: every write, trim and zero completed before it is durable when it returns.",
         [HostOptions.Json],
-        RunFlushAsync)
+        RunFlushAsync
+    )
     {
         Arguments = [HostOptions.Uri],
         Epilogue = "Example:\n  ssdhost flush nbd://127.0.0.1:10809/ssd",
@@ -118,9 +131,15 @@ internal static class BasicCommands
         "data, hole and zero extents, as nbdinfo --map prints them",
         "Prints the allocation of the range (default: the whole device) from base:allocation block status: offset, length, type (bit 0 hole, bit 1 zero) and a description, one extent a line.",
         [HostOptions.Json],
-        RunMapAsync)
+        RunMapAsync
+    )
     {
-        Arguments = [HostOptions.Uri, new("OFFSET", "where the range starts (default 0; k, M, G)"), new("LENGTH", "bytes from OFFSET (default: to the end)")],
+        Arguments =
+        [
+            HostOptions.Uri,
+            new("OFFSET", "where the range starts (default 0; k, M, G)"),
+            new("LENGTH", "bytes from OFFSET (default: to the end)"),
+        ],
         Epilogue = "Example:\n  ssdhost map nbd+unix:///ssd?socket=/tmp/ssd.sock",
     };
 
@@ -139,43 +158,77 @@ internal static class BasicCommands
                 throw new UsageException($"no NBD server at {uri}: {e.Message}");
             }
 
-            await console.Out.WriteLineAsync(args.Has("--json")
-                ? JsonSerializer.Serialize(exports.Select(e => new { name = e.Name, description = e.Description }), ManagementJson.Options)
-                : string.Join('\n', exports.Select(e => $"{e.Name}\t{e.Description}"))).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    args.Has("--json")
+                        ? JsonSerializer.Serialize(
+                            exports.Select(e => new { name = e.Name, description = e.Description }),
+                            ManagementJson.Options
+                        )
+                        : string.Join('\n', exports.Select(e => $"{e.Name}\t{e.Description}"))
+                )
+                .ConfigureAwait(false);
             return 0;
         }
 
         await using NbdClient client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
-        string[] features = [.. Enum.GetValues<NbdExportFeatures>().Where(f => f != NbdExportFeatures.None && client.Features.HasFlag(f)).Select(f => f.ToString())];
+        string[] features =
+        [
+            .. Enum.GetValues<NbdExportFeatures>()
+                .Where(f => f != NbdExportFeatures.None && client.Features.HasFlag(f))
+                .Select(f => f.ToString()),
+        ];
         if (args.Has("--json"))
         {
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
-            {
-                export = client.Export,
-                size = client.Size,
-                description = client.Description,
-                blockSizes = new { minimum = client.BlockSizes.Minimum, preferred = client.BlockSizes.Preferred, maximum = client.BlockSizes.Maximum },
-                features,
-                structuredReplies = client.Structured,
-                baseAllocation = client.CanBlockStatus,
-            }, ManagementJson.Options)).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            export = client.Export,
+                            size = client.Size,
+                            description = client.Description,
+                            blockSizes = new
+                            {
+                                minimum = client.BlockSizes.Minimum,
+                                preferred = client.BlockSizes.Preferred,
+                                maximum = client.BlockSizes.Maximum,
+                            },
+                            features,
+                            structuredReplies = client.Structured,
+                            baseAllocation = client.CanBlockStatus,
+                        },
+                        ManagementJson.Options
+                    )
+                )
+                .ConfigureAwait(false);
             return 0;
         }
 
-        await console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"""
-            export:        '{client.Export}'{(client.Description.Length > 0 ? $" ({client.Description})" : "")}
-            size:          {client.Size} bytes ({ByteUnits.Binary(client.Size)})
-            block sizes:   minimum {client.BlockSizes.Minimum}, preferred {client.BlockSizes.Preferred}, maximum {client.BlockSizes.Maximum}
-            features:      {string.Join(' ', features.Select(ProtocolName))}
-            replies:       {(client.Structured ? "structured" : "simple")}; block status {(client.CanBlockStatus ? "base:allocation" : "not offered")}
-            """)).ConfigureAwait(false);
+        await console
+            .Out.WriteLineAsync(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"""
+                    export:        '{client.Export}'{(client.Description.Length > 0 ? $" ({client.Description})" : "")}
+                    size:          {client.Size} bytes ({ByteUnits.Binary(client.Size)})
+                    block sizes:   minimum {client.BlockSizes.Minimum}, preferred {client.BlockSizes.Preferred}, maximum {client.BlockSizes.Maximum}
+                    features:      {string.Join(' ', features.Select(ProtocolName))}
+                    replies:       {(client.Structured ? "structured" : "simple")}; block status {(
+                        client.CanBlockStatus ? "base:allocation" : "not offered"
+                    )}
+                    """
+                )
+            )
+            .ConfigureAwait(false);
         return 0;
     }
 
     /// <summary>A transmission flag by the protocol's name for it: SendWriteZeroes is NBD_FLAG_SEND_WRITE_ZEROES.</summary>
     internal static string ProtocolName(string feature)
     {
-        string snake = string.Concat(feature.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : c.ToString())).ToUpperInvariant();
+        string snake = string.Concat(feature.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : c.ToString()))
+            .ToUpperInvariant();
         return "NBD_FLAG_" + snake.Replace("DONT_FRAGMENT", "DF", StringComparison.Ordinal);
     }
 
@@ -241,7 +294,9 @@ internal static class BasicCommands
                 }
                 else
                 {
-                    filled = await source!.ReadAtLeastAsync(buffer.AsMemory(0, size), size, throwOnEndOfStream: false, cancellation).ConfigureAwait(false);
+                    filled = await source!
+                        .ReadAtLeastAsync(buffer.AsMemory(0, size), size, throwOnEndOfStream: false, cancellation)
+                        .ConfigureAwait(false);
                     if (filled == 0)
                     {
                         ArrayPool<byte>.Shared.Return(buffer);
@@ -251,7 +306,9 @@ internal static class BasicCommands
                     if (filled < size && length is not null)
                     {
                         ArrayPool<byte>.Shared.Return(buffer);
-                        throw new UsageException($"'{file}' ended after {written + filled} of the {length} bytes asked for");
+                        throw new UsageException(
+                            $"'{file}' ended after {written + filled} of the {length} bytes asked for"
+                        );
                     }
                 }
 
@@ -284,7 +341,14 @@ internal static class BasicCommands
         }
     }
 
-    private static async Task WriteChunkAsync(NbdClient client, long offset, byte[] buffer, int length, bool fua, CancellationToken cancellation)
+    private static async Task WriteChunkAsync(
+        NbdClient client,
+        long offset,
+        byte[] buffer,
+        int length,
+        bool fua,
+        CancellationToken cancellation
+    )
     {
         try
         {
@@ -334,7 +398,9 @@ internal static class BasicCommands
                 {
                     int size = (int)Math.Min(chunk, offset + length - next);
                     byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
-                    inFlight.Enqueue((client.ReadAsync(next, buffer.AsMemory(0, size), cancellation), buffer, next, size));
+                    inFlight.Enqueue(
+                        (client.ReadAsync(next, buffer.AsMemory(0, size), cancellation), buffer, next, size)
+                    );
                     next += size;
                 }
 
@@ -347,7 +413,14 @@ internal static class BasicCommands
                         int bad = data.AsSpan(0, got).IndexOfAnyExcept(value);
                         if (bad >= 0)
                         {
-                            await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"ssdhost read: byte {at + bad} is 0x{data[bad]:x2}, not the expected 0x{value:x2}")).ConfigureAwait(false);
+                            await console
+                                .Error.WriteLineAsync(
+                                    string.Create(
+                                        CultureInfo.InvariantCulture,
+                                        $"ssdhost read: byte {at + bad} is 0x{data[bad]:x2}, not the expected 0x{value:x2}"
+                                    )
+                                )
+                                .ConfigureAwait(false);
                             return 1;
                         }
                     }
@@ -368,7 +441,15 @@ internal static class BasicCommands
             }
 
             // The data may be on standard output: the summary goes to standard error then.
-            await Summary(args, output == "-" && expect is null ? console with { Out = console.Error } : console, expect is null ? "read" : $"checked (every byte 0x{expect:x2})", length, offset, started).ConfigureAwait(false);
+            await Summary(
+                    args,
+                    output == "-" && expect is null ? console with { Out = console.Error } : console,
+                    expect is null ? "read" : $"checked (every byte 0x{expect:x2})",
+                    length,
+                    offset,
+                    started
+                )
+                .ConfigureAwait(false);
             return 0;
         }
         finally
@@ -380,7 +461,12 @@ internal static class BasicCommands
         }
     }
 
-    private static async Task<int> RangeCommandAsync(CommandArgs args, HostConsole console, NbdCommand command, CancellationToken cancellation)
+    private static async Task<int> RangeCommandAsync(
+        CommandArgs args,
+        HostConsole console,
+        NbdCommand command,
+        CancellationToken cancellation
+    )
     {
         long offset = Values.Size(args.Positional(1, "the OFFSET"), "OFFSET");
         long length = Values.Size(args.Positional(2, "the LENGTH"), "LENGTH");
@@ -388,11 +474,14 @@ internal static class BasicCommands
         Connection.CheckRange(args, client, offset, length);
         long started = Stopwatch.GetTimestamp();
         bool fua = args.Has("--fua");
-        await (command == NbdCommand.Trim
-            ? client.TrimAsync(offset, length, fua, cancellation)
-            : client.ZeroAsync(offset, length, args.Has("--no-hole"), fua, cancellation)).ConfigureAwait(false);
+        await (
+            command == NbdCommand.Trim
+                ? client.TrimAsync(offset, length, fua, cancellation)
+                : client.ZeroAsync(offset, length, args.Has("--no-hole"), fua, cancellation)
+        ).ConfigureAwait(false);
 
-        await Summary(args, console, command == NbdCommand.Trim ? "trimmed" : "zeroed", length, offset, started).ConfigureAwait(false);
+        await Summary(args, console, command == NbdCommand.Trim ? "trimmed" : "zeroed", length, offset, started)
+            .ConfigureAwait(false);
         return 0;
     }
 
@@ -412,9 +501,11 @@ internal static class BasicCommands
         long length = args.Positionals.Count > 2 ? Values.Size(args.Positionals[2], "LENGTH") : client.Size - offset;
         Connection.CheckRange(args, client, offset, length);
         var extents = new List<(long Offset, long Length, NbdAllocationState State)>();
-        for (long at = offset; at < offset + length;)
+        for (long at = offset; at < offset + length; )
         {
-            List<NbdExtent> reply = await client.BlockStatusAsync(at, Math.Min(offset + length - at, uint.MaxValue & ~4095L), cancellation).ConfigureAwait(false);
+            List<NbdExtent> reply = await client
+                .BlockStatusAsync(at, Math.Min(offset + length - at, uint.MaxValue & ~4095L), cancellation)
+                .ConfigureAwait(false);
             if (reply.Count == 0)
             {
                 throw new NbdClientException($"the server described nothing at offset {at}");
@@ -442,29 +533,51 @@ internal static class BasicCommands
 
         if (args.Has("--json"))
         {
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(extents.Select(e => new { offset = e.Offset, length = e.Length, type = (uint)e.State, description = Describe(e.State) }), ManagementJson.Options)).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    JsonSerializer.Serialize(
+                        extents.Select(e => new
+                        {
+                            offset = e.Offset,
+                            length = e.Length,
+                            type = (uint)e.State,
+                            description = Describe(e.State),
+                        }),
+                        ManagementJson.Options
+                    )
+                )
+                .ConfigureAwait(false);
             return 0;
         }
 
         foreach ((long at, long size, NbdAllocationState state) in extents)
         {
-            await console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{at,10} {size,11} {(uint)state,4}  {Describe(state)}")).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"{at, 10} {size, 11} {(uint)state, 4}  {Describe(state)}"
+                    )
+                )
+                .ConfigureAwait(false);
         }
 
         return 0;
     }
 
     /// <summary>nbdinfo's words for an allocation state.</summary>
-    private static string Describe(NbdAllocationState state) => state switch
-    {
-        NbdAllocationState.None => "data",
-        NbdAllocationState.Hole => "hole",
-        NbdAllocationState.Zero => "zero",
-        _ => "hole,zero",
-    };
+    private static string Describe(NbdAllocationState state) =>
+        state switch
+        {
+            NbdAllocationState.None => "data",
+            NbdAllocationState.Hole => "hole",
+            NbdAllocationState.Zero => "zero",
+            _ => "hole,zero",
+        };
 
     /// <summary>Requests of at most 4 MiB (or the server's maximum): big enough to stream, small enough to pipeline.</summary>
-    private static int ChunkBytes(NbdClient client) => (int)Math.Min(4u << 20, Math.Max(client.BlockSizes.Preferred, client.BlockSizes.Maximum));
+    private static int ChunkBytes(NbdClient client) =>
+        (int)Math.Min(4u << 20, Math.Max(client.BlockSizes.Preferred, client.BlockSizes.Maximum));
 
     private static async Task Drain(List<Task> inFlight)
     {
@@ -475,18 +588,48 @@ internal static class BasicCommands
         }
     }
 
-    private static async Task Summary(CommandArgs args, HostConsole console, string what, long bytes, long offset, long startedTimestamp)
+    private static async Task Summary(
+        CommandArgs args,
+        HostConsole console,
+        string what,
+        long bytes,
+        long offset,
+        long startedTimestamp
+    )
     {
         double seconds = Stopwatch.GetElapsedTime(startedTimestamp).TotalSeconds;
         if (args.Has("--json"))
         {
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(new { verb = args.Verb, offset, bytes, seconds = Math.Round(seconds, 6) }, ManagementJson.Options)).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            verb = args.Verb,
+                            offset,
+                            bytes,
+                            seconds = Math.Round(seconds, 6),
+                        },
+                        ManagementJson.Options
+                    )
+                )
+                .ConfigureAwait(false);
             return;
         }
 
-        string rate = bytes > 0 && seconds > 0 ? string.Create(CultureInfo.InvariantCulture, $", {bytes / seconds / (1 << 20):0.0} MiB/s") : "";
-        await console.Out.WriteLineAsync(bytes > 0
-            ? string.Create(CultureInfo.InvariantCulture, $"{what} {bytes} bytes ({ByteUnits.Binary(bytes)}) at offset {offset} in {seconds:0.000} s{rate}")
-            : string.Create(CultureInfo.InvariantCulture, $"{what} in {seconds * 1000:0.0} ms")).ConfigureAwait(false);
+        string rate =
+            bytes > 0 && seconds > 0
+                ? string.Create(CultureInfo.InvariantCulture, $", {bytes / seconds / (1 << 20):0.0} MiB/s")
+                : "";
+        await console
+            .Out.WriteLineAsync(
+                bytes > 0
+                    ? string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"{what} {bytes} bytes ({ByteUnits.Binary(bytes)}) at offset {offset} in {seconds:0.000} s{rate}"
+                    )
+                    : string.Create(CultureInfo.InvariantCulture, $"{what} in {seconds * 1000:0.0} ms")
+            )
+            .ConfigureAwait(false);
     }
 }

@@ -1,8 +1,8 @@
-using Controller.Cli;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
@@ -14,14 +14,29 @@ namespace Controller.Host.Commands;
 /// <summary><c>ssdhost bench</c>: reads, writes, trims and mixes at a queue depth, with latency percentiles.</summary>
 internal static class BenchCommand
 {
-    private static readonly string[] s_patterns = ["read", "write", "trim", "randread", "randwrite", "randtrim", "readwrite", "randrw"];
+    private static readonly string[] s_patterns =
+    [
+        "read",
+        "write",
+        "trim",
+        "randread",
+        "randwrite",
+        "randtrim",
+        "readwrite",
+        "randrw",
+    ];
 
     public static readonly Verb Verb = new(
         "bench",
         "throughput and latency of reads, writes, trims and mixes",
         "Keeps IODEPTH requests of BS bytes in flight on one connection, as fio's nbd engine does, over the region [OFFSET, OFFSET+SIZE) (default: the whole device). On a terminal a progress bar shows live IOPS and MiB/s (plain lines when redirected); then IOPS, MiB/s, latency percentiles and a histogram, or one JSON object. Writes overwrite the device's data.",
         [
-            new("--rw", "PATTERN", "read, write, trim (sequential, wrapping at the end of the region), randread, randwrite, randtrim, or the mixes readwrite and randrw (default randread)", Choices: s_patterns),
+            new(
+                "--rw",
+                "PATTERN",
+                "read, write, trim (sequential, wrapping at the end of the region), randread, randwrite, randtrim, or the mixes readwrite and randrw (default randread)",
+                Choices: s_patterns
+            ),
             new("--bs", "SIZE", "bytes per request (default 4k)"),
             new("--iodepth", "N", "requests in flight (default 1)"),
             new("--size", "SIZE", "bytes of the region (default: from --offset to the end)"),
@@ -30,10 +45,15 @@ internal static class BenchCommand
             new("--count", "N", "this many requests instead of a duration"),
             new("--mix", "PERCENT", "readwrite and randrw: percent of reads (default 50)"),
             new("--seed", "N", "seed of the random offsets (default 1)"),
-            new("--report", "FILE.html", "also write one HTML page that opens offline: IOPS and MiB/s over time, the latency CDF, and the figures"),
+            new(
+                "--report",
+                "FILE.html",
+                "also write one HTML page that opens offline: IOPS and MiB/s over time, the latency CDF, and the figures"
+            ),
             HostOptions.Json,
         ],
-        RunAsync)
+        RunAsync
+    )
     {
         Arguments = [HostOptions.Uri],
         Epilogue = """
@@ -67,9 +87,16 @@ internal static class BenchCommand
         long offset = args.Size("--offset", 0);
         long size = args.Size("--size", client.Size - Math.Min(offset, client.Size));
         Connection.CheckRange(args, client, offset, size);
-        if (blockSize <= 0 || blockSize > client.BlockSizes.Maximum || blockSize > size || blockSize % Math.Max(1, client.BlockSizes.Minimum) != 0)
+        if (
+            blockSize <= 0
+            || blockSize > client.BlockSizes.Maximum
+            || blockSize > size
+            || blockSize % Math.Max(1, client.BlockSizes.Minimum) != 0
+        )
         {
-            throw new UsageException($"--bs {blockSize} must be a multiple of {client.BlockSizes.Minimum}, at most {Math.Min(client.BlockSizes.Maximum, size)}");
+            throw new UsageException(
+                $"--bs {blockSize} must be a multiple of {client.BlockSizes.Minimum}, at most {Math.Min(client.BlockSizes.Maximum, size)}"
+            );
         }
 
         var job = new Job(client, pattern, blockSize, offset, size / blockSize, mix, count, cancellation);
@@ -80,12 +107,18 @@ internal static class BenchCommand
             stop.CancelAfter(limit);
         }
 
-        Task[] workers = [.. Enumerable.Range(0, depth).Select(i => job.WorkerAsync(new Prng(seed + (ulong)i * 0x9E3779B97F4A7C15), stop.Token))];
+        Task[] workers =
+        [
+            .. Enumerable
+                .Range(0, depth)
+                .Select(i => job.WorkerAsync(new Prng(seed + (ulong)i * 0x9E3779B97F4A7C15), stop.Token)),
+        ];
         Task all = Task.WhenAll(workers);
         var progress = new ProgressLine(console.Error, console.OutputIsTerminal, TimeSpan.FromSeconds(1));
         while (!all.IsCompleted)
         {
-            await Task.WhenAny(all, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None)).ConfigureAwait(false);
+            await Task.WhenAny(all, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None))
+                .ConfigureAwait(false);
             if (!all.IsCompleted)
             {
                 progress.Show(Progress(console.OutputIsTerminal, job, started, duration, count), now: true);
@@ -125,40 +158,79 @@ internal static class BenchCommand
         job.LastProgressSeconds = elapsed;
         job.Intervals.Add((elapsed, ops / interval, bytes / interval / (1 << 20)));
         double done = duration is { } d ? elapsed / d.TotalSeconds : (double)job.Completed / count!.Value;
-        string rates = string.Create(CultureInfo.InvariantCulture, $"{ops / interval,9:0} IOPS {bytes / interval / (1 << 20),9:0.0} MiB/s");
+        string rates = string.Create(
+            CultureInfo.InvariantCulture,
+            $"{ops / interval, 9:0} IOPS {bytes / interval / (1 << 20), 9:0.0} MiB/s"
+        );
         int filled = (int)Math.Clamp(done * 30, 0, 30);
         return terminal
-            ? string.Create(CultureInfo.InvariantCulture, $"[{new string('#', filled)}{new string('.', 30 - filled)}] {Math.Min(done, 1):P0} {rates}")
-            : string.Create(CultureInfo.InvariantCulture, $"bench: {elapsed,6:0.0} s {rates}");
+            ? string.Create(
+                CultureInfo.InvariantCulture,
+                $"[{new string('#', filled)}{new string('.', 30 - filled)}] {Math.Min(done, 1):P0} {rates}"
+            )
+            : string.Create(CultureInfo.InvariantCulture, $"bench: {elapsed, 6:0.0} s {rates}");
     }
 
-    private static async Task Report(CommandArgs args, HostConsole console, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)
+    private static async Task Report(
+        CommandArgs args,
+        HostConsole console,
+        string pattern,
+        long blockSize,
+        int depth,
+        Job job,
+        LatencyHistogram latency,
+        double seconds
+    )
     {
         double iops = job.Completed / seconds;
         double mib = job.Bytes / seconds / (1 << 20);
         double Us(double q) => latency.Percentile(q) / 1000.0;
         if (args.Has("--json"))
         {
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
-            {
-                rw = pattern,
-                bs = blockSize,
-                iodepth = depth,
-                ops = job.Completed,
-                bytes = job.Bytes,
-                seconds = Math.Round(seconds, 3),
-                iops = Math.Round(iops, 1),
-                mibPerSecond = Math.Round(mib, 2),
-                latencyMicroseconds = new { min = job.MinNanoseconds / 1000.0, mean = Math.Round(job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed), 1), p50 = Us(0.5), p90 = Us(0.9), p99 = Us(0.99), p999 = Us(0.999), max = job.MaxNanoseconds / 1000.0 },
-                histogram = latency.Buckets().Select(b => new { upToMicroseconds = b.UpperEdge / 1000.0, count = b.Count }),
-            }, ManagementJson.Options)).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            rw = pattern,
+                            bs = blockSize,
+                            iodepth = depth,
+                            ops = job.Completed,
+                            bytes = job.Bytes,
+                            seconds = Math.Round(seconds, 3),
+                            iops = Math.Round(iops, 1),
+                            mibPerSecond = Math.Round(mib, 2),
+                            latencyMicroseconds = new
+                            {
+                                min = job.MinNanoseconds / 1000.0,
+                                mean = Math.Round(job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed), 1),
+                                p50 = Us(0.5),
+                                p90 = Us(0.9),
+                                p99 = Us(0.99),
+                                p999 = Us(0.999),
+                                max = job.MaxNanoseconds / 1000.0,
+                            },
+                            histogram = latency
+                                .Buckets()
+                                .Select(b => new { upToMicroseconds = b.UpperEdge / 1000.0, count = b.Count }),
+                        },
+                        ManagementJson.Options
+                    )
+                )
+                .ConfigureAwait(false);
             return;
         }
 
         var text = new StringBuilder();
         CultureInfo c = CultureInfo.InvariantCulture;
-        text.AppendLine(c, $"bench {pattern} bs={blockSize} iodepth={depth}: {job.Completed} ops in {seconds:0.00} s: {iops:0} IOPS, {mib:0.0} MiB/s");
-        text.AppendLine(c, $"latency us: min {job.MinNanoseconds / 1000.0:0.0}  mean {job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed):0.0}  p50 {Us(0.5):0.0}  p90 {Us(0.9):0.0}  p99 {Us(0.99):0.0}  p99.9 {Us(0.999):0.0}  max {job.MaxNanoseconds / 1000.0:0.0}");
+        text.AppendLine(
+            c,
+            $"bench {pattern} bs={blockSize} iodepth={depth}: {job.Completed} ops in {seconds:0.00} s: {iops:0} IOPS, {mib:0.0} MiB/s"
+        );
+        text.AppendLine(
+            c,
+            $"latency us: min {job.MinNanoseconds / 1000.0:0.0}  mean {job.TotalNanoseconds / 1000.0 / Math.Max(1, job.Completed):0.0}  p50 {Us(0.5):0.0}  p90 {Us(0.9):0.0}  p99 {Us(0.99):0.0}  p99.9 {Us(0.999):0.0}  max {job.MaxNanoseconds / 1000.0:0.0}"
+        );
         text.AppendLine("histogram (up to us: count):");
         foreach (string line in HistogramLines(latency.Buckets(), 40))
         {
@@ -169,24 +241,64 @@ internal static class BenchCommand
     }
 
     /// <summary>The run as one HTML page: IOPS and MiB/s over wall time, the latency CDF, the figures.</summary>
-    private static HtmlReport HtmlPage(CommandArgs args, string pattern, long blockSize, int depth, Job job, LatencyHistogram latency, double seconds)
+    private static HtmlReport HtmlPage(
+        CommandArgs args,
+        string pattern,
+        long blockSize,
+        int depth,
+        Job job,
+        LatencyHistogram latency,
+        double seconds
+    )
     {
         CultureInfo c = CultureInfo.InvariantCulture;
         var page = new HtmlReport($"ssdhost bench: {pattern}, {blockSize} B at depth {depth}");
         page.Paragraph($"ssdhost bench {string.Join(' ', args.Positionals)} {args.Echo("--report")}".Trim());
-        page.Chart(Charts.Lines("IOPS over time", "wall time (s)", "IOPS", [new Series("IOPS", [.. job.Intervals.Select(i => (i.Seconds, i.Iops))])]), "Commands completed per second, per progress interval.");
-        page.Chart(Charts.Lines("Throughput over time", "wall time (s)", "MiB/s", [new Series("MiB/s", [.. job.Intervals.Select(i => (i.Seconds, i.MibPerSecond))])]), "Bytes moved per second, per progress interval.");
-        page.Chart(Charts.Cdf("Latency CDF", "latency (µs, wall)", [new Series(pattern, Charts.CumulativeOf(latency.Buckets(), 1e-3))]), "The fraction of commands that completed within each latency.");
-        page.Figures("The run's figures", [
-            ("pattern", pattern),
-            ("block size (bytes)", blockSize.ToString(c)),
-            ("queue depth", depth.ToString(c)),
-            ("commands", job.Completed.ToString(c)),
-            ("seconds", seconds.ToString("0.000", c)),
-            ("IOPS", (job.Completed / seconds).ToString("0", c)),
-            ("MiB/s", (job.Bytes / seconds / (1 << 20)).ToString("0.0", c)),
-            ("latency p50 / p99 / p99.9 (µs)", string.Create(c, $"{latency.Percentile(0.5) / 1000.0:0.0} / {latency.Percentile(0.99) / 1000.0:0.0} / {latency.Percentile(0.999) / 1000.0:0.0}")),
-        ]);
+        page.Chart(
+            Charts.Lines(
+                "IOPS over time",
+                "wall time (s)",
+                "IOPS",
+                [new Series("IOPS", [.. job.Intervals.Select(i => (i.Seconds, i.Iops))])]
+            ),
+            "Commands completed per second, per progress interval."
+        );
+        page.Chart(
+            Charts.Lines(
+                "Throughput over time",
+                "wall time (s)",
+                "MiB/s",
+                [new Series("MiB/s", [.. job.Intervals.Select(i => (i.Seconds, i.MibPerSecond))])]
+            ),
+            "Bytes moved per second, per progress interval."
+        );
+        page.Chart(
+            Charts.Cdf(
+                "Latency CDF",
+                "latency (µs, wall)",
+                [new Series(pattern, Charts.CumulativeOf(latency.Buckets(), 1e-3))]
+            ),
+            "The fraction of commands that completed within each latency."
+        );
+        page.Figures(
+            "The run's figures",
+            [
+                ("pattern", pattern),
+                ("block size (bytes)", blockSize.ToString(c)),
+                ("queue depth", depth.ToString(c)),
+                ("commands", job.Completed.ToString(c)),
+                ("seconds", seconds.ToString("0.000", c)),
+                ("IOPS", (job.Completed / seconds).ToString("0", c)),
+                ("MiB/s", (job.Bytes / seconds / (1 << 20)).ToString("0.0", c)),
+                (
+                    "latency p50 / p99 / p99.9 (µs)",
+                    string.Create(
+                        c,
+                        $"{latency.Percentile(0.5) / 1000.0:0.0} / {latency.Percentile(0.99) / 1000.0:0.0} / {latency.Percentile(0.999) / 1000.0:0.0}"
+                    )
+                ),
+            ]
+        );
         return page;
     }
 
@@ -197,13 +309,33 @@ internal static class BenchCommand
     /// </summary>
     internal static IReadOnlyList<string> HistogramLines(IEnumerable<(long UpperEdge, long Count)> buckets, int width)
     {
-        var coarse = buckets.GroupBy(b => 64 - long.LeadingZeroCount(b.UpperEdge)).Select(g => (UpperEdge: (1L << (int)g.Key) - 1, Count: g.Sum(b => b.Count))).ToList();
+        var coarse = buckets
+            .GroupBy(b => 64 - long.LeadingZeroCount(b.UpperEdge))
+            .Select(g => (UpperEdge: (1L << (int)g.Key) - 1, Count: g.Sum(b => b.Count)))
+            .ToList();
         long most = coarse.Select(b => b.Count).DefaultIfEmpty(1).Max();
-        return [.. coarse.Select(b => string.Create(CultureInfo.InvariantCulture, $"  {b.UpperEdge / 1000.0,10:0.0} {b.Count,10} {new string('#', (int)Math.Ceiling((double)width * b.Count / Math.Max(1, most)))}"))];
+        return
+        [
+            .. coarse.Select(b =>
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"  {b.UpperEdge / 1000.0, 10:0.0} {b.Count, 10} {new string('#', (int)Math.Ceiling((double)width * b.Count / Math.Max(1, most)))}"
+                )
+            ),
+        ];
     }
 
     /// <summary>The work of one run: the region, the pattern, the counts, one histogram per worker.</summary>
-    private sealed class Job(NbdClient client, string pattern, long blockSize, long offset, long blocks, int mix, long? count, CancellationToken cancellation)
+    private sealed class Job(
+        NbdClient client,
+        string pattern,
+        long blockSize,
+        long offset,
+        long blocks,
+        int mix,
+        long? count,
+        CancellationToken cancellation
+    )
     {
         private long _nextSequential;
         private long _issued;
@@ -232,7 +364,8 @@ internal static class BenchCommand
 
         public double LastProgressSeconds { get; set; }
 
-        public (long Ops, long Bytes) TakeInterval() => (Interlocked.Exchange(ref _intervalOps, 0), Interlocked.Exchange(ref _intervalBytes, 0));
+        public (long Ops, long Bytes) TakeInterval() =>
+            (Interlocked.Exchange(ref _intervalOps, 0), Interlocked.Exchange(ref _intervalBytes, 0));
 
         public async Task WorkerAsync(Prng prng, CancellationToken stop)
         {
@@ -251,7 +384,9 @@ internal static class BenchCommand
             bool random = pattern.StartsWith("rand", StringComparison.Ordinal);
             while (!stop.IsCancellationRequested && (count is null || Interlocked.Increment(ref _issued) <= count))
             {
-                long block = random ? (long)(prng.NextUInt64() % (ulong)blocks) : (Interlocked.Increment(ref _nextSequential) - 1) % blocks;
+                long block = random
+                    ? (long)(prng.NextUInt64() % (ulong)blocks)
+                    : (Interlocked.Increment(ref _nextSequential) - 1) % blocks;
                 long at = offset + (block * blockSize);
                 char op = pattern switch
                 {
@@ -263,14 +398,17 @@ internal static class BenchCommand
                 long started = Stopwatch.GetTimestamp();
                 try
                 {
-                    await (op switch
-                    {
-                        'r' => client.ReadAsync(at, buffer, cancellation),
-                        'w' => client.WriteAsync(at, buffer, fua: false, cancellation),
-                        _ => client.TrimAsync(at, blockSize, fua: false, cancellation),
-                    }).ConfigureAwait(false);
+                    await (
+                        op switch
+                        {
+                            'r' => client.ReadAsync(at, buffer, cancellation),
+                            'w' => client.WriteAsync(at, buffer, fua: false, cancellation),
+                            _ => client.TrimAsync(at, blockSize, fua: false, cancellation),
+                        }
+                    ).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellation.IsCancellationRequested)
+                catch (OperationCanceledException)
+                    when (stop.IsCancellationRequested && !cancellation.IsCancellationRequested)
                 {
                     return;
                 }
@@ -290,17 +428,19 @@ internal static class BenchCommand
         private static void InterlockedMin(ref long target, long value)
         {
             long seen;
-            while (value < (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
-            {
-            }
+            while (
+                value < (seen = Volatile.Read(ref target))
+                && Interlocked.CompareExchange(ref target, value, seen) != seen
+            ) { }
         }
 
         private static void InterlockedMax(ref long target, long value)
         {
             long seen;
-            while (value > (seen = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, seen) != seen)
-            {
-            }
+            while (
+                value > (seen = Volatile.Read(ref target))
+                && Interlocked.CompareExchange(ref target, value, seen) != seen
+            ) { }
         }
     }
 }

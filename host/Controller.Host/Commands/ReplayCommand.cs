@@ -1,9 +1,9 @@
-using Controller.Cli;
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
@@ -21,15 +21,30 @@ internal static class ReplayCommand
         "replays a block trace (blkparse, fio iolog, MQSim, MSR, SPC)",
         "Sends the requests of the block trace FILE (FILE.gz is read through gzip) to the device: reads, writes, trims (as NBD TRIM) and flushes, with FUA where the trace has it. Addresses beyond the device are folded onto it (--fit), with a warning; extents are widened to whole blocks of the server's minimum and requests longer than its largest are split. Written data is a fixed pattern, or with --ledger a stamp per 512 bytes, so that `ssdhost verify URI --ledger FILE --check` judges the device afterwards (the ledger starts by zeroing the device; extents are then widened to whole 4 KiB blocks, a request waits for any in flight on a common block, and a flush for every request in flight). On a terminal a progress line shows what is done and the time left (plain lines when redirected); then the latency of each operation, or one JSON object.",
         [
-            new("--format", "F", "blkparse, fio, mqsim, msr or spc (see ssd-emulator sim --help)", Choices: Controller.Traces.TraceFormats.Names),
-            new("--speed", "X", "1 (default): each request is sent at its time in the trace, up to --iodepth in flight (default 64; a request that finds none free waits, and is counted late); 2 twice as fast; 0: as fast as the server answers, --iodepth in flight (default 1)"),
+            new(
+                "--format",
+                "F",
+                "blkparse, fio, mqsim, msr or spc (see ssd-emulator sim --help)",
+                Choices: Controller.Traces.TraceFormats.Names
+            ),
+            new(
+                "--speed",
+                "X",
+                "1 (default): each request is sent at its time in the trace, up to --iodepth in flight (default 64; a request that finds none free waits, and is counted late); 2 twice as fast; 0: as fast as the server answers, --iodepth in flight (default 1)"
+            ),
             new("--iodepth", "N", "requests in flight at most"),
-            new("--fit", "wrap|scale", "addresses beyond the device: modulo its size (default) or in proportion", Choices: ["wrap", "scale"]),
+            new(
+                "--fit",
+                "wrap|scale",
+                "addresses beyond the device: modulo its size (default) or in proportion",
+                Choices: ["wrap", "scale"]
+            ),
             new("--ledger", "FILE", "a new verify ledger of every request (FILE must not exist)"),
             new("--seed", "N", "the seed stamped into the data with --ledger (default 1)"),
             HostOptions.Json,
         ],
-        RunAsync)
+        RunAsync
+    )
     {
         Arguments = [HostOptions.Uri, new("FILE", "the trace (FILE.gz is read through gzip)")],
         Epilogue = """
@@ -80,17 +95,27 @@ internal static class ReplayCommand
             throw new UsageException($"{e.Message}");
         }
 
-        await console.Error.WriteLineAsync($"replay: {Path.GetFileName(file)} ({TraceFormats.NameOf(format)}): {summary.Describe()}").ConfigureAwait(false);
+        await console
+            .Error.WriteLineAsync(
+                $"replay: {Path.GetFileName(file)} ({TraceFormats.NameOf(format)}): {summary.Describe()}"
+            )
+            .ConfigureAwait(false);
         if (folder.Warning is { } warning)
         {
             await console.Error.WriteLineAsync($"replay: warning: {warning}").ConfigureAwait(false);
         }
 
-        using Ledger? ledger = ledgerPath is null ? null : Ledger.Create(ledgerPath, seed, client.Size / Ledger.BlockBytes, client.Size);
+        using Ledger? ledger = ledgerPath is null
+            ? null
+            : Ledger.Create(ledgerPath, seed, client.Size / Ledger.BlockBytes, client.Size);
         using var run = new Replayer(client, ledger, seed, depth, speed, cancellation);
         if (ledger is not null)
         {
-            await console.Error.WriteLineAsync($"replay: zeroing the device for the ledger ({client.Size / Ledger.BlockBytes * Ledger.BlockBytes} bytes)").ConfigureAwait(false);
+            await console
+                .Error.WriteLineAsync(
+                    $"replay: zeroing the device for the ledger ({client.Size / Ledger.BlockBytes * Ledger.BlockBytes} bytes)"
+                )
+                .ConfigureAwait(false);
             await run.BaselineAsync().ConfigureAwait(false);
         }
 
@@ -99,7 +124,8 @@ internal static class ReplayCommand
         var progress = new ProgressLine(console.Error, console.OutputIsTerminal, TimeSpan.FromSeconds(1));
         while (!replay.IsCompleted)
         {
-            await Task.WhenAny(replay, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None)).ConfigureAwait(false);
+            await Task.WhenAny(replay, Task.Delay(console.OutputIsTerminal ? 250 : 1000, CancellationToken.None))
+                .ConfigureAwait(false);
             if (!replay.IsCompleted)
             {
                 progress.Show(Progress(run, commands, Stopwatch.GetElapsedTime(started).TotalSeconds), now: true);
@@ -122,7 +148,14 @@ internal static class ReplayCommand
         await Report(args, console, file, format, run, seconds, ledgerPath).ConfigureAwait(false);
         if (interrupted)
         {
-            await console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"replay: interrupted (Ctrl-C) after {run.Completed} of {commands} commands; the figures cover those")).ConfigureAwait(false);
+            await console
+                .Error.WriteLineAsync(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"replay: interrupted (Ctrl-C) after {run.Completed} of {commands} commands; the figures cover those"
+                    )
+                )
+                .ConfigureAwait(false);
             return run.Failures > 0 ? ExitCodes.Failure : ExitCodes.Interrupted;
         }
 
@@ -131,10 +164,13 @@ internal static class ReplayCommand
 
     private static TraceFormat Format(CommandArgs args)
     {
-        string name = args.Value("--format") ?? throw new UsageException($"--format F is required: {string.Join(", ", TraceFormats.Names)}");
+        string name = args.Value("--format")
+            ?? throw new UsageException($"--format F is required: {string.Join(", ", TraceFormats.Names)}");
         return TraceFormats.TryParse(name, out TraceFormat format)
             ? format
-            : throw new UsageException($"--format '{name}' is not a trace format; formats are {string.Join(", ", TraceFormats.Names)}");
+            : throw new UsageException(
+                $"--format '{name}' is not a trace format; formats are {string.Join(", ", TraceFormats.Names)}"
+            );
     }
 
     private static T Parsed<T>(CommandArgs args, string option, Func<string?, T> parse)
@@ -154,45 +190,72 @@ internal static class ReplayCommand
         long done = run.Completed;
         double rate = done / Math.Max(elapsed, 1e-6);
         string left = done == 0 ? "?" : $"{(commands - done) / Math.Max(rate, 1e-6):0} s";
-        return string.Create(CultureInfo.InvariantCulture, $"replay: {done}/{commands} ({(double)done / Math.Max(1, commands):P0}) {elapsed:0.0} s, {rate:0} IOPS, {run.Bytes / Math.Max(elapsed, 1e-6) / (1 << 20):0.0} MiB/s, {run.Failures} failed, {left} left");
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"replay: {done}/{commands} ({(double)done / Math.Max(1, commands):P0}) {elapsed:0.0} s, {rate:0} IOPS, {run.Bytes / Math.Max(elapsed, 1e-6) / (1 << 20):0.0} MiB/s, {run.Failures} failed, {left} left"
+        );
     }
 
-    private static async Task Report(CommandArgs args, HostConsole console, string file, TraceFormat format, Replayer run, double seconds, string? ledger)
+    private static async Task Report(
+        CommandArgs args,
+        HostConsole console,
+        string file,
+        TraceFormat format,
+        Replayer run,
+        double seconds,
+        string? ledger
+    )
     {
-        var operations = run.Latencies.Where(l => l.Value.Count > 0).Select(l => new
-        {
-            operation = l.Key,
-            count = l.Value.Count,
-            meanMicroseconds = Math.Round(l.Value.Mean / 1000, 1),
-            p50Microseconds = l.Value.Percentile(0.5) / 1000.0,
-            p99Microseconds = l.Value.Percentile(0.99) / 1000.0,
-            p999Microseconds = l.Value.Percentile(0.999) / 1000.0,
-            maxMicroseconds = l.Value.Max / 1000.0,
-        }).ToList();
+        var operations = run
+            .Latencies.Where(l => l.Value.Count > 0)
+            .Select(l => new
+            {
+                operation = l.Key,
+                count = l.Value.Count,
+                meanMicroseconds = Math.Round(l.Value.Mean / 1000, 1),
+                p50Microseconds = l.Value.Percentile(0.5) / 1000.0,
+                p99Microseconds = l.Value.Percentile(0.99) / 1000.0,
+                p999Microseconds = l.Value.Percentile(0.999) / 1000.0,
+                maxMicroseconds = l.Value.Max / 1000.0,
+            })
+            .ToList();
         if (args.Has("--json"))
         {
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(new
-            {
-                trace = file,
-                format = TraceFormats.NameOf(format),
-                commands = run.Completed,
-                failures = run.Failures,
-                late = run.Late,
-                bytes = run.Bytes,
-                seconds = Math.Round(seconds, 3),
-                iops = Math.Round(run.Completed / seconds, 1),
-                operations,
-                ledger,
-            }, ManagementJson.Options)).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            trace = file,
+                            format = TraceFormats.NameOf(format),
+                            commands = run.Completed,
+                            failures = run.Failures,
+                            late = run.Late,
+                            bytes = run.Bytes,
+                            seconds = Math.Round(seconds, 3),
+                            iops = Math.Round(run.Completed / seconds, 1),
+                            operations,
+                            ledger,
+                        },
+                        ManagementJson.Options
+                    )
+                )
+                .ConfigureAwait(false);
             return;
         }
 
         CultureInfo c = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
-        text.AppendLine(c, $"replay {Path.GetFileName(file)}: {run.Completed} commands in {seconds:0.00} s: {run.Completed / seconds:0} IOPS, {run.Bytes / seconds / (1 << 20):0.0} MiB/s; {run.Failures} failed; {run.Late} sent late (no free slot at their time)");
+        text.AppendLine(
+            c,
+            $"replay {Path.GetFileName(file)}: {run.Completed} commands in {seconds:0.00} s: {run.Completed / seconds:0} IOPS, {run.Bytes / seconds / (1 << 20):0.0} MiB/s; {run.Failures} failed; {run.Late} sent late (no free slot at their time)"
+        );
         foreach (var o in operations)
         {
-            text.AppendLine(c, $"  {o.operation,-6} n={o.count,-8} mean={o.meanMicroseconds:0.0}us p50={o.p50Microseconds:0.0}us p99={o.p99Microseconds:0.0}us p99.9={o.p999Microseconds:0.0}us max={o.maxMicroseconds:0.0}us");
+            text.AppendLine(
+                c,
+                $"  {o.operation, -6} n={o.count, -8} mean={o.meanMicroseconds:0.0}us p50={o.p50Microseconds:0.0}us p99={o.p99Microseconds:0.0}us p99.9={o.p999Microseconds:0.0}us max={o.maxMicroseconds:0.0}us"
+            );
         }
 
         if (ledger is not null)
@@ -204,7 +267,14 @@ internal static class ReplayCommand
     }
 
     /// <summary>Sends the requests, each in its own task, with at most the depth in flight; with a ledger, in the order the ledger can judge.</summary>
-    private sealed class Replayer(NbdClient client, Ledger? ledger, ulong seed, int depth, double speed, CancellationToken cancellation) : IDisposable
+    private sealed class Replayer(
+        NbdClient client,
+        Ledger? ledger,
+        ulong seed,
+        int depth,
+        double speed,
+        CancellationToken cancellation
+    ) : IDisposable
     {
         private readonly SemaphoreSlim _slots = new(depth, depth);
         private readonly Lock _gate = new();
@@ -215,10 +285,14 @@ internal static class ReplayCommand
         private long _bytes;
         private long _failures;
 
-        public SortedDictionary<string, LatencyHistogram> Latencies { get; } = new(StringComparer.Ordinal)
-        {
-            ["read"] = new(), ["write"] = new(), ["trim"] = new(), ["flush"] = new(),
-        };
+        public SortedDictionary<string, LatencyHistogram> Latencies { get; } =
+            new(StringComparer.Ordinal)
+            {
+                ["read"] = new(),
+                ["write"] = new(),
+                ["trim"] = new(),
+                ["flush"] = new(),
+            };
 
         public long Completed => Interlocked.Read(ref _completed);
 
@@ -234,8 +308,14 @@ internal static class ReplayCommand
         public async Task BaselineAsync()
         {
             Ledger l = ledger!;
-            await SendAsync(new TraceRequest(0, 0, TraceOperation.Write, 0, l.Blocks * Ledger.BlockBytes), zero: true, measured: false).ConfigureAwait(false);
-            await SendAsync(new TraceRequest(0, 0, TraceOperation.Flush, 0, 0), zero: false, measured: false).ConfigureAwait(false);
+            await SendAsync(
+                    new TraceRequest(0, 0, TraceOperation.Write, 0, l.Blocks * Ledger.BlockBytes),
+                    zero: true,
+                    measured: false
+                )
+                .ConfigureAwait(false);
+            await SendAsync(new TraceRequest(0, 0, TraceOperation.Flush, 0, 0), zero: false, measured: false)
+                .ConfigureAwait(false);
         }
 
         public async Task RunAsync(IEnumerable<TraceRequest> requests)
@@ -270,7 +350,13 @@ internal static class ReplayCommand
                     lock (_gate)
                     {
                         _inFlight.RemoveAll(f => f.Done.IsCompleted);
-                        _inFlight.Add((request.Offset / Ledger.BlockBytes, (request.End + Ledger.BlockBytes - 1) / Ledger.BlockBytes, sent));
+                        _inFlight.Add(
+                            (
+                                request.Offset / Ledger.BlockBytes,
+                                (request.End + Ledger.BlockBytes - 1) / Ledger.BlockBytes,
+                                sent
+                            )
+                        );
                     }
                 }
             }
@@ -289,7 +375,12 @@ internal static class ReplayCommand
             {
                 long first = request.Offset / Ledger.BlockBytes;
                 long end = (request.End + Ledger.BlockBytes - 1) / Ledger.BlockBytes;
-                before = [.. _inFlight.Where(f => request.Operation == TraceOperation.Flush || (f.First < end && first < f.End)).Select(f => f.Done)];
+                before =
+                [
+                    .. _inFlight
+                        .Where(f => request.Operation == TraceOperation.Flush || (f.First < end && first < f.End))
+                        .Select(f => f.Done),
+                ];
             }
 
             await Task.WhenAll(before).ConfigureAwait(false);
@@ -310,7 +401,15 @@ internal static class ReplayCommand
         private async Task SendAsync(TraceRequest request, bool zero, bool measured)
         {
             long generation = 0;
-            char kind = zero ? 'Z' : request.Operation switch { TraceOperation.Write => 'W', TraceOperation.Trim => 'T', TraceOperation.Flush => 'S', _ => 'R' };
+            char kind = zero
+                ? 'Z'
+                : request.Operation switch
+                {
+                    TraceOperation.Write => 'W',
+                    TraceOperation.Trim => 'T',
+                    TraceOperation.Flush => 'S',
+                    _ => 'R',
+                };
             byte[]? rented = null;
             Memory<byte> data = Memory<byte>.Empty;
             if (request.Operation is TraceOperation.Read or TraceOperation.Write && !zero)
@@ -324,7 +423,16 @@ internal static class ReplayCommand
                 lock (_gate)
                 {
                     generation = _generation++;
-                    ledger.Issued(new LedgerOp(generation, kind, request.Offset / Ledger.BlockBytes, request.Length / Ledger.BlockBytes, session: 0, request.Fua));
+                    ledger.Issued(
+                        new LedgerOp(
+                            generation,
+                            kind,
+                            request.Offset / Ledger.BlockBytes,
+                            request.Length / Ledger.BlockBytes,
+                            session: 0,
+                            request.Fua
+                        )
+                    );
                 }
             }
 
@@ -336,14 +444,22 @@ internal static class ReplayCommand
             long started = Stopwatch.GetTimestamp();
             try
             {
-                await (kind switch
-                {
-                    'R' => client.ReadAsync(request.Offset, data, cancellation),
-                    'W' => client.WriteAsync(request.Offset, data, request.Fua, cancellation),
-                    'T' => client.TrimAsync(request.Offset, request.Length, request.Fua, cancellation),
-                    'Z' => client.ZeroAsync(request.Offset, request.Length, noHole: false, request.Fua, cancellation),
-                    _ => client.FlushAsync(request.Fua, cancellation),
-                }).ConfigureAwait(false);
+                await (
+                    kind switch
+                    {
+                        'R' => client.ReadAsync(request.Offset, data, cancellation),
+                        'W' => client.WriteAsync(request.Offset, data, request.Fua, cancellation),
+                        'T' => client.TrimAsync(request.Offset, request.Length, request.Fua, cancellation),
+                        'Z' => client.ZeroAsync(
+                            request.Offset,
+                            request.Length,
+                            noHole: false,
+                            request.Fua,
+                            cancellation
+                        ),
+                        _ => client.FlushAsync(request.Fua, cancellation),
+                    }
+                ).ConfigureAwait(false);
                 long nanoseconds = Stopwatch.GetElapsedTime(started).Ticks * 100;
                 lock (_gate)
                 {
@@ -361,7 +477,10 @@ internal static class ReplayCommand
                 if (measured)
                 {
                     Interlocked.Increment(ref _completed);
-                    Interlocked.Add(ref _bytes, request.Operation is TraceOperation.Read or TraceOperation.Write ? request.Length : 0);
+                    Interlocked.Add(
+                        ref _bytes,
+                        request.Operation is TraceOperation.Read or TraceOperation.Write ? request.Length : 0
+                    );
                 }
             }
             catch (NbdCommandException e)
@@ -414,12 +533,13 @@ internal static class ReplayCommand
             pattern.AsSpan(0, data.Length).CopyTo(data);
         }
 
-        private static string Name(TraceOperation operation) => operation switch
-        {
-            TraceOperation.Read => "read",
-            TraceOperation.Write => "write",
-            TraceOperation.Trim => "trim",
-            _ => "flush",
-        };
+        private static string Name(TraceOperation operation) =>
+            operation switch
+            {
+                TraceOperation.Read => "read",
+                TraceOperation.Write => "write",
+                TraceOperation.Trim => "trim",
+                _ => "flush",
+            };
     }
 }

@@ -1,8 +1,8 @@
-using Controller.Cli;
 using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Host.Cli;
 using Controller.Host.Nbd;
@@ -32,7 +32,8 @@ internal static class VerifyCommand
             new("--examples", "N", "with --check, examples printed per class (default 5)"),
             HostOptions.Json,
         ],
-        RunAsync)
+        RunAsync
+    )
     {
         Arguments = [HostOptions.Uri],
         Epilogue = """
@@ -53,7 +54,8 @@ internal static class VerifyCommand
                 throw new UsageException("--check reads and judges; it takes no --ops or --duration");
             }
 
-            return await CheckAsync(args, console, Ledger.Read(ledgerPath, "verify"), cancellation).ConfigureAwait(false);
+            return await CheckAsync(args, console, Ledger.Read(ledgerPath, "verify"), cancellation)
+                .ConfigureAwait(false);
         }
 
         long? ops = args.Value("--ops") is null ? null : args.Integer("--ops", 0, 1, long.MaxValue);
@@ -75,10 +77,14 @@ internal static class VerifyCommand
         Connection.CheckRange(args, client, 0, size);
         if (existing is not null && (existing.Seed != seed || existing.Blocks * Ledger.BlockBytes != size))
         {
-            throw new UsageException($"the ledger '{ledgerPath}' is of seed {existing.Seed} over {existing.Blocks * Ledger.BlockBytes} bytes; continue it with the same, or start another ledger");
+            throw new UsageException(
+                $"the ledger '{ledgerPath}' is of seed {existing.Seed} over {existing.Blocks * Ledger.BlockBytes} bytes; continue it with the same, or start another ledger"
+            );
         }
 
-        using Ledger ledger = existing is null ? Ledger.Create(ledgerPath, seed, size / Ledger.BlockBytes, client.Size) : Ledger.Append(ledgerPath, existing);
+        using Ledger ledger = existing is null
+            ? Ledger.Create(ledgerPath, seed, size / Ledger.BlockBytes, client.Size)
+            : Ledger.Append(ledgerPath, existing);
         var run = new VerifyRun(client, ledger, existing?.NextGeneration ?? 1, cancellation);
         if (existing is null)
         {
@@ -99,13 +105,36 @@ internal static class VerifyCommand
 
         progress.Keep();
 
-        await console.Out.WriteLineAsync(args.Has("--json")
-            ? JsonSerializer.Serialize(new { ledger = ledgerPath, seed, bytes = size, run.Operations, run.Writes, run.Trims, run.Flushes, run.Failures, lastGeneration = run.Generation - 1 }, ManagementJson.Options)
-            : $"verify: {run.Describe(Stopwatch.GetElapsedTime(started))}; ledger {ledgerPath} (seed {seed}, {size} bytes); check it with --check").ConfigureAwait(false);
+        await console
+            .Out.WriteLineAsync(
+                args.Has("--json")
+                    ? JsonSerializer.Serialize(
+                        new
+                        {
+                            ledger = ledgerPath,
+                            seed,
+                            bytes = size,
+                            run.Operations,
+                            run.Writes,
+                            run.Trims,
+                            run.Flushes,
+                            run.Failures,
+                            lastGeneration = run.Generation - 1,
+                        },
+                        ManagementJson.Options
+                    )
+                    : $"verify: {run.Describe(Stopwatch.GetElapsedTime(started))}; ledger {ledgerPath} (seed {seed}, {size} bytes); check it with --check"
+            )
+            .ConfigureAwait(false);
         return run.Failures > 0 ? 1 : 0;
     }
 
-    private static async Task<int> CheckAsync(CommandArgs args, HostConsole console, LedgerContents contents, CancellationToken cancellation)
+    private static async Task<int> CheckAsync(
+        CommandArgs args,
+        HostConsole console,
+        LedgerContents contents,
+        CancellationToken cancellation
+    )
     {
         int examples = (int)args.Integer("--examples", 5, 0, 1000);
         var check = new VerifyCheck(contents);
@@ -117,7 +146,10 @@ internal static class VerifyCommand
         {
             client = await Connection.OpenAsync(args, cancellation).ConfigureAwait(false);
         }
-        catch (UsageException e) when (e.Message.Contains("no NBD server", StringComparison.Ordinal) || e.Message.Contains("closed", StringComparison.Ordinal))
+        catch (UsageException e)
+            when (e.Message.Contains("no NBD server", StringComparison.Ordinal)
+                || e.Message.Contains("closed", StringComparison.Ordinal)
+            )
         {
             // The device did not come back: that is the dead-device class, not a usage error.
             await console.Out.WriteLineAsync($"verify --check: dead-device: {e.Message}").ConfigureAwait(false);
@@ -128,7 +160,9 @@ internal static class VerifyCommand
         {
             if (client.Size < contents.Blocks * Ledger.BlockBytes)
             {
-                throw new UsageException($"the device has {client.Size} bytes; the ledger covers {contents.Blocks * Ledger.BlockBytes}");
+                throw new UsageException(
+                    $"the device has {client.Size} bytes; the ledger covers {contents.Blocks * Ledger.BlockBytes}"
+                );
             }
 
             const int Chunk = 1 << 20;
@@ -152,9 +186,24 @@ internal static class VerifyCommand
                     for (int i = 0; i < got / Ledger.BlockBytes; i++)
                     {
                         long block = (offset / Ledger.BlockBytes) + i;
-                        Violation? violation = ok || await TryAsync(client.ReadAsync(block * Ledger.BlockBytes, data.AsMemory(i * Ledger.BlockBytes, Ledger.BlockBytes), cancellation)).ConfigureAwait(false)
-                            ? check.Judge(block, data.AsSpan(i * Ledger.BlockBytes, Ledger.BlockBytes))
-                            : new Violation("dead-device", block * Ledger.BlockBytes, "a read error", "the sector's data", "");
+                        Violation? violation =
+                            ok
+                            || await TryAsync(
+                                    client.ReadAsync(
+                                        block * Ledger.BlockBytes,
+                                        data.AsMemory(i * Ledger.BlockBytes, Ledger.BlockBytes),
+                                        cancellation
+                                    )
+                                )
+                                .ConfigureAwait(false)
+                                ? check.Judge(block, data.AsSpan(i * Ledger.BlockBytes, Ledger.BlockBytes))
+                                : new Violation(
+                                    "dead-device",
+                                    block * Ledger.BlockBytes,
+                                    "a read error",
+                                    "the sector's data",
+                                    ""
+                                );
                         if (violation is not null)
                         {
                             counts[violation.Class]++;
@@ -164,7 +213,6 @@ internal static class VerifyCommand
                             }
                         }
                     }
-
                 }
                 finally
                 {
@@ -177,19 +225,49 @@ internal static class VerifyCommand
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         if (args.Has("--json"))
         {
-            await console.Out.WriteLineAsync(JsonSerializer.Serialize(new { sectors = contents.Blocks, sectorsTouched = check.BlocksTouched, operations = contents.Ops.Count, violations = total, byClass = counts, examples = found, seconds = Math.Round(seconds, 3) }, ManagementJson.Options)).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    JsonSerializer.Serialize(
+                        new
+                        {
+                            sectors = contents.Blocks,
+                            sectorsTouched = check.BlocksTouched,
+                            operations = contents.Ops.Count,
+                            violations = total,
+                            byClass = counts,
+                            examples = found,
+                            seconds = Math.Round(seconds, 3),
+                        },
+                        ManagementJson.Options
+                    )
+                )
+                .ConfigureAwait(false);
         }
         else
         {
-            await console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"verify --check: {contents.Blocks} sectors of 4 KiB read in {seconds:0.00} s ({check.BlocksTouched} touched by {contents.Ops.Count} operations); {total} violate the invariant")).ConfigureAwait(false);
+            await console
+                .Out.WriteLineAsync(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"verify --check: {contents.Blocks} sectors of 4 KiB read in {seconds:0.00} s ({check.BlocksTouched} touched by {contents.Ops.Count} operations); {total} violate the invariant"
+                    )
+                )
+                .ConfigureAwait(false);
             foreach (string name in VerifyCheck.Classes)
             {
-                await console.Out.WriteLineAsync($"  {name,-20} {counts[name]}").ConfigureAwait(false);
+                await console.Out.WriteLineAsync($"  {name, -20} {counts[name]}").ConfigureAwait(false);
             }
 
             foreach (Violation v in found)
             {
-                await console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"  {v.Class} at byte {v.Offset}: found {v.Found}; allowed {v.Expected}; history {v.History}")).ConfigureAwait(false);
+                await console
+                    .Out.WriteLineAsync(
+                        string.Create(
+                            CultureInfo.InvariantCulture,
+                            $"  {v.Class} at byte {v.Offset}: found {v.Found}; allowed {v.Expected}; history {v.History}"
+                        )
+                    )
+                    .ConfigureAwait(false);
             }
         }
 
@@ -258,7 +336,8 @@ internal static class VerifyCommand
                 bool zero = draw < 15;
                 bool fua = prng.NextUInt64() % 4 == 0;
                 Trims++;
-                await DoAsync(zero ? 'Z' : 'T', block, count, fua, noHole: zero && (prng.NextUInt64() & 1) == 0).ConfigureAwait(false);
+                await DoAsync(zero ? 'Z' : 'T', block, count, fua, noHole: zero && (prng.NextUInt64() & 1) == 0)
+                    .ConfigureAwait(false);
                 _recentHoles.Add((block, count));
                 if (_recentHoles.Count > 16)
                 {
@@ -274,15 +353,23 @@ internal static class VerifyCommand
             long gen = Generation;
             for (long i = 0; i < blocks; i++)
             {
-                VerifyStamp.Fill(_buffer.AsSpan((int)(i * Ledger.BlockBytes), Ledger.BlockBytes), (first + i) * Ledger.BlockBytes, gen, ledger.Seed);
+                VerifyStamp.Fill(
+                    _buffer.AsSpan((int)(i * Ledger.BlockBytes), Ledger.BlockBytes),
+                    (first + i) * Ledger.BlockBytes,
+                    gen,
+                    ledger.Seed
+                );
             }
 
             Writes++;
             await DoAsync('W', first, blocks, fuaWrite, noHole: false).ConfigureAwait(false);
         }
 
-        public string Describe(TimeSpan elapsed) => string.Create(CultureInfo.InvariantCulture,
-            $"{Operations} operations in {elapsed.TotalSeconds:0.0} s ({Writes} writes, {Trims} trims and zeroes, {Flushes} flushes, {Failures} failed)");
+        public string Describe(TimeSpan elapsed) =>
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"{Operations} operations in {elapsed.TotalSeconds:0.0} s ({Writes} writes, {Trims} trims and zeroes, {Flushes} flushes, {Failures} failed)"
+            );
 
         private (long Block, long Count) Range(Prng prng, int most)
         {
@@ -307,13 +394,15 @@ internal static class VerifyCommand
             long length = count * Ledger.BlockBytes;
             try
             {
-                await (kind switch
-                {
-                    'W' => client.WriteAsync(offset, _buffer.AsMemory(0, (int)length), fua, cancellation),
-                    'T' => client.TrimAsync(offset, length, fua, cancellation),
-                    'Z' => client.ZeroAsync(offset, length, noHole, fua, cancellation),
-                    _ => client.FlushAsync(fua, cancellation),
-                }).ConfigureAwait(false);
+                await (
+                    kind switch
+                    {
+                        'W' => client.WriteAsync(offset, _buffer.AsMemory(0, (int)length), fua, cancellation),
+                        'T' => client.TrimAsync(offset, length, fua, cancellation),
+                        'Z' => client.ZeroAsync(offset, length, noHole, fua, cancellation),
+                        _ => client.FlushAsync(fua, cancellation),
+                    }
+                ).ConfigureAwait(false);
                 ledger.Acked(op.Generation);
             }
             catch (NbdCommandException e)

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Text;
-using Controller.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 
 namespace Controller.Host.Nbd;
 
@@ -64,7 +64,8 @@ public sealed class NbdClient : IAsyncDisposable
     public bool CanBlockStatus => _allocationContext != 0;
 
     /// <summary>Connects to <paramref name="uri"/> and negotiates the export it names.</summary>
-    public static Task<NbdClient> ConnectAsync(NbdUri uri, CancellationToken cancellation) => ConnectAsync(uri, tls: null, cancellation);
+    public static Task<NbdClient> ConnectAsync(NbdUri uri, CancellationToken cancellation) =>
+        ConnectAsync(uri, tls: null, cancellation);
 
     /// <summary>
     /// Connects to <paramref name="uri"/> and negotiates the export it names; for an nbds:// URI,
@@ -90,7 +91,11 @@ public sealed class NbdClient : IAsyncDisposable
     }
 
     /// <summary>Lists the server's exports (NBD_OPT_LIST), then ends the session; over TLS for an nbds:// URI.</summary>
-    public static async Task<List<(string Name, string Description)>> ListAsync(NbdUri uri, TlsCredentials? tls, CancellationToken cancellation)
+    public static async Task<List<(string Name, string Description)>> ListAsync(
+        NbdUri uri,
+        TlsCredentials? tls,
+        CancellationToken cancellation
+    )
     {
         ArgumentNullException.ThrowIfNull(uri);
         var client = new NbdClient(await OpenAsync(uri, cancellation).ConfigureAwait(false));
@@ -101,7 +106,9 @@ public sealed class NbdClient : IAsyncDisposable
             var exports = new List<(string, string)>();
             while (true)
             {
-                (NbdOptionReply type, byte[] data) = await client.ReadOptionReplyAsync(NbdOption.List, cancellation).ConfigureAwait(false);
+                (NbdOptionReply type, byte[] data) = await client
+                    .ReadOptionReplyAsync(NbdOption.List, cancellation)
+                    .ConfigureAwait(false);
                 if (type == NbdOptionReply.Ack)
                 {
                     break;
@@ -112,7 +119,10 @@ public sealed class NbdClient : IAsyncDisposable
                     throw new NbdClientException($"the server refused to list its exports ({type})");
                 }
 
-                exports.Add(NbdOptionData.ReadServer(data) ?? throw new NbdClientException("the server listed an export whose name overruns its reply"));
+                exports.Add(
+                    NbdOptionData.ReadServer(data)
+                        ?? throw new NbdClientException("the server listed an export whose name overruns its reply")
+                );
             }
 
             await client.SendOptionAsync(NbdOption.Abort, [], cancellation).ConfigureAwait(false);
@@ -127,9 +137,10 @@ public sealed class NbdClient : IAsyncDisposable
     /// <summary>A connected stream to the server <paramref name="uri"/> names (TCP without Nagle's delay, or a Unix socket).</summary>
     private static async Task<Stream> OpenAsync(NbdUri uri, CancellationToken cancellation)
     {
-        var socket = uri.EndPoint is UnixDomainSocketEndPoint
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        var socket =
+            uri.EndPoint is UnixDomainSocketEndPoint
+                ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+                : new Socket(SocketType.Stream, ProtocolType.Tcp);
         try
         {
             await socket.ConnectAsync(uri.EndPoint, cancellation).ConfigureAwait(false);
@@ -149,11 +160,27 @@ public sealed class NbdClient : IAsyncDisposable
 
     /// <summary>Reads <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>.</summary>
     public Task ReadAsync(long offset, Memory<byte> buffer, CancellationToken cancellation) =>
-        SendAsync(NbdCommand.Read, NbdCommandModifiers.None, offset, (uint)buffer.Length, ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.Read, offset, buffer), cancellation);
+        SendAsync(
+            NbdCommand.Read,
+            NbdCommandModifiers.None,
+            offset,
+            (uint)buffer.Length,
+            ReadOnlyMemory<byte>.Empty,
+            new Pending(NbdCommand.Read, offset, buffer),
+            cancellation
+        );
 
     /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>; with <paramref name="fua"/>, durable when done.</summary>
     public Task WriteAsync(long offset, ReadOnlyMemory<byte> data, bool fua, CancellationToken cancellation) =>
-        SendAsync(NbdCommand.Write, Fua(fua), offset, (uint)data.Length, data, new Pending(NbdCommand.Write, offset, Memory<byte>.Empty), cancellation);
+        SendAsync(
+            NbdCommand.Write,
+            Fua(fua),
+            offset,
+            (uint)data.Length,
+            data,
+            new Pending(NbdCommand.Write, offset, Memory<byte>.Empty),
+            cancellation
+        );
 
     /// <summary>
     /// Trims (punches a hole in) <paramref name="length"/> bytes at <paramref name="offset"/>, in
@@ -168,11 +195,25 @@ public sealed class NbdClient : IAsyncDisposable
     /// <paramref name="fua"/>, durable when each completes.
     /// </summary>
     public Task ZeroAsync(long offset, long length, bool noHole, bool fua, CancellationToken cancellation) =>
-        InPiecesAsync(NbdCommand.WriteZeroes, Fua(fua) | (noHole ? NbdCommandModifiers.NoHole : NbdCommandModifiers.None), offset, length, cancellation);
+        InPiecesAsync(
+            NbdCommand.WriteZeroes,
+            Fua(fua) | (noHole ? NbdCommandModifiers.NoHole : NbdCommandModifiers.None),
+            offset,
+            length,
+            cancellation
+        );
 
     /// <summary>Makes every command completed before it durable (FUA on a flush, which the protocol allows, asks for nothing more).</summary>
     public Task FlushAsync(bool fua, CancellationToken cancellation) =>
-        SendAsync(NbdCommand.Flush, Fua(fua), 0, 0, ReadOnlyMemory<byte>.Empty, new Pending(NbdCommand.Flush, 0, Memory<byte>.Empty), cancellation);
+        SendAsync(
+            NbdCommand.Flush,
+            Fua(fua),
+            0,
+            0,
+            ReadOnlyMemory<byte>.Empty,
+            new Pending(NbdCommand.Flush, 0, Memory<byte>.Empty),
+            cancellation
+        );
 
     private static NbdCommandModifiers Fua(bool fua) => fua ? NbdCommandModifiers.Fua : NbdCommandModifiers.None;
 
@@ -185,18 +226,42 @@ public sealed class NbdClient : IAsyncDisposable
         }
 
         var pending = new Pending(NbdCommand.BlockStatus, offset, Memory<byte>.Empty);
-        await SendAsync(NbdCommand.BlockStatus, NbdCommandModifiers.None, offset, checked((uint)length), ReadOnlyMemory<byte>.Empty, pending, cancellation).ConfigureAwait(false);
+        await SendAsync(
+                NbdCommand.BlockStatus,
+                NbdCommandModifiers.None,
+                offset,
+                checked((uint)length),
+                ReadOnlyMemory<byte>.Empty,
+                pending,
+                cancellation
+            )
+            .ConfigureAwait(false);
         return pending.Extents;
     }
 
     /// <summary>A trim or write-zeroes of any length: the protocol's length is 32 bits, so 1 GiB at a time.</summary>
-    private async Task InPiecesAsync(NbdCommand command, NbdCommandModifiers flags, long offset, long length, CancellationToken cancellation)
+    private async Task InPiecesAsync(
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        long offset,
+        long length,
+        CancellationToken cancellation
+    )
     {
         const long Piece = 1L << 30;
         for (long done = 0; done < length; done += Piece)
         {
             long size = Math.Min(Piece, length - done);
-            await SendAsync(command, flags, offset + done, (uint)size, ReadOnlyMemory<byte>.Empty, new Pending(command, offset + done, Memory<byte>.Empty), cancellation).ConfigureAwait(false);
+            await SendAsync(
+                    command,
+                    flags,
+                    offset + done,
+                    (uint)size,
+                    ReadOnlyMemory<byte>.Empty,
+                    new Pending(command, offset + done, Memory<byte>.Empty),
+                    cancellation
+                )
+                .ConfigureAwait(false);
         }
     }
 
@@ -210,7 +275,16 @@ public sealed class NbdClient : IAsyncDisposable
         {
             if (_broken is null)
             {
-                await SendAsync(NbdCommand.Disconnect, NbdCommandModifiers.None, 0, 0, ReadOnlyMemory<byte>.Empty, null, CancellationToken.None).ConfigureAwait(false);
+                await SendAsync(
+                        NbdCommand.Disconnect,
+                        NbdCommandModifiers.None,
+                        0,
+                        0,
+                        ReadOnlyMemory<byte>.Empty,
+                        null,
+                        CancellationToken.None
+                    )
+                    .ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or NbdClientException or SocketException)
@@ -223,7 +297,15 @@ public sealed class NbdClient : IAsyncDisposable
         {
             await _reader.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or NbdClientException or EndOfStreamException or OperationCanceledException or NotSupportedException)
+        catch (Exception e)
+            when (e
+                    is IOException
+                        or ObjectDisposedException
+                        or NbdClientException
+                        or EndOfStreamException
+                        or OperationCanceledException
+                        or NotSupportedException
+            )
         {
             // Closed under it (a disposed stream says it cannot be read).
         }
@@ -243,7 +325,14 @@ public sealed class NbdClient : IAsyncDisposable
         }
 
         byte[] flags = new byte[NbdClientFlags.Bytes];
-        new NbdClientFlags(NbdClientFeatures.FixedNewstyle | (features & NbdHandshakeFeatures.NoZeroes) switch { 0 => 0, _ => NbdClientFeatures.NoZeroes }).Write(flags);
+        new NbdClientFlags(
+            NbdClientFeatures.FixedNewstyle
+                | (features & NbdHandshakeFeatures.NoZeroes) switch
+                {
+                    0 => 0,
+                    _ => NbdClientFeatures.NoZeroes,
+                }
+        ).Write(flags);
         await _stream.WriteAsync(flags, cancellation).ConfigureAwait(false);
     }
 
@@ -258,14 +347,19 @@ public sealed class NbdClient : IAsyncDisposable
 
         if (tls is null)
         {
-            throw new NbdClientException($"{uri} is a TLS URI; give the directory holding ca-cert.pem (and client-cert.pem, client-key.pem if the server checks clients) with --tls-certificates DIR");
+            throw new NbdClientException(
+                $"{uri} is a TLS URI; give the directory holding ca-cert.pem (and client-cert.pem, client-key.pem if the server checks clients) with --tls-certificates DIR"
+            );
         }
 
         await SendOptionAsync(NbdOption.StartTls, [], cancellation).ConfigureAwait(false);
-        (NbdOptionReply type, byte[] message) = await ReadOptionReplyAsync(NbdOption.StartTls, cancellation).ConfigureAwait(false);
+        (NbdOptionReply type, byte[] message) = await ReadOptionReplyAsync(NbdOption.StartTls, cancellation)
+            .ConfigureAwait(false);
         if (type != NbdOptionReply.Ack)
         {
-            throw new NbdClientException($"the server refused TLS ({type}: {Encoding.UTF8.GetString(message)}); an nbds:// URI does not go on in the clear");
+            throw new NbdClientException(
+                $"the server refused TLS ({type}: {Encoding.UTF8.GetString(message)}); an nbds:// URI does not go on in the clear"
+            );
         }
 
         _stream = await tls.AuthenticateAsClientAsync(_stream, uri.TlsHost, cancellation).ConfigureAwait(false);
@@ -274,14 +368,25 @@ public sealed class NbdClient : IAsyncDisposable
     private async Task HandshakeAsync(string export, CancellationToken cancellation)
     {
         await SendOptionAsync(NbdOption.StructuredReply, [], cancellation).ConfigureAwait(false);
-        Structured = (await ReadOptionReplyAsync(NbdOption.StructuredReply, cancellation).ConfigureAwait(false)).Type == NbdOptionReply.Ack;
+        Structured =
+            (await ReadOptionReplyAsync(NbdOption.StructuredReply, cancellation).ConfigureAwait(false)).Type
+            == NbdOptionReply.Ack;
         if (Structured)
         {
-            await SendOptionAsync(NbdOption.SetMetaContext, NbdOptionData.MetaContext(export, NbdProtocol.BaseAllocation), cancellation).ConfigureAwait(false);
+            await SendOptionAsync(
+                    NbdOption.SetMetaContext,
+                    NbdOptionData.MetaContext(export, NbdProtocol.BaseAllocation),
+                    cancellation
+                )
+                .ConfigureAwait(false);
             while (true)
             {
-                (NbdOptionReply type, byte[] data) = await ReadOptionReplyAsync(NbdOption.SetMetaContext, cancellation).ConfigureAwait(false);
-                if (type == NbdOptionReply.MetaContext && NbdOptionData.ReadMetaContextReply(data) is (uint id, NbdProtocol.BaseAllocation))
+                (NbdOptionReply type, byte[] data) = await ReadOptionReplyAsync(NbdOption.SetMetaContext, cancellation)
+                    .ConfigureAwait(false);
+                if (
+                    type == NbdOptionReply.MetaContext
+                    && NbdOptionData.ReadMetaContextReply(data) is (uint id, NbdProtocol.BaseAllocation)
+                )
                 {
                     _allocationContext = id;
                 }
@@ -292,11 +397,17 @@ public sealed class NbdClient : IAsyncDisposable
             }
         }
 
-        await SendOptionAsync(NbdOption.Go, NbdOptionData.Info(export, NbdInfo.BlockSize, NbdInfo.Description), cancellation).ConfigureAwait(false);
+        await SendOptionAsync(
+                NbdOption.Go,
+                NbdOptionData.Info(export, NbdInfo.BlockSize, NbdInfo.Description),
+                cancellation
+            )
+            .ConfigureAwait(false);
         Export = export;
         while (true)
         {
-            (NbdOptionReply type, byte[] data) = await ReadOptionReplyAsync(NbdOption.Go, cancellation).ConfigureAwait(false);
+            (NbdOptionReply type, byte[] data) = await ReadOptionReplyAsync(NbdOption.Go, cancellation)
+                .ConfigureAwait(false);
             if (type == NbdOptionReply.Ack)
             {
                 break;
@@ -332,7 +443,10 @@ public sealed class NbdClient : IAsyncDisposable
     private async Task SendOptionAsync(NbdOption option, byte[] data, CancellationToken cancellation) =>
         await _stream.WriteAsync(NbdOptionHeader.Message(option, data), cancellation).ConfigureAwait(false);
 
-    private async Task<(NbdOptionReply Type, byte[] Data)> ReadOptionReplyAsync(NbdOption expected, CancellationToken cancellation)
+    private async Task<(NbdOptionReply Type, byte[] Data)> ReadOptionReplyAsync(
+        NbdOption expected,
+        CancellationToken cancellation
+    )
     {
         byte[] bytes = new byte[NbdOptionReplyHeader.Bytes];
         await _stream.ReadExactlyAsync(bytes, cancellation).ConfigureAwait(false);
@@ -352,7 +466,15 @@ public sealed class NbdClient : IAsyncDisposable
         return (header.Type, data);
     }
 
-    private async Task SendAsync(NbdCommand command, NbdCommandModifiers flags, long offset, uint length, ReadOnlyMemory<byte> payload, Pending? pending, CancellationToken cancellation)
+    private async Task SendAsync(
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        long offset,
+        uint length,
+        ReadOnlyMemory<byte> payload,
+        Pending? pending,
+        CancellationToken cancellation
+    )
     {
         ulong handle = (ulong)Interlocked.Increment(ref _nextHandle);
         if (pending is not null)
@@ -425,14 +547,26 @@ public sealed class NbdClient : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is IOException or EndOfStreamException or ObjectDisposedException or NbdClientException or SocketException or NotSupportedException)
+        catch (Exception e)
+            when (e
+                    is IOException
+                        or EndOfStreamException
+                        or ObjectDisposedException
+                        or NbdClientException
+                        or SocketException
+                        or NotSupportedException
+            )
         {
-            _broken = e is EndOfStreamException or NotSupportedException ? new NbdClientException("the server closed the connection") : e;
+            _broken = e is EndOfStreamException or NotSupportedException
+                ? new NbdClientException("the server closed the connection")
+                : e;
             foreach (ulong handle in _pending.Keys)
             {
                 if (_pending.TryRemove(handle, out Pending? pending))
                 {
-                    pending.Done.TrySetException(new NbdClientException($"the connection ended before the reply: {_broken.Message}"));
+                    pending.Done.TrySetException(
+                        new NbdClientException($"the connection ended before the reply: {_broken.Message}")
+                    );
                 }
             }
         }
@@ -451,7 +585,9 @@ public sealed class NbdClient : IAsyncDisposable
                 long at = (long)NbdChunkData.ReadOffset(offsetBytes) - pending.Offset;
                 if (at < 0 || at + (length - 8) > pending.Buffer.Length)
                 {
-                    throw new NbdClientException($"a data chunk outside the read ({at}+{length - 8} of {pending.Buffer.Length})");
+                    throw new NbdClientException(
+                        $"a data chunk outside the read ({at}+{length - 8} of {pending.Buffer.Length})"
+                    );
                 }
 
                 await _replies.ReadExactlyAsync(pending.Buffer.Slice((int)at, (int)(length - 8))).ConfigureAwait(false);
@@ -466,7 +602,9 @@ public sealed class NbdClient : IAsyncDisposable
                 long at = (long)start - pending.Offset;
                 if (at < 0 || at + size > pending.Buffer.Length)
                 {
-                    throw new NbdClientException($"a hole chunk outside the read ({at}+{size} of {pending.Buffer.Length})");
+                    throw new NbdClientException(
+                        $"a hole chunk outside the read ({at}+{size} of {pending.Buffer.Length})"
+                    );
                 }
 
                 pending.Buffer.Span.Slice((int)at, (int)size).Clear();
@@ -485,7 +623,8 @@ public sealed class NbdClient : IAsyncDisposable
                 break;
             }
 
-            case NbdReplyType.Error or NbdReplyType.ErrorOffset when length >= 6:
+            case NbdReplyType.Error
+            or NbdReplyType.ErrorOffset when length >= 6:
             {
                 byte[] data = new byte[length];
                 await _replies.ReadExactlyAsync(data).ConfigureAwait(false);
@@ -507,8 +646,12 @@ public sealed class NbdClient : IAsyncDisposable
 
     private Pending Take(ulong handle, bool remove)
     {
-        bool found = remove ? _pending.TryRemove(handle, out Pending? pending) : _pending.TryGetValue(handle, out pending);
-        return found ? pending! : throw new NbdClientException($"a reply to handle {handle}, which no request in flight has");
+        bool found = remove
+            ? _pending.TryRemove(handle, out Pending? pending)
+            : _pending.TryGetValue(handle, out pending);
+        return found
+            ? pending!
+            : throw new NbdClientException($"a reply to handle {handle}, which no request in flight has");
     }
 
     private sealed class Pending(NbdCommand command, long offset, Memory<byte> buffer)
@@ -537,22 +680,28 @@ public sealed class NbdClient : IAsyncDisposable
             }
             else
             {
-                Done.TrySetException(new NbdCommandException(error, $"{Command} at {Offset} failed: {ErrorName(error)}{(message.Length > 0 ? $" ({message})" : "")}"));
+                Done.TrySetException(
+                    new NbdCommandException(
+                        error,
+                        $"{Command} at {Offset} failed: {ErrorName(error)}{(message.Length > 0 ? $" ({message})" : "")}"
+                    )
+                );
             }
         }
     }
 
     /// <summary>The name of an error, as errno spells it.</summary>
-    public static string ErrorName(NbdError error) => error switch
-    {
-        NbdError.NotPermitted => "EPERM (operation not permitted)",
-        NbdError.Io => "EIO (input/output error)",
-        NbdError.NoMemory => "ENOMEM (out of memory)",
-        NbdError.Invalid => "EINVAL (invalid argument)",
-        NbdError.NoSpace => "ENOSPC (no space left on device)",
-        NbdError.Overflow => "EOVERFLOW (value too large)",
-        NbdError.NotSupported => "ENOTSUP (not supported)",
-        NbdError.Shutdown => "ESHUTDOWN (the server is shutting down)",
-        _ => $"error {(uint)error}",
-    };
+    public static string ErrorName(NbdError error) =>
+        error switch
+        {
+            NbdError.NotPermitted => "EPERM (operation not permitted)",
+            NbdError.Io => "EIO (input/output error)",
+            NbdError.NoMemory => "ENOMEM (out of memory)",
+            NbdError.Invalid => "EINVAL (invalid argument)",
+            NbdError.NoSpace => "ENOSPC (no space left on device)",
+            NbdError.Overflow => "EOVERFLOW (value too large)",
+            NbdError.NotSupported => "ENOTSUP (not supported)",
+            NbdError.Shutdown => "ESHUTDOWN (the server is shutting down)",
+            _ => $"error {(uint)error}",
+        };
 }

@@ -18,7 +18,10 @@ public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
     public static NbdUri Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (text.StartsWith("nbds://", StringComparison.Ordinal) || text.StartsWith("nbds+unix://", StringComparison.Ordinal))
+        if (
+            text.StartsWith("nbds://", StringComparison.Ordinal)
+            || text.StartsWith("nbds+unix://", StringComparison.Ordinal)
+        )
         {
             // The same URI without the s, for the parts; the text as given.
             string clear = string.Concat("nbd", text.AsSpan(4));
@@ -69,9 +72,14 @@ public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
             if (colon >= 0 && !authority.EndsWith(']'))
             {
                 host = authority[..colon];
-                if (!int.TryParse(authority[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out port) || port is < 1 or > 65535)
+                if (
+                    !int.TryParse(authority[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out port)
+                    || port is < 1 or > 65535
+                )
                 {
-                    throw new FormatException($"'{text}': the port '{authority[(colon + 1)..]}' is not a number from 1 to 65535");
+                    throw new FormatException(
+                        $"'{text}': the port '{authority[(colon + 1)..]}' is not a number from 1 to 65535"
+                    );
                 }
             }
 
@@ -81,11 +89,15 @@ public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
                 throw new FormatException($"'{text}' names no host; write nbd://HOST[:PORT]/EXPORT");
             }
 
-            EndPoint endpoint = IPAddress.TryParse(host, out IPAddress? address) ? new IPEndPoint(address, port) : new DnsEndPoint(host, port);
+            EndPoint endpoint = IPAddress.TryParse(host, out IPAddress? address)
+                ? new IPEndPoint(address, port)
+                : new DnsEndPoint(host, port);
             return new NbdUri(endpoint, export, text);
         }
 
-        throw new FormatException($"'{text}' is not an NBD URI; write nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (nbds:// and nbds+unix:// for TLS)");
+        throw new FormatException(
+            $"'{text}' is not an NBD URI; write nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (nbds:// and nbds+unix:// for TLS)"
+        );
     }
 
     /// <inheritdoc />

@@ -1,11 +1,19 @@
-using Controller.Cli;
 using System.Globalization;
+using Controller.Cli;
 using Controller.Host.Cli;
 
 namespace Controller.Host.Verify;
 
 /// <summary>One operation of a verify run as the ledger recorded it.</summary>
-internal sealed class LedgerOp(long generation, char kind, long block, long count, int session, bool fua = false, bool noHole = false)
+internal sealed class LedgerOp(
+    long generation,
+    char kind,
+    long block,
+    long count,
+    int session,
+    bool fua = false,
+    bool noHole = false
+)
 {
     /// <summary>The verify run (connection) that sent it: a flush makes durable only what its own run sent before it.</summary>
     public int Session { get; } = session;
@@ -79,8 +87,16 @@ internal sealed class Ledger : IDisposable
     /// <summary>Starts a new ledger at <paramref name="path"/>.</summary>
     public static Ledger Create(string path, ulong seed, long blocks, long deviceBytes)
     {
-        var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
-        writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Magic} seed={seed} block={BlockBytes} blocks={blocks} device={deviceBytes}"));
+        var writer = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read))
+        {
+            AutoFlush = true,
+        };
+        writer.WriteLine(
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"{Magic} seed={seed} block={BlockBytes} blocks={blocks} device={deviceBytes}"
+            )
+        );
         writer.WriteLine("B 1");
         return new Ledger(writer, seed, blocks, deviceBytes);
     }
@@ -89,7 +105,10 @@ internal sealed class Ledger : IDisposable
     public static Ledger Append(string path, LedgerContents contents)
     {
         ArgumentNullException.ThrowIfNull(contents);
-        var writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+        var writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read))
+        {
+            AutoFlush = true,
+        };
 
         // A new run: whatever the last one left unflushed may have been lost since (a power cut
         // between the runs), and this run's flushes do not make it durable.
@@ -99,13 +118,19 @@ internal sealed class Ledger : IDisposable
 
     /// <summary>Records that operation <paramref name="op"/> is about to be sent.</summary>
     public void Issued(LedgerOp op) =>
-        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"I {op.Generation} {op.Code} {op.Block} {op.Count}"));
+        _writer.WriteLine(
+            string.Create(CultureInfo.InvariantCulture, $"I {op.Generation} {op.Code} {op.Block} {op.Count}")
+        );
 
     /// <summary>Records that the server acknowledged <paramref name="generation"/>.</summary>
-    public void Acked(long generation) => _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"A {generation}"));
+    public void Acked(long generation) =>
+        _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"A {generation}"));
 
     /// <summary>Records that the server failed <paramref name="generation"/>.</summary>
-    public void Failed(long generation, string error) => _writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"E {generation} {error.ReplaceLineEndings(" ")}"));
+    public void Failed(long generation, string error) =>
+        _writer.WriteLine(
+            string.Create(CultureInfo.InvariantCulture, $"E {generation} {error.ReplaceLineEndings(" ")}")
+        );
 
     public void Dispose() => _writer.Dispose();
 
@@ -122,16 +147,32 @@ internal sealed class Ledger : IDisposable
             throw new UsageException($"cannot read the ledger '{path}': {e.Message}");
         }
 
-        if (lines.Length == 0 || !(lines[0].StartsWith(Magic, StringComparison.Ordinal) || lines[0].StartsWith(MagicBefore, StringComparison.Ordinal)))
+        if (
+            lines.Length == 0
+            || !(
+                lines[0].StartsWith(Magic, StringComparison.Ordinal)
+                || lines[0].StartsWith(MagicBefore, StringComparison.Ordinal)
+            )
+        )
         {
             throw new UsageException($"'{path}' is not a verify ledger (its first line should start '{Magic}')");
         }
 
-        var header = lines[0][Magic.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(f => f.Split('=')).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
-        if (!header.TryGetValue("seed", out string? seedText) || !ulong.TryParse(seedText, CultureInfo.InvariantCulture, out ulong seed)
-            || !header.TryGetValue("blocks", out string? blocksText) || !long.TryParse(blocksText, CultureInfo.InvariantCulture, out long blocks)
-            || !header.TryGetValue("device", out string? deviceText) || !long.TryParse(deviceText, CultureInfo.InvariantCulture, out long device)
-            || header.GetValueOrDefault("block") != BlockBytes.ToString(CultureInfo.InvariantCulture))
+        var header = lines[0]
+            [Magic.Length..]
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(f => f.Split('='))
+            .Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => p[1]);
+        if (
+            !header.TryGetValue("seed", out string? seedText)
+            || !ulong.TryParse(seedText, CultureInfo.InvariantCulture, out ulong seed)
+            || !header.TryGetValue("blocks", out string? blocksText)
+            || !long.TryParse(blocksText, CultureInfo.InvariantCulture, out long blocks)
+            || !header.TryGetValue("device", out string? deviceText)
+            || !long.TryParse(deviceText, CultureInfo.InvariantCulture, out long device)
+            || header.GetValueOrDefault("block") != BlockBytes.ToString(CultureInfo.InvariantCulture)
+        )
         {
             throw new UsageException($"the header of the ledger '{path}' is damaged: '{lines[0]}'");
         }
@@ -147,10 +188,18 @@ internal sealed class Ledger : IDisposable
             if (ok && f[0] == "I" && f.Length == 3)
             {
                 string[] rest = f[2].Split(' ');
-                ok = rest.Length == 3 && ParseKind(rest[0]) is { } kind
-                    && long.TryParse(rest[1], CultureInfo.InvariantCulture, out long block) && long.TryParse(rest[2], CultureInfo.InvariantCulture, out long count)
-                    && block >= 0 && count >= 0 && block + count <= blocks
-                    && ops.TryAdd(generation, new LedgerOp(generation, kind.Kind, block, count, session, kind.Fua, kind.NoHole));
+                ok =
+                    rest.Length == 3
+                    && ParseKind(rest[0]) is { } kind
+                    && long.TryParse(rest[1], CultureInfo.InvariantCulture, out long block)
+                    && long.TryParse(rest[2], CultureInfo.InvariantCulture, out long count)
+                    && block >= 0
+                    && count >= 0
+                    && block + count <= blocks
+                    && ops.TryAdd(
+                        generation,
+                        new LedgerOp(generation, kind.Kind, block, count, session, kind.Fua, kind.NoHole)
+                    );
                 if (ok)
                 {
                     order.Add(ops[generation]);
@@ -181,14 +230,20 @@ internal sealed class Ledger : IDisposable
     }
 
     /// <summary>A KIND field: <c>W</c>, <c>T</c>, <c>Z</c> or <c>S</c>, then <c>f</c> (FUA) and <c>n</c> (NO_HOLE, zeroes only); layout 1's <c>U</c> is <c>Wf</c>.</summary>
-    private static (char Kind, bool Fua, bool NoHole)? ParseKind(string text) => text switch
-    {
-        "U" => ('W', true, false),
-        [char kind, .. string flags] when "WTZS".Contains(kind, StringComparison.Ordinal)
-            && flags is "" or "f" or "n" or "fn" && (kind == 'Z' || !flags.Contains('n', StringComparison.Ordinal)) =>
-            (kind, flags.Contains('f', StringComparison.Ordinal), flags.Contains('n', StringComparison.Ordinal)),
-        _ => null,
-    };
+    private static (char Kind, bool Fua, bool NoHole)? ParseKind(string text) =>
+        text switch
+        {
+            "U" => ('W', true, false),
+            [char kind, .. string flags]
+                when "WTZS".Contains(kind, StringComparison.Ordinal)
+                    && flags is "" or "f" or "n" or "fn"
+                    && (kind == 'Z' || !flags.Contains('n', StringComparison.Ordinal)) => (
+                kind,
+                flags.Contains('f', StringComparison.Ordinal),
+                flags.Contains('n', StringComparison.Ordinal)
+            ),
+            _ => null,
+        };
 }
 
 /// <summary>What a ledger holds: the run's seed and region, and its operations in the order they were issued.</summary>

@@ -11,7 +11,15 @@ internal sealed record Violation(string Class, long Offset, string Found, string
 internal sealed class VerifyCheck
 {
     /// <summary>The classes, in the order reports list them.</summary>
-    public static readonly string[] Classes = ["bit-corruption", "flying-write", "shorn-write", "lost-durable-write", "resurrected-trim", "dead-device"];
+    public static readonly string[] Classes =
+    [
+        "bit-corruption",
+        "flying-write",
+        "shorn-write",
+        "lost-durable-write",
+        "resurrected-trim",
+        "dead-device",
+    ];
 
     private readonly LedgerContents _ledger;
     private readonly Dictionary<long, List<LedgerOp>> _history = [];
@@ -44,7 +52,10 @@ internal sealed class VerifyCheck
             }
         }
 
-        _lastFlushAcked = ledger.Ops.Where(o => o.Kind == 'S' && o.Acked).GroupBy(o => o.Session).ToDictionary(g => g.Key, g => g.Max(o => o.Generation));
+        _lastFlushAcked = ledger
+            .Ops.Where(o => o.Kind == 'S' && o.Acked)
+            .GroupBy(o => o.Session)
+            .ToDictionary(g => g.Key, g => g.Max(o => o.Generation));
     }
 
     /// <summary>Blocks the ledger wrote, trimmed or zeroed after the baseline.</summary>
@@ -63,15 +74,31 @@ internal sealed class VerifyCheck
         bool mixed = false;
         for (int at = 0; at < data.Length; at += VerifyStamp.UnitBytes)
         {
-            (UnitState unit, long unitOffset, long unitGeneration, ulong seed) = VerifyStamp.Decode(data.Slice(at, VerifyStamp.UnitBytes));
+            (UnitState unit, long unitOffset, long unitGeneration, ulong seed) = VerifyStamp.Decode(
+                data.Slice(at, VerifyStamp.UnitBytes)
+            );
             if (unit == UnitState.Corrupt)
             {
-                return new Violation("bit-corruption", offset + at, "bytes that are neither zeros nor an intact stamp", expected, history);
+                return new Violation(
+                    "bit-corruption",
+                    offset + at,
+                    "bytes that are neither zeros nor an intact stamp",
+                    expected,
+                    history
+                );
             }
 
             if (unit == UnitState.Stamped && (unitOffset != offset + at || seed != _ledger.Seed))
             {
-                return new Violation("flying-write", offset + at, seed != _ledger.Seed ? $"data of another run (seed {seed})" : $"data written to offset {unitOffset}", expected, history);
+                return new Violation(
+                    "flying-write",
+                    offset + at,
+                    seed != _ledger.Seed
+                        ? $"data of another run (seed {seed})"
+                        : $"data written to offset {unitOffset}",
+                    expected,
+                    history
+                );
             }
 
             long value = unit == UnitState.Zero ? 0 : unitGeneration;
@@ -87,19 +114,33 @@ internal sealed class VerifyCheck
 
         if (mixed)
         {
-            return new Violation("shorn-write", offset, "a mix of two operations' data in one sector", expected, history);
+            return new Violation(
+                "shorn-write",
+                offset,
+                "a mix of two operations' data in one sector",
+                expected,
+                history
+            );
         }
 
         if (state == UnitState.Zero)
         {
             // Zeros are allowed if the durable value or a later one is a trim or zero.
-            return ops.Skip(durable).Any(o => o.Zeroes) ? null : new Violation("lost-durable-write", offset, "zeros", expected, history);
+            return ops.Skip(durable).Any(o => o.Zeroes)
+                ? null
+                : new Violation("lost-durable-write", offset, "zeros", expected, history);
         }
 
         int index = ops.FindIndex(o => o.Generation == generation && !o.Zeroes);
         if (index < 0)
         {
-            return new Violation("flying-write", offset, $"generation {generation}, which never wrote this sector", expected, history);
+            return new Violation(
+                "flying-write",
+                offset,
+                $"generation {generation}, which never wrote this sector",
+                expected,
+                history
+            );
         }
 
         if (index >= durable)
@@ -109,7 +150,13 @@ internal sealed class VerifyCheck
 
         return ops.Skip(index + 1).Take(durable - index).Any(o => o.Zeroes)
             ? new Violation("resurrected-trim", offset, $"generation {generation}, trimmed since", expected, history)
-            : new Violation("lost-durable-write", offset, $"generation {generation}, overwritten since", expected, history);
+            : new Violation(
+                "lost-durable-write",
+                offset,
+                $"generation {generation}, overwritten since",
+                expected,
+                history
+            );
     }
 
     /// <summary>The operations on <paramref name="block"/>, the baseline zeroing first.</summary>
@@ -145,13 +192,20 @@ internal sealed class VerifyCheck
     private static string Expected(List<LedgerOp> ops, int durable) =>
         $"{Describe(ops[durable])} (durable) or a later one: {(durable + 1 < ops.Count ? string.Join(", ", ops.Skip(durable + 1).Select(Describe)) : "none")}";
 
-    private static string History(List<LedgerOp> ops) => string.Join(" -> ", ops.TakeLast(6).Select(o => $"{Describe(o)}{(o.Acked ? "" : o.Failed ? " (failed)" : " (not acknowledged)")}"));
+    private static string History(List<LedgerOp> ops) =>
+        string.Join(
+            " -> ",
+            ops.TakeLast(6)
+                .Select(o => $"{Describe(o)}{(o.Acked ? "" : o.Failed ? " (failed)" : " (not acknowledged)")}")
+        );
 
-    private static string Describe(LedgerOp op) => (op.Fua ? "FUA " : "") + op.Kind switch
-    {
-        'W' => $"write {op.Generation}",
-        'T' => $"trim {op.Generation}",
-        _ when op.Generation == 1 => "baseline zeros",
-        _ => $"zero{(op.NoHole ? " (no hole)" : "")} {op.Generation}",
-    };
+    private static string Describe(LedgerOp op) =>
+        (op.Fua ? "FUA " : "")
+        + op.Kind switch
+        {
+            'W' => $"write {op.Generation}",
+            'T' => $"trim {op.Generation}",
+            _ when op.Generation == 1 => "baseline zeros",
+            _ => $"zero{(op.NoHole ? " (no hole)" : "")} {op.Generation}",
+        };
 }

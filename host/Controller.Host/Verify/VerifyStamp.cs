@@ -57,13 +57,21 @@ internal static class VerifyStamp
             return (UnitState.Zero, 0, 0, 0);
         }
 
-        if (BinaryPrimitives.ReadUInt64LittleEndian(unit) != Magic
-            || BinaryPrimitives.ReadUInt32LittleEndian(unit[(UnitBytes - 4)..]) != Crc32C.Compute(unit[..(UnitBytes - 4)]))
+        if (
+            BinaryPrimitives.ReadUInt64LittleEndian(unit) != Magic
+            || BinaryPrimitives.ReadUInt32LittleEndian(unit[(UnitBytes - 4)..])
+                != Crc32C.Compute(unit[..(UnitBytes - 4)])
+        )
         {
             return (UnitState.Corrupt, 0, 0, 0);
         }
 
-        return (UnitState.Stamped, BinaryPrimitives.ReadInt64LittleEndian(unit[8..]), BinaryPrimitives.ReadInt64LittleEndian(unit[16..]), BinaryPrimitives.ReadUInt64LittleEndian(unit[24..]));
+        return (
+            UnitState.Stamped,
+            BinaryPrimitives.ReadInt64LittleEndian(unit[8..]),
+            BinaryPrimitives.ReadInt64LittleEndian(unit[16..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(unit[24..])
+        );
     }
 
     private static ulong SplitMix(ref ulong state)

@@ -18,18 +18,33 @@ public sealed class BoardProcessTests
     {
         string qemuIo = ExternalTool.Require("qemu-io", "qemu-utils");
         using var temp = new TempDirectory();
-        var start = new ProcessStartInfo("dotnet") { ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"), "--board", s_profile } };
-        using ServerProcess board = await ServerProcess.StartCommandAsync(temp, start, control: true, TimeSpan.FromMinutes(1));
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"), "--board", s_profile },
+        };
+        using ServerProcess board = await ServerProcess.StartCommandAsync(
+            temp,
+            start,
+            control: true,
+            TimeSpan.FromMinutes(1)
+        );
         Assert.Contains("ssd-board: serving export 'ssd'", board.Banner, StringComparison.Ordinal);
         Assert.Contains("SPI NAND W25N01GV over the driver", board.Banner, StringComparison.Ordinal);
 
         RoundTrip(qemuIo, board.Uri);
-        (int cutCode, string cutOutput, string cutError) = await HostRun.RunAsync("power-cut", "--control", board.Control);
+        (int cutCode, string cutOutput, string cutError) = await HostRun.RunAsync(
+            "power-cut",
+            "--control",
+            board.Control
+        );
         Assert.True(cutCode == 0, cutError);
         Assert.Contains("recovered", cutOutput, StringComparison.Ordinal);
         // Written with a flush before the cut: still there after recovery.
         var after = ExternalTool.Run(qemuIo, "-f", "raw", board.Uri, "-c", "read -P 0xab 512k 512k");
-        Assert.True(after.ExitCode == 0 && !after.Output.Contains("Pattern verification failed", StringComparison.Ordinal), after.Output + after.Error);
+        Assert.True(
+            after.ExitCode == 0 && !after.Output.Contains("Pattern verification failed", StringComparison.Ordinal),
+            after.Output + after.Error
+        );
 
         (int code, string output) = await board.StopAsync("TERM");
         Assert.Equal(0, code);
@@ -50,15 +65,37 @@ public sealed class BoardProcessTests
         // The README's publish command, with its own artifacts directory so the checkout's obj and
         // bin are left as they are.
         string output = temp.File("ssd-board-linux-arm64");
-        var publish = ExternalTool.Run("dotnet", "publish", Repository.PathOf("firmware", "hosting", "Controller.Board"), "-c", "Release", "-r", "linux-arm64", "--self-contained", "-o", output, "--artifacts-path", temp.File("artifacts"), "-nologo");
+        var publish = ExternalTool.Run(
+            "dotnet",
+            "publish",
+            Repository.PathOf("firmware", "hosting", "Controller.Board"),
+            "-c",
+            "Release",
+            "-r",
+            "linux-arm64",
+            "--self-contained",
+            "-o",
+            output,
+            "--artifacts-path",
+            temp.File("artifacts"),
+            "-nologo"
+        );
         Assert.True(publish.ExitCode == 0, publish.Output + publish.Error);
         string image = Path.Combine(output, "ssd-board");
         byte[] header = File.ReadAllBytes(image)[..20];
-        Assert.True(header[18] == 0xB7 && header[19] == 0, $"{image} is not an AArch64 ELF executable (e_machine {header[18]:x2}{header[19]:x2})");
+        Assert.True(
+            header[18] == 0xB7 && header[19] == 0,
+            $"{image} is not an AArch64 ELF executable (e_machine {header[18]:x2}{header[19]:x2})"
+        );
 
         var start = new ProcessStartInfo(qemu) { ArgumentList = { "-L", Sysroot, image, "--board", s_profile } };
         start.Environment["DOTNET_SYSTEM_GLOBALIZATION_INVARIANT"] = "1";
-        using ServerProcess board = await ServerProcess.StartCommandAsync(temp, start, control: false, TimeSpan.FromMinutes(3));
+        using ServerProcess board = await ServerProcess.StartCommandAsync(
+            temp,
+            start,
+            control: false,
+            TimeSpan.FromMinutes(3)
+        );
         Assert.Contains("ssd-board: serving export 'ssd'", board.Banner, StringComparison.Ordinal);
 
         RoundTrip(qemuIo, board.Uri);
@@ -70,7 +107,22 @@ public sealed class BoardProcessTests
     /// <summary>qemu-io writes a pattern, discards half, reads zeros there and the pattern in the rest; reading the pattern where it was discarded fails (the check can fail).</summary>
     private static void RoundTrip(string qemuIo, string uri)
     {
-        var io = ExternalTool.Run(qemuIo, "-f", "raw", uri, "-c", "write -P 0xab 0 1M", "-c", "flush", "-c", "discard 0 512k", "-c", "read -P 0 0 512k", "-c", "read -P 0xab 512k 512k");
+        var io = ExternalTool.Run(
+            qemuIo,
+            "-f",
+            "raw",
+            uri,
+            "-c",
+            "write -P 0xab 0 1M",
+            "-c",
+            "flush",
+            "-c",
+            "discard 0 512k",
+            "-c",
+            "read -P 0 0 512k",
+            "-c",
+            "read -P 0xab 512k 512k"
+        );
         Assert.True(io.ExitCode == 0, io.Output + io.Error);
         Assert.Contains("wrote 1048576/1048576 bytes at offset 0", io.Output, StringComparison.Ordinal);
         Assert.Contains("discard 524288/524288 bytes at offset 0", io.Output, StringComparison.Ordinal);

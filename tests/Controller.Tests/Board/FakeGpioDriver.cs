@@ -22,9 +22,7 @@ internal sealed class FakeGpioDriver : GpioDriver
         }
     }
 
-    protected override void ClosePin(int pinNumber)
-    {
-    }
+    protected override void ClosePin(int pinNumber) { }
 
     protected override void SetPinMode(int pinNumber, PinMode mode) => Modes[pinNumber] = mode;
 
@@ -36,8 +34,11 @@ internal sealed class FakeGpioDriver : GpioDriver
 
     protected override void Write(int pinNumber, PinValue value) => Values[pinNumber] = value;
 
-    protected override WaitForEventResult WaitForEvent(int pinNumber, PinEventTypes eventTypes, CancellationToken cancellationToken) =>
-        throw new NotSupportedException();
+    protected override WaitForEventResult WaitForEvent(
+        int pinNumber,
+        PinEventTypes eventTypes,
+        CancellationToken cancellationToken
+    ) => throw new NotSupportedException();
 
     /// <summary>The callbacks registered, by pin, with the edges each listens for.</summary>
     public Dictionary<int, List<(PinEventTypes Events, PinChangeEventHandler Callback)>> Callbacks { get; } = [];
@@ -53,7 +54,11 @@ internal sealed class FakeGpioDriver : GpioDriver
             return;
         }
 
-        foreach ((PinEventTypes events, PinChangeEventHandler callback) in Callbacks.GetValueOrDefault(pinNumber, []).ToList())
+        foreach (
+            (PinEventTypes events, PinChangeEventHandler callback) in Callbacks
+                .GetValueOrDefault(pinNumber, [])
+                .ToList()
+        )
         {
             if ((events & edge) != 0)
             {
@@ -62,7 +67,11 @@ internal sealed class FakeGpioDriver : GpioDriver
         }
     }
 
-    protected override void AddCallbackForPinValueChangedEvent(int pinNumber, PinEventTypes eventTypes, PinChangeEventHandler callback)
+    protected override void AddCallbackForPinValueChangedEvent(
+        int pinNumber,
+        PinEventTypes eventTypes,
+        PinChangeEventHandler callback
+    )
     {
         if (!Callbacks.TryGetValue(pinNumber, out List<(PinEventTypes, PinChangeEventHandler)>? list))
         {

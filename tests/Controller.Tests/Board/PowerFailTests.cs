@@ -29,7 +29,11 @@ public sealed class PowerFailTests
     {
         var driver = new FakeGpioDriver();
         ResolvedConfig config = BoardConfigWith(Pin, "falling", "up");
-        (GpioController? gpio, PowerFailInput? input) = BoardHardware.OpenPins(() => new GpioController(driver), config, ("WP#", 5));
+        (GpioController? gpio, PowerFailInput? input) = BoardHardware.OpenPins(
+            () => new GpioController(driver),
+            config,
+            ("WP#", 5)
+        );
         using GpioController owned = gpio!;
         using PowerFailInput watched = input!;
         int raised = 0;
@@ -53,7 +57,10 @@ public sealed class PowerFailTests
     public void ARisingEdgeProfileListensForRisingEdges(string edge, string pull, PinMode mode)
     {
         var driver = new FakeGpioDriver();
-        (GpioController? gpio, PowerFailInput? input) = BoardHardware.OpenPins(() => new GpioController(driver), BoardConfigWith(Pin, edge, pull));
+        (GpioController? gpio, PowerFailInput? input) = BoardHardware.OpenPins(
+            () => new GpioController(driver),
+            BoardConfigWith(Pin, edge, pull)
+        );
         using GpioController owned = gpio!;
         using PowerFailInput watched = input!;
         int raised = 0;
@@ -74,8 +81,16 @@ public sealed class PowerFailTests
     {
         string profile = Repository.PathOf("hw-config", "boards", "raspberrypi-4.json");
 
-        ConfigException noPlp = Assert.Throws<ConfigException>(() => ConfigLoader.Load(BoardConfig.Schema, profile, [$"board.powerFailPin={Pin}"]));
-        ConfigException shared = Assert.Throws<ConfigException>(() => ConfigLoader.Load(BoardConfig.Schema, profile, [.. PlpSets(profile), "board.writeProtectPin=17", $"board.powerFailPin={Pin}"]));
+        ConfigException noPlp = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(BoardConfig.Schema, profile, [$"board.powerFailPin={Pin}"])
+        );
+        ConfigException shared = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(
+                BoardConfig.Schema,
+                profile,
+                [.. PlpSets(profile), "board.writeProtectPin=17", $"board.powerFailPin={Pin}"]
+            )
+        );
 
         Assert.Contains("power.plp=true", noPlp.Message, StringComparison.Ordinal);
         Assert.Contains("GPIO 17 is also board.writeProtectPin", shared.Message, StringComparison.Ordinal);
@@ -94,19 +109,46 @@ public sealed class PowerFailTests
         var driver = new FakeGpioDriver();
         driver.Values[Pin] = PinValue.High;
         byte[] data = [.. Enumerable.Range(0, 32768).Select(i => (byte)(i * 11 + 1))];
-        (GpioController? gpio, PowerFailInput? input) = BoardHardware.OpenPins(() => new GpioController(driver), config);
-        var device = BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", [gpio!], input), TextWriter.Null);
+        (GpioController? gpio, PowerFailInput? input) = BoardHardware.OpenPins(
+            () => new GpioController(driver),
+            config
+        );
+        var device = BoardDevice.Open(
+            config,
+            new BoardHardware(chip, "the test's bus", [gpio!], input),
+            TextWriter.Null
+        );
         using (var controller = new ServedController(device, config, "ssd"))
         {
             device.AttachPowerFail(controller, TextWriter.Null);
-            Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 65536, data.Length, data, CancellationToken.None));
+            Assert.Equal(
+                HostStatus.Ok,
+                await controller.ExecuteAsync(
+                    HostOpcode.Write,
+                    HostCommandOptions.None,
+                    65536,
+                    data.Length,
+                    data,
+                    CancellationToken.None
+                )
+            );
             Assert.True((await controller.GetStatsAsync(CancellationToken.None)).Cache.DirtySectors > 0);
             if (edge)
             {
                 driver.Drive(Pin, PinValue.Low);
                 await WaitForAsync(() => controller.Failure is not null);
                 Assert.IsType<PowerFailedException>(controller.Failure);
-                Assert.Equal(HostStatus.IoError, await controller.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 0, 4096, new byte[4096], CancellationToken.None));
+                Assert.Equal(
+                    HostStatus.IoError,
+                    await controller.ExecuteAsync(
+                        HostOpcode.Read,
+                        HostCommandOptions.None,
+                        0,
+                        4096,
+                        new byte[4096],
+                        CancellationToken.None
+                    )
+                );
             }
         }
 
@@ -114,9 +156,23 @@ public sealed class PowerFailTests
         array.PowerCut();
         array.PowerOn();
         chip.PowerOn();
-        using var again = new ServedController(BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null), config, "ssd");
+        using var again = new ServedController(
+            BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null),
+            config,
+            "ssd"
+        );
         byte[] back = new byte[data.Length];
-        Assert.Equal(HostStatus.Ok, await again.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 65536, back.Length, back, CancellationToken.None));
+        Assert.Equal(
+            HostStatus.Ok,
+            await again.ExecuteAsync(
+                HostOpcode.Read,
+                HostCommandOptions.None,
+                65536,
+                back.Length,
+                back,
+                CancellationToken.None
+            )
+        );
 
         if (edge)
         {
@@ -134,15 +190,35 @@ public sealed class PowerFailTests
         ResolvedConfig config = Profiles.Load("tiny", PlpSets(null));
         using ServedController controller = EmulatedDevice.Boot(config, "tiny", null, "ssd");
         byte[] data = [.. Enumerable.Range(0, 65536).Select(i => (byte)(i * 3 + 7))];
-        Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, data.Length, data, CancellationToken.None));
+        Assert.Equal(
+            HostStatus.Ok,
+            await controller.ExecuteAsync(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                0,
+                data.Length,
+                data,
+                CancellationToken.None
+            )
+        );
 
         PowerFailResult result = await controller.PowerFailAsync(CancellationToken.None);
         byte[] back = new byte[data.Length];
-        HostStatus read = await controller.ExecuteAsync(HostOpcode.Read, HostCommandOptions.None, 0, back.Length, back, CancellationToken.None);
+        HostStatus read = await controller.ExecuteAsync(
+            HostOpcode.Read,
+            HostCommandOptions.None,
+            0,
+            back.Length,
+            back,
+            CancellationToken.None
+        );
         DeviceStats stats = await controller.GetStatsAsync(CancellationToken.None);
 
         Assert.Equal(16, result.DirtySectorsSaved);
-        Assert.True(result.PagesSavedOnHoldUp > 0 && result.PagesSavedOnHoldUp <= result.HoldUpBudgetPages, $"{result.PagesSavedOnHoldUp} pages of {result.HoldUpBudgetPages}");
+        Assert.True(
+            result.PagesSavedOnHoldUp > 0 && result.PagesSavedOnHoldUp <= result.HoldUpBudgetPages,
+            $"{result.PagesSavedOnHoldUp} pages of {result.HoldUpBudgetPages}"
+        );
         Assert.NotNull(result.Cut);
         Assert.Equal(0, result.Cut.DirtySectorsLost);
         Assert.Equal(HostStatus.Ok, read);
@@ -155,9 +231,21 @@ public sealed class PowerFailTests
     public async Task WithoutPowerLossProtectionThePowerFailRequestIsRefusedAndChangesNothing()
     {
         using ServedController controller = EmulatedDevice.Boot(Profiles.Load("tiny", []), "tiny", null, "ssd");
-        Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, 4096, new byte[4096], CancellationToken.None));
+        Assert.Equal(
+            HostStatus.Ok,
+            await controller.ExecuteAsync(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                0,
+                4096,
+                new byte[4096],
+                CancellationToken.None
+            )
+        );
 
-        InvalidOperationException e = await Assert.ThrowsAsync<InvalidOperationException>(() => controller.PowerFailAsync(CancellationToken.None));
+        InvalidOperationException e = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            controller.PowerFailAsync(CancellationToken.None)
+        );
         DeviceStats stats = await controller.GetStatsAsync(CancellationToken.None);
 
         Assert.Contains("power.plp", e.Message, StringComparison.Ordinal);
@@ -171,14 +259,22 @@ public sealed class PowerFailTests
         string qemuIo = ExternalTool.Require("qemu-io", "qemu-utils");
         using var temp = new TempDirectory();
         string profile = Repository.PathOf("hw-config", "boards", "emulated.json");
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"), "--board", profile } };
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"), "--board", profile },
+        };
         foreach (string set in PlpSets(profile))
         {
             start.ArgumentList.Add("--set");
             start.ArgumentList.Add(set);
         }
 
-        using ServerProcess board = await ServerProcess.StartCommandAsync(temp, start, control: true, TimeSpan.FromMinutes(1));
+        using ServerProcess board = await ServerProcess.StartCommandAsync(
+            temp,
+            start,
+            control: true,
+            TimeSpan.FromMinutes(1)
+        );
         Assert.Equal(0, ExternalTool.Run(qemuIo, "-f", "raw", board.Uri, "-c", "write -P 0x7e 0 128k").ExitCode);
 
         var (exitCode, output, error) = await HostRun.RunAsync("power-fail", "--control", board.Control);
@@ -186,21 +282,37 @@ public sealed class PowerFailTests
 
         Assert.True(exitCode == 0, error);
         Assert.Contains("the power went", output, StringComparison.Ordinal);
-        Assert.True(after.ExitCode == 0 && !after.Output.Contains("Pattern verification failed", StringComparison.Ordinal), after.Output + after.Error);
+        Assert.True(
+            after.ExitCode == 0 && !after.Output.Contains("Pattern verification failed", StringComparison.Ordinal),
+            after.Output + after.Error
+        );
     }
 
     /// <summary>Power-loss protection with the budget a full cache needs (of the board profile, or of tiny).</summary>
     private static string[] PlpSets(string? profile)
     {
         string[] sets = ["cache.bytes=256k", "ftl.spareFactor=0.25"];
-        ResolvedConfig loose = profile is null ? Profiles.Load("tiny", sets) : ConfigLoader.Load(BoardConfig.Schema, profile, sets);
+        ResolvedConfig loose = profile is null
+            ? Profiles.Load("tiny", sets)
+            : ConfigLoader.Load(BoardConfig.Schema, profile, sets);
         return [.. sets, "power.plp=true", $"power.plpBudgetPages={CacheConfig.PlpPagesNeeded(loose)}"];
     }
 
     private static ResolvedConfig BoardConfigWith(int pin, string edge, string pull)
     {
         string profile = Repository.PathOf("hw-config", "boards", "raspberrypi-4.json");
-        return ConfigLoader.Load(BoardConfig.Schema, profile, ["nand.blocksPerDie=128", "board.led=", .. PlpSets(profile), $"board.powerFailPin={pin}", $"board.powerFailEdge={edge}", $"board.powerFailPull={pull}"]);
+        return ConfigLoader.Load(
+            BoardConfig.Schema,
+            profile,
+            [
+                "nand.blocksPerDie=128",
+                "board.led=",
+                .. PlpSets(profile),
+                $"board.powerFailPin={pin}",
+                $"board.powerFailEdge={edge}",
+                $"board.powerFailPull={pull}",
+            ]
+        );
     }
 
     private static async Task WaitForAsync(Func<bool> condition)

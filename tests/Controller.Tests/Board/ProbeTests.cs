@@ -35,7 +35,15 @@ public sealed class ProbeTests
     [Fact]
     public void AChipWhoseIdDiffersFailsAtOnceAndWritesNothing()
     {
-        (int code, string output, _) = Run("probe", "--board", Profile, "--set", "nand.blocksPerDie=256", "--set", "emulator.spiJedecId=C8 D1 00");
+        (int code, string output, _) = Run(
+            "probe",
+            "--board",
+            Profile,
+            "--set",
+            "nand.blocksPerDie=256",
+            "--set",
+            "emulator.spiJedecId=C8 D1 00"
+        );
 
         Assert.Equal(1, code);
         Assert.Contains("C8 D1 00", output, StringComparison.Ordinal);
@@ -47,7 +55,15 @@ public sealed class ProbeTests
     [Fact]
     public void MoreBadBlocksThanAllowedFailTheProbe()
     {
-        (int code, string output, _) = Run("probe", "--board", Profile, "--set", "nand.blocksPerDie=256", "--set", "faults.factoryBadBlockFraction=0.2");
+        (int code, string output, _) = Run(
+            "probe",
+            "--board",
+            Profile,
+            "--set",
+            "nand.blocksPerDie=256",
+            "--set",
+            "faults.factoryBadBlockFraction=0.2"
+        );
 
         Assert.Equal(1, code);
         Assert.Matches(@"bad blocks\s+\d+ of 256 .* FAIL: more than the 5 allowed", output);
@@ -65,7 +81,14 @@ public sealed class ProbeTests
         SpiNandChip description = SpiNandChip.FromConfig(described);
         using var output = new StringWriter();
 
-        int code = ProbeCommand.Run(new SpiNandDevice(chip, description, clock), description, clock, "the test's bus", selfTestOnData: false, output);
+        int code = ProbeCommand.Run(
+            new SpiNandDevice(chip, description, clock),
+            description,
+            clock,
+            "the test's bus",
+            selfTestOnData: false,
+            output
+        );
 
         Assert.Equal(1, code);
         Assert.Matches(@"block\s+64 pages\s+FAIL: described 32", output.ToString());
@@ -89,12 +112,33 @@ public sealed class ProbeTests
             array.ProgramPage(new PageAddress(255, 5), data, spare);
         }
 
-        (int refused, string refusal, _) = Run("probe", "--board", Profile, "--set", "nand.blocksPerDie=256", "--image", image);
-        (int yes, string output, _) = Run("probe", "--board", Profile, "--set", "nand.blocksPerDie=256", "--image", image, "--yes");
+        (int refused, string refusal, _) = Run(
+            "probe",
+            "--board",
+            Profile,
+            "--set",
+            "nand.blocksPerDie=256",
+            "--image",
+            image
+        );
+        (int yes, string output, _) = Run(
+            "probe",
+            "--board",
+            Profile,
+            "--set",
+            "nand.blocksPerDie=256",
+            "--image",
+            image,
+            "--yes"
+        );
 
         Assert.Equal(1, refused);
         Assert.Contains("1 blocks hold data", refusal, StringComparison.Ordinal);
-        Assert.Contains("FAIL: the self-test writes a block; add --yes to run it anyway", refusal, StringComparison.Ordinal);
+        Assert.Contains(
+            "FAIL: the self-test writes a block; add --yes to run it anyway",
+            refusal,
+            StringComparison.Ordinal
+        );
         Assert.True(yes == 0, output);
         Assert.Contains("block 255: 64 pages programmed, read back, erased ok", output, StringComparison.Ordinal);
         using EmulatedNand after = EmulatedNand.OpenImage(image, config, clock);

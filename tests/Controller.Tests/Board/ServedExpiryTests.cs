@@ -27,7 +27,17 @@ public sealed class ServedExpiryTests
         using ServedController controller = Open(device, expireMilliseconds: 100);
         long before = (await controller.GetStatsAsync(CancellationToken.None)).Nand.PagesProgrammed;
 
-        Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 8192, 16384, new byte[16384], CancellationToken.None));
+        Assert.Equal(
+            HostStatus.Ok,
+            await controller.ExecuteAsync(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                8192,
+                16384,
+                new byte[16384],
+                CancellationToken.None
+            )
+        );
         Controller.Management.DeviceStats stats = await WaitForCleanAsync(controller, TimeSpan.FromSeconds(20));
 
         Assert.Equal(0, stats.Cache.DirtySectors);
@@ -41,7 +51,17 @@ public sealed class ServedExpiryTests
     {
         using ServedController controller = Open(device, expireMilliseconds: 0);
 
-        Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 8192, 16384, new byte[16384], CancellationToken.None));
+        Assert.Equal(
+            HostStatus.Ok,
+            await controller.ExecuteAsync(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                8192,
+                16384,
+                new byte[16384],
+                CancellationToken.None
+            )
+        );
         await Task.Delay(500);
         Controller.Management.DeviceStats stats = await controller.GetStatsAsync(CancellationToken.None);
 
@@ -54,13 +74,26 @@ public sealed class ServedExpiryTests
         // Management requests are not host commands: a watcher polling every 20 ms does not hold the expiry back.
         using ServedController controller = Open("serve", expireMilliseconds: 300);
 
-        Assert.Equal(HostStatus.Ok, await controller.ExecuteAsync(HostOpcode.Write, HostCommandOptions.None, 0, 4096, new byte[4096], CancellationToken.None));
+        Assert.Equal(
+            HostStatus.Ok,
+            await controller.ExecuteAsync(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                0,
+                4096,
+                new byte[4096],
+                CancellationToken.None
+            )
+        );
         Controller.Management.DeviceStats stats = await WaitForCleanAsync(controller, TimeSpan.FromSeconds(20));
 
         Assert.Equal(0, stats.Cache.DirtySectors);
     }
 
-    private static async Task<Controller.Management.DeviceStats> WaitForCleanAsync(ServedController controller, TimeSpan limit)
+    private static async Task<Controller.Management.DeviceStats> WaitForCleanAsync(
+        ServedController controller,
+        TimeSpan limit
+    )
     {
         using var timeout = new CancellationTokenSource(limit);
         while (true)
@@ -83,10 +116,18 @@ public sealed class ServedExpiryTests
             return EmulatedDevice.Boot(Profiles.Load("tiny", [expiry]), "tiny", null, "ssd");
         }
 
-        ResolvedConfig config = ConfigLoader.Load(BoardConfig.Schema, Repository.PathOf("hw-config", "boards", "raspberrypi-4.json"), ["nand.blocksPerDie=128", "cache.bytes=1M", "board.led=", expiry]);
+        ResolvedConfig config = ConfigLoader.Load(
+            BoardConfig.Schema,
+            Repository.PathOf("hw-config", "boards", "raspberrypi-4.json"),
+            ["nand.blocksPerDie=128", "cache.bytes=1M", "board.led=", expiry]
+        );
         var clock = new MonotonicClock();
         EmulatedNand array = EmulatedNand.InMemory(config, clock);
         var chip = new EmulatedSpiNandChip(array, SpiNandChip.FromConfig(config), clock);
-        return new ServedController(BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null), config, "ssd");
+        return new ServedController(
+            BoardDevice.Open(config, new BoardHardware(chip, "the test's bus", []), TextWriter.Null),
+            config,
+            "ssd"
+        );
     }
 }

@@ -120,7 +120,9 @@ public sealed class BuddyAllocatorTests
                 int block = buddy.Allocate(order);
                 if (block >= 0)
                 {
-                    Assert.DoesNotContain(live, b => block < b.Block + (1 << b.Order) && b.Block < block + (1 << order));
+                    Assert.DoesNotContain(live, b =>
+                        block < b.Block + (1 << b.Order) && b.Block < block + (1 << order)
+                    );
                     live.Add((block, order));
                 }
             }
@@ -229,7 +231,8 @@ public sealed class BuddyAllocatorTests
     {
         var buddy = new BuddyAllocator(16, 2);
         Assert.Equal(0, buddy.Allocate(2));
-        T Field<T>(string name) => (T)typeof(BuddyAllocator).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buddy)!;
+        T Field<T>(string name) =>
+            (T)typeof(BuddyAllocator).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buddy)!;
         buddy.CheckConsistency();
         switch (breach)
         {
@@ -266,7 +269,10 @@ public sealed class BuddyAllocatorTests
         // The canary of the check: mark a listed free block with the wrong order, as a bug would.
         var buddy = new BuddyAllocator(16, 2);
         buddy.Allocate(0);
-        var freeOrder = (sbyte[])typeof(BuddyAllocator).GetField("_freeOrder", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(buddy)!;
+        var freeOrder = (sbyte[])
+            typeof(BuddyAllocator)
+                .GetField("_freeOrder", BindingFlags.NonPublic | BindingFlags.Instance)!
+                .GetValue(buddy)!;
         int listed = Array.FindIndex(freeOrder, order => order == 1);
         freeOrder[listed] = 0;
 

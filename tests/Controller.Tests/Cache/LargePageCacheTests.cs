@@ -15,7 +15,8 @@ public sealed class LargePageCacheTests
 {
     private const int Sector = 4096;
 
-    public static TheoryData<TrimPolicy> Policies() => [TrimPolicy.ZeroFill, TrimPolicy.Split, TrimPolicy.Migrate, TrimPolicy.Evict];
+    public static TheoryData<TrimPolicy> Policies() =>
+        [TrimPolicy.ZeroFill, TrimPolicy.Split, TrimPolicy.Migrate, TrimPolicy.Evict];
 
     /// <summary>The scenario of the seed thread: punch inside a cached large page, write into the hole, flush, drop the cache, read back.</summary>
     [Theory]
@@ -73,7 +74,10 @@ public sealed class LargePageCacheTests
         using var rig = new CacheRig(TrimPolicy.ZeroFill, checkInvariants: false);
         rig.Cache.Write(0, Pattern(16 * Sector, 1), forceUnitAccess: false);
         rig.Cache.Trim(4 * Sector, 4 * Sector);
-        MethodInfo check = typeof(LargePageCache).GetMethod("CheckWrittenSectorDirty", BindingFlags.NonPublic | BindingFlags.Instance)!;
+        MethodInfo check = typeof(LargePageCache).GetMethod(
+            "CheckWrittenSectorDirty",
+            BindingFlags.NonPublic | BindingFlags.Instance
+        )!;
 
         check.Invoke(rig.Cache, [0, 3, 3L, false]);
         var error = Assert.Throws<TargetInvocationException>(() => check.Invoke(rig.Cache, [0, 5, 5L, true]));
@@ -192,7 +196,11 @@ public sealed class LargePageCacheTests
     {
         // A large page of 2 MiB is 512 sectors: a split needs 511 more descriptors than an
         // arena of 8 such pages has spare, so it keeps the page whole with its holes recorded.
-        using var rig = new CacheRig(TrimPolicy.Split, cacheBytes: 8 * 2 * 1024 * 1024, largePageBytes: 2 * 1024 * 1024);
+        using var rig = new CacheRig(
+            TrimPolicy.Split,
+            cacheBytes: 8 * 2 * 1024 * 1024,
+            largePageBytes: 2 * 1024 * 1024
+        );
         byte[] data = Pattern(2 * 1024 * 1024, 7);
         for (int page = 0; page < 4; page++)
         {
@@ -247,7 +255,10 @@ public sealed class LargePageCacheTests
         // The canary of the free-time check: drop a page with a dirty sector behind the cache's back.
         using var rig = new CacheRig(TrimPolicy.Split);
         rig.Cache.Write(0, new byte[Sector], forceUnitAccess: false);
-        var drop = typeof(LargePageCache).GetMethod("DropEntry", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
+        var drop = typeof(LargePageCache).GetMethod(
+            "DropEntry",
+            System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance
+        )!;
 
         var error = Assert.Throws<System.Reflection.TargetInvocationException>(() => drop.Invoke(rig.Cache, [0]));
 
@@ -257,7 +268,12 @@ public sealed class LargePageCacheTests
 
     private static void RunModel(TrimPolicy policy, int seed, int operations)
     {
-        using var rig = new CacheRig(policy, cacheBytes: 12 * 64 * 1024, checkInvariants: true, eviction: seed % 2 == 0 ? EvictionPolicy.Lru : EvictionPolicy.Clock);
+        using var rig = new CacheRig(
+            policy,
+            cacheBytes: 12 * 64 * 1024,
+            checkInvariants: true,
+            eviction: seed % 2 == 0 ? EvictionPolicy.Lru : EvictionPolicy.Clock
+        );
         var prng = new Prng((ulong)seed);
         long deviceBytes = Math.Min(rig.Cache.DeviceBytes, 64L * 64 * 1024);
         var reference = new byte[deviceBytes];
@@ -292,7 +308,10 @@ public sealed class LargePageCacheTests
                     break;
                 default:
                     Assert.True(rig.Cache.Read(offset, buffer.AsSpan(0, length)), context);
-                    Assert.True(buffer.AsSpan(0, length).SequenceEqual(reference.AsSpan((int)offset, length)), $"{context}: read differs from the reference");
+                    Assert.True(
+                        buffer.AsSpan(0, length).SequenceEqual(reference.AsSpan((int)offset, length)),
+                        $"{context}: read differs from the reference"
+                    );
                     break;
             }
 
@@ -301,7 +320,10 @@ public sealed class LargePageCacheTests
 
         byte[] all = new byte[deviceBytes];
         rig.Cache.Read(0, all);
-        Assert.True(all.AsSpan().SequenceEqual(reference), $"policy {policy} seed {seed}: the device differs from the reference at the end");
+        Assert.True(
+            all.AsSpan().SequenceEqual(reference),
+            $"policy {policy} seed {seed}: the device differs from the reference at the end"
+        );
     }
 
     private static byte[] Pattern(int length, int seed)
@@ -344,11 +366,10 @@ public sealed class LargePageCacheTests
             data.CopyTo(Data.AsSpan((int)(sector * Sector), Sector));
         }
 
-        public void TrimSectors(long sector, long count) => Data.AsSpan((int)(sector * Sector), (int)(count * Sector)).Clear();
+        public void TrimSectors(long sector, long count) =>
+            Data.AsSpan((int)(sector * Sector), (int)(count * Sector)).Clear();
 
-        public void Flush()
-        {
-        }
+        public void Flush() { }
 
         public bool IsMapped(long sector) => true;
     }

@@ -27,7 +27,13 @@ public sealed class TrimPolicyTests
         Assert.Equal(4, rig.Cache.HoleSectors);
         Assert.Equal(PageSectors, rig.Cache.SectorsHeld);
         Assert.Equal(dirty ? 12 : 0, rig.Cache.DirtySectors);
-        Assert.Equal((0L, 0L), (rig.Cache.Statistics.BytesMigrated, rig.Cache.Statistics.SectorsWrittenBack - WrittenBackBeforeThePunch(dirty)));
+        Assert.Equal(
+            (0L, 0L),
+            (
+                rig.Cache.Statistics.BytesMigrated,
+                rig.Cache.Statistics.SectorsWrittenBack - WrittenBackBeforeThePunch(dirty)
+            )
+        );
         AssertReadsBack(rig);
     }
 
@@ -42,7 +48,10 @@ public sealed class TrimPolicyTests
         (int, int)[] survivors = [.. Enumerable.Range(0, 4).Concat(Enumerable.Range(8, 8)).Select(s => (s, 1))];
         Assert.Equal(survivors, rig.Cache.FramesOf(0));
         Assert.Equal(12, rig.Cache.SectorsHeld);
-        Assert.Equal((0L, 0L, 0L), (rig.Cache.Statistics.BytesZeroed, rig.Cache.Statistics.BytesMigrated, rig.Cache.Statistics.SplitFallbacks));
+        Assert.Equal(
+            (0L, 0L, 0L),
+            (rig.Cache.Statistics.BytesZeroed, rig.Cache.Statistics.BytesMigrated, rig.Cache.Statistics.SplitFallbacks)
+        );
         Assert.Equal(dirty ? 12 : 0, rig.Cache.DirtySectors);
         AssertReadsBack(rig);
     }
@@ -100,12 +109,20 @@ public sealed class TrimPolicyTests
     [Theory]
     [InlineData(false, 1, 0)]
     [InlineData(true, 0, 1)]
-    public void MigrateInAFullArenaReclaimsCleanPagesAndFallsBackOnlyWhenAllAreDirty(bool othersClean, long fallbacks, long reclaimedAtLeast)
+    public void MigrateInAFullArenaReclaimsCleanPagesAndFallsBackOnlyWhenAllAreDirty(
+        bool othersClean,
+        long fallbacks,
+        long reclaimedAtLeast
+    )
     {
         using var rig = new CacheRig(TrimPolicy.Migrate, cacheBytes: 4 * PageSectors * Sector);
         for (int page = 0; page < 4; page++)
         {
-            rig.Cache.Write(page * PageSectors * (long)Sector, Pattern(PageSectors * Sector, (byte)(page + 1)), forceUnitAccess: false);
+            rig.Cache.Write(
+                page * PageSectors * (long)Sector,
+                Pattern(PageSectors * Sector, (byte)(page + 1)),
+                forceUnitAccess: false
+            );
         }
 
         if (othersClean)
@@ -119,7 +136,10 @@ public sealed class TrimPolicyTests
         rig.Cache.Trim((3 * PageSectors * Sector) + (4 * Sector), 4 * Sector);
 
         Assert.Equal(fallbacks, rig.Cache.Statistics.MigrateFallbacks);
-        Assert.True(rig.Cache.Statistics.CleanPagesReclaimed >= reclaimedAtLeast, $"{rig.Cache.Statistics.CleanPagesReclaimed} clean pages reclaimed");
+        Assert.True(
+            rig.Cache.Statistics.CleanPagesReclaimed >= reclaimedAtLeast,
+            $"{rig.Cache.Statistics.CleanPagesReclaimed} clean pages reclaimed"
+        );
         Assert.Equal(othersClean ? [(0, 4), (8, 8)] : [(0, PageSectors)], rig.Cache.FramesOf(3));
         Assert.Equal(writtenBack, rig.Cache.Statistics.SectorsWrittenBack);
         Assert.Equal(othersClean ? 0 : 4 * Sector, rig.Cache.Statistics.BytesZeroed);
@@ -182,7 +202,15 @@ public sealed class TrimPolicyTests
 
         Assert.False(rig.Cache.IsCached(0));
         Assert.Equal((0, 0), (rig.Cache.SectorsHeld, rig.Cache.DirtySectors));
-        Assert.Equal((0L, 0L, 0L, 0L), (rig.Cache.Statistics.SectorsWrittenBack, rig.Cache.Statistics.BytesZeroed, rig.Cache.Statistics.BytesMigrated, rig.Cache.Statistics.PartialPagePunches));
+        Assert.Equal(
+            (0L, 0L, 0L, 0L),
+            (
+                rig.Cache.Statistics.SectorsWrittenBack,
+                rig.Cache.Statistics.BytesZeroed,
+                rig.Cache.Statistics.BytesMigrated,
+                rig.Cache.Statistics.PartialPagePunches
+            )
+        );
     }
 
     /// <summary>Sectors the flush of <see cref="Punched"/> wrote back: the whole page when it was flushed clean.</summary>

@@ -12,7 +12,13 @@ namespace Controller.Tests.Cli;
 [Trait("Category", "Process")]
 public sealed partial class CommandLineKitTests
 {
-    private static readonly HostConsole s_quiet = new(TextWriter.Null, TextWriter.Null, () => Stream.Null, () => Stream.Null, false);
+    private static readonly HostConsole s_quiet = new(
+        TextWriter.Null,
+        TextWriter.Null,
+        () => Stream.Null,
+        () => Stream.Null,
+        false
+    );
 
     public static TheoryData<string> Programs => ["ssd-emulator", "ssdhost", "ssd-board"];
 
@@ -27,7 +33,10 @@ public sealed partial class CommandLineKitTests
         Assert.Contains($"Usage:\n  {name} [command] [options]", output, StringComparison.Ordinal);
         foreach (VerbSpec verb in program.Verbs)
         {
-            Assert.Matches($"\n  {Regex.Escape(verb.Name)} [^\n]*{Regex.Escape(verb.Summary[..Math.Min(30, verb.Summary.Length)])}", output);
+            Assert.Matches(
+                $"\n  {Regex.Escape(verb.Name)} [^\n]*{Regex.Escape(verb.Summary[..Math.Min(30, verb.Summary.Length)])}",
+                output
+            );
         }
     }
 
@@ -44,18 +53,38 @@ public sealed partial class CommandLineKitTests
             Assert.Contains($"Usage:\n  {name} {verb.Name}", output, StringComparison.Ordinal);
             foreach (OptionSpec option in verb.Options)
             {
-                Assert.Contains(option.IsFlag ? $"  {option.Name} " : $"  {option.Name} <{option.Value}>", output, StringComparison.Ordinal);
+                Assert.Contains(
+                    option.IsFlag ? $"  {option.Name} " : $"  {option.Name} <{option.Value}>",
+                    output,
+                    StringComparison.Ordinal
+                );
             }
         }
     }
 
     [Theory]
-    [InlineData("ssd-emulator", "sim --frobnicate", "ssd-emulator sim: unknown option '--frobnicate' (see ssd-emulator sim --help)")]
-    [InlineData("ssd-emulator", "frobnicate", "ssd-emulator: unknown verb 'frobnicate'; the verbs are serve, info, nandtest, sim, crashtest")]
-    [InlineData("ssd-emulator", "sim --seed 1 --seed 2", "ssd-emulator sim: Option '--seed' expects a single argument but 2 were provided.")]
+    [InlineData(
+        "ssd-emulator",
+        "sim --frobnicate",
+        "ssd-emulator sim: unknown option '--frobnicate' (see ssd-emulator sim --help)"
+    )]
+    [InlineData(
+        "ssd-emulator",
+        "frobnicate",
+        "ssd-emulator: unknown verb 'frobnicate'; the verbs are serve, info, nandtest, sim, crashtest"
+    )]
+    [InlineData(
+        "ssd-emulator",
+        "sim --seed 1 --seed 2",
+        "ssd-emulator sim: Option '--seed' expects a single argument but 2 were provided."
+    )]
     [InlineData("ssd-emulator", "info --json=yes", "ssd-emulator info:")]
     [InlineData("ssdhost", "bench nbd://x/ssd extra", "ssdhost bench: unexpected argument 'extra'")]
-    [InlineData("ssdhost", "write nbd://x/ssd 0 --length", "ssdhost write: Required argument missing for option: '--length'.")]
+    [InlineData(
+        "ssdhost",
+        "write nbd://x/ssd 0 --length",
+        "ssdhost write: Required argument missing for option: '--length'."
+    )]
     [InlineData("ssd-board", "probe --board", "ssd-board probe: Required argument missing for option: '--board'.")]
     [InlineData("ssd-board", "--board emulated --frob", "ssd-board serve: unknown option '--frob'")]
     public async Task AMistakeIsNamedOnStandardErrorWithExitCode2(string name, string line, string expected)
@@ -89,7 +118,12 @@ public sealed partial class CommandLineKitTests
         // The file's third line is read as an option: the error proves the file was expanded.
         Assert.Equal(ExitCodes.Usage, exitCode);
         Assert.Contains("unknown option '--frobnicate'", error, StringComparison.Ordinal);
-        Assert.Empty(CliRunner.ParseErrors(program, ["sim", $"@{WriteFile(temp, "ok.rsp", "--seed 7\n--set cache.bytes=256k\n")}"]));
+        Assert.Empty(
+            CliRunner.ParseErrors(
+                program,
+                ["sim", $"@{WriteFile(temp, "ok.rsp", "--seed 7\n--set cache.bytes=256k\n")}"]
+            )
+        );
     }
 
     [Theory]
@@ -115,7 +149,10 @@ public sealed partial class CommandLineKitTests
         string bin = temp.File("bin");
         Directory.CreateDirectory(bin);
         string ssdhost = Path.Combine(bin, "ssdhost");
-        File.WriteAllText(ssdhost, $"#!/bin/sh\nexec dotnet '{Path.Combine(AppContext.BaseDirectory, "ssdhost.dll")}' \"$@\"\n");
+        File.WriteAllText(
+            ssdhost,
+            $"#!/bin/sh\nexec dotnet '{Path.Combine(AppContext.BaseDirectory, "ssdhost.dll")}' \"$@\"\n"
+        );
         ExternalTool.Run("chmod", "+x", ssdhost);
         string script = $$"""
             export PATH='{{bin}}':"$PATH"
@@ -133,7 +170,10 @@ public sealed partial class CommandLineKitTests
         string[] lines = output.Split('\n');
         Assert.Contains("-F _ssd_complete", lines[0], StringComparison.Ordinal);
         Assert.Equal("bench", lines[1]);
-        Assert.Equal(["randread", "randrw", "randtrim", "randwrite"], lines[2].Split(' ').Order(StringComparer.Ordinal));
+        Assert.Equal(
+            ["randread", "randrw", "randtrim", "randwrite"],
+            lines[2].Split(' ').Order(StringComparer.Ordinal)
+        );
     }
 
     [Fact]
@@ -184,7 +224,17 @@ public sealed partial class CommandLineKitTests
                 string rest = ShellEnd().Split(match.Groups["rest"].Value)[0];
                 rest = rest.Replace("$JOB_COMPLETION_INDEX", "0", StringComparison.Ordinal);
                 string[] args = ShellWords(rest);
-                if (args.Any(a => a.Contains('<', StringComparison.Ordinal) || a.Contains('[', StringComparison.Ordinal) || a.Contains(']', StringComparison.Ordinal) || a.Contains("...", StringComparison.Ordinal) || a.Contains('$', StringComparison.Ordinal) || a.Contains('|', StringComparison.Ordinal) || (a.Length > 1 && a.All(c => char.IsUpper(c) || c == '_'))))
+                if (
+                    args.Any(a =>
+                        a.Contains('<', StringComparison.Ordinal)
+                        || a.Contains('[', StringComparison.Ordinal)
+                        || a.Contains(']', StringComparison.Ordinal)
+                        || a.Contains("...", StringComparison.Ordinal)
+                        || a.Contains('$', StringComparison.Ordinal)
+                        || a.Contains('|', StringComparison.Ordinal)
+                        || (a.Length > 1 && a.All(c => char.IsUpper(c) || c == '_'))
+                    )
+                )
                 {
                     continue; // a synopsis with placeholders, not a command line
                 }
@@ -202,7 +252,13 @@ public sealed partial class CommandLineKitTests
         var examples = new List<string>();
         void Collect(string? notes)
         {
-            examples.AddRange((notes ?? string.Empty).Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Select(l => ShellEnd().Split(l)[0]));
+            examples.AddRange(
+                (notes ?? string.Empty)
+                    .Split('\n')
+                    .Select(l => l.Trim())
+                    .Where(l => l.StartsWith(name + " ", StringComparison.Ordinal))
+                    .Select(l => ShellEnd().Split(l)[0])
+            );
         }
 
         Collect(program.Epilogue);
@@ -302,7 +358,9 @@ public sealed partial class CommandLineKitTests
         }
     }
 
-    [GeneratedRegex(@"^(?:\$\s+)?(?:sudo\s+)?(?:(?<program>ssdhost|ssd-emulator|ssd-board)|dotnet run (?:-c Release )?--project (?<program>emulator/Controller\.Emulator|host/Controller\.Host|firmware/hosting/Controller\.Board) --)\s(?<rest>.*)$")]
+    [GeneratedRegex(
+        @"^(?:\$\s+)?(?:sudo\s+)?(?:(?<program>ssdhost|ssd-emulator|ssd-board)|dotnet run (?:-c Release )?--project (?<program>emulator/Controller\.Emulator|host/Controller\.Host|firmware/hosting/Controller\.Board) --)\s(?<rest>.*)$"
+    )]
     private static partial Regex DocumentedLine();
 
     [GeneratedRegex(@"\s(?:\||&&|;|>|2>|&|#)|\)\s*$")]
@@ -317,15 +375,21 @@ public sealed partial class CommandLineKitTests
         return temp.File(name);
     }
 
-    private static ProgramSpec Spec(string name) => name switch
-    {
-        "ssd-emulator" => Controller.Emulator.Program.Spec(TextWriter.Null),
-        "ssdhost" => HostCli.Spec(s_quiet),
-        "ssd-board" => Controller.Board.Program.Spec(TextWriter.Null, TextWriter.Null, () => throw new InvalidOperationException("no machine in this test")),
-        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "not a program"),
-    };
+    private static ProgramSpec Spec(string name) =>
+        name switch
+        {
+            "ssd-emulator" => Controller.Emulator.Program.Spec(TextWriter.Null),
+            "ssdhost" => HostCli.Spec(s_quiet),
+            "ssd-board" => Controller.Board.Program.Spec(TextWriter.Null, TextWriter.Null, () =>
+                throw new InvalidOperationException("no machine in this test")
+            ),
+            _ => throw new ArgumentOutOfRangeException(nameof(name), name, "not a program"),
+        };
 
-    private static async Task<(int ExitCode, string Output, string Error)> RunAsync(ProgramSpec program, params string[] args)
+    private static async Task<(int ExitCode, string Output, string Error)> RunAsync(
+        ProgramSpec program,
+        params string[] args
+    )
     {
         using var output = new StringWriter();
         using var error = new StringWriter();

@@ -9,10 +9,22 @@ public sealed class EmulatorCommandLineTests
     [Fact]
     public void InfoPrintsTheResolvedConfigurationAndCapacities()
     {
-        var (exitCode, output, error) = EmulatorProcess.Run("info", "--config", "tiny", "--set", "nand.blocksPerDie=32", "--set", "ftl.spareFactor=0.25");
+        var (exitCode, output, error) = EmulatorProcess.Run(
+            "info",
+            "--config",
+            "tiny",
+            "--set",
+            "nand.blocksPerDie=32",
+            "--set",
+            "ftl.spareFactor=0.25"
+        );
 
         Assert.True(exitCode == 0, error);
-        Assert.Contains("nand.blocksPerDie                 32  (--set nand.blocksPerDie=32)", output, StringComparison.Ordinal);
+        Assert.Contains(
+            "nand.blocksPerDie                 32  (--set nand.blocksPerDie=32)",
+            output,
+            StringComparison.Ordinal
+        );
         Assert.Contains("blocks          64 (32 per die)", output, StringComparison.Ordinal);
         Assert.Contains("raw data        4194304 B (4 MiB)", output, StringComparison.Ordinal);
     }
@@ -69,7 +81,11 @@ public sealed class EmulatorCommandLineTests
             Assert.Equal(0, exitCode);
             Assert.Contains($"Usage:\n  ssd-emulator {verb} ", output, StringComparison.Ordinal);
             Assert.Contains("Example", output, StringComparison.Ordinal);
-            Assert.Contains("\n  ssd-emulator " + verb + " ", output[output.IndexOf("Example", StringComparison.Ordinal)..], StringComparison.Ordinal);
+            Assert.Contains(
+                "\n  ssd-emulator " + verb + " ",
+                output[output.IndexOf("Example", StringComparison.Ordinal)..],
+                StringComparison.Ordinal
+            );
         }
     }
 }

@@ -25,13 +25,20 @@ public sealed class SimCommandLineTests
             }
         });
         using var progress = new StringWriter();
-        CommandArgs args = CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--seeds", "2..7", "--shard", "0/2", "--ops", "300", "--jobs", "1", "--json", json]);
+        CommandArgs args = CommandArgs.Parse(
+            SimCommand.Verb(TextWriter.Null),
+            ["--config", "tiny", "--seeds", "2..7", "--shard", "0/2", "--ops", "300", "--jobs", "1", "--json", json]
+        );
 
         int exitCode = SimCommand.Run(args, output, progress, terminal: false, interrupt.Token);
 
         Assert.Equal(ExitCodes.Interrupted, exitCode);
         string resume = "ssd-emulator sim --seeds 4..6 --shard 0/2 --config tiny --ops 300 --jobs 1 --json " + json;
-        Assert.Contains($"interrupted (Ctrl-C): 1 of 3 seeds ran; to run the rest: {resume}", output.Text, StringComparison.Ordinal);
+        Assert.Contains(
+            $"interrupted (Ctrl-C): 1 of 3 seeds ran; to run the rest: {resume}",
+            output.Text,
+            StringComparison.Ordinal
+        );
         using JsonDocument report = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(2UL, report.RootElement.GetProperty("runs")[0].GetProperty("seed").GetUInt64());
         Assert.Equal(1, report.RootElement.GetProperty("runs").GetArrayLength());
@@ -44,14 +51,29 @@ public sealed class SimCommandLineTests
     {
         using var temp = new TempDirectory();
         string json = temp.File("campaign.json");
-        using Process sim = EmulatorProcess.Start("sim", "--config", "tiny", "--seeds", "1..1000", "--ops", "300", "--json", json);
+        using Process sim = EmulatorProcess.Start(
+            "sim",
+            "--config",
+            "tiny",
+            "--seeds",
+            "1..1000",
+            "--ops",
+            "300",
+            "--json",
+            json
+        );
         string? line;
-        while ((line = sim.StandardOutput.ReadLine()) is not null && !line.StartsWith("seed=1 ", StringComparison.Ordinal))
-        {
-        }
+        while (
+            (line = sim.StandardOutput.ReadLine()) is not null && !line.StartsWith("seed=1 ", StringComparison.Ordinal)
+        ) { }
 
         Assert.NotNull(line);
-        using (Process kill = Process.Start("kill", ["-INT", sim.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        using (
+            Process kill = Process.Start(
+                "kill",
+                ["-INT", sim.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]
+            )
+        )
         {
             kill.WaitForExit();
         }
@@ -60,7 +82,10 @@ public sealed class SimCommandLineTests
         Assert.True(sim.WaitForExit(TimeSpan.FromMinutes(1)));
 
         Assert.Equal(ExitCodes.Interrupted, sim.ExitCode);
-        Assert.Matches(@"interrupted \(Ctrl-C\): (\d+) of 1000 seeds ran; to run the rest: ssd-emulator sim --seeds \d+\.\.1000 ", rest);
+        Assert.Matches(
+            @"interrupted \(Ctrl-C\): (\d+) of 1000 seeds ran; to run the rest: ssd-emulator sim --seeds \d+\.\.1000 ",
+            rest
+        );
         using JsonDocument report = JsonDocument.Parse(File.ReadAllText(json));
         Assert.InRange(report.RootElement.GetProperty("runs").GetArrayLength(), 1, 999);
     }
@@ -92,7 +117,17 @@ public sealed class SimCommandLineTests
     public void TheModelWafIsPrintedOnlyForTheWorkloadItModels()
     {
         var uniform = EmulatorProcess.Run("sim", "--config", "tiny", "--seed", "1", "--ops", "300");
-        var mixed = EmulatorProcess.Run("sim", "--config", "tiny", "--seed", "1", "--ops", "300", "--workload", "mixed");
+        var mixed = EmulatorProcess.Run(
+            "sim",
+            "--config",
+            "tiny",
+            "--seed",
+            "1",
+            "--ops",
+            "300",
+            "--workload",
+            "mixed"
+        );
 
         Assert.Contains(" modelWaf=", uniform.Output, StringComparison.Ordinal);
         Assert.DoesNotContain(" modelWaf=", mixed.Output, StringComparison.Ordinal);
@@ -113,10 +148,21 @@ public sealed class SimCommandLineTests
         Assert.Equal(0, Sim([.. campaign, "--shard", "0/2", "--json", temp.File("shard-0.json")]).ExitCode);
         Assert.Equal(0, Sim([.. campaign, "--shard", "1/2", "--json", temp.File("shard-1.json")]).ExitCode);
 
-        var (mergeCode, mergeOutput, _) = Merge(temp.File("shard-1.json"), temp.File("shard-0.json"), "--json", temp.File("merged.json"), "--report", temp.File("campaign.html"));
+        var (mergeCode, mergeOutput, _) = Merge(
+            temp.File("shard-1.json"),
+            temp.File("shard-0.json"),
+            "--json",
+            temp.File("merged.json"),
+            "--report",
+            temp.File("campaign.html")
+        );
 
         Assert.Equal(0, mergeCode);
-        Assert.Contains("campaign: seeds=4 (--seeds 1..4, 2 shards) failed=0 power-cuts=", mergeOutput, StringComparison.Ordinal);
+        Assert.Contains(
+            "campaign: seeds=4 (--seeds 1..4, 2 shards) failed=0 power-cuts=",
+            mergeOutput,
+            StringComparison.Ordinal
+        );
         Assert.Contains($"report: {temp.File("campaign.html")} (2 charts)", mergeOutput, StringComparison.Ordinal);
         Assert.Equal(4, File.ReadAllText(temp.File("campaign.html")).Split("<td>uniform-randwrite</td>").Length - 1);
         string one = Runs(temp.File("one.json"));
@@ -125,10 +171,40 @@ public sealed class SimCommandLineTests
         Assert.Contains("\"traceHash\"", one, StringComparison.Ordinal);
 
         // The canaries: a missing shard, one given twice, one of another campaign.
-        Assert.Contains("shard 1/2 of --seeds 1..4 is missing", Merge(temp.File("shard-0.json"), "--json", temp.File("m.json")).Error, StringComparison.Ordinal);
-        Assert.Contains("shard 0/2 is given twice", Merge(temp.File("shard-0.json"), temp.File("shard-0.json"), temp.File("shard-1.json"), "--json", temp.File("m.json")).Error, StringComparison.Ordinal);
-        Assert.Equal(0, Sim([.. campaign[..^2], "--power-cuts", "2", "--shard", "1/2", "--json", temp.File("other-1.json")]).ExitCode);
-        var (otherCode, _, otherError) = Merge(temp.File("shard-0.json"), temp.File("other-1.json"), "--json", temp.File("m.json"));
+        Assert.Contains(
+            "shard 1/2 of --seeds 1..4 is missing",
+            Merge(temp.File("shard-0.json"), "--json", temp.File("m.json")).Error,
+            StringComparison.Ordinal
+        );
+        Assert.Contains(
+            "shard 0/2 is given twice",
+            Merge(
+                temp.File("shard-0.json"),
+                temp.File("shard-0.json"),
+                temp.File("shard-1.json"),
+                "--json",
+                temp.File("m.json")
+            ).Error,
+            StringComparison.Ordinal
+        );
+        Assert.Equal(
+            0,
+            Sim([
+                .. campaign[..^2],
+                "--power-cuts",
+                "2",
+                "--shard",
+                "1/2",
+                "--json",
+                temp.File("other-1.json"),
+            ]).ExitCode
+        );
+        var (otherCode, _, otherError) = Merge(
+            temp.File("shard-0.json"),
+            temp.File("other-1.json"),
+            "--json",
+            temp.File("m.json")
+        );
         Assert.Equal(ExitCodes.Usage, otherCode);
         Assert.Contains("is of another campaign than", otherError, StringComparison.Ordinal);
     }
@@ -136,7 +212,13 @@ public sealed class SimCommandLineTests
     private static (int ExitCode, string Output) Sim(string[] args)
     {
         using var output = new StringWriter();
-        int exitCode = SimCommand.Run(CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), args), output, TextWriter.Null, terminal: false, CancellationToken.None);
+        int exitCode = SimCommand.Run(
+            CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), args),
+            output,
+            TextWriter.Null,
+            terminal: false,
+            CancellationToken.None
+        );
         return (exitCode, output.ToString());
     }
 
@@ -144,13 +226,27 @@ public sealed class SimCommandLineTests
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        int exitCode = CliRunner.RunAsync(Controller.Emulator.Program.Spec(output), ["sim", "merge", .. args], output, error, CancellationToken.None).GetAwaiter().GetResult();
+        int exitCode = CliRunner
+            .RunAsync(
+                Controller.Emulator.Program.Spec(output),
+                ["sim", "merge", .. args],
+                output,
+                error,
+                CancellationToken.None
+            )
+            .GetAwaiter()
+            .GetResult();
         return (exitCode, output.ToString(), error.ToString());
     }
 
     /// <summary>Each seed's summary line (the wall-clock rate left out).</summary>
     private static List<string> Summaries(string output) =>
-        [.. output.Split('\n').Where(l => l.StartsWith("seed=", StringComparison.Ordinal)).Select(l => System.Text.RegularExpressions.Regex.Replace(l, @" ops/s=\d+", string.Empty))];
+        [
+            .. output
+                .Split('\n')
+                .Where(l => l.StartsWith("seed=", StringComparison.Ordinal))
+                .Select(l => System.Text.RegularExpressions.Regex.Replace(l, @" ops/s=\d+", string.Empty)),
+        ];
 
     /// <summary>A report's runs without the figures that depend on the wall clock.</summary>
     private static string Runs(string path)
@@ -159,7 +255,15 @@ public sealed class SimCommandLineTests
         foreach (var run in runs)
         {
             var fields = run!.AsObject();
-            foreach (string name in fields.Select(f => f.Key).Where(k => k.Contains("wall", StringComparison.OrdinalIgnoreCase) || k.Contains("memcpy", StringComparison.OrdinalIgnoreCase)).ToList())
+            foreach (
+                string name in fields
+                    .Select(f => f.Key)
+                    .Where(k =>
+                        k.Contains("wall", StringComparison.OrdinalIgnoreCase)
+                        || k.Contains("memcpy", StringComparison.OrdinalIgnoreCase)
+                    )
+                    .ToList()
+            )
             {
                 fields.Remove(name);
             }

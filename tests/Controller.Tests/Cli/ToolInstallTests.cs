@@ -12,16 +12,43 @@ public sealed class ToolInstallTests
         using var temp = new TempDirectory();
         string feed = temp.File("feed");
         string tools = temp.File("tools");
-        string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-        foreach (string project in new[] { "emulator/Controller.Emulator", "host/Controller.Host", "firmware/hosting/Controller.Board" })
+        string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal)
+            ? "Release"
+            : "Debug";
+        foreach (
+            string project in new[]
+            {
+                "emulator/Controller.Emulator",
+                "host/Controller.Host",
+                "firmware/hosting/Controller.Board",
+            }
+        )
         {
-            var pack = ExternalTool.Run("dotnet", "pack", Repository.PathOf(project), "--no-build", "-c", configuration, "-o", feed);
+            var pack = ExternalTool.Run(
+                "dotnet",
+                "pack",
+                Repository.PathOf(project),
+                "--no-build",
+                "-c",
+                configuration,
+                "-o",
+                feed
+            );
             Assert.True(pack.ExitCode == 0, pack.Output + pack.Error);
         }
 
         foreach (string tool in new[] { "ssd-emulator", "ssdhost", "ssd-board" })
         {
-            var install = ExternalTool.Run("dotnet", "tool", "install", "--tool-path", tools, "--add-source", feed, tool);
+            var install = ExternalTool.Run(
+                "dotnet",
+                "tool",
+                "install",
+                "--tool-path",
+                tools,
+                "--add-source",
+                feed,
+                tool
+            );
             Assert.True(install.ExitCode == 0, install.Output + install.Error);
             var version = ExternalTool.Run(Path.Combine(tools, tool), "--version");
             Assert.True(version.ExitCode == 0, version.Output + version.Error);

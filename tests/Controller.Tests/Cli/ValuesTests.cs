@@ -49,7 +49,8 @@ public sealed class ValuesTests
     [InlineData("2m", 120.0)]
     [InlineData("1h", 3600.0)]
     [InlineData("1.5s", 1.5)]
-    public void ADurationTakesItsUnit(string text, double seconds) => Assert.Equal(seconds, Values.Duration(text, "--duration").TotalSeconds, 9);
+    public void ADurationTakesItsUnit(string text, double seconds) =>
+        Assert.Equal(seconds, Values.Duration(text, "--duration").TotalSeconds, 9);
 
     [Theory]
     [InlineData("0")]
@@ -59,14 +60,18 @@ public sealed class ValuesTests
     [InlineData("NaNs")]
     [InlineData("Infinity")]
     public void ANonDurationIsRefusedByName(string text) =>
-        Assert.Equal($"--duration '{text}' is not a duration (10s, 500ms, 2m)", Assert.Throws<UsageException>(() => Values.Duration(text, "--duration")).Message);
+        Assert.Equal(
+            $"--duration '{text}' is not a duration (10s, 500ms, 2m)",
+            Assert.Throws<UsageException>(() => Values.Duration(text, "--duration")).Message
+        );
 
     [Theory]
     [InlineData("0", 0)]
     [InlineData("255", 255)]
     [InlineData("0xab", 0xab)]
     [InlineData("0XFF", 0xff)]
-    public void AByteIsDecimalOrHex(string text, int expected) => Assert.Equal((byte)expected, Values.Byte(text, "--pattern"));
+    public void AByteIsDecimalOrHex(string text, int expected) =>
+        Assert.Equal((byte)expected, Values.Byte(text, "--pattern"));
 
     [Theory]
     [InlineData("256")]
@@ -75,7 +80,10 @@ public sealed class ValuesTests
     [InlineData("ab")]
     [InlineData("0x")]
     public void ANonByteIsRefusedByName(string text) =>
-        Assert.Equal($"--pattern '{text}' is not a byte (0 to 255, or 0x00 to 0xff)", Assert.Throws<UsageException>(() => Values.Byte(text, "--pattern")).Message);
+        Assert.Equal(
+            $"--pattern '{text}' is not a byte (0 to 255, or 0x00 to 0xff)",
+            Assert.Throws<UsageException>(() => Values.Byte(text, "--pattern")).Message
+        );
 
     [Fact]
     public void AWholeNumberIsCheckedAgainstItsRangeAtBothEnds()
@@ -83,9 +91,18 @@ public sealed class ValuesTests
         Assert.Equal(1, Values.Integer("1", "--ops", 1, 10));
         Assert.Equal(10, Values.Integer("10", "--ops", 1, 10));
         Assert.Equal(-3, Values.Integer("-3", "--seed", -5, 5));
-        Assert.Equal("--ops 0 is out of range; expected 1 to 10", Assert.Throws<UsageException>(() => Values.Integer("0", "--ops", 1, 10)).Message);
-        Assert.Equal("--ops 11 is out of range; expected 1 to 10", Assert.Throws<UsageException>(() => Values.Integer("11", "--ops", 1, 10)).Message);
-        Assert.Equal("--ops '1e3' is not a whole number", Assert.Throws<UsageException>(() => Values.Integer("1e3", "--ops", 1, 10_000)).Message);
+        Assert.Equal(
+            "--ops 0 is out of range; expected 1 to 10",
+            Assert.Throws<UsageException>(() => Values.Integer("0", "--ops", 1, 10)).Message
+        );
+        Assert.Equal(
+            "--ops 11 is out of range; expected 1 to 10",
+            Assert.Throws<UsageException>(() => Values.Integer("11", "--ops", 1, 10)).Message
+        );
+        Assert.Equal(
+            "--ops '1e3' is not a whole number",
+            Assert.Throws<UsageException>(() => Values.Integer("1e3", "--ops", 1, 10_000)).Message
+        );
     }
 
     [Fact]
@@ -94,9 +111,21 @@ public sealed class ValuesTests
         Assert.Equal(0.5, Values.Number("0.5", "--mix", 0, 1));
         Assert.Equal(1, Values.Number("1", "--mix", 0, 1));
         Assert.Equal(0, Values.Number("0", "--mix", 0, 1));
-        Assert.Equal("--mix 1.5 is out of range; expected 0 to 1", Assert.Throws<UsageException>(() => Values.Number("1.5", "--mix", 0, 1)).Message);
-        Assert.Equal("--mix -0.1 is out of range; expected 0 to 1", Assert.Throws<UsageException>(() => Values.Number("-0.1", "--mix", 0, 1)).Message);
-        Assert.Equal("--mix 'NaN' is not a number", Assert.Throws<UsageException>(() => Values.Number("NaN", "--mix", 0, 1)).Message);
-        Assert.Equal("--mix 'half' is not a number", Assert.Throws<UsageException>(() => Values.Number("half", "--mix", 0, 1)).Message);
+        Assert.Equal(
+            "--mix 1.5 is out of range; expected 0 to 1",
+            Assert.Throws<UsageException>(() => Values.Number("1.5", "--mix", 0, 1)).Message
+        );
+        Assert.Equal(
+            "--mix -0.1 is out of range; expected 0 to 1",
+            Assert.Throws<UsageException>(() => Values.Number("-0.1", "--mix", 0, 1)).Message
+        );
+        Assert.Equal(
+            "--mix 'NaN' is not a number",
+            Assert.Throws<UsageException>(() => Values.Number("NaN", "--mix", 0, 1)).Message
+        );
+        Assert.Equal(
+            "--mix 'half' is not a number",
+            Assert.Throws<UsageException>(() => Values.Number("half", "--mix", 0, 1)).Message
+        );
     }
 }

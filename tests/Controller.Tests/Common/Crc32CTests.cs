@@ -34,7 +34,10 @@ public sealed class Crc32CTests
                 uint expected = Bitwise(span);
                 Assert.True(expected == Crc32C.Compute(span), $"length {length} at offset {offset}");
                 int split = length / 3;
-                Assert.True(expected == Crc32C.Append(Crc32C.Compute(span[..split]), span[split..]), $"length {length} split at {split}");
+                Assert.True(
+                    expected == Crc32C.Append(Crc32C.Compute(span[..split]), span[split..]),
+                    $"length {length} split at {split}"
+                );
             }
         }
     }

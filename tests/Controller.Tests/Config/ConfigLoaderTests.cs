@@ -1,5 +1,5 @@
-using Controller.Emulator.Nand;
 using Controller.Emulator;
+using Controller.Emulator.Nand;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Tests.Support;
@@ -14,7 +14,11 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void TheDefaultProfileDescribesAGibibyteOfSixteenKibibytePagesOnSeveralDies()
     {
-        ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, Repository.PathOf("hw-config", "emulated", "default.json"), []);
+        ResolvedConfig config = ConfigLoader.Load(
+            EmulatorConfig.Schema,
+            Repository.PathOf("hw-config", "emulated", "default.json"),
+            []
+        );
         NandGeometry geometry = FirmwareConfig.Geometry(config);
 
         Assert.True(geometry.Channels > 1);
@@ -38,11 +42,18 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void TheWinbondChipIsDescribedAsItsDatasheetSays()
     {
-        ResolvedConfig config = ConfigLoader.Load(EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), []);
+        ResolvedConfig config = ConfigLoader.Load(
+            EmulatorConfig.Schema,
+            Repository.PathOf("hw-config", "chips", "w25n01gv.json"),
+            []
+        );
         NandGeometry geometry = FirmwareConfig.Geometry(config);
 
         Assert.Equal(new byte[] { 0xEF, 0xAA, 0x21 }, config.Get(FirmwareConfig.ChipJedecId).Span.ToArray());
-        Assert.Equal((2048, 64, 64, 1024), (geometry.PageBytes, geometry.SpareBytes, geometry.PagesPerBlock, geometry.Blocks));
+        Assert.Equal(
+            (2048, 64, 64, 1024),
+            (geometry.PageBytes, geometry.SpareBytes, geometry.PagesPerBlock, geometry.Blocks)
+        );
         Assert.Equal("W25N01GV", config.Get(FirmwareConfig.ChipName));
     }
 
@@ -60,13 +71,15 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void FileValuesReplaceDefaultsAndCommentsAreAllowed()
     {
-        ResolvedConfig config = Parse("""
+        ResolvedConfig config = Parse(
+            """
             {
               // a comment
               "nand": { "diesPerChannel": 4, "pageBytes": "8k", "spareBytes": 448 },
               "timing": { "mode": "realtime" },
             }
-            """);
+            """
+        );
 
         Assert.Equal(4, config.Get(FirmwareConfig.DiesPerChannel));
         Assert.Equal(8192, config.Get(FirmwareConfig.PageBytes));
@@ -79,27 +92,71 @@ public sealed class ConfigLoaderTests
     [InlineData("""{ "bogus": 1 }""", "bogus", "unknown key")]
     [InlineData("""{ "nand": { "channels": "four" } }""", "nand.channels", "is not a whole number")]
     [InlineData("""{ "nand": { "channels": 2.5 } }""", "nand.channels", "is not a whole number")]
-    [InlineData("""{ "nand": { "channels": 0 } }""", "nand.channels", "out of range; expected a whole number from 1 to 32")]
+    [InlineData(
+        """{ "nand": { "channels": 0 } }""",
+        "nand.channels",
+        "out of range; expected a whole number from 1 to 32"
+    )]
     [InlineData("""{ "timing": { "mode": "fast" } }""", "timing.mode", "is not one of none, realtime")]
     [InlineData("""{ "timing": { "readMicroseconds": -1 } }""", "timing.readMicroseconds", "out of range")]
     [InlineData("""{ "nand": 3 }""", "nand", "is a group of keys, not a value")]
     [InlineData("""{ "nand": { "pageBytes": 3000 } }""", "nand.pageBytes", "is not a power of two")]
-    [InlineData("""{ "nand": { "pageBytes": 4096, "spareBytes": 128, "eccCodewordBytes": 1000 } }""", "nand.eccCodewordBytes", "1000 does not divide the page of 4096 bytes")]
-    [InlineData("""{ "nand": { "pageBytes": 4096, "spareBytes": 130, "eccCodewordBytes": 1024 } }""", "nand.spareBytes", "does not split evenly")]
-    [InlineData("""{ "nand": { "pageBytes": 2048, "spareBytes": 64, "eccCodewordBytes": 512, "pagesPerBlock": 3 } }""", "nand.pagesPerBlock", "does not hold whole 4096-byte sectors")]
-    [InlineData("""{ "nand": { "channels": 32, "diesPerChannel": 16, "blocksPerDie": 1048576 } }""", "nand.blocksPerDie", "more than 2^31 pages")]
+    [InlineData(
+        """{ "nand": { "pageBytes": 4096, "spareBytes": 128, "eccCodewordBytes": 1000 } }""",
+        "nand.eccCodewordBytes",
+        "1000 does not divide the page of 4096 bytes"
+    )]
+    [InlineData(
+        """{ "nand": { "pageBytes": 4096, "spareBytes": 130, "eccCodewordBytes": 1024 } }""",
+        "nand.spareBytes",
+        "does not split evenly"
+    )]
+    [InlineData(
+        """{ "nand": { "pageBytes": 2048, "spareBytes": 64, "eccCodewordBytes": 512, "pagesPerBlock": 3 } }""",
+        "nand.pagesPerBlock",
+        "does not hold whole 4096-byte sectors"
+    )]
+    [InlineData(
+        """{ "nand": { "channels": 32, "diesPerChannel": 16, "blocksPerDie": 1048576 } }""",
+        "nand.blocksPerDie",
+        "more than 2^31 pages"
+    )]
     [InlineData("""{ "faults": { "weakBlocks": "3-4" } }""", "faults.weakBlocks", "is not block:erases")]
-    [InlineData("""{ "faults": { "weakBlocks": "99999:4" } }""", "faults.weakBlocks", "block 99999 is outside the array")]
+    [InlineData(
+        """{ "faults": { "weakBlocks": "99999:4" } }""",
+        "faults.weakBlocks",
+        "block 99999 is outside the array"
+    )]
     [InlineData("""{ "chip": { "jedecId": "EF ZZ" } }""", "chip.jedecId", "'ZZ' in 'EF ZZ' is not a hex byte")]
     [InlineData("""{ "nand": { "channels": 2, "channels": 3 } }""", "nand.channels", "is set twice")]
-    [InlineData("""{ "ftl": { "spareFactor": 0.011 } }""", "ftl.spareFactor", "open blocks and garbage collection need at least")]
+    [InlineData(
+        """{ "ftl": { "spareFactor": 0.011 } }""",
+        "ftl.spareFactor",
+        "open blocks and garbage collection need at least"
+    )]
     [InlineData("""{ "ftl": { "gcPolicy": "fifo" } }""", "ftl.gcPolicy", "'fifo' is not one of greedy, cost-benefit")]
     [InlineData("""{ "cache": { "largePageBytes": "48k" } }""", "cache.largePageBytes", "49152 is not a power of two")]
     [InlineData("""{ "cache": { "largePageBytes": "4M" } }""", "cache.largePageBytes", "out of range")]
-    [InlineData("""{ "cache": { "bytes": "100k" } }""", "cache.bytes", "is not a whole number of at least 4 large pages")]
-    [InlineData("""{ "cache": { "trimPolicy": "discard" } }""", "cache.trimPolicy", "'discard' is not one of zero-fill, split, migrate, evict")]
-    [InlineData("""{ "power": { "plp": true, "plpBudgetPages": 100 } }""", "power.plpBudgetPages", "100 page programs cannot save a cache of 16384 dirty sectors")]
-    [InlineData("""{ "nand": { "pageBytes": 4096, "spareBytes": 16, "eccCodewordBytes": 1024 } }""", "nand.spareBytes", "cannot hold the FTL's page metadata of 30 bytes")]
+    [InlineData(
+        """{ "cache": { "bytes": "100k" } }""",
+        "cache.bytes",
+        "is not a whole number of at least 4 large pages"
+    )]
+    [InlineData(
+        """{ "cache": { "trimPolicy": "discard" } }""",
+        "cache.trimPolicy",
+        "'discard' is not one of zero-fill, split, migrate, evict"
+    )]
+    [InlineData(
+        """{ "power": { "plp": true, "plpBudgetPages": 100 } }""",
+        "power.plpBudgetPages",
+        "100 page programs cannot save a cache of 16384 dirty sectors"
+    )]
+    [InlineData(
+        """{ "nand": { "pageBytes": 4096, "spareBytes": 16, "eccCodewordBytes": 1024 } }""",
+        "nand.spareBytes",
+        "cannot hold the FTL's page metadata of 30 bytes"
+    )]
     public void ABadValueInAFileIsOneErrorNamingTheFileTheKeyAndTheReason(string json, string key, string reason)
     {
         var error = Assert.Throws<ConfigException>(() => Parse(json));
@@ -129,10 +186,20 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void ARuleBrokenByAnOverrideOfAnotherKeyNamesThatOverride()
     {
-        var error = Assert.Throws<ConfigException>(() => Parse("""{ "nand": { "pageBytes": 4096, "spareBytes": 100, "eccCodewordBytes": 1024 } }""", "nand.eccCodewordBytes=512", "nand.pageBytes=8k"));
+        var error = Assert.Throws<ConfigException>(() =>
+            Parse(
+                """{ "nand": { "pageBytes": 4096, "spareBytes": 100, "eccCodewordBytes": 1024 } }""",
+                "nand.eccCodewordBytes=512",
+                "nand.pageBytes=8k"
+            )
+        );
 
         Assert.Equal("nand.spareBytes", error.Key);
-        Assert.EndsWith("(from --set nand.pageBytes=8k, --set nand.eccCodewordBytes=512)", error.Message, StringComparison.Ordinal);
+        Assert.EndsWith(
+            "(from --set nand.pageBytes=8k, --set nand.eccCodewordBytes=512)",
+            error.Message,
+            StringComparison.Ordinal
+        );
     }
 
     [Fact]
@@ -146,7 +213,9 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void AMissingFileIsNamed()
     {
-        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Load(EmulatorConfig.Schema, "/nonexistent/profile.json", []));
+        var error = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(EmulatorConfig.Schema, "/nonexistent/profile.json", [])
+        );
 
         Assert.Equal("/nonexistent/profile.json: no such file", error.Message);
     }

@@ -102,7 +102,11 @@ public sealed class EmulatedNandPowerCutTests
     {
         var clock = new VirtualClock();
         using EmulatedNand nand = Nands.Tiny(clock);
-        NandCompletion first = nand.ProgramPage(new PageAddress(0, 0), Nands.Pattern(nand.Geometry, 1), Nands.Spare(nand.Geometry));
+        NandCompletion first = nand.ProgramPage(
+            new PageAddress(0, 0),
+            Nands.Pattern(nand.Geometry, 1),
+            Nands.Spare(nand.Geometry)
+        );
         nand.ProgramPage(new PageAddress(0, 1), Nands.Pattern(nand.Geometry, 2), Nands.Spare(nand.Geometry));
         nand.ProgramPage(new PageAddress(0, 2), Nands.Pattern(nand.Geometry, 3), Nands.Spare(nand.Geometry));
         long transfer = nand.Timing.TransferNanoseconds(nand.Geometry.PageBytes + nand.Geometry.SpareBytes);
@@ -117,7 +121,10 @@ public sealed class EmulatedNandPowerCutTests
         Assert.Equal(new PageAddress(0, 2), torn[1].Address);
         Assert.Equal(PowerCutOutcome.NotStarted, torn[1].Outcome);
         Assert.All(ReadData(nand, new PageAddress(0, 2)).Data, b => Assert.Equal(0xFF, b));
-        Assert.Equal(NandStatus.Ok, nand.ProgramPage(new PageAddress(0, 2), Nands.Pattern(nand.Geometry, 4), Nands.Spare(nand.Geometry)).Status);
+        Assert.Equal(
+            NandStatus.Ok,
+            nand.ProgramPage(new PageAddress(0, 2), Nands.Pattern(nand.Geometry, 4), Nands.Spare(nand.Geometry)).Status
+        );
     }
 
     [Fact]
@@ -138,7 +145,8 @@ public sealed class EmulatedNandPowerCutTests
             nand.PowerOn();
 
             (NandStatus status, byte[] read) = ReadData(nand, new PageAddress(9, 1));
-            PowerCutOutcome observed = status == NandStatus.Uncorrectable ? PowerCutOutcome.Unreliable
+            PowerCutOutcome observed =
+                status == NandStatus.Uncorrectable ? PowerCutOutcome.Unreliable
                 : read.SequenceEqual(old) ? PowerCutOutcome.Untouched
                 : read.All(b => b == 0xFF) ? PowerCutOutcome.Erased
                 : throw new Xunit.Sdk.XunitException($"seed {seed}: the block holds neither its old data nor FFh");
@@ -166,9 +174,19 @@ public sealed class EmulatedNandPowerCutTests
 
             nand.PowerOn();
             byte[] data = Nands.Pattern(nand.Geometry, 1);
-            Assert.Equal(NandRule.ProgramErasedPageOnly, Assert.Throws<NandRuleViolationException>(() => nand.ProgramPage(new PageAddress(3, 0), data, Nands.Spare(nand.Geometry))).Rule);
+            Assert.Equal(
+                NandRule.ProgramErasedPageOnly,
+                Assert
+                    .Throws<NandRuleViolationException>(() =>
+                        nand.ProgramPage(new PageAddress(3, 0), data, Nands.Spare(nand.Geometry))
+                    )
+                    .Rule
+            );
             clock.Await(nand.EraseBlock(3));
-            Assert.Equal(NandStatus.Ok, nand.ProgramPage(new PageAddress(3, 0), data, Nands.Spare(nand.Geometry)).Status);
+            Assert.Equal(
+                NandStatus.Ok,
+                nand.ProgramPage(new PageAddress(3, 0), data, Nands.Spare(nand.Geometry)).Status
+            );
             return;
         }
 

@@ -61,7 +61,9 @@ public sealed class EmulatedNandRulesTests
         byte[] spare = Nands.Spare(nand.Geometry);
         nand.ProgramPage(new PageAddress(1, 0), data, spare);
 
-        var error = Assert.Throws<NandRuleViolationException>(() => nand.ProgramPage(new PageAddress(1, 0), data, spare));
+        var error = Assert.Throws<NandRuleViolationException>(() =>
+            nand.ProgramPage(new PageAddress(1, 0), data, spare)
+        );
 
         Assert.Equal(NandRule.ProgramErasedPageOnly, error.Rule);
         Assert.Contains("block 1 page 0", error.Message, StringComparison.Ordinal);
@@ -75,7 +77,9 @@ public sealed class EmulatedNandRulesTests
         byte[] spare = Nands.Spare(nand.Geometry);
         nand.ProgramPage(new PageAddress(1, 4), data, spare);
 
-        var error = Assert.Throws<NandRuleViolationException>(() => nand.ProgramPage(new PageAddress(1, 2), data, spare));
+        var error = Assert.Throws<NandRuleViolationException>(() =>
+            nand.ProgramPage(new PageAddress(1, 2), data, spare)
+        );
 
         Assert.Equal(NandRule.ProgramAscendingOrder, error.Rule);
     }
@@ -124,8 +128,18 @@ public sealed class EmulatedNandRulesTests
         var data = new byte[nand.Geometry.PageBytes];
         var spare = new byte[nand.Geometry.SpareBytes];
 
-        Assert.Equal(NandRule.AddressInRange, Assert.Throws<NandRuleViolationException>(() => nand.ReadPage(new PageAddress(block, page), data, spare)).Rule);
-        Assert.Equal(NandRule.AddressInRange, Assert.Throws<NandRuleViolationException>(() => nand.ProgramPage(new PageAddress(block, page), data, spare)).Rule);
+        Assert.Equal(
+            NandRule.AddressInRange,
+            Assert
+                .Throws<NandRuleViolationException>(() => nand.ReadPage(new PageAddress(block, page), data, spare))
+                .Rule
+        );
+        Assert.Equal(
+            NandRule.AddressInRange,
+            Assert
+                .Throws<NandRuleViolationException>(() => nand.ProgramPage(new PageAddress(block, page), data, spare))
+                .Rule
+        );
     }
 
     [Fact]
@@ -133,7 +147,10 @@ public sealed class EmulatedNandRulesTests
     {
         using EmulatedNand nand = Nands.Tiny(_clock);
 
-        Assert.Equal(NandRule.AddressInRange, Assert.Throws<NandRuleViolationException>(() => nand.EraseBlock(nand.Geometry.Blocks)).Rule);
+        Assert.Equal(
+            NandRule.AddressInRange,
+            Assert.Throws<NandRuleViolationException>(() => nand.EraseBlock(nand.Geometry.Blocks)).Rule
+        );
     }
 
     [Fact]
@@ -142,7 +159,9 @@ public sealed class EmulatedNandRulesTests
         using EmulatedNand nand = Nands.Tiny(_clock);
         var half = new byte[nand.Geometry.PageBytes / 2];
 
-        var error = Assert.Throws<NandRuleViolationException>(() => nand.ProgramPage(new PageAddress(0, 0), half, Nands.Spare(nand.Geometry)));
+        var error = Assert.Throws<NandRuleViolationException>(() =>
+            nand.ProgramPage(new PageAddress(0, 0), half, Nands.Spare(nand.Geometry))
+        );
 
         Assert.Equal(NandRule.BufferSize, error.Rule);
         Assert.Equal(0, nand.AllocatedBlocks);

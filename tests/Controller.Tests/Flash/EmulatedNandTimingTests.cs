@@ -85,11 +85,17 @@ public sealed class EmulatedNandTimingTests
         using EmulatedNand nand = Nands.Tiny(_clock, "nand.channels=1", "nand.diesPerChannel=2");
         long transfer = nand.Timing.TransferNanoseconds(nand.Geometry.PageBytes + nand.Geometry.SpareBytes);
 
-        NandCompletion[] programs = [.. Enumerable.Range(0, 6).Select(i => Program(nand, new PageAddress(i % 2 == 0 ? 0 : 64, i / 2)))];
+        NandCompletion[] programs =
+        [
+            .. Enumerable.Range(0, 6).Select(i => Program(nand, new PageAddress(i % 2 == 0 ? 0 : 64, i / 2))),
+        ];
 
         // Programs alternate between the dies: the bus carries one page at a time, each die
         // programs while the other transfers.
-        long[] arrayStarts = [.. programs.Select(p => p.CompletesAtNanoseconds - nand.Timing.ProgramNanoseconds).Order()];
+        long[] arrayStarts =
+        [
+            .. programs.Select(p => p.CompletesAtNanoseconds - nand.Timing.ProgramNanoseconds).Order(),
+        ];
         for (int i = 1; i < arrayStarts.Length; i++)
         {
             Assert.True(arrayStarts[i] - arrayStarts[i - 1] >= transfer, $"transfers {i - 1} and {i} overlap");
@@ -110,8 +116,14 @@ public sealed class EmulatedNandTimingTests
         _clock.AdvanceTo(whole.CompletesAtNanoseconds);
         NandCompletion spareOnly = nand.ReadPage(new PageAddress(0, 0), [], spare);
 
-        Assert.Equal(nand.Timing.ReadNanoseconds + nand.Timing.TransferNanoseconds(data.Length + spare.Length), whole.CompletesAtNanoseconds);
-        Assert.Equal(nand.Timing.ReadNanoseconds + nand.Timing.TransferNanoseconds(spare.Length), spareOnly.CompletesAtNanoseconds - whole.CompletesAtNanoseconds);
+        Assert.Equal(
+            nand.Timing.ReadNanoseconds + nand.Timing.TransferNanoseconds(data.Length + spare.Length),
+            whole.CompletesAtNanoseconds
+        );
+        Assert.Equal(
+            nand.Timing.ReadNanoseconds + nand.Timing.TransferNanoseconds(spare.Length),
+            spareOnly.CompletesAtNanoseconds - whole.CompletesAtNanoseconds
+        );
     }
 
     [Fact]

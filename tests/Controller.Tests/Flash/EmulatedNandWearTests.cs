@@ -13,7 +13,13 @@ public sealed class EmulatedNandWearTests
     [Fact]
     public void BitErrorsGrowWithWear()
     {
-        using EmulatedNand nand = Nands.Tiny(_clock, "faults.rawBitErrorRate=2e-6", "faults.wearBitErrorGrowth=100", "nand.enduranceCycles=100", "nand.eccCorrectableBits=64");
+        using EmulatedNand nand = Nands.Tiny(
+            _clock,
+            "faults.rawBitErrorRate=2e-6",
+            "faults.wearBitErrorGrowth=100",
+            "nand.enduranceCycles=100",
+            "nand.eccCorrectableBits=64"
+        );
         for (int i = 0; i < 100; i++)
         {
             _clock.Await(nand.EraseBlock(1));
@@ -68,7 +74,14 @@ public sealed class EmulatedNandWearTests
         Assert.Equal(NandStatus.EraseFailed, _clock.Await(nand.EraseBlock(marked)).Status);
         nand.ReadPage(new PageAddress(marked, 0), [], spare);
         Assert.NotEqual(0xFF, spare[0]);
-        Assert.Equal(NandStatus.ProgramFailed, nand.ProgramPage(new PageAddress(marked, 1), Nands.Pattern(nand.Geometry, 1), Nands.Spare(nand.Geometry)).Status);
+        Assert.Equal(
+            NandStatus.ProgramFailed,
+            nand.ProgramPage(
+                new PageAddress(marked, 1),
+                Nands.Pattern(nand.Geometry, 1),
+                Nands.Spare(nand.Geometry)
+            ).Status
+        );
     }
 
     [Fact]
@@ -79,11 +92,13 @@ public sealed class EmulatedNandWearTests
             var clock = new VirtualClock();
             using EmulatedNand nand = Nands.Tiny(clock, "faults.factoryBadBlockFraction=0.25", $"faults.seed={seed}");
             var spare = new byte[nand.Geometry.SpareBytes];
-            int marked = Enumerable.Range(1, nand.Geometry.Blocks - 1).First(block =>
-            {
-                nand.ReadPage(new PageAddress(block, 0), [], spare);
-                return spare[0] != 0xFF;
-            });
+            int marked = Enumerable
+                .Range(1, nand.Geometry.Blocks - 1)
+                .First(block =>
+                {
+                    nand.ReadPage(new PageAddress(block, 0), [], spare);
+                    return spare[0] != 0xFF;
+                });
             NandCompletion erase = nand.EraseBlock(marked);
             clock.AdvanceTo(erase.CompletesAtNanoseconds - 1);
 
@@ -103,7 +118,10 @@ public sealed class EmulatedNandWearTests
 
         NandStatus[] statuses = [.. Enumerable.Range(0, 5).Select(_ => _clock.Await(nand.EraseBlock(5)).Status)];
 
-        Assert.Equal([NandStatus.Ok, NandStatus.Ok, NandStatus.Ok, NandStatus.EraseFailed, NandStatus.EraseFailed], statuses);
+        Assert.Equal(
+            [NandStatus.Ok, NandStatus.Ok, NandStatus.Ok, NandStatus.EraseFailed, NandStatus.EraseFailed],
+            statuses
+        );
         Assert.Equal(NandStatus.Ok, nand.EraseBlock(6).Status);
     }
 
@@ -113,12 +131,23 @@ public sealed class EmulatedNandWearTests
         using EmulatedNand nand = Nands.Tiny(_clock);
         nand.InjectProgramFailure(new PageAddress(2, 0));
 
-        NandCompletion program = nand.ProgramPage(new PageAddress(2, 0), Nands.Pattern(nand.Geometry, 1), Nands.Spare(nand.Geometry));
-        NandCompletion again = nand.ProgramPage(new PageAddress(2, 1), Nands.Pattern(nand.Geometry, 1), Nands.Spare(nand.Geometry));
+        NandCompletion program = nand.ProgramPage(
+            new PageAddress(2, 0),
+            Nands.Pattern(nand.Geometry, 1),
+            Nands.Spare(nand.Geometry)
+        );
+        NandCompletion again = nand.ProgramPage(
+            new PageAddress(2, 1),
+            Nands.Pattern(nand.Geometry, 1),
+            Nands.Spare(nand.Geometry)
+        );
 
         Assert.Equal(NandStatus.ProgramFailed, program.Status);
         Assert.Equal(NandStatus.Ok, again.Status);
-        Assert.Equal(NandStatus.Uncorrectable, nand.ReadPage(new PageAddress(2, 0), new byte[nand.Geometry.PageBytes], []).Status);
+        Assert.Equal(
+            NandStatus.Uncorrectable,
+            nand.ReadPage(new PageAddress(2, 0), new byte[nand.Geometry.PageBytes], []).Status
+        );
         Assert.Equal(1, nand.Statistics.ProgramFailures);
     }
 
@@ -140,9 +169,14 @@ public sealed class EmulatedNandWearTests
         using EmulatedNand nand = Nands.Tiny(_clock, setting);
         for (int block = 0; block < 10; block++)
         {
-            NandStatus status = kind == NandOperationKind.Program
-                ? nand.ProgramPage(new PageAddress(block, 0), Nands.Pattern(nand.Geometry, block), Nands.Spare(nand.Geometry)).Status
-                : nand.EraseBlock(block).Status;
+            NandStatus status =
+                kind == NandOperationKind.Program
+                    ? nand.ProgramPage(
+                        new PageAddress(block, 0),
+                        Nands.Pattern(nand.Geometry, block),
+                        Nands.Spare(nand.Geometry)
+                    ).Status
+                    : nand.EraseBlock(block).Status;
             Assert.Equal(kind == NandOperationKind.Program ? NandStatus.ProgramFailed : NandStatus.EraseFailed, status);
         }
     }

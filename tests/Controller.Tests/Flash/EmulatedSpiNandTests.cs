@@ -21,13 +21,17 @@ public sealed class EmulatedSpiNandTests
 
         NandCompletion erase = driver.EraseBlock(3);
         NandCompletion program = driver.ProgramPage(new PageAddress(3, 0), data, spare);
-        byte[] readData = new byte[2048], readSpare = new byte[64];
+        byte[] readData = new byte[2048],
+            readSpare = new byte[64];
         NandCompletion read = driver.ReadPage(new PageAddress(3, 0), readData, readSpare);
 
         Assert.Equal((NandStatus.Ok, NandStatus.Ok, NandStatus.Ok), (erase.Status, program.Status, read.Status));
         Assert.Equal(data, readData);
         Assert.Equal(spare, readSpare);
-        Assert.True(clock.NowNanoseconds >= 250_000 + 2_000_000, "BUSY held for the datasheet's program and erase times on the virtual clock");
+        Assert.True(
+            clock.NowNanoseconds >= 250_000 + 2_000_000,
+            "BUSY held for the datasheet's program and erase times on the virtual clock"
+        );
     }
 
     [Fact]
@@ -42,7 +46,10 @@ public sealed class EmulatedSpiNandTests
         chip.PowerOn();
         NandCompletion lockedAgain = driver.ProgramPage(new PageAddress(4, 1), data, spare);
 
-        Assert.Equal((NandStatus.ProgramFailed, NandStatus.Ok, NandStatus.ProgramFailed), (locked.Status, unlocked.Status, lockedAgain.Status));
+        Assert.Equal(
+            (NandStatus.ProgramFailed, NandStatus.Ok, NandStatus.ProgramFailed),
+            (locked.Status, unlocked.Status, lockedAgain.Status)
+        );
     }
 
     [Fact]
@@ -96,10 +103,22 @@ public sealed class EmulatedSpiNandTests
     [Fact]
     public void TheFtlRunsOverTheSpiPathAndKeepsFlushedSectorsAcrossAPowerCut()
     {
-        (SpiNandDevice driver, EmulatedSpiNandChip chip, EmulatedNand array, VirtualClock clock) = Open(["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]);
-        ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), ["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]);
+        (SpiNandDevice driver, EmulatedSpiNandChip chip, EmulatedNand array, VirtualClock clock) = Open([
+            "nand.blocksPerDie=128",
+            "nand.pagesPerBlock=32",
+        ]);
+        ResolvedConfig config = ConfigLoader.Load(
+            Controller.Emulator.EmulatorConfig.Schema,
+            Repository.PathOf("hw-config", "chips", "w25n01gv.json"),
+            ["nand.blocksPerDie=128", "nand.pagesPerBlock=32"]
+        );
         driver.Initialize();
-        var ftl = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Common.Prng(1), Controller.Firmware.Ftl.FtlConfig.Options(config));
+        var ftl = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(
+            driver,
+            clock,
+            new Controller.Common.Prng(1),
+            Controller.Firmware.Ftl.FtlConfig.Options(config)
+        );
         byte[] sector = new byte[4096];
         for (int i = 0; i < 300; i++)
         {
@@ -118,7 +137,12 @@ public sealed class EmulatedSpiNandTests
         array.PowerOn();
         chip.PowerOn();
         driver.Initialize();
-        var recovered = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(driver, clock, new Controller.Common.Prng(2), Controller.Firmware.Ftl.FtlConfig.Options(config));
+        var recovered = Controller.Firmware.Ftl.FlashTranslationLayer.Mount(
+            driver,
+            clock,
+            new Controller.Common.Prng(2),
+            Controller.Firmware.Ftl.FtlConfig.Options(config)
+        );
 
         Assert.False(recovered.LastMount.Formatted);
         for (int i = 0; i < 300; i++)
@@ -134,10 +158,19 @@ public sealed class EmulatedSpiNandTests
         // The cut strikes from below the chip, at an instant drawn inside the program's BUSY window
         // (while the driver polls C0h), as the sim's cuts do: the driver's call unwinds, the page
         // being programmed is left erased, torn or whole, and pages programmed before it are intact.
-        ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), []);
+        ResolvedConfig config = ConfigLoader.Load(
+            Controller.Emulator.EmulatorConfig.Schema,
+            Repository.PathOf("hw-config", "chips", "w25n01gv.json"),
+            []
+        );
         var clock = new VirtualClock();
         using EmulatedNand array = EmulatedNand.InMemory(config, clock);
-        var faulting = new Controller.Emulator.Sim.FaultingNand(array, clock, new Controller.Common.Prng(7), new Controller.Hosting.ExecutionTrace(null));
+        var faulting = new Controller.Emulator.Sim.FaultingNand(
+            array,
+            clock,
+            new Controller.Common.Prng(7),
+            new Controller.Hosting.ExecutionTrace(null)
+        );
         SpiNandChip description = SpiNandChip.FromConfig(config);
         var chip = new EmulatedSpiNandChip(faulting, description, clock);
         var driver = new SpiNandDevice(chip, description, clock);
@@ -150,7 +183,9 @@ public sealed class EmulatedSpiNandTests
             Assert.Equal(NandStatus.Ok, driver.ProgramPage(new PageAddress(9, page), before, beforeSpare).Status);
             long issued = clock.NowNanoseconds;
             faulting.CutDuring(1);
-            Assert.Throws<Controller.Emulator.Sim.PowerCutException>(() => driver.ProgramPage(new PageAddress(9, page + 1), Page(page + 1).Data, Page(page + 1).Spare));
+            Assert.Throws<Controller.Emulator.Sim.PowerCutException>(() =>
+                driver.ProgramPage(new PageAddress(9, page + 1), Page(page + 1).Data, Page(page + 1).Spare)
+            );
 
             Controller.Emulator.Sim.PowerCutPoint cut = faulting.LastCut!;
             Assert.Equal(NandOperationKind.Program, cut.Operation);
@@ -159,13 +194,15 @@ public sealed class EmulatedSpiNandTests
 
             // A cut while the page was still moving to the array (the transfer before tPROG)
             // leaves no torn operation: the program never started.
-            PowerCutOutcome outcome = cut.Torn.Count == 0 ? PowerCutOutcome.NotStarted : Assert.Single(cut.Torn).Outcome;
+            PowerCutOutcome outcome =
+                cut.Torn.Count == 0 ? PowerCutOutcome.NotStarted : Assert.Single(cut.Torn).Outcome;
             Assert.All(cut.Torn, t => Assert.Equal(new PageAddress(9, page + 1), t.Address));
             outcomes.Add(outcome);
             array.PowerOn();
             chip.PowerOn();
             driver.Initialize();
-            byte[] data = new byte[2048], spare = new byte[64];
+            byte[] data = new byte[2048],
+                spare = new byte[64];
 
             // Every page programmed before the cut is intact, not only the last.
             for (int earlier = 0; earlier <= page; earlier += 2)
@@ -179,14 +216,20 @@ public sealed class EmulatedSpiNandTests
             switch (outcome)
             {
                 case PowerCutOutcome.NotStarted or PowerCutOutcome.LeftErased:
-                    Assert.True(cutPage.Status == NandStatus.Ok && data.AsSpan().IndexOfAnyExcept((byte)0xFF) < 0, $"page {page + 1}, {outcome}: not erased");
+                    Assert.True(
+                        cutPage.Status == NandStatus.Ok && data.AsSpan().IndexOfAnyExcept((byte)0xFF) < 0,
+                        $"page {page + 1}, {outcome}: not erased"
+                    );
                     break;
                 case PowerCutOutcome.Programmed:
                     Assert.Equal(Page(page + 1).Data, data);
                     break;
                 default:
                     // Torn: ECC cannot correct it, or it passes ECC with the wrong bits.
-                    Assert.True(cutPage.Status == NandStatus.Uncorrectable || !data.AsSpan().SequenceEqual(Page(page + 1).Data), $"page {page + 1}, {outcome}: reads back whole");
+                    Assert.True(
+                        cutPage.Status == NandStatus.Uncorrectable || !data.AsSpan().SequenceEqual(Page(page + 1).Data),
+                        $"page {page + 1}, {outcome}: reads back whole"
+                    );
                     break;
             }
         }
@@ -198,18 +241,37 @@ public sealed class EmulatedSpiNandTests
     [Fact]
     public void TheSpiPathNeedsAChipDescriptionAndOneDie()
     {
-        ConfigException e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "emulated", "tiny.json"), ["emulator.spi=true"]));
+        ConfigException e = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(
+                Controller.Emulator.EmulatorConfig.Schema,
+                Repository.PathOf("hw-config", "emulated", "tiny.json"),
+                ["emulator.spi=true"]
+            )
+        );
 
         Assert.Contains("emulator.spi", e.Message, StringComparison.Ordinal);
-        Assert.Contains("needs a chip description (chip.name, chip.jedecId) and a one-die array", e.Message, StringComparison.Ordinal);
+        Assert.Contains(
+            "needs a chip description (chip.name, chip.jedecId) and a one-die array",
+            e.Message,
+            StringComparison.Ordinal
+        );
     }
 
     private static (byte[] Data, byte[] Spare) Page(int seed) =>
-        ([.. Enumerable.Range(0, 2048).Select(i => (byte)((i * 31) + seed))], [.. Enumerable.Range(0, 64).Select(i => (byte)((i * 17) + seed))]);
+        (
+            [.. Enumerable.Range(0, 2048).Select(i => (byte)((i * 31) + seed))],
+            [.. Enumerable.Range(0, 64).Select(i => (byte)((i * 17) + seed))]
+        );
 
-    private static (SpiNandDevice Driver, EmulatedSpiNandChip Chip, EmulatedNand Array, VirtualClock Clock) Open(string[]? overrides = null)
+    private static (SpiNandDevice Driver, EmulatedSpiNandChip Chip, EmulatedNand Array, VirtualClock Clock) Open(
+        string[]? overrides = null
+    )
     {
-        ResolvedConfig config = ConfigLoader.Load(Controller.Emulator.EmulatorConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), overrides ?? []);
+        ResolvedConfig config = ConfigLoader.Load(
+            Controller.Emulator.EmulatorConfig.Schema,
+            Repository.PathOf("hw-config", "chips", "w25n01gv.json"),
+            overrides ?? []
+        );
         var clock = new VirtualClock();
         EmulatedNand array = EmulatedNand.InMemory(config, clock);
         SpiNandChip description = SpiNandChip.FromConfig(config);

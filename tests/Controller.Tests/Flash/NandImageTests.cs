@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using Controller.Common;
 using Controller.Emulator.Nand;
 using Controller.Emulator.Time;
-using Controller.Common;
 using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Tests.Support;
@@ -39,7 +39,12 @@ public sealed class NandImageTests : IDisposable
             Assert.Equal(data, readData);
             Assert.Equal(spare, readSpare);
             Assert.Equal(2u, reopened.EraseCount(12));
-            Assert.Equal(NandRule.ProgramErasedPageOnly, Assert.Throws<NandRuleViolationException>(() => reopened.ProgramPage(new PageAddress(12, 0), data, spare)).Rule);
+            Assert.Equal(
+                NandRule.ProgramErasedPageOnly,
+                Assert
+                    .Throws<NandRuleViolationException>(() => reopened.ProgramPage(new PageAddress(12, 0), data, spare))
+                    .Rule
+            );
             Assert.Equal(NandStatus.Ok, reopened.ProgramPage(new PageAddress(12, 1), data, spare).Status);
         }
     }
@@ -77,10 +82,16 @@ public sealed class NandImageTests : IDisposable
         EmulatedNand.OpenImage(path, Nands.TinyConfig(), _clock).Dispose();
         long length = new FileInfo(path).Length;
 
-        var error = Assert.Throws<NandImageException>(() => EmulatedNand.OpenImage(path, Nands.TinyConfig("nand.blocksPerDie=32", "ftl.spareFactor=0.25"), _clock));
+        var error = Assert.Throws<NandImageException>(() =>
+            EmulatedNand.OpenImage(path, Nands.TinyConfig("nand.blocksPerDie=32", "ftl.spareFactor=0.25"), _clock)
+        );
 
         Assert.Contains("holds a NAND of 2 ch x 1 dies x 64 blocks", error.Message, StringComparison.Ordinal);
-        Assert.Contains("the configuration describes 2 ch x 1 dies x 32 blocks", error.Message, StringComparison.Ordinal);
+        Assert.Contains(
+            "the configuration describes 2 ch x 1 dies x 32 blocks",
+            error.Message,
+            StringComparison.Ordinal
+        );
         Assert.Equal(length, new FileInfo(path).Length);
     }
 
@@ -139,13 +150,31 @@ public sealed class NandImageTests : IDisposable
     {
         string path = _temp.File("nand.img");
 
-        var write = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--passes", "2", "--seed", "9");
+        var write = EmulatorProcess.Run(
+            "nandtest",
+            "--config",
+            Nands.TinyProfile,
+            "--image",
+            path,
+            "--passes",
+            "2",
+            "--seed",
+            "9"
+        );
         var check = EmulatorProcess.Run("nandtest", "--config", Nands.TinyProfile, "--image", path, "--check");
 
         Assert.True(write.ExitCode == 0, write.Output + write.Error);
-        Assert.Contains("pass 2/2: 2048 pages programmed and read back, 0 mismatches", write.Output, StringComparison.Ordinal);
+        Assert.Contains(
+            "pass 2/2: 2048 pages programmed and read back, 0 mismatches",
+            write.Output,
+            StringComparison.Ordinal
+        );
         Assert.True(check.ExitCode == 0, check.Output + check.Error);
-        Assert.Contains("check: 2048 pages intact, 0 erased, 0 corrupt or unreadable", check.Output, StringComparison.Ordinal);
+        Assert.Contains(
+            "check: 2048 pages intact, 0 erased, 0 corrupt or unreadable",
+            check.Output,
+            StringComparison.Ordinal
+        );
     }
 
     [Fact]
@@ -182,20 +211,32 @@ public sealed class NandImageTests : IDisposable
         string path = _temp.File("nand.img");
         File.WriteAllText(path + ".creating", "left behind by a creation that died");
 
-        using (EmulatedNand nand = EmulatedNand.OpenImage(path, Nands.TinyConfig("faults.factoryBadBlockFraction=0.2"), _clock))
+        using (
+            EmulatedNand nand = EmulatedNand.OpenImage(
+                path,
+                Nands.TinyConfig("faults.factoryBadBlockFraction=0.2"),
+                _clock
+            )
+        )
         {
             Assert.True(File.Exists(path));
             Assert.False(File.Exists(path + ".creating"));
         }
 
         // The factory marks were made before the image took its name, so reopening finds them.
-        using EmulatedNand reopened = EmulatedNand.OpenImage(path, Nands.TinyConfig("faults.factoryBadBlockFraction=0.2"), _clock);
+        using EmulatedNand reopened = EmulatedNand.OpenImage(
+            path,
+            Nands.TinyConfig("faults.factoryBadBlockFraction=0.2"),
+            _clock
+        );
         var spare = new byte[reopened.Geometry.SpareBytes];
-        int marked = Enumerable.Range(0, reopened.Geometry.Blocks).Count(block =>
-        {
-            reopened.ReadPage(new PageAddress(block, 0), [], spare);
-            return spare[0] != 0xFF;
-        });
+        int marked = Enumerable
+            .Range(0, reopened.Geometry.Blocks)
+            .Count(block =>
+            {
+                reopened.ReadPage(new PageAddress(block, 0), [], spare);
+                return spare[0] != 0xFF;
+            });
         Assert.InRange(marked, 10, 40);
     }
 
@@ -209,16 +250,34 @@ public sealed class NandImageTests : IDisposable
         // starts again at block 0 after erasing it. Program N is page (N-1) of the pass.
         string path = _temp.File("nand.img");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[] { EmulatorProcess.AssemblyPath, "nandtest", "--config", Nands.TinyProfile, "--image", path, "--passes", "3" })
+        foreach (
+            string arg in new[]
+            {
+                EmulatorProcess.AssemblyPath,
+                "nandtest",
+                "--config",
+                Nands.TinyProfile,
+                "--image",
+                path,
+                "--passes",
+                "3",
+            }
+        )
         {
             start.ArgumentList.Add(arg);
         }
 
-        start.Environment["SSD_EMULATOR_CRASH_IN_PROGRAM"] = program.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        start.Environment["SSD_EMULATOR_CRASH_IN_PROGRAM"] = program.ToString(
+            System.Globalization.CultureInfo.InvariantCulture
+        );
         using (Process writer = Process.Start(start)!)
         {
             writer.StandardOutput.ReadToEnd();
-            Assert.Contains("dying in the middle of a page program", writer.StandardError.ReadToEnd(), StringComparison.Ordinal);
+            Assert.Contains(
+                "dying in the middle of a page program",
+                writer.StandardError.ReadToEnd(),
+                StringComparison.Ordinal
+            );
             writer.WaitForExit();
             Assert.NotEqual(0, writer.ExitCode);
         }
@@ -229,7 +288,11 @@ public sealed class NandImageTests : IDisposable
         int inPass = (program - 1) % pagesPerPass;
         int intactExpected = program > pagesPerPass ? pagesPerPass - 16 + (inPass % 16) : inPass;
         Assert.True(check.ExitCode == 0, check.Output + check.Error);
-        Assert.Contains($"check: {intactExpected} pages intact, {2048 - intactExpected} erased, 0 corrupt or unreadable", check.Output, StringComparison.Ordinal);
+        Assert.Contains(
+            $"check: {intactExpected} pages intact, {2048 - intactExpected} erased, 0 corrupt or unreadable",
+            check.Output,
+            StringComparison.Ordinal
+        );
     }
 
     [Fact]
@@ -261,7 +324,17 @@ public sealed class NandImageTests : IDisposable
     public void AProcessKilledInTheMiddleOfProgramsLeavesEveryOtherPageIntact(int passes)
     {
         string path = _temp.File("nand.img");
-        using (Process writer = EmulatorProcess.Start("nandtest", "--config", Nands.TinyProfile, "--image", path, "--passes", "1000000"))
+        using (
+            Process writer = EmulatorProcess.Start(
+                "nandtest",
+                "--config",
+                Nands.TinyProfile,
+                "--image",
+                path,
+                "--passes",
+                "1000000"
+            )
+        )
         {
             // Killed as the given pass is reported: the next one is already programming.
             for (int pass = 1; pass <= passes; pass++)
@@ -289,7 +362,10 @@ public sealed class NandImageTests : IDisposable
     /// </summary>
     private static long DataOffset(string path, NandGeometry geometry)
     {
-        Assert.Equal((2048, 128, 4096, 128), (geometry.Pages, geometry.Blocks, geometry.PageBytes, geometry.SpareBytes));
+        Assert.Equal(
+            (2048, 128, 4096, 128),
+            (geometry.Pages, geometry.Blocks, geometry.PageBytes, geometry.SpareBytes)
+        );
         const long TinyDataOffset = 4096 + 4096 + 4096 + 4096 + (2048 * 128);
         Assert.Equal(TinyDataOffset + (2048L * 4096), new FileInfo(path).Length);
         return TinyDataOffset;
@@ -312,10 +388,13 @@ public sealed class NandImageTests : IDisposable
 
     private static long AllocatedBytes(string path)
     {
-        using Process stat = Process.Start(new ProcessStartInfo("stat", ["-c", "%b %B", path]) { RedirectStandardOutput = true })!;
+        using Process stat = Process.Start(
+            new ProcessStartInfo("stat", ["-c", "%b %B", path]) { RedirectStandardOutput = true }
+        )!;
         string[] parts = stat.StandardOutput.ReadToEnd().Split(' ', StringSplitOptions.TrimEntries);
         stat.WaitForExit();
-        return long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture) * long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+        return long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture)
+            * long.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private delegate void SpanAction(Span<byte> header);

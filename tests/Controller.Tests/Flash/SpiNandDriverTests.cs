@@ -46,7 +46,8 @@ public sealed class SpiNandDriverTests
     public void APageReadLoadsTheRowWaitsThenReadsPageAndSpareInOneTransfer()
     {
         (SpiNandDevice driver, RecordingSpi spi, _) = Open("w25n01gv.json");
-        byte[] data = new byte[2048], spare = new byte[64];
+        byte[] data = new byte[2048],
+            spare = new byte[64];
 
         NandCompletion read = driver.ReadPage(new PageAddress(5, 3), data, spare);
 
@@ -67,7 +68,12 @@ public sealed class SpiNandDriverTests
     [InlineData("mt29f1g01abafd.json", 0x50, NandStatus.Corrected, 8)]
     [InlineData("mt29f1g01abafd.json", 0x20, NandStatus.Uncorrectable, 0)]
     [InlineData("mt29f1g01abafd.json", 0x70, NandStatus.Uncorrectable, 0)]
-    public void TheEccStatusIsReadFromTheLastPollAsTheChipDescribes(string chip, byte status, NandStatus expected, int bits)
+    public void TheEccStatusIsReadFromTheLastPollAsTheChipDescribes(
+        string chip,
+        byte status,
+        NandStatus expected,
+        int bits
+    )
     {
         (SpiNandDevice driver, RecordingSpi spi, _) = Open(chip);
         spi.Statuses.Enqueue(status);
@@ -80,10 +86,19 @@ public sealed class SpiNandDriverTests
     [Theory]
     [InlineData("5:4 1=1", "must say 0=0")]
     [InlineData("9:4 0=0", "does not start with the field's bits as HI:LO (0 to 7)")]
-    [InlineData("5:4 0=0 7=1", "'7=1' in '5:4 0=0 7=1' is not VALUE=BITS or VALUE=x with a value the 2-bit field holds")]
+    [InlineData(
+        "5:4 0=0 7=1",
+        "'7=1' in '5:4 0=0 7=1' is not VALUE=BITS or VALUE=x with a value the 2-bit field holds"
+    )]
     public void ABadEccStatusTableIsRefusedByName(string table, string expected)
     {
-        ConfigException e = Assert.Throws<ConfigException>(() => ConfigLoader.Load(FirmwareConfig.Schema, Repository.PathOf("hw-config", "chips", "w25n01gv.json"), [$"chip.eccStatus={table}"]));
+        ConfigException e = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(
+                FirmwareConfig.Schema,
+                Repository.PathOf("hw-config", "chips", "w25n01gv.json"),
+                [$"chip.eccStatus={table}"]
+            )
+        );
 
         Assert.Contains("chip.eccStatus", e.Message, StringComparison.Ordinal);
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
@@ -101,7 +116,10 @@ public sealed class SpiNandDriverTests
         NandCompletion program = driver.ProgramPage(new PageAddress(1, 2), data, spare);
 
         Assert.Equal(NandStatus.ProgramFailed, program.Status);
-        Assert.Equal(["06", "020000" + Convert.ToHexString(data) + Convert.ToHexString(spare), "10000042", "0FC000", "0FC000"], spi.Frames);
+        Assert.Equal(
+            ["06", "020000" + Convert.ToHexString(data) + Convert.ToHexString(spare), "10000042", "0FC000", "0FC000"],
+            spi.Frames
+        );
     }
 
     [Fact]
@@ -146,9 +164,17 @@ public sealed class SpiNandDriverTests
 
     private static (SpiNandDevice Driver, RecordingSpi Spi, VirtualClock Clock) Open(string chip)
     {
-        ResolvedConfig config = ConfigLoader.Load(FirmwareConfig.Schema, Repository.PathOf("hw-config", "chips", chip), []);
+        ResolvedConfig config = ConfigLoader.Load(
+            FirmwareConfig.Schema,
+            Repository.PathOf("hw-config", "chips", chip),
+            []
+        );
         SpiNandChip description = SpiNandChip.FromConfig(config);
-        var spi = new RecordingSpi { Id = description.JedecId, IdPrefix = description.IdMethod == SpiNandIdMethod.Opcode ? 1 : 2 };
+        var spi = new RecordingSpi
+        {
+            Id = description.JedecId,
+            IdPrefix = description.IdMethod == SpiNandIdMethod.Opcode ? 1 : 2,
+        };
         var clock = new VirtualClock();
         return (new SpiNandDevice(spi, description, clock), spi, clock);
     }
@@ -184,7 +210,10 @@ public sealed class SpiNandDriverTests
                     Id.AsSpan(0, Math.Min(Id.Length, readBuffer.Length - IdPrefix)).CopyTo(readBuffer[IdPrefix..]);
                     break;
                 case SpiNandDevice.GetFeature when writeBuffer[1] == SpiNandDevice.StatusRegister:
-                    readBuffer[2] = StuckBusy ? SpiNandDevice.Busy : Statuses.Count > 0 ? Statuses.Dequeue() : (byte)0;
+                    readBuffer[2] =
+                        StuckBusy ? SpiNandDevice.Busy
+                        : Statuses.Count > 0 ? Statuses.Dequeue()
+                        : (byte)0;
                     break;
                 case SpiNandDevice.GetFeature when writeBuffer[1] == SpiNandDevice.ConfigurationRegister:
                     readBuffer[2] = Config;
@@ -193,7 +222,8 @@ public sealed class SpiNandDriverTests
                     int column = (writeBuffer[1] << 8) | writeBuffer[2];
                     for (int i = 4; i < readBuffer.Length; i++)
                     {
-                        readBuffer[i] = SpareMarker is { } marker && column + i - 4 >= 2048 ? marker : CacheByte(column + i - 4);
+                        readBuffer[i] =
+                            SpareMarker is { } marker && column + i - 4 >= 2048 ? marker : CacheByte(column + i - 4);
                     }
 
                     break;
@@ -204,8 +234,10 @@ public sealed class SpiNandDriverTests
 
         public override void WriteByte(byte value) => Write([value]);
 
-        public override void Read(Span<byte> buffer) => throw new NotSupportedException("the driver reads only inside full-duplex transfers");
+        public override void Read(Span<byte> buffer) =>
+            throw new NotSupportedException("the driver reads only inside full-duplex transfers");
 
-        public override byte ReadByte() => throw new NotSupportedException("the driver reads only inside full-duplex transfers");
+        public override byte ReadByte() =>
+            throw new NotSupportedException("the driver reads only inside full-duplex transfers");
     }
 }

@@ -69,7 +69,10 @@ public sealed class FtlBehaviourTests
         Assert.False(remounted.LastMount.Formatted);
         Assert.True(remounted.LastMount.FromCheckpoint);
         Assert.Equal((1, 0), (remounted.Statistics.Recoveries, remounted.Statistics.FullScans));
-        Assert.True(remounted.LastMount.RecoveryPageReads < nand.Geometry.Pages / 4, $"recovery read {remounted.LastMount.RecoveryPageReads} of {nand.Geometry.Pages} pages");
+        Assert.True(
+            remounted.LastMount.RecoveryPageReads < nand.Geometry.Pages / 4,
+            $"recovery read {remounted.LastMount.RecoveryPageReads} of {nand.Geometry.Pages} pages"
+        );
         for (long sector = 0; sector < 600; sector++)
         {
             Assert.True(remounted.Read(sector, _buffer).Ok);
@@ -98,7 +101,11 @@ public sealed class FtlBehaviourTests
         Assert.Equal(journalUnits + 1, ftl.Statistics.JournalUnitsProgrammed);
 
         var outside = Assert.Throws<ArgumentOutOfRangeException>(() => ftl.Trim(ftl.LogicalSectors - 2, 3));
-        Assert.Contains($"sectors {ftl.LogicalSectors - 2}..{ftl.LogicalSectors} are outside", outside.Message, StringComparison.Ordinal);
+        Assert.Contains(
+            $"sectors {ftl.LogicalSectors - 2}..{ftl.LogicalSectors} are outside",
+            outside.Message,
+            StringComparison.Ordinal
+        );
         Assert.Throws<ArgumentOutOfRangeException>(() => ftl.Trim(-1, 1));
 
         nand.PowerCut();
@@ -196,10 +203,15 @@ public sealed class FtlBehaviourTests
                 superblockBlocksSeen = Math.Max(superblockBlocksSeen, AssertSuperblocksInOrder(units, ftl.Layout));
 
                 // A mount writes one superblock unit, right after the newest one before the cut.
-                NandUnit newest = units.Where(u => u.Metadata.Kind == UnitKind.Superblock).MaxBy(u => u.Metadata.Sequence)!;
+                NandUnit newest = units
+                    .Where(u => u.Metadata.Kind == UnitKind.Superblock)
+                    .MaxBy(u => u.Metadata.Sequence)!;
                 if (newestSuperblock is { } before)
                 {
-                    Assert.True(Follows(before, newest, ftl.Layout), $"after the cut the superblock went to block {newest.Block} unit {newest.Unit}; the newest before was block {before.Block} unit {before.Unit}");
+                    Assert.True(
+                        Follows(before, newest, ftl.Layout),
+                        $"after the cut the superblock went to block {newest.Block} unit {newest.Unit}; the newest before was block {before.Block} unit {before.Unit}"
+                    );
                 }
 
                 newestSuperblock = newest;
@@ -247,14 +259,20 @@ public sealed class FtlBehaviourTests
         Assert.Contains(units, u => u.Metadata.Kind == UnitKind.Checkpoint);
         foreach (NandUnit unit in units.Where(u => u.Metadata.Kind != UnitKind.Data))
         {
-            Assert.True(unit.Slots.All(slot => slot == PageMetadata.EmptySlot), $"{unit.Metadata.Kind} unit at block {unit.Block} unit {unit.Unit} names sectors {string.Join(',', unit.Slots)}");
+            Assert.True(
+                unit.Slots.All(slot => slot == PageMetadata.EmptySlot),
+                $"{unit.Metadata.Kind} unit at block {unit.Block} unit {unit.Unit} names sectors {string.Join(',', unit.Slots)}"
+            );
         }
 
         foreach (NandUnit journal in journals)
         {
             int used = (int)journal.Metadata.Aux * JournalRecord.Bytes;
             Assert.True(used > 0);
-            Assert.False(journal.Data.AsSpan(used).ContainsAnyExcept((byte)0), $"journal unit at block {journal.Block} unit {journal.Unit} has stale bytes after its {journal.Metadata.Aux} records");
+            Assert.False(
+                journal.Data.AsSpan(used).ContainsAnyExcept((byte)0),
+                $"journal unit at block {journal.Block} unit {journal.Unit} has stale bytes after its {journal.Metadata.Aux} records"
+            );
         }
     }
 
@@ -275,7 +293,9 @@ public sealed class FtlBehaviourTests
         emulated.PowerOn();
 
         // The newest checkpoint's second part: the newest checkpoint unit with part number 1.
-        NandUnit part = ReadUnits(emulated, ftl.Layout).Where(u => u.Metadata.Kind == UnitKind.Checkpoint && u.Metadata.Aux == 1).MaxBy(u => u.Metadata.Sequence)!;
+        NandUnit part = ReadUnits(emulated, ftl.Layout)
+            .Where(u => u.Metadata.Kind == UnitKind.Checkpoint && u.Metadata.Aux == 1)
+            .MaxBy(u => u.Metadata.Sequence)!;
         Assert.NotNull(part);
         nand.Unreadable.Add(ftl.Layout.PageOf(part.Block, part.Unit, 0));
         FlashTranslationLayer remounted = Mount(nand, options);
@@ -299,9 +319,7 @@ public sealed class FtlBehaviourTests
         nand.FailNext(programs: 1, erases: 0);
         WriteAll(ftl, 300, 2);
 
-        while (ftl.DoBackgroundWork())
-        {
-        }
+        while (ftl.DoBackgroundWork()) { }
 
         ftl.Flush();
         int bad = ftl.Wear().BadBlocks;
@@ -327,13 +345,17 @@ public sealed class FtlBehaviourTests
             nand,
             ftl.Layout,
             (1, [(JournalRecordKind.Trim, 5, 1), (JournalRecordKind.Trim, 7, 1)]),
-            (1000, [.. Enumerable.Range(100, perUnit).Select(s => (JournalRecordKind.Trim, (uint)s, 1u))]));
+            (1000, [.. Enumerable.Range(100, perUnit).Select(s => (JournalRecordKind.Trim, (uint)s, 1u))])
+        );
         FlashTranslationLayer remounted = Mount(nand, options);
 
         for (long sector = 0; sector < 300; sector++)
         {
             bool trimmed = sector == 5 || (sector >= 100 && sector < 100 + perUnit);
-            Assert.True(trimmed != remounted.IsMapped(sector), $"sector {sector} should be {(trimmed ? "trimmed" : "mapped")}");
+            Assert.True(
+                trimmed != remounted.IsMapped(sector),
+                $"sector {sector} should be {(trimmed ? "trimmed" : "mapped")}"
+            );
         }
 
         Assert.Equal(0, remounted.Statistics.SectorsLost);
@@ -349,8 +371,12 @@ public sealed class FtlBehaviourTests
         FlashTranslationLayer ftl = WriteCheckpointAndCut(nand, options, 300);
         List<NandUnit> units = ReadUnits(nand, ftl.Layout);
         NandUnit first = units.Where(u => u.Metadata.Kind == UnitKind.Data).MinBy(u => u.Metadata.Sequence)!;
-        var lost = units.Where(u => u.Block == first.Block && u.Metadata.Kind == UnitKind.Data)
-            .SelectMany(u => u.Slots).Where(s => s != PageMetadata.EmptySlot).Select(s => (long)s).ToHashSet();
+        var lost = units
+            .Where(u => u.Block == first.Block && u.Metadata.Kind == UnitKind.Data)
+            .SelectMany(u => u.Slots)
+            .Where(s => s != PageMetadata.EmptySlot)
+            .Select(s => (long)s)
+            .ToHashSet();
         Assert.NotEmpty(lost);
         ForgeJournalUnits(nand, ftl.Layout, (1, [(JournalRecordKind.BadBlock, (uint)first.Block, 1)]));
         FlashTranslationLayer remounted = Mount(nand, options);
@@ -407,7 +433,10 @@ public sealed class FtlBehaviourTests
         nand.PowerOn();
         List<NandUnit> beforeMount = ReadUnits(nand, ftl.Layout);
         ulong newestBeforeMount = beforeMount.Max(u => u.Metadata.Sequence);
-        HashSet<int> oldMetadata = beforeMount.Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).Select(u => u.Block).ToHashSet();
+        HashSet<int> oldMetadata = beforeMount
+            .Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal)
+            .Select(u => u.Block)
+            .ToHashSet();
         ftl = Mount(nand, options);
         for (long i = 0; i < 3 * ftl.LogicalSectors; i++)
         {
@@ -415,8 +444,13 @@ public sealed class FtlBehaviourTests
         }
 
         ftl.Flush();
-        List<NandUnit> left = ReadUnits(nand, ftl.Layout).Where(u => oldMetadata.Contains(u.Block) && u.Metadata.Sequence <= newestBeforeMount).ToList();
-        Assert.True(left.Count == 0, $"units from before the mount are still on blocks {string.Join(',', left.Select(u => u.Block).Distinct())}, never reused");
+        List<NandUnit> left = ReadUnits(nand, ftl.Layout)
+            .Where(u => oldMetadata.Contains(u.Block) && u.Metadata.Sequence <= newestBeforeMount)
+            .ToList();
+        Assert.True(
+            left.Count == 0,
+            $"units from before the mount are still on blocks {string.Join(',', left.Select(u => u.Block).Distinct())}, never reused"
+        );
     }
 
     [Fact]
@@ -440,10 +474,15 @@ public sealed class FtlBehaviourTests
             inner.PowerOn();
             List<NandUnit> onNand = ReadUnits(inner, ftl.Layout);
             var used = onNand.Select(u => u.Block).ToHashSet();
-            int neverUsed = Enumerable.Range(FtlLayout.SuperblockBlocks, inner.Geometry.Blocks - FtlLayout.SuperblockBlocks).First(b => !used.Contains(b));
+            int neverUsed = Enumerable
+                .Range(FtlLayout.SuperblockBlocks, inner.Geometry.Blocks - FtlLayout.SuperblockBlocks)
+                .First(b => !used.Contains(b));
             ForgeJournalUnits(inner, ftl.Layout, onNand, (neverUsed, 0, 0), (1, [(JournalRecordKind.Trim, 5, 1)]));
             (recoveryFinished, ftl) = RecoveryCuts.MountCutAt(inner, nand, _clock, options, operation);
-            Assert.False(ftl.IsMapped(5), $"cut at operation {operation} of the recovery: the journaled trim of sector 5 was lost");
+            Assert.False(
+                ftl.IsMapped(5),
+                $"cut at operation {operation} of the recovery: the journaled trim of sector 5 was lost"
+            );
             Assert.True(ftl.IsMapped(6));
         }
     }
@@ -466,7 +505,12 @@ public sealed class FtlBehaviourTests
         nand.PowerOn();
         WearReport after = Mount(nand, options).Wear();
 
-        Assert.True(after.MinErases >= before.MinErases && after.MeanErases >= before.MeanErases && after.MaxErases <= before.MaxErases + 1, $"before the cut {before}, after {after}");
+        Assert.True(
+            after.MinErases >= before.MinErases
+                && after.MeanErases >= before.MeanErases
+                && after.MaxErases <= before.MaxErases + 1,
+            $"before the cut {before}, after {after}"
+        );
     }
 
     [Fact]
@@ -532,7 +576,11 @@ public sealed class FtlBehaviourTests
     [Fact]
     public void BlocksThatFailAreRetiredAndNoDataIsLost()
     {
-        using EmulatedNand nand = Nands.Tiny(_clock, "faults.programFailProbability=0.0003", "faults.eraseFailProbability=0.001");
+        using EmulatedNand nand = Nands.Tiny(
+            _clock,
+            "faults.programFailProbability=0.0003",
+            "faults.eraseFailProbability=0.001"
+        );
         var options = new FtlOptions { SpareFactor = 0.25, CheckpointIntervalPages = 128 };
         FlashTranslationLayer ftl = Mount(nand, options);
         var prng = new Prng(9);
@@ -549,7 +597,10 @@ public sealed class FtlBehaviourTests
         nand.PowerCut();
         nand.PowerOn();
         FlashTranslationLayer remounted = Mount(nand, options);
-        Assert.True(remounted.Wear().BadBlocks >= ftl.Wear().BadBlocks - 1, "the bad-block table survived the power cut");
+        Assert.True(
+            remounted.Wear().BadBlocks >= ftl.Wear().BadBlocks - 1,
+            "the bad-block table survived the power cut"
+        );
         for (long sector = 0; sector < remounted.LogicalSectors; sector++)
         {
             Assert.True(remounted.Read(sector, _buffer).Ok);
@@ -569,7 +620,12 @@ public sealed class FtlBehaviourTests
         {
             var clock = new VirtualClock();
             using EmulatedNand nand = Nands.Tiny(clock);
-            FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(1), new FtlOptions { SpareFactor = 0.15, WearLevelingSpread = spread });
+            FlashTranslationLayer ftl = FlashTranslationLayer.Mount(
+                nand,
+                clock,
+                new Prng(1),
+                new FtlOptions { SpareFactor = 0.15, WearLevelingSpread = spread }
+            );
             var prng = new Prng(2);
             long hot = ftl.LogicalSectors / 10;
             byte[] buffer = new byte[SectorContent.Bytes];
@@ -618,8 +674,14 @@ public sealed class FtlBehaviourTests
                 for (int page = 0; page < layout.PagesPerUnit; page++)
                 {
                     Span<byte> pageData = data.AsSpan(page * nand.Geometry.PageBytes, nand.Geometry.PageBytes);
-                    NandCompletion read = _clock.Await(nand.ReadPage(layout.PageOf(block, unit, page), pageData, spare));
-                    if (!read.Succeeded || !PageMetadata.TryRead(spare, pageData, slots, out PageMetadata metadata) || (first is { } f && f.Sequence != metadata.Sequence))
+                    NandCompletion read = _clock.Await(
+                        nand.ReadPage(layout.PageOf(block, unit, page), pageData, spare)
+                    );
+                    if (
+                        !read.Succeeded
+                        || !PageMetadata.TryRead(spare, pageData, slots, out PageMetadata metadata)
+                        || (first is { } f && f.Sequence != metadata.Sequence)
+                    )
                     {
                         first = null;
                         break;
@@ -643,7 +705,9 @@ public sealed class FtlBehaviourTests
     {
         foreach (IGrouping<ulong, NandUnit> same in units.GroupBy(u => u.Metadata.Sequence).Where(g => g.Count() > 1))
         {
-            Assert.Fail($"sequence {same.Key} is on {string.Join(" and ", same.Select(u => $"{u.Metadata.Kind} block {u.Block} unit {u.Unit}"))}");
+            Assert.Fail(
+                $"sequence {same.Key} is on {string.Join(" and ", same.Select(u => $"{u.Metadata.Kind} block {u.Block} unit {u.Unit}"))}"
+            );
         }
     }
 
@@ -653,11 +717,17 @@ public sealed class FtlBehaviourTests
     /// </summary>
     private static int AssertSuperblocksInOrder(List<NandUnit> units, FtlLayout layout)
     {
-        List<NandUnit> superblocks = units.Where(u => u.Metadata.Kind == UnitKind.Superblock).OrderBy(u => u.Metadata.Sequence).ToList();
+        List<NandUnit> superblocks = units
+            .Where(u => u.Metadata.Kind == UnitKind.Superblock)
+            .OrderBy(u => u.Metadata.Sequence)
+            .ToList();
         for (int i = 1; i < superblocks.Count; i++)
         {
             (NandUnit before, NandUnit after) = (superblocks[i - 1], superblocks[i]);
-            Assert.True(Follows(before, after, layout), $"superblock sequence {after.Metadata.Sequence} at block {after.Block} unit {after.Unit} does not follow sequence {before.Metadata.Sequence} at block {before.Block} unit {before.Unit}");
+            Assert.True(
+                Follows(before, after, layout),
+                $"superblock sequence {after.Metadata.Sequence} at block {after.Block} unit {after.Unit} does not follow sequence {before.Metadata.Sequence} at block {before.Block} unit {before.Unit}"
+            );
         }
 
         return superblocks.Select(u => u.Block).Distinct().Count();
@@ -676,7 +746,8 @@ public sealed class FtlBehaviourTests
             return Unreadable.Contains(address) ? read with { Status = NandStatus.Uncorrectable } : read;
         }
 
-        public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) => inner.ProgramPage(address, data, spare);
+        public NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) =>
+            inner.ProgramPage(address, data, spare);
 
         public NandCompletion EraseBlock(int block) => inner.EraseBlock(block);
 
@@ -688,10 +759,16 @@ public sealed class FtlBehaviourTests
     /// of the open metadata block and with sequences above every unit's, so recovery replays them:
     /// each is (the record count its metadata states, the records it holds).
     /// </summary>
-    private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
+    private void ForgeJournalUnits(
+        EmulatedNand nand,
+        FtlLayout layout,
+        params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units
+    )
     {
         List<NandUnit> onNand = ReadUnits(nand, layout);
-        NandUnit last = onNand.Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal).MaxBy(u => u.Metadata.Sequence)!;
+        NandUnit last = onNand
+            .Where(u => u.Metadata.Kind is UnitKind.Checkpoint or UnitKind.Journal)
+            .MaxBy(u => u.Metadata.Sequence)!;
         ForgeJournalUnits(nand, layout, onNand, (last.Block, last.Unit + 1, last.Metadata.EraseCount), units);
     }
 
@@ -699,7 +776,13 @@ public sealed class FtlBehaviourTests
     /// The same, from a given unit of a given block, whose units say it was erased that many
     /// times; <paramref name="onNand"/> is what <see cref="ReadUnits"/> found there before.
     /// </summary>
-    private void ForgeJournalUnits(EmulatedNand nand, FtlLayout layout, List<NandUnit> onNand, (int Block, int FirstUnit, uint EraseCount) at, params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units)
+    private void ForgeJournalUnits(
+        EmulatedNand nand,
+        FtlLayout layout,
+        List<NandUnit> onNand,
+        (int Block, int FirstUnit, uint EraseCount) at,
+        params (uint Count, (JournalRecordKind Kind, uint First, uint Count)[] Records)[] units
+    )
     {
         ulong sequence = onNand.Max(u => u.Metadata.Sequence);
         uint[] slots = Enumerable.Repeat(PageMetadata.EmptySlot, layout.SectorsPerUnit).ToArray();
@@ -713,21 +796,31 @@ public sealed class FtlBehaviourTests
             for (int r = 0; r < units[i].Records.Length; r++)
             {
                 (JournalRecordKind kind, uint first, uint count) = units[i].Records[r];
-                new JournalRecord(kind, first, count, unitSequence).WriteTo(data.AsSpan(r * JournalRecord.Bytes, JournalRecord.Bytes));
+                new JournalRecord(kind, first, count, unitSequence).WriteTo(
+                    data.AsSpan(r * JournalRecord.Bytes, JournalRecord.Bytes)
+                );
             }
 
             for (int page = 0; page < layout.PagesPerUnit; page++)
             {
                 ReadOnlySpan<byte> pageData = data.AsSpan(page * nand.Geometry.PageBytes, nand.Geometry.PageBytes);
-                new PageMetadata(UnitKind.Journal, (byte)page, unitSequence, at.EraseCount, units[i].Count).Write(spare, slots, pageData);
-                Assert.True(_clock.Await(nand.ProgramPage(layout.PageOf(at.Block, unit, page), pageData, spare)).Succeeded);
+                new PageMetadata(UnitKind.Journal, (byte)page, unitSequence, at.EraseCount, units[i].Count).Write(
+                    spare,
+                    slots,
+                    pageData
+                );
+                Assert.True(
+                    _clock.Await(nand.ProgramPage(layout.PageOf(at.Block, unit, page), pageData, spare)).Succeeded
+                );
             }
         }
     }
 
     /// <summary>The unit written next after <paramref name="before"/>: the next in its block, or the first of another once it is full.</summary>
     private static bool Follows(NandUnit before, NandUnit after, FtlLayout layout) =>
-        after.Block == before.Block ? after.Unit == before.Unit + 1 : after.Unit == 0 && before.Unit == layout.UnitsPerBlock - 1;
+        after.Block == before.Block
+            ? after.Unit == before.Unit + 1
+            : after.Unit == 0 && before.Unit == layout.UnitsPerBlock - 1;
 
     /// <summary>Every sector below <paramref name="sectors"/> reads back whole, as the generation given for it.</summary>
     private void AssertReadsBack(FlashTranslationLayer ftl, long sectors, Func<long, int> generation)

@@ -60,7 +60,11 @@ public sealed class FtlInvariantTests : IDisposable
         var full = Assert.Throws<InvariantViolationException>(_ftl.CheckInvariants);
         var write = Assert.Throws<InvariantViolationException>(() => _ftl.Write(5, new byte[4096]));
 
-        Assert.Contains($"sector 5 maps to physical sector {physical}, whose reverse entry is 6", full.Message, StringComparison.Ordinal);
+        Assert.Contains(
+            $"sector 5 maps to physical sector {physical}, whose reverse entry is 6",
+            full.Message,
+            StringComparison.Ordinal
+        );
         Assert.Contains("the map and the reverse map disagree", write.Message, StringComparison.Ordinal);
     }
 
@@ -71,7 +75,11 @@ public sealed class FtlInvariantTests : IDisposable
 
         var error = Assert.Throws<InvariantViolationException>(_ftl.CheckInvariants);
 
-        Assert.Contains("sector 40 is mapped to the host unit buffer, which does not hold it", error.Message, StringComparison.Ordinal);
+        Assert.Contains(
+            "sector 40 is mapped to the host unit buffer, which does not hold it",
+            error.Message,
+            StringComparison.Ordinal
+        );
     }
 
     [Fact]
@@ -83,7 +91,11 @@ public sealed class FtlInvariantTests : IDisposable
 
         var error = Assert.Throws<InvariantViolationException>(_ftl.CheckInvariants);
 
-        Assert.Contains($"{_ftl.FreeBlocks - 1} blocks are free, the count says {_ftl.FreeBlocks}", error.Message, StringComparison.Ordinal);
+        Assert.Contains(
+            $"{_ftl.FreeBlocks - 1} blocks are free, the count says {_ftl.FreeBlocks}",
+            error.Message,
+            StringComparison.Ordinal
+        );
     }
 
     /// <summary>A private field of the FTL's sector map, to damage it behind its back.</summary>
@@ -91,7 +103,9 @@ public sealed class FtlInvariantTests : IDisposable
 
     private TField Part<TPart, TField>(string part, string name)
     {
-        object owner = typeof(FlashTranslationLayer).GetField(part, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(_ftl)!;
+        object owner = typeof(FlashTranslationLayer)
+            .GetField(part, BindingFlags.NonPublic | BindingFlags.Instance)!
+            .GetValue(_ftl)!;
         return (TField)typeof(TPart).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(owner)!;
     }
 }

@@ -18,7 +18,12 @@ public sealed class FtlModelTests
         var clock = new VirtualClock();
         var prng = new Prng((ulong)seed);
         using EmulatedNand nand = Nands.Shape(Shapes[seed % Shapes.Length], clock, $"faults.seed={seed}");
-        var options = new FtlOptions { SpareFactor = 0.15, CheckpointIntervalPages = 256, GcPolicy = seed % 2 == 0 ? GcVictimPolicy.Greedy : GcVictimPolicy.CostBenefit };
+        var options = new FtlOptions
+        {
+            SpareFactor = 0.15,
+            CheckpointIntervalPages = 256,
+            GcPolicy = seed % 2 == 0 ? GcVictimPolicy.Greedy : GcVictimPolicy.CostBenefit,
+        };
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng.Fork(), options);
         var reference = new ReferenceDevice(ftl.LogicalSectors);
         byte[] buffer = new byte[SectorContent.Bytes];

@@ -26,7 +26,10 @@ public sealed class FtlPowerCutTests
     {
         List<string> violations = Run(seed, canary: false);
 
-        Assert.True(violations.Count == 0, $"seed {seed}: {violations.Count} violations, first: {string.Join(" | ", violations.Take(5))}");
+        Assert.True(
+            violations.Count == 0,
+            $"seed {seed}: {violations.Count} violations, first: {string.Join(" | ", violations.Take(5))}"
+        );
     }
 
     [Fact]
@@ -96,10 +99,15 @@ public sealed class FtlPowerCutTests
             for (long sector = 0; sector < 300; sector++)
             {
                 Assert.True(ftl.Read(sector, buffer).Ok);
-                int expected = sector < 100 ? 0 : sector is >= 200 and < 250 ? 2 : 1;
+                int expected =
+                    sector < 100 ? 0
+                    : sector is >= 200 and < 250 ? 2
+                    : 1;
                 if (SectorContent.Decode(buffer) != (true, expected == 0 ? -1 : sector, expected))
                 {
-                    violations.Add($"cut at operation {operation} of recovery: sector {sector} is not generation {expected}");
+                    violations.Add(
+                        $"cut at operation {operation} of recovery: sector {sector} is not generation {expected}"
+                    );
                 }
             }
         }
@@ -142,16 +150,17 @@ public sealed class FtlPowerCutTests
                     WriteNext();
                 }
             }
-            catch (PowerCutException)
-            {
-            }
+            catch (PowerCutException) { }
 
             inner.PowerOn();
             nand.CutDuring(0);
             ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(3), options);
             FlashTranslationLayer mounted = ftl;
             int lost = Enumerable.Range(0, before.Length).FirstOrDefault(b => mounted.EraseCountOf(b) < before[b], -1);
-            Assert.True(lost < 0, $"cut at operation {operation}: block {lost} came back with erase count {(lost < 0 ? 0 : mounted.EraseCountOf(lost))}, below the {(lost < 0 ? 0 : before[lost])} it had before");
+            Assert.True(
+                lost < 0,
+                $"cut at operation {operation}: block {lost} came back with erase count {(lost < 0 ? 0 : mounted.EraseCountOf(lost))}, below the {(lost < 0 ? 0 : before[lost])} it had before"
+            );
         }
 
         void WriteNext()
@@ -180,9 +189,7 @@ public sealed class FtlPowerCutTests
         {
             RunWorkload(ftl, reference, prng, buffer, seed: 77);
         }
-        catch (PowerCutException)
-        {
-        }
+        catch (PowerCutException) { }
 
         ftl = Remount(inner, nand, nand, clock, prng, options);
         var violations = new List<string>();
@@ -218,9 +225,7 @@ public sealed class FtlPowerCutTests
             {
                 RunWorkload(ftl, reference, prng, buffer, seed);
             }
-            catch (PowerCutException)
-            {
-            }
+            catch (PowerCutException) { }
 
             ftl = Remount(inner, nand, device, clock, prng, options);
             for (long sector = 0; sector < reference.Sectors; sector++)
@@ -240,7 +245,13 @@ public sealed class FtlPowerCutTests
     }
 
     /// <summary>Writes, trims, flushes, background work and exact reads, until the armed cut strikes.</summary>
-    private static void RunWorkload(FlashTranslationLayer ftl, ReferenceDevice reference, Prng prng, byte[] buffer, int seed)
+    private static void RunWorkload(
+        FlashTranslationLayer ftl,
+        ReferenceDevice reference,
+        Prng prng,
+        byte[] buffer,
+        int seed
+    )
     {
         for (long step = 0; ; step++)
         {
@@ -250,7 +261,14 @@ public sealed class FtlPowerCutTests
 
     /// <summary>Powers on and mounts; a third of the time the power is cut again inside recovery first.</summary>
     /// <summary>Powers <paramref name="inner"/> on and mounts the FTL on <paramref name="device"/> (the faulting NAND, or a decorator of it), cutting the power inside recovery at times.</summary>
-    private static FlashTranslationLayer Remount(EmulatedNand inner, FaultingNand nand, INandDevice device, VirtualClock clock, Prng prng, FtlOptions options)
+    private static FlashTranslationLayer Remount(
+        EmulatedNand inner,
+        FaultingNand nand,
+        INandDevice device,
+        VirtualClock clock,
+        Prng prng,
+        FtlOptions options
+    )
     {
         while (true)
         {
@@ -263,9 +281,7 @@ public sealed class FtlPowerCutTests
                 nand.CutDuring(0);
                 return ftl;
             }
-            catch (PowerCutException)
-            {
-            }
+            catch (PowerCutException) { }
         }
     }
 }

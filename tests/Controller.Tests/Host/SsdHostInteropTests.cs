@@ -32,7 +32,10 @@ public sealed class SsdHostInteropTests
         string nbdinfo = ExternalTool.Require("nbdinfo", "libnbd-bin");
         using var temp = new TempDirectory();
         using var server = await ServerProcess.StartAsync(temp);
-        Assert.Equal(0, (await HostRun.RunAsync("write", server.Uri, "0", "--length", "1M", "--pattern", "7")).ExitCode);
+        Assert.Equal(
+            0,
+            (await HostRun.RunAsync("write", server.Uri, "0", "--length", "1M", "--pattern", "7")).ExitCode
+        );
         Assert.Equal(0, (await HostRun.RunAsync("trim", server.Uri, "256k", "128k")).ExitCode);
 
         var ours = await HostRun.RunAsync("map", server.Uri);

@@ -1,12 +1,12 @@
-using Controller.Emulator.Cli;
 using Controller.Emulator;
-using Controller.Host.Cli;
-using Controller.Hosting;
+using Controller.Emulator.Cli;
 using Controller.Firmware.Cache;
 using Controller.Firmware.Config;
+using Controller.Host.Cli;
+using Controller.Hosting;
 using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Host;
@@ -22,7 +22,10 @@ public sealed class SsdHostTests
         using var server = await ServerProcess.StartAsync(temp);
         string uri = server.Uri;
 
-        Assert.Equal(0, (await HostRun.RunAsync("write", uri, "0", "--length", "256k", "--pattern", "0xab", "--fua")).ExitCode);
+        Assert.Equal(
+            0,
+            (await HostRun.RunAsync("write", uri, "0", "--length", "256k", "--pattern", "0xab", "--fua")).ExitCode
+        );
         Assert.Equal(0, (await HostRun.RunAsync("read", uri, "0", "256k", "--expect-pattern", "0xab")).ExitCode);
         Assert.Equal(0, (await HostRun.RunAsync("trim", uri, "64k", "64k")).ExitCode);
         Assert.Equal(0, (await HostRun.RunAsync("zero", uri, "128k", "8k", "--no-hole")).ExitCode);
@@ -35,8 +38,13 @@ public sealed class SsdHostTests
         Assert.Contains("byte 65536 is 0x00, not the expected 0xab", mismatch.Error, StringComparison.Ordinal);
         Assert.Equal(0, zeros.ExitCode);
         Assert.Equal(
-            ["         0       65536    0  data", "     65536       65536    3  hole,zero", "    131072      131072    0  data"],
-            map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            [
+                "         0       65536    0  data",
+                "     65536       65536    3  hole,zero",
+                "    131072      131072    0  data",
+            ],
+            map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        );
     }
 
     [Fact]
@@ -62,9 +70,48 @@ public sealed class SsdHostTests
         using var temp = new TempDirectory();
         using var server = await ServerProcess.StartAsync(temp, control: true);
 
-        var write = await HostRun.RunAsync("bench", server.Uri, "--rw", "write", "--bs", "64k", "--size", "1M", "--count", "32", "--iodepth", "4", "--json");
-        var mixed = await HostRun.RunAsync("bench", server.Uri, "--rw", "randrw", "--bs", "4k", "--size", "1M", "--count", "300", "--iodepth", "8");
-        var trim = await HostRun.RunAsync("bench", server.Uri, "--rw", "trim", "--bs", "64k", "--size", "512k", "--count", "8", "--json");
+        var write = await HostRun.RunAsync(
+            "bench",
+            server.Uri,
+            "--rw",
+            "write",
+            "--bs",
+            "64k",
+            "--size",
+            "1M",
+            "--count",
+            "32",
+            "--iodepth",
+            "4",
+            "--json"
+        );
+        var mixed = await HostRun.RunAsync(
+            "bench",
+            server.Uri,
+            "--rw",
+            "randrw",
+            "--bs",
+            "4k",
+            "--size",
+            "1M",
+            "--count",
+            "300",
+            "--iodepth",
+            "8"
+        );
+        var trim = await HostRun.RunAsync(
+            "bench",
+            server.Uri,
+            "--rw",
+            "trim",
+            "--bs",
+            "64k",
+            "--size",
+            "512k",
+            "--count",
+            "8",
+            "--json"
+        );
         var stats = await HostRun.RunAsync("stats", "--control", server.Control, "--json");
         var map = await HostRun.RunAsync("map", server.Uri, "0", "1M");
 
@@ -83,7 +130,10 @@ public sealed class SsdHostTests
         }
 
         Assert.Contains("\"trims\":8", stats.Output, StringComparison.Ordinal);
-        Assert.Equal(["         0      524288    3  hole,zero", "    524288      524288    0  data"], map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(
+            ["         0      524288    3  hole,zero", "    524288      524288    0  data"],
+            map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        );
     }
 
     [Fact]
@@ -102,7 +152,13 @@ public sealed class SsdHostTests
                 stop.Cancel();
             }
         });
-        var console = new HostConsole(output, TextWriter.Null, () => Stream.Null, () => Stream.Null, OutputIsTerminal: false);
+        var console = new HostConsole(
+            output,
+            TextWriter.Null,
+            () => Stream.Null,
+            () => Stream.Null,
+            OutputIsTerminal: false
+        );
 
         int exitCode = await HostCli.RunAsync(["stats", "--control", server.Control, "--watch"], console, stop.Token);
 
@@ -116,19 +172,30 @@ public sealed class SsdHostTests
     [InlineData("info|nbd://127.0.0.1:1/ssd", "ssdhost info: no NBD server at nbd://127.0.0.1:1/ssd")]
     [InlineData("info|http://x", "ssdhost info: 'http://x' is not an NBD URI")]
     [InlineData("info|nbd+unix:///ssd", "names no socket")]
-    [InlineData("write|URI|0|--length|1000|--pattern|1", "offset 0 and length 1000 must be multiples of the block size, 512 bytes")]
+    [InlineData(
+        "write|URI|0|--length|1000|--pattern|1",
+        "offset 0 and length 1000 must be multiples of the block size, 512 bytes"
+    )]
     [InlineData("read|URI|7G|4k", "offset 7516192768 + length 4096 is past the end of the device")]
     [InlineData("trim|URI|0|12q", "LENGTH '12q' is not a size")]
     [InlineData("write|URI|0|--length|4k|--pattern|300", "--pattern '300' is not a byte")]
-    [InlineData("stats|--control|unix:/nonexistent/ctl", "ssdhost stats: no management endpoint at unix:/nonexistent/ctl: the directory of /nonexistent/ctl does not exist")]
-    [InlineData("stats|--control|unix:/tmp/no-such-server.ctl", "ssdhost stats: no management endpoint at unix:/tmp/no-such-server.ctl: no socket /tmp/no-such-server.ctl (is a server running")]
+    [InlineData(
+        "stats|--control|unix:/nonexistent/ctl",
+        "ssdhost stats: no management endpoint at unix:/nonexistent/ctl: the directory of /nonexistent/ctl does not exist"
+    )]
+    [InlineData(
+        "stats|--control|unix:/tmp/no-such-server.ctl",
+        "ssdhost stats: no management endpoint at unix:/tmp/no-such-server.ctl: no socket /tmp/no-such-server.ctl (is a server running"
+    )]
     [InlineData("frobnicate", "unknown verb 'frobnicate'")]
     public async Task BadInputIsOneLineOnStandardErrorAndExitCode2(string line, string expected)
     {
         using var temp = new TempDirectory();
         using var server = await ServerProcess.StartAsync(temp);
 
-        var (exitCode, _, error) = await HostRun.RunAsync([.. line.Split('|').Select(a => a == "URI" ? server.Uri : a)]);
+        var (exitCode, _, error) = await HostRun.RunAsync([
+            .. line.Split('|').Select(a => a == "URI" ? server.Uri : a),
+        ]);
 
         Assert.Equal(2, exitCode);
         Assert.Contains(expected, error, StringComparison.Ordinal);
@@ -162,7 +229,16 @@ public sealed class SsdHostTests
         var (exitCode, output, error) = await HostRun.RunAsync("info", server.Uri);
 
         Assert.True(exitCode == 0, error);
-        foreach (string flag in new[] { "NBD_FLAG_HAS_FLAGS", "NBD_FLAG_SEND_FLUSH", "NBD_FLAG_SEND_FUA", "NBD_FLAG_SEND_TRIM", "NBD_FLAG_SEND_WRITE_ZEROES" })
+        foreach (
+            string flag in new[]
+            {
+                "NBD_FLAG_HAS_FLAGS",
+                "NBD_FLAG_SEND_FLUSH",
+                "NBD_FLAG_SEND_FUA",
+                "NBD_FLAG_SEND_TRIM",
+                "NBD_FLAG_SEND_WRITE_ZEROES",
+            }
+        )
         {
             Assert.Contains($" {flag}", output, StringComparison.Ordinal);
         }
@@ -174,7 +250,24 @@ public sealed class SsdHostTests
     [Fact]
     public async Task EveryVerbHasHelpWithAnExample()
     {
-        foreach (string verb in new[] { "info", "write", "read", "trim", "zero", "flush", "map", "verify", "bench", "replay", "stats", "power-cut", "power-fail" })
+        foreach (
+            string verb in new[]
+            {
+                "info",
+                "write",
+                "read",
+                "trim",
+                "zero",
+                "flush",
+                "map",
+                "verify",
+                "bench",
+                "replay",
+                "stats",
+                "power-cut",
+                "power-fail",
+            }
+        )
         {
             var (exitCode, output, _) = await HostRun.RunAsync(verb, "--help");
 
@@ -229,7 +322,14 @@ public sealed class SsdHostTests
         string ledger = temp.File("run.ledger");
 
         // A run with no end of its own: only the cut ends it, however slow the machine.
-        Task<(int ExitCode, string Output, string Error)> running = HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "1000000000");
+        Task<(int ExitCode, string Output, string Error)> running = HostRun.RunAsync(
+            "verify",
+            server.Uri,
+            "--ledger",
+            ledger,
+            "--ops",
+            "1000000000"
+        );
         while (!File.Exists(ledger) || File.ReadLines(ledger).Count(l => l.StartsWith('A')) < 100)
         {
             Assert.False(running.IsCompleted, "verify ended before the cut");
@@ -256,7 +356,12 @@ public sealed class SsdHostTests
         string ledger = temp.File("run.ledger");
         using (var server = await ServerProcess.StartAsync(temp, image))
         {
-            Assert.Equal(0, (await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "3000", "--seed", "4")).ExitCode);
+            Assert.Equal(
+                0,
+                (
+                    await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "3000", "--seed", "4")
+                ).ExitCode
+            );
             server.Kill();
         }
 
@@ -280,7 +385,9 @@ public sealed class SsdHostTests
         using var temp = new TempDirectory();
         ResolvedConfig config = Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]);
         int sectorsPerPage = (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes);
-        using ServedController export = EmulatedDevice.Boot(config, "tiny", null, "ssd", store => Sabotage.PunchForgettingStore(store, sectorsPerPage));
+        using ServedController export = EmulatedDevice.Boot(config, "tiny", null, "ssd", store =>
+            Sabotage.PunchForgettingStore(store, sectorsPerPage)
+        );
         await using var server = new InProcessServer(temp, export);
         string ledger = temp.File("canary.ledger");
 

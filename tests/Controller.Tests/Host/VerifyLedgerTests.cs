@@ -2,11 +2,11 @@ using Controller.Cli;
 using Controller.Emulator;
 using Controller.Emulator.Cli;
 using Controller.Firmware.Host;
-using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Host.Verify;
 using Controller.Hosting;
+using Controller.Hosting.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Host;
@@ -49,7 +49,12 @@ public sealed class VerifyLedgerTests
             byte[] old = new byte[Block];
             for (int unit = 0; unit < Block / VerifyStamp.UnitBytes; unit++)
             {
-                VerifyStamp.Fill(old.AsSpan(unit * VerifyStamp.UnitBytes, VerifyStamp.UnitBytes), Block + (unit * VerifyStamp.UnitBytes), 3, 9);
+                VerifyStamp.Fill(
+                    old.AsSpan(unit * VerifyStamp.UnitBytes, VerifyStamp.UnitBytes),
+                    Block + (unit * VerifyStamp.UnitBytes),
+                    3,
+                    9
+                );
             }
 
             Assert.Equal(fua, contents.Ops[^1].Fua);
@@ -64,7 +69,10 @@ public sealed class VerifyLedgerTests
     {
         using var temp = new TempDirectory();
         string path = temp.File("old.ledger");
-        File.WriteAllLines(path, ["ssdhost-verify 1 seed=3 block=4096 blocks=4 device=16384", "B 1", "I 1 Z 0 4", "A 1", "I 2 U 2 1", "A 2"]);
+        File.WriteAllLines(
+            path,
+            ["ssdhost-verify 1 seed=3 block=4096 blocks=4 device=16384", "B 1", "I 1 Z 0 4", "A 1", "I 2 U 2 1", "A 2"]
+        );
 
         LedgerOp fuaWrite = Ledger.Read(path, "test").Ops[1];
 
@@ -101,7 +109,18 @@ public sealed class VerifyLedgerTests
         for (int seed = 1; seed <= 20; seed++)
         {
             string ledger = temp.File($"seed{seed}.ledger");
-            var run = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "120", "--size", "256k", "--seed", $"{seed}");
+            var run = await HostRun.RunAsync(
+                "verify",
+                server.Uri,
+                "--ledger",
+                ledger,
+                "--ops",
+                "120",
+                "--size",
+                "256k",
+                "--seed",
+                $"{seed}"
+            );
             Assert.True(run.ExitCode == 0, run.Error);
             await ((IManagementService)device).PowerCutAsync(CancellationToken.None);
             var check = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--check");
@@ -113,7 +132,23 @@ public sealed class VerifyLedgerTests
                 using var soundTemp = new TempDirectory();
                 await using var sound = new InProcessServer(soundTemp, device);
                 string soundLedger = soundTemp.File("sound.ledger");
-                Assert.Equal(0, (await HostRun.RunAsync("verify", sound.Uri, "--ledger", soundLedger, "--ops", "120", "--size", "256k", "--seed", $"{seed}")).ExitCode);
+                Assert.Equal(
+                    0,
+                    (
+                        await HostRun.RunAsync(
+                            "verify",
+                            sound.Uri,
+                            "--ledger",
+                            soundLedger,
+                            "--ops",
+                            "120",
+                            "--size",
+                            "256k",
+                            "--seed",
+                            $"{seed}"
+                        )
+                    ).ExitCode
+                );
                 await ((IManagementService)device).PowerCutAsync(CancellationToken.None);
                 var soundCheck = await HostRun.RunAsync("verify", sound.Uri, "--ledger", soundLedger, "--check");
                 Assert.True(soundCheck.ExitCode == 0, $"seed {seed}: {soundCheck.Output}");
@@ -141,10 +176,30 @@ public sealed class VerifyLedgerTests
 
         public bool IsReadOnly => inner.IsReadOnly;
 
-        public ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation) =>
-            inner.ExecuteAsync(opcode, opcode is HostOpcode.Trim or HostOpcode.WriteZeroes ? flags & ~HostCommandOptions.ForceUnitAccess : flags, offset, length, buffer, cancellation);
+        public ValueTask<HostStatus> ExecuteAsync(
+            HostOpcode opcode,
+            HostCommandOptions flags,
+            long offset,
+            long length,
+            Memory<byte> buffer,
+            CancellationToken cancellation
+        ) =>
+            inner.ExecuteAsync(
+                opcode,
+                opcode is HostOpcode.Trim or HostOpcode.WriteZeroes
+                    ? flags & ~HostCommandOptions.ForceUnitAccess
+                    : flags,
+                offset,
+                length,
+                buffer,
+                cancellation
+            );
 
-        public ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation) =>
-            inner.BlockStatusAsync(offset, length, extents, cancellation);
+        public ValueTask BlockStatusAsync(
+            long offset,
+            long length,
+            List<NbdExtent> extents,
+            CancellationToken cancellation
+        ) => inner.BlockStatusAsync(offset, length, extents, cancellation);
     }
 }

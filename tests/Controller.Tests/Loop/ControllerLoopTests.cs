@@ -90,7 +90,12 @@ public sealed class ControllerLoopTests : IDisposable
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.ForceUnitAccess, 512, 5)]
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.ForceUnitAccess | HostCommandOptions.NoHole, 0, 16)]
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.ForceUnitAccess | HostCommandOptions.NoHole, 7 * 512, 3)]
-    public void AForceUnitAccessTrimOrZeroingIsDurableWhenItCompletes(HostOpcode opcode, HostCommandOptions options, long offset, int sectors)
+    public void AForceUnitAccessTrimOrZeroingIsDurableWhenItCompletes(
+        HostOpcode opcode,
+        HostCommandOptions options,
+        long offset,
+        int sectors
+    )
     {
         Submit(HostOpcode.Write, 0, Filled(32 * Sector, 0x44));
         Submit(HostOpcode.Flush, 0, null);
@@ -112,7 +117,10 @@ public sealed class ControllerLoopTests : IDisposable
     [InlineData(HostOpcode.Trim, HostCommandOptions.None)]
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.None)]
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.NoHole)]
-    public void WithoutForceUnitAccessATrimOrZeroingNotFlushedIsLostInACut(HostOpcode opcode, HostCommandOptions options)
+    public void WithoutForceUnitAccessATrimOrZeroingNotFlushedIsLostInACut(
+        HostOpcode opcode,
+        HostCommandOptions options
+    )
     {
         // The contrast that makes the test above mean something: the same command without FUA
         // and no flush after it; the cut takes it back, and the flushed data reads again.
@@ -138,7 +146,13 @@ public sealed class ControllerLoopTests : IDisposable
     {
         Submit(HostOpcode.Write, 0, Filled(Sector, 0x55));
         byte[] read = new byte[Sector];
-        Submit(opcode, 0, opcode == HostOpcode.Read ? read : null, opcode == HostOpcode.Read ? Sector : 0, HostCommandOptions.ForceUnitAccess);
+        Submit(
+            opcode,
+            0,
+            opcode == HostOpcode.Read ? read : null,
+            opcode == HostOpcode.Read ? Sector : 0,
+            HostCommandOptions.ForceUnitAccess
+        );
 
         Assert.All(Drain(), c => Assert.Equal(HostStatus.Ok, c.Status));
         Assert.Equal(opcode == HostOpcode.Read ? 0x55 : 0, read[0]);
@@ -148,7 +162,17 @@ public sealed class ControllerLoopTests : IDisposable
     public void TheSubmissionQueueIsBoundedAndNothingIsDropped()
     {
         var loop = new ControllerLoop(_loop.Cache, null, _clock, queueDepth: 4);
-        var commands = Enumerable.Range(0, 5).Select(i => new HostCommand { Id = i, Opcode = HostOpcode.Write, Offset = i * Sector, Length = Sector, Buffer = Filled(Sector, (byte)i) }).ToArray();
+        var commands = Enumerable
+            .Range(0, 5)
+            .Select(i => new HostCommand
+            {
+                Id = i,
+                Opcode = HostOpcode.Write,
+                Offset = i * Sector,
+                Length = Sector,
+                Buffer = Filled(Sector, (byte)i),
+            })
+            .ToArray();
 
         bool[] accepted = [.. commands.Select(loop.TrySubmit)];
 
@@ -157,9 +181,7 @@ public sealed class ControllerLoopTests : IDisposable
         Assert.True(loop.TrySubmit(commands[4]));
         while (loop.Submitted > 0)
         {
-            while (loop.TryTakeCompletion(out _))
-            {
-            }
+            while (loop.TryTakeCompletion(out _)) { }
 
             loop.Step();
         }
@@ -188,7 +210,10 @@ public sealed class ControllerLoopTests : IDisposable
         Submit(HostOpcode.Write, 0, Filled(Sector, 1), options: HostCommandOptions.ForceUnitAccess);
         HostCompletion completion = Drain().Single();
 
-        Assert.True(completion.LatencyNanoseconds >= _nand.Timing.ProgramNanoseconds, $"a FUA write waited {completion.LatencyNanoseconds} ns for a program of {_nand.Timing.ProgramNanoseconds} ns");
+        Assert.True(
+            completion.LatencyNanoseconds >= _nand.Timing.ProgramNanoseconds,
+            $"a FUA write waited {completion.LatencyNanoseconds} ns for a program of {_nand.Timing.ProgramNanoseconds} ns"
+        );
         Assert.Equal(1, _loop.Latency(HostOpcode.Write).Count);
         Assert.True(_loop.Latency(HostOpcode.Write).Percentile(0.5) >= completion.LatencyNanoseconds);
     }
@@ -247,15 +272,25 @@ public sealed class ControllerLoopTests : IDisposable
             Drain();
         }
 
-        var error = Assert.Throws<Controller.Firmware.Invariants.InvariantViolationException>(() => _loop.SaveOnPowerFail());
+        var error = Assert.Throws<Controller.Firmware.Invariants.InvariantViolationException>(() =>
+            _loop.SaveOnPowerFail()
+        );
 
         Assert.Contains("the hold-up budget is 2", error.Message, StringComparison.Ordinal);
     }
 
     private ControllerLoop Boot()
     {
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _clock, new Prng(1), new FtlOptions { SpareFactor = 0.2 });
-        var cache = new LargePageCache(new FtlSectorStore(ftl), new CacheOptions { Bytes = 16 * 64 * 1024, CheckInvariants = true });
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(
+            _nand,
+            _clock,
+            new Prng(1),
+            new FtlOptions { SpareFactor = 0.2 }
+        );
+        var cache = new LargePageCache(
+            new FtlSectorStore(ftl),
+            new CacheOptions { Bytes = 16 * 64 * 1024, CheckInvariants = true }
+        );
         return new ControllerLoop(cache, ftl, _clock, queueDepth: 32, plpBudgetPages: _plpBudgetPages);
     }
 
@@ -269,9 +304,23 @@ public sealed class ControllerLoopTests : IDisposable
     private long _nextId;
     private long _plpBudgetPages = 100;
 
-    private void Submit(HostOpcode opcode, long offset, byte[]? buffer, long length = -1, HostCommandOptions options = HostCommandOptions.None)
+    private void Submit(
+        HostOpcode opcode,
+        long offset,
+        byte[]? buffer,
+        long length = -1,
+        HostCommandOptions options = HostCommandOptions.None
+    )
     {
-        var command = new HostCommand { Id = _nextId++, Opcode = opcode, Offset = offset, Length = length >= 0 ? length : buffer?.Length ?? 0, Buffer = buffer, Flags = options };
+        var command = new HostCommand
+        {
+            Id = _nextId++,
+            Opcode = opcode,
+            Offset = offset,
+            Length = length >= 0 ? length : buffer?.Length ?? 0,
+            Buffer = buffer,
+            Flags = options,
+        };
         Assert.True(_loop.TrySubmit(command));
     }
 

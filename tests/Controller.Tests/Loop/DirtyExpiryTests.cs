@@ -115,8 +115,22 @@ public sealed class DirtyExpiryTests : IDisposable
 
     private ControllerLoop Boot()
     {
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(_nand, _clock, new Prng(1), new FtlOptions { SpareFactor = 0.2 });
-        var cache = new LargePageCache(new FtlSectorStore(ftl), new CacheOptions { Bytes = 16 * PageBytes, DirtyExpireNanoseconds = _expiry, CheckInvariants = true }, _clock);
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(
+            _nand,
+            _clock,
+            new Prng(1),
+            new FtlOptions { SpareFactor = 0.2 }
+        );
+        var cache = new LargePageCache(
+            new FtlSectorStore(ftl),
+            new CacheOptions
+            {
+                Bytes = 16 * PageBytes,
+                DirtyExpireNanoseconds = _expiry,
+                CheckInvariants = true,
+            },
+            _clock
+        );
         return new ControllerLoop(cache, ftl, _clock, queueDepth: 8);
     }
 
@@ -133,7 +147,10 @@ public sealed class DirtyExpiryTests : IDisposable
         // A loop that neither works nor lets time pass would spin here for ever: it fails instead.
         for (int steps = 0; ; steps++)
         {
-            Assert.True(steps < 100_000, $"the loop made no progress towards {until} ns (clock at {_clock.NowNanoseconds} ns)");
+            Assert.True(
+                steps < 100_000,
+                $"the loop made no progress towards {until} ns (clock at {_clock.NowNanoseconds} ns)"
+            );
             if (_loop.Step())
             {
                 continue;
@@ -161,7 +178,18 @@ public sealed class DirtyExpiryTests : IDisposable
     }
 
     private void Submit(HostOpcode opcode, long offset, byte[] buffer) =>
-        Assert.True(_loop.TrySubmit(new HostCommand { Id = _nextId++, Opcode = opcode, Offset = offset, Length = buffer.Length, Buffer = buffer }));
+        Assert.True(
+            _loop.TrySubmit(
+                new HostCommand
+                {
+                    Id = _nextId++,
+                    Opcode = opcode,
+                    Offset = offset,
+                    Length = buffer.Length,
+                    Buffer = buffer,
+                }
+            )
+        );
 
     private void Run(HostOpcode opcode, long offset, byte[] buffer)
     {

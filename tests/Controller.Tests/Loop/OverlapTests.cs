@@ -61,7 +61,11 @@ public sealed class OverlapTests : IDisposable
 
         HostCompletion miss = RunAlone(HostOpcode.Read, 0, new byte[Sector]);
 
-        Assert.InRange(miss.LatencyNanoseconds, 2_000_000, 2_000_000 + slow.Timing.TransferNanoseconds(slow.Geometry.PageBytes) + 10_000);
+        Assert.InRange(
+            miss.LatencyNanoseconds,
+            2_000_000,
+            2_000_000 + slow.Timing.TransferNanoseconds(slow.Geometry.PageBytes) + 10_000
+        );
     }
 
     [Fact]
@@ -99,7 +103,11 @@ public sealed class OverlapTests : IDisposable
         HostCompletion[] completions = Drain();
 
         Assert.Equal(2, completions.Length);
-        Assert.InRange(completions[1].CompletedAtNanoseconds - completions[0].CompletedAtNanoseconds, _nand.Timing.ReadNanoseconds, PageRead + 10_000);
+        Assert.InRange(
+            completions[1].CompletedAtNanoseconds - completions[0].CompletedAtNanoseconds,
+            _nand.Timing.ReadNanoseconds,
+            PageRead + 10_000
+        );
     }
 
     [Fact]
@@ -136,14 +144,21 @@ public sealed class OverlapTests : IDisposable
         }
     }
 
-    private MountedFirmware Mount(EmulatedNand? nand = null) => MountedFirmware.Mount(
-        nand ?? _nand,
-        _firmwareClock,
-        new Prng(1),
-        new FtlOptions { SpareFactor = 0.2 },
-        new CacheOptions { Bytes = 16 * 16 * 1024, LargePageBytes = 16 * 1024, CheckInvariants = true },
-        queueDepth: 32,
-        plpBudgetPages: 0);
+    private MountedFirmware Mount(EmulatedNand? nand = null) =>
+        MountedFirmware.Mount(
+            nand ?? _nand,
+            _firmwareClock,
+            new Prng(1),
+            new FtlOptions { SpareFactor = 0.2 },
+            new CacheOptions
+            {
+                Bytes = 16 * 16 * 1024,
+                LargePageBytes = 16 * 1024,
+                CheckInvariants = true,
+            },
+            queueDepth: 32,
+            plpBudgetPages: 0
+        );
 
     /// <summary>
     /// Writes <paramref name="units"/> whole FTL units (unit u filled with u + 1), shuts down
@@ -166,7 +181,14 @@ public sealed class OverlapTests : IDisposable
 
     private void Submit(HostOpcode opcode, long offset, byte[] buffer)
     {
-        var command = new HostCommand { Id = _nextId++, Opcode = opcode, Offset = offset, Length = buffer.Length, Buffer = buffer };
+        var command = new HostCommand
+        {
+            Id = _nextId++,
+            Opcode = opcode,
+            Offset = offset,
+            Length = buffer.Length,
+            Buffer = buffer,
+        };
         Assert.True(_firmware.Loop.TrySubmit(command));
     }
 

@@ -32,7 +32,10 @@ public sealed class PrngTests
         // Pinned values: a change here changes every recorded seed's execution.
         var prng = new Prng(1);
 
-        Assert.Equal([0xB3F2AF6D0FC710C5UL, 0x853B559647364CEAUL, 0x92F89756082A4514UL], new[] { prng.NextUInt64(), prng.NextUInt64(), prng.NextUInt64() });
+        Assert.Equal(
+            [0xB3F2AF6D0FC710C5UL, 0x853B559647364CEAUL, 0x92F89756082A4514UL],
+            new[] { prng.NextUInt64(), prng.NextUInt64(), prng.NextUInt64() }
+        );
     }
 
     [Fact]
@@ -84,14 +87,23 @@ public sealed class PrngTests
         string[] Run(int seed)
         {
             var clock = new VirtualClock();
-            using EmulatedNand nand = Nands.Tiny(clock, $"faults.seed={seed}", "faults.rawBitErrorRate=3e-4", "nand.eccCorrectableBits=2", "faults.factoryBadBlockFraction=0.1", "faults.eraseFailProbability=0.3");
+            using EmulatedNand nand = Nands.Tiny(
+                clock,
+                $"faults.seed={seed}",
+                "faults.rawBitErrorRate=3e-4",
+                "nand.eccCorrectableBits=2",
+                "faults.factoryBadBlockFraction=0.1",
+                "faults.eraseFailProbability=0.3"
+            );
             var events = new List<string>();
             var data = new byte[nand.Geometry.PageBytes];
             var spare = new byte[nand.Geometry.SpareBytes];
             void Read(PageAddress address)
             {
                 NandCompletion read = nand.ReadPage(address, data, spare);
-                events.Add($"{address} {read.Status}/{read.CorrectedBits} {Convert.ToHexString(SHA256.HashData(data))} {Convert.ToHexString(SHA256.HashData(spare))}");
+                events.Add(
+                    $"{address} {read.Status}/{read.CorrectedBits} {Convert.ToHexString(SHA256.HashData(data))} {Convert.ToHexString(SHA256.HashData(spare))}"
+                );
             }
 
             for (int block = 1; block < 6; block++)

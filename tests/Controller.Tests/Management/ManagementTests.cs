@@ -1,7 +1,7 @@
-using Controller.Emulator.Cli;
 using Controller.Emulator;
-using Controller.Hosting;
+using Controller.Emulator.Cli;
 using Controller.Firmware.Host;
+using Controller.Hosting;
 using Controller.Management;
 using Nerdbank.Streams;
 using StreamJsonRpc;
@@ -24,7 +24,10 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
         _export = EmulatedDevice.Boot(Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]), "tiny", null, "ssd");
         _export.Log = _log;
         (Stream serverEnd, Stream clientEnd) = FullDuplexStream.CreatePair();
-        _serving = new ManagementServer(_export, _log, TimeSpan.FromMilliseconds(50)).ServeAsync(serverEnd, _stop.Token);
+        _serving = new ManagementServer(_export, _log, TimeSpan.FromMilliseconds(50)).ServeAsync(
+            serverEnd,
+            _stop.Token
+        );
         _client = await ManagementClient.OpenAsync(clientEnd, _stop.Token);
     }
 
@@ -49,8 +52,14 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
         DeviceStats stats = await _client.Control.GetStatsAsync(_stop.Token);
 
         Assert.Equal(_export.SizeBytes, stats.CapacityBytes);
-        Assert.Equal((2L, 1L, 1L, 0L, 1L), (stats.Host.Reads, stats.Host.Writes, stats.Host.Trims, stats.Host.Flushes, stats.Host.Errors));
-        Assert.Equal((32768L, 65536L, 16384L), (stats.Host.BytesRead, stats.Host.BytesWritten, stats.Host.BytesTrimmed));
+        Assert.Equal(
+            (2L, 1L, 1L, 0L, 1L),
+            (stats.Host.Reads, stats.Host.Writes, stats.Host.Trims, stats.Host.Flushes, stats.Host.Errors)
+        );
+        Assert.Equal(
+            (32768L, 65536L, 16384L),
+            (stats.Host.BytesRead, stats.Host.BytesWritten, stats.Host.BytesTrimmed)
+        );
         Assert.Equal(1, stats.LatencyMicroseconds["write"].Count);
         Assert.True(stats.LatencyMicroseconds["write"].P50 > 0);
         Assert.Equal(12, stats.Cache.DirtySectors);
@@ -127,7 +136,10 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task InjectedProgramFailuresHappenAndTheFtlKeepsTheData()
     {
-        FaultSettings settings = await _client.Control.SetFaultsAsync(new FaultRequest { FailNextPrograms = 2, RawBitErrorRate = 1e-6 }, _stop.Token);
+        FaultSettings settings = await _client.Control.SetFaultsAsync(
+            new FaultRequest { FailNextPrograms = 2, RawBitErrorRate = 1e-6 },
+            _stop.Token
+        );
         byte[] data = Pattern(5, 1 << 20);
         Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Write, 0, data));
         Assert.Equal(HostStatus.Ok, await Execute(HostOpcode.Flush, 0, [], buffer: false));
@@ -146,11 +158,19 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
     [InlineData(null, -1, "failNextPrograms (-1)")]
     public async Task ABadFaultRequestIsRefusedByNameAndChangesNothing(double? rate, int? programs, string expected)
     {
-        RemoteInvocationException e = await Assert.ThrowsAsync<RemoteInvocationException>(() => _client.Control.SetFaultsAsync(new FaultRequest { RawBitErrorRate = rate, FailNextPrograms = programs }, _stop.Token));
+        RemoteInvocationException e = await Assert.ThrowsAsync<RemoteInvocationException>(() =>
+            _client.Control.SetFaultsAsync(
+                new FaultRequest { RawBitErrorRate = rate, FailNextPrograms = programs },
+                _stop.Token
+            )
+        );
 
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
         FaultSettings unchanged = await _client.Control.SetFaultsAsync(new FaultRequest(), _stop.Token);
-        Assert.Equal(Profiles.Load("tiny", []).Get(Controller.Emulator.EmulatorConfig.RawBitErrorRate), unchanged.RawBitErrorRate);
+        Assert.Equal(
+            Profiles.Load("tiny", []).Get(Controller.Emulator.EmulatorConfig.RawBitErrorRate),
+            unchanged.RawBitErrorRate
+        );
     }
 
     [Fact]
@@ -178,7 +198,15 @@ public sealed class ManagementTests : IAsyncLifetime, IDisposable
     }
 
     private async Task<HostStatus> Execute(HostOpcode opcode, long offset, byte[] data, bool buffer = true) =>
-        await _export.ExecuteAsync(opcode, HostCommandOptions.None, offset, data.Length, buffer ? data : Memory<byte>.Empty, _stop.Token);
+        await _export.ExecuteAsync(
+            opcode,
+            HostCommandOptions.None,
+            offset,
+            data.Length,
+            buffer ? data : Memory<byte>.Empty,
+            _stop.Token
+        );
 
-    private static byte[] Pattern(byte seed, int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
+    private static byte[] Pattern(byte seed, int length) =>
+        [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
 }

@@ -59,7 +59,14 @@ public sealed class FuaProcessTests
         {
             var start = new ProcessStartInfo("dotnet")
             {
-                ArgumentList = { Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"), "--board", Repository.PathOf("hw-config", "boards", "emulated.json"), "--image", image },
+                ArgumentList =
+                {
+                    Path.Combine(AppContext.BaseDirectory, "ssd-board.dll"),
+                    "--board",
+                    Repository.PathOf("hw-config", "boards", "emulated.json"),
+                    "--image",
+                    image,
+                },
             };
             return ServerProcess.StartCommandAsync(temp, start, control: false, TimeSpan.FromMinutes(1));
         }
@@ -74,7 +81,10 @@ public sealed class FuaProcessTests
     {
         using ServerProcess server = await start();
         var sent = ExternalTool.Run(nbdsh, "-u", server.Uri, "-c", Before);
-        Assert.True(sent.ExitCode == 0 && sent.Output.Contains("sent", StringComparison.Ordinal), sent.Output + sent.Error);
+        Assert.True(
+            sent.ExitCode == 0 && sent.Output.Contains("sent", StringComparison.Ordinal),
+            sent.Output + sent.Error
+        );
         server.Kill();
     }
 

@@ -15,18 +15,34 @@ public sealed class InteropTests
         using var temp = new TempDirectory();
         using var server = await ServerProcess.StartAsync(temp);
 
-        var (exitCode, output, error) = ExternalTool.Run(qemuIo, "-f", "raw", server.Uri,
-            "-c", "write -P 0xab 0 1M",
-            "-c", "write -f -P 0xcd 1M 64k",
-            "-c", "flush",
-            "-c", "read -P 0xab 0 1M",
-            "-c", "read -P 0xcd 1M 64k",
-            "-c", "discard 256k 128k",
-            "-c", "read -P 0 256k 128k",
-            "-c", "read -P 0xab 0 256k",
-            "-c", "write -z 512k 64k",
-            "-c", "read -P 0 512k 64k",
-            "-c", "read -P 0xab 576k 64k");
+        var (exitCode, output, error) = ExternalTool.Run(
+            qemuIo,
+            "-f",
+            "raw",
+            server.Uri,
+            "-c",
+            "write -P 0xab 0 1M",
+            "-c",
+            "write -f -P 0xcd 1M 64k",
+            "-c",
+            "flush",
+            "-c",
+            "read -P 0xab 0 1M",
+            "-c",
+            "read -P 0xcd 1M 64k",
+            "-c",
+            "discard 256k 128k",
+            "-c",
+            "read -P 0 256k 128k",
+            "-c",
+            "read -P 0xab 0 256k",
+            "-c",
+            "write -z 512k 64k",
+            "-c",
+            "read -P 0 512k 64k",
+            "-c",
+            "read -P 0xab 576k 64k"
+        );
 
         Assert.True(exitCode == 0, output + error);
         Assert.DoesNotContain("Pattern verification failed", output, StringComparison.Ordinal);
@@ -40,13 +56,29 @@ public sealed class InteropTests
         string qemuImg = ExternalTool.Require("qemu-img", "qemu-utils");
         using var temp = new TempDirectory();
         using var server = await ServerProcess.StartAsync(temp);
-        Assert.Equal(0, ExternalTool.Run(qemuIo, "-f", "raw", server.Uri, "-c", "write -P 0x11 0 1M", "-c", "discard 256k 256k").ExitCode);
+        Assert.Equal(
+            0,
+            ExternalTool
+                .Run(qemuIo, "-f", "raw", server.Uri, "-c", "write -P 0x11 0 1M", "-c", "discard 256k 256k")
+                .ExitCode
+        );
 
         var (exitCode, output, error) = ExternalTool.Run(qemuImg, "map", "-f", "raw", "--output=json", server.Uri);
 
         Assert.True(exitCode == 0, output + error);
         using JsonDocument map = JsonDocument.Parse(output);
-        (long Start, long Length, bool Data)[] extents = [.. map.RootElement.EnumerateArray().Select(e => (e.GetProperty("start").GetInt64(), e.GetProperty("length").GetInt64(), e.GetProperty("data").GetBoolean()))];
+        (long Start, long Length, bool Data)[] extents =
+        [
+            .. map
+                .RootElement.EnumerateArray()
+                .Select(e =>
+                    (
+                        e.GetProperty("start").GetInt64(),
+                        e.GetProperty("length").GetInt64(),
+                        e.GetProperty("data").GetBoolean()
+                    )
+                ),
+        ];
         Assert.Equal((0L, 262144L, true), extents[0]);
         Assert.Equal((262144L, 262144L, false), extents[1]);
         Assert.Equal((524288L, 524288L, true), extents[2]);
@@ -60,7 +92,12 @@ public sealed class InteropTests
         string qemuIo = ExternalTool.Require("qemu-io", "qemu-utils");
         using var temp = new TempDirectory();
         using var server = await ServerProcess.StartAsync(temp);
-        Assert.Equal(0, ExternalTool.Run(qemuIo, "-f", "raw", server.Uri, "-c", "write -P 0x22 0 128k", "-c", "discard 64k 64k").ExitCode);
+        Assert.Equal(
+            0,
+            ExternalTool
+                .Run(qemuIo, "-f", "raw", server.Uri, "-c", "write -P 0x22 0 128k", "-c", "discard 64k 64k")
+                .ExitCode
+        );
 
         var list = ExternalTool.Run(nbdinfo, "--list", server.Uri);
         var map = ExternalTool.Run(nbdinfo, "--map", server.Uri);
@@ -70,7 +107,12 @@ public sealed class InteropTests
         Assert.Contains("can_multi_conn: true", list.Output, StringComparison.Ordinal);
         Assert.Contains("block_size_maximum: 33554432", list.Output, StringComparison.Ordinal);
         Assert.True(map.ExitCode == 0, map.Output + map.Error);
-        string[] lines = [.. map.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => string.Join(' ', l.Split(' ', StringSplitOptions.RemoveEmptyEntries)))];
+        string[] lines =
+        [
+            .. map
+                .Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(l => string.Join(' ', l.Split(' ', StringSplitOptions.RemoveEmptyEntries))),
+        ];
         Assert.Equal("0 65536 0 data", lines[0]);
         Assert.StartsWith("65536 ", lines[1], StringComparison.Ordinal);
         Assert.EndsWith("3 hole,zero", lines[1], StringComparison.Ordinal);
@@ -84,10 +126,25 @@ public sealed class InteropTests
         // and stops it with SIGTERM when done.
         string nbdinfo = ExternalTool.Require("nbdinfo", "libnbd-bin");
 
-        var (exitCode, output, error) = ExternalTool.Run(nbdinfo, "--size", "--", "[", "dotnet", EmulatorProcess.AssemblyPath, "serve", "--config", "tiny", "]");
+        var (exitCode, output, error) = ExternalTool.Run(
+            nbdinfo,
+            "--size",
+            "--",
+            "[",
+            "dotnet",
+            EmulatorProcess.AssemblyPath,
+            "serve",
+            "--config",
+            "tiny",
+            "]"
+        );
 
         Assert.True(exitCode == 0, output + error);
-        Assert.Contains("listening on the socket handed over by socket activation", output + error, StringComparison.Ordinal);
+        Assert.Contains(
+            "listening on the socket handed over by socket activation",
+            output + error,
+            StringComparison.Ordinal
+        );
         Assert.Contains("7192576", output, StringComparison.Ordinal);
         Assert.Contains("flushed and checkpointed; stopped", output + error, StringComparison.Ordinal);
     }
@@ -161,7 +218,7 @@ public sealed class InteropTests
         }
 
         Assert.True(actual.Length >= Bytes);
-        for (int read; (read = actual.Read(b)) > 0;)
+        for (int read; (read = actual.Read(b)) > 0; )
         {
             Assert.False(b.AsSpan(0, read).ContainsAnyExcept((byte)0), "the rest of the device reads as zeros");
         }
@@ -217,13 +274,27 @@ public sealed class InteropTests
         var phases = ExternalTool.Run(fio, temp.File("phases.fio"));
 
         // The canaries of the two checks: zeros expected where data is, and checksums expected where the trim left zeros.
-        File.WriteAllText(temp.File("zeros-canary.fio"), Job("[z]\nrw=read\noffset=0\nsize=1M\nverify=pattern\nverify_pattern=0x00\ndo_verify=1\n"));
-        File.WriteAllText(temp.File("data-canary.fio"), Job("[d]\nrw=read\noffset=2M\nsize=1M\nverify=crc32c\nverify_only=1\n"));
+        File.WriteAllText(
+            temp.File("zeros-canary.fio"),
+            Job("[z]\nrw=read\noffset=0\nsize=1M\nverify=pattern\nverify_pattern=0x00\ndo_verify=1\n")
+        );
+        File.WriteAllText(
+            temp.File("data-canary.fio"),
+            Job("[d]\nrw=read\noffset=2M\nsize=1M\nverify=crc32c\nverify_only=1\n")
+        );
         var zerosCanary = ExternalTool.Run(fio, temp.File("zeros-canary.fio"));
         var dataCanary = ExternalTool.Run(fio, temp.File("data-canary.fio"));
 
         Assert.True(phases.ExitCode == 0, phases.Output + phases.Error);
-        Assert.Equal(5, phases.Output.Split('\n').Count(l => l.Contains(": (groupid=", StringComparison.Ordinal) && l.Contains("err= 0", StringComparison.Ordinal)));
+        Assert.Equal(
+            5,
+            phases
+                .Output.Split('\n')
+                .Count(l =>
+                    l.Contains(": (groupid=", StringComparison.Ordinal)
+                    && l.Contains("err= 0", StringComparison.Ordinal)
+                )
+        );
         Assert.NotEqual(0, zerosCanary.ExitCode);
         Assert.Contains("verify failed", zerosCanary.Output + zerosCanary.Error, StringComparison.Ordinal);
         Assert.NotEqual(0, dataCanary.ExitCode);

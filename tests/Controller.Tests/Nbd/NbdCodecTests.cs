@@ -18,7 +18,10 @@ public sealed class NbdCodecTests
         new NbdGreeting(NbdHandshakeFeatures.FixedNewstyle | NbdHandshakeFeatures.NoZeroes).Write(bytes);
 
         Assert.Equal("4E42444D41474943" + "49484156454F5054" + "0003", Convert.ToHexString(bytes));
-        Assert.Equal(NbdHandshakeFeatures.FixedNewstyle | NbdHandshakeFeatures.NoZeroes, NbdGreeting.Read(bytes)!.Value.Features);
+        Assert.Equal(
+            NbdHandshakeFeatures.FixedNewstyle | NbdHandshakeFeatures.NoZeroes,
+            NbdGreeting.Read(bytes)!.Value.Features
+        );
         bytes[3] ^= 1;
         Assert.Null(NbdGreeting.Read(bytes));
     }
@@ -35,20 +38,41 @@ public sealed class NbdCodecTests
     [Fact]
     public void AnOptionReplyIsItsMagicTheOptionTheTypeTheLengthAndTheData()
     {
-        byte[] message = NbdOptionReplyHeader.Message(NbdOption.ListMetaContext, NbdOptionReply.ErrorUnsupported, [0x01]);
+        byte[] message = NbdOptionReplyHeader.Message(
+            NbdOption.ListMetaContext,
+            NbdOptionReply.ErrorUnsupported,
+            [0x01]
+        );
 
         Assert.Equal("0003E889045565A9" + "00000009" + "80000001" + "00000001" + "01", Convert.ToHexString(message));
-        Assert.Equal(new NbdOptionReplyHeader(NbdProtocol.OptionReplyMagic, NbdOption.ListMetaContext, NbdOptionReply.ErrorUnsupported, 1), NbdOptionReplyHeader.Read(message));
+        Assert.Equal(
+            new NbdOptionReplyHeader(
+                NbdProtocol.OptionReplyMagic,
+                NbdOption.ListMetaContext,
+                NbdOptionReply.ErrorUnsupported,
+                1
+            ),
+            NbdOptionReplyHeader.Read(message)
+        );
     }
 
     [Fact]
     public void ARequestIsMagicFlagsTypeCookieOffsetLength()
     {
         byte[] bytes = new byte[NbdRequestHeader.Bytes];
-        var request = new NbdRequestHeader(NbdCommandModifiers.Fua, NbdCommand.Write, 0x0102030405060708, 0x1000, 0x2000);
+        var request = new NbdRequestHeader(
+            NbdCommandModifiers.Fua,
+            NbdCommand.Write,
+            0x0102030405060708,
+            0x1000,
+            0x2000
+        );
         request.Write(bytes);
 
-        Assert.Equal("25609513" + "0001" + "0001" + "0102030405060708" + "0000000000001000" + "00002000", Convert.ToHexString(bytes));
+        Assert.Equal(
+            "25609513" + "0001" + "0001" + "0102030405060708" + "0000000000001000" + "00002000",
+            Convert.ToHexString(bytes)
+        );
         Assert.Equal(request, NbdRequestHeader.Read(bytes));
     }
 
@@ -94,7 +118,10 @@ public sealed class NbdCodecTests
     {
         byte[] data = NbdOptionData.MetaContext("", "base:allocation");
 
-        Assert.Equal("00000000" + "00000001" + "0000000F" + Convert.ToHexString("base:allocation"u8), Convert.ToHexString(data));
+        Assert.Equal(
+            "00000000" + "00000001" + "0000000F" + Convert.ToHexString("base:allocation"u8),
+            Convert.ToHexString(data)
+        );
         (string name, List<string> queries) = NbdOptionData.ReadMetaContext(data)!.Value;
         Assert.Equal("", name);
         Assert.Equal(["base:allocation"], queries);
@@ -105,11 +132,25 @@ public sealed class NbdCodecTests
     [Fact]
     public void TheInformationRepliesAreTheTypeThenTheirFields()
     {
-        Assert.Equal("0000" + "0000000000100000" + "0003", Convert.ToHexString(NbdOptionData.ExportInfo(1 << 20, NbdExportFeatures.HasFlags | NbdExportFeatures.ReadOnly)));
-        Assert.Equal("0003" + "00000200" + "00001000" + "02000000", Convert.ToHexString(NbdOptionData.BlockSizeInfo(512, 4096, 32 << 20)));
+        Assert.Equal(
+            "0000" + "0000000000100000" + "0003",
+            Convert.ToHexString(
+                NbdOptionData.ExportInfo(1 << 20, NbdExportFeatures.HasFlags | NbdExportFeatures.ReadOnly)
+            )
+        );
+        Assert.Equal(
+            "0003" + "00000200" + "00001000" + "02000000",
+            Convert.ToHexString(NbdOptionData.BlockSizeInfo(512, 4096, 32 << 20))
+        );
         Assert.Equal("0002" + "6869", Convert.ToHexString(NbdOptionData.TextInfo(NbdInfo.Description, "hi")));
-        Assert.Equal(new NbdInfoReply(NbdInfo.Export, Size: 1 << 20, Features: NbdExportFeatures.HasFlags), NbdOptionData.ReadInfoReply(NbdOptionData.ExportInfo(1 << 20, NbdExportFeatures.HasFlags)));
-        Assert.Equal((512u, 4096u, 32u << 20), NbdOptionData.ReadInfoReply(NbdOptionData.BlockSizeInfo(512, 4096, 32 << 20))!.BlockSizes);
+        Assert.Equal(
+            new NbdInfoReply(NbdInfo.Export, Size: 1 << 20, Features: NbdExportFeatures.HasFlags),
+            NbdOptionData.ReadInfoReply(NbdOptionData.ExportInfo(1 << 20, NbdExportFeatures.HasFlags))
+        );
+        Assert.Equal(
+            (512u, 4096u, 32u << 20),
+            NbdOptionData.ReadInfoReply(NbdOptionData.BlockSizeInfo(512, 4096, 32 << 20))!.BlockSizes
+        );
         Assert.Null(NbdOptionData.ReadInfoReply(Convert.FromHexString("0000" + "00")));
     }
 
@@ -119,8 +160,14 @@ public sealed class NbdCodecTests
         Assert.Equal("00000003" + "737364", Convert.ToHexString(NbdOptionData.Server("ssd")));
         Assert.Equal(("ssd", "x"), NbdOptionData.ReadServer(NbdOptionData.Server("ssd", "x"))!.Value);
         Assert.Null(NbdOptionData.ReadServer(Convert.FromHexString("00000009737364")));
-        Assert.Equal("00000001" + Convert.ToHexString("base:allocation"u8), Convert.ToHexString(NbdOptionData.MetaContextReply(1, "base:allocation")));
-        Assert.Equal("0000000000001000" + "0001", Convert.ToHexString(NbdOptionData.ExportNameReply(4096, NbdExportFeatures.HasFlags, noZeroes: true)));
+        Assert.Equal(
+            "00000001" + Convert.ToHexString("base:allocation"u8),
+            Convert.ToHexString(NbdOptionData.MetaContextReply(1, "base:allocation"))
+        );
+        Assert.Equal(
+            "0000000000001000" + "0001",
+            Convert.ToHexString(NbdOptionData.ExportNameReply(4096, NbdExportFeatures.HasFlags, noZeroes: true))
+        );
         Assert.Equal(10 + 124, NbdOptionData.ExportNameReply(4096, NbdExportFeatures.HasFlags, noZeroes: false).Length);
     }
 
@@ -128,7 +175,11 @@ public sealed class NbdCodecTests
     public void TheChunkPayloadsAreLaidOutAsTheProtocolSays()
     {
         byte[] status = new byte[NbdChunkData.BlockStatusBytes(2)];
-        NbdChunkData.WriteBlockStatus(status, 1, [(4096, NbdAllocationState.None), (8192, NbdAllocationState.Hole | NbdAllocationState.Zero)]);
+        NbdChunkData.WriteBlockStatus(
+            status,
+            1,
+            [(4096, NbdAllocationState.None), (8192, NbdAllocationState.Hole | NbdAllocationState.Zero)]
+        );
 
         Assert.Equal("00000001" + "00001000" + "00000000" + "00002000" + "00000003", Convert.ToHexString(status));
         Assert.Equal(2, NbdChunkData.ReadBlockStatus(status)!.Value.Extents.Count);

@@ -23,8 +23,15 @@ public sealed class NbdConnectionTests
 
         Assert.Equal(NbdHandshakeFeatures.FixedNewstyle | NbdHandshakeFeatures.NoZeroes, handshake);
         Assert.Equal(Size, size);
-        NbdExportFeatures expected = NbdExportFeatures.HasFlags | NbdExportFeatures.SendFlush | NbdExportFeatures.SendFua | NbdExportFeatures.SendTrim
-            | NbdExportFeatures.SendWriteZeroes | NbdExportFeatures.SendFastZero | NbdExportFeatures.SendCache | NbdExportFeatures.CanMultiConn;
+        NbdExportFeatures expected =
+            NbdExportFeatures.HasFlags
+            | NbdExportFeatures.SendFlush
+            | NbdExportFeatures.SendFua
+            | NbdExportFeatures.SendTrim
+            | NbdExportFeatures.SendWriteZeroes
+            | NbdExportFeatures.SendFastZero
+            | NbdExportFeatures.SendCache
+            | NbdExportFeatures.CanMultiConn;
         Assert.Equal(expected, features);
         Assert.Equal([512u, 4096u, 32u << 20], sizes);
     }
@@ -40,7 +47,10 @@ public sealed class NbdConnectionTests
         await session.Client.GoAsync(structured: structured, allocation: structured);
         byte[] data = Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray();
 
-        Assert.Equal(NbdError.None, (await session.Client.RequestAsync(NbdCommand.Write, 4096, 8192, data, NbdCommandModifiers.Fua)).Error);
+        Assert.Equal(
+            NbdError.None,
+            (await session.Client.RequestAsync(NbdCommand.Write, 4096, 8192, data, NbdCommandModifiers.Fua)).Error
+        );
         NbdTestReply read = await session.Client.RequestAsync(NbdCommand.Read, 4096, 8192);
         Assert.Equal(NbdError.None, (await session.Client.RequestAsync(NbdCommand.Trim, 4096, 4096)).Error);
         NbdTestReply afterTrim = await session.Client.RequestAsync(NbdCommand.Read, 4096, 8192);
@@ -54,7 +64,14 @@ public sealed class NbdConnectionTests
         if (structured)
         {
             NbdTestReply status = await session.Client.RequestAsync(NbdCommand.BlockStatus, 0, 16384);
-            Assert.Equal([(8192u, NbdAllocationState.Hole | NbdAllocationState.Zero), (4096u, NbdAllocationState.None), (4096u, NbdAllocationState.Hole | NbdAllocationState.Zero)], status.Extents);
+            Assert.Equal(
+                [
+                    (8192u, NbdAllocationState.Hole | NbdAllocationState.Zero),
+                    (4096u, NbdAllocationState.None),
+                    (4096u, NbdAllocationState.Hole | NbdAllocationState.Zero),
+                ],
+                status.Extents
+            );
         }
     }
 
@@ -70,8 +87,22 @@ public sealed class NbdConnectionTests
         await session.Client.GreetAsync();
         await session.Client.GoAsync(structured: false, allocation: false);
 
-        await session.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 0, 4096, new byte[4096], handle: 1);
-        await session.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 4096, 4096, new byte[4096], handle: 2);
+        await session.Client.SendRequestAsync(
+            NbdCommand.Write,
+            NbdCommandModifiers.None,
+            0,
+            4096,
+            new byte[4096],
+            handle: 1
+        );
+        await session.Client.SendRequestAsync(
+            NbdCommand.Write,
+            NbdCommandModifiers.None,
+            4096,
+            4096,
+            new byte[4096],
+            handle: 2
+        );
         (ulong first, NbdError firstError) = await session.Client.ReadAnySimpleReplyAsync();
         gate.SetResult();
         (ulong second, NbdError secondError) = await session.Client.ReadAnySimpleReplyAsync();
@@ -92,10 +123,22 @@ public sealed class NbdConnectionTests
     [InlineData(NbdCommand.Trim, NbdCommandModifiers.FastZero, 0ul, 512u, NbdError.Invalid)]
     [InlineData(NbdCommand.Write, NbdCommandModifiers.RequestOne, 0ul, 512u, NbdError.Invalid)]
     [InlineData(NbdCommand.Flush, NbdCommandModifiers.None, 4096ul, 0u, NbdError.Invalid)]
-    [InlineData(NbdCommand.WriteZeroes, NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero, 0ul, 4096u, NbdError.NotSupported)]
+    [InlineData(
+        NbdCommand.WriteZeroes,
+        NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero,
+        0ul,
+        4096u,
+        NbdError.NotSupported
+    )]
     [InlineData((NbdCommand)9, NbdCommandModifiers.None, 0ul, 512u, NbdError.Invalid)]
     [InlineData(NbdCommand.BlockStatus, NbdCommandModifiers.None, 0ul, 512u, NbdError.Invalid)]
-    public async Task ABadRequestGetsItsErrorExecutesNothingAndTheConnectionGoesOn(NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length, NbdError expected)
+    public async Task ABadRequestGetsItsErrorExecutesNothingAndTheConnectionGoesOn(
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        ulong offset,
+        uint length,
+        NbdError expected
+    )
     {
         var export = new MemoryExport(Size);
         await using var session = NbdSession.Start(export);
@@ -121,7 +164,10 @@ public sealed class NbdConnectionTests
     /// </summary>
     [Theory]
     [MemberData(nameof(ProtocolCommandsAndFlags))]
-    public async Task EveryCommandWithEveryFlagTheProtocolAllowsIsAcceptedAndPassedOn(NbdCommand command, NbdCommandModifiers flags)
+    public async Task EveryCommandWithEveryFlagTheProtocolAllowsIsAcceptedAndPassedOn(
+        NbdCommand command,
+        NbdCommandModifiers flags
+    )
     {
         var export = new MemoryExport(Size);
         await using var session = NbdSession.Start(export);
@@ -132,7 +178,10 @@ public sealed class NbdConnectionTests
 
         NbdTestReply reply = await session.Client.RequestAsync(command, offset, length, data, flags);
 
-        bool refused = command == NbdCommand.WriteZeroes && flags.HasFlag(NbdCommandModifiers.FastZero) && flags.HasFlag(NbdCommandModifiers.NoHole);
+        bool refused =
+            command == NbdCommand.WriteZeroes
+            && flags.HasFlag(NbdCommandModifiers.FastZero)
+            && flags.HasFlag(NbdCommandModifiers.NoHole);
         Assert.Equal(refused ? NbdError.NotSupported : NbdError.None, reply.Error);
         HostOpcode? opcode = command switch
         {
@@ -143,7 +192,8 @@ public sealed class NbdConnectionTests
             NbdCommand.WriteZeroes => HostOpcode.WriteZeroes,
             _ => null,
         };
-        HostCommandOptions expected = (flags.HasFlag(NbdCommandModifiers.Fua) ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
+        HostCommandOptions expected =
+            (flags.HasFlag(NbdCommandModifiers.Fua) ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
             | (flags.HasFlag(NbdCommandModifiers.NoHole) ? HostCommandOptions.NoHole : HostCommandOptions.None);
         if (opcode is null || refused)
         {
@@ -193,7 +243,10 @@ public sealed class NbdConnectionTests
         (_, NbdExportFeatures features, _) = await session.Client.GoAsync();
 
         Assert.True(features.HasFlag(NbdExportFeatures.ReadOnly));
-        Assert.Equal(NbdError.NotPermitted, (await session.Client.RequestAsync(NbdCommand.Write, 0, 512, new byte[512])).Error);
+        Assert.Equal(
+            NbdError.NotPermitted,
+            (await session.Client.RequestAsync(NbdCommand.Write, 0, 512, new byte[512])).Error
+        );
         Assert.Equal(NbdError.NotPermitted, (await session.Client.RequestAsync(NbdCommand.Trim, 0, 512)).Error);
         Assert.Empty(export.Executed);
     }
@@ -235,7 +288,14 @@ public sealed class NbdConnectionTests
         await good.Client.GreetAsync();
         await good.Client.GoAsync();
 
-        await bad.Client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.None, 0, 512, new byte[512], magic: 0xDEADBEEF);
+        await bad.Client.SendRequestAsync(
+            NbdCommand.Write,
+            NbdCommandModifiers.None,
+            0,
+            512,
+            new byte[512],
+            magic: 0xDEADBEEF
+        );
         NbdProtocolException ended = await Assert.ThrowsAsync<NbdProtocolException>(() => bad.Server);
 
         Assert.Contains("request magic 0xdeadbeef", ended.Message, StringComparison.Ordinal);
@@ -251,7 +311,9 @@ public sealed class NbdConnectionTests
         using var deadline = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         using var connection = new NbdConnection(serverSide, [new MemoryExport(Size)]);
 
-        NbdProtocolException stalled = await Assert.ThrowsAsync<NbdProtocolException>(() => connection.RunAsync(deadline.Token, CancellationToken.None));
+        NbdProtocolException stalled = await Assert.ThrowsAsync<NbdProtocolException>(() =>
+            connection.RunAsync(deadline.Token, CancellationToken.None)
+        );
 
         Assert.Contains("did not finish the handshake in time", stalled.Message, StringComparison.Ordinal);
     }
@@ -301,7 +363,9 @@ public sealed class NbdConnectionTests
         await Fuzz(export, 3000);
 
         Assert.Equal(before, export.Snapshot());
-        Assert.DoesNotContain(export.Executed, e => e.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes);
+        Assert.DoesNotContain(export.Executed, e =>
+            e.Opcode is HostOpcode.Write or HostOpcode.Trim or HostOpcode.WriteZeroes
+        );
         Assert.Contains(export.Executed, e => e.Opcode == HostOpcode.Read);
     }
 
@@ -338,9 +402,7 @@ public sealed class NbdConnectionTests
             {
                 await connection.RunAsync(CancellationToken.None, CancellationToken.None);
             }
-            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException)
-            {
-            }
+            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException) { }
         }
     }
 
@@ -351,10 +413,16 @@ public sealed class NbdConnectionTests
         var client = new NbdTestClient(bytes);
         bytes.Write([0, 0, 0, 3]);
         client.SendOptionAsync(NbdOption.StructuredReply, []).GetAwaiter().GetResult();
-        client.SendOptionAsync(NbdOption.SetMetaContext, NbdTestClient.MetaContextData("ssd", NbdProtocol.BaseAllocation)).GetAwaiter().GetResult();
+        client
+            .SendOptionAsync(NbdOption.SetMetaContext, NbdTestClient.MetaContextData("ssd", NbdProtocol.BaseAllocation))
+            .GetAwaiter()
+            .GetResult();
         client.SendOptionAsync(NbdOption.Go, NbdTestClient.InfoData("ssd", NbdInfo.BlockSize)).GetAwaiter().GetResult();
         client.SendRequestAsync(NbdCommand.Read, NbdCommandModifiers.None, 0, 4096).GetAwaiter().GetResult();
-        client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.Fua, 4096, 512, new byte[512]).GetAwaiter().GetResult();
+        client
+            .SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.Fua, 4096, 512, new byte[512])
+            .GetAwaiter()
+            .GetResult();
         client.SendRequestAsync(NbdCommand.Trim, NbdCommandModifiers.None, 0, 4096).GetAwaiter().GetResult();
         client.SendRequestAsync(NbdCommand.BlockStatus, NbdCommandModifiers.None, 0, 65536).GetAwaiter().GetResult();
         client.SendRequestAsync(NbdCommand.WriteZeroes, NbdCommandModifiers.NoHole, 0, 4096).GetAwaiter().GetResult();

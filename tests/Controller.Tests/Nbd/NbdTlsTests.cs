@@ -2,8 +2,8 @@ using System.Security.Authentication;
 using Controller.Common;
 using Controller.Firmware.Host;
 using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Nbd;
@@ -32,7 +32,14 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     /// <summary>Every option the protocol defines but STARTTLS, ABORT and EXPORT_NAME, and one it does not.</summary>
     public static TheoryData<NbdOption> OptionsBeforeTls { get; } =
     [
-        NbdOption.List, NbdOption.Info, NbdOption.Go, NbdOption.StructuredReply, NbdOption.ListMetaContext, NbdOption.SetMetaContext, (NbdOption)4, (NbdOption)99,
+        NbdOption.List,
+        NbdOption.Info,
+        NbdOption.Go,
+        NbdOption.StructuredReply,
+        NbdOption.ListMetaContext,
+        NbdOption.SetMetaContext,
+        (NbdOption)4,
+        (NbdOption)99,
     ];
 
     [Theory]
@@ -141,7 +148,9 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
 
         await session.Client.GreetAsync(NbdClientFeatures.NoZeroes);
 
-        NbdProtocolException e = await Assert.ThrowsAsync<NbdProtocolException>(() => session.Server.WaitAsync(TimeSpan.FromSeconds(10)));
+        NbdProtocolException e = await Assert.ThrowsAsync<NbdProtocolException>(() =>
+            session.Server.WaitAsync(TimeSpan.FromSeconds(10))
+        );
         Assert.Contains("fixed newstyle", e.Message, StringComparison.Ordinal);
     }
 
@@ -170,7 +179,9 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
 
         Exception clientSide = await Record.ExceptionAsync(async () =>
         {
-            NbdTestClient tls = await session.StartTlsAsync(client == "foreign" ? Certificates.Foreign : Certificates.AuthorityOnly);
+            NbdTestClient tls = await session.StartTlsAsync(
+                client == "foreign" ? Certificates.Foreign : Certificates.AuthorityOnly
+            );
             await tls.GoAsync("ssd");
         });
 
@@ -185,13 +196,21 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
         // Signed by the right authority, but for server authentication only.
         using var serverAsClient = new TempDirectory();
         File.Copy(Path.Combine(Certificates.Server, TlsCredentials.CaFile), serverAsClient.File(TlsCredentials.CaFile));
-        File.Copy(Path.Combine(Certificates.Server, TlsCredentials.ServerCertificateFile), serverAsClient.File(TlsCredentials.ClientCertificateFile));
-        File.Copy(Path.Combine(Certificates.Server, TlsCredentials.ServerKeyFile), serverAsClient.File(TlsCredentials.ClientKeyFile));
+        File.Copy(
+            Path.Combine(Certificates.Server, TlsCredentials.ServerCertificateFile),
+            serverAsClient.File(TlsCredentials.ClientCertificateFile)
+        );
+        File.Copy(
+            Path.Combine(Certificates.Server, TlsCredentials.ServerKeyFile),
+            serverAsClient.File(TlsCredentials.ClientKeyFile)
+        );
         var export = new MemoryExport(Size);
         await using var session = NbdSession.Start(export, Tls(NbdTlsMode.Required, verifyPeer: true));
         await session.Client.GreetAsync();
 
-        Exception? clientSide = await Record.ExceptionAsync(async () => await (await session.StartTlsAsync(serverAsClient.Path)).GoAsync("ssd"));
+        Exception? clientSide = await Record.ExceptionAsync(async () =>
+            await (await session.StartTlsAsync(serverAsClient.Path)).GoAsync("ssd")
+        );
 
         Assert.NotNull(clientSide);
         await Assert.ThrowsAsync<AuthenticationException>(() => session.Server.WaitAsync(TimeSpan.FromSeconds(10)));
@@ -202,7 +221,10 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
     {
         // The client trusts the foreign authority only: the server's certificate does not chain to it.
         using var wrongTrust = new TempDirectory();
-        File.Copy(Path.Combine(Certificates.Foreign, TlsCredentials.ClientCertificateFile), wrongTrust.File(TlsCredentials.CaFile));
+        File.Copy(
+            Path.Combine(Certificates.Foreign, TlsCredentials.ClientCertificateFile),
+            wrongTrust.File(TlsCredentials.CaFile)
+        );
         await using var session = NbdSession.Start(new MemoryExport(Size), Tls(NbdTlsMode.Required, verifyPeer: false));
         await session.Client.GreetAsync();
 
@@ -257,7 +279,8 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
             {
                 await connection.RunAsync(CancellationToken.None, CancellationToken.None);
             }
-            catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or AuthenticationException or IOException)
+            catch (Exception e)
+                when (e is NbdProtocolException or EndOfStreamException or AuthenticationException or IOException)
             {
                 ended++;
             }
@@ -282,17 +305,24 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
 
         client.SendOptionAsync(NbdOption.StructuredReply, []).GetAwaiter().GetResult();
         client.SendOptionAsync(NbdOption.Go, NbdTestClient.InfoData("ssd")).GetAwaiter().GetResult();
-        client.SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.Fua, 4096, 512, new byte[512]).GetAwaiter().GetResult();
+        client
+            .SendRequestAsync(NbdCommand.Write, NbdCommandModifiers.Fua, 4096, 512, new byte[512])
+            .GetAwaiter()
+            .GetResult();
         client.SendRequestAsync(NbdCommand.Disconnect, NbdCommandModifiers.None, 0, 0).GetAwaiter().GetResult();
         return bytes.ToArray();
     }
 
-    private static byte[] OptionData(NbdOption option) => option switch
-    {
-        NbdOption.Info or NbdOption.Go => NbdTestClient.InfoData("ssd"),
-        NbdOption.ListMetaContext or NbdOption.SetMetaContext => NbdTestClient.MetaContextData("ssd", NbdProtocol.BaseAllocation),
-        _ => [],
-    };
+    private static byte[] OptionData(NbdOption option) =>
+        option switch
+        {
+            NbdOption.Info or NbdOption.Go => NbdTestClient.InfoData("ssd"),
+            NbdOption.ListMetaContext or NbdOption.SetMetaContext => NbdTestClient.MetaContextData(
+                "ssd",
+                NbdProtocol.BaseAllocation
+            ),
+            _ => [],
+        };
 
     private NbdTls Tls(NbdTlsMode mode, bool verifyPeer)
     {

@@ -26,10 +26,14 @@ public sealed class ReadOnlyTests
             NbdTestReply read = await client.RequestAsync(NbdCommand.Read, 0, 65536);
             NbdTestReply status = await client.RequestAsync(NbdCommand.BlockStatus, 0, 1 << 20);
             NbdError write = (await client.RequestAsync(NbdCommand.Write, 0, 4096, new byte[4096])).Error;
-            NbdError fuaWrite = (await client.RequestAsync(NbdCommand.Write, 0, 4096, new byte[4096], NbdCommandModifiers.Fua)).Error;
+            NbdError fuaWrite = (
+                await client.RequestAsync(NbdCommand.Write, 0, 4096, new byte[4096], NbdCommandModifiers.Fua)
+            ).Error;
             NbdError trim = (await client.RequestAsync(NbdCommand.Trim, 0, 4096)).Error;
             NbdError zero = (await client.RequestAsync(NbdCommand.WriteZeroes, 0, 4096)).Error;
-            NbdError zeroNoHole = (await client.RequestAsync(NbdCommand.WriteZeroes, 0, 4096, flags: NbdCommandModifiers.NoHole)).Error;
+            NbdError zeroNoHole = (
+                await client.RequestAsync(NbdCommand.WriteZeroes, 0, 4096, flags: NbdCommandModifiers.NoHole)
+            ).Error;
             NbdError flush = (await client.RequestAsync(NbdCommand.Flush, 0, 0)).Error;
             NbdTestReply after = await client.RequestAsync(NbdCommand.Read, 0, 65536);
             (int exitCode, string output) = await server.StopAsync("TERM");
@@ -38,7 +42,16 @@ public sealed class ReadOnlyTests
             Assert.All(read.Data, b => Assert.Equal(0x3c, b));
             Assert.Equal(NbdError.None, status.Error);
             Assert.Equal((65536u, NbdAllocationState.None), status.Extents[0]);
-            Assert.Equal([NbdError.NotPermitted, NbdError.NotPermitted, NbdError.NotPermitted, NbdError.NotPermitted, NbdError.NotPermitted], [write, fuaWrite, trim, zero, zeroNoHole]);
+            Assert.Equal(
+                [
+                    NbdError.NotPermitted,
+                    NbdError.NotPermitted,
+                    NbdError.NotPermitted,
+                    NbdError.NotPermitted,
+                    NbdError.NotPermitted,
+                ],
+                [write, fuaWrite, trim, zero, zeroNoHole]
+            );
             Assert.Equal(NbdError.None, flush);
             Assert.Equal(read.Data, after.Data);
             Assert.Equal(0, exitCode);
@@ -93,7 +106,16 @@ public sealed class ReadOnlyTests
     {
         using var temp = new TempDirectory();
 
-        var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--image", temp.File("blank.img"), "--read-only", "--listen", $"nbd+unix:///?socket={temp.File("s.sock")}");
+        var (exitCode, _, error) = EmulatorProcess.Run(
+            "serve",
+            "--config",
+            "tiny",
+            "--image",
+            temp.File("blank.img"),
+            "--read-only",
+            "--listen",
+            $"nbd+unix:///?socket={temp.File("s.sock")}"
+        );
 
         Assert.NotEqual(0, exitCode);
         Assert.Contains("read-only mount cannot format", error, StringComparison.Ordinal);
@@ -105,7 +127,12 @@ public sealed class ReadOnlyTests
         string image = temp.File("ssd.img");
         using var server = await ServerProcess.StartAsync(temp, image);
         NbdTestClient client = await server.ConnectAsync();
-        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, 65536, Enumerable.Repeat((byte)0x3c, 65536).ToArray())).Error);
+        Assert.Equal(
+            NbdError.None,
+            (
+                await client.RequestAsync(NbdCommand.Write, 0, 65536, Enumerable.Repeat((byte)0x3c, 65536).ToArray())
+            ).Error
+        );
         Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Flush, 0, 0)).Error);
         Assert.Equal(0, (await server.StopAsync("TERM")).ExitCode);
         return image;

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Nbd;
@@ -19,7 +19,10 @@ public sealed class ServeProcessTests
         using (var server = await ServerProcess.StartAsync(temp, image))
         {
             NbdTestClient client = await server.ConnectAsync();
-            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, (uint)data.Length, data)).Error);
+            Assert.Equal(
+                NbdError.None,
+                (await client.RequestAsync(NbdCommand.Write, 0, (uint)data.Length, data)).Error
+            );
 
             (int exitCode, string output) = await server.StopAsync("TERM");
 
@@ -46,9 +49,15 @@ public sealed class ServeProcessTests
         using (var server = await ServerProcess.StartAsync(temp, image))
         {
             NbdTestClient client = await server.ConnectAsync();
-            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, (uint)flushed.Length, flushed)).Error);
+            Assert.Equal(
+                NbdError.None,
+                (await client.RequestAsync(NbdCommand.Write, 0, (uint)flushed.Length, flushed)).Error
+            );
             Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Flush, 0, 0)).Error);
-            Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 1 << 20, (uint)unflushed.Length, unflushed)).Error);
+            Assert.Equal(
+                NbdError.None,
+                (await client.RequestAsync(NbdCommand.Write, 1 << 20, (uint)unflushed.Length, unflushed)).Error
+            );
 
             server.Kill();
         }
@@ -69,18 +78,30 @@ public sealed class ServeProcessTests
         NbdTestClient client = await server.ConnectAsync();
         Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, 65536, Pattern(1, 65536))).Error);
         Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Trim, 16384, 16384)).Error);
-        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.WriteZeroes, 32768, 8192, flags: NbdCommandModifiers.NoHole)).Error);
+        Assert.Equal(
+            NbdError.None,
+            (await client.RequestAsync(NbdCommand.WriteZeroes, 32768, 8192, flags: NbdCommandModifiers.NoHole)).Error
+        );
         Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Read, 65536, 16384)).Error);
 
         NbdTestReply status = await client.RequestAsync(NbdCommand.BlockStatus, 0, 131072);
 
         const NbdAllocationState Hole = NbdAllocationState.Hole | NbdAllocationState.Zero;
-        Assert.Equal([(16384u, NbdAllocationState.None), (16384u, Hole), (32768u, NbdAllocationState.None), (65536u, Hole)], status.Extents);
+        Assert.Equal(
+            [(16384u, NbdAllocationState.None), (16384u, Hole), (32768u, NbdAllocationState.None), (65536u, Hole)],
+            status.Extents
+        );
     }
 
     [Theory]
-    [InlineData("nbd://0.0.0.0:10899", "0.0.0.0 is not a loopback address; serving it to the network needs --allow-remote (and, so that not anyone who can reach it reads and writes, --tls require with --tls-verify-peer)")]
-    [InlineData("http://127.0.0.1:10899", "--listen: 'http://127.0.0.1:10899' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH")]
+    [InlineData(
+        "nbd://0.0.0.0:10899",
+        "0.0.0.0 is not a loopback address; serving it to the network needs --allow-remote (and, so that not anyone who can reach it reads and writes, --tls require with --tls-verify-peer)"
+    )]
+    [InlineData(
+        "http://127.0.0.1:10899",
+        "--listen: 'http://127.0.0.1:10899' is not nbd://HOST[:PORT] or nbd+unix:///?socket=PATH"
+    )]
     [InlineData("nbd+unix:///ssd", "names no socket")]
     public void ABadListenAddressIsRefusedByName(string uri, string expected)
     {
@@ -97,9 +118,15 @@ public sealed class ServeProcessTests
         using var server = await ServerProcess.StartAsync(temp, temp.File("ssd.img"), control: true);
         byte[] flushed = Pattern(0x33, 128 << 10);
         NbdTestClient client = await server.ConnectAsync();
-        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 0, (uint)flushed.Length, flushed)).Error);
+        Assert.Equal(
+            NbdError.None,
+            (await client.RequestAsync(NbdCommand.Write, 0, (uint)flushed.Length, flushed)).Error
+        );
         Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Flush, 0, 0)).Error);
-        Assert.Equal(NbdError.None, (await client.RequestAsync(NbdCommand.Write, 1 << 20, 65536, Pattern(0x44, 65536))).Error);
+        Assert.Equal(
+            NbdError.None,
+            (await client.RequestAsync(NbdCommand.Write, 1 << 20, 65536, Pattern(0x44, 65536))).Error
+        );
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
         await using ManagementClient management = await ManagementClient.ConnectAsync(server.Control, timeout.Token);
 
@@ -136,13 +163,27 @@ public sealed class ServeProcessTests
     }
 
     [Theory]
-    [InlineData("tcp://0.0.0.0:10898", "--control: 0.0.0.0:10898 is not a loopback address, and the management endpoint can cut the power: off loopback it needs TLS and a check of the client. Write --control tls://0.0.0.0:10898")]
+    [InlineData(
+        "tcp://0.0.0.0:10898",
+        "--control: 0.0.0.0:10898 is not a loopback address, and the management endpoint can cut the power: off loopback it needs TLS and a check of the client. Write --control tls://0.0.0.0:10898"
+    )]
     [InlineData("tcp://127.0.0.1", "--control: 'tcp://127.0.0.1' needs a host and a port from 1 to 65535")]
-    [InlineData("http://x", "--control: 'http://x' is not a management endpoint; write tcp://HOST:PORT, tls://HOST:PORT or unix:PATH")]
+    [InlineData(
+        "http://x",
+        "--control: 'http://x' is not a management endpoint; write tcp://HOST:PORT, tls://HOST:PORT or unix:PATH"
+    )]
     [InlineData("unix:", "names no socket")]
     public void ABadControlAddressIsRefusedByName(string uri, string expected)
     {
-        var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--listen", "nbd://127.0.0.1:10897", "--control", uri);
+        var (exitCode, _, error) = EmulatorProcess.Run(
+            "serve",
+            "--config",
+            "tiny",
+            "--listen",
+            "nbd://127.0.0.1:10897",
+            "--control",
+            uri
+        );
 
         Assert.Equal(2, exitCode);
         Assert.Contains(expected, error, StringComparison.Ordinal);
@@ -158,10 +199,16 @@ public sealed class ServeProcessTests
         int port = ((System.Net.IPEndPoint)listener.LocalEndPoint!).Port;
         string image = temp.File("new.img");
 
-        var (exitCode, output, error) = await Task.Run(() => EmulatorProcess.Run("serve", "--config", "tiny", "--image", image, "--listen", $"nbd://127.0.0.1:{port}"));
+        var (exitCode, output, error) = await Task.Run(() =>
+            EmulatorProcess.Run("serve", "--config", "tiny", "--image", image, "--listen", $"nbd://127.0.0.1:{port}")
+        );
 
         Assert.Equal(2, exitCode);
-        Assert.Contains($"--listen: cannot listen on nbd://127.0.0.1:{port}/: the address is in use", error, StringComparison.Ordinal);
+        Assert.Contains(
+            $"--listen: cannot listen on nbd://127.0.0.1:{port}/: the address is in use",
+            error,
+            StringComparison.Ordinal
+        );
         Assert.Empty(output);
         Assert.Empty(Directory.GetFiles(temp.Path));
     }
@@ -172,12 +219,25 @@ public sealed class ServeProcessTests
         using var temp = new TempDirectory();
         string image = temp.File("missing/ssd.img");
 
-        var (exitCode, _, error) = EmulatorProcess.Run("serve", "--config", "tiny", "--image", image, "--listen", "nbd://127.0.0.1:10896");
+        var (exitCode, _, error) = EmulatorProcess.Run(
+            "serve",
+            "--config",
+            "tiny",
+            "--image",
+            image,
+            "--listen",
+            "nbd://127.0.0.1:10896"
+        );
 
         Assert.Equal(2, exitCode);
-        Assert.Contains($"{image}: cannot be created: the directory {temp.File("missing")} does not exist", error, StringComparison.Ordinal);
+        Assert.Contains(
+            $"{image}: cannot be created: the directory {temp.File("missing")} does not exist",
+            error,
+            StringComparison.Ordinal
+        );
         Assert.DoesNotContain(".creating", error, StringComparison.Ordinal);
     }
 
-    private static byte[] Pattern(byte seed, int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
+    private static byte[] Pattern(byte seed, int length) =>
+        [.. Enumerable.Range(0, length).Select(i => (byte)(seed + (i * 13)))];
 }

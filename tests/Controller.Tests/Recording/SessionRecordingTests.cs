@@ -31,10 +31,30 @@ public sealed class SessionRecordingTests
             recorder.Faults("{\"rawBitErrorRate\":0.001}");
             recorder.Management(SessionRecordKind.Checkpoint);
             recorder.Management(SessionRecordKind.Shutdown);
-            recorder.NandRead(new PageAddress(9, 3), new NandCompletion(NandStatus.Corrected, 123_456, 7), [1, 2, 3], [4, 5], modelled: false);
-            recorder.NandRead(new PageAddress(9, 4), new NandCompletion(NandStatus.Ok, 123_999), [1, 2, 3], [4, 5], modelled: true);
-            recorder.NandWrite(SessionRecordKind.NandProgram, new PageAddress(10, 0), new NandCompletion(NandStatus.ProgramFailed, 200_000));
-            recorder.NandWrite(SessionRecordKind.NandErase, new PageAddress(11, 0), new NandCompletion(NandStatus.EraseFailed, 300_000));
+            recorder.NandRead(
+                new PageAddress(9, 3),
+                new NandCompletion(NandStatus.Corrected, 123_456, 7),
+                [1, 2, 3],
+                [4, 5],
+                modelled: false
+            );
+            recorder.NandRead(
+                new PageAddress(9, 4),
+                new NandCompletion(NandStatus.Ok, 123_999),
+                [1, 2, 3],
+                [4, 5],
+                modelled: true
+            );
+            recorder.NandWrite(
+                SessionRecordKind.NandProgram,
+                new PageAddress(10, 0),
+                new NandCompletion(NandStatus.ProgramFailed, 200_000)
+            );
+            recorder.NandWrite(
+                SessionRecordKind.NandErase,
+                new PageAddress(11, 0),
+                new NandCompletion(NandStatus.EraseFailed, 300_000)
+            );
             recorder.NandDie(5, new NandDieStatus(true, 400_000, 2));
             recorder.Finish(0xfeedface12345678);
         }
@@ -47,23 +67,53 @@ public sealed class SessionRecordingTests
         Assert.Equal(data, recording.Data);
         Assert.False(recording.Truncated);
         Assert.Equal(
-            [SessionRecordKind.Clock, SessionRecordKind.Command, SessionRecordKind.Command, SessionRecordKind.Command, SessionRecordKind.Clock, SessionRecordKind.Step, SessionRecordKind.Step, SessionRecordKind.PowerCut, SessionRecordKind.Faults, SessionRecordKind.Checkpoint, SessionRecordKind.Shutdown,
-             SessionRecordKind.NandRead, SessionRecordKind.NandRead, SessionRecordKind.NandProgram, SessionRecordKind.NandErase, SessionRecordKind.NandDie, SessionRecordKind.End],
-            records.Select(r => r.Kind));
+            [
+                SessionRecordKind.Clock,
+                SessionRecordKind.Command,
+                SessionRecordKind.Command,
+                SessionRecordKind.Command,
+                SessionRecordKind.Clock,
+                SessionRecordKind.Step,
+                SessionRecordKind.Step,
+                SessionRecordKind.PowerCut,
+                SessionRecordKind.Faults,
+                SessionRecordKind.Checkpoint,
+                SessionRecordKind.Shutdown,
+                SessionRecordKind.NandRead,
+                SessionRecordKind.NandRead,
+                SessionRecordKind.NandProgram,
+                SessionRecordKind.NandErase,
+                SessionRecordKind.NandDie,
+                SessionRecordKind.End,
+            ],
+            records.Select(r => r.Kind)
+        );
         Assert.Equal(5, records[0].Nanoseconds);
         SessionRecord write = records[1];
-        Assert.Equal((1L, 2, HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 8192L, 4096L), (write.Id, write.Connection, write.Opcode, write.Flags, write.Offset, write.Length));
+        Assert.Equal(
+            (1L, 2, HostOpcode.Write, HostCommandOptions.ForceUnitAccess, 8192L, 4096L),
+            (write.Id, write.Connection, write.Opcode, write.Flags, write.Offset, write.Length)
+        );
         Assert.Equal((3L, HostOpcode.Trim, 1L << 30), (records[3].Id, records[3].Opcode, records[3].Length));
         Assert.Equal(70_000_000_000, records[4].Nanoseconds);
         Assert.True(records[5].Background);
         Assert.False(records[6].Background);
         Assert.Equal("{\"rawBitErrorRate\":0.001}", records[8].Text);
-        Assert.Equal((new PageAddress(9, 3), new NandCompletion(NandStatus.Corrected, 123_456, 7)), (records[11].Page, records[11].Completion));
+        Assert.Equal(
+            (new PageAddress(9, 3), new NandCompletion(NandStatus.Corrected, 123_456, 7)),
+            (records[11].Page, records[11].Completion)
+        );
         Assert.Equal([1, 2, 3], records[11].Data);
         Assert.Equal([4, 5], records[11].Spare);
         Assert.Null(records[12].Data);
-        Assert.Equal((new PageAddress(10, 0), NandStatus.ProgramFailed, 200_000L), (records[13].Page, records[13].Completion.Status, records[13].Completion.CompletesAtNanoseconds));
-        Assert.Equal((new PageAddress(11, 0), NandStatus.EraseFailed), (records[14].Page, records[14].Completion.Status));
+        Assert.Equal(
+            (new PageAddress(10, 0), NandStatus.ProgramFailed, 200_000L),
+            (records[13].Page, records[13].Completion.Status, records[13].Completion.CompletesAtNanoseconds)
+        );
+        Assert.Equal(
+            (new PageAddress(11, 0), NandStatus.EraseFailed),
+            (records[14].Page, records[14].Completion.Status)
+        );
         Assert.Equal((5, new NandDieStatus(true, 400_000, 2)), (records[15].Page.Block, records[15].Die));
         Assert.Equal(0xfeedface12345678, records[16].Hash);
         byte[] replayed = new byte[4096];
@@ -96,7 +146,15 @@ public sealed class SessionRecordingTests
             for (int i = 1; i <= 40; i++)
             {
                 recorder.Clock(i * 1000);
-                recorder.Command(i, 1, i % 3 == 0 ? HostOpcode.Read : HostOpcode.Write, HostCommandOptions.None, i * 4096, 512, new byte[512]);
+                recorder.Command(
+                    i,
+                    1,
+                    i % 3 == 0 ? HostOpcode.Read : HostOpcode.Write,
+                    HostCommandOptions.None,
+                    i * 4096,
+                    512,
+                    new byte[512]
+                );
                 recorder.Step(i % 2 == 0);
                 recorder.Flush();
             }
@@ -142,7 +200,8 @@ public sealed class SessionRecordingTests
     }
 
     /// <summary>A record as text, its data as bytes (records compare their arrays by reference).</summary>
-    private static string Key(SessionRecord r) => $"{r with { Data = null }} {(r.Data is null ? "-" : Convert.ToHexString(r.Data))}";
+    private static string Key(SessionRecord r) =>
+        $"{r with { Data = null }} {(r.Data is null ? "-" : Convert.ToHexString(r.Data))}";
 
     [Fact]
     public void AFileThatIsNotARecordingIsRefusedWithWhatItIs()

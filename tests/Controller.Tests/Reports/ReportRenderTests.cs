@@ -15,7 +15,29 @@ public sealed class ReportRenderTests
         using var temp = new TempDirectory();
         string html = temp.File("sim.html");
         using var output = new StringWriter();
-        int exitCode = SimCommand.Run(CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--workload", "mixed", "--seed", "3", "--ops", "3000", "--power-cuts", "2", "--report", html]), output, TextWriter.Null, terminal: false, CancellationToken.None);
+        int exitCode = SimCommand.Run(
+            CommandArgs.Parse(
+                SimCommand.Verb(TextWriter.Null),
+                [
+                    "--config",
+                    "tiny",
+                    "--workload",
+                    "mixed",
+                    "--seed",
+                    "3",
+                    "--ops",
+                    "3000",
+                    "--power-cuts",
+                    "2",
+                    "--report",
+                    html,
+                ]
+            ),
+            output,
+            TextWriter.Null,
+            terminal: false,
+            CancellationToken.None
+        );
 
         Assert.True(exitCode == 0, output.ToString());
         Assert.Contains($"report: {html} (6 charts)", output.ToString(), StringComparison.Ordinal);
@@ -28,7 +50,16 @@ public sealed class ReportRenderTests
         using var temp = new TempDirectory();
         string html = temp.File("campaign.html");
         using var output = new StringWriter();
-        int exitCode = SimCommand.Run(CommandArgs.Parse(SimCommand.Verb(TextWriter.Null), ["--config", "tiny", "--seeds", "1..3", "--ops", "500", "--power-cuts", "1", "--report", html]), output, TextWriter.Null, terminal: false, CancellationToken.None);
+        int exitCode = SimCommand.Run(
+            CommandArgs.Parse(
+                SimCommand.Verb(TextWriter.Null),
+                ["--config", "tiny", "--seeds", "1..3", "--ops", "500", "--power-cuts", "1", "--report", html]
+            ),
+            output,
+            TextWriter.Null,
+            terminal: false,
+            CancellationToken.None
+        );
 
         Assert.True(exitCode == 0, output.ToString());
         string page = File.ReadAllText(html);
@@ -47,7 +78,18 @@ public sealed class ReportRenderTests
         using var server = await ServerProcess.StartAsync(temp);
         string html = temp.File("bench.html");
 
-        var (exitCode, _, error) = await HostRun.RunAsync("bench", server.Uri, "--rw", "randrw", "--iodepth", "4", "--duration", "3s", "--report", html);
+        var (exitCode, _, error) = await HostRun.RunAsync(
+            "bench",
+            server.Uri,
+            "--rw",
+            "randrw",
+            "--iodepth",
+            "4",
+            "--duration",
+            "3s",
+            "--report",
+            html
+        );
 
         Assert.True(exitCode == 0, error);
         Assert.Contains($"report: {html} (3 charts)", error, StringComparison.Ordinal);
@@ -60,7 +102,15 @@ public sealed class ReportRenderTests
         using var temp = new TempDirectory();
         string html = temp.File("crashtest.html");
         using var output = new StringWriter();
-        int exitCode = CrashTestCommand.Run(CommandArgs.Parse(CrashTestCommand.Verb(TextWriter.Null), ["--length", "1", "--shard", "0/8", "--report", html]), output, TextWriter.Null, Controller.Emulator.Sim.SimHooks.None);
+        int exitCode = CrashTestCommand.Run(
+            CommandArgs.Parse(
+                CrashTestCommand.Verb(TextWriter.Null),
+                ["--length", "1", "--shard", "0/8", "--report", html]
+            ),
+            output,
+            TextWriter.Null,
+            Controller.Emulator.Sim.SimHooks.None
+        );
 
         Assert.True(exitCode == 0, output.ToString());
         Assert.Contains($"report: {html} (2 charts)", output.ToString(), StringComparison.Ordinal);
@@ -105,10 +155,16 @@ public sealed class ReportRenderTests
         Assert.Equal(charts, boxes.Count);
         foreach ((var box, int index) in boxes.Select((b, i) => (b, i)))
         {
-            Assert.Equal((HtmlReport.ChartWidth, HtmlReport.ChartHeight), (box.Right - box.Left + 1, box.Bottom - box.Top + 1));
+            Assert.Equal(
+                (HtmlReport.ChartWidth, HtmlReport.ChartHeight),
+                (box.Right - box.Left + 1, box.Bottom - box.Top + 1)
+            );
             double ink = Browser.Ink(shot, box);
             Assert.True(ink > 0.01, $"the chart at y={box.Top} is nearly blank ({ink:P2} ink)");
-            Assert.True(Browser.HasColour(shot, box) != (allZero ?? []).Contains(index), $"the chart at y={box.Top} plots {(Browser.HasColour(shot, box) ? "something" : "nothing")} in colour");
+            Assert.True(
+                Browser.HasColour(shot, box) != (allZero ?? []).Contains(index),
+                $"the chart at y={box.Top} plots {(Browser.HasColour(shot, box) ? "something" : "nothing")} in colour"
+            );
         }
     }
 }

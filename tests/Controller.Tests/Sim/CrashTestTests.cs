@@ -1,5 +1,5 @@
-using Controller.Cli;
 using System.Text.Json;
+using Controller.Cli;
 using Controller.Common;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Nand;
@@ -35,14 +35,20 @@ public sealed class CrashTestTests
         Assert.Equal((8 * 7) + 1, test.Vocabulary.Count);
         Assert.Equal(57 + (57 * 57), test.SequencesPerPrefix);
         Assert.Equal(8 * 3 * test.SequencesPerPrefix, test.Cases);
-        Assert.Contains(test.Vocabulary, o => o.Name == "Zfn@unaligned" && o.Request.Flags == (HostCommandOptions.ForceUnitAccess | HostCommandOptions.NoHole));
+        Assert.Contains(test.Vocabulary, o =>
+            o.Name == "Zfn@unaligned"
+            && o.Request.Flags == (HostCommandOptions.ForceUnitAccess | HostCommandOptions.NoHole)
+        );
         Assert.Equal(HostOpcode.Flush, test.Vocabulary[^1].Request.Opcode);
         HostRequest Target(string name) => test.Vocabulary.Single(o => o.Name == $"W@{name}").Request;
         Assert.Equal((Large + (2 * Sector), Sector), (Target("sector").Offset, Target("sector").Length));
         Assert.Equal(Target("sector").Offset + Sector, Target("neighbour").Offset);
         Assert.Equal((Large, Large / 2), (Target("first-half").Offset, Target("first-half").Length));
         Assert.Equal((Large + (Large / 2), Large / 2), (Target("second-half").Offset, Target("second-half").Length));
-        Assert.True(Target("across").Offset / Large != (Target("across").Offset + Target("across").Length - 1) / Large, "across crosses a large-page boundary");
+        Assert.True(
+            Target("across").Offset / Large != (Target("across").Offset + Target("across").Length - 1) / Large,
+            "across crosses a large-page boundary"
+        );
         Assert.NotEqual(0, Target("unaligned").Offset % Sector);
         Assert.NotEqual(0, (Target("unaligned").Offset + Target("unaligned").Length) % Sector);
         Assert.Equal(0, Target("unaligned").Offset % 512);
@@ -82,8 +88,18 @@ public sealed class CrashTestTests
         CrashVocabulary.Prefix(device.Config, prefix, script);
         var clock = new VirtualClock();
         using EmulatedNand nand = EmulatedNand.InMemory(device.Config, clock);
-        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, new Prng(1), FtlConfig.Options(device.Config));
-        var loop = new ControllerLoop(new LargePageCache(new FtlSectorStore(ftl), CacheConfig.Options(device.Config), clock), ftl, clock, queueDepth: 1);
+        FlashTranslationLayer ftl = FlashTranslationLayer.Mount(
+            nand,
+            clock,
+            new Prng(1),
+            FtlConfig.Options(device.Config)
+        );
+        var loop = new ControllerLoop(
+            new LargePageCache(new FtlSectorStore(ftl), CacheConfig.Options(device.Config), clock),
+            ftl,
+            clock,
+            queueDepth: 1
+        );
         byte[] buffer = new byte[1 << 20];
         foreach (HostRequest request in script)
         {
@@ -124,7 +140,9 @@ public sealed class CrashTestTests
     [Fact]
     public void LengthTwoCatchesADeviceThatIgnoresFuaOnTrimAndReplaysIt()
     {
-        var hooks = new SimHooks(Command: r => r.Opcode == HostOpcode.Trim ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r);
+        var hooks = new SimHooks(Command: r =>
+            r.Opcode == HostOpcode.Trim ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r
+        );
         using var output = new StringWriter();
 
         int exitCode = CrashTestCommand.Run(Args("--length", "2", "--shard", "0/40"), output, TextWriter.Null, hooks);
@@ -132,8 +150,15 @@ public sealed class CrashTestTests
         Assert.Equal(1, exitCode);
         string text = output.ToString();
         Assert.Contains("violation: resurrected-trim", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("/plp/", text.Split('\n').First(l => l.Contains("case: ", StringComparison.Ordinal)), StringComparison.Ordinal);
-        string replay = text.Split('\n').First(l => l.Contains("replay: ", StringComparison.Ordinal)).Split("replay: ")[1].Trim();
+        Assert.DoesNotContain(
+            "/plp/",
+            text.Split('\n').First(l => l.Contains("case: ", StringComparison.Ordinal)),
+            StringComparison.Ordinal
+        );
+        string replay = text.Split('\n')
+            .First(l => l.Contains("replay: ", StringComparison.Ordinal))
+            .Split("replay: ")[1]
+            .Trim();
         Assert.StartsWith("ssd-emulator crashtest --case '", replay, StringComparison.Ordinal);
         string id = replay.Split('\'')[1];
         string cut = replay.Split("--cut ")[1];
@@ -153,12 +178,22 @@ public sealed class CrashTestTests
         for (int k = 0; k < 2; k++)
         {
             string json = temp.File($"shard-{k}.json");
-            Assert.Equal(0, CrashTestCommand.Run(Args("--length", "1", "--shard", $"{k}/2", "--json", json, "--jobs", "2"), TextWriter.Null, TextWriter.Null, SimHooks.None));
+            Assert.Equal(
+                0,
+                CrashTestCommand.Run(
+                    Args("--length", "1", "--shard", $"{k}/2", "--json", json, "--jobs", "2"),
+                    TextWriter.Null,
+                    TextWriter.Null,
+                    SimHooks.None
+                )
+            );
             shards.Add(JsonDocument.Parse(File.ReadAllText(json)).RootElement.Clone());
         }
 
         Assert.Equal(NewTest(1).Cases, shards.Sum(s => s.GetProperty("sequences").GetInt64()));
-        Assert.All(shards, s => Assert.True(s.GetProperty("cutPoints").GetInt64() > s.GetProperty("sequences").GetInt64()));
+        Assert.All(shards, s =>
+            Assert.True(s.GetProperty("cutPoints").GetInt64() > s.GetProperty("sequences").GetInt64())
+        );
         Assert.All(shards, s => Assert.Equal(0, s.GetProperty("violations").GetArrayLength()));
         Assert.All(shards, s => Assert.Equal(8, s.GetProperty("devices").GetArrayLength()));
     }
@@ -168,10 +203,31 @@ public sealed class CrashTestTests
     {
         using var a = new StringWriter();
         using var b = new StringWriter();
-        Assert.Equal(0, CrashTestCommand.Run(Args("--length", "3", "--sample", "40", "--seed", "5"), a, TextWriter.Null, SimHooks.None));
-        Assert.Equal(0, CrashTestCommand.Run(Args("--length", "3", "--sample", "40", "--seed", "5", "--jobs", "1"), b, TextWriter.Null, SimHooks.None));
+        Assert.Equal(
+            0,
+            CrashTestCommand.Run(
+                Args("--length", "3", "--sample", "40", "--seed", "5"),
+                a,
+                TextWriter.Null,
+                SimHooks.None
+            )
+        );
+        Assert.Equal(
+            0,
+            CrashTestCommand.Run(
+                Args("--length", "3", "--sample", "40", "--seed", "5", "--jobs", "1"),
+                b,
+                TextWriter.Null,
+                SimHooks.None
+            )
+        );
 
-        string Counts(string text) => text.Split('\n').Single(l => l.StartsWith("crashtest: length 3", StringComparison.Ordinal)).Split(':')[2].Split(',')[..2].Aggregate((x, y) => x + y);
+        string Counts(string text) =>
+            text.Split('\n')
+                .Single(l => l.StartsWith("crashtest: length 3", StringComparison.Ordinal))
+                .Split(':')[2]
+                .Split(',')[..2]
+                .Aggregate((x, y) => x + y);
         Assert.Equal(Counts(a.ToString()), Counts(b.ToString()));
         Assert.Contains(" 40 sequences", a.ToString(), StringComparison.Ordinal);
     }
@@ -194,7 +250,18 @@ public sealed class CrashTestTests
 
     private static void Execute(ControllerLoop loop, HostRequest request, byte[] buffer)
     {
-        Assert.True(loop.TrySubmit(new HostCommand { Opcode = request.Opcode, Flags = request.Flags, Offset = request.Offset, Length = request.Length, Buffer = buffer.AsMemory(0, (int)request.Length) }));
+        Assert.True(
+            loop.TrySubmit(
+                new HostCommand
+                {
+                    Opcode = request.Opcode,
+                    Flags = request.Flags,
+                    Offset = request.Offset,
+                    Length = request.Length,
+                    Buffer = buffer.AsMemory(0, (int)request.Length),
+                }
+            )
+        );
         HostCompletion completion;
         while (!loop.TryTakeCompletion(out completion))
         {
@@ -204,6 +271,6 @@ public sealed class CrashTestTests
         Assert.Equal(HostStatus.Ok, completion.Status);
     }
 
-    private static CommandArgs Args(params string[] args) => CommandArgs.Parse(CrashTestCommand.Verb(TextWriter.Null), args);
-
+    private static CommandArgs Args(params string[] args) =>
+        CommandArgs.Parse(CrashTestCommand.Verb(TextWriter.Null), args);
 }

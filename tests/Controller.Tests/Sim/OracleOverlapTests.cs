@@ -23,10 +23,24 @@ public sealed class OracleOverlapTests
     private static readonly string[] PairSchedules = ["s0 s1 c0 c1", "s0 s1 c1 c0", "s0 c0 s1 c1"];
 
     /// <summary>Orders of three writes, from all in flight together to a chain of replies.</summary>
-    private static readonly string[] TripleSchedules = ["s0 s1 s2 c0 c1 c2", "s0 s1 s2 c2 c1 c0", "s0 s1 c0 s2 c1 c2", "s0 s1 c1 s2 c0 c2", "s0 c0 s1 s2 c2 c1", "s0 s1 c0 c1 s2 c2"];
+    private static readonly string[] TripleSchedules =
+    [
+        "s0 s1 s2 c0 c1 c2",
+        "s0 s1 s2 c2 c1 c0",
+        "s0 s1 c0 s2 c1 c2",
+        "s0 s1 c1 s2 c0 c2",
+        "s0 c0 s1 s2 c2 c1",
+        "s0 s1 c0 c1 s2 c2",
+    ];
 
     /// <summary>Span triples where orders differ in what they leave.</summary>
-    private static readonly (int First, int Count)[][] Triples = [[(0, 8), (0, 4), (2, 4)], [(0, 4), (4, 4), (2, 4)], [(0, 8), (0, 8), (0, 8)], [(3, 1), (0, 8), (2, 4)]];
+    private static readonly (int First, int Count)[][] Triples =
+    [
+        [(0, 8), (0, 4), (2, 4)],
+        [(0, 4), (4, 4), (2, 4)],
+        [(0, 8), (0, 8), (0, 8)],
+        [(3, 1), (0, 8), (2, 4)],
+    ];
 
     public static TheoryData<string, int, int> PairCases()
     {
@@ -107,14 +121,27 @@ public sealed class OracleOverlapTests
             var oracle = new Oracle(1, tracksDurability: true, everyCompletionDurable: false);
             Write(oracle, 0, Sector);
             oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
-            uint first = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, spans[0].First * 512L, spans[0].Count * 512L);
-            uint second = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, spans[1].First * 512L, spans[1].Count * 512L);
+            uint first = oracle.Submit(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                spans[0].First * 512L,
+                spans[0].Count * 512L
+            );
+            uint second = oracle.Submit(
+                HostOpcode.Write,
+                HostCommandOptions.None,
+                spans[1].First * 512L,
+                spans[1].Count * 512L
+            );
             Assert.Equal([3u, 4u], new[] { first, second });
             oracle.PowerCut([first, second], "test");
 
             Violation? violation = oracle.CheckAfterCut(0, SectorOf(candidate));
 
-            Assert.True(allowed.Contains(Key(candidate)) == violation is null, $"{Key(candidate)}: {violation?.ToString() ?? "accepted"}; allowed {string.Join(" ", allowed)}");
+            Assert.True(
+                allowed.Contains(Key(candidate)) == violation is null,
+                $"{Key(candidate)}: {violation?.ToString() ?? "accepted"}; allowed {string.Join(" ", allowed)}"
+            );
         }
     }
 
@@ -286,7 +313,10 @@ public sealed class OracleOverlapTests
             // An accepted read settles the sector on what it saw, so each one gets its own oracle.
             Violation? violation = (isAllowed ? Played(events, spans) : shared).CheckExact(0, SectorOf(candidate));
 
-            Assert.True(isAllowed == violation is null, $"{schedule} {Key(candidate)}: {violation?.ToString() ?? "accepted"}; allowed {string.Join(" ", allowed)}");
+            Assert.True(
+                isAllowed == violation is null,
+                $"{schedule} {Key(candidate)}: {violation?.ToString() ?? "accepted"}; allowed {string.Join(" ", allowed)}"
+            );
         }
     }
 
@@ -300,7 +330,12 @@ public sealed class OracleOverlapTests
             int write = e[1] - '0';
             if (e[0] == 's')
             {
-                ids[write] = oracle.Submit(HostOpcode.Write, HostCommandOptions.None, spans[write].First * 512L, spans[write].Count * 512L);
+                ids[write] = oracle.Submit(
+                    HostOpcode.Write,
+                    HostCommandOptions.None,
+                    spans[write].First * 512L,
+                    spans[write].Count * 512L
+                );
                 Assert.Equal((uint)(write + 2), ids[write]);
             }
             else
@@ -371,7 +406,10 @@ public sealed class OracleOverlapTests
             }
         }
 
-        IEnumerable<uint[]> all = [[]];
+        IEnumerable<uint[]> all =
+        [
+            [],
+        ];
         foreach (List<uint> choice in choices)
         {
             all = all.SelectMany(prefix => choice.Select(value => (uint[])[.. prefix, value]));

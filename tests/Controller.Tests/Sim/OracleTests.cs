@@ -80,7 +80,11 @@ public sealed class OracleTests
         Violation? violation = oracle.CheckAfterCut(1, new byte[Sector]);
 
         Assert.Equal(ViolationClass.LostDurableWrite, violation?.Class);
-        Assert.Contains("op 1 write whole sector completed; op 2 flush; power cut after op 2", violation!.History, StringComparison.Ordinal);
+        Assert.Contains(
+            "op 1 write whole sector completed; op 2 flush; power cut after op 2",
+            violation!.History,
+            StringComparison.Ordinal
+        );
     }
 
     [Fact]
@@ -122,14 +126,24 @@ public sealed class OracleTests
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.None, 0, Sector)]
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.NoHole, 0, Sector)]
     [InlineData(HostOpcode.WriteZeroes, HostCommandOptions.NoHole, 1536, 512)]
-    public void AFuaTrimOrZeroingIsDurableWithoutAFlush(HostOpcode opcode, HostCommandOptions flags, long offset, long length)
+    public void AFuaTrimOrZeroingIsDurableWithoutAFlush(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length
+    )
     {
         foreach (bool fua in new[] { true, false })
         {
             var oracle = new Oracle(4, tracksDurability: true, everyCompletionDurable: false);
             uint write = Write(oracle, 0, Sector);
             Flush(oracle);
-            uint id = oracle.Submit(opcode, flags | (fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None), offset, length);
+            uint id = oracle.Submit(
+                opcode,
+                flags | (fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None),
+                offset,
+                length
+            );
             oracle.Complete(id, ok: true);
             oracle.PowerCut([], "test");
 
@@ -329,7 +343,8 @@ public sealed class OracleTests
         return id;
     }
 
-    private static void Flush(Oracle oracle) => oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
+    private static void Flush(Oracle oracle) =>
+        oracle.Complete(oracle.Submit(HostOpcode.Flush, HostCommandOptions.None, 0, 0), ok: true);
 
     private static byte[] Stamped(long offset, int length, uint operation)
     {

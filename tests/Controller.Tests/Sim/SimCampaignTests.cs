@@ -18,9 +18,27 @@ public sealed class SimCampaignTests
         using var temp = new TempDirectory();
         Task<(int ExitCode, string Output, string Error)>[] shards =
         [
-            .. Enumerable.Range(0, 2).Select(shard => Task.Run(() => EmulatorProcess.Run(
-                TimeSpan.FromMinutes(8),
-                "sim", "--swarm", "--seeds", $"1..{Seeds}", "--shard", $"{shard}/2", "--power-cuts", "8", "--ops", "1500", "--json", temp.File($"shard-{shard}.json")))),
+            .. Enumerable
+                .Range(0, 2)
+                .Select(shard =>
+                    Task.Run(() =>
+                        EmulatorProcess.Run(
+                            TimeSpan.FromMinutes(8),
+                            "sim",
+                            "--swarm",
+                            "--seeds",
+                            $"1..{Seeds}",
+                            "--shard",
+                            $"{shard}/2",
+                            "--power-cuts",
+                            "8",
+                            "--ops",
+                            "1500",
+                            "--json",
+                            temp.File($"shard-{shard}.json")
+                        )
+                    )
+                ),
         ];
         (int ExitCode, string Output, string Error)[] finished = await Task.WhenAll(shards);
 
@@ -47,12 +65,18 @@ public sealed class SimCampaignTests
             // The swarm and the cuts reached what the invariant is about.
             int Sum(Func<JsonElement, int> pick) => runs.Sum(pick);
             JsonElement Detail(JsonElement run) => run.GetProperty("powerCutDetail");
-            int Activity(JsonElement run, string name) => Detail(run).GetProperty("byActivity").TryGetProperty(name, out JsonElement count) ? count.GetInt32() : 0;
+            int Activity(JsonElement run, string name) =>
+                Detail(run).GetProperty("byActivity").TryGetProperty(name, out JsonElement count)
+                    ? count.GetInt32()
+                    : 0;
             Assert.True(Sum(r => r.GetProperty("powerCuts").GetInt32()) >= Seeds * 6, "the seeds get their cuts");
             Assert.True(Sum(r => Detail(r).GetProperty("insideRecovery").GetInt32()) > 50, "cuts inside recovery");
             Assert.True(Sum(r => Detail(r).GetProperty("tornPrograms").GetInt32()) > 100, "programs torn by a cut");
             Assert.True(Sum(r => Detail(r).GetProperty("tornErases").GetInt32()) > 5, "erases torn by a cut");
-            Assert.True(Sum(r => Detail(r).GetProperty("onHoldUpEnergy").GetInt32()) > 10, "cuts with power-loss protection");
+            Assert.True(
+                Sum(r => Detail(r).GetProperty("onHoldUpEnergy").GetInt32()) > 10,
+                "cuts with power-loss protection"
+            );
             foreach (string activity in new[] { "host", "gc", "checkpoint", "journal", "recovery" })
             {
                 Assert.True(Sum(r => Activity(r, activity)) > 0, $"no cut struck during {activity}");
@@ -60,13 +84,23 @@ public sealed class SimCampaignTests
 
             string[] workloads = [.. runs.Select(r => r.GetProperty("workload").GetString()!).Distinct()];
             Assert.Equal(8, workloads.Length);
-            string[] policies = [.. runs.Select(r => r.GetProperty("config").GetProperty("cache").GetProperty("trimPolicy").GetString()!).Distinct()];
+            string[] policies =
+            [
+                .. runs.Select(r => r.GetProperty("config").GetProperty("cache").GetProperty("trimPolicy").GetString()!)
+                    .Distinct(),
+            ];
             Assert.Equal(4, policies.Length);
             Assert.Contains(runs, r => r.GetProperty("config").GetProperty("power").GetProperty("plp").GetBoolean());
             Assert.Contains(runs, r => !r.GetProperty("config").GetProperty("power").GetProperty("plp").GetBoolean());
             Assert.Contains(runs, r => r.GetProperty("wear").GetProperty("badBlocks").GetInt32() > 0);
-            Assert.True(Sum(r => r.GetProperty("readsOverlappingWrites").GetInt32()) > 100, "reads in flight with writes to their sectors");
-            Assert.True(Sum(r => r.GetProperty("writesOverlappingWrites").GetInt32()) > 100, "writes in flight together to a common sector");
+            Assert.True(
+                Sum(r => r.GetProperty("readsOverlappingWrites").GetInt32()) > 100,
+                "reads in flight with writes to their sectors"
+            );
+            Assert.True(
+                Sum(r => r.GetProperty("writesOverlappingWrites").GetInt32()) > 100,
+                "writes in flight together to a common sector"
+            );
         }
         finally
         {

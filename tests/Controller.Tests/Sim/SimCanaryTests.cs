@@ -37,26 +37,54 @@ public sealed class SimCanaryTests
             "flush-before-durable" => new SimHooks(Nand: (nand, _) => Sabotage.EarlyAcknowledgingNand(nand)),
             "recovery-ignores-trims" => new SimHooks(Nand: (nand, _) => Sabotage.TrimForgettingNand(nand)),
             "erase-before-relocation-durable" => new SimHooks(Nand: Sabotage.EagerErasingNand),
-            "fua-ignored-on-trim" => new SimHooks(Command: r => r.Opcode == HostOpcode.Trim ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r),
-            "fua-ignored-on-write-zeroes" => new SimHooks(Command: r => r.Opcode == HostOpcode.WriteZeroes ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r),
+            "fua-ignored-on-trim" => new SimHooks(Command: r =>
+                r.Opcode == HostOpcode.Trim ? r with { Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess } : r
+            ),
+            "fua-ignored-on-write-zeroes" => new SimHooks(Command: r =>
+                r.Opcode == HostOpcode.WriteZeroes
+                    ? r with
+                    {
+                        Flags = r.Flags & ~HostCommandOptions.ForceUnitAccess,
+                    }
+                    : r
+            ),
             _ => throw new ArgumentOutOfRangeException(nameof(canary), canary, "no such canary"),
         };
 
         for (ulong seed = 1; seed <= MaxSeeds; seed++)
         {
             (SwarmDraw draw, SimOptions options) = Seed(seed, workload);
-            SimResult result = SimRunner.Run(draw.Config, options with { Hooks = broken ?? PunchForgetting(draw.Config) });
+            SimResult result = SimRunner.Run(
+                draw.Config,
+                options with
+                {
+                    Hooks = broken ?? PunchForgetting(draw.Config),
+                }
+            );
             if (result.Violations.Count == 0)
             {
                 continue;
             }
 
             Violation first = result.Violations[0];
-            Assert.True(expectedClass.Split('|').Contains(first.ClassName), $"{canary} on seed {seed} ({draw.Describe()}): expected {expectedClass}, got {first}\n  history: {first.History}");
-            Assert.True(first.Class != ViolationClass.DeadDevice || first.Detail.Contains("InvariantViolationException", StringComparison.Ordinal), $"{canary}: {first}");
-            Assert.True(first.Class == ViolationClass.DeadDevice || first.History.Length > 0, $"{canary}: {first} has no history");
+            Assert.True(
+                expectedClass.Split('|').Contains(first.ClassName),
+                $"{canary} on seed {seed} ({draw.Describe()}): expected {expectedClass}, got {first}\n  history: {first.History}"
+            );
+            Assert.True(
+                first.Class != ViolationClass.DeadDevice
+                    || first.Detail.Contains("InvariantViolationException", StringComparison.Ordinal),
+                $"{canary}: {first}"
+            );
+            Assert.True(
+                first.Class == ViolationClass.DeadDevice || first.History.Length > 0,
+                $"{canary}: {first} has no history"
+            );
             SimResult sound = SimRunner.Run(draw.Config, options);
-            Assert.True(sound.Violations.Count == 0, $"seed {seed} fails without the canary too: {(sound.Violations.Count > 0 ? sound.Violations[0] : null)}");
+            Assert.True(
+                sound.Violations.Count == 0,
+                $"seed {seed} fails without the canary too: {(sound.Violations.Count > 0 ? sound.Violations[0] : null)}"
+            );
             return;
         }
 
@@ -65,11 +93,23 @@ public sealed class SimCanaryTests
 
     /// <summary>The store drops the write-back of the data around a hole, in pages of the seed's large-page size.</summary>
     private static SimHooks PunchForgetting(ResolvedConfig config) =>
-        new(Store: store => Sabotage.PunchForgettingStore(store, (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)));
+        new(Store: store =>
+            Sabotage.PunchForgettingStore(
+                store,
+                (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)
+            )
+        );
 
     private static (SwarmDraw Draw, SimOptions Options) Seed(ulong seed, string? workload)
     {
-        SwarmDraw draw = Swarm.Draw(seed, (name, sets) => Profiles.Load(name, sets), null, [], workload, new WorkloadParameters { Ops = 1500 });
+        SwarmDraw draw = Swarm.Draw(
+            seed,
+            (name, sets) => Profiles.Load(name, sets),
+            null,
+            [],
+            workload,
+            new WorkloadParameters { Ops = 1500 }
+        );
         return (draw, new SimOptions(seed, draw.Workload, draw.Parameters, PowerCuts: 8));
     }
 }

@@ -24,11 +24,18 @@ public sealed class SimSpiPathTests
     {
         ResolvedConfig config = Profiles.Load(Repository.PathOf("hw-config", "emulated", "w25n01gv-spi.json"), Smaller);
         Assert.True(config.Get(Controller.Emulator.EmulatorConfig.SpiPath));
-        int cuts = 0, tornPrograms = 0;
+        int cuts = 0,
+            tornPrograms = 0;
         for (ulong seed = 1; seed <= 4; seed++)
         {
-            SimResult result = SimRunner.Run(config, new SimOptions(seed, workload, new WorkloadParameters { Ops = 1500 }, PowerCuts: 8));
-            Assert.True(result.Violations.Count == 0, $"seed {seed}: {(result.Violations.Count > 0 ? result.Violations[0] : null)}");
+            SimResult result = SimRunner.Run(
+                config,
+                new SimOptions(seed, workload, new WorkloadParameters { Ops = 1500 }, PowerCuts: 8)
+            );
+            Assert.True(
+                result.Violations.Count == 0,
+                $"seed {seed}: {(result.Violations.Count > 0 ? result.Violations[0] : null)}"
+            );
             cuts += result.PowerCuts.Total;
             tornPrograms += result.PowerCuts.TornPrograms;
         }
@@ -44,17 +51,29 @@ public sealed class SimSpiPathTests
     {
         // The oracle's canaries over the SPI path. (The flush-before-durable canary cannot live
         // here: the driver waits out BUSY in every program, so a flush never overtakes one.)
-        ResolvedConfig config = Profiles.Load(Repository.PathOf("hw-config", "emulated", "w25n01gv-spi.json"), [.. Smaller, "cache.trimPolicy=zero-fill"]);
-        SimHooks broken = canary == "recovery-ignores-trims"
-            ? new SimHooks(Nand: (nand, _) => Sabotage.TrimForgettingNand(nand))
-            : new SimHooks(Store: store => Sabotage.PunchForgettingStore(store, (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)));
+        ResolvedConfig config = Profiles.Load(
+            Repository.PathOf("hw-config", "emulated", "w25n01gv-spi.json"),
+            [.. Smaller, "cache.trimPolicy=zero-fill"]
+        );
+        SimHooks broken =
+            canary == "recovery-ignores-trims"
+                ? new SimHooks(Nand: (nand, _) => Sabotage.TrimForgettingNand(nand))
+                : new SimHooks(Store: store =>
+                    Sabotage.PunchForgettingStore(
+                        store,
+                        (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)
+                    )
+                );
         for (ulong seed = 1; seed <= 12; seed++)
         {
             var options = new SimOptions(seed, workload, new WorkloadParameters { Ops = 1500 }, PowerCuts: 8);
             SimResult result = SimRunner.Run(config, options with { Hooks = broken });
             if (result.Violations.Count > 0)
             {
-                Assert.True(result.Violations[0].ClassName == expectedClass, $"seed {seed}: expected {expectedClass}, got {result.Violations[0]}");
+                Assert.True(
+                    result.Violations[0].ClassName == expectedClass,
+                    $"seed {seed}: expected {expectedClass}, got {result.Violations[0]}"
+                );
                 Assert.Empty(SimRunner.Run(config, options).Violations);
                 return;
             }

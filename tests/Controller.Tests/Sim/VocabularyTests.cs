@@ -2,10 +2,10 @@ using Controller.Common;
 using Controller.Emulator.Cli;
 using Controller.Emulator.Sim;
 using Controller.Firmware.Host;
-using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Firmware.Loop;
 using Controller.Host.Verify;
+using Controller.Hosting.Nbd;
+using Controller.Nbd;
 using Controller.Tests.Support;
 
 namespace Controller.Tests.Sim;
@@ -24,7 +24,20 @@ public sealed class VocabularyTests
     public void TheSwarmDrawsEveryHostCommandTheServerAdvertises()
     {
         HashSet<(HostOpcode, HostCommandOptions)> advertised = Advertised();
-        bool swarmDrawsMixed = Enumerable.Range(1, 64).Any(seed => Swarm.Draw((ulong)seed, (name, sets) => Profiles.Load(name, sets), null, [], null, new WorkloadParameters()).Workload == "mixed");
+        bool swarmDrawsMixed = Enumerable
+            .Range(1, 64)
+            .Any(seed =>
+                Swarm
+                    .Draw(
+                        (ulong)seed,
+                        (name, sets) => Profiles.Load(name, sets),
+                        null,
+                        [],
+                        null,
+                        new WorkloadParameters()
+                    )
+                    .Workload == "mixed"
+            );
         SimWorkload mixed = SimWorkload.Create("mixed", new Prng(1), 64L << 20, new WorkloadParameters());
         var drawn = new HashSet<(HostOpcode, HostCommandOptions)>();
         for (int i = 0; i < 20_000; i++)
@@ -52,13 +65,24 @@ public sealed class VocabularyTests
         var run = await HostRun.RunAsync("verify", server.Uri, "--ledger", ledger, "--ops", "3000", "--size", "1M");
 
         Assert.True(run.ExitCode == 0, run.Error);
-        HashSet<(HostOpcode, HostCommandOptions)> sent = [.. Ledger.Read(ledger, "test").Ops.Select(op => (op.Kind switch
-        {
-            'W' => HostOpcode.Write,
-            'T' => HostOpcode.Trim,
-            'Z' => HostOpcode.WriteZeroes,
-            _ => HostOpcode.Flush,
-        }, (op.Fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None) | (op.NoHole ? HostCommandOptions.NoHole : HostCommandOptions.None)))];
+        HashSet<(HostOpcode, HostCommandOptions)> sent =
+        [
+            .. Ledger
+                .Read(ledger, "test")
+                .Ops.Select(op =>
+                    (
+                        op.Kind switch
+                        {
+                            'W' => HostOpcode.Write,
+                            'T' => HostOpcode.Trim,
+                            'Z' => HostOpcode.WriteZeroes,
+                            _ => HostOpcode.Flush,
+                        },
+                        (op.Fua ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
+                            | (op.NoHole ? HostCommandOptions.NoHole : HostCommandOptions.None)
+                    )
+                ),
+        ];
         Assert.Empty(Missing(changing, sent));
     }
 
@@ -82,10 +106,20 @@ public sealed class VocabularyTests
             (NbdCommand.WriteZeroes, features.HasFlag(NbdExportFeatures.SendWriteZeroes)),
             (NbdCommand.BlockStatus, true),
         ];
-        NbdCommandModifiers advertisedFlags = NbdCommandModifiers.NoHole | NbdCommandModifiers.RequestOne
+        NbdCommandModifiers advertisedFlags =
+            NbdCommandModifiers.NoHole
+            | NbdCommandModifiers.RequestOne
             | (features.HasFlag(NbdExportFeatures.SendFua) ? NbdCommandModifiers.Fua : NbdCommandModifiers.None)
-            | (features.HasFlag(NbdExportFeatures.SendFastZero) ? NbdCommandModifiers.FastZero : NbdCommandModifiers.None)
-            | (features.HasFlag(NbdExportFeatures.SendDontFragment) ? NbdCommandModifiers.DontFragment : NbdCommandModifiers.None);
+            | (
+                features.HasFlag(NbdExportFeatures.SendFastZero)
+                    ? NbdCommandModifiers.FastZero
+                    : NbdCommandModifiers.None
+            )
+            | (
+                features.HasFlag(NbdExportFeatures.SendDontFragment)
+                    ? NbdCommandModifiers.DontFragment
+                    : NbdCommandModifiers.None
+            );
         var result = new HashSet<(HostOpcode, HostCommandOptions)>();
         foreach ((NbdCommand command, bool offered) in commands.Where(c => c.Offered))
         {
@@ -105,6 +139,14 @@ public sealed class VocabularyTests
         return result;
     }
 
-    private static string[] Missing(HashSet<(HostOpcode Opcode, HostCommandOptions Options)> advertised, HashSet<(HostOpcode, HostCommandOptions)> exercised) =>
-        [.. advertised.Where(c => !exercised.Contains(c)).Select(c => $"{c.Opcode} {c.Options}").Order(StringComparer.Ordinal)];
+    private static string[] Missing(
+        HashSet<(HostOpcode Opcode, HostCommandOptions Options)> advertised,
+        HashSet<(HostOpcode, HostCommandOptions)> exercised
+    ) =>
+        [
+            .. advertised
+                .Where(c => !exercised.Contains(c))
+                .Select(c => $"{c.Opcode} {c.Options}")
+                .Order(StringComparer.Ordinal),
+        ];
 }

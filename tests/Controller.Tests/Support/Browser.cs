@@ -9,7 +9,17 @@ internal static class Browser
     public static Png Screenshot(string html, string png, int height)
     {
         string chromium = ExternalTool.Require("chromium", "chromium");
-        var run = ExternalTool.Run(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1", $"--window-size={Width},{height}", $"--screenshot={png}", new Uri(html).AbsoluteUri);
+        var run = ExternalTool.Run(
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            $"--window-size={Width},{height}",
+            $"--screenshot={png}",
+            new Uri(html).AbsoluteUri
+        );
         if (!File.Exists(png))
         {
             throw new InvalidOperationException($"chromium made no screenshot (exit {run.ExitCode}): {run.Error}");
@@ -22,10 +32,22 @@ internal static class Browser
     /// The boxes the page's images occupy: the page rendered again with every image moved out of
     /// its box and the box painted magenta, so each chart's box is exactly the magenta rectangle.
     /// </summary>
-    public static IReadOnlyList<(int Left, int Top, int Right, int Bottom)> ImageBoxes(string html, string png, int height)
+    public static IReadOnlyList<(int Left, int Top, int Right, int Bottom)> ImageBoxes(
+        string html,
+        string png,
+        int height
+    )
     {
         string boxes = Path.ChangeExtension(html, ".boxes.html");
-        File.WriteAllText(boxes, File.ReadAllText(html).Replace("</head>", "<style>img { object-fit: none; object-position: 100000px 100000px; background: #ff00ff; }</style></head>", StringComparison.Ordinal));
+        File.WriteAllText(
+            boxes,
+            File.ReadAllText(html)
+                .Replace(
+                    "</head>",
+                    "<style>img { object-fit: none; object-position: 100000px 100000px; background: #ff00ff; }</style></head>",
+                    StringComparison.Ordinal
+                )
+        );
         Png shot = Screenshot(boxes, png, height);
         var found = new List<(int, int, int, int)>();
         int top = -1;
@@ -56,7 +78,8 @@ internal static class Browser
     /// <summary>The fraction of the pixels in <paramref name="box"/> that are not the page's white.</summary>
     public static double Ink(Png shot, (int Left, int Top, int Right, int Bottom) box)
     {
-        long ink = 0, all = 0;
+        long ink = 0,
+            all = 0;
         for (int y = box.Top; y <= box.Bottom && y < shot.Height; y++)
         {
             for (int x = box.Left; x <= box.Right && x < shot.Width; x++)

@@ -16,11 +16,25 @@ internal sealed class CacheRig : IDisposable
     /// <summary>What the cache writes to: the FTL's store, or a canary's decorator of it.</summary>
     private readonly Func<ISectorStore, ISectorStore> _broken;
 
-    public CacheRig(TrimPolicy policy, long cacheBytes = 16 * 64 * 1024, int largePageBytes = 64 * 1024, bool checkInvariants = true, EvictionPolicy eviction = EvictionPolicy.Clock, Func<ISectorStore, ISectorStore>? broken = null)
+    public CacheRig(
+        TrimPolicy policy,
+        long cacheBytes = 16 * 64 * 1024,
+        int largePageBytes = 64 * 1024,
+        bool checkInvariants = true,
+        EvictionPolicy eviction = EvictionPolicy.Clock,
+        Func<ISectorStore, ISectorStore>? broken = null
+    )
     {
         Nand = Nands.Tiny(Clock, "nand.blocksPerDie=256");
         Ftl = FlashTranslationLayer.Mount(Nand, Clock, new Prng(1), _ftlOptions);
-        _options = new CacheOptions { Bytes = cacheBytes, LargePageBytes = largePageBytes, TrimPolicy = policy, Eviction = eviction, CheckInvariants = checkInvariants };
+        _options = new CacheOptions
+        {
+            Bytes = cacheBytes,
+            LargePageBytes = largePageBytes,
+            TrimPolicy = policy,
+            Eviction = eviction,
+            CheckInvariants = checkInvariants,
+        };
         _broken = broken ?? (store => store);
         Cache = new LargePageCache(_broken(new FtlSectorStore(Ftl)), _options);
     }

@@ -27,7 +27,8 @@ internal static class EmulatorProcess
     }
 
     /// <summary>Runs <c>ssd-emulator ARGS</c> to the end and returns its exit code and output.</summary>
-    public static (int ExitCode, string Output, string Error) Run(params string[] args) => Run(TimeSpan.FromMinutes(2), args);
+    public static (int ExitCode, string Output, string Error) Run(params string[] args) =>
+        Run(TimeSpan.FromMinutes(2), args);
 
     /// <summary>As <see cref="Run(string[])"/>, killing the process after <paramref name="timeout"/>.</summary>
     public static (int ExitCode, string Output, string Error) Run(TimeSpan timeout, params string[] args)
@@ -38,7 +39,9 @@ internal static class EmulatorProcess
         if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"ssd-emulator {string.Join(' ', args)} did not finish in {timeout.TotalMinutes} minutes");
+            throw new TimeoutException(
+                $"ssd-emulator {string.Join(' ', args)} did not finish in {timeout.TotalMinutes} minutes"
+            );
         }
 
         return (process.ExitCode, output.GetAwaiter().GetResult(), error.GetAwaiter().GetResult());

@@ -47,10 +47,15 @@ internal static class ExternalTool
     }
 
     /// <summary>Runs <paramref name="path"/> with <paramref name="args"/>; returns its exit code and output.</summary>
-    public static (int ExitCode, string Output, string Error) Run(string path, params string[] args) => RunIn(null, path, args);
+    public static (int ExitCode, string Output, string Error) Run(string path, params string[] args) =>
+        RunIn(null, path, args);
 
     /// <summary>As <see cref="Run"/>, in the working directory <paramref name="directory"/> (null: this process's).</summary>
-    public static (int ExitCode, string Output, string Error) RunIn(string? directory, string path, params string[] args)
+    public static (int ExitCode, string Output, string Error) RunIn(
+        string? directory,
+        string path,
+        params string[] args
+    )
     {
         var start = new ProcessStartInfo(path)
         {

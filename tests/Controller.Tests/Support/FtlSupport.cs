@@ -42,7 +42,11 @@ internal static class SectorContent
         bool intact = first.What == BlockStamp.Kind.Stamp && first.Address % BlocksPerSector == 0;
         for (int block = 1; intact && block < BlocksPerSector; block++)
         {
-            intact = BlockStamp.Matches(buffer.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes), first.Address + block, first.Operation);
+            intact = BlockStamp.Matches(
+                buffer.Slice(block * BlockStamp.Bytes, BlockStamp.Bytes),
+                first.Address + block,
+                first.Operation
+            );
         }
 
         return intact ? (true, first.Address / BlocksPerSector, (int)first.Operation) : (false, -1, 0);
@@ -122,10 +126,10 @@ internal sealed class ReferenceDevice
         }
 
         return generation == 0
-            ? $"lost durable write: reads zeros, durable generation {versions[0]} (history {string.Join(",", versions)})"
+                ? $"lost durable write: reads zeros, durable generation {versions[0]} (history {string.Join(",", versions)})"
             : versions[0] == 0 && versions.Count == 1
                 ? $"resurrected trim or lost write: holds generation {generation}, durable value is zeros"
-                : $"lost durable write: holds generation {generation}, allowed {string.Join(",", versions)}";
+            : $"lost durable write: holds generation {generation}, allowed {string.Join(",", versions)}";
     }
 
     /// <summary>After a power cut and a check: what the sector now holds is its durable value.</summary>
@@ -144,7 +148,13 @@ internal static class FtlWorkload
     /// a read must return exactly what the reference says (no power was cut since the last check).
     /// <paramref name="context"/> names the seed and step in a failure.
     /// </summary>
-    public static void Step(FlashTranslationLayer ftl, ReferenceDevice reference, Prng prng, byte[] buffer, string context)
+    public static void Step(
+        FlashTranslationLayer ftl,
+        ReferenceDevice reference,
+        Prng prng,
+        byte[] buffer,
+        string context
+    )
     {
         long sector = (long)prng.NextUInt64((ulong)reference.Sectors);
         switch (prng.NextInt(100))
@@ -172,13 +182,22 @@ internal static class FtlWorkload
     }
 
     /// <summary>Reads <paramref name="sector"/> and asserts it holds the reference's latest value.</summary>
-    public static void ExpectLatest(FlashTranslationLayer ftl, ReferenceDevice reference, long sector, byte[] buffer, string context)
+    public static void ExpectLatest(
+        FlashTranslationLayer ftl,
+        ReferenceDevice reference,
+        long sector,
+        byte[] buffer,
+        string context
+    )
     {
         FtlReadResult read = ftl.Read(sector, buffer);
         Assert.True(read.Ok, $"{context}: sector {sector} unreadable");
         (bool intact, long owner, int generation) = SectorContent.Decode(buffer);
         int latest = reference.Latest(sector);
-        Assert.True(intact && generation == latest && (generation == 0 || owner == sector), $"{context}: sector {sector} reads generation {generation} of sector {owner} (intact: {intact}), expected generation {latest}");
+        Assert.True(
+            intact && generation == latest && (generation == 0 || owner == sector),
+            $"{context}: sector {sector} reads generation {generation} of sector {owner} (intact: {intact}), expected generation {latest}"
+        );
     }
 }
 
@@ -197,7 +216,13 @@ internal static class RecoveryCuts
     /// then mounts again with no cut (the firmware's seeds are fixed, so each operation is one
     /// execution). Finished is true when the first mount completed before the cut could strike.
     /// </summary>
-    public static (bool Finished, FlashTranslationLayer Ftl) MountCutAt(EmulatedNand inner, FaultingNand nand, VirtualClock clock, FtlOptions options, int operation)
+    public static (bool Finished, FlashTranslationLayer Ftl) MountCutAt(
+        EmulatedNand inner,
+        FaultingNand nand,
+        VirtualClock clock,
+        FtlOptions options,
+        int operation
+    )
     {
         bool finished = false;
         nand.CutDuring(operation);

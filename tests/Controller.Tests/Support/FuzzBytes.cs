@@ -44,7 +44,11 @@ internal sealed class ScriptedStream(byte[] script) : Stream
 
     public override long Length => throw new NotSupportedException();
 
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
 
     public override int Read(byte[] buffer, int offset, int count)
     {
@@ -54,13 +58,9 @@ internal sealed class ScriptedStream(byte[] script) : Stream
         return n;
     }
 
-    public override void Write(byte[] buffer, int offset, int count)
-    {
-    }
+    public override void Write(byte[] buffer, int offset, int count) { }
 
-    public override void Flush()
-    {
-    }
+    public override void Flush() { }
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 

@@ -5,10 +5,14 @@ namespace Controller.Tests.Support;
 /// <summary>Runs an <c>ssdhost</c> command line in this process and captures what it prints.</summary>
 internal static class HostRun
 {
-    public static Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args) => RunAsync(TimeSpan.FromMinutes(2), args);
+    public static Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args) =>
+        RunAsync(TimeSpan.FromMinutes(2), args);
 
     /// <summary>Runs <paramref name="args"/>, cancelled (as Ctrl-C would) after <paramref name="stopAfter"/>.</summary>
-    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(TimeSpan stopAfter, params string[] args)
+    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(
+        TimeSpan stopAfter,
+        params string[] args
+    )
     {
         using var output = new StringWriter();
         using var error = new StringWriter();

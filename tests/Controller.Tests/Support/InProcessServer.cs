@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Hosting;
+using Controller.Hosting.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 
 namespace Controller.Tests.Support;
 
@@ -25,7 +25,14 @@ internal sealed class InProcessServer : IAsyncDisposable
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(socketPath));
         _listener.Listen(8);
-        var clients = new NbdService.NbdClients(export, new NbdServerOptions(), TimeSpan.FromSeconds(10), new ManagementLog(null), new ConcurrentDictionary<Socket, string>(), "ssd-emulator");
+        var clients = new NbdService.NbdClients(
+            export,
+            new NbdServerOptions(),
+            TimeSpan.FromSeconds(10),
+            new ManagementLog(null),
+            new ConcurrentDictionary<Socket, string>(),
+            "ssd-emulator"
+        );
         _accepting = AcceptAsync(clients, _stop.Token);
         Uri = $"nbd+unix:///{export.Name}?socket={socketPath}";
     }
@@ -52,9 +59,7 @@ internal sealed class InProcessServer : IAsyncDisposable
                 served.Add(clients.ServeAsync(client, stop));
             }
         }
-        catch (OperationCanceledException)
-        {
-        }
+        catch (OperationCanceledException) { }
 
         await Task.WhenAll(served);
     }

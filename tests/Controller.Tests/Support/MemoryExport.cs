@@ -35,7 +35,14 @@ internal sealed class MemoryExport(long sizeBytes, bool readOnly = false, string
     /// <summary>When set, each command waits for the task it returns for the command's offset before it runs.</summary>
     public Func<long, Task>? Gate { get; set; }
 
-    public async ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation)
+    public async ValueTask<HostStatus> ExecuteAsync(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        Memory<byte> buffer,
+        CancellationToken cancellation
+    )
     {
         if (Gate is { } gate)
         {
@@ -57,7 +64,9 @@ internal sealed class MemoryExport(long sizeBytes, bool readOnly = false, string
                     break;
                 case HostOpcode.Trim or HostOpcode.WriteZeroes:
                     range.Clear();
-                    _hole.AsSpan((int)(offset / 512), (int)(length / 512)).Fill(!flags.HasFlag(HostCommandOptions.NoHole));
+                    _hole
+                        .AsSpan((int)(offset / 512), (int)(length / 512))
+                        .Fill(!flags.HasFlag(HostCommandOptions.NoHole));
                     break;
             }
         }
@@ -71,7 +80,9 @@ internal sealed class MemoryExport(long sizeBytes, bool readOnly = false, string
         {
             for (long block = offset / 512; block < (offset + length) / 512; block++)
             {
-                NbdAllocationState state = _hole[block] ? NbdAllocationState.Hole | NbdAllocationState.Zero : NbdAllocationState.None;
+                NbdAllocationState state = _hole[block]
+                    ? NbdAllocationState.Hole | NbdAllocationState.Zero
+                    : NbdAllocationState.None;
                 if (extents.Count > 0 && extents[^1].Flags == state)
                 {
                     extents[^1] = extents[^1] with { Length = extents[^1].Length + 512 };

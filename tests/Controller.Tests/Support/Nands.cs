@@ -27,8 +27,14 @@ internal static class Nands
         (string file, string[] shrink) = shape switch
         {
             "tiny" => (TinyProfile, Array.Empty<string>()),
-            "default" => (Repository.PathOf("hw-config", "emulated", "default.json"), new[] { "nand.blocksPerDie=32", "nand.pagesPerBlock=16", "faults.factoryBadBlockFraction=0.02" }),
-            "w25n01gv" => (Repository.PathOf("hw-config", "chips", "w25n01gv.json"), new[] { "nand.blocksPerDie=128", "nand.pagesPerBlock=32" }),
+            "default" => (
+                Repository.PathOf("hw-config", "emulated", "default.json"),
+                new[] { "nand.blocksPerDie=32", "nand.pagesPerBlock=16", "faults.factoryBadBlockFraction=0.02" }
+            ),
+            "w25n01gv" => (
+                Repository.PathOf("hw-config", "chips", "w25n01gv.json"),
+                new[] { "nand.blocksPerDie=128", "nand.pagesPerBlock=32" }
+            ),
             _ => throw new ArgumentException($"no shape {shape}", nameof(shape)),
         };
         return EmulatedNand.InMemory(ConfigLoader.Load(EmulatorConfig.Schema, file, [.. shrink, .. overrides]), clock);

@@ -1,7 +1,7 @@
 using System.Security.Authentication;
 using Controller.Hosting.Nbd;
-using Controller.Nbd;
 using Controller.Management;
+using Controller.Nbd;
 using Nerdbank.Streams;
 
 namespace Controller.Tests.Support;
@@ -33,7 +33,11 @@ internal sealed class NbdSession : IAsyncDisposable
     {
         var (serverSide, clientSide) = FullDuplexStream.CreatePair();
         var connection = new NbdConnection(serverSide, [export], new NbdServerOptions { Tls = tls });
-        return new NbdSession(clientSide, connection, connection.RunAsync(CancellationToken.None, CancellationToken.None));
+        return new NbdSession(
+            clientSide,
+            connection,
+            connection.RunAsync(CancellationToken.None, CancellationToken.None)
+        );
     }
 
     /// <summary>NBD_OPT_STARTTLS, its ACK, then the client's side of TLS with the credentials in <paramref name="directory"/>.</summary>
@@ -41,7 +45,9 @@ internal sealed class NbdSession : IAsyncDisposable
     {
         await Client.SendOptionAsync(NbdOption.StartTls, []);
         Assert.Equal(NbdOptionReply.Ack, (await Client.ReadOptionReplyAsync(NbdOption.StartTls)).Type);
-        _secured = await TlsCredentials.ForClient(directory).AuthenticateAsClientAsync(ClientSide, "localhost", CancellationToken.None);
+        _secured = await TlsCredentials
+            .ForClient(directory)
+            .AuthenticateAsClientAsync(ClientSide, "localhost", CancellationToken.None);
         return new NbdTestClient(_secured);
     }
 
@@ -57,9 +63,14 @@ internal sealed class NbdSession : IAsyncDisposable
         {
             await Server.WaitAsync(TimeSpan.FromSeconds(5));
         }
-        catch (Exception e) when (e is NbdProtocolException or EndOfStreamException or IOException or ObjectDisposedException or AuthenticationException)
-        {
-        }
+        catch (Exception e)
+            when (e
+                    is NbdProtocolException
+                        or EndOfStreamException
+                        or IOException
+                        or ObjectDisposedException
+                        or AuthenticationException
+            ) { }
 
         _connection.Dispose();
     }

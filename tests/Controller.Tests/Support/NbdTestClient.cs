@@ -11,7 +11,9 @@ internal sealed class NbdTestClient(Stream stream)
 {
     public bool Structured { get; private set; }
 
-    public async Task<NbdHandshakeFeatures> GreetAsync(NbdClientFeatures features = NbdClientFeatures.FixedNewstyle | NbdClientFeatures.NoZeroes)
+    public async Task<NbdHandshakeFeatures> GreetAsync(
+        NbdClientFeatures features = NbdClientFeatures.FixedNewstyle | NbdClientFeatures.NoZeroes
+    )
     {
         byte[] greeting = await ReadAsync(NbdGreeting.Bytes);
         NbdGreeting? read = NbdGreeting.Read(greeting);
@@ -38,7 +40,11 @@ internal sealed class NbdTestClient(Stream stream)
     }
 
     /// <summary>Negotiates structured replies and base:allocation if asked, then NBD_OPT_GO; returns the export's size, flags and block sizes.</summary>
-    public async Task<(long Size, NbdExportFeatures Features, uint[] BlockSizes)> GoAsync(string name = "", bool structured = true, bool allocation = true)
+    public async Task<(long Size, NbdExportFeatures Features, uint[] BlockSizes)> GoAsync(
+        string name = "",
+        bool structured = true,
+        bool allocation = true
+    )
     {
         if (structured)
         {
@@ -81,7 +87,15 @@ internal sealed class NbdTestClient(Stream stream)
         }
     }
 
-    public async Task SendRequestAsync(NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length, byte[]? data = null, ulong handle = 7, uint magic = NbdProtocol.RequestMagic)
+    public async Task SendRequestAsync(
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        ulong offset,
+        uint length,
+        byte[]? data = null,
+        ulong handle = 7,
+        uint magic = NbdProtocol.RequestMagic
+    )
     {
         byte[] request = new byte[NbdRequestHeader.Bytes + (data?.Length ?? 0)];
         new NbdRequestHeader(magic, flags, command, handle, offset, length).Write(request);
@@ -90,7 +104,14 @@ internal sealed class NbdTestClient(Stream stream)
         await stream.FlushAsync();
     }
 
-    public async Task<NbdTestReply> RequestAsync(NbdCommand command, ulong offset, uint length, byte[]? data = null, NbdCommandModifiers flags = NbdCommandModifiers.None, ulong handle = 7)
+    public async Task<NbdTestReply> RequestAsync(
+        NbdCommand command,
+        ulong offset,
+        uint length,
+        byte[]? data = null,
+        NbdCommandModifiers flags = NbdCommandModifiers.None,
+        ulong handle = 7
+    )
     {
         await SendRequestAsync(command, flags, offset, length, data, handle);
         return await ReadReplyAsync(command, offset, length, handle);
@@ -125,7 +146,9 @@ internal sealed class NbdTestClient(Stream stream)
             switch (chunk.Type)
             {
                 case NbdReplyType.OffsetData:
-                    payload.AsSpan(NbdChunkData.OffsetBytes).CopyTo(result.AsSpan((int)(NbdChunkData.ReadOffset(payload) - offset)));
+                    payload
+                        .AsSpan(NbdChunkData.OffsetBytes)
+                        .CopyTo(result.AsSpan((int)(NbdChunkData.ReadOffset(payload) - offset)));
                     break;
                 case NbdReplyType.OffsetHole:
                     break;
@@ -135,7 +158,8 @@ internal sealed class NbdTestClient(Stream stream)
                     extents.AddRange(status.Value.Extents);
                     break;
                 case NbdReplyType.Error:
-                    error = NbdChunkData.ReadError(payload)?.Error ?? throw new InvalidDataException($"an error chunk of {payload.Length} bytes");
+                    error = NbdChunkData.ReadError(payload)?.Error
+                        ?? throw new InvalidDataException($"an error chunk of {payload.Length} bytes");
                     break;
             }
 
@@ -157,7 +181,8 @@ internal sealed class NbdTestClient(Stream stream)
 
     public static byte[] InfoData(string name, params NbdInfo[] requests) => NbdOptionData.Info(name, requests);
 
-    public static byte[] MetaContextData(string name, params string[] queries) => NbdOptionData.MetaContext(name, queries);
+    public static byte[] MetaContextData(string name, params string[] queries) =>
+        NbdOptionData.MetaContext(name, queries);
 
     /// <summary>A server that never answers fails the test in this long rather than hanging it.</summary>
     private static readonly TimeSpan s_replyTimeout = TimeSpan.FromSeconds(30);
@@ -172,7 +197,9 @@ internal sealed class NbdTestClient(Stream stream)
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {
-            throw new TimeoutException($"the server sent no reply ({count} bytes awaited) in {s_replyTimeout.TotalSeconds} s");
+            throw new TimeoutException(
+                $"the server sent no reply ({count} bytes awaited) in {s_replyTimeout.TotalSeconds} s"
+            );
         }
 
         return buffer;

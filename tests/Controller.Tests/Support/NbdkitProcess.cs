@@ -32,13 +32,21 @@ internal sealed class NbdkitProcess : IDisposable
     /// its nbdkit that way milliseconds after starting it. So every nbdkit is started from one
     /// thread that lives as long as the test process.
     /// </summary>
-    private static readonly BlockingCollection<(ProcessStartInfo Start, TaskCompletionSource<Process> Started)> s_starts = StartLauncher();
+    private static readonly BlockingCollection<(
+        ProcessStartInfo Start,
+        TaskCompletionSource<Process> Started
+    )> s_starts = StartLauncher();
 
     public static async Task<NbdkitProcess> StartAsync(TempDirectory temp, string size)
     {
         string nbdkit = ExternalTool.Require("nbdkit", "nbdkit");
         string socket = temp.File($"kit-{Guid.NewGuid():N}.sock");
-        var start = new ProcessStartInfo(nbdkit, ["-f", "-v", "-U", socket, "memory", size]) { RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(nbdkit, ["-f", "-v", "-U", socket, "memory", size])
+        {
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
         var started = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
         s_starts.Add((start, started));
         Process process = await started.Task;
@@ -62,7 +70,10 @@ internal sealed class NbdkitProcess : IDisposable
                 using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 await probe.ConnectAsync(new UnixDomainSocketEndPoint(socket));
                 byte[] magic = new byte[8];
-                int read = await probe.ReceiveAsync(magic.AsMemory(), SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+                int read = await probe
+                    .ReceiveAsync(magic.AsMemory(), SocketFlags.None)
+                    .AsTask()
+                    .WaitAsync(TimeSpan.FromSeconds(10));
                 if (read == 8 && magic.AsSpan().SequenceEqual("NBDMAGIC"u8))
                 {
                     return kit;
@@ -70,7 +81,8 @@ internal sealed class NbdkitProcess : IDisposable
 
                 await Task.Delay(50);
             }
-            catch (Exception e) when (e is SocketException or TimeoutException && deadline.Elapsed < TimeSpan.FromSeconds(30))
+            catch (Exception e)
+                when (e is SocketException or TimeoutException && deadline.Elapsed < TimeSpan.FromSeconds(30))
             {
                 await Task.Delay(50);
             }
@@ -86,7 +98,9 @@ internal sealed class NbdkitProcess : IDisposable
             {
                 try
                 {
-                    started.SetResult(Process.Start(start) ?? throw new InvalidOperationException("nbdkit did not start"));
+                    started.SetResult(
+                        Process.Start(start) ?? throw new InvalidOperationException("nbdkit did not start")
+                    );
                 }
                 catch (Exception e)
                 {
@@ -109,7 +123,9 @@ internal sealed class NbdkitProcess : IDisposable
         {
             lock (_stderr)
             {
-                throw new InvalidOperationException($"nbdkit (pid {_process.Id}) exited with {_process.ExitCode}: {_stderr}");
+                throw new InvalidOperationException(
+                    $"nbdkit (pid {_process.Id}) exited with {_process.ExitCode}: {_stderr}"
+                );
             }
         }
     }

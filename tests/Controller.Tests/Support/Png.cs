@@ -42,9 +42,11 @@ internal sealed class Png
             throw new InvalidDataException($"{path} is not a PNG");
         }
 
-        int width = 0, height = 0, channels = 0;
+        int width = 0,
+            height = 0,
+            channels = 0;
         using var compressed = new MemoryStream();
-        for (int at = 8; at < file.Length;)
+        for (int at = 8; at < file.Length; )
         {
             int length = BinaryPrimitives.ReadInt32BigEndian(file.AsSpan(at));
             string type = System.Text.Encoding.ASCII.GetString(file, at + 4, 4);
@@ -54,10 +56,17 @@ internal sealed class Png
                 width = BinaryPrimitives.ReadInt32BigEndian(data);
                 height = BinaryPrimitives.ReadInt32BigEndian(data[4..]);
                 (byte depth, byte color, byte interlace) = (data[8], data[9], data[12]);
-                channels = color switch { 2 => 3, 6 => 4, _ => 0 };
+                channels = color switch
+                {
+                    2 => 3,
+                    6 => 4,
+                    _ => 0,
+                };
                 if (depth != 8 || channels == 0 || interlace != 0)
                 {
-                    throw new InvalidDataException($"{path}: PNG of depth {depth}, color type {color}, interlace {interlace} is not read here");
+                    throw new InvalidDataException(
+                        $"{path}: PNG of depth {depth}, color type {color}, interlace {interlace} is not read here"
+                    );
                 }
             }
             else if (type == "IDAT")
@@ -83,15 +92,17 @@ internal sealed class Png
                 int b = y > 0 ? pixels[((y - 1) * stride) + x] : 0;
                 int c = x >= channels && y > 0 ? pixels[((y - 1) * stride) + x - channels] : 0;
                 int value = raw[(y * (stride + 1)) + 1 + x];
-                pixels[(y * stride) + x] = (byte)(filter switch
-                {
-                    0 => value,
-                    1 => value + a,
-                    2 => value + b,
-                    3 => value + ((a + b) / 2),
-                    4 => value + Paeth(a, b, c),
-                    _ => throw new InvalidDataException($"{path}: unknown PNG filter {filter}"),
-                });
+                pixels[(y * stride) + x] = (byte)(
+                    filter switch
+                    {
+                        0 => value,
+                        1 => value + a,
+                        2 => value + b,
+                        3 => value + ((a + b) / 2),
+                        4 => value + Paeth(a, b, c),
+                        _ => throw new InvalidDataException($"{path}: unknown PNG filter {filter}"),
+                    }
+                );
             }
         }
 
@@ -101,7 +112,11 @@ internal sealed class Png
     private static int Paeth(int a, int b, int c)
     {
         int p = a + b - c;
-        int pa = Math.Abs(p - a), pb = Math.Abs(p - b), pc = Math.Abs(p - c);
-        return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        int pa = Math.Abs(p - a),
+            pb = Math.Abs(p - b),
+            pc = Math.Abs(p - c);
+        return pa <= pb && pa <= pc ? a
+            : pb <= pc ? b
+            : c;
     }
 }

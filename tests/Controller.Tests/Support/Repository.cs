@@ -5,7 +5,11 @@ internal static class Repository
 {
     private static readonly Lazy<string> s_root = new(() =>
     {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        for (
+            var directory = new DirectoryInfo(AppContext.BaseDirectory);
+            directory is not null;
+            directory = directory.Parent
+        )
         {
             if (File.Exists(Path.Combine(directory.FullName, "Controller.sln")))
             {

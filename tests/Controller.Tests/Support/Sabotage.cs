@@ -31,14 +31,16 @@ internal static class Sabotage
     /// its data to relocate it, before the relocated copies are durable: a power cut then finds
     /// neither copy. <paramref name="activity"/> says what the FTL is doing at each instant.
     /// </summary>
-    public static INandDevice EagerErasingNand(INandDevice inner, Func<FtlActivity> activity) => new EagerErasing(inner, activity);
+    public static INandDevice EagerErasingNand(INandDevice inner, Func<FtlActivity> activity) =>
+        new EagerErasing(inner, activity);
 
     /// <summary>
     /// A store that, after a trim inside a large page of <paramref name="sectorsPerPage"/> sectors,
     /// drops the write-back of the page's other sectors until the next flush: the dirty data around
     /// a hole never reaches the FTL, as in a cache whose punch marks the whole page clean.
     /// </summary>
-    public static ISectorStore PunchForgettingStore(ISectorStore inner, int sectorsPerPage) => new PunchForgetting(inner, sectorsPerPage);
+    public static ISectorStore PunchForgettingStore(ISectorStore inner, int sectorsPerPage) =>
+        new PunchForgetting(inner, sectorsPerPage);
 
     /// <summary>
     /// A store that breaks an invariant on the first write into a sector trimmed before: the
@@ -53,9 +55,14 @@ internal static class Sabotage
 
         public NandGeometry Geometry => inner.Geometry;
 
-        public virtual NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare) => inner.ReadPage(address, data, spare);
+        public virtual NandCompletion ReadPage(PageAddress address, Span<byte> data, Span<byte> spare) =>
+            inner.ReadPage(address, data, spare);
 
-        public virtual NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) => inner.ProgramPage(address, data, spare);
+        public virtual NandCompletion ProgramPage(
+            PageAddress address,
+            ReadOnlySpan<byte> data,
+            ReadOnlySpan<byte> spare
+        ) => inner.ProgramPage(address, data, spare);
 
         public virtual NandCompletion EraseBlock(int block) => inner.EraseBlock(block);
 
@@ -64,8 +71,11 @@ internal static class Sabotage
 
     private sealed class EarlyAcknowledging(INandDevice inner) : NandDecorator(inner)
     {
-        public override NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare) =>
-            Inner.ProgramPage(address, data, spare) with { CompletesAtNanoseconds = 0 };
+        public override NandCompletion ProgramPage(
+            PageAddress address,
+            ReadOnlySpan<byte> data,
+            ReadOnlySpan<byte> spare
+        ) => Inner.ProgramPage(address, data, spare) with { CompletesAtNanoseconds = 0 };
     }
 
     private sealed class TrimForgetting(INandDevice inner) : NandDecorator(inner)
@@ -74,9 +84,16 @@ internal static class Sabotage
         private readonly byte[] _data = new byte[inner.Geometry.PageBytes];
         private readonly byte[] _spare = new byte[inner.Geometry.SpareBytes];
 
-        public override NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare)
+        public override NandCompletion ProgramPage(
+            PageAddress address,
+            ReadOnlySpan<byte> data,
+            ReadOnlySpan<byte> spare
+        )
         {
-            if (!PageMetadata.TryRead(spare, data, _slots, out PageMetadata metadata) || metadata.Kind != UnitKind.Journal)
+            if (
+                !PageMetadata.TryRead(spare, data, _slots, out PageMetadata metadata)
+                || metadata.Kind != UnitKind.Journal
+            )
             {
                 return Inner.ProgramPage(address, data, spare);
             }
@@ -88,7 +105,11 @@ internal static class Sabotage
             for (long record = 0; record < metadata.Aux; record++)
             {
                 long at = (record * JournalRecord.Bytes) - unitOffset;
-                if (at >= 0 && at < _data.Length && BinaryPrimitives.ReadUInt32LittleEndian(_data.AsSpan((int)at)) == (uint)JournalRecordKind.Trim)
+                if (
+                    at >= 0
+                    && at < _data.Length
+                    && BinaryPrimitives.ReadUInt32LittleEndian(_data.AsSpan((int)at)) == (uint)JournalRecordKind.Trim
+                )
                 {
                     BinaryPrimitives.WriteUInt32LittleEndian(_data.AsSpan((int)at), 0);
                 }
@@ -117,7 +138,11 @@ internal static class Sabotage
             return Inner.ReadPage(address, data, spare);
         }
 
-        public override NandCompletion ProgramPage(PageAddress address, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare)
+        public override NandCompletion ProgramPage(
+            PageAddress address,
+            ReadOnlySpan<byte> data,
+            ReadOnlySpan<byte> spare
+        )
         {
             EraseVictims();
             return Inner.ProgramPage(address, data, spare);

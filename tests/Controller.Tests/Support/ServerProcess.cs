@@ -26,19 +26,45 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The management endpoint, when started with one.</summary>
     public string Control { get; private init; } = "";
 
-    public static async Task<ServerProcess> StartAsync(TempDirectory temp, string? image = null, string config = "tiny", bool control = false, params string[] extra)
+    public static async Task<ServerProcess> StartAsync(
+        TempDirectory temp,
+        string? image = null,
+        string config = "tiny",
+        bool control = false,
+        params string[] extra
+    )
     {
         string socket = temp.File("ssd.sock");
         string controlUri = $"unix:{temp.File("ssd.ctl")}";
-        string[] args = ["serve", "--config", config, "--listen", $"nbd+unix:///?socket={socket}", .. image is null ? Array.Empty<string>() : ["--image", image], .. control ? ["--control", controlUri] : Array.Empty<string>(), .. extra];
-        return await WaitForBannerAsync(EmulatorProcess.Start(args), socket, control ? controlUri : "", TimeSpan.FromMinutes(1));
+        string[] args =
+        [
+            "serve",
+            "--config",
+            config,
+            "--listen",
+            $"nbd+unix:///?socket={socket}",
+            .. image is null ? Array.Empty<string>() : ["--image", image],
+            .. control ? ["--control", controlUri] : Array.Empty<string>(),
+            .. extra,
+        ];
+        return await WaitForBannerAsync(
+            EmulatorProcess.Start(args),
+            socket,
+            control ? controlUri : "",
+            TimeSpan.FromMinutes(1)
+        );
     }
 
     /// <summary>
     /// Starts <paramref name="start"/> (told to listen on nbd+unix:///?socket=TEMP/ssd.sock and,
     /// with <paramref name="control"/>, on unix:TEMP/ssd.ctl) and waits up to <paramref name="startup"/> for it to listen.
     /// </summary>
-    public static async Task<ServerProcess> StartCommandAsync(TempDirectory temp, ProcessStartInfo start, bool control, TimeSpan startup)
+    public static async Task<ServerProcess> StartCommandAsync(
+        TempDirectory temp,
+        ProcessStartInfo start,
+        bool control,
+        TimeSpan startup
+    )
     {
         ArgumentNullException.ThrowIfNull(start);
         string socket = temp.File("ssd.sock");
@@ -53,11 +79,17 @@ internal sealed class ServerProcess : IDisposable
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         start.UseShellExecute = false;
-        Process process = Process.Start(start) ?? throw new InvalidOperationException($"{start.FileName} did not start");
+        Process process = Process.Start(start)
+            ?? throw new InvalidOperationException($"{start.FileName} did not start");
         return await WaitForBannerAsync(process, socket, control ? $"unix:{temp.File("ssd.ctl")}" : "", startup);
     }
 
-    private static async Task<ServerProcess> WaitForBannerAsync(Process process, string socket, string control, TimeSpan startup)
+    private static async Task<ServerProcess> WaitForBannerAsync(
+        Process process,
+        string socket,
+        string control,
+        TimeSpan startup
+    )
     {
         using var timeout = new CancellationTokenSource(startup);
         try
@@ -77,7 +109,12 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
-    private static async Task<ServerProcess> ReadBannerAsync(Process process, string socket, string control, CancellationToken timeout)
+    private static async Task<ServerProcess> ReadBannerAsync(
+        Process process,
+        string socket,
+        string control,
+        CancellationToken timeout
+    )
     {
         string banner = string.Empty;
         while (await process.StandardOutput.ReadLineAsync(timeout) is { } line)
@@ -89,7 +126,9 @@ internal sealed class ServerProcess : IDisposable
             }
         }
 
-        throw new InvalidOperationException($"{process.StartInfo.FileName} did not start serving: {banner}{await process.StandardError.ReadToEndAsync(timeout)}");
+        throw new InvalidOperationException(
+            $"{process.StartInfo.FileName} did not start serving: {banner}{await process.StandardError.ReadToEndAsync(timeout)}"
+        );
     }
 
     public async Task<NbdTestClient> ConnectAsync()
@@ -108,7 +147,10 @@ internal sealed class ServerProcess : IDisposable
         // Only while it runs: the number of a process that has exited may already be another's.
         if (!_process.HasExited)
         {
-            using Process kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(CultureInfo.InvariantCulture)]);
+            using Process kill = Process.Start(
+                "kill",
+                ["-" + signal, _process.Id.ToString(CultureInfo.InvariantCulture)]
+            );
             await kill.WaitForExitAsync();
         }
 
@@ -118,9 +160,10 @@ internal sealed class ServerProcess : IDisposable
     }
 
     /// <summary>What the server wrote on standard error, once it has exited.</summary>
-    public Task<string> ErrorsAsync() => _process.HasExited
-        ? _process.StandardError.ReadToEndAsync()
-        : throw new InvalidOperationException("the server still runs; stop it first");
+    public Task<string> ErrorsAsync() =>
+        _process.HasExited
+            ? _process.StandardError.ReadToEndAsync()
+            : throw new InvalidOperationException("the server still runs; stop it first");
 
     public void Kill()
     {

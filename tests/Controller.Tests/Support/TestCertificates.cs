@@ -16,9 +16,7 @@ internal sealed class TestCertificates : IDisposable
 {
     private readonly TempDirectory _root = new();
 
-    private TestCertificates()
-    {
-    }
+    private TestCertificates() { }
 
     /// <summary>ca-cert.pem, server-cert.pem, server-key.pem.</summary>
     public string Server => _root.File("server");
@@ -44,17 +42,35 @@ internal sealed class TestCertificates : IDisposable
         using RSA serverKey = RSA.Create(2048);
         Directory.CreateDirectory(made.Server);
         WriteAuthority(made.Server, ca);
-        Write(made.Server, TlsCredentials.ServerCertificateFile, TlsCredentials.ServerKeyFile, Leaf("CN=localhost", serverKey, ca, caKey, server: true, serial: 2), serverKey);
+        Write(
+            made.Server,
+            TlsCredentials.ServerCertificateFile,
+            TlsCredentials.ServerKeyFile,
+            Leaf("CN=localhost", serverKey, ca, caKey, server: true, serial: 2),
+            serverKey
+        );
 
         using RSA clientKey = RSA.Create(2048);
         Directory.CreateDirectory(made.Client);
         WriteAuthority(made.Client, ca);
-        Write(made.Client, TlsCredentials.ClientCertificateFile, TlsCredentials.ClientKeyFile, Leaf("CN=client", clientKey, ca, caKey, server: false, serial: 3), clientKey);
+        Write(
+            made.Client,
+            TlsCredentials.ClientCertificateFile,
+            TlsCredentials.ClientKeyFile,
+            Leaf("CN=client", clientKey, ca, caKey, server: false, serial: 3),
+            clientKey
+        );
 
         using RSA foreignKey = RSA.Create(2048);
         Directory.CreateDirectory(made.Foreign);
         WriteAuthority(made.Foreign, ca);
-        Write(made.Foreign, TlsCredentials.ClientCertificateFile, TlsCredentials.ClientKeyFile, Leaf("CN=intruder", foreignKey, other, otherKey, server: false, serial: 4), foreignKey);
+        Write(
+            made.Foreign,
+            TlsCredentials.ClientCertificateFile,
+            TlsCredentials.ClientKeyFile,
+            Leaf("CN=intruder", foreignKey, other, otherKey, server: false, serial: 4),
+            foreignKey
+        );
 
         Directory.CreateDirectory(made.AuthorityOnly);
         WriteAuthority(made.AuthorityOnly, ca);
@@ -67,18 +83,33 @@ internal sealed class TestCertificates : IDisposable
     {
         var request = new CertificateRequest(name, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(
+            new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true)
+        );
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
     }
 
-    private static X509Certificate2 Leaf(string name, RSA key, X509Certificate2 issuer, RSA issuerKey, bool server, byte serial)
+    private static X509Certificate2 Leaf(
+        string name,
+        RSA key,
+        X509Certificate2 issuer,
+        RSA issuerKey,
+        bool server,
+        byte serial
+    )
     {
         var request = new CertificateRequest(name, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(server ? "1.3.6.1.5.5.7.3.1" : "1.3.6.1.5.5.7.3.2")], false));
-        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuer, true, false));
+        request.CertificateExtensions.Add(
+            new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true)
+        );
+        request.CertificateExtensions.Add(
+            new X509EnhancedKeyUsageExtension([new Oid(server ? "1.3.6.1.5.5.7.3.1" : "1.3.6.1.5.5.7.3.2")], false)
+        );
+        request.CertificateExtensions.Add(
+            X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuer, true, false)
+        );
         if (server)
         {
             var names = new SubjectAlternativeNameBuilder();
@@ -87,14 +118,26 @@ internal sealed class TestCertificates : IDisposable
             request.CertificateExtensions.Add(names.Build());
         }
 
-        using X509Certificate2 signed = request.Create(issuer.SubjectName, X509SignatureGenerator.CreateForRSA(issuerKey, RSASignaturePadding.Pkcs1), DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(29), [serial]);
+        using X509Certificate2 signed = request.Create(
+            issuer.SubjectName,
+            X509SignatureGenerator.CreateForRSA(issuerKey, RSASignaturePadding.Pkcs1),
+            DateTimeOffset.UtcNow.AddDays(-1),
+            DateTimeOffset.UtcNow.AddDays(29),
+            [serial]
+        );
         return X509CertificateLoader.LoadCertificate(signed.RawData);
     }
 
     private static void WriteAuthority(string directory, X509Certificate2 ca) =>
         File.WriteAllText(Path.Combine(directory, TlsCredentials.CaFile), ca.ExportCertificatePem());
 
-    private static void Write(string directory, string certificateFile, string keyFile, X509Certificate2 certificate, RSA key)
+    private static void Write(
+        string directory,
+        string certificateFile,
+        string keyFile,
+        X509Certificate2 certificate,
+        RSA key
+    )
     {
         using (certificate)
         {

@@ -21,9 +21,15 @@ internal static partial class DeterminismTidy
         (new Regex(@"\bThread\s*\.\s*Sleep\b"), "blocks on real time; the loop schedules by IClock"),
         (new Regex(@"\bTask\s*\.\s*(Run|Delay|Factory)\b"), "starts work or waits outside the loop"),
         (new Regex(@"\bnew\s+(System\.Threading\.Tasks\.)?Task\s*[<(]"), "starts work outside the loop"),
-        (new Regex(@"\bnew\s+(System\.Threading\.)?Thread\s*\("), "starts a thread; the firmware runs on the loop's one thread"),
+        (
+            new Regex(@"\bnew\s+(System\.Threading\.)?Thread\s*\("),
+            "starts a thread; the firmware runs on the loop's one thread"
+        ),
         (new Regex(@"\bThread\s+\w+\s*=\s*new\s*\("), "starts a thread; the firmware runs on the loop's one thread"),
-        (new Regex(@"\bnew\s+(System\.Threading\.)?Timer\s*\(|\bSystem\s*\.\s*Timers\b"), "calls back on real time from another thread"),
+        (
+            new Regex(@"\bnew\s+(System\.Threading\.)?Timer\s*\(|\bSystem\s*\.\s*Timers\b"),
+            "calls back on real time from another thread"
+        ),
         (new Regex(@"\bThreadPool\s*\."), "starts work outside the loop"),
         (new Regex(@"\bParallel\s*\."), "starts work outside the loop"),
         (new Regex(@"\bnew\s+(System\.)?Random\s*\("), "unseeded or private randomness; take the Prng handed in"),
@@ -32,14 +38,21 @@ internal static partial class DeterminismTidy
         (new Regex(@"\bRandomNumberGenerator\b"), "unseeded randomness; take the Prng handed in"),
         (new Regex(@"\bGuid\s*\.\s*NewGuid\b"), "unseeded randomness; take the Prng handed in"),
         (new Regex(@"\basync\s+void\b"), "fire-and-forget work outside the loop"),
-        (new Regex(@"\b(Debug|Trace)\s*\.\s*Assert\b"), "vanishes from the Release build; check with Invariant.Holds, which stays on in production"),
+        (
+            new Regex(@"\b(Debug|Trace)\s*\.\s*Assert\b"),
+            "vanishes from the Release build; check with Invariant.Holds, which stays on in production"
+        ),
     ];
 
     /// <summary>Every banned use in the C# files under <paramref name="directory"/>, as "file:line: text (reason)".</summary>
     public static IReadOnlyList<string> ScanDirectory(string directory)
     {
         var findings = new List<string>();
-        foreach (string file in Directory.EnumerateFiles(directory, "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        foreach (
+            string file in Directory
+                .EnumerateFiles(directory, "*.cs", SearchOption.AllDirectories)
+                .Order(StringComparer.Ordinal)
+        )
         {
             string relative = Path.GetRelativePath(directory, file);
             if (relative.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
@@ -190,7 +203,10 @@ internal static partial class DeterminismTidy
                 continue;
             }
 
-            depth += c == '{' ? 1 : c == '}' ? -1 : 0;
+            depth +=
+                c == '{' ? 1
+                : c == '}' ? -1
+                : 0;
             output.Append(c);
             index++;
         }

@@ -13,8 +13,14 @@ public sealed class DeterminismTidyTests
     {
         IReadOnlyList<string> findings = DeterminismTidy.ScanDirectory(FirmwareDirectory);
 
-        Assert.True(findings.Count == 0, "The firmware must stay deterministic (DESIGN.md section 5):\n" + string.Join('\n', findings));
-        Assert.True(Directory.EnumerateFiles(FirmwareDirectory, "*.cs", SearchOption.AllDirectories).Count() > 5, "the scan found the firmware's sources");
+        Assert.True(
+            findings.Count == 0,
+            "The firmware must stay deterministic (DESIGN.md section 5):\n" + string.Join('\n', findings)
+        );
+        Assert.True(
+            Directory.EnumerateFiles(FirmwareDirectory, "*.cs", SearchOption.AllDirectories).Count() > 5,
+            "the scan found the firmware's sources"
+        );
     }
 
     [Theory]
@@ -77,7 +83,10 @@ public sealed class DeterminismTidyTests
 
         Assert.Empty(DeterminismTidy.ScanDirectory(temp.Path));
         string clock = Path.Combine(temp.Path, "Controller.Common", "IClock.cs");
-        File.AppendAllText(clock, "\ninternal static class Leak { public static long Now() => DateTime.UtcNow.Ticks; }\n");
+        File.AppendAllText(
+            clock,
+            "\ninternal static class Leak { public static long Now() => DateTime.UtcNow.Ticks; }\n"
+        );
 
         string finding = Assert.Single(DeterminismTidy.ScanDirectory(temp.Path));
         Assert.StartsWith(Path.Combine("Controller.Common", "IClock.cs") + ":", finding, StringComparison.Ordinal);

@@ -18,7 +18,9 @@ public sealed partial class SeamTidyTests
         int files = 0;
         foreach (string top in new[] { "firmware", "emulator", "host" })
         {
-            foreach (string file in Directory.EnumerateFiles(Repository.PathOf(top), "*.cs", SearchOption.AllDirectories))
+            foreach (
+                string file in Directory.EnumerateFiles(Repository.PathOf(top), "*.cs", SearchOption.AllDirectories)
+            )
             {
                 if (file.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
                 {
@@ -26,12 +28,18 @@ public sealed partial class SeamTidyTests
                 }
 
                 files++;
-                findings.AddRange(Scan(File.ReadAllText(file)).Select(line => $"{Path.GetRelativePath(Repository.Root, file)}:{line}"));
+                findings.AddRange(
+                    Scan(File.ReadAllText(file)).Select(line => $"{Path.GetRelativePath(Repository.Root, file)}:{line}")
+                );
             }
         }
 
         Assert.True(files > 50, $"the scan found only {files} sources");
-        Assert.True(findings.Count == 0, "the product must not carry broken variants of itself; decorate its edges from the tests:\n" + string.Join('\n', findings));
+        Assert.True(
+            findings.Count == 0,
+            "the product must not carry broken variants of itself; decorate its edges from the tests:\n"
+                + string.Join('\n', findings)
+        );
     }
 
     [Theory]

@@ -15,13 +15,27 @@ public sealed class TestCategoryTidyTests
     [Fact]
     public void EveryTestClassHasOneCategory()
     {
-        var classes = typeof(TestCategoryTidyTests).Assembly.GetTypes()
+        var classes = typeof(TestCategoryTidyTests)
+            .Assembly.GetTypes()
             .Where(t => t.GetMethods().Any(m => m.GetCustomAttributes().Any(a => a is FactAttribute)))
             .ToList();
         var wrong = classes
-            .Select(t => (Type: t, Categories: t.GetCustomAttributesData().Where(a => a.AttributeType == typeof(TraitAttribute) && (string?)a.ConstructorArguments[0].Value == "Category").Select(a => (string?)a.ConstructorArguments[1].Value).ToList()))
+            .Select(t =>
+                (
+                    Type: t,
+                    Categories: t.GetCustomAttributesData()
+                        .Where(a =>
+                            a.AttributeType == typeof(TraitAttribute)
+                            && (string?)a.ConstructorArguments[0].Value == "Category"
+                        )
+                        .Select(a => (string?)a.ConstructorArguments[1].Value)
+                        .ToList()
+                )
+            )
             .Where(c => c.Categories.Count != 1 || !s_categories.Contains(c.Categories[0]))
-            .Select(c => $"{c.Type.FullName}: {(c.Categories.Count == 0 ? "no Category trait" : string.Join(", ", c.Categories))}")
+            .Select(c =>
+                $"{c.Type.FullName}: {(c.Categories.Count == 0 ? "no Category trait" : string.Join(", ", c.Categories))}"
+            )
             .ToList();
 
         Assert.True(classes.Count > 50, $"found only {classes.Count} test classes");

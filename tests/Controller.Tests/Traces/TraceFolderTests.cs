@@ -53,13 +53,19 @@ public sealed class TraceFolderTests
 
         Assert.Equal([W(0, 65536), W(65536, 65536), W(131072, 4096)], folder.Fold(W(0, 135168)));
         Assert.Empty(folder.Fold(W(0, 0)));
-        Assert.Equal([new TraceRequest(1, 5, TraceOperation.Flush, 0, 0)], folder.Fold(new TraceRequest(1, 5, TraceOperation.Flush, 0, 0)));
+        Assert.Equal(
+            [new TraceRequest(1, 5, TraceOperation.Flush, 0, 0)],
+            folder.Fold(new TraceRequest(1, 5, TraceOperation.Flush, 0, 0))
+        );
     }
 
     [Fact]
     public void TheSummaryCountsTheCommandsAfterSplitting()
     {
-        TraceSummary summary = TraceSummary.Scan([W(0, 3 * 65536), W(0, 0), new TraceRequest(3, 9, TraceOperation.Flush, 0, 0)], maxTransferBytes: 65536);
+        TraceSummary summary = TraceSummary.Scan(
+            [W(0, 3 * 65536), W(0, 0), new TraceRequest(3, 9, TraceOperation.Flush, 0, 0)],
+            maxTransferBytes: 65536
+        );
 
         Assert.Equal(3, summary.Records);
         Assert.Equal(4, summary.Commands);
@@ -85,8 +91,14 @@ public sealed class TraceFolderTests
         Assert.Equal(1, summary.Empty);
         Assert.Equal(12288, summary.EndBytes);
         Assert.Equal(2, summary.Commands);
-        Assert.Equal("3 requests (0 reads, 3 writes, 0 trims, 0 flushes, 1 FUA, 1 empty passed over) over 12288 bytes in 0 s", summary.Describe());
-        Assert.Equal("1 requests (0 reads, 1 writes, 0 trims, 0 flushes) over 4096 bytes in 0.002 s", TraceSummary.Scan([W(0, 4096) with { TimeNanoseconds = 2_000_000 }]).Describe());
+        Assert.Equal(
+            "3 requests (0 reads, 3 writes, 0 trims, 0 flushes, 1 FUA, 1 empty passed over) over 12288 bytes in 0 s",
+            summary.Describe()
+        );
+        Assert.Equal(
+            "1 requests (0 reads, 1 writes, 0 trims, 0 flushes) over 4096 bytes in 0.002 s",
+            TraceSummary.Scan([W(0, 4096) with { TimeNanoseconds = 2_000_000 }]).Describe()
+        );
     }
 
     [Theory]
@@ -94,15 +106,24 @@ public sealed class TraceFolderTests
     [InlineData(256)]
     public void AnAlignmentThatIsNotAPowerOfTwoFrom512IsRefused(long alignment)
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TraceFolder(Device, TraceFit.Wrap, Device, alignmentBytes: alignment));
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new TraceFolder(Device, TraceFit.Wrap, Device, alignmentBytes: alignment)
+        );
     }
 
     [Fact]
     public void ADeviceOrATransferSmallerThanOneBlockIsRefused()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TraceFolder(2048, TraceFit.Wrap, Device, alignmentBytes: 4096));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new TraceFolder(Device, TraceFit.Wrap, Device, maxTransferBytes: 2048, alignmentBytes: 4096));
-        Assert.Equal([W(4096, 8192)], new TraceFolder(Device, TraceFit.Wrap, Device, alignmentBytes: 4096).Fold(W(5000, 4000)));
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new TraceFolder(2048, TraceFit.Wrap, Device, alignmentBytes: 4096)
+        );
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            new TraceFolder(Device, TraceFit.Wrap, Device, maxTransferBytes: 2048, alignmentBytes: 4096)
+        );
+        Assert.Equal(
+            [W(4096, 8192)],
+            new TraceFolder(Device, TraceFit.Wrap, Device, alignmentBytes: 4096).Fold(W(5000, 4000))
+        );
     }
 
     private static TraceRequest W(long offset, long length) => new(1, 0, TraceOperation.Write, offset, length);

@@ -40,7 +40,8 @@ public sealed class TraceReaderTests
                 new TraceRequest(7, 500_000, TraceOperation.Flush, 0, 0),
                 new TraceRequest(9, 700_000, TraceOperation.Flush, 0, 0),
             ],
-            requests);
+            requests
+        );
     }
 
     [Fact]
@@ -75,24 +76,44 @@ public sealed class TraceReaderTests
                 new TraceRequest(7, 84_000, TraceOperation.Flush, 0, 0),
                 new TraceRequest(8, 94_000, TraceOperation.Read, 8192, 4096),
             ],
-            Read(TraceFormat.FioIolog, v3));
+            Read(TraceFormat.FioIolog, v3)
+        );
         Assert.Equal(
-            [new TraceRequest(4, 0, TraceOperation.Write, 0, 4096), new TraceRequest(6, 250_000, TraceOperation.Read, 0, 4096)],
-            Read(TraceFormat.FioIolog, v2));
+            [
+                new TraceRequest(4, 0, TraceOperation.Write, 0, 4096),
+                new TraceRequest(6, 250_000, TraceOperation.Read, 0, 4096),
+            ],
+            Read(TraceFormat.FioIolog, v2)
+        );
     }
 
     [Fact]
     public void MqSimMsrAndSpcReadTheirUnits()
     {
         Assert.Equal(
-            [new TraceRequest(1, 0, TraceOperation.Write, 264719034L * 512, 16 * 512), new TraceRequest(2, 1500, TraceOperation.Read, 8 * 512, 512)],
-            Read(TraceFormat.MqSim, "938513000 4 264719034 16 0\n938514500 4 8 1 1\n"));
+            [
+                new TraceRequest(1, 0, TraceOperation.Write, 264719034L * 512, 16 * 512),
+                new TraceRequest(2, 1500, TraceOperation.Read, 8 * 512, 512),
+            ],
+            Read(TraceFormat.MqSim, "938513000 4 264719034 16 0\n938514500 4 8 1 1\n")
+        );
         Assert.Equal(
-            [new TraceRequest(2, 0, TraceOperation.Read, 4096, 8192), new TraceRequest(3, 1_234_500, TraceOperation.Write, 0, 512)],
-            Read(TraceFormat.Msr, "Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime\n128166372000000000,hm,0,Read,4096,8192,100\n128166372000012345,hm,0,write,0,512,100\n"));
+            [
+                new TraceRequest(2, 0, TraceOperation.Read, 4096, 8192),
+                new TraceRequest(3, 1_234_500, TraceOperation.Write, 0, 512),
+            ],
+            Read(
+                TraceFormat.Msr,
+                "Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime\n128166372000000000,hm,0,Read,4096,8192,100\n128166372000012345,hm,0,write,0,512,100\n"
+            )
+        );
         Assert.Equal(
-            [new TraceRequest(1, 0, TraceOperation.Read, 303567L * 512, 3584), new TraceRequest(2, 26_214_000, TraceOperation.Write, 55590L * 512, 3072)],
-            Read(TraceFormat.Spc, "0,303567,3584,r,0.000000\n1,55590,3072,W,0.026214,extra\n"));
+            [
+                new TraceRequest(1, 0, TraceOperation.Read, 303567L * 512, 3584),
+                new TraceRequest(2, 26_214_000, TraceOperation.Write, 55590L * 512, 3072),
+            ],
+            Read(TraceFormat.Spc, "0,303567,3584,r,0.000000\n1,55590,3072,W,0.026214,extra\n")
+        );
     }
 
     [Theory]
@@ -101,13 +122,21 @@ public sealed class TraceReaderTests
     [InlineData(TraceFormat.MqSim, "10 0 5\n", "t:1: '10 0 5' is not 'time device lba sectors type'")]
     [InlineData(TraceFormat.FioIolog, "fio version 1 iolog\n", "t:1: the first line is 'fio version 1 iolog'")]
     [InlineData(TraceFormat.FioIolog, "fio version 3 iolog\n5 f write 0\n", "t:2: 'write' needs its length")]
-    [InlineData(TraceFormat.FioIolog, "fio version 2 iolog\nf append 0 4096\n", "t:2: action 'append' is not one fio writes")]
+    [InlineData(
+        TraceFormat.FioIolog,
+        "fio version 2 iolog\nf append 0 4096\n",
+        "t:2: action 'append' is not one fio writes"
+    )]
     [InlineData(TraceFormat.Blkparse, "  8,0 0 1 0.1 7 D X 5 + 8 [a]\n", "t:1: RWBS 'X' has no operation")]
     [InlineData(TraceFormat.Blkparse, "  8,0 0 1 0.1x 7 D W 5 + 8 [a]\n", "t:1: time '0.1x' is not seconds")]
     [InlineData(TraceFormat.Msr, "1,h,0,Erase,0,512,1\n", "t:1: type 'Erase' is neither Read nor Write")]
     [InlineData(TraceFormat.Spc, "0,1,512,x,0.5\n", "t:1: opcode 'x' is neither r nor w")]
     [InlineData(TraceFormat.Spc, "0,1,512,r\n", "t:1: '0,1,512,r' is not 'ASU,LBA,Size,Opcode,Timestamp'")]
-    [InlineData(TraceFormat.Blkparse, "938513000 4 264719034 16 0\n", "t: not a single blkparse request in it; is the file in another format?")]
+    [InlineData(
+        TraceFormat.Blkparse,
+        "938513000 4 264719034 16 0\n",
+        "t: not a single blkparse request in it; is the file in another format?"
+    )]
     [InlineData(TraceFormat.Msr, "", "t: not a single msr request in it")]
     public void ABadRecordIsRefusedWithItsLineAndValue(TraceFormat format, string text, string message)
     {
@@ -151,7 +180,9 @@ public sealed class TraceReaderTests
     [Fact]
     public void AFioVersion3LineWithoutItsActionIsRefused()
     {
-        var e = Assert.Throws<TraceFormatException>(() => Read(TraceFormat.FioIolog, "fio version 3 iolog\n5 /dev/nbd0\n"));
+        var e = Assert.Throws<TraceFormatException>(() =>
+            Read(TraceFormat.FioIolog, "fio version 3 iolog\n5 /dev/nbd0\n")
+        );
 
         Assert.Equal("t:2: '5 /dev/nbd0' is not 'time file action [offset length]'", e.Message);
     }
@@ -169,8 +200,12 @@ public sealed class TraceReaderTests
         }
 
         Assert.Equal(
-            [new TraceRequest(1, 0, TraceOperation.Write, 4096, 8192), new TraceRequest(2, 150, TraceOperation.Read, 4096, 8192)],
-            TraceReader.Open(path, TraceFormat.MqSim));
+            [
+                new TraceRequest(1, 0, TraceOperation.Write, 4096, 8192),
+                new TraceRequest(2, 150, TraceOperation.Read, 4096, 8192),
+            ],
+            TraceReader.Open(path, TraceFormat.MqSim)
+        );
         Assert.Throws<FileNotFoundException>(() => TraceReader.Open(temp.File("none.trace"), TraceFormat.MqSim));
     }
 
@@ -196,7 +231,10 @@ public sealed class TraceReaderTests
         TraceSummary summary = TraceSummary.Scan(TraceReader.Open(Sample(file), format));
 
         // A blkparse preflush write is two requests; every other record is one.
-        Assert.Equal(requests, summary.Records - (format == TraceFormat.Blkparse ? CountLines(Sample(file), " D FWS ") : 0));
+        Assert.Equal(
+            requests,
+            summary.Records - (format == TraceFormat.Blkparse ? CountLines(Sample(file), " D FWS ") : 0)
+        );
         Assert.True(summary.Reads + summary.Writes + summary.Trims + summary.Flushes == summary.Records);
         Assert.True(summary.DurationNanoseconds > 0);
     }
@@ -210,7 +248,9 @@ public sealed class TraceReaderTests
         Assert.Equal(512, summary.Writes);
     }
 
-    internal static string Sample(string file) => Repository.PathOf("tests", "Controller.Tests", "TestData", "Traces", file);
+    internal static string Sample(string file) =>
+        Repository.PathOf("tests", "Controller.Tests", "TestData", "Traces", file);
 
-    private static long CountLines(string path, string containing) => File.ReadLines(path).LongCount(l => l.Contains(containing, StringComparison.Ordinal));
+    private static long CountLines(string path, string containing) =>
+        File.ReadLines(path).LongCount(l => l.Contains(containing, StringComparison.Ordinal));
 }

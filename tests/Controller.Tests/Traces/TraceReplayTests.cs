@@ -29,9 +29,15 @@ public sealed class TraceReplayTests
 
         SimResult result = Replay(source, seed: 3, powerCuts: 4);
 
-        Assert.True(result.Violations.Count == 0, result.Violations.Count > 0 ? $"{result.Violations[0]}\n  history: {result.Violations[0].History}" : null);
+        Assert.True(
+            result.Violations.Count == 0,
+            result.Violations.Count > 0 ? $"{result.Violations[0]}\n  history: {result.Violations[0].History}" : null
+        );
         Assert.True(result.PowerCuts.Total >= 4, $"{result.PowerCuts.Total} cuts");
-        Assert.True(result.HostOps <= summary.Commands && result.HostOps > 0, $"{result.HostOps} of {summary.Commands} commands");
+        Assert.True(
+            result.HostOps <= summary.Commands && result.HostOps > 0,
+            $"{result.HostOps} of {summary.Commands} commands"
+        );
         Assert.Contains(result.Notes, n => n.Contains(summary.Describe(), StringComparison.Ordinal));
         Assert.Equal(summary.Trims > 0, result.Operations.Any(o => o.Operation == "trim"));
     }
@@ -92,11 +98,13 @@ public sealed class TraceReplayTests
         Assert.Fail("the flush-before-durable canary survived 24 seeds of the blkparse trace with power cuts");
     }
 
-    private static SimResult Replay(TraceSource source, ulong seed, int powerCuts) => SimRunner.Run(Config(), Options(source, seed, powerCuts));
+    private static SimResult Replay(TraceSource source, ulong seed, int powerCuts) =>
+        SimRunner.Run(Config(), Options(source, seed, powerCuts));
 
     private static SimOptions Options(TraceSource source, ulong seed, int powerCuts) =>
         new(seed, "trace", new WorkloadParameters { Trace = source }, powerCuts);
 
     // A cache of 16 pages: write-back reaches the NAND often, so the cuts armed through the trace strike.
-    private static ResolvedConfig Config() => Profiles.Load("tiny", ["cache.bytes=256k", "cache.largePageBytes=16k", "cache.checkInvariants=true"]);
+    private static ResolvedConfig Config() =>
+        Profiles.Load("tiny", ["cache.bytes=256k", "cache.largePageBytes=16k", "cache.checkInvariants=true"]);
 }

@@ -26,7 +26,10 @@ public sealed class BuddyAllocator
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxOrder, 20);
         if (units <= 0 || units % (1 << maxOrder) != 0)
         {
-            throw new ArgumentException($"an arena of {units} units is not a whole number of blocks of 2^{maxOrder} units", nameof(units));
+            throw new ArgumentException(
+                $"an arena of {units} units is not a whole number of blocks of 2^{maxOrder} units",
+                nameof(units)
+            );
         }
 
         Units = units;
@@ -93,7 +96,8 @@ public sealed class BuddyAllocator
             throw new InvariantViolationException(
                 (uint)block < (uint)Units && _allocatedOrder[block] == None
                     ? $"frame at unit {block} of order {order} freed twice, or never allocated"
-                    : $"frame at unit {block} freed as order {order}, allocated as order {((uint)block < (uint)Units ? _allocatedOrder[block] : None)}");
+                    : $"frame at unit {block} freed as order {order}, allocated as order {((uint)block < (uint)Units ? _allocatedOrder[block] : None)}"
+            );
         }
 
         _allocatedOrder[block] = (sbyte)None;
@@ -122,7 +126,9 @@ public sealed class BuddyAllocator
     {
         if ((uint)block >= (uint)Units || _allocatedOrder[block] != order || into > order || into < 0)
         {
-            throw new InvariantViolationException($"cannot split the block at unit {block} of order {order} into order {into}");
+            throw new InvariantViolationException(
+                $"cannot split the block at unit {block} of order {order} into order {into}"
+            );
         }
 
         for (int part = block; part < block + (1 << order); part += 1 << into)
@@ -144,9 +150,16 @@ public sealed class BuddyAllocator
             int previous = None;
             for (int block = _heads[order]; block != None; block = _next[block])
             {
-                if (block % (1 << order) != 0 || _freeOrder[block] != order || _previous[block] != previous || _allocatedOrder[block] != None)
+                if (
+                    block % (1 << order) != 0
+                    || _freeOrder[block] != order
+                    || _previous[block] != previous
+                    || _allocatedOrder[block] != None
+                )
                 {
-                    throw new InvariantViolationException($"free list of order {order} is inconsistent at unit {block}");
+                    throw new InvariantViolationException(
+                        $"free list of order {order} is inconsistent at unit {block}"
+                    );
                 }
 
                 for (int unit = block; unit < block + (1 << order); unit++)

@@ -56,7 +56,9 @@ public sealed partial class LargePageCache
         int unit = AllocateUnits(0, allowEviction: true);
         if (unit == None)
         {
-            throw new InvariantViolationException($"no sector frame for page {_entryPage[entry]}: the arena of {_buddy.Units} sectors holds nothing evictable");
+            throw new InvariantViolationException(
+                $"no sector frame for page {_entryPage[entry]}: the arena of {_buddy.Units} sectors holds nothing evictable"
+            );
         }
 
         AttachFrame(entry, unit, 0, index);
@@ -112,7 +114,9 @@ public sealed partial class LargePageCache
             {
                 if (IsSet(_dirty, entry, index))
                 {
-                    throw new InvariantViolationException($"the frame of page {_entryPage[entry]} sectors {first}..{first + count - 1} was freed with sector {index} dirty and unwritten");
+                    throw new InvariantViolationException(
+                        $"the frame of page {_entryPage[entry]} sectors {first}..{first + count - 1} was freed with sector {index} dirty and unwritten"
+                    );
                 }
 
                 Clear(_valid, entry, index);
@@ -184,7 +188,12 @@ public sealed partial class LargePageCache
         {
             int entry = _clockHand;
             _clockHand = (_clockHand + 1) % slots;
-            if (!_entries.TryGetValue(_entryPage[entry], out int live) || live != entry || entry == _pinned || (cleanOnly && HasDirty(entry)))
+            if (
+                !_entries.TryGetValue(_entryPage[entry], out int live)
+                || live != entry
+                || entry == _pinned
+                || (cleanOnly && HasDirty(entry))
+            )
             {
                 continue;
             }
@@ -218,7 +227,8 @@ public sealed partial class LargePageCache
                 return unit;
             }
 
-            int victim = _options.Eviction == EvictionPolicy.Lru ? LruVictim(cleanOnly: true) : ClockVictim(cleanOnly: true);
+            int victim =
+                _options.Eviction == EvictionPolicy.Lru ? LruVictim(cleanOnly: true) : ClockVictim(cleanOnly: true);
             if (victim == None)
             {
                 return None;
@@ -244,7 +254,11 @@ public sealed partial class LargePageCache
             long pageFirst = page * _sectorsPerPage;
             if (pageFirst < end && pageFirst + _sectorsPerPage > first)
             {
-                WriteBackEntry(entry, (int)Math.Max(0, first - pageFirst), (int)Math.Min(_sectorsPerPage, end - pageFirst));
+                WriteBackEntry(
+                    entry,
+                    (int)Math.Max(0, first - pageFirst),
+                    (int)Math.Min(_sectorsPerPage, end - pageFirst)
+                );
             }
         }
     }
@@ -346,7 +360,9 @@ public sealed partial class LargePageCache
 
             if (entryDirty != _entryDirty[entry] || (entryDirty == 0) != (_dirtySince[entry] < 0))
             {
-                throw new InvariantViolationException($"page {page} has {entryDirty} dirty sectors, its count says {_entryDirty[entry]} (dirty since {_dirtySince[entry]})");
+                throw new InvariantViolationException(
+                    $"page {page} has {entryDirty} dirty sectors, its count says {_entryDirty[entry]} (dirty since {_dirtySince[entry]})"
+                );
             }
 
             for (int index = 0; index < _sectorsPerPage; index++)
@@ -354,7 +370,8 @@ public sealed partial class LargePageCache
                 int frames = 0;
                 for (int frame = _entryHead[entry]; frame != None; frame = _frameNext[frame])
                 {
-                    frames += index >= _frameFirst[frame] && index < _frameFirst[frame] + (1 << _frameOrder[frame]) ? 1 : 0;
+                    frames +=
+                        index >= _frameFirst[frame] && index < _frameFirst[frame] + (1 << _frameOrder[frame]) ? 1 : 0;
                 }
 
                 if (frames > 1)
@@ -364,7 +381,9 @@ public sealed partial class LargePageCache
 
                 if ((IsSet(_valid, entry, index) || IsSet(_dirty, entry, index)) && frames == 0)
                 {
-                    throw new InvariantViolationException($"page {page} sector {index} is valid or dirty without a frame");
+                    throw new InvariantViolationException(
+                        $"page {page} sector {index} is valid or dirty without a frame"
+                    );
                 }
 
                 if (IsSet(_dirty, entry, index) && !IsSet(_valid, entry, index))
@@ -374,7 +393,9 @@ public sealed partial class LargePageCache
 
                 if (IsSet(_hole, entry, index) && IsSet(_dirty, entry, index))
                 {
-                    throw new InvariantViolationException($"page {page} sector {index} is both a punched hole and dirty data");
+                    throw new InvariantViolationException(
+                        $"page {page} sector {index} is both a punched hole and dirty data"
+                    );
                 }
 
                 dirty += IsSet(_dirty, entry, index) ? 1 : 0;

@@ -144,7 +144,7 @@ public sealed partial class LargePageCache
     /// </summary>
     private void PunchFrames(int entry, int lo, int hi, TrimPolicy policy)
     {
-        for (int frame = _entryHead[entry]; frame != -1;)
+        for (int frame = _entryHead[entry]; frame != -1; )
         {
             int next = _frameNext[frame];
             int first = _frameFirst[frame];
@@ -161,7 +161,11 @@ public sealed partial class LargePageCache
             {
                 FreeFrame(entry, frame);
             }
-            else if (policy == TrimPolicy.Split ? !SplitOut(entry, frame, cutFirst, cutEnd) : !MigrateOut(entry, frame, lo, hi))
+            else if (
+                policy == TrimPolicy.Split
+                    ? !SplitOut(entry, frame, cutFirst, cutEnd)
+                    : !MigrateOut(entry, frame, lo, hi)
+            )
             {
                 if (policy == TrimPolicy.Split)
                 {
@@ -231,7 +235,7 @@ public sealed partial class LargePageCache
         int end = first + (1 << _frameOrder[frame]);
         Span<(int Unit, int Order, int First)> pieces = stackalloc (int, int, int)[64];
         int made = 0;
-        for (int index = first; index < end;)
+        for (int index = first; index < end; )
         {
             if ((index >= lo && index < hi) || !IsSet(_valid, entry, index))
             {
@@ -245,7 +249,7 @@ public sealed partial class LargePageCache
                 run++;
             }
 
-            for (int at = index; at < index + run;)
+            for (int at = index; at < index + run; )
             {
                 int order = System.Numerics.BitOperations.Log2((uint)(index + run - at));
                 int unit = made < pieces.Length ? AllocateReclaimingClean(order, made) : -1;

@@ -72,9 +72,16 @@ public sealed partial class LargePageCache
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _clock = clock;
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        if (!BitOperations.IsPow2(options.LargePageBytes) || options.LargePageBytes < SectorBytes || options.Bytes % options.LargePageBytes != 0)
+        if (
+            !BitOperations.IsPow2(options.LargePageBytes)
+            || options.LargePageBytes < SectorBytes
+            || options.Bytes % options.LargePageBytes != 0
+        )
         {
-            throw new ArgumentException($"an arena of {options.Bytes} bytes is not a whole number of large pages of {options.LargePageBytes} bytes", nameof(options));
+            throw new ArgumentException(
+                $"an arena of {options.Bytes} bytes is not a whole number of large pages of {options.LargePageBytes} bytes",
+                nameof(options)
+            );
         }
 
         _sectorsPerPage = options.LargePageBytes / SectorBytes;
@@ -455,7 +462,9 @@ public sealed partial class LargePageCache
     {
         if (!IsSet(_dirty, entry, index))
         {
-            Invariant.Broken($"a write into {(wasHole ? "the punched hole at " : string.Empty)}sector {sector} did not dirty its page");
+            Invariant.Broken(
+                $"a write into {(wasHole ? "the punched hole at " : string.Empty)}sector {sector} did not dirty its page"
+            );
         }
     }
 
@@ -509,7 +518,9 @@ public sealed partial class LargePageCache
                 _dirtyOrder.Dequeue();
             }
 
-            return _dirtyOrder.TryPeek(out (int Entry, long Since) oldest) ? oldest.Since + _options.DirtyExpireNanoseconds : null;
+            return _dirtyOrder.TryPeek(out (int Entry, long Since) oldest)
+                ? oldest.Since + _options.DirtyExpireNanoseconds
+                : null;
         }
     }
 
@@ -522,7 +533,11 @@ public sealed partial class LargePageCache
     public int WriteBackExpired(long nowNanoseconds, int maximumPages)
     {
         int sectors = 0;
-        for (int pages = 0; pages < maximumPages && DirtyExpiresAtNanoseconds is { } expires && expires <= nowNanoseconds; pages++)
+        for (
+            int pages = 0;
+            pages < maximumPages && DirtyExpiresAtNanoseconds is { } expires && expires <= nowNanoseconds;
+            pages++
+        )
         {
             (int entry, _) = _dirtyOrder.Dequeue();
             int before = _dirtySectors;
@@ -539,7 +554,8 @@ public sealed partial class LargePageCache
         return sectors;
     }
 
-    private bool IsSet(ulong[] bits, int entry, int index) => (bits[(entry * _words) + (index >> 6)] & (1UL << index)) != 0;
+    private bool IsSet(ulong[] bits, int entry, int index) =>
+        (bits[(entry * _words) + (index >> 6)] & (1UL << index)) != 0;
 
     private void Set(ulong[] bits, int entry, int index) => bits[(entry * _words) + (index >> 6)] |= 1UL << index;
 
@@ -549,7 +565,11 @@ public sealed partial class LargePageCache
     {
         if (offset < 0 || length < 0 || length > DeviceBytes || offset > DeviceBytes - length)
         {
-            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"bytes {offset}..{offset + length} are outside the device's {DeviceBytes} bytes");
+            throw new ArgumentOutOfRangeException(
+                nameof(offset),
+                offset,
+                $"bytes {offset}..{offset + length} are outside the device's {DeviceBytes} bytes"
+            );
         }
     }
 }

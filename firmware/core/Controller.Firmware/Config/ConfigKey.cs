@@ -103,9 +103,10 @@ public sealed class IntegerKey : ConfigKey<long>
     public bool IsByteSize { get; }
 
     /// <inheritdoc />
-    public override string Expectation => IsByteSize
-        ? $"a size in bytes from {Min} to {Max} (suffixes k, M, G allowed)"
-        : $"a whole number from {Min} to {Max}";
+    public override string Expectation =>
+        IsByteSize
+            ? $"a size in bytes from {Min} to {Max} (suffixes k, M, G allowed)"
+            : $"a whole number from {Min} to {Max}";
 
     /// <inheritdoc />
     public override bool TryParse(JsonElement element, out object? value, out string reason)
@@ -213,8 +214,7 @@ public sealed class NumberKey : ConfigKey<double>
     public double Max { get; }
 
     /// <inheritdoc />
-    public override string Expectation =>
-        string.Create(CultureInfo.InvariantCulture, $"a number from {Min} to {Max}");
+    public override string Expectation => string.Create(CultureInfo.InvariantCulture, $"a number from {Min} to {Max}");
 
     /// <inheritdoc />
     public override bool TryParse(JsonElement element, out object? value, out string reason)
@@ -268,9 +268,7 @@ public sealed class BooleanKey : ConfigKey<bool>
 {
     /// <summary>Creates a boolean key.</summary>
     public BooleanKey(string path, string description, bool defaultValue)
-        : base(path, description, defaultValue)
-    {
-    }
+        : base(path, description, defaultValue) { }
 
     /// <inheritdoc />
     public override string Expectation => "true or false";
@@ -383,7 +381,10 @@ public sealed class HexBytesKey : ConfigKey<HexBytes>
         foreach (string token in text.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
         {
             string digits = token.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? token[2..] : token;
-            if (digits.Length is 0 or > 2 || !byte.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out byte b))
+            if (
+                digits.Length is 0 or > 2
+                || !byte.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out byte b)
+            )
             {
                 reason = $"'{token}' in '{text}' is not a hex byte; expected {Expectation}";
                 return false;
@@ -445,5 +446,6 @@ public sealed class HexBytes : IEquatable<HexBytes>
     }
 
     /// <summary>"EF AA 21".</summary>
-    public override string ToString() => string.Join(' ', _bytes.Select(b => b.ToString("X2", CultureInfo.InvariantCulture)));
+    public override string ToString() =>
+        string.Join(' ', _bytes.Select(b => b.ToString("X2", CultureInfo.InvariantCulture)));
 }

@@ -26,7 +26,12 @@ public static class ConfigLoader
     /// Loads <paramref name="file"/> (or defaults only when null) and applies <paramref name="overrides"/>.
     /// Errors call the file <paramref name="displayName"/> when given (a shorter name for a shipped profile).
     /// </summary>
-    public static ResolvedConfig Load(ConfigSchema schema, string? file, IEnumerable<string> overrides, string? displayName = null)
+    public static ResolvedConfig Load(
+        ConfigSchema schema,
+        string? file,
+        IEnumerable<string> overrides,
+        string? displayName = null
+    )
     {
         ArgumentNullException.ThrowIfNull(schema);
         ArgumentNullException.ThrowIfNull(overrides);
@@ -35,7 +40,11 @@ public static class ConfigLoader
         {
             if (!System.IO.File.Exists(file))
             {
-                throw new ConfigException(displayName ?? file, null, Directory.Exists(file) ? "is a directory, not a profile file" : "no such file");
+                throw new ConfigException(
+                    displayName ?? file,
+                    null,
+                    Directory.Exists(file) ? "is a directory, not a profile file" : "no such file"
+                );
             }
 
             try
@@ -52,17 +61,33 @@ public static class ConfigLoader
             }
         }
 
-        return Parse(schema, displayName ?? file, json, overrides, file is null ? null : Path.GetDirectoryName(Path.GetFullPath(file)));
+        return Parse(
+            schema,
+            displayName ?? file,
+            json,
+            overrides,
+            file is null ? null : Path.GetDirectoryName(Path.GetFullPath(file))
+        );
     }
 
     /// <summary>
     /// Loads from JSON text already in memory. <paramref name="sourceName"/> is what errors call
     /// the source (a file name); <paramref name="json"/> null means defaults only.
     /// </summary>
-    public static ResolvedConfig Parse(ConfigSchema schema, string? sourceName, string? json, IEnumerable<string> overrides) =>
-        Parse(schema, sourceName, json, overrides, baseDirectory: null);
+    public static ResolvedConfig Parse(
+        ConfigSchema schema,
+        string? sourceName,
+        string? json,
+        IEnumerable<string> overrides
+    ) => Parse(schema, sourceName, json, overrides, baseDirectory: null);
 
-    private static ResolvedConfig Parse(ConfigSchema schema, string? sourceName, string? json, IEnumerable<string> overrides, string? baseDirectory)
+    private static ResolvedConfig Parse(
+        ConfigSchema schema,
+        string? sourceName,
+        string? json,
+        IEnumerable<string> overrides,
+        string? baseDirectory
+    )
     {
         ArgumentNullException.ThrowIfNull(schema);
         ArgumentNullException.ThrowIfNull(overrides);
@@ -83,18 +108,34 @@ public static class ConfigLoader
             string? reason = rule.Check(config);
             if (reason is not null)
             {
-                string[] assignments = [.. rule.Related.Prepend(rule.Key)
-                    .Select(config.SourceOf)
-                    .Where(origin => origin.StartsWith(OverridePrefix, StringComparison.Ordinal))
-                    .Select(origin => origin[OverridePrefix.Length..])];
-                throw new ConfigException(source, rule.Key.Path, reason, assignments.Length == 0 ? null : string.Join(", --set ", assignments));
+                string[] assignments =
+                [
+                    .. rule
+                        .Related.Prepend(rule.Key)
+                        .Select(config.SourceOf)
+                        .Where(origin => origin.StartsWith(OverridePrefix, StringComparison.Ordinal))
+                        .Select(origin => origin[OverridePrefix.Length..]),
+                ];
+                throw new ConfigException(
+                    source,
+                    rule.Key.Path,
+                    reason,
+                    assignments.Length == 0 ? null : string.Join(", --set ", assignments)
+                );
             }
         }
 
         return config;
     }
 
-    private static void ApplyJson(ConfigSchema schema, ResolvedConfig config, string source, string json, string directory, int depth)
+    private static void ApplyJson(
+        ConfigSchema schema,
+        ResolvedConfig config,
+        string source,
+        string json,
+        string directory,
+        int depth
+    )
     {
         JsonDocument document;
         try
@@ -103,7 +144,11 @@ public static class ConfigLoader
         }
         catch (JsonException e)
         {
-            throw new ConfigException(source, null, $"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})");
+            throw new ConfigException(
+                source,
+                null,
+                $"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})"
+            );
         }
 
         using (document)
@@ -124,17 +169,32 @@ public static class ConfigLoader
     }
 
     /// <summary>Applies the profiles an <c>include</c> names, in order, before the including one's own keys.</summary>
-    private static void ApplyIncludes(ConfigSchema schema, ResolvedConfig config, string source, JsonElement include, string directory, int depth)
+    private static void ApplyIncludes(
+        ConfigSchema schema,
+        ResolvedConfig config,
+        string source,
+        JsonElement include,
+        string directory,
+        int depth
+    )
     {
         JsonElement[] names = include.ValueKind == JsonValueKind.Array ? [.. include.EnumerateArray()] : [include];
         if (names.Any(n => n.ValueKind != JsonValueKind.String || n.GetString()!.Length == 0))
         {
-            throw new ConfigException(source, IncludeKey, "is a file name, or a list of file names, relative to this profile");
+            throw new ConfigException(
+                source,
+                IncludeKey,
+                "is a file name, or a list of file names, relative to this profile"
+            );
         }
 
         if (depth >= MaxIncludeDepth)
         {
-            throw new ConfigException(source, IncludeKey, $"includes nest deeper than {MaxIncludeDepth} (a profile including itself?)");
+            throw new ConfigException(
+                source,
+                IncludeKey,
+                $"includes nest deeper than {MaxIncludeDepth} (a profile including itself?)"
+            );
         }
 
         foreach (string name in names.Select(n => n.GetString()!))
@@ -154,7 +214,14 @@ public static class ConfigLoader
         }
     }
 
-    private static void ApplyObject(ConfigSchema schema, ResolvedConfig config, string source, JsonElement obj, string prefix, HashSet<string> seen)
+    private static void ApplyObject(
+        ConfigSchema schema,
+        ResolvedConfig config,
+        string source,
+        JsonElement obj,
+        string prefix,
+        HashSet<string> seen
+    )
     {
         foreach (JsonProperty property in obj.EnumerateObject())
         {
@@ -182,7 +249,11 @@ public static class ConfigLoader
             {
                 if (property.Value.ValueKind != JsonValueKind.Object)
                 {
-                    throw new ConfigException(source, path, $"is a group of keys, not a value; write \"{property.Name}\": {{ ... }}");
+                    throw new ConfigException(
+                        source,
+                        path,
+                        $"is a group of keys, not a value; write \"{property.Name}\": {{ ... }}"
+                    );
                 }
 
                 ApplyObject(schema, config, source, property.Value, path, seen);
@@ -220,8 +291,6 @@ public static class ConfigLoader
     private static string UnknownKeyReason(ConfigSchema schema, string path)
     {
         string? suggestion = schema.Suggest(path);
-        return suggestion is null
-            ? "unknown key"
-            : $"unknown key; did you mean {suggestion}?";
+        return suggestion is null ? "unknown key" : $"unknown key; did you mean {suggestion}?";
     }
 }

@@ -13,7 +13,13 @@ public sealed class ConfigSchema
     public ConfigSchema(IEnumerable<ConfigKey> keys, IEnumerable<ConfigRule> rules)
     {
         // Keys of one group stay together so that the printed profile nests them in one object.
-        Keys = [.. keys.GroupBy(k => k.Path.Contains('.', StringComparison.Ordinal) ? k.Path[..k.Path.LastIndexOf('.')] : string.Empty).SelectMany(g => g)];
+        Keys =
+        [
+            .. keys.GroupBy(k =>
+                    k.Path.Contains('.', StringComparison.Ordinal) ? k.Path[..k.Path.LastIndexOf('.')] : string.Empty
+                )
+                .SelectMany(g => g),
+        ];
         Rules = [.. rules];
         _byPath = new Dictionary<string, ConfigKey>(StringComparer.Ordinal);
         foreach (ConfigKey key in Keys)

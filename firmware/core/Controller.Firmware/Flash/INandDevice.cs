@@ -106,21 +106,15 @@ public sealed class NandRuleViolationException : InvalidOperationException
     }
 
     /// <summary>Required by the analyzers; prefer the constructor naming the rule.</summary>
-    public NandRuleViolationException()
-    {
-    }
+    public NandRuleViolationException() { }
 
     /// <summary>Required by the analyzers; prefer the constructor naming the rule.</summary>
     public NandRuleViolationException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Required by the analyzers; prefer the constructor naming the rule.</summary>
     public NandRuleViolationException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 
     /// <summary>The rule that was broken.</summary>
     public NandRule Rule { get; }

@@ -10,7 +10,14 @@ namespace Controller.Firmware.Flash;
 public sealed record NandGeometry
 {
     /// <summary>Creates a geometry and checks that its numbers are positive and fit in an int.</summary>
-    public NandGeometry(int channels, int diesPerChannel, int blocksPerDie, int pagesPerBlock, int pageBytes, int spareBytes)
+    public NandGeometry(
+        int channels,
+        int diesPerChannel,
+        int blocksPerDie,
+        int pagesPerBlock,
+        int pageBytes,
+        int spareBytes
+    )
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(diesPerChannel);

@@ -20,7 +20,18 @@ namespace Controller.Firmware.Flash;
 /// <param name="Luns">LUNs (dies).</param>
 /// <param name="MaximumBadBlocksPerLun">The most blocks of a LUN that may be bad over its life.</param>
 /// <param name="EnduranceCycles">Program/erase cycles a block is rated for.</param>
-public sealed record OnfiParameterPage(string Manufacturer, string Model, byte JedecManufacturer, int PageBytes, int SpareBytes, int PagesPerBlock, int BlocksPerLun, int Luns, int MaximumBadBlocksPerLun, long EnduranceCycles)
+public sealed record OnfiParameterPage(
+    string Manufacturer,
+    string Model,
+    byte JedecManufacturer,
+    int PageBytes,
+    int SpareBytes,
+    int PagesPerBlock,
+    int BlocksPerLun,
+    int Luns,
+    int MaximumBadBlocksPerLun,
+    long EnduranceCycles
+)
 {
     /// <summary>Bytes of one copy.</summary>
     public const int Bytes = 256;
@@ -37,22 +48,29 @@ public sealed record OnfiParameterPage(string Manufacturer, string Model, byte J
         for (int copy = 0; copy < Copies && (copy + 1) * Bytes <= copies.Length; copy++)
         {
             ReadOnlySpan<byte> page = copies.Slice(copy * Bytes, Bytes);
-            if (!page[..4].SequenceEqual("ONFI"u8) || Crc16(page[..254]) != BinaryPrimitives.ReadUInt16LittleEndian(page[254..]))
+            if (
+                !page[..4].SequenceEqual("ONFI"u8)
+                || Crc16(page[..254]) != BinaryPrimitives.ReadUInt16LittleEndian(page[254..])
+            )
             {
                 continue;
             }
 
-            return (new OnfiParameterPage(
-                Text(page.Slice(32, 12)),
-                Text(page.Slice(44, 20)),
-                page[64],
-                (int)BinaryPrimitives.ReadUInt32LittleEndian(page[80..]),
-                BinaryPrimitives.ReadUInt16LittleEndian(page[84..]),
-                (int)BinaryPrimitives.ReadUInt32LittleEndian(page[92..]),
-                (int)BinaryPrimitives.ReadUInt32LittleEndian(page[96..]),
-                page[100],
-                BinaryPrimitives.ReadUInt16LittleEndian(page[103..]),
-                Endurance(page[105], page[106])), copy);
+            return (
+                new OnfiParameterPage(
+                    Text(page.Slice(32, 12)),
+                    Text(page.Slice(44, 20)),
+                    page[64],
+                    (int)BinaryPrimitives.ReadUInt32LittleEndian(page[80..]),
+                    BinaryPrimitives.ReadUInt16LittleEndian(page[84..]),
+                    (int)BinaryPrimitives.ReadUInt32LittleEndian(page[92..]),
+                    (int)BinaryPrimitives.ReadUInt32LittleEndian(page[96..]),
+                    page[100],
+                    BinaryPrimitives.ReadUInt16LittleEndian(page[103..]),
+                    Endurance(page[105], page[106])
+                ),
+                copy
+            );
         }
 
         return (null, -1);
@@ -97,7 +115,8 @@ public sealed record OnfiParameterPage(string Manufacturer, string Model, byte J
     }
 
     /// <summary>Endurance as ONFI codes it: a value and a power of ten.</summary>
-    private static long Endurance(byte value, byte exponent) => exponent > 18 ? long.MaxValue : value * (long)Math.Pow(10, exponent);
+    private static long Endurance(byte value, byte exponent) =>
+        exponent > 18 ? long.MaxValue : value * (long)Math.Pow(10, exponent);
 
     private static (byte Value, byte Exponent) EnduranceBytes(long cycles)
     {

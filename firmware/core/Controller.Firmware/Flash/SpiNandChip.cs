@@ -39,8 +39,13 @@ public sealed class SpiNandEccStatus
         ArgumentNullException.ThrowIfNull(text);
         string[] parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         string[] range = parts.Length > 0 ? parts[0].Split(':') : [];
-        if (range.Length != 2 || !int.TryParse(range[0], NumberStyles.None, CultureInfo.InvariantCulture, out int hi)
-            || !int.TryParse(range[1], NumberStyles.None, CultureInfo.InvariantCulture, out int lo) || lo > hi || hi > 7)
+        if (
+            range.Length != 2
+            || !int.TryParse(range[0], NumberStyles.None, CultureInfo.InvariantCulture, out int hi)
+            || !int.TryParse(range[1], NumberStyles.None, CultureInfo.InvariantCulture, out int lo)
+            || lo > hi
+            || hi > 7
+        )
         {
             throw new FormatException($"'{text}' does not start with the field's bits as HI:LO (0 to 7), e.g. 5:4");
         }
@@ -50,9 +55,15 @@ public sealed class SpiNandEccStatus
         foreach (string entry in parts.Skip(1))
         {
             string[] pair = entry.Split('=');
-            if (pair.Length != 2 || !int.TryParse(pair[0], NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value > mask)
+            if (
+                pair.Length != 2
+                || !int.TryParse(pair[0], NumberStyles.None, CultureInfo.InvariantCulture, out int value)
+                || value > mask
+            )
             {
-                throw new FormatException($"'{entry}' in '{text}' is not VALUE=BITS or VALUE=x with a value the {hi - lo + 1}-bit field holds");
+                throw new FormatException(
+                    $"'{entry}' in '{text}' is not VALUE=BITS or VALUE=x with a value the {hi - lo + 1}-bit field holds"
+                );
             }
 
             if (pair[1] == "x")
@@ -60,7 +71,10 @@ public sealed class SpiNandEccStatus
                 continue;
             }
 
-            if (!int.TryParse(pair[1], NumberStyles.None, CultureInfo.InvariantCulture, out int bits) || !corrected.TryAdd(value, bits))
+            if (
+                !int.TryParse(pair[1], NumberStyles.None, CultureInfo.InvariantCulture, out int bits)
+                || !corrected.TryAdd(value, bits)
+            )
             {
                 throw new FormatException($"'{entry}' in '{text}' gives no bit count (or gives value {value} twice)");
             }
@@ -97,7 +111,12 @@ public sealed class SpiNandEccStatus
         int value = outcome switch
         {
             0 => 0,
-            1 => _corrected.Where(p => p.Value > 0).OrderByDescending(p => p.Value).Select(p => p.Key).DefaultIfEmpty(0).First(),
+            1 => _corrected
+                .Where(p => p.Value > 0)
+                .OrderByDescending(p => p.Value)
+                .Select(p => p.Key)
+                .DefaultIfEmpty(0)
+                .First(),
             _ => Enumerable.Range(0, _mask + 1).First(v => !_corrected.ContainsKey(v)),
         };
         return (byte)(value << _shift);
@@ -145,7 +164,10 @@ public sealed record SpiNandChip
         byte[] id = config.Get(FirmwareConfig.ChipJedecId).Span.ToArray();
         if (name.Length == 0 || id.Length < 2)
         {
-            throw new ArgumentException("the configuration describes no SPI NAND chip (chip.name and chip.jedecId are not set)", nameof(config));
+            throw new ArgumentException(
+                "the configuration describes no SPI NAND chip (chip.name and chip.jedecId are not set)",
+                nameof(config)
+            );
         }
 
         return new SpiNandChip

@@ -18,14 +18,33 @@ public sealed class SpiNandException(string message) : Exception(message);
 public sealed class SpiNandDevice : INandDevice
 {
     /// <summary>Opcodes (docs/SPI-NAND.md section 1).</summary>
-    public const byte Reset = 0xFF, ReadId = 0x9F, GetFeature = 0x0F, SetFeature = 0x1F, WriteEnable = 0x06, WriteDisable = 0x04,
-        PageRead = 0x13, ReadFromCache = 0x03, FastReadFromCache = 0x0B, ProgramLoad = 0x02, ProgramLoadRandom = 0x84, ProgramExecute = 0x10, BlockErase = 0xD8;
+    public const byte Reset = 0xFF,
+        ReadId = 0x9F,
+        GetFeature = 0x0F,
+        SetFeature = 0x1F,
+        WriteEnable = 0x06,
+        WriteDisable = 0x04,
+        PageRead = 0x13,
+        ReadFromCache = 0x03,
+        FastReadFromCache = 0x0B,
+        ProgramLoad = 0x02,
+        ProgramLoadRandom = 0x84,
+        ProgramExecute = 0x10,
+        BlockErase = 0xD8;
 
     /// <summary>Feature registers.</summary>
-    public const byte ProtectionRegister = 0xA0, ConfigurationRegister = 0xB0, StatusRegister = 0xC0;
+    public const byte ProtectionRegister = 0xA0,
+        ConfigurationRegister = 0xB0,
+        StatusRegister = 0xC0;
 
     /// <summary>Bits of the status and configuration registers.</summary>
-    public const byte Busy = 1 << 0, WriteEnableLatch = 1 << 1, EraseFailed = 1 << 2, ProgramFailed = 1 << 3, EccEnable = 1 << 4, BufferRead = 1 << 3, OtpEnable = 1 << 6;
+    public const byte Busy = 1 << 0,
+        WriteEnableLatch = 1 << 1,
+        EraseFailed = 1 << 2,
+        ProgramFailed = 1 << 3,
+        EccEnable = 1 << 4,
+        BufferRead = 1 << 3,
+        OtpEnable = 1 << 6;
 
     private const long PollNanoseconds = 5_000;
     private const long TimeoutNanoseconds = 400_000_000;
@@ -61,7 +80,9 @@ public sealed class SpiNandDevice : INandDevice
         ReadJedecId(id);
         if (!id.SequenceEqual(_chip.JedecId))
         {
-            throw new SpiNandException($"the chip answers READ ID with {Convert.ToHexString(id)}, not {Convert.ToHexString(_chip.JedecId)} of the {_chip.Name} its description names");
+            throw new SpiNandException(
+                $"the chip answers READ ID with {Convert.ToHexString(id)}, not {Convert.ToHexString(_chip.JedecId)} of the {_chip.Name} its description names"
+            );
         }
 
         SetFeatureRegister(ProtectionRegister, 0x00);
@@ -148,7 +169,10 @@ public sealed class SpiNandDevice : INandDevice
     {
         if (data.Length != Geometry.PageBytes || spare.Length != Geometry.SpareBytes)
         {
-            throw new NandRuleViolationException(NandRule.BufferSize, $"program of {address}: {data.Length}+{spare.Length} bytes; a program takes a page of {Geometry.PageBytes} and a spare area of {Geometry.SpareBytes}");
+            throw new NandRuleViolationException(
+                NandRule.BufferSize,
+                $"program of {address}: {data.Length}+{spare.Length} bytes; a program takes a page of {Geometry.PageBytes} and a spare area of {Geometry.SpareBytes}"
+            );
         }
 
         CheckAddress(address);
@@ -163,7 +187,10 @@ public sealed class SpiNandDevice : INandDevice
         _spi.Write(output);
         RowCommand(ProgramExecute, address);
         byte status = WaitReady("program");
-        return new NandCompletion((status & ProgramFailed) != 0 ? NandStatus.ProgramFailed : NandStatus.Ok, _clock.NowNanoseconds);
+        return new NandCompletion(
+            (status & ProgramFailed) != 0 ? NandStatus.ProgramFailed : NandStatus.Ok,
+            _clock.NowNanoseconds
+        );
     }
 
     /// <inheritdoc />
@@ -173,7 +200,10 @@ public sealed class SpiNandDevice : INandDevice
         Command(WriteEnable);
         RowCommand(BlockErase, new PageAddress(block, 0));
         byte status = WaitReady("block erase");
-        return new NandCompletion((status & EraseFailed) != 0 ? NandStatus.EraseFailed : NandStatus.Ok, _clock.NowNanoseconds);
+        return new NandCompletion(
+            (status & EraseFailed) != 0 ? NandStatus.EraseFailed : NandStatus.Ok,
+            _clock.NowNanoseconds
+        );
     }
 
     /// <inheritdoc />
@@ -235,7 +265,9 @@ public sealed class SpiNandDevice : INandDevice
 
             if (_clock.NowNanoseconds >= deadline)
             {
-                throw new SpiNandException($"the {_chip.Name} stayed busy for {TimeoutNanoseconds / 1_000_000} ms waiting for a {what} to finish");
+                throw new SpiNandException(
+                    $"the {_chip.Name} stayed busy for {TimeoutNanoseconds / 1_000_000} ms waiting for a {what} to finish"
+                );
             }
 
             _clock.WaitUntil(_clock.NowNanoseconds + PollNanoseconds);
@@ -244,9 +276,16 @@ public sealed class SpiNandDevice : INandDevice
 
     private void CheckBuffers(int data, int spare)
     {
-        if ((data != 0 && data != Geometry.PageBytes) || (spare != 0 && spare != Geometry.SpareBytes) || data + spare == 0)
+        if (
+            (data != 0 && data != Geometry.PageBytes)
+            || (spare != 0 && spare != Geometry.SpareBytes)
+            || data + spare == 0
+        )
         {
-            throw new NandRuleViolationException(NandRule.BufferSize, $"a read takes a page of {Geometry.PageBytes} or none and a spare area of {Geometry.SpareBytes} or none, not {data}+{spare}");
+            throw new NandRuleViolationException(
+                NandRule.BufferSize,
+                $"a read takes a page of {Geometry.PageBytes} or none and a spare area of {Geometry.SpareBytes} or none, not {data}+{spare}"
+            );
         }
     }
 
@@ -254,7 +293,10 @@ public sealed class SpiNandDevice : INandDevice
     {
         if ((uint)address.Block >= (uint)Geometry.Blocks || (uint)address.Page >= (uint)Geometry.PagesPerBlock)
         {
-            throw new NandRuleViolationException(NandRule.AddressInRange, $"{address} is outside the {Geometry.Blocks} blocks of {Geometry.PagesPerBlock} pages");
+            throw new NandRuleViolationException(
+                NandRule.AddressInRange,
+                $"{address} is outside the {Geometry.Blocks} blocks of {Geometry.PagesPerBlock} pages"
+            );
         }
     }
 }

@@ -152,7 +152,8 @@ internal sealed class BlockTable
     }
 
     /// <summary>Raises <paramref name="block"/>'s erase count to one read from its pages, if that is higher.</summary>
-    public void SawEraseCount(int block, uint eraseCount) => _eraseCounts[block] = Math.Max(_eraseCounts[block], eraseCount);
+    public void SawEraseCount(int block, uint eraseCount) =>
+        _eraseCounts[block] = Math.Max(_eraseCounts[block], eraseCount);
 
     /// <summary>Records that a unit with sequence <paramref name="sequence"/> was written to <paramref name="block"/>.</summary>
     public void Written(int block, ulong sequence) => _lastWritten[block] = sequence;

@@ -21,7 +21,14 @@ internal static class CheckpointCodec
         HeaderBytes + (4 * layout.PhysicalSectors) + (8L * layout.Nand.Blocks) + (8L * (layout.Nand.Dies + 2));
 
     /// <summary>Serializes a checkpoint.</summary>
-    public static byte[] Encode(ulong sequence, ReadOnlySpan<uint> map, ReadOnlySpan<uint> eraseCounts, ReadOnlySpan<BlockState> states, ReadOnlySpan<BlockUse> uses, ReadOnlySpan<(int Block, int NextUnit)> streams)
+    public static byte[] Encode(
+        ulong sequence,
+        ReadOnlySpan<uint> map,
+        ReadOnlySpan<uint> eraseCounts,
+        ReadOnlySpan<BlockState> states,
+        ReadOnlySpan<BlockUse> uses,
+        ReadOnlySpan<(int Block, int NextUnit)> streams
+    )
     {
         long bodyBytes = (4L * map.Length) + (8L * eraseCounts.Length) + (8L * streams.Length);
         byte[] bytes = new byte[HeaderBytes + bodyBytes];
@@ -62,7 +69,9 @@ internal static class CheckpointCodec
 
     /// <summary>Total bytes of the checkpoint whose header starts <paramref name="header"/>, or -1 if it is not one.</summary>
     public static long TotalBytes(ReadOnlySpan<byte> header) =>
-        header.Length >= HeaderBytes && BinaryPrimitives.ReadUInt32LittleEndian(header) == Magic && BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) == Version
+        header.Length >= HeaderBytes
+        && BinaryPrimitives.ReadUInt32LittleEndian(header) == Magic
+        && BinaryPrimitives.ReadUInt32LittleEndian(header[4..]) == Version
             ? HeaderBytes + BinaryPrimitives.ReadInt64LittleEndian(header[32..])
             : -1;
 
@@ -76,15 +85,24 @@ internal static class CheckpointCodec
 
         ReadOnlySpan<byte> header = bytes[..HeaderBytes];
         ReadOnlySpan<byte> body = bytes[HeaderBytes..];
-        if (BinaryPrimitives.ReadInt64LittleEndian(header[16..]) != logicalSectors
+        if (
+            BinaryPrimitives.ReadInt64LittleEndian(header[16..]) != logicalSectors
             || BinaryPrimitives.ReadInt32LittleEndian(header[24..]) != blocks
             || BinaryPrimitives.ReadInt32LittleEndian(header[28..]) != streams
-            || Crc32C.Compute(body) != BinaryPrimitives.ReadUInt32LittleEndian(header[40..]))
+            || Crc32C.Compute(body) != BinaryPrimitives.ReadUInt32LittleEndian(header[40..])
+        )
         {
             return null;
         }
 
-        var checkpoint = new Checkpoint(BinaryPrimitives.ReadUInt64LittleEndian(header[8..]), new uint[logicalSectors], new uint[blocks], new BlockState[blocks], new BlockUse[blocks], new (int, int)[streams]);
+        var checkpoint = new Checkpoint(
+            BinaryPrimitives.ReadUInt64LittleEndian(header[8..]),
+            new uint[logicalSectors],
+            new uint[blocks],
+            new BlockState[blocks],
+            new BlockUse[blocks],
+            new (int, int)[streams]
+        );
         int offset = 0;
         for (long i = 0; i < logicalSectors; i++)
         {
@@ -102,7 +120,10 @@ internal static class CheckpointCodec
 
         for (int stream = 0; stream < streams; stream++)
         {
-            checkpoint.Streams[stream] = (BinaryPrimitives.ReadInt32LittleEndian(body[offset..]), BinaryPrimitives.ReadInt32LittleEndian(body[(offset + 4)..]));
+            checkpoint.Streams[stream] = (
+                BinaryPrimitives.ReadInt32LittleEndian(body[offset..]),
+                BinaryPrimitives.ReadInt32LittleEndian(body[(offset + 4)..])
+            );
             offset += 8;
         }
 
@@ -111,7 +132,14 @@ internal static class CheckpointCodec
 }
 
 /// <summary>A decoded checkpoint.</summary>
-internal sealed record Checkpoint(ulong Sequence, uint[] Map, uint[] EraseCounts, BlockState[] States, BlockUse[] Uses, (int Block, int NextUnit)[] Streams);
+internal sealed record Checkpoint(
+    ulong Sequence,
+    uint[] Map,
+    uint[] EraseCounts,
+    BlockState[] States,
+    BlockUse[] Uses,
+    (int Block, int NextUnit)[] Streams
+);
 
 /// <summary>What the FTL is doing with a block.</summary>
 public enum BlockState : byte

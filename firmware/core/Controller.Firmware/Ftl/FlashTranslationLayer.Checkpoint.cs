@@ -28,7 +28,10 @@ public sealed partial class FlashTranslationLayer
             return;
         }
 
-        if (_pagesSinceCheckpoint >= _options.CheckpointIntervalPages || _metadataBlocks.Count > _layout.CheckpointBlocks + 1)
+        if (
+            _pagesSinceCheckpoint >= _options.CheckpointIntervalPages
+            || _metadataBlocks.Count > _layout.CheckpointBlocks + 1
+        )
         {
             TakeCheckpoint();
         }
@@ -64,7 +67,14 @@ public sealed partial class FlashTranslationLayer
         _clock.WaitUntil(_latestCompletion);
         ReleaseVictims(force: true);
         ulong sequence = _nextSequence - 1;
-        byte[] bytes = CheckpointCodec.Encode(sequence, _sectors.Entries, _blocks.EraseCounts, _blocks.States, _blocks.Uses, _blocks.Streams);
+        byte[] bytes = CheckpointCodec.Encode(
+            sequence,
+            _sectors.Entries,
+            _blocks.EraseCounts,
+            _blocks.States,
+            _blocks.Uses,
+            _blocks.Streams
+        );
         int parts = (int)((bytes.Length + _layout.UnitBytes - 1) / _layout.UnitBytes);
         ulong firstPart = _nextSequence;
         var blocks = new List<int>();
@@ -184,7 +194,9 @@ public sealed partial class FlashTranslationLayer
             Statistics.EraseFailures++;
         }
 
-        throw new FtlException($"superblock block {block} failed to erase {SuperblockEraseAttempts} times; checkpoints can no longer be recorded");
+        throw new FtlException(
+            $"superblock block {block} failed to erase {SuperblockEraseAttempts} times; checkpoints can no longer be recorded"
+        );
     }
 
     private void EncodeSuperblock(Span<byte> data, CheckpointPointer? pointer)
@@ -194,7 +206,15 @@ public sealed partial class FlashTranslationLayer
         BinaryPrimitives.WriteUInt32LittleEndian(data[8..], FormatVersion);
         BinaryPrimitives.WriteUInt64LittleEndian(data[12..], _formatNonce);
         var geometry = _nand.Geometry;
-        int[] shape = [geometry.Channels, geometry.DiesPerChannel, geometry.BlocksPerDie, geometry.PagesPerBlock, geometry.PageBytes, geometry.SpareBytes];
+        int[] shape =
+        [
+            geometry.Channels,
+            geometry.DiesPerChannel,
+            geometry.BlocksPerDie,
+            geometry.PagesPerBlock,
+            geometry.PageBytes,
+            geometry.SpareBytes,
+        ];
         for (int i = 0; i < shape.Length; i++)
         {
             BinaryPrimitives.WriteInt32LittleEndian(data[(20 + (4 * i))..], shape[i]);
@@ -231,7 +251,15 @@ public sealed partial class FlashTranslationLayer
         }
 
         var geometry = _nand.Geometry;
-        int[] shape = [geometry.Channels, geometry.DiesPerChannel, geometry.BlocksPerDie, geometry.PagesPerBlock, geometry.PageBytes, geometry.SpareBytes];
+        int[] shape =
+        [
+            geometry.Channels,
+            geometry.DiesPerChannel,
+            geometry.BlocksPerDie,
+            geometry.PagesPerBlock,
+            geometry.PageBytes,
+            geometry.SpareBytes,
+        ];
         int[] stored = new int[shape.Length];
         for (int i = 0; i < shape.Length; i++)
         {
@@ -253,7 +281,8 @@ public sealed partial class FlashTranslationLayer
                 BinaryPrimitives.ReadUInt64LittleEndian(data[84..]),
                 BinaryPrimitives.ReadUInt64LittleEndian(data[92..]),
                 BinaryPrimitives.ReadInt32LittleEndian(data[100..]),
-                blocks);
+                blocks
+            );
         }
 
         return new SuperblockRecord(
@@ -268,11 +297,18 @@ public sealed partial class FlashTranslationLayer
             BinaryPrimitives.ReadInt32LittleEndian(data[52..]),
             BinaryPrimitives.ReadInt64LittleEndian(data[64..]),
             [BinaryPrimitives.ReadInt32LittleEndian(data[56..]), BinaryPrimitives.ReadInt32LittleEndian(data[60..])],
-            pointer);
+            pointer
+        );
     }
 
     /// <summary>Where a checkpoint is: its covering sequence, the sequence numbers of its parts, and the blocks holding them.</summary>
-    private sealed record CheckpointPointer(ulong Sequence, ulong FirstPartSequence, ulong LastPartSequence, int Parts, List<int> Blocks);
+    private sealed record CheckpointPointer(
+        ulong Sequence,
+        ulong FirstPartSequence,
+        ulong LastPartSequence,
+        int Parts,
+        List<int> Blocks
+    );
 
     private sealed record SuperblockRecord(
         ulong Sequence,
@@ -286,5 +322,6 @@ public sealed partial class FlashTranslationLayer
         int GoodBlocks,
         long DataBlocks,
         int[] Superblocks,
-        CheckpointPointer? Pointer);
+        CheckpointPointer? Pointer
+    );
 }

@@ -25,9 +25,11 @@ public sealed partial class FlashTranslationLayer
             // blocks waiting to be marked bad never come back, so they do not count. Relocation
             // itself takes free blocks (most of one per victim when the spare is small), so
             // collection pauses for a release before the pool runs down to the last two.
-            while (_blocks.FreeCount > 2
+            while (
+                _blocks.FreeCount > 2
                 && _blocks.FreeCount + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor
-                && CollectVictim(PickVictim()))
+                && CollectVictim(PickVictim())
+            )
             {
                 Statistics.ForegroundGcVictims++;
             }
@@ -35,7 +37,12 @@ public sealed partial class FlashTranslationLayer
             // Down to the last two (power cuts abandon open blocks, grown bad blocks shrink the
             // spare): collect the emptiest block only if its valid data fits in the open cold
             // block and one free block, so the pool never empties; its release gains a block.
-            if (_blocks.FreeCount <= 2 && _releasing.Count == 0 && EmptiestFitting() is int victim and >= 0 && CollectVictim(victim))
+            if (
+                _blocks.FreeCount <= 2
+                && _releasing.Count == 0
+                && EmptiestFitting() is int victim and >= 0
+                && CollectVictim(victim)
+            )
             {
                 Statistics.ForegroundGcVictims++;
             }
@@ -43,7 +50,9 @@ public sealed partial class FlashTranslationLayer
             ReleaseVictims(force: true);
             if (++attempts > _blocks.Count)
             {
-                throw new FtlException($"garbage collection made no progress: {_blocks.FreeCount} free blocks, {_releasing.Count} waiting; {BlockCensus()}");
+                throw new FtlException(
+                    $"garbage collection made no progress: {_blocks.FreeCount} free blocks, {_releasing.Count} waiting; {BlockCensus()}"
+                );
             }
         }
 
@@ -56,13 +65,22 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Where the blocks are, for a message that explains why space ran out.</summary>
     private string BlockCensus()
     {
-        int closedData = 0, fullData = 0, metadata = 0, bad = 0, open = 0;
+        int closedData = 0,
+            fullData = 0,
+            metadata = 0,
+            bad = 0,
+            open = 0;
         long valid = 0;
         for (int block = 0; block < _blocks.Count; block++)
         {
             bool data = _blocks.HoldsData(block);
             closedData += _blocks.StateOf(block) == BlockState.Closed && data ? 1 : 0;
-            fullData += _blocks.StateOf(block) == BlockState.Closed && data && _sectors.ValidIn(block) == _layout.SectorsPerBlock ? 1 : 0;
+            fullData +=
+                _blocks.StateOf(block) == BlockState.Closed
+                && data
+                && _sectors.ValidIn(block) == _layout.SectorsPerBlock
+                    ? 1
+                    : 0;
             metadata += _blocks.UseOf(block) == BlockUse.Metadata ? 1 : 0;
             bad += _blocks.StateOf(block) == BlockState.Bad ? 1 : 0;
             open += _blocks.StateOf(block) == BlockState.Open ? 1 : 0;
@@ -77,7 +95,10 @@ public sealed partial class FlashTranslationLayer
     /// what the metadata may still take of its reserve (checkpoints and journal in use already
     /// hold the rest), plus the blocks held back for a save on hold-up energy until that save.
     /// </summary>
-    private int ForegroundGcFloor => 2 + Math.Max(0, _layout.MetadataReserveBlocks - _metadataBlocks.Count) + (_savingOnHoldUp ? 0 : _options.HoldUpReserveBlocks);
+    private int ForegroundGcFloor =>
+        2
+        + Math.Max(0, _layout.MetadataReserveBlocks - _metadataBlocks.Count)
+        + (_savingOnHoldUp ? 0 : _options.HoldUpReserveBlocks);
 
     /// <summary>
     /// The victim policy's choice among closed data blocks with something to reclaim, or -1.
@@ -96,9 +117,10 @@ public sealed partial class FlashTranslationLayer
             }
 
             double utilisation = (double)_sectors.ValidIn(block) / _layout.SectorsPerBlock;
-            double score = _options.GcPolicy == GcVictimPolicy.Greedy
-                ? -_sectors.ValidIn(block)
-                : (1 - utilisation) * (_nextSequence - _blocks.LastWritten(block)) / (1 + utilisation);
+            double score =
+                _options.GcPolicy == GcVictimPolicy.Greedy
+                    ? -_sectors.ValidIn(block)
+                    : (1 - utilisation) * (_nextSequence - _blocks.LastWritten(block)) / (1 + utilisation);
             if (score > bestScore)
             {
                 best = block;
@@ -122,7 +144,8 @@ public sealed partial class FlashTranslationLayer
         }
 
         (int coldBlock, int nextUnit) = _blocks.Stream(ColdStream);
-        long room = ((coldBlock < 0 ? 0 : _layout.UnitsPerBlock - nextUnit) * (long)_layout.SectorsPerUnit) - _coldBuffer.Count;
+        long room =
+            ((coldBlock < 0 ? 0 : _layout.UnitsPerBlock - nextUnit) * (long)_layout.SectorsPerUnit) - _coldBuffer.Count;
         room += (_blocks.FreeCount - 1) * (long)_layout.SectorsPerBlock;
         return best >= 0 && _sectors.ValidIn(best) <= room ? best : -1;
     }
@@ -160,7 +183,9 @@ public sealed partial class FlashTranslationLayer
         // ordinary victim it would be released free, reused, and then marked bad under its new data.
         if (_blocks.StateOf(block) != BlockState.Closed || (!becomesBad && _retiring.Contains(block)))
         {
-            Invariant.Broken($"block {block} ({_blocks.StateOf(block)}{(_retiring.Contains(block) ? ", waiting for retirement" : string.Empty)}) was evacuated {(becomesBad ? "for retirement" : "as a victim")}");
+            Invariant.Broken(
+                $"block {block} ({_blocks.StateOf(block)}{(_retiring.Contains(block) ? ", waiting for retirement" : string.Empty)}) was evacuated {(becomesBad ? "for retirement" : "as a victim")}"
+            );
         }
 
         Relocate(block);
@@ -201,7 +226,10 @@ public sealed partial class FlashTranslationLayer
                 }
 
                 _coldSources[_coldBuffer.Count] = block;
-                _coldBuffer.Add(logical, _heldData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes));
+                _coldBuffer.Add(
+                    logical,
+                    _heldData.AsSpan(slot * FirmwareConfig.SectorBytes, FirmwareConfig.SectorBytes)
+                );
                 _sectors.Mark(logical, SectorMap.InColdBuffer);
                 Statistics.SectorsRelocated++;
                 if (_coldBuffer.IsFull)
@@ -221,7 +249,7 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     private void ReleaseVictims(bool force)
     {
-        for (int i = 0; i < _releasing.Count;)
+        for (int i = 0; i < _releasing.Count; )
         {
             Releasing releasing = _releasing[i];
             if (_coldUnitsProgrammed < releasing.ColdUnitsNeeded)
@@ -264,10 +292,13 @@ public sealed partial class FlashTranslationLayer
 
     private void ReleaseVictimsNeedingOnlyTime()
     {
-        for (int i = 0; i < _releasing.Count;)
+        for (int i = 0; i < _releasing.Count; )
         {
             Releasing releasing = _releasing[i];
-            if (_coldUnitsProgrammed >= releasing.ColdUnitsNeeded && _blocks.InvalidatedAt(releasing.Block) <= _durableTicket)
+            if (
+                _coldUnitsProgrammed >= releasing.ColdUnitsNeeded
+                && _blocks.InvalidatedAt(releasing.Block) <= _durableTicket
+            )
             {
                 _clock.WaitUntil(_latestColdCompletion);
                 Release(releasing);
@@ -331,8 +362,12 @@ public sealed partial class FlashTranslationLayer
             }
 
             max = Math.Max(max, _blocks.EraseCountOf(block));
-            if (_blocks.StateOf(block) == BlockState.Closed && _blocks.HoldsData(block) && !_retiring.Contains(block)
-                && (coldest < 0 || _blocks.EraseCountOf(block) < _blocks.EraseCountOf(coldest)))
+            if (
+                _blocks.StateOf(block) == BlockState.Closed
+                && _blocks.HoldsData(block)
+                && !_retiring.Contains(block)
+                && (coldest < 0 || _blocks.EraseCountOf(block) < _blocks.EraseCountOf(coldest))
+            )
             {
                 coldest = block;
             }
@@ -355,18 +390,12 @@ public sealed class FtlException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public FtlException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Required by the analyzers.</summary>
-    public FtlException()
-    {
-    }
+    public FtlException() { }
 
     /// <summary>Required by the analyzers.</summary>
     public FtlException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

@@ -14,7 +14,10 @@ public sealed partial class FlashTranslationLayer
         _nextHostDie = (_nextHostDie + 1) % _nand.Geometry.Dies;
         int block = ProgramBuffer(_hostBuffer, stream, BlockUse.HostData, stream);
         Statistics.HostUnitsProgrammed++;
-        Invariant.Holds(_blocks.StateOf(block) is BlockState.Open or BlockState.Closed, "host data lands in a block of the log");
+        Invariant.Holds(
+            _blocks.StateOf(block) is BlockState.Open or BlockState.Closed,
+            "host data lands in a block of the log"
+        );
     }
 
     /// <summary>Programs the cold buffer (data relocated by GC or wear levelling) into the cold stream.</summary>
@@ -123,9 +126,19 @@ public sealed partial class FlashTranslationLayer
     /// false if a page program failed. Waits first if the die already has work queued, so the
     /// firmware never runs far ahead of the flash.
     /// </summary>
-    private bool ProgramUnit(int block, int unit, UnitKind kind, uint aux, ReadOnlySpan<uint> slots, ReadOnlySpan<byte> data)
+    private bool ProgramUnit(
+        int block,
+        int unit,
+        UnitKind kind,
+        uint aux,
+        ReadOnlySpan<uint> slots,
+        ReadOnlySpan<byte> data
+    )
     {
-        Invariant.Holds(_blocks.StateOf(block) is BlockState.Open or BlockState.Superblock, "units are programmed only into open blocks and superblocks");
+        Invariant.Holds(
+            _blocks.StateOf(block) is BlockState.Open or BlockState.Superblock,
+            "units are programmed only into open blocks and superblocks"
+        );
         ulong sequence = _nextSequence++;
         int die = _nand.Geometry.DieOf(block);
         NandDieStatus status = _nand.GetDieStatus(die);
@@ -140,7 +153,11 @@ public sealed partial class FlashTranslationLayer
         for (int page = 0; page < _layout.PagesPerUnit; page++)
         {
             ReadOnlySpan<byte> pageData = _layout.PagesPerUnit == 1 ? data : data.Slice(page * pageBytes, pageBytes);
-            new PageMetadata(kind, (byte)page, sequence, _blocks.EraseCountOf(block), aux).Write(_pageSpare, slots, pageData);
+            new PageMetadata(kind, (byte)page, sequence, _blocks.EraseCountOf(block), aux).Write(
+                _pageSpare,
+                slots,
+                pageData
+            );
             NandCompletion programmed = _nand.ProgramPage(_layout.PageOf(block, unit, page), pageData, _pageSpare);
             _latestCompletion = Math.Max(_latestCompletion, programmed.CompletesAtNanoseconds);
             Statistics.CountProgram(kind);
@@ -236,7 +253,9 @@ public sealed partial class FlashTranslationLayer
             if (block < 0)
             {
                 int bad = _blocks.BadCount;
-                throw new FtlException($"no free block is left: {bad} blocks are bad and {_releasing.Count} wait to be released, too few remain for {_sectors.Length} sectors and garbage collection");
+                throw new FtlException(
+                    $"no free block is left: {bad} blocks are bad and {_releasing.Count} wait to be released, too few remain for {_sectors.Length} sectors and garbage collection"
+                );
             }
 
             // Out of the pool at once (open from here on), erased first if it holds old data.
@@ -272,8 +291,10 @@ public sealed partial class FlashTranslationLayer
         int best = -1;
         for (int block = first; block < end; block++)
         {
-            if (_blocks.StateOf(block) == BlockState.Free
-                && (best < 0 || _blocks.EraseCountOf(block) < _blocks.EraseCountOf(best)))
+            if (
+                _blocks.StateOf(block) == BlockState.Free
+                && (best < 0 || _blocks.EraseCountOf(block) < _blocks.EraseCountOf(best))
+            )
             {
                 best = block;
             }
@@ -311,11 +332,13 @@ internal readonly record struct JournalRecord(JournalRecordKind Kind, uint First
     public const int Bytes = 24;
 
     /// <summary>Reads a record from its <see cref="Bytes"/> bytes.</summary>
-    public static JournalRecord ReadFrom(ReadOnlySpan<byte> bytes) => new(
-        (JournalRecordKind)BinaryPrimitives.ReadUInt32LittleEndian(bytes),
-        BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]),
-        BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]),
-        BinaryPrimitives.ReadUInt64LittleEndian(bytes[12..]));
+    public static JournalRecord ReadFrom(ReadOnlySpan<byte> bytes) =>
+        new(
+            (JournalRecordKind)BinaryPrimitives.ReadUInt32LittleEndian(bytes),
+            BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]),
+            BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]),
+            BinaryPrimitives.ReadUInt64LittleEndian(bytes[12..])
+        );
 
     /// <summary>Writes this record into its <see cref="Bytes"/> bytes.</summary>
     public void WriteTo(Span<byte> bytes)

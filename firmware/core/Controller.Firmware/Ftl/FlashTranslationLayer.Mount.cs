@@ -32,7 +32,9 @@ public sealed partial class FlashTranslationLayer
         int[] good = [.. Enumerable.Range(0, firsts.Length).Where(b => firsts[b].Class != FirstUnitClass.FactoryBad)];
         if (good.Length < FtlLayout.SuperblockBlocks)
         {
-            throw new FtlMountException($"the NAND has {good.Length} good blocks; the FTL needs more than {FtlLayout.SuperblockBlocks}");
+            throw new FtlMountException(
+                $"the NAND has {good.Length} good blocks; the FTL needs more than {FtlLayout.SuperblockBlocks}"
+            );
         }
 
         _superblocks[0] = good[0];
@@ -43,7 +45,9 @@ public sealed partial class FlashTranslationLayer
             RefuseUnlessBlank(firsts);
             if (_options.ReadOnly)
             {
-                throw new FtlMountException("the NAND is blank, and a read-only mount cannot format it; serve it once without --read-only first");
+                throw new FtlMountException(
+                    "the NAND is blank, and a read-only mount cannot format it; serve it once without --read-only first"
+                );
             }
 
             Format(prng, good.Length, firsts);
@@ -54,7 +58,9 @@ public sealed partial class FlashTranslationLayer
         SuperblockRecord newest = superblocks[0];
         if (!newest.GeometryMatches)
         {
-            throw new FtlMountException($"the NAND was formatted for a geometry of {newest.Geometry} (channels, dies per channel, blocks per die, pages per block, page and spare bytes); refusing to mount it as another");
+            throw new FtlMountException(
+                $"the NAND was formatted for a geometry of {newest.Geometry} (channels, dies per channel, blocks per die, pages per block, page and spare bytes); refusing to mount it as another"
+            );
         }
 
         (bool fromCheckpoint, long replayed) = Recover(newest, superblocks, firsts);
@@ -99,7 +105,12 @@ public sealed partial class FlashTranslationLayer
             return new FirstUnit(FirstUnitClass.Ours, metadata.Sequence);
         }
 
-        return new FirstUnit(read.Status == NandStatus.Uncorrectable || PageMetadata.HasMagic(_pageSpare) ? FirstUnitClass.Damaged : FirstUnitClass.Foreign, 0);
+        return new FirstUnit(
+            read.Status == NandStatus.Uncorrectable || PageMetadata.HasMagic(_pageSpare)
+                ? FirstUnitClass.Damaged
+                : FirstUnitClass.Foreign,
+            0
+        );
     }
 
     /// <summary>
@@ -114,10 +125,14 @@ public sealed partial class FlashTranslationLayer
             switch (firsts[block].Class)
             {
                 case FirstUnitClass.Foreign when !superblock:
-                    throw new FtlMountException($"the NAND holds data that is not this FTL's (block {block} page 0); refusing to format over it");
+                    throw new FtlMountException(
+                        $"the NAND holds data that is not this FTL's (block {block} page 0); refusing to format over it"
+                    );
                 case FirstUnitClass.Ours when !superblock:
                 case FirstUnitClass.Damaged when !superblock:
-                    throw new FtlMountException($"the NAND holds FTL data (block {block}) but no valid superblock; its metadata is lost, refusing to format over it");
+                    throw new FtlMountException(
+                        $"the NAND holds FTL data (block {block}) but no valid superblock; its metadata is lost, refusing to format over it"
+                    );
                 default:
                     break;
             }
@@ -188,8 +203,11 @@ public sealed partial class FlashTranslationLayer
 
                 _superblockUnitsWritten[index] = unit + 1;
 
-                if (read.Class == FirstUnitClass.Ours && read.Metadata.Kind == UnitKind.Superblock
-                    && DecodeSuperblock(_unitData, read.Metadata.Sequence, block, unit) is { } record)
+                if (
+                    read.Class == FirstUnitClass.Ours
+                    && read.Metadata.Kind == UnitKind.Superblock
+                    && DecodeSuperblock(_unitData, read.Metadata.Sequence, block, unit) is { } record
+                )
                 {
                     records.Add(record);
                 }
@@ -212,18 +230,29 @@ public sealed partial class FlashTranslationLayer
         PageMetadata first = default;
         for (int page = 0; page < _layout.PagesPerUnit; page++)
         {
-            Span<byte> data = _layout.PagesPerUnit == 1 ? _unitData : _unitData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
+            Span<byte> data =
+                _layout.PagesPerUnit == 1
+                    ? _unitData
+                    : _unitData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
             NandCompletion read = _nand.ReadPage(_layout.PageOf(block, unit, page), data, _pageSpare);
             Statistics.NandPagesRead++;
             _clock.WaitUntil(read.CompletesAtNanoseconds);
-            if (read.Succeeded && !data.ContainsAnyExcept((byte)0xFF) && !_pageSpare.AsSpan().ContainsAnyExcept((byte)0xFF))
+            if (
+                read.Succeeded
+                && !data.ContainsAnyExcept((byte)0xFF)
+                && !_pageSpare.AsSpan().ContainsAnyExcept((byte)0xFF)
+            )
             {
                 erasedPages++;
                 continue;
             }
 
-            if (!read.Succeeded || !PageMetadata.TryRead(_pageSpare, data, _slots, out PageMetadata metadata)
-                || metadata.PageInUnit != page || (page > 0 && metadata.Sequence != first.Sequence))
+            if (
+                !read.Succeeded
+                || !PageMetadata.TryRead(_pageSpare, data, _slots, out PageMetadata metadata)
+                || metadata.PageInUnit != page
+                || (page > 0 && metadata.Sequence != first.Sequence)
+            )
             {
                 damaged = true;
                 continue;
@@ -256,18 +285,12 @@ public sealed class FtlMountException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public FtlMountException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Required by the analyzers.</summary>
-    public FtlMountException()
-    {
-    }
+    public FtlMountException() { }
 
     /// <summary>Required by the analyzers.</summary>
     public FtlMountException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

@@ -9,10 +9,19 @@ namespace Controller.Firmware.Ftl;
 /// </summary>
 public sealed partial class FlashTranslationLayer
 {
-    private (bool FromCheckpoint, long Replayed) Recover(SuperblockRecord newest, List<SuperblockRecord> superblocks, FirstUnit[] firsts)
+    private (bool FromCheckpoint, long Replayed) Recover(
+        SuperblockRecord newest,
+        List<SuperblockRecord> superblocks,
+        FirstUnit[] firsts
+    )
     {
         _formatNonce = newest.Nonce;
-        Capacity = new FtlCapacity(newest.GoodBlocks, (int)newest.DataBlocks, newest.DataBlocks * _layout.SectorsPerBlock, newest.LogicalSectors);
+        Capacity = new FtlCapacity(
+            newest.GoodBlocks,
+            (int)newest.DataBlocks,
+            newest.DataBlocks * _layout.SectorsPerBlock,
+            newest.LogicalSectors
+        );
         _sectors.Reset(newest.LogicalSectors);
         // The next superblock unit goes after everything written in the newest one's block,
         // torn units included: a page is never programmed twice.
@@ -44,7 +53,9 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>The newest checkpoint any superblock unit points at that reads back whole, or none.</summary>
-    private (Checkpoint? Checkpoint, CheckpointPointer? Pointer) LoadNewestCheckpoint(List<SuperblockRecord> superblocks)
+    private (Checkpoint? Checkpoint, CheckpointPointer? Pointer) LoadNewestCheckpoint(
+        List<SuperblockRecord> superblocks
+    )
     {
         foreach (SuperblockRecord record in superblocks)
         {
@@ -77,9 +88,13 @@ public sealed partial class FlashTranslationLayer
                 }
 
                 PageMetadata metadata = read.Metadata;
-                if (read.Class == FirstUnitClass.Ours && metadata.Kind == UnitKind.Checkpoint
-                    && metadata.Sequence >= pointer.FirstPartSequence && metadata.Sequence <= pointer.LastPartSequence
-                    && metadata.Aux < parts.Length)
+                if (
+                    read.Class == FirstUnitClass.Ours
+                    && metadata.Kind == UnitKind.Checkpoint
+                    && metadata.Sequence >= pointer.FirstPartSequence
+                    && metadata.Sequence <= pointer.LastPartSequence
+                    && metadata.Aux < parts.Length
+                )
                 {
                     parts[metadata.Aux] = _unitData.ToArray();
                 }
@@ -112,7 +127,11 @@ public sealed partial class FlashTranslationLayer
     /// Starts from the checkpoint (or from nothing) and lists the blocks to replay, with the unit
     /// to start from. Map entries into blocks erased since the checkpoint are dropped here.
     /// </summary>
-    private List<(int Block, int FromUnit)> PlanReplay(Checkpoint? checkpoint, FirstUnit[] firsts, HashSet<int> badBlocks)
+    private List<(int Block, int FromUnit)> PlanReplay(
+        Checkpoint? checkpoint,
+        FirstUnit[] firsts,
+        HashSet<int> badBlocks
+    )
     {
         var scans = new List<(int, int)>();
         var dropped = new bool[_blocks.Count];
@@ -134,7 +153,12 @@ public sealed partial class FlashTranslationLayer
                 }
             }
 
-            if (firsts[block].Class == FirstUnitClass.FactoryBad || block == _superblocks[0] || block == _superblocks[1] || badBlocks.Contains(block))
+            if (
+                firsts[block].Class == FirstUnitClass.FactoryBad
+                || block == _superblocks[0]
+                || block == _superblocks[1]
+                || badBlocks.Contains(block)
+            )
             {
                 continue;
             }
@@ -169,7 +193,13 @@ public sealed partial class FlashTranslationLayer
     }
 
     /// <summary>Reads the units of a block from <paramref name="fromUnit"/> on and collects what was written after the checkpoint.</summary>
-    private ulong ScanBlock(int block, int fromUnit, ulong covered, List<ReplayEvent> events, HashSet<int> keepAsMetadata)
+    private ulong ScanBlock(
+        int block,
+        int fromUnit,
+        ulong covered,
+        List<ReplayEvent> events,
+        HashSet<int> keepAsMetadata
+    )
     {
         ulong highest = 0;
         for (int unit = fromUnit; unit < _layout.UnitsPerBlock; unit++)
@@ -202,7 +232,11 @@ public sealed partial class FlashTranslationLayer
                     break;
                 case UnitKind.Journal:
                     keepAsMetadata.Add(block);
-                    events.AddRange(DecodeJournal(metadata.Aux).Where(r => r.Sequence > covered).Select(r => new ReplayEvent(r.Sequence, block, unit, null, r)));
+                    events.AddRange(
+                        DecodeJournal(metadata.Aux)
+                            .Where(r => r.Sequence > covered)
+                            .Select(r => new ReplayEvent(r.Sequence, block, unit, null, r))
+                    );
                     break;
                 case UnitKind.Checkpoint:
                     keepAsMetadata.Add(block);
@@ -272,7 +306,12 @@ public sealed partial class FlashTranslationLayer
         _blocks.CloseAllStreams();
     }
 
-    private BlockState ClassifyRecovered(int block, FirstUnit first, HashSet<int> badBlocks, HashSet<int> keepAsMetadata)
+    private BlockState ClassifyRecovered(
+        int block,
+        FirstUnit first,
+        HashSet<int> badBlocks,
+        HashSet<int> keepAsMetadata
+    )
     {
         if (first.Class == FirstUnitClass.FactoryBad || badBlocks.Contains(block))
         {

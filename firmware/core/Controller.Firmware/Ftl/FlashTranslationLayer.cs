@@ -102,7 +102,8 @@ public sealed partial class FlashTranslationLayer
     /// <summary>The least, greatest and mean erase count of the blocks that are not bad.</summary>
     public (uint Min, uint Max, double Mean) EraseCountSpread()
     {
-        uint min = uint.MaxValue, max = 0;
+        uint min = uint.MaxValue,
+            max = 0;
         double sum = 0;
         int count = 0;
         for (int block = 0; block < _blocks.Count; block++)
@@ -295,7 +296,10 @@ public sealed partial class FlashTranslationLayer
         // Victims waiting for release count as free already (they only wait for their copies and
         // the host's overwrites to be durable); collecting more meanwhile would drain the pool
         // into the cold stream.
-        if (_blocks.FreeCount > 2 && _blocks.FreeCount + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor + _nand.Geometry.Dies)
+        if (
+            _blocks.FreeCount > 2
+            && _blocks.FreeCount + _releasing.Count(r => !r.BecomesBad) < ForegroundGcFloor + _nand.Geometry.Dies
+        )
         {
             CollectVictim(PickVictim());
         }
@@ -422,15 +426,20 @@ public sealed partial class FlashTranslationLayer
         ulong sequence = 0;
         for (int page = 0; page < _layout.PagesPerUnit; page++)
         {
-            Span<byte> data = _layout.PagesPerUnit == 1 ? _heldData : _heldData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
+            Span<byte> data =
+                _layout.PagesPerUnit == 1
+                    ? _heldData
+                    : _heldData.AsSpan(page * _nand.Geometry.PageBytes, _nand.Geometry.PageBytes);
             NandCompletion read = _nand.ReadPage(_layout.PageOf(block, unit, page), data, _pageSpare);
             Statistics.NandPagesRead++;
             completes = Math.Max(completes, read.CompletesAtNanoseconds);
-            if (read.Status == NandStatus.Uncorrectable
+            if (
+                read.Status == NandStatus.Uncorrectable
                 || !PageMetadata.TryRead(_pageSpare, data, _heldSlots, out PageMetadata metadata)
                 || metadata.Kind != kind
                 || metadata.PageInUnit != page
-                || (page > 0 && metadata.Sequence != sequence))
+                || (page > 0 && metadata.Sequence != sequence)
+            )
             {
                 return (false, completes);
             }
@@ -463,7 +472,9 @@ public sealed partial class FlashTranslationLayer
     {
         if (_options.ReadOnly)
         {
-            throw new InvalidOperationException($"the FTL is mounted read-only, and was asked to {operation} block {block}");
+            throw new InvalidOperationException(
+                $"the FTL is mounted read-only, and was asked to {operation} block {block}"
+            );
         }
     }
 
@@ -471,7 +482,11 @@ public sealed partial class FlashTranslationLayer
     {
         if (sector < 0 || count < 0 || sector + count > _sectors.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(sector), sector, $"sectors {sector}..{sector + count - 1} are outside the device's {_sectors.Length} sectors");
+            throw new ArgumentOutOfRangeException(
+                nameof(sector),
+                sector,
+                $"sectors {sector}..{sector + count - 1} are outside the device's {_sectors.Length} sectors"
+            );
         }
     }
 

@@ -7,22 +7,51 @@ namespace Controller.Firmware.Ftl;
 public static class FtlConfig
 {
     /// <summary>Sf: the fraction of user-capable flash held back from the host.</summary>
-    public static readonly NumberKey SpareFactor = new("ftl.spareFactor", "Sf: fraction of the flash that can hold user data held back as spare (DESIGN.md section 7)", 0.10, 0.01, 0.9);
+    public static readonly NumberKey SpareFactor = new(
+        "ftl.spareFactor",
+        "Sf: fraction of the flash that can hold user data held back as spare (DESIGN.md section 7)",
+        0.10,
+        0.01,
+        0.9
+    );
 
     /// <summary>How GC picks its victim.</summary>
-    public static readonly TextKey GcPolicyKey = new("ftl.gcPolicy", "greedy: the block with fewest valid sectors; cost-benefit: weighs free space gained against the block's age", "greedy", "greedy", "cost-benefit");
+    public static readonly TextKey GcPolicyKey = new(
+        "ftl.gcPolicy",
+        "greedy: the block with fewest valid sectors; cost-benefit: weighs free space gained against the block's age",
+        "greedy",
+        "greedy",
+        "cost-benefit"
+    );
 
     /// <summary>Pages programmed between checkpoints.</summary>
-    public static readonly IntegerKey CheckpointIntervalPages = new("ftl.checkpointIntervalPages", "NAND pages programmed between checkpoints of the map (recovery replays at most about this many)", 4096, 16, 1 << 24);
+    public static readonly IntegerKey CheckpointIntervalPages = new(
+        "ftl.checkpointIntervalPages",
+        "NAND pages programmed between checkpoints of the map (recovery replays at most about this many)",
+        4096,
+        16,
+        1 << 24
+    );
 
     /// <summary>Erase-count spread that triggers static wear levelling.</summary>
-    public static readonly IntegerKey WearLevelingSpread = new("ftl.wearLevelingSpread", "erase-count spread (max - min) above which cold data is moved off the least-worn block", 100, 1, 1_000_000);
+    public static readonly IntegerKey WearLevelingSpread = new(
+        "ftl.wearLevelingSpread",
+        "erase-count spread (max - min) above which cold data is moved off the least-worn block",
+        100,
+        1,
+        1_000_000
+    );
 
     /// <summary>A read-only mount.</summary>
-    public static readonly BooleanKey ReadOnly = new("ftl.readOnly", "mount without changing the NAND (serve --read-only): no format, no checkpoint, no background work; writes, trims and zeroing are refused", false);
+    public static readonly BooleanKey ReadOnly = new(
+        "ftl.readOnly",
+        "mount without changing the NAND (serve --read-only): no format, no checkpoint, no background work; writes, trims and zeroing are refused",
+        false
+    );
 
     /// <summary>The keys above, to extend a schema with.</summary>
-    public static IReadOnlyList<ConfigKey> Keys { get; } = [SpareFactor, GcPolicyKey, CheckpointIntervalPages, WearLevelingSpread, ReadOnly];
+    public static IReadOnlyList<ConfigKey> Keys { get; } =
+    [SpareFactor, GcPolicyKey, CheckpointIntervalPages, WearLevelingSpread, ReadOnly];
 
     /// <summary>The options a configuration describes.</summary>
     public static FtlOptions Options(ResolvedConfig config)

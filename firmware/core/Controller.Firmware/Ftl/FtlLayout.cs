@@ -26,10 +26,10 @@ public sealed class FtlLayout
         int sectorsPerUnit = Math.Max(1, geometry.PageBytes / FirmwareConfig.SectorBytes);
         int needed = SpareMetadataOffset + PageMetadata.Size(sectorsPerUnit);
         return geometry.PagesPerBlock % pagesPerUnit != 0
-            ? $"a block of {geometry.PagesPerBlock} pages does not hold whole write units of {pagesPerUnit} pages"
+                ? $"a block of {geometry.PagesPerBlock} pages does not hold whole write units of {pagesPerUnit} pages"
             : geometry.SpareBytes < needed
                 ? $"a spare area of {geometry.SpareBytes} bytes cannot hold the FTL's page metadata of {needed} bytes"
-                : null;
+            : null;
     }
 
     /// <summary>Creates the layout of <paramref name="geometry"/>; throws when <see cref="Problem"/> has an objection.</summary>
@@ -48,7 +48,10 @@ public sealed class FtlLayout
         Invariant.Holds(geometry.PagesPerBlock % PagesPerUnit == 0, "a block holds whole units");
         SectorsPerBlock = UnitsPerBlock * SectorsPerUnit;
         UnitBytes = SectorsPerUnit * FirmwareConfig.SectorBytes;
-        Invariant.Holds(UnitBytes == PagesPerUnit * Math.Min(geometry.PageBytes, FirmwareConfig.SectorBytes) * SectorsPerUnit, "a unit is whole pages of whole sectors");
+        Invariant.Holds(
+            UnitBytes == PagesPerUnit * Math.Min(geometry.PageBytes, FirmwareConfig.SectorBytes) * SectorsPerUnit,
+            "a unit is whole pages of whole sectors"
+        );
     }
 
     /// <summary>The NAND array.</summary>
@@ -82,7 +85,8 @@ public sealed class FtlLayout
     public int SlotOf(uint physicalSector) => (int)(physicalSector % (uint)SectorsPerUnit);
 
     /// <summary>The physical sector address of a slot.</summary>
-    public uint Address(int block, int unit, int slot) => (uint)((((long)block * UnitsPerBlock) + unit) * SectorsPerUnit) + (uint)slot;
+    public uint Address(int block, int unit, int slot) =>
+        (uint)((((long)block * UnitsPerBlock) + unit) * SectorsPerUnit) + (uint)slot;
 
     /// <summary>The NAND page holding page <paramref name="pageInUnit"/> of a unit.</summary>
     public PageAddress PageOf(int block, int unit, int pageInUnit) => new(block, (unit * PagesPerUnit) + pageInUnit);
@@ -91,7 +95,8 @@ public sealed class FtlLayout
     /// Blocks one checkpoint takes: the map of every raw sector (an upper bound of the user
     /// capacity), one record per block, and a header.
     /// </summary>
-    public int CheckpointBlocks => (int)Math.Ceiling((double)CheckpointCodec.MaxBytes(this) / ((long)UnitsPerBlock * UnitBytes));
+    public int CheckpointBlocks =>
+        (int)Math.Ceiling((double)CheckpointCodec.MaxBytes(this) / ((long)UnitsPerBlock * UnitBytes));
 
     /// <summary>
     /// Blocks held for metadata besides the superblocks: room for two checkpoints (the valid one
@@ -132,7 +137,11 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
     }
 
     /// <summary>The same logical capacity over <paramref name="goodBlocks"/> good blocks, as when blocks have gone bad since the format.</summary>
-    public FtlCapacity WithGoodBlocks(FtlLayout layout, int goodBlocks) => Count(layout, goodBlocks, 0) with { LogicalSectors = LogicalSectors };
+    public FtlCapacity WithGoodBlocks(FtlLayout layout, int goodBlocks) =>
+        Count(layout, goodBlocks, 0) with
+        {
+            LogicalSectors = LogicalSectors,
+        };
 
     /// <summary>
     /// Null when the spare blocks can hold every open block and GC's reserve; otherwise why not.
@@ -152,10 +161,9 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
             return $"the array has {GoodBlocks} good blocks, too few for the superblocks and {layout.MetadataReserveBlocks} metadata blocks";
         }
 
-        return spareBlocks >= needed
-            ? null
+        return spareBlocks >= needed ? null
             : holdUpReserveBlocks == 0
                 ? $"leaves {spareBlocks} spare blocks; open blocks and garbage collection need at least {needed} on this geometry"
-                : $"leaves {spareBlocks} spare blocks; open blocks, garbage collection and the {holdUpReserveBlocks} blocks power-loss protection holds back for saving the cache need at least {needed} on this geometry";
+            : $"leaves {spareBlocks} spare blocks; open blocks, garbage collection and the {holdUpReserveBlocks} blocks power-loss protection holds back for saving the cache need at least {needed} on this geometry";
     }
 }

@@ -58,14 +58,22 @@ public readonly record struct PageMetadata(UnitKind Kind, byte PageInUnit, ulong
         }
 
         int covered = FixedBytes + (4 * slots.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(meta[covered..], Crc32C.Append(Crc32C.Compute(pageData), meta[..covered]));
+        BinaryPrimitives.WriteUInt32LittleEndian(
+            meta[covered..],
+            Crc32C.Append(Crc32C.Compute(pageData), meta[..covered])
+        );
     }
 
     /// <summary>
     /// Reads the metadata of a page and checks its CRC against the page's data. False when the
     /// page is not the FTL's or is damaged; <paramref name="slots"/> then holds nothing useful.
     /// </summary>
-    public static bool TryRead(ReadOnlySpan<byte> spare, ReadOnlySpan<byte> pageData, Span<uint> slots, out PageMetadata metadata)
+    public static bool TryRead(
+        ReadOnlySpan<byte> spare,
+        ReadOnlySpan<byte> pageData,
+        Span<uint> slots,
+        out PageMetadata metadata
+    )
     {
         metadata = default;
         ReadOnlySpan<byte> meta = spare[FtlLayout.SpareMetadataOffset..];
@@ -91,7 +99,8 @@ public readonly record struct PageMetadata(UnitKind Kind, byte PageInUnit, ulong
             meta[3],
             BinaryPrimitives.ReadUInt64LittleEndian(meta[4..]),
             BinaryPrimitives.ReadUInt32LittleEndian(meta[12..]),
-            BinaryPrimitives.ReadUInt32LittleEndian(meta[16..]));
+            BinaryPrimitives.ReadUInt32LittleEndian(meta[16..])
+        );
         return true;
     }
 

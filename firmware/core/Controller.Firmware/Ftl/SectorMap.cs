@@ -82,9 +82,15 @@ internal sealed class SectorMap
     /// </summary>
     public void Mark(uint logical, uint marker)
     {
-        Invariant.Holds(marker is Unmapped or InHostBuffer or InColdBuffer, "a sector is marked as a hole or as buffered, never as a physical sector");
+        Invariant.Holds(
+            marker is Unmapped or InHostBuffer or InColdBuffer,
+            "a sector is marked as a hole or as buffered, never as a physical sector"
+        );
         uint old = _map[logical];
-        Invariant.Holds(old >= _reverse.Length || _reverse[old] != logical, "a sector marked as a hole or buffered has no physical copy still linked");
+        Invariant.Holds(
+            old >= _reverse.Length || _reverse[old] != logical,
+            "a sector marked as a hole or buffered has no physical copy still linked"
+        );
         _map[logical] = marker;
     }
 
@@ -93,7 +99,9 @@ internal sealed class SectorMap
     {
         if (_reverse[physical] != Unmapped)
         {
-            Invariant.Broken($"sector {logical} was programmed to physical sector {physical}, which already holds sector {_reverse[physical]}");
+            Invariant.Broken(
+                $"sector {logical} was programmed to physical sector {physical}, which already holds sector {_reverse[physical]}"
+            );
         }
 
         _map[logical] = physical;
@@ -111,7 +119,9 @@ internal sealed class SectorMap
     {
         if (_map[logical] != physical || _reverse[physical] != logical)
         {
-            Invariant.Broken($"sector {logical} maps to physical sector {_map[logical]}, and physical sector {physical} names sector {_reverse[physical]}: the map and the reverse map disagree");
+            Invariant.Broken(
+                $"sector {logical} maps to physical sector {_map[logical]}, and physical sector {physical} names sector {_reverse[physical]}: the map and the reverse map disagree"
+            );
         }
 
         int block = _layout.BlockOf(physical);
@@ -200,7 +210,9 @@ internal sealed class SectorMap
                 default:
                     if (physical >= _reverse.Length || _reverse[physical] != logical)
                     {
-                        Invariant.Broken($"sector {logical} maps to physical sector {physical}, whose reverse entry is {(physical < _reverse.Length ? _reverse[physical] : Unmapped)}");
+                        Invariant.Broken(
+                            $"sector {logical} maps to physical sector {physical}, whose reverse entry is {(physical < _reverse.Length ? _reverse[physical] : Unmapped)}"
+                        );
                     }
 
                     counted[_layout.BlockOf(physical)]++;
@@ -212,7 +224,9 @@ internal sealed class SectorMap
         {
             if (counted[block] != _valid[block])
             {
-                Invariant.Broken($"block {block} holds {counted[block]} mapped sectors, its valid count says {_valid[block]}");
+                Invariant.Broken(
+                    $"block {block} holds {counted[block]} mapped sectors, its valid count says {_valid[block]}"
+                );
             }
         }
 

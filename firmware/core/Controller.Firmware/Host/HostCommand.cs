@@ -87,7 +87,13 @@ public sealed class HostCommand
 /// <param name="Status">How it ended.</param>
 /// <param name="SubmittedAtNanoseconds">When it was submitted.</param>
 /// <param name="CompletedAtNanoseconds">When it completed.</param>
-public readonly record struct HostCompletion(long Id, HostOpcode Opcode, HostStatus Status, long SubmittedAtNanoseconds, long CompletedAtNanoseconds)
+public readonly record struct HostCompletion(
+    long Id,
+    HostOpcode Opcode,
+    HostStatus Status,
+    long SubmittedAtNanoseconds,
+    long CompletedAtNanoseconds
+)
 {
     /// <summary>Latency in virtual (or monotonic) time.</summary>
     public long LatencyNanoseconds => CompletedAtNanoseconds - SubmittedAtNanoseconds;

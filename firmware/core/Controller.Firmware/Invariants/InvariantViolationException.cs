@@ -8,18 +8,12 @@ public sealed class InvariantViolationException : InvalidOperationException
 {
     /// <summary>Creates the exception for a broken rule.</summary>
     public InvariantViolationException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Required by the analyzers.</summary>
-    public InvariantViolationException()
-    {
-    }
+    public InvariantViolationException() { }
 
     /// <summary>Required by the analyzers.</summary>
     public InvariantViolationException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

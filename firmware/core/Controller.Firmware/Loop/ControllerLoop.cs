@@ -65,7 +65,13 @@ public sealed class ControllerLoop
     /// page programs of hold-up energy. The cache and the FTL should run on
     /// <paramref name="clock"/> (a <see cref="CommandClock"/>) for commands to overlap.
     /// </summary>
-    public ControllerLoop(LargePageCache cache, FlashTranslationLayer? ftl, IClock clock, int queueDepth, long plpBudgetPages = 0)
+    public ControllerLoop(
+        LargePageCache cache,
+        FlashTranslationLayer? ftl,
+        IClock clock,
+        int queueDepth,
+        long plpBudgetPages = 0
+    )
     {
         ArgumentOutOfRangeException.ThrowIfNegative(plpBudgetPages);
         _plpBudgetPages = plpBudgetPages;
@@ -99,21 +105,26 @@ public sealed class ControllerLoop
     /// The earliest instant an in-flight command completes; null when none is in flight. A driver on
     /// a virtual clock moves the clock there when <see cref="Step"/> has nothing to do.
     /// </summary>
-    public long? NextEventNanoseconds => _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) ? head.Instant : null;
+    public long? NextEventNanoseconds =>
+        _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) ? head.Instant : null;
 
     /// <summary>
     /// While the host is quiet and background work has more to do: the instant the flash is done
     /// with the last background step, from which <see cref="Step"/> takes the next; otherwise null.
     /// </summary>
     public long? BackgroundReadyAtNanoseconds =>
-        _ftl is not null && !_backgroundDone && _submissionCount == 0 && _inFlight.Count == 0 ? Math.Max(_backgroundNotBefore, _clock.Device.NowNanoseconds) : null;
+        _ftl is not null && !_backgroundDone && _submissionCount == 0 && _inFlight.Count == 0
+            ? Math.Max(_backgroundNotBefore, _clock.Device.NowNanoseconds)
+            : null;
 
     /// <summary>
     /// While the host is quiet: when the oldest dirty large page expires and background write-back
     /// would take it (not before the flash is done with the last background step); otherwise null.
     /// </summary>
     public long? DirtyExpiresAtNanoseconds =>
-        _submissionCount == 0 && _inFlight.Count == 0 && _cache.DirtyExpiresAtNanoseconds is { } expires ? Math.Max(expires, _backgroundNotBefore) : null;
+        _submissionCount == 0 && _inFlight.Count == 0 && _cache.DirtyExpiresAtNanoseconds is { } expires
+            ? Math.Max(expires, _backgroundNotBefore)
+            : null;
 
     /// <summary>Latencies of completed commands of <paramref name="opcode"/>.</summary>
     public LatencyHistogram Latency(HostOpcode opcode) => _latencies[(int)opcode];
@@ -160,7 +171,11 @@ public sealed class ControllerLoop
     public bool Step(bool background = true)
     {
         long now = _clock.Device.NowNanoseconds;
-        if (_completionCount < _completions.Length && _inFlight.TryPeek(out _, out (long Instant, long Sequence) head) && head.Instant <= now)
+        if (
+            _completionCount < _completions.Length
+            && _inFlight.TryPeek(out _, out (long Instant, long Sequence) head)
+            && head.Instant <= now
+        )
         {
             Complete(_inFlight.Dequeue());
             return true;
@@ -239,7 +254,13 @@ public sealed class ControllerLoop
             _ftl?.CheckInvariants();
         }
 
-        var completion = new HostCompletion(command.Id, command.Opcode, status, command.SubmittedAtNanoseconds, completes);
+        var completion = new HostCompletion(
+            command.Id,
+            command.Opcode,
+            status,
+            command.SubmittedAtNanoseconds,
+            completes
+        );
         if (completes <= _clock.Device.NowNanoseconds && _inFlight.Count == 0)
         {
             Complete(completion);
@@ -295,7 +316,9 @@ public sealed class ControllerLoop
         long used = _ftl.Statistics.DataPagesProgrammed + _ftl.Statistics.MetadataPagesProgrammed - before;
         if (used > _plpBudgetPages)
         {
-            throw new Invariants.InvariantViolationException($"saving the cache on power fail took {used} page programs; the hold-up budget is {_plpBudgetPages}");
+            throw new Invariants.InvariantViolationException(
+                $"saving the cache on power fail took {used} page programs; the hold-up budget is {_plpBudgetPages}"
+            );
         }
 
         return used;
@@ -317,14 +340,23 @@ public sealed class ControllerLoop
             switch (command.Opcode)
             {
                 case HostOpcode.Read:
-                    return _cache.Read(command.Offset, command.Buffer.Span[..(int)command.Length]) ? HostStatus.Ok : HostStatus.IoError;
+                    return _cache.Read(command.Offset, command.Buffer.Span[..(int)command.Length])
+                        ? HostStatus.Ok
+                        : HostStatus.IoError;
                 case HostOpcode.Write:
-                    return _cache.Write(command.Offset, command.Buffer.Span[..(int)command.Length], fua) ? HostStatus.Ok : HostStatus.IoError;
+                    return _cache.Write(command.Offset, command.Buffer.Span[..(int)command.Length], fua)
+                        ? HostStatus.Ok
+                        : HostStatus.IoError;
                 case HostOpcode.Trim:
                     _cache.Trim(command.Offset, command.Length, fua);
                     return HostStatus.Ok;
                 case HostOpcode.WriteZeroes:
-                    _cache.WriteZeroes(command.Offset, command.Length, command.Flags.HasFlag(HostCommandOptions.NoHole), fua);
+                    _cache.WriteZeroes(
+                        command.Offset,
+                        command.Length,
+                        command.Flags.HasFlag(HostCommandOptions.NoHole),
+                        fua
+                    );
                     return HostStatus.Ok;
                 case HostOpcode.Flush:
                     _cache.Flush();
@@ -348,8 +380,14 @@ public sealed class ControllerLoop
         }
 
         bool aligned = command.Offset % BlockBytes == 0 && command.Length % BlockBytes == 0;
-        bool inside = command.Offset >= 0 && command.Length >= 0 && command.Length <= _cache.DeviceBytes && command.Offset <= _cache.DeviceBytes - command.Length;
-        bool buffered = command.Opcode is not (HostOpcode.Read or HostOpcode.Write) || (command.Length <= command.Buffer.Length && command.Length <= int.MaxValue);
+        bool inside =
+            command.Offset >= 0
+            && command.Length >= 0
+            && command.Length <= _cache.DeviceBytes
+            && command.Offset <= _cache.DeviceBytes - command.Length;
+        bool buffered =
+            command.Opcode is not (HostOpcode.Read or HostOpcode.Write)
+            || (command.Length <= command.Buffer.Length && command.Length <= int.MaxValue);
         return aligned && inside && buffered;
     }
 }

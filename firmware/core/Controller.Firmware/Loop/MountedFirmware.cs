@@ -39,12 +39,26 @@ public sealed class MountedFirmware
     /// overlap on emulated flash, the NAND books its operations on <paramref name="clock"/>. The
     /// cache writes to the FTL's sector store, or to what <paramref name="store"/> makes of it.
     /// </summary>
-    public static MountedFirmware Mount(INandDevice nand, CommandClock clock, Prng prng, FtlOptions ftlOptions, CacheOptions cacheOptions, int queueDepth, long plpBudgetPages, Func<ISectorStore, ISectorStore>? store = null)
+    public static MountedFirmware Mount(
+        INandDevice nand,
+        CommandClock clock,
+        Prng prng,
+        FtlOptions ftlOptions,
+        CacheOptions cacheOptions,
+        int queueDepth,
+        long plpBudgetPages,
+        Func<ISectorStore, ISectorStore>? store = null
+    )
     {
         ArgumentNullException.ThrowIfNull(clock);
         FlashTranslationLayer ftl = FlashTranslationLayer.Mount(nand, clock, prng, ftlOptions);
         ISectorStore sectors = new FtlSectorStore(ftl);
         var cache = new LargePageCache(store?.Invoke(sectors) ?? sectors, cacheOptions, clock);
-        return new MountedFirmware(clock, ftl, cache, new ControllerLoop(cache, ftl, clock, queueDepth, plpBudgetPages));
+        return new MountedFirmware(
+            clock,
+            ftl,
+            cache,
+            new ControllerLoop(cache, ftl, clock, queueDepth, plpBudgetPages)
+        );
     }
 }

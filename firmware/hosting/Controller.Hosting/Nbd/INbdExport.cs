@@ -39,14 +39,28 @@ public interface INbdExport
     /// Executes one command: for a READ, fills <paramref name="buffer"/>; for a WRITE, takes the data
     /// from it; for the others it is empty. The range is inside the export and in whole 512-byte blocks.
     /// </summary>
-    ValueTask<HostStatus> ExecuteAsync(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, CancellationToken cancellation);
+    ValueTask<HostStatus> ExecuteAsync(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        Memory<byte> buffer,
+        CancellationToken cancellation
+    );
 
     /// <summary>
     /// Starts one command as <see cref="ExecuteAsync"/> does and tells <paramref name="completion"/>
     /// when it ends, with no task in between: the server's path, where a command's end goes straight
     /// to its connection's queue of replies. By default, over <see cref="ExecuteAsync"/>.
     /// </summary>
-    void Submit(HostOpcode opcode, HostCommandOptions flags, long offset, long length, Memory<byte> buffer, INbdCompletion completion)
+    void Submit(
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        Memory<byte> buffer,
+        INbdCompletion completion
+    )
     {
         ArgumentNullException.ThrowIfNull(completion);
         ValueTask<HostStatus> task = ExecuteAsync(opcode, flags, offset, length, buffer, CancellationToken.None);
@@ -56,23 +70,25 @@ public interface INbdExport
             return;
         }
 
-        _ = task.AsTask().ContinueWith(
-            static (t, state) =>
-            {
-                var done = (INbdCompletion)state!;
-                if (t.IsCompletedSuccessfully)
+        _ = task.AsTask()
+            .ContinueWith(
+                static (t, state) =>
                 {
-                    done.Complete(t.Result);
-                }
-                else
-                {
-                    done.Fail(t.Exception?.InnerException ?? new OperationCanceledException());
-                }
-            },
-            completion,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
+                    var done = (INbdCompletion)state!;
+                    if (t.IsCompletedSuccessfully)
+                    {
+                        done.Complete(t.Result);
+                    }
+                    else
+                    {
+                        done.Fail(t.Exception?.InnerException ?? new OperationCanceledException());
+                    }
+                },
+                completion,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default
+            );
     }
 
     /// <summary>Adds to <paramref name="extents"/> the allocation of the range, from its start on (at least one extent).</summary>

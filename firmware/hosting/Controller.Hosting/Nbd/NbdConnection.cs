@@ -75,19 +75,24 @@ public sealed class NbdConnection : IDisposable
     /// clients are known to set it on reads and flushes. Then each command's own: DF on READ,
     /// NO_HOLE and FAST_ZERO on WRITE_ZEROES, REQ_ONE on BLOCK_STATUS.
     /// </summary>
-    public static NbdCommandModifiers AllowedFlags(NbdCommand command) => NbdCommandModifiers.Fua | command switch
-    {
-        NbdCommand.Read => NbdCommandModifiers.DontFragment,
-        NbdCommand.WriteZeroes => NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero,
-        NbdCommand.BlockStatus => NbdCommandModifiers.RequestOne,
-        _ => NbdCommandModifiers.None,
-    };
+    public static NbdCommandModifiers AllowedFlags(NbdCommand command) =>
+        NbdCommandModifiers.Fua
+        | command switch
+        {
+            NbdCommand.Read => NbdCommandModifiers.DontFragment,
+            NbdCommand.WriteZeroes => NbdCommandModifiers.NoHole | NbdCommandModifiers.FastZero,
+            NbdCommand.BlockStatus => NbdCommandModifiers.RequestOne,
+            _ => NbdCommandModifiers.None,
+        };
 
     /// <summary>
     /// The host command a valid request becomes, or null for one answered without the loop (CACHE,
     /// BLOCK_STATUS, DISC). FUA and NO_HOLE pass through; DF and FAST_ZERO only shape the reply.
     /// </summary>
-    public static (HostOpcode Opcode, HostCommandOptions Options)? HostCommandFor(NbdCommand command, NbdCommandModifiers flags)
+    public static (HostOpcode Opcode, HostCommandOptions Options)? HostCommandFor(
+        NbdCommand command,
+        NbdCommandModifiers flags
+    )
     {
         HostOpcode? opcode = command switch
         {
@@ -98,7 +103,8 @@ public sealed class NbdConnection : IDisposable
             NbdCommand.WriteZeroes => HostOpcode.WriteZeroes,
             _ => null,
         };
-        var options = (flags.HasFlag(NbdCommandModifiers.Fua) ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
+        var options =
+            (flags.HasFlag(NbdCommandModifiers.Fua) ? HostCommandOptions.ForceUnitAccess : HostCommandOptions.None)
             | (flags.HasFlag(NbdCommandModifiers.NoHole) ? HostCommandOptions.NoHole : HostCommandOptions.None);
         return opcode is { } known ? (known, options) : null;
     }
@@ -107,8 +113,14 @@ public sealed class NbdConnection : IDisposable
     public static NbdExportFeatures AdvertisedFlags(INbdExport export)
     {
         ArgumentNullException.ThrowIfNull(export);
-        return NbdExportFeatures.HasFlags | NbdExportFeatures.SendFlush | NbdExportFeatures.SendFua | NbdExportFeatures.SendTrim
-            | NbdExportFeatures.SendWriteZeroes | NbdExportFeatures.SendFastZero | NbdExportFeatures.SendCache | NbdExportFeatures.CanMultiConn
+        return NbdExportFeatures.HasFlags
+            | NbdExportFeatures.SendFlush
+            | NbdExportFeatures.SendFua
+            | NbdExportFeatures.SendTrim
+            | NbdExportFeatures.SendWriteZeroes
+            | NbdExportFeatures.SendFastZero
+            | NbdExportFeatures.SendCache
+            | NbdExportFeatures.CanMultiConn
             | (export.IsReadOnly ? NbdExportFeatures.ReadOnly : NbdExportFeatures.None);
     }
 }

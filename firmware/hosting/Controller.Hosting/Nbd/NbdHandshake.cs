@@ -49,12 +49,18 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
         _noZeroes = clientFlags.HasFlag(NbdClientFeatures.NoZeroes);
         if (options.Tls is { Mode: NbdTlsMode.Required } && !clientFlags.HasFlag(NbdClientFeatures.FixedNewstyle))
         {
-            throw new NbdProtocolException("this server requires TLS, which needs fixed newstyle negotiation, and the client did not take it");
+            throw new NbdProtocolException(
+                "this server requires TLS, which needs fixed newstyle negotiation, and the client did not take it"
+            );
         }
 
         while (true)
         {
-            if (!await input.ReadOrEndAsync(_header.AsMemory(0, NbdOptionHeader.Bytes), cancellation).ConfigureAwait(false))
+            if (
+                !await input
+                    .ReadOrEndAsync(_header.AsMemory(0, NbdOptionHeader.Bytes), cancellation)
+                    .ConfigureAwait(false)
+            )
             {
                 return null;
             }
@@ -67,7 +73,9 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
 
             if (header.Length > options.MaximumOptionBytes)
             {
-                throw new NbdProtocolException($"option {(uint)header.Option} carries {header.Length} bytes, more than the {options.MaximumOptionBytes} taken");
+                throw new NbdProtocolException(
+                    $"option {(uint)header.Option} carries {header.Length} bytes, more than the {options.MaximumOptionBytes} taken"
+                );
             }
 
             byte[] data = new byte[header.Length];
@@ -99,10 +107,18 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
             if (option == NbdOption.ExportName)
             {
                 // NBD_OPT_EXPORT_NAME has no error reply: the session ends.
-                throw new NbdProtocolException("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and this server requires TLS");
+                throw new NbdProtocolException(
+                    "NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS, and this server requires TLS"
+                );
             }
 
-            await ErrorAsync(option, NbdOptionReply.ErrorTlsRequired, "this server requires TLS: send NBD_OPT_STARTTLS first", cancellation).ConfigureAwait(false);
+            await ErrorAsync(
+                    option,
+                    NbdOptionReply.ErrorTlsRequired,
+                    "this server requires TLS: send NBD_OPT_STARTTLS first",
+                    cancellation
+                )
+                .ConfigureAwait(false);
             return null;
         }
 
@@ -110,20 +126,33 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
         {
             case NbdOption.ExportName:
                 INbdExport export = Find(Encoding.UTF8.GetString(data))
-                    ?? throw new NbdProtocolException($"NBD_OPT_EXPORT_NAME asked for export '{Encoding.UTF8.GetString(data)}', which is not served");
-                await Output.WriteAsync(NbdOptionData.ExportNameReply(export.SizeBytes, NbdConnection.AdvertisedFlags(export), _noZeroes), cancellation).ConfigureAwait(false);
+                    ?? throw new NbdProtocolException(
+                        $"NBD_OPT_EXPORT_NAME asked for export '{Encoding.UTF8.GetString(data)}', which is not served"
+                    );
+                await Output
+                    .WriteAsync(
+                        NbdOptionData.ExportNameReply(
+                            export.SizeBytes,
+                            NbdConnection.AdvertisedFlags(export),
+                            _noZeroes
+                        ),
+                        cancellation
+                    )
+                    .ConfigureAwait(false);
                 await Output.FlushAsync(cancellation).ConfigureAwait(false);
                 return export;
             case NbdOption.Abort:
                 await ReplyAsync(option, NbdOptionReply.Ack, [], cancellation).ConfigureAwait(false);
                 return null;
             case NbdOption.List when data.Length != 0:
-                await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "NBD_OPT_LIST takes no data", cancellation).ConfigureAwait(false);
+                await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "NBD_OPT_LIST takes no data", cancellation)
+                    .ConfigureAwait(false);
                 return null;
             case NbdOption.List:
                 foreach (INbdExport each in exports)
                 {
-                    await ReplyAsync(option, NbdOptionReply.Server, NbdOptionData.Server(each.Name), cancellation).ConfigureAwait(false);
+                    await ReplyAsync(option, NbdOptionReply.Server, NbdOptionData.Server(each.Name), cancellation)
+                        .ConfigureAwait(false);
                 }
 
                 await ReplyAsync(option, NbdOptionReply.Ack, [], cancellation).ConfigureAwait(false);
@@ -131,7 +160,13 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
             case NbdOption.Info or NbdOption.Go:
                 return await InfoAsync(option, data, cancellation).ConfigureAwait(false);
             case NbdOption.StructuredReply when data.Length != 0:
-                await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data", cancellation).ConfigureAwait(false);
+                await ErrorAsync(
+                        option,
+                        NbdOptionReply.ErrorInvalid,
+                        "NBD_OPT_STRUCTURED_REPLY takes no data",
+                        cancellation
+                    )
+                    .ConfigureAwait(false);
                 return null;
             case NbdOption.StructuredReply:
                 _structured = true;
@@ -141,7 +176,13 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
                 await MetaContextAsync(option, data, cancellation).ConfigureAwait(false);
                 return null;
             default:
-                await ErrorAsync(option, NbdOptionReply.ErrorUnsupported, $"option {(uint)option} is not supported", cancellation).ConfigureAwait(false);
+                await ErrorAsync(
+                        option,
+                        NbdOptionReply.ErrorUnsupported,
+                        $"option {(uint)option} is not supported",
+                        cancellation
+                    )
+                    .ConfigureAwait(false);
                 return null;
         }
     }
@@ -154,13 +195,25 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
     {
         if (options.Tls is not { } tls)
         {
-            await ErrorAsync(NbdOption.StartTls, NbdOptionReply.ErrorPolicy, "TLS is off on this server (serve --tls on|require --tls-certificates DIR)", cancellation).ConfigureAwait(false);
+            await ErrorAsync(
+                    NbdOption.StartTls,
+                    NbdOptionReply.ErrorPolicy,
+                    "TLS is off on this server (serve --tls on|require --tls-certificates DIR)",
+                    cancellation
+                )
+                .ConfigureAwait(false);
             return;
         }
 
         if (data.Length != 0 || _tlsStarted)
         {
-            await ErrorAsync(NbdOption.StartTls, NbdOptionReply.ErrorInvalid, _tlsStarted ? "TLS is already running" : "NBD_OPT_STARTTLS takes no data", cancellation).ConfigureAwait(false);
+            await ErrorAsync(
+                    NbdOption.StartTls,
+                    NbdOptionReply.ErrorInvalid,
+                    _tlsStarted ? "TLS is already running" : "NBD_OPT_STARTTLS takes no data",
+                    cancellation
+                )
+                .ConfigureAwait(false);
             return;
         }
 
@@ -168,7 +221,9 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
         if (input.Buffered != 0)
         {
             // Bytes read past the option before the acknowledgement cannot be handed to TLS.
-            throw new NbdProtocolException($"the client sent {input.Buffered} bytes after NBD_OPT_STARTTLS without waiting for its reply");
+            throw new NbdProtocolException(
+                $"the client sent {input.Buffered} bytes after NBD_OPT_STARTTLS without waiting for its reply"
+            );
         }
 
         input.SwitchTo(await tls.StartAsync(input.Stream, cancellation).ConfigureAwait(false));
@@ -179,27 +234,40 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
     {
         if (NbdOptionData.ReadInfo(data) is not var (name, requests))
         {
-            await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "malformed NBD_OPT_INFO/GO data", cancellation).ConfigureAwait(false);
+            await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "malformed NBD_OPT_INFO/GO data", cancellation)
+                .ConfigureAwait(false);
             return null;
         }
 
         if (Find(name) is not { } export)
         {
-            await ErrorAsync(option, NbdOptionReply.ErrorUnknown, $"no export '{name}'", cancellation).ConfigureAwait(false);
+            await ErrorAsync(option, NbdOptionReply.ErrorUnknown, $"no export '{name}'", cancellation)
+                .ConfigureAwait(false);
             return null;
         }
 
-        await ReplyAsync(option, NbdOptionReply.Info, NbdOptionData.ExportInfo(export.SizeBytes, NbdConnection.AdvertisedFlags(export)), cancellation).ConfigureAwait(false);
+        await ReplyAsync(
+                option,
+                NbdOptionReply.Info,
+                NbdOptionData.ExportInfo(export.SizeBytes, NbdConnection.AdvertisedFlags(export)),
+                cancellation
+            )
+            .ConfigureAwait(false);
         foreach (NbdInfo requested in requests)
         {
             if (requested is NbdInfo.Name or NbdInfo.Description)
             {
                 string text = requested == NbdInfo.Name ? export.Name : export.Description;
-                await ReplyAsync(option, NbdOptionReply.Info, NbdOptionData.TextInfo(requested, text), cancellation).ConfigureAwait(false);
+                await ReplyAsync(option, NbdOptionReply.Info, NbdOptionData.TextInfo(requested, text), cancellation)
+                    .ConfigureAwait(false);
             }
         }
 
-        byte[] sizes = NbdOptionData.BlockSizeInfo((uint)options.MinimumBlockBytes, (uint)options.PreferredBlockBytes, (uint)options.MaximumBlockBytes);
+        byte[] sizes = NbdOptionData.BlockSizeInfo(
+            (uint)options.MinimumBlockBytes,
+            (uint)options.PreferredBlockBytes,
+            (uint)options.MaximumBlockBytes
+        );
         await ReplyAsync(option, NbdOptionReply.Info, sizes, cancellation).ConfigureAwait(false);
         await ReplyAsync(option, NbdOptionReply.Ack, [], cancellation).ConfigureAwait(false);
         return option == NbdOption.Go ? export : null;
@@ -209,24 +277,35 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
     {
         if (option == NbdOption.SetMetaContext && !_structured)
         {
-            await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "NBD_OPT_SET_META_CONTEXT needs structured replies first", cancellation).ConfigureAwait(false);
+            await ErrorAsync(
+                    option,
+                    NbdOptionReply.ErrorInvalid,
+                    "NBD_OPT_SET_META_CONTEXT needs structured replies first",
+                    cancellation
+                )
+                .ConfigureAwait(false);
             return;
         }
 
         if (NbdOptionData.ReadMetaContext(data) is not var (name, queries))
         {
-            await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "malformed meta context data", cancellation).ConfigureAwait(false);
+            await ErrorAsync(option, NbdOptionReply.ErrorInvalid, "malformed meta context data", cancellation)
+                .ConfigureAwait(false);
             return;
         }
 
         if (Find(name) is null)
         {
-            await ErrorAsync(option, NbdOptionReply.ErrorUnknown, $"no export '{name}'", cancellation).ConfigureAwait(false);
+            await ErrorAsync(option, NbdOptionReply.ErrorUnknown, $"no export '{name}'", cancellation)
+                .ConfigureAwait(false);
             return;
         }
 
-        bool matches = option == NbdOption.ListMetaContext && queries.Count == 0
-            || queries.Exists(q => q == NbdProtocol.BaseAllocation || (option == NbdOption.ListMetaContext && q == "base:"));
+        bool matches =
+            option == NbdOption.ListMetaContext && queries.Count == 0
+            || queries.Exists(q =>
+                q == NbdProtocol.BaseAllocation || (option == NbdOption.ListMetaContext && q == "base:")
+            );
         if (option == NbdOption.SetMetaContext)
         {
             _allocationContext = matches;
@@ -234,7 +313,13 @@ internal sealed class NbdHandshake(NbdInput input, IReadOnlyList<INbdExport> exp
 
         if (matches)
         {
-            await ReplyAsync(option, NbdOptionReply.MetaContext, NbdOptionData.MetaContextReply(BaseAllocationContextId, NbdProtocol.BaseAllocation), cancellation).ConfigureAwait(false);
+            await ReplyAsync(
+                    option,
+                    NbdOptionReply.MetaContext,
+                    NbdOptionData.MetaContextReply(BaseAllocationContextId, NbdProtocol.BaseAllocation),
+                    cancellation
+                )
+                .ConfigureAwait(false);
         }
 
         await ReplyAsync(option, NbdOptionReply.Ack, [], cancellation).ConfigureAwait(false);

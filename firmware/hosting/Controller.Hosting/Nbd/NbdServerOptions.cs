@@ -45,19 +45,13 @@ public sealed record NbdTls(NbdTlsMode Mode, Func<Stream, CancellationToken, Tas
 public sealed class NbdProtocolException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public NbdProtocolException()
-    {
-    }
+    public NbdProtocolException() { }
 
     /// <summary>Creates the exception with a message.</summary>
     public NbdProtocolException(string message)
-        : base(message)
-    {
-    }
+        : base(message) { }
 
     /// <summary>Creates the exception with a message and a cause.</summary>
     public NbdProtocolException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
+        : base(message, innerException) { }
 }

@@ -25,7 +25,9 @@ internal sealed class NbdTransmission : IDisposable
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly SemaphoreSlim _slots;
     private readonly Channel<(PendingRequest Request, HostStatus Status, Exception? Failure)> _replies =
-        Channel.CreateUnbounded<(PendingRequest, HostStatus, Exception?)>(new UnboundedChannelOptions { SingleReader = true });
+        Channel.CreateUnbounded<(PendingRequest, HostStatus, Exception?)>(
+            new UnboundedChannelOptions { SingleReader = true }
+        );
     private CancellationToken _stop;
     private Exception? _failure;
 
@@ -69,10 +71,18 @@ internal sealed class NbdTransmission : IDisposable
                 NbdRequestHeader request = NbdRequestHeader.Read(_header);
                 if (request.Magic != NbdProtocol.RequestMagic)
                 {
-                    throw new NbdProtocolException($"request magic 0x{request.Magic:x8}, not 0x{NbdProtocol.RequestMagic:x8}");
+                    throw new NbdProtocolException(
+                        $"request magic 0x{request.Magic:x8}, not 0x{NbdProtocol.RequestMagic:x8}"
+                    );
                 }
 
-                (NbdCommand command, NbdCommandModifiers flags, ulong handle, ulong offset, uint length) = (request.Command, request.Flags, request.Handle, request.Offset, request.Length);
+                (NbdCommand command, NbdCommandModifiers flags, ulong handle, ulong offset, uint length) = (
+                    request.Command,
+                    request.Flags,
+                    request.Handle,
+                    request.Offset,
+                    request.Length
+                );
                 if (command == NbdCommand.Disconnect)
                 {
                     return;
@@ -81,10 +91,15 @@ internal sealed class NbdTransmission : IDisposable
                 if (command == NbdCommand.Write && length > _options.MaximumBlockBytes)
                 {
                     // Its payload cannot be taken, and cannot be skipped safely: the connection ends.
-                    throw new NbdProtocolException($"a write of {length} bytes, more than the {_options.MaximumBlockBytes} advertised");
+                    throw new NbdProtocolException(
+                        $"a write of {length} bytes, more than the {_options.MaximumBlockBytes} advertised"
+                    );
                 }
 
-                byte[]? rented = command is NbdCommand.Write or NbdCommand.Read && length <= _options.MaximumBlockBytes ? ArrayPool<byte>.Shared.Rent((int)length) : null;
+                byte[]? rented =
+                    command is NbdCommand.Write or NbdCommand.Read && length <= _options.MaximumBlockBytes
+                        ? ArrayPool<byte>.Shared.Rent((int)length)
+                        : null;
                 Memory<byte> buffer = rented is null ? Memory<byte>.Empty : rented.AsMemory(0, (int)length);
                 try
                 {
@@ -105,7 +120,10 @@ internal sealed class NbdTransmission : IDisposable
                     throw;
                 }
 
-                if (Validate(export, command, flags, offset, length) == NbdError.None && NbdConnection.HostCommandFor(command, flags) is { } host)
+                if (
+                    Validate(export, command, flags, offset, length) == NbdError.None
+                    && NbdConnection.HostCommandFor(command, flags) is { } host
+                )
                 {
                     // The common path: the command goes to the export, and its end straight to the
                     // queue of replies, with no task of its own.
@@ -139,13 +157,24 @@ internal sealed class NbdTransmission : IDisposable
         }
     }
 
-    private async Task HandleAsync(INbdExport export, NbdCommand command, NbdCommandModifiers flags, ulong handle, ulong offset, uint length, byte[]? rented, CancellationToken stop)
+    private async Task HandleAsync(
+        INbdExport export,
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        ulong handle,
+        ulong offset,
+        uint length,
+        byte[]? rented,
+        CancellationToken stop
+    )
     {
         try
         {
             await RequestAsync(export, command, flags, handle, offset, length, stop).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        catch (Exception e)
+            when (e is IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException
+            )
         {
             _failure ??= e;
         }
@@ -160,19 +189,29 @@ internal sealed class NbdTransmission : IDisposable
         }
     }
 
-    private async Task RequestAsync(INbdExport export, NbdCommand command, NbdCommandModifiers flags, ulong handle, ulong offset, uint length, CancellationToken cancellation)
+    private async Task RequestAsync(
+        INbdExport export,
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        ulong handle,
+        ulong offset,
+        uint length,
+        CancellationToken cancellation
+    )
     {
         NbdError invalid = Validate(export, command, flags, offset, length);
         if (invalid != NbdError.None)
         {
-            await SendAsync(ErrorReply(command, handle, invalid), ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
+            await SendAsync(ErrorReply(command, handle, invalid), ReadOnlyMemory<byte>.Empty, cancellation)
+                .ConfigureAwait(false);
             return;
         }
 
         switch (command)
         {
             case NbdCommand.Cache:
-                await SendAsync(SimpleReply(NbdError.None, handle), ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
+                await SendAsync(SimpleReply(NbdError.None, handle), ReadOnlyMemory<byte>.Empty, cancellation)
+                    .ConfigureAwait(false);
                 return;
             case NbdCommand.BlockStatus:
                 await BlockStatusAsync(export, flags, handle, offset, length, cancellation).ConfigureAwait(false);
@@ -184,13 +223,14 @@ internal sealed class NbdTransmission : IDisposable
     }
 
     /// <summary>The error a command's status becomes on the wire, or none.</summary>
-    private static NbdError ErrorFor(HostStatus status) => status switch
-    {
-        HostStatus.Ok => NbdError.None,
-        HostStatus.InvalidArgument => NbdError.Invalid,
-        HostStatus.NoSpace => NbdError.NoSpace,
-        _ => NbdError.Io,
-    };
+    private static NbdError ErrorFor(HostStatus status) =>
+        status switch
+        {
+            HostStatus.Ok => NbdError.None,
+            HostStatus.InvalidArgument => NbdError.Invalid,
+            HostStatus.NoSpace => NbdError.NoSpace,
+            _ => NbdError.Io,
+        };
 
     /// <summary>
     /// A command's end, from the export (on the controller loop's thread): its reply joins the
@@ -258,9 +298,13 @@ internal sealed class NbdTransmission : IDisposable
                 }
 
                 NbdError error = ErrorFor(status);
-                ReadOnlyMemory<byte> payload = error == NbdError.None && request.Command == NbdCommand.Read ? request.Buffer : ReadOnlyMemory<byte>.Empty;
+                ReadOnlyMemory<byte> payload =
+                    error == NbdError.None && request.Command == NbdCommand.Read
+                        ? request.Buffer
+                        : ReadOnlyMemory<byte>.Empty;
                 byte[]? errorReply = error == NbdError.None ? null : ErrorReply(request.Command, request.Handle, error);
-                int header = errorReply?.Length ?? (request.Command == NbdCommand.Read ? ReadReplyHeaderBytes : NbdSimpleReply.Bytes);
+                int header = errorReply?.Length
+                    ?? (request.Command == NbdCommand.Read ? ReadReplyHeaderBytes : NbdSimpleReply.Bytes);
                 if (used + header + payload.Length > gathered.Length && used > 0)
                 {
                     await Output.WriteAsync(gathered.AsMemory(0, used), _stop).ConfigureAwait(false);
@@ -309,7 +353,8 @@ internal sealed class NbdTransmission : IDisposable
     }
 
     /// <summary>The bytes before a successful READ's data: a simple reply, or a structured OFFSET_DATA chunk's header and offset.</summary>
-    private int ReadReplyHeaderBytes => Structured ? NbdChunkHeader.Bytes + NbdChunkData.OffsetBytes : NbdSimpleReply.Bytes;
+    private int ReadReplyHeaderBytes =>
+        Structured ? NbdChunkHeader.Bytes + NbdChunkData.OffsetBytes : NbdSimpleReply.Bytes;
 
     private void ReadReplyHeader(Span<byte> header, ulong handle, ulong offset, uint length)
     {
@@ -325,7 +370,13 @@ internal sealed class NbdTransmission : IDisposable
     }
 
     /// <summary>The error a request gets before anything is executed, or none.</summary>
-    private NbdError Validate(INbdExport export, NbdCommand command, NbdCommandModifiers flags, ulong offset, uint length)
+    private NbdError Validate(
+        INbdExport export,
+        NbdCommand command,
+        NbdCommandModifiers flags,
+        ulong offset,
+        uint length
+    )
     {
         NbdCommandModifiers allowed = NbdConnection.AllowedFlags(command);
         bool writes = command is NbdCommand.Write or NbdCommand.Trim or NbdCommand.WriteZeroes;
@@ -342,12 +393,21 @@ internal sealed class NbdTransmission : IDisposable
             NbdCommand.BlockStatus when !Structured || !_agreement.AllocationContext || length == 0 => NbdError.Invalid,
             _ when ranged && (offset > size || length > size - offset) => writes ? NbdError.NoSpace : NbdError.Invalid,
             _ when ranged && (offset % block != 0 || length % block != 0) => NbdError.Invalid,
-            NbdCommand.WriteZeroes when flags.HasFlag(NbdCommandModifiers.FastZero) && flags.HasFlag(NbdCommandModifiers.NoHole) => NbdError.NotSupported,
+            NbdCommand.WriteZeroes
+                when flags.HasFlag(NbdCommandModifiers.FastZero) && flags.HasFlag(NbdCommandModifiers.NoHole) =>
+                NbdError.NotSupported,
             _ => NbdError.None,
         };
     }
 
-    private async Task BlockStatusAsync(INbdExport export, NbdCommandModifiers flags, ulong handle, ulong offset, uint length, CancellationToken cancellation)
+    private async Task BlockStatusAsync(
+        INbdExport export,
+        NbdCommandModifiers flags,
+        ulong handle,
+        ulong offset,
+        uint length,
+        CancellationToken cancellation
+    )
     {
         var extents = new List<NbdExtent>();
         await export.BlockStatusAsync((long)offset, length, extents, cancellation).ConfigureAwait(false);
@@ -364,7 +424,11 @@ internal sealed class NbdTransmission : IDisposable
         int payload = NbdChunkData.BlockStatusBytes(count);
         byte[] chunk = new byte[NbdChunkHeader.Bytes + payload];
         NbdChunkHeader.Last(NbdReplyType.BlockStatus, handle, (uint)payload).Write(chunk);
-        NbdChunkData.WriteBlockStatus(chunk.AsSpan(NbdChunkHeader.Bytes), NbdHandshake.BaseAllocationContextId, descriptors);
+        NbdChunkData.WriteBlockStatus(
+            chunk.AsSpan(NbdChunkHeader.Bytes),
+            NbdHandshake.BaseAllocationContextId,
+            descriptors
+        );
         await SendAsync(chunk, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
     }
 
@@ -390,15 +454,18 @@ internal sealed class NbdTransmission : IDisposable
         return header;
     }
 
-    private static string ErrorText(NbdError error) => error switch
-    {
-        NbdError.Invalid => "invalid request: a range outside the export or not in whole 512-byte blocks, or an unknown command or flag",
-        NbdError.Overflow => "the request is longer than the advertised maximum block size",
-        NbdError.NotPermitted => "the export is read-only",
-        NbdError.NoSpace => "no space: the range is past the end of the export, or the device has used up its spare",
-        NbdError.NotSupported => "zeroing without a hole cannot be fast",
-        _ => "the NAND could not return the data intact",
-    };
+    private static string ErrorText(NbdError error) =>
+        error switch
+        {
+            NbdError.Invalid =>
+                "invalid request: a range outside the export or not in whole 512-byte blocks, or an unknown command or flag",
+            NbdError.Overflow => "the request is longer than the advertised maximum block size",
+            NbdError.NotPermitted => "the export is read-only",
+            NbdError.NoSpace =>
+                "no space: the range is past the end of the export, or the device has used up its spare",
+            NbdError.NotSupported => "zeroing without a hole cannot be fast",
+            _ => "the NAND could not return the data intact",
+        };
 
     /// <summary>Writes one whole reply (header, then payload) with no other reply between them.</summary>
     private async Task SendAsync(byte[] header, ReadOnlyMemory<byte> payload, CancellationToken cancellation)
@@ -416,7 +483,15 @@ internal sealed class NbdTransmission : IDisposable
     }
 
     /// <summary>A request handed to the export: what its reply needs, and the buffer to give back once it is sent.</summary>
-    private sealed class PendingRequest(NbdTransmission transmission, NbdCommand command, ulong handle, ulong offset, uint length, Memory<byte> buffer, byte[]? rented) : INbdCompletion
+    private sealed class PendingRequest(
+        NbdTransmission transmission,
+        NbdCommand command,
+        ulong handle,
+        ulong offset,
+        uint length,
+        Memory<byte> buffer,
+        byte[]? rented
+    ) : INbdCompletion
     {
         public NbdCommand Command => command;
 

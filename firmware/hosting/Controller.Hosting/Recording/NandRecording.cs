@@ -62,12 +62,16 @@ internal sealed class PageModel(NandGeometry geometry)
     /// <summary>Fills a read from the model.</summary>
     public void Fill(PageAddress address, Span<byte> data, Span<byte> spare)
     {
-        byte[] expected = Expected(address) ?? throw new InvalidDataException($"the replay diverged: the session read block {address.Block} page {address.Page} as it had left it, and the replay does not know it");
+        byte[] expected = Expected(address)
+            ?? throw new InvalidDataException(
+                $"the replay diverged: the session read block {address.Block} page {address.Page} as it had left it, and the replay does not know it"
+            );
         expected.AsSpan(0, data.Length).CopyTo(data);
         expected.AsSpan(geometry.PageBytes, spare.Length).CopyTo(spare);
     }
 
-    private byte[] ErasedPage => field ??= Enumerable.Repeat((byte)0xFF, geometry.PageBytes + geometry.SpareBytes).ToArray();
+    private byte[] ErasedPage =>
+        field ??= Enumerable.Repeat((byte)0xFF, geometry.PageBytes + geometry.SpareBytes).ToArray();
 }
 
 /// <summary>
@@ -188,6 +192,8 @@ public sealed class ReplayNand(NandGeometry geometry, SessionRecording recording
         SessionRecord? record = recording.Take();
         return record is not null && record.Kind == kind && record.Page == address
             ? record
-            : throw new InvalidDataException($"the replay diverged: it asked for {kind} of block {address.Block} page {address.Page}; the session's next input is {(record is null ? "the end" : $"{record.Kind} block {record.Page.Block} page {record.Page.Page}")}");
+            : throw new InvalidDataException(
+                $"the replay diverged: it asked for {kind} of block {address.Block} page {address.Page}; the session's next input is {(record is null ? "the end" : $"{record.Kind} block {record.Page.Block} page {record.Page.Page}")}"
+            );
     }
 }

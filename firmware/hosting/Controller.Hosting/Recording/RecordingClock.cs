@@ -56,7 +56,5 @@ public sealed class ReplayClock(SessionRecording recording) : IClock
     }
 
     /// <inheritdoc />
-    public void WaitUntil(long nanoseconds)
-    {
-    }
+    public void WaitUntil(long nanoseconds) { }
 }

@@ -14,8 +14,17 @@ public sealed record RecordingOptions(string Path, RecordedData Data, bool Exist
     /// <summary>Both options, as <c>serve</c> and <c>ssd-board</c> take them.</summary>
     public static readonly OptionSpec[] Options =
     [
-        new("--record", "FILE", "write every input the firmware takes (each command with its data and connection, the clock, each step of the loop, power cuts, faults and checkpoints over --control) to FILE, zstd-compressed, as it goes; a SIGKILL leaves it readable up to its last flushed record. `ssd-emulator sim --replay FILE` runs the same execution again, to the same trace-hash (printed when the server stops). From an --image that holds data, or on a real chip, every NAND outcome is recorded too, and the replay needs neither"),
-        new("--record-data", "full|digest", "full (default): every byte written; digest: a checksum of each write, from which the replay makes data of its own (the firmware's execution does not depend on the bytes, so the hash is the same; the contents are not)", Choices: ["full", "digest"]),
+        new(
+            "--record",
+            "FILE",
+            "write every input the firmware takes (each command with its data and connection, the clock, each step of the loop, power cuts, faults and checkpoints over --control) to FILE, zstd-compressed, as it goes; a SIGKILL leaves it readable up to its last flushed record. `ssd-emulator sim --replay FILE` runs the same execution again, to the same trace-hash (printed when the server stops). From an --image that holds data, or on a real chip, every NAND outcome is recorded too, and the replay needs neither"
+        ),
+        new(
+            "--record-data",
+            "full|digest",
+            "full (default): every byte written; digest: a checksum of each write, from which the replay makes data of its own (the firmware's execution does not depend on the bytes, so the hash is the same; the contents are not)",
+            Choices: ["full", "digest"]
+        ),
     ];
 
     /// <summary>The options given, checked before anything starts; null without <c>--record</c>.</summary>
@@ -61,9 +70,24 @@ public sealed record RecordingOptions(string Path, RecordedData Data, bool Exist
     /// <paramref name="clock"/> says; every NAND outcome is recorded too on a real chip
     /// (<paramref name="realChip"/>) or from an existing image.
     /// </summary>
-    public SessionRecorder Start(ResolvedConfig config, string device, RecordedClock clock, bool jumpsToEvents, bool realChip = false) =>
-        new(Path, ConfigJson(config), device, Data, clock, realChip || ExistingImage ? RecordedNand.Outcomes : RecordedNand.Emulated, jumpsToEvents);
+    public SessionRecorder Start(
+        ResolvedConfig config,
+        string device,
+        RecordedClock clock,
+        bool jumpsToEvents,
+        bool realChip = false
+    ) =>
+        new(
+            Path,
+            ConfigJson(config),
+            device,
+            Data,
+            clock,
+            realChip || ExistingImage ? RecordedNand.Outcomes : RecordedNand.Emulated,
+            jumpsToEvents
+        );
 
     /// <summary>The line a server prints when it starts recording.</summary>
-    public string Banner(string program) => $"{program}: recording the session in {Path} (data: {(Data == RecordedData.Full ? "full" : "digest")})";
+    public string Banner(string program) =>
+        $"{program}: recording the session in {Path} (data: {(Data == RecordedData.Full ? "full" : "digest")})";
 }

@@ -34,7 +34,15 @@ public sealed class SessionRecorder : IDisposable
     /// firmware configured by <paramref name="configJson"/> (a profile file's JSON, every key set),
     /// on a device described by <paramref name="device"/>.
     /// </summary>
-    public SessionRecorder(string path, string configJson, string device, RecordedData data, RecordedClock clock = RecordedClock.Moves, RecordedNand nand = RecordedNand.Emulated, bool jumpsToEvents = true)
+    public SessionRecorder(
+        string path,
+        string configJson,
+        string device,
+        RecordedData data,
+        RecordedClock clock = RecordedClock.Moves,
+        RecordedNand nand = RecordedNand.Emulated,
+        bool jumpsToEvents = true
+    )
     {
         ArgumentNullException.ThrowIfNull(configJson);
         _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
@@ -128,7 +136,13 @@ public sealed class SessionRecorder : IDisposable
     }
 
     /// <summary>A page read's outcome; <paramref name="data"/> and <paramref name="spare"/> when they are not what the session's model of the page says.</summary>
-    public void NandRead(PageAddress address, NandCompletion completion, ReadOnlySpan<byte> data, ReadOnlySpan<byte> spare, bool modelled)
+    public void NandRead(
+        PageAddress address,
+        NandCompletion completion,
+        ReadOnlySpan<byte> data,
+        ReadOnlySpan<byte> spare,
+        bool modelled
+    )
     {
         Begin(SessionRecordKind.NandRead);
         WriteAddress(address);
@@ -172,7 +186,15 @@ public sealed class SessionRecorder : IDisposable
     }
 
     /// <summary>A host command entering the firmware.</summary>
-    public void Command(long id, int connection, HostOpcode opcode, HostCommandOptions flags, long offset, long length, ReadOnlySpan<byte> data)
+    public void Command(
+        long id,
+        int connection,
+        HostOpcode opcode,
+        HostCommandOptions flags,
+        long offset,
+        long length,
+        ReadOnlySpan<byte> data
+    )
     {
         Begin(SessionRecordKind.Command);
         _writer.Write7BitEncodedInt64(id);

@@ -18,7 +18,17 @@ public sealed class SessionRecording : IDisposable
     private bool _ended;
     private long _read;
 
-    private SessionRecording(FileStream file, DecompressionStream zstd, BinaryReader reader, RecordedData data, RecordedClock clock, RecordedNand nand, bool jumpsToEvents, string configJson, string device)
+    private SessionRecording(
+        FileStream file,
+        DecompressionStream zstd,
+        BinaryReader reader,
+        RecordedData data,
+        RecordedClock clock,
+        RecordedNand nand,
+        bool jumpsToEvents,
+        string configJson,
+        string device
+    )
     {
         Nand = nand;
         JumpsToEvents = jumpsToEvents;
@@ -64,7 +74,9 @@ public sealed class SessionRecording : IDisposable
             string magic = reader.ReadString();
             if (magic != SessionRecorder.Magic)
             {
-                throw new InvalidDataException($"'{path}' is not a session recording (it starts '{magic}', not '{SessionRecorder.Magic}')");
+                throw new InvalidDataException(
+                    $"'{path}' is not a session recording (it starts '{magic}', not '{SessionRecorder.Magic}')"
+                );
             }
 
             var data = (RecordedData)reader.ReadByte();
@@ -145,7 +157,11 @@ public sealed class SessionRecording : IDisposable
     private Firmware.Flash.PageAddress ReadAddress() => new(_reader.Read7BitEncodedInt(), _reader.Read7BitEncodedInt());
 
     private Firmware.Flash.NandCompletion ReadCompletion() =>
-        new((Firmware.Flash.NandStatus)_reader.ReadByte(), _reader.Read7BitEncodedInt64(), _reader.Read7BitEncodedInt());
+        new(
+            (Firmware.Flash.NandStatus)_reader.ReadByte(),
+            _reader.Read7BitEncodedInt64(),
+            _reader.Read7BitEncodedInt()
+        );
 
     private byte[] ReadBytes()
     {
@@ -175,7 +191,15 @@ public sealed class SessionRecording : IDisposable
                 return new SessionRecord(kind) { Page = ReadAddress(), Completion = ReadCompletion() };
             case SessionRecordKind.NandDie:
                 int die = _reader.Read7BitEncodedInt();
-                return new SessionRecord(kind) { Page = new Firmware.Flash.PageAddress(die, 0), Die = new Firmware.Flash.NandDieStatus(_reader.ReadBoolean(), _reader.Read7BitEncodedInt64(), _reader.Read7BitEncodedInt()) };
+                return new SessionRecord(kind)
+                {
+                    Page = new Firmware.Flash.PageAddress(die, 0),
+                    Die = new Firmware.Flash.NandDieStatus(
+                        _reader.ReadBoolean(),
+                        _reader.Read7BitEncodedInt64(),
+                        _reader.Read7BitEncodedInt()
+                    ),
+                };
             case SessionRecordKind.ClockRead:
                 long unchanged = _reader.Read7BitEncodedInt64();
                 _read += _reader.Read7BitEncodedInt64();
@@ -205,9 +229,21 @@ public sealed class SessionRecording : IDisposable
                     }
                 }
 
-                return new SessionRecord(kind) { Id = id, Connection = connection, Opcode = opcode, Flags = flags, Offset = offset, Length = length, Data = data, Digest = digest };
+                return new SessionRecord(kind)
+                {
+                    Id = id,
+                    Connection = connection,
+                    Opcode = opcode,
+                    Flags = flags,
+                    Offset = offset,
+                    Length = length,
+                    Data = data,
+                    Digest = digest,
+                };
             default:
-                throw new InvalidDataException($"a record of unknown kind {(int)kind}: the recording is damaged or of a later version");
+                throw new InvalidDataException(
+                    $"a record of unknown kind {(int)kind}: the recording is damaged or of a later version"
+                );
         }
     }
 }
