@@ -70,7 +70,9 @@ public static class EmulatorConfig
         string.Empty
     );
 
-    /// <summary>Whether the firmware reaches the emulated array through the SPI NAND driver and an emulated SPI chip.</summary>
+    /// <summary>
+    /// Whether the firmware reaches the emulated array through the SPI NAND driver and an emulated SPI chip.
+    /// </summary>
     public static readonly BooleanKey SpiPath = new(
         "emulator.spi",
         "drive the emulated NAND through the SPI NAND driver and an emulated SPI chip that the chip.* keys describe (a one-die array)",

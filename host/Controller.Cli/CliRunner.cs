@@ -75,7 +75,9 @@ public static partial class CliRunner
         }
     }
 
-    /// <summary>Parses one verb's arguments without running it; a parse error is a <see cref="UsageException"/>.</summary>
+    /// <summary>
+    /// Parses one verb's arguments without running it; a parse error is a <see cref="UsageException"/>.
+    /// </summary>
     internal static CommandArgs ParseVerb(ProgramSpec program, VerbSpec verb, IReadOnlyList<string> args)
     {
         CommandArgs? parsed = null;
@@ -105,7 +107,10 @@ public static partial class CliRunner
         return parsed ?? throw new InvalidOperationException("the verb did not run");
     }
 
-    /// <summary>What is wrong with <paramref name="args"/> as a command line of <paramref name="program"/>, without running it (empty when it parses).</summary>
+    /// <summary>
+    /// What is wrong with <paramref name="args"/> as a command line of <paramref name="program"/>, without running it
+    /// (empty when it parses).
+    /// </summary>
     public static IReadOnlyList<string> ParseErrors(ProgramSpec program, IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(program);

@@ -134,11 +134,15 @@ public sealed class CommandArgs
     /// <summary>A byte option: 0-255, decimal or 0x hex.</summary>
     public byte? Byte(string name) => Single(name) is { } text ? Values.Byte(text, name) : null;
 
-    /// <summary>The positional at <paramref name="index"/>, named <paramref name="what"/> in the error when it is missing.</summary>
+    /// <summary>
+    /// The positional at <paramref name="index"/>, named <paramref name="what"/> in the error when it is missing.
+    /// </summary>
     public string Positional(int index, string what) =>
         index < Positionals.Count ? Positionals[index] : throw new UsageException($"missing {what}");
 
-    /// <summary>The options as given, in order, leaving out <paramref name="except"/>, quoted for a shell where needed.</summary>
+    /// <summary>
+    /// The options as given, in order, leaving out <paramref name="except"/>, quoted for a shell where needed.
+    /// </summary>
     public string Echo(params string[] except)
     {
         ArgumentNullException.ThrowIfNull(except);

@@ -29,7 +29,9 @@ internal sealed class HelpWriter(ProgramSpec program, IReadOnlyDictionary<Comman
         return ExitCodes.Done;
     }
 
-    /// <summary>The help of <paramref name="command"/> (the program itself when <paramref name="verb"/> is null).</summary>
+    /// <summary>
+    /// The help of <paramref name="command"/> (the program itself when <paramref name="verb"/> is null).
+    /// </summary>
     internal static string Write(ProgramSpec program, Command command, VerbSpec? verb)
     {
         var text = new StringBuilder();
@@ -72,7 +74,9 @@ internal sealed class HelpWriter(ProgramSpec program, IReadOnlyDictionary<Comman
         text.Append(title).Append('\n').Append(body).Append('\n');
     }
 
-    /// <summary>Two columns: the name, then its description wrapped beside it (or under it, when the name is long).</summary>
+    /// <summary>
+    /// Two columns: the name, then its description wrapped beside it (or under it, when the name is long).
+    /// </summary>
     private static string Columns(IEnumerable<(string First, string Second)> rows)
     {
         var list = rows.ToList();
@@ -95,7 +99,10 @@ internal sealed class HelpWriter(ProgramSpec program, IReadOnlyDictionary<Comman
         return text.ToString();
     }
 
-    /// <summary><paramref name="text"/> wrapped at <see cref="Width"/>, every line indented by <paramref name="indent"/>; blank lines separate paragraphs.</summary>
+    /// <summary>
+    /// <paramref name="text"/> wrapped at <see cref="Width"/>, every line indented by <paramref name="indent"/>; blank
+    /// lines separate paragraphs.
+    /// </summary>
     private static string Wrap(string text, int indent)
     {
         var result = new StringBuilder();

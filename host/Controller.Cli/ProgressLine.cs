@@ -44,7 +44,9 @@ public sealed class ProgressLine(TextWriter writer, bool terminal, TimeSpan plai
         writer.Flush();
     }
 
-    /// <summary>Ends the terminal line where it is, keeping the last progress shown above the work's own output.</summary>
+    /// <summary>
+    /// Ends the terminal line where it is, keeping the last progress shown above the work's own output.
+    /// </summary>
     public void Keep()
     {
         if (terminal && _shown > 0)

@@ -44,10 +44,14 @@ public sealed record VerbSpec(
     public IReadOnlyList<VerbSpec> Subverbs { get; init; } = [];
 }
 
-/// <summary>A program: its name, what it is, its verbs, and the verb run when the command line starts with an option.</summary>
+/// <summary>
+/// A program: its name, what it is, its verbs, and the verb run when the command line starts with an option.
+/// </summary>
 public sealed record ProgramSpec(string Name, string Description, IReadOnlyList<VerbSpec> Verbs)
 {
-    /// <summary>The verb a command line without one runs (<c>ssd-emulator --image x</c> is <c>serve</c>), or null.</summary>
+    /// <summary>
+    /// The verb a command line without one runs (<c>ssd-emulator --image x</c> is <c>serve</c>), or null.
+    /// </summary>
     public string? DefaultVerb { get; init; }
 
     /// <summary>Notes printed after the list of verbs.</summary>
@@ -59,6 +63,8 @@ public sealed record ProgramSpec(string Name, string Description, IReadOnlyList<
     /// </summary>
     public Func<Exception, int?> ExitCodeOf { get; init; } = _ => null;
 
-    /// <summary>What to print for such an exception (its message; a program may add a hint on the lines after).</summary>
+    /// <summary>
+    /// What to print for such an exception (its message; a program may add a hint on the lines after).
+    /// </summary>
     public Func<Exception, string> MessageOf { get; init; } = e => e.Message;
 }

@@ -14,7 +14,9 @@ namespace Controller.Cli;
 )]
 public static class Values
 {
-    /// <summary>Parses "4096", "4k", "1M", "2G", "1T" (powers of 1024; a trailing B or iB is allowed: 4KiB, 1MB).</summary>
+    /// <summary>
+    /// Parses "4096", "4k", "1M", "2G", "1T" (powers of 1024; a trailing B or iB is allowed: 4KiB, 1MB).
+    /// </summary>
     public static long Size(string text, string what)
     {
         ArgumentNullException.ThrowIfNull(text);

@@ -12,7 +12,9 @@ public readonly record struct NbdGreeting(NbdHandshakeFeatures Features)
     /// <summary>Bytes on the wire.</summary>
     public const int Bytes = 18;
 
-    /// <summary>Writes the greeting into the first <see cref="Bytes"/> bytes of <paramref name="destination"/>.</summary>
+    /// <summary>
+    /// Writes the greeting into the first <see cref="Bytes"/> bytes of <paramref name="destination"/>.
+    /// </summary>
     public void Write(Span<byte> destination)
     {
         BinaryPrimitives.WriteUInt64BigEndian(destination, NbdProtocol.InitMagic);
@@ -52,7 +54,9 @@ public readonly record struct NbdOptionHeader(ulong Magic, NbdOption Option, uin
     /// <summary>Bytes on the wire.</summary>
     public const int Bytes = 16;
 
-    /// <summary>A well-formed header for <paramref name="option"/> with <paramref name="length"/> bytes of data.</summary>
+    /// <summary>
+    /// A well-formed header for <paramref name="option"/> with <paramref name="length"/> bytes of data.
+    /// </summary>
     public NbdOptionHeader(NbdOption option, uint length)
         : this(NbdProtocol.OptionMagic, option, length) { }
 
@@ -101,7 +105,10 @@ public readonly record struct NbdOptionReplyHeader(ulong Magic, NbdOption Option
             BinaryPrimitives.ReadUInt32BigEndian(source[16..])
         );
 
-    /// <summary>A well-formed reply of <paramref name="type"/> to <paramref name="option"/> carrying <paramref name="data"/>, as one message.</summary>
+    /// <summary>
+    /// A well-formed reply of <paramref name="type"/> to <paramref name="option"/> carrying <paramref name="data"/>, as
+    /// one message.
+    /// </summary>
     public static byte[] Message(NbdOption option, NbdOptionReply type, ReadOnlySpan<byte> data)
     {
         byte[] message = new byte[Bytes + data.Length];
@@ -293,7 +300,10 @@ public static class NbdOptionData
         return (Encoding.UTF8.GetString(data.Slice(4, (int)nameLength)), wanted);
     }
 
-    /// <summary>NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: the export's name, then the queries, each a 32-bit length and its text.</summary>
+    /// <summary>
+    /// NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: the export's name, then the queries, each a 32-bit
+    /// length and its text.
+    /// </summary>
     public static byte[] MetaContext(string name, params string[] queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
@@ -310,7 +320,9 @@ public static class NbdOptionData
         return data.ToArray();
     }
 
-    /// <summary>Reads meta context data; null when it is malformed or a string is longer than the protocol allows.</summary>
+    /// <summary>
+    /// Reads meta context data; null when it is malformed or a string is longer than the protocol allows.
+    /// </summary>
     public static (string Name, List<string> Queries)? ReadMetaContext(ReadOnlySpan<byte> data)
     {
         int position = 0;
@@ -434,7 +446,9 @@ public static class NbdOptionData
     public static (uint Id, string Name)? ReadMetaContextReply(ReadOnlySpan<byte> data) =>
         data.Length < 4 ? null : (BinaryPrimitives.ReadUInt32BigEndian(data), Encoding.UTF8.GetString(data[4..]));
 
-    /// <summary>The reply to NBD_OPT_EXPORT_NAME: size, transmission flags, and 124 zero bytes unless the client took NO_ZEROES.</summary>
+    /// <summary>
+    /// The reply to NBD_OPT_EXPORT_NAME: size, transmission flags, and 124 zero bytes unless the client took NO_ZEROES.
+    /// </summary>
     public static byte[] ExportNameReply(long size, NbdExportFeatures features, bool noZeroes)
     {
         byte[] reply = new byte[10 + (noZeroes ? 0 : NbdProtocol.ExportNamePaddingBytes)];
@@ -495,7 +509,9 @@ public static class NbdChunkData
     /// <summary>Bytes of an NBD_REPLY_TYPE_BLOCK_STATUS payload with <paramref name="extents"/> descriptors.</summary>
     public static int BlockStatusBytes(int extents) => 4 + (8 * extents);
 
-    /// <summary>Writes an NBD_REPLY_TYPE_BLOCK_STATUS payload: the context id, then each extent's length and flags.</summary>
+    /// <summary>
+    /// Writes an NBD_REPLY_TYPE_BLOCK_STATUS payload: the context id, then each extent's length and flags.
+    /// </summary>
     public static void WriteBlockStatus(
         Span<byte> destination,
         uint contextId,
@@ -511,7 +527,9 @@ public static class NbdChunkData
         }
     }
 
-    /// <summary>Reads an NBD_REPLY_TYPE_BLOCK_STATUS payload; null unless it is the context id and whole descriptors.</summary>
+    /// <summary>
+    /// Reads an NBD_REPLY_TYPE_BLOCK_STATUS payload; null unless it is the context id and whole descriptors.
+    /// </summary>
     public static (uint ContextId, List<(uint Length, NbdAllocationState Flags)> Extents)? ReadBlockStatus(
         ReadOnlySpan<byte> source
     )
@@ -546,7 +564,9 @@ public static class NbdChunkData
         return data;
     }
 
-    /// <summary>Reads an NBD_REPLY_TYPE_ERROR (or ERROR_OFFSET) payload; null when shorter than its fixed part.</summary>
+    /// <summary>
+    /// Reads an NBD_REPLY_TYPE_ERROR (or ERROR_OFFSET) payload; null when shorter than its fixed part.
+    /// </summary>
     public static (NbdError Error, string Message)? ReadError(ReadOnlySpan<byte> source)
     {
         if (source.Length < 6)

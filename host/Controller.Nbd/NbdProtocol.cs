@@ -77,7 +77,9 @@ public enum NbdClientFeatures : uint
 /// <summary>Options of the handshake.</summary>
 public enum NbdOption : uint
 {
-    /// <summary>NBD_OPT_EXPORT_NAME: choose an export and enter transmission, no reply but the export's size and flags.</summary>
+    /// <summary>
+    /// NBD_OPT_EXPORT_NAME: choose an export and enter transmission, no reply but the export's size and flags.
+    /// </summary>
     ExportName = 1,
 
     /// <summary>NBD_OPT_ABORT.</summary>
@@ -180,7 +182,9 @@ public enum NbdExportFeatures : ushort
     /// <summary>NBD_FLAG_SEND_WRITE_ZEROES.</summary>
     SendWriteZeroes = 1 << 6,
 
-    /// <summary>NBD_FLAG_SEND_DF: the client may set DF on reads (not advertised: a read's reply is never fragmented anyway).</summary>
+    /// <summary>
+    /// NBD_FLAG_SEND_DF: the client may set DF on reads (not advertised: a read's reply is never fragmented anyway).
+    /// </summary>
     SendDontFragment = 1 << 7,
 
     /// <summary>NBD_FLAG_CAN_MULTI_CONN.</summary>

@@ -8,7 +8,10 @@ public static class NbdWire
     /// <summary>A payload up to this size goes out in one write with its header.</summary>
     public const int JoinedWriteBytes = 64 << 10;
 
-    /// <summary>Writes <paramref name="header"/> then <paramref name="payload"/>: one write when the payload is small (one send, not two), else two.</summary>
+    /// <summary>
+    /// Writes <paramref name="header"/> then <paramref name="payload"/>: one write when the payload is small (one send,
+    /// not two), else two.
+    /// </summary>
     public static async ValueTask WriteMessageAsync(
         Stream stream,
         ReadOnlyMemory<byte> header,

@@ -102,7 +102,9 @@ public static class Charts
         return model;
     }
 
-    /// <summary>One horizontal bar per labelled bucket (a histogram, or counts by class), the labels down the left.</summary>
+    /// <summary>
+    /// One horizontal bar per labelled bucket (a histogram, or counts by class), the labels down the left.
+    /// </summary>
     public static PlotModel Bars(
         string title,
         string labelTitle,
@@ -143,7 +145,9 @@ public static class Charts
         return model;
     }
 
-    /// <summary>The cumulative fraction at each bucket's upper edge of a histogram (edges in <paramref name="scale"/> units).</summary>
+    /// <summary>
+    /// The cumulative fraction at each bucket's upper edge of a histogram (edges in <paramref name="scale"/> units).
+    /// </summary>
     public static IReadOnlyList<(double X, double Y)> CumulativeOf(
         IEnumerable<(long UpperEdge, long Count)> buckets,
         double scale

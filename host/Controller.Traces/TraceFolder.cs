@@ -3,23 +3,30 @@ namespace Controller.Traces;
 /// <summary>How a trace's addresses are put onto a device smaller than the traced one.</summary>
 public enum TraceFit
 {
-    /// <summary>Offsets modulo the device's size (locality within a region is kept; distant regions land on each other).</summary>
+    /// <summary>
+    /// Offsets modulo the device's size (locality within a region is kept; distant regions land on each other).
+    /// </summary>
     Wrap,
 
-    /// <summary>Offsets scaled by the device's size over the trace's extent (the layout is kept, shrunk; nearby requests may merge).</summary>
+    /// <summary>
+    /// Offsets scaled by the device's size over the trace's extent (the layout is kept, shrunk; nearby requests may
+    /// merge).
+    /// </summary>
     Scale,
 }
 
 /// <summary>What one pass over a trace found: the figures a replay needs before it starts.</summary>
 /// <param name="Records">Requests read from the file.</param>
-/// <param name="Commands">Commands they become on a device (a request longer than the largest transfer is split).</param>
+/// <param name="Commands">Commands they become on a device (a request longer than the largest transfer is
+/// split).</param>
 /// <param name="Reads">Read requests.</param>
 /// <param name="Writes">Write requests.</param>
 /// <param name="Trims">Trim requests.</param>
 /// <param name="Flushes">Flushes (blkparse preflushes and fio syncs among them).</param>
 /// <param name="Fua">Requests with forced unit access.</param>
 /// <param name="Empty">Reads, writes and trims of no bytes, which are passed over.</param>
-/// <param name="EndBytes">The byte after the highest extent: the traced device's size as far as the trace shows it.</param>
+/// <param name="EndBytes">The byte after the highest extent: the traced device's size as far as the trace shows
+/// it.</param>
 /// <param name="DurationNanoseconds">The last request's time.</param>
 public sealed record TraceSummary(
     long Records,
@@ -145,7 +152,9 @@ public sealed class TraceFolder
             ? $"the trace reaches {_traceEnd} bytes, beyond the device's {_deviceBytes}: its addresses are folded onto the device ({(_fit == TraceFit.Wrap ? "wrap: modulo the device's size" : "scale: in proportion")})"
             : null;
 
-    /// <summary>The commands <paramref name="request"/> becomes on the device: none for an empty one, several for a long one.</summary>
+    /// <summary>
+    /// The commands <paramref name="request"/> becomes on the device: none for an empty one, several for a long one.
+    /// </summary>
     public IEnumerable<TraceRequest> Fold(TraceRequest request)
     {
         if (request.Operation == TraceOperation.Flush)

@@ -10,16 +10,27 @@ public enum TraceFormat
     /// </summary>
     Blkparse,
 
-    /// <summary>fio's iolog, version 2 (no times; <c>wait</c> lines pace it) or 3 (a time in microseconds on each line): read, write, trim, sync and datasync.</summary>
+    /// <summary>
+    /// fio's iolog, version 2 (no times; <c>wait</c> lines pace it) or 3 (a time in microseconds on each line): read,
+    /// write, trim, sync and datasync.
+    /// </summary>
     FioIolog,
 
-    /// <summary>MQSim's ASCII trace: <c>time-ns device lba sectors type</c>, 512-byte sectors, type 0 write, 1 read.</summary>
+    /// <summary>
+    /// MQSim's ASCII trace: <c>time-ns device lba sectors type</c>, 512-byte sectors, type 0 write, 1 read.
+    /// </summary>
     MqSim,
 
-    /// <summary>The MSR Cambridge CSV: <c>Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime</c>, times in 100 ns ticks, offsets and sizes in bytes.</summary>
+    /// <summary>
+    /// The MSR Cambridge CSV: <c>Timestamp,Hostname,DiskNumber,Type,Offset,Size,ResponseTime</c>, times in 100 ns
+    /// ticks, offsets and sizes in bytes.
+    /// </summary>
     Msr,
 
-    /// <summary>The SNIA (UMass) SPC format: <c>ASU,LBA,Size,Opcode,Timestamp</c>, 512-byte blocks, sizes in bytes, times in seconds.</summary>
+    /// <summary>
+    /// The SNIA (UMass) SPC format: <c>ASU,LBA,Size,Opcode,Timestamp</c>, 512-byte blocks, sizes in bytes, times in
+    /// seconds.
+    /// </summary>
     Spc,
 }
 

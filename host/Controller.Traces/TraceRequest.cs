@@ -39,5 +39,7 @@ public readonly record struct TraceRequest(
     public long End => Offset + Length;
 }
 
-/// <summary>A trace file that cannot be read as the format it was given as; the message names the file, the line and the value.</summary>
+/// <summary>
+/// A trace file that cannot be read as the format it was given as; the message names the file, the line and the value.
+/// </summary>
 public sealed class TraceFormatException(string message) : Exception(message);

@@ -121,7 +121,9 @@ public class NandPageBenchmarks
         }
     }
 
-    /// <summary>Reads the programmed pages in turn, data and spare, with bit errors drawn as in the default profile.</summary>
+    /// <summary>
+    /// Reads the programmed pages in turn, data and spare, with bit errors drawn as in the default profile.
+    /// </summary>
     [Benchmark(Description = "read 16 KiB page")]
     [BenchmarkCategory("read")]
     public NandStatus ReadPage16KiB()

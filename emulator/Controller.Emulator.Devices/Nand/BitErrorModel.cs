@@ -24,7 +24,9 @@ internal sealed class BitErrorModel
     private double _rawBitErrorRate;
     private double _wearGrowth;
 
-    /// <summary>Creates the model; <paramref name="prng"/> is the array's own, so one seed gives one sequence of draws.</summary>
+    /// <summary>
+    /// Creates the model; <paramref name="prng"/> is the array's own, so one seed gives one sequence of draws.
+    /// </summary>
     public BitErrorModel(NandGeometry geometry, EccModel ecc, int enduranceCycles, Prng prng)
     {
         if (geometry.PageBytes % ecc.CodewordBytes != 0)
@@ -47,7 +49,9 @@ internal sealed class BitErrorModel
         Array.Fill(_modelEraseCount, uint.MaxValue);
     }
 
-    /// <summary>Sets the raw bit error rate of a fresh block and its growth at the rated endurance; forgets what was cached.</summary>
+    /// <summary>
+    /// Sets the raw bit error rate of a fresh block and its growth at the rated endurance; forgets what was cached.
+    /// </summary>
     public void SetRates(double rawBitErrorRate, double wearGrowth)
     {
         _rawBitErrorRate = rawBitErrorRate;

@@ -121,7 +121,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
     /// </summary>
     public Action<long>? InMiddleOfProgram { get; set; }
 
-    /// <summary>Creates an array in memory, fresh from the factory, as <paramref name="config"/> describes it.</summary>
+    /// <summary>
+    /// Creates an array in memory, fresh from the factory, as <paramref name="config"/> describes it.
+    /// </summary>
     public static EmulatedNand InMemory(ResolvedConfig config, IClock clock)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -192,7 +194,9 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         return _store.EraseCounts[block];
     }
 
-    /// <summary>The next program of <paramref name="address"/> fails with <see cref="NandStatus.ProgramFailed"/>.</summary>
+    /// <summary>
+    /// The next program of <paramref name="address"/> fails with <see cref="NandStatus.ProgramFailed"/>.
+    /// </summary>
     public void InjectProgramFailure(PageAddress address)
     {
         CheckAddress(address);
@@ -233,7 +237,10 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         _bitErrors.SetRates(_faults.RawBitErrorRate, _faults.WearBitErrorGrowth);
     }
 
-    /// <summary>The next <paramref name="programs"/> page programs and <paramref name="erases"/> block erases fail, wherever they are.</summary>
+    /// <summary>
+    /// The next <paramref name="programs"/> page programs and <paramref name="erases"/> block erases fail, wherever
+    /// they are.
+    /// </summary>
     public void FailNext(int programs, int erases)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(programs);

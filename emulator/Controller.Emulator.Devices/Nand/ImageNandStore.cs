@@ -11,9 +11,9 @@ namespace Controller.Emulator.Nand;
 /// [header, 4 KiB][page states, 1 B/page][erase counts, 4 B/block][block flags, 1 B/block]
 /// [spare areas, one per page][page data, one per page]
 /// </code>
-/// each region aligned to 4 KiB, so page data sits on boundaries of its own size. The file is sparse: untouched pages take no disk. A program
-/// writes the page's data and spare first and its state byte last, so a process killed in the middle of a
-/// program leaves that page erased or programmed and every other page as it was.
+/// each region aligned to 4 KiB, so page data sits on boundaries of its own size. The file is sparse: untouched pages
+/// take no disk. A program writes the page's data and spare first and its state byte last, so a process killed in the
+/// middle of a program leaves that page erased or programmed and every other page as it was.
 /// </summary>
 internal sealed unsafe class ImageNandStore : NandStore
 {

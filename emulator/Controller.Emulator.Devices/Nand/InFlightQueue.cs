@@ -1,6 +1,8 @@
 namespace Controller.Emulator.Nand;
 
-/// <summary>The kind of a NAND operation (reads change nothing, so only programs and erases are ever in flight).</summary>
+/// <summary>
+/// The kind of a NAND operation (reads change nothing, so only programs and erases are ever in flight).
+/// </summary>
 public enum NandOperationKind
 {
     /// <summary>A page read.</summary>
@@ -35,7 +37,9 @@ internal struct InFlightOperation
     public uint EraseCountBefore;
 }
 
-/// <summary>A first-in first-out ring of in-flight operations that grows but never shrinks, so steady state allocates nothing.</summary>
+/// <summary>
+/// A first-in first-out ring of in-flight operations that grows but never shrinks, so steady state allocates nothing.
+/// </summary>
 internal sealed class InFlightQueue
 {
     private InFlightOperation[] _items = new InFlightOperation[8];

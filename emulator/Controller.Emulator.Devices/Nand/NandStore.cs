@@ -171,7 +171,9 @@ internal sealed unsafe class MemoryNandStore : NandStore
         return GC.AllocateArray<byte>(length, pinned: true);
     }
 
-    /// <summary>What the pool may hold: enough for the small arrays of crash tests and swarms, never a large array's worth.</summary>
+    /// <summary>
+    /// What the pool may hold: enough for the small arrays of crash tests and swarms, never a large array's worth.
+    /// </summary>
     private const long MaxPooledBytes = 64L << 20;
 
     private static readonly System.Collections.Concurrent.ConcurrentBag<byte[]> s_pool = [];

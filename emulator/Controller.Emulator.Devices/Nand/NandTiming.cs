@@ -27,7 +27,9 @@ public sealed record NandTiming
         ChannelBytesPerSecond = channelBytesPerSecond;
     }
 
-    /// <summary>The datasheet timings <paramref name="config"/> describes (its nand.* latencies and channel speed).</summary>
+    /// <summary>
+    /// The datasheet timings <paramref name="config"/> describes (its nand.* latencies and channel speed).
+    /// </summary>
     public static NandTiming FromConfig(ResolvedConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);

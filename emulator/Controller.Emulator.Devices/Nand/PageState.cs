@@ -15,7 +15,9 @@ internal enum PageState : byte
     /// <summary>A program or erase was interrupted or failed; reads report an uncorrectable error.</summary>
     Torn = 2,
 
-    /// <summary>Interrupted like <see cref="Torn"/>, but the wrong bits get past ECC: reads succeed with bad data.</summary>
+    /// <summary>
+    /// Interrupted like <see cref="Torn"/>, but the wrong bits get past ECC: reads succeed with bad data.
+    /// </summary>
     TornSilent = 3,
 }
 
@@ -26,6 +28,8 @@ internal enum BlockFlags : byte
     /// <summary>An ordinary block.</summary>
     None = 0,
 
-    /// <summary>Marked bad at the factory (a non-FFh marker in the spare area of page 0); programs and erases fail.</summary>
+    /// <summary>
+    /// Marked bad at the factory (a non-FFh marker in the spare area of page 0); programs and erases fail.
+    /// </summary>
     FactoryBad = 1,
 }

@@ -22,7 +22,10 @@ internal sealed class PowerCutModel
     private readonly Stack<byte[]> _stateUndoPool = new();
     private readonly Stack<byte[]> _pageUndoPool = new();
 
-    /// <summary>Creates the model over <paramref name="store"/>; <paramref name="prng"/> is the array's own, so one seed gives one sequence of draws.</summary>
+    /// <summary>
+    /// Creates the model over <paramref name="store"/>; <paramref name="prng"/> is the array's own, so one seed gives
+    /// one sequence of draws.
+    /// </summary>
     public PowerCutModel(NandStore store, Prng prng)
     {
         _store = store;
@@ -37,7 +40,9 @@ internal sealed class PowerCutModel
         _pendingErases = new int[_geometry.Blocks];
     }
 
-    /// <summary>How many of <paramref name="die"/>'s operations in flight end after <paramref name="instant"/>.</summary>
+    /// <summary>
+    /// How many of <paramref name="die"/>'s operations in flight end after <paramref name="instant"/>.
+    /// </summary>
     public int EndingAfter(int die, long instant)
     {
         InFlightQueue queue = _dies[die];
@@ -50,7 +55,9 @@ internal sealed class PowerCutModel
         return queue.Count - queued;
     }
 
-    /// <summary>Forgets the operations of <paramref name="die"/> that have completed by <paramref name="now"/>.</summary>
+    /// <summary>
+    /// Forgets the operations of <paramref name="die"/> that have completed by <paramref name="now"/>.
+    /// </summary>
     public void Retire(int die, long now)
     {
         InFlightQueue queue = _dies[die];
@@ -94,7 +101,10 @@ internal sealed class PowerCutModel
         _dies[die].Enqueue(operation);
     }
 
-    /// <summary>Records an erase of <paramref name="block"/> about to change the store: its page states and erase count before it.</summary>
+    /// <summary>
+    /// Records an erase of <paramref name="block"/> about to change the store: its page states and erase count before
+    /// it.
+    /// </summary>
     public void Erase(int die, int block, long start, long end)
     {
         Span<byte> states = BlockStates(block);

@@ -30,7 +30,9 @@ public sealed class EmulatedSpiNandChip : SpiDevice
     private long _busyUntil;
     private readonly byte[]? _parameterPage;
 
-    /// <summary>The chip <paramref name="chip"/> describes, over <paramref name="array"/>, timed by <paramref name="clock"/>.</summary>
+    /// <summary>
+    /// The chip <paramref name="chip"/> describes, over <paramref name="array"/>, timed by <paramref name="clock"/>.
+    /// </summary>
     public EmulatedSpiNandChip(INandDevice array, SpiNandChip chip, IClock clock)
     {
         _array = array ?? throw new ArgumentNullException(nameof(array));

@@ -27,7 +27,9 @@ public sealed class VirtualClock : IClock
         NowNanoseconds = nanoseconds;
     }
 
-    /// <summary>Jumps to <paramref name="nanoseconds"/> if that is later than now: waiting costs no wall time.</summary>
+    /// <summary>
+    /// Jumps to <paramref name="nanoseconds"/> if that is later than now: waiting costs no wall time.
+    /// </summary>
     public void WaitUntil(long nanoseconds)
     {
         if (nanoseconds > NowNanoseconds)

@@ -229,7 +229,9 @@ internal static class CrashTestCommand
         }
     }
 
-    /// <summary><paramref name="count"/> distinct indices below <paramref name="total"/> (Floyd's algorithm), in order.</summary>
+    /// <summary>
+    /// <paramref name="count"/> distinct indices below <paramref name="total"/> (Floyd's algorithm), in order.
+    /// </summary>
     private static List<long> Sample(long total, long count, ulong seed)
     {
         if (count >= total)
@@ -296,7 +298,9 @@ internal static class CrashTestCommand
             );
         }
 
-        /// <summary>The run as one HTML page: its figures, violations by class, cut points and violations per device.</summary>
+        /// <summary>
+        /// The run as one HTML page: its figures, violations by class, cut points and violations per device.
+        /// </summary>
         public Reports.HtmlReport Html(string commandLine)
         {
             CultureInfo c = CultureInfo.InvariantCulture;

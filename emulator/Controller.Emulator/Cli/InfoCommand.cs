@@ -8,7 +8,9 @@ using Controller.Firmware.Ftl;
 
 namespace Controller.Emulator.Cli;
 
-/// <summary><c>ssd-emulator info</c>: the resolved configuration, the geometry and the capacities derived from it.</summary>
+/// <summary>
+/// <c>ssd-emulator info</c>: the resolved configuration, the geometry and the capacities derived from it.
+/// </summary>
 internal static class InfoCommand
 {
     public static VerbSpec Verb(TextWriter output) =>
@@ -115,7 +117,10 @@ internal static class InfoCommand
         }
     }
 
-    /// <summary>How the FTL will count the user capacity when it formats this device (before factory-bad blocks, which format subtracts).</summary>
+    /// <summary>
+    /// How the FTL will count the user capacity when it formats this device (before factory-bad blocks, which format
+    /// subtracts).
+    /// </summary>
     private static void WriteFtl(ResolvedConfig config, NandGeometry geometry, TextWriter output)
     {
         var layout = new FtlLayout(geometry);

@@ -14,7 +14,10 @@ internal static class Profiles
     /// <summary>The hw-config folder that travels with the binary.</summary>
     public static string BuiltInDirectory => Path.Combine(AppContext.BaseDirectory, "hw-config");
 
-    /// <summary>Loads the profile named by <paramref name="config"/> (null: the default) and applies <paramref name="overrides"/>.</summary>
+    /// <summary>
+    /// Loads the profile named by <paramref name="config"/> (null: the default) and applies
+    /// <paramref name="overrides"/>.
+    /// </summary>
     public static ResolvedConfig Load(string? config, IEnumerable<string> overrides)
     {
         string path = Resolve(config);

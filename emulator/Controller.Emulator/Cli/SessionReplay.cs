@@ -16,7 +16,9 @@ namespace Controller.Emulator.Cli;
 /// </summary>
 internal static class SessionReplay
 {
-    /// <summary>A profile's JSON without the board's own section (a board's recording), which the emulated device does not use.</summary>
+    /// <summary>
+    /// A profile's JSON without the board's own section (a board's recording), which the emulated device does not use.
+    /// </summary>
     private static string EmulatorKeys(string json)
     {
         System.Text.Json.Nodes.JsonNode? root = System.Text.Json.Nodes.JsonNode.Parse(json);

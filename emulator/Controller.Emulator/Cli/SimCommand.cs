@@ -461,7 +461,9 @@ internal static class SimCommand
         return rest.Length == 0 ? range : $"{range} {rest}";
     }
 
-    /// <summary>The progress line of seeds run in parallel: the campaign's counts, the rate and the time left.</summary>
+    /// <summary>
+    /// The progress line of seeds run in parallel: the campaign's counts, the rate and the time left.
+    /// </summary>
     private static string CampaignStatus(int count, int done, long cuts, long violations, ProgressLine line)
     {
         double rate = line.Elapsed.TotalSeconds > 0 ? done / line.Elapsed.TotalSeconds : 0;
@@ -471,7 +473,9 @@ internal static class SimCommand
         );
     }
 
-    /// <summary>The progress line: which seed, its phase and how far, the campaign's counts, the rate and the time left.</summary>
+    /// <summary>
+    /// The progress line: which seed, its phase and how far, the campaign's counts, the rate and the time left.
+    /// </summary>
     private static string Status(
         List<ulong> seeds,
         int index,
@@ -657,7 +661,9 @@ internal static class SimCommand
         }
     }
 
-    /// <summary>The trace to replay, from --trace-file and its options; --trace-file alone selects the trace workload.</summary>
+    /// <summary>
+    /// The trace to replay, from --trace-file and its options; --trace-file alone selects the trace workload.
+    /// </summary>
     private static TraceSource? Trace(CommandArgs args, ref string? workload)
     {
         string? file = args.Single("--trace-file");
@@ -849,7 +855,10 @@ internal sealed record SeedOutcome(
     string? TraceFile
 );
 
-/// <summary>What a report says of the campaign it is of: its seeds, shard and options, the seeds whose device died, and how to resume it.</summary>
+/// <summary>
+/// What a report says of the campaign it is of: its seeds, shard and options, the seeds whose device died, and how to
+/// resume it.
+/// </summary>
 internal sealed record SimCampaign(
     string Seeds,
     string? Shard,

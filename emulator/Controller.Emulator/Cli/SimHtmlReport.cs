@@ -250,7 +250,9 @@ internal static class SimHtmlReport
         report.Figures("The run's figures", Figures(run));
     }
 
-    /// <summary>The chart every campaign report has: violations of each class of the invariant, zeros included.</summary>
+    /// <summary>
+    /// The chart every campaign report has: violations of each class of the invariant, zeros included.
+    /// </summary>
     internal static void ViolationsByClass(HtmlReport report, Dictionary<string, int> byClass) =>
         report.Chart(
             Charts.Bars(

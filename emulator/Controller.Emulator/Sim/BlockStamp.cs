@@ -25,7 +25,9 @@ public static class BlockStamp
         /// <summary>All zeros: never written, trimmed or zeroed.</summary>
         Zeros,
 
-        /// <summary>An intact stamp: <see cref="Decoded.Address"/> and <see cref="Decoded.Operation"/> are valid.</summary>
+        /// <summary>
+        /// An intact stamp: <see cref="Decoded.Address"/> and <see cref="Decoded.Operation"/> are valid.
+        /// </summary>
         Stamp,
 
         /// <summary>Neither zeros nor an intact stamp.</summary>
@@ -38,7 +40,10 @@ public static class BlockStamp
     /// <param name="Operation">The operation id the stamp names (0 for zeros).</param>
     public readonly record struct Decoded(Kind What, long Address, uint Operation);
 
-    /// <summary>Fills <paramref name="block"/> (512 bytes) with the stamp of <paramref name="operation"/> at <paramref name="address"/>.</summary>
+    /// <summary>
+    /// Fills <paramref name="block"/> (512 bytes) with the stamp of <paramref name="operation"/> at
+    /// <paramref name="address"/>.
+    /// </summary>
     public static void Fill(Span<byte> block, long address, uint operation)
     {
         if (block.Length != Bytes)
@@ -60,7 +65,10 @@ public static class BlockStamp
         }
     }
 
-    /// <summary>Fills every block of <paramref name="data"/> with the stamps of <paramref name="operation"/>, from block <paramref name="firstAddress"/> on.</summary>
+    /// <summary>
+    /// Fills every block of <paramref name="data"/> with the stamps of <paramref name="operation"/>, from block
+    /// <paramref name="firstAddress"/> on.
+    /// </summary>
     public static void FillRange(Span<byte> data, long firstAddress, uint operation)
     {
         for (int block = 0; block < data.Length / Bytes; block++)
@@ -69,7 +77,10 @@ public static class BlockStamp
         }
     }
 
-    /// <summary>True when <paramref name="block"/> holds exactly the stamp of <paramref name="operation"/> at <paramref name="address"/> (zeros for operation 0).</summary>
+    /// <summary>
+    /// True when <paramref name="block"/> holds exactly the stamp of <paramref name="operation"/> at
+    /// <paramref name="address"/> (zeros for operation 0).
+    /// </summary>
     public static bool Matches(ReadOnlySpan<byte> block, long address, uint operation)
     {
         if (operation == 0)

@@ -91,7 +91,10 @@ public sealed class CrashTest
     /// <summary>Every case: each device, prefix and sequence.</summary>
     public long Cases => _devices.Length * Prefixes.Length * SequencesPerPrefix;
 
-    /// <summary>The case of index <paramref name="index"/> (0 to <see cref="Cases"/> - 1), in the order the test enumerates them.</summary>
+    /// <summary>
+    /// The case of index <paramref name="index"/> (0 to <see cref="Cases"/> - 1), in the order the test enumerates
+    /// them.
+    /// </summary>
     public CrashCase Case(long index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
@@ -120,7 +123,9 @@ public sealed class CrashTest
         return new CrashCase(device, Prefixes[prefix], operations);
     }
 
-    /// <summary>Finds a case by its <see cref="CrashCase.Id"/>; a <see cref="FormatException"/> says what is wrong.</summary>
+    /// <summary>
+    /// Finds a case by its <see cref="CrashCase.Id"/>; a <see cref="FormatException"/> says what is wrong.
+    /// </summary>
     public CrashCase Parse(string id)
     {
         ArgumentNullException.ThrowIfNull(id);
@@ -196,7 +201,10 @@ public sealed class CrashTest
         return new CrashCaseResult(crashCase, cuts.Count, counted.CrashNandOperations, violations);
     }
 
-    /// <summary>The prefix, the sequence and the FLUSH that follows it; <paramref name="first"/> is the sequence's first command.</summary>
+    /// <summary>
+    /// The prefix, the sequence and the FLUSH that follows it; <paramref name="first"/> is the sequence's first
+    /// command.
+    /// </summary>
     private static List<HostRequest> Script(CrashCase crashCase, out int first)
     {
         var script = new List<HostRequest>();
@@ -207,7 +215,10 @@ public sealed class CrashTest
         return script;
     }
 
-    /// <summary>During each of <paramref name="nandOperations"/> NAND operations, then after each of <paramref name="commands"/> commands.</summary>
+    /// <summary>
+    /// During each of <paramref name="nandOperations"/> NAND operations, then after each of <paramref name="commands"/>
+    /// commands.
+    /// </summary>
     private static IEnumerable<CrashCut> AllCuts(long nandOperations, int commands)
     {
         for (long j = 1; j <= nandOperations; j++)
@@ -235,7 +246,9 @@ public sealed class CrashTest
     }
 }
 
-/// <summary>One of the crash test's devices: the tiny device with a trim policy, with or without power-loss protection.</summary>
+/// <summary>
+/// One of the crash test's devices: the tiny device with a trim policy, with or without power-loss protection.
+/// </summary>
 /// <param name="Policy">The trim policy.</param>
 /// <param name="Plp">Power-loss protection.</param>
 /// <param name="Config">The resolved configuration.</param>
@@ -246,7 +259,8 @@ public sealed record CrashDevice(string Policy, bool Plp, ResolvedConfig Config)
 }
 
 /// <summary>One command of the vocabulary over one target range.</summary>
-/// <param name="Name">As reports write it: the kind (<c>W</c>, <c>Tf</c>, <c>Zfn</c>, ...), <c>@</c>, the target.</param>
+/// <param name="Name">As reports write it: the kind (<c>W</c>, <c>Tf</c>, <c>Zfn</c>, ...), <c>@</c>, the
+/// target.</param>
 /// <param name="Request">The host command.</param>
 public sealed record CrashOperation(string Name, HostRequest Request);
 
@@ -259,7 +273,9 @@ public sealed record CrashCase(CrashDevice Device, string Prefix, IReadOnlyList<
     /// <summary>The case as reports and <c>--case</c> write it: <c>split/no-plp/dirty/Tf@sector,S</c>.</summary>
     public string Id => $"{Device.Policy}/{Device.PlpName}/{Prefix}/{string.Join(',', Operations.Select(o => o.Name))}";
 
-    /// <summary>The seed of every run of this case, from its id (FNV-1a), so a case is one execution wherever it runs.</summary>
+    /// <summary>
+    /// The seed of every run of this case, from its id (FNV-1a), so a case is one execution wherever it runs.
+    /// </summary>
     public ulong Seed
     {
         get
@@ -305,7 +321,9 @@ public readonly record struct CrashCut(CrashCutKind Kind, long Index)
             _ => "none",
         };
 
-    /// <summary>Reads <c>nand:N</c>, <c>after:N</c> or <c>none</c>; a <see cref="FormatException"/> says what is wrong.</summary>
+    /// <summary>
+    /// Reads <c>nand:N</c>, <c>after:N</c> or <c>none</c>; a <see cref="FormatException"/> says what is wrong.
+    /// </summary>
     public static CrashCut Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -341,7 +359,8 @@ public sealed record CrashViolation(CrashCase Case, CrashCut Cut, Violation Viol
 /// <param name="Case">The case.</param>
 /// <param name="CutPoints">Cut points run.</param>
 /// <param name="NandOperations">NAND operations of the sequence and the FLUSH after it.</param>
-/// <param name="Violations">Violations found, at most one per cut point (a run stops at its first check that fails).</param>
+/// <param name="Violations">Violations found, at most one per cut point (a run stops at its first check that
+/// fails).</param>
 public sealed record CrashCaseResult(
     CrashCase Case,
     int CutPoints,

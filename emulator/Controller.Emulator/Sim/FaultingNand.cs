@@ -64,10 +64,15 @@ internal sealed class FaultingNand : INandDevice
     /// <summary>What the firmware above is doing, asked when a cut strikes.</summary>
     public Func<FtlActivity> Activity { get; set; } = () => FtlActivity.Host;
 
-    /// <summary>When true, an armed cut only sets <see cref="PowerFailPending"/>: the hold-up capacitor keeps the power on for a save.</summary>
+    /// <summary>
+    /// When true, an armed cut only sets <see cref="PowerFailPending"/>: the hold-up capacitor keeps the power on for a
+    /// save.
+    /// </summary>
     public bool HoldUp { get; set; }
 
-    /// <summary>A cut struck while <see cref="HoldUp"/> was on; the caller must save, then call <see cref="CutNow"/>.</summary>
+    /// <summary>
+    /// A cut struck while <see cref="HoldUp"/> was on; the caller must save, then call <see cref="CutNow"/>.
+    /// </summary>
     public bool PowerFailPending { get; private set; }
 
     /// <summary>The last cut.</summary>
@@ -76,7 +81,9 @@ internal sealed class FaultingNand : INandDevice
     /// <summary>NAND operations issued so far.</summary>
     public long Operations { get; private set; }
 
-    /// <summary>Cut the power during the <paramref name="operations"/>th operation from now (1: the next); 0 disarms.</summary>
+    /// <summary>
+    /// Cut the power during the <paramref name="operations"/>th operation from now (1: the next); 0 disarms.
+    /// </summary>
     public void CutDuring(long operations) => _countdown = operations <= 0 ? -1 : operations;
 
     /// <summary>

@@ -15,7 +15,9 @@ public static class MemcpyFloor
 {
     private const long MaxArrayBytes = 1L << 30;
 
-    /// <summary>Copies <paramref name="bytes"/> in chunks of <paramref name="chunkBytes"/>; returns the seconds it took.</summary>
+    /// <summary>
+    /// Copies <paramref name="bytes"/> in chunks of <paramref name="chunkBytes"/>; returns the seconds it took.
+    /// </summary>
     public static double Measure(long bytes, int chunkBytes, long arrayBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkBytes);

@@ -9,7 +9,9 @@ namespace Controller.Emulator.Sim;
 /// <summary>The failure classes of DESIGN.md section 3 (Zheng et al., FAST'13).</summary>
 public enum ViolationClass
 {
-    /// <summary>A sector holds bytes no operation wrote: a torn program, a flipped bit, or it cannot be read at all.</summary>
+    /// <summary>
+    /// A sector holds bytes no operation wrote: a torn program, a flipped bit, or it cannot be read at all.
+    /// </summary>
     BitCorruption,
 
     /// <summary>A sector holds data written to another address, or a value no operation wrote to it.</summary>
@@ -316,7 +318,9 @@ internal sealed class Oracle
         }
     }
 
-    /// <summary>Records that the power was cut while the operations <paramref name="inFlight"/> were in flight.</summary>
+    /// <summary>
+    /// Records that the power was cut while the operations <paramref name="inFlight"/> were in flight.
+    /// </summary>
     public void PowerCut(ReadOnlySpan<uint> inFlight, string what)
     {
         foreach (uint id in inFlight)
@@ -477,7 +481,10 @@ internal sealed class Oracle
         );
     }
 
-    /// <summary>True when the one block in <paramref name="bytes"/> holds block <paramref name="block"/> of any of <paramref name="values"/>.</summary>
+    /// <summary>
+    /// True when the one block in <paramref name="bytes"/> holds block <paramref name="block"/> of any of
+    /// <paramref name="values"/>.
+    /// </summary>
     private static bool Holds(ReadOnlySpan<byte> bytes, long address, int block, List<SectorValue> values)
     {
         foreach (SectorValue value in values)
@@ -491,7 +498,10 @@ internal sealed class Oracle
         return false;
     }
 
-    /// <summary>True when the blocks in <paramref name="bytes"/> (from block <paramref name="first"/> of the sector) hold <paramref name="value"/>.</summary>
+    /// <summary>
+    /// True when the blocks in <paramref name="bytes"/> (from block <paramref name="first"/> of the sector) hold
+    /// <paramref name="value"/>.
+    /// </summary>
     private static bool Holds(ReadOnlySpan<byte> bytes, long firstAddress, int first, SectorValue value)
     {
         for (int block = 0; block < bytes.Length / BlockStamp.Bytes; block++)
@@ -511,10 +521,14 @@ internal sealed class Oracle
         return true;
     }
 
-    /// <summary>Sectors checked after cuts whose newest written value was not yet durable when the power went.</summary>
+    /// <summary>
+    /// Sectors checked after cuts whose newest written value was not yet durable when the power went.
+    /// </summary>
     public long UnflushedAtCuts { get; private set; }
 
-    /// <summary>Of those, the sectors that came back without that value (lost, as the rules allow for unflushed data).</summary>
+    /// <summary>
+    /// Of those, the sectors that came back without that value (lost, as the rules allow for unflushed data).
+    /// </summary>
     public long UnflushedLost { get; private set; }
 
     /// <summary>
@@ -689,7 +703,9 @@ internal sealed class Oracle
         _between.Remove(sector);
     }
 
-    /// <summary>Classifies a sector (or one block of it, <paramref name="block"/>) that holds no allowed value.</summary>
+    /// <summary>
+    /// Classifies a sector (or one block of it, <paramref name="block"/>) that holds no allowed value.
+    /// </summary>
     private Violation Classify(
         long sector,
         ReadOnlySpan<byte> sectorOrBlock,
@@ -884,7 +900,9 @@ internal sealed class Oracle
         }
     }
 
-    /// <summary>A read is in flight: the writes in flight to its sectors, and those submitted before it completes, may show.</summary>
+    /// <summary>
+    /// A read is in flight: the writes in flight to its sectors, and those submitted before it completes, may show.
+    /// </summary>
     private void SubmitRead(uint id, long offset, long length)
     {
         InFlightRead? read = null;
@@ -1035,7 +1053,9 @@ internal sealed class Oracle
         }
     }
 
-    /// <summary>A sector written by commands a flush in flight does not cover: its value before them, and theirs.</summary>
+    /// <summary>
+    /// A sector written by commands a flush in flight does not cover: its value before them, and theirs.
+    /// </summary>
     private sealed class NotCovered
     {
         public SectorValue Durable { get; set; }
@@ -1057,7 +1077,9 @@ internal sealed class Oracle
 
         public Dictionary<long, NotCovered> NotCovered { get; } = [];
 
-        /// <summary>The sector's record of writes the flush does not cover, made with its value before the first.</summary>
+        /// <summary>
+        /// The sector's record of writes the flush does not cover, made with its value before the first.
+        /// </summary>
         public NotCovered NotCoveredSince(long sector, SectorValue before)
         {
             if (!NotCovered.TryGetValue(sector, out NotCovered? notCovered))
@@ -1143,7 +1165,9 @@ internal sealed class Oracle
             Keep(states.Select(s => (s.Value, s.Landed & ~bit)));
         }
 
-        /// <summary>A read with no write in flight saw these blocks: keeps the states that hold them; true if any was dropped.</summary>
+        /// <summary>
+        /// A read with no write in flight saw these blocks: keeps the states that hold them; true if any was dropped.
+        /// </summary>
         public bool Observe(ReadOnlySpan<byte> bytes, long firstAddress, int first)
         {
             List<(SectorValue Value, uint Landed)> kept = [];
@@ -1198,14 +1222,19 @@ internal sealed class Oracle
         }
     }
 
-    /// <summary>A read in flight, and per sector the values writes in flight with it may have left (null: none).</summary>
+    /// <summary>
+    /// A read in flight, and per sector the values writes in flight with it may have left (null: none).
+    /// </summary>
     private sealed class InFlightRead(uint id, long offset, long length)
     {
         private Dictionary<long, List<SectorValue>>? _allowed;
 
         public uint Id => id;
 
-        /// <summary>A write in flight with the read changed <paramref name="sector"/> from <paramref name="before"/> to <paramref name="after"/>.</summary>
+        /// <summary>
+        /// A write in flight with the read changed <paramref name="sector"/> from <paramref name="before"/> to
+        /// <paramref name="after"/>.
+        /// </summary>
         public void Allow(long sector, SectorValue before, SectorValue after)
         {
             if (sector * SectorBytes >= offset + length || (sector + 1) * SectorBytes <= offset)

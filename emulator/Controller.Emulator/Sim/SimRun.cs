@@ -10,7 +10,8 @@ namespace Controller.Emulator.Sim;
 /// <param name="Seed">The one seed every random choice of the run comes from.</param>
 /// <param name="Workload">The workload's name.</param>
 /// <param name="Parameters">The workload's knobs.</param>
-/// <param name="PowerCuts">Power cuts at random instants during the run (each followed by recovery and a check of the whole device).</param>
+/// <param name="PowerCuts">Power cuts at random instants during the run (each followed by recovery and a check of the
+/// whole device).</param>
 public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters Parameters, int PowerCuts = 0)
 {
     /// <summary>Deliberately broken firmware variants, for the tests' canaries only.</summary>
@@ -22,10 +23,15 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
     /// </summary>
     public Action<SimProgress>? Progress { get; init; }
 
-    /// <summary>Keep a timeline of the run (about 256 samples of its counters) and its blocks' erase counts, for a report's charts.</summary>
+    /// <summary>
+    /// Keep a timeline of the run (about 256 samples of its counters) and its blocks' erase counts, for a report's
+    /// charts.
+    /// </summary>
     public bool KeepTimeline { get; init; }
 
-    /// <summary>The host commands to run in place of a workload (the crash test's prefix, sequence and tail), or null.</summary>
+    /// <summary>
+    /// The host commands to run in place of a workload (the crash test's prefix, sequence and tail), or null.
+    /// </summary>
     internal IReadOnlyList<HostRequest>? Script { get; init; }
 
     /// <summary>One planned power cut in place of random ones (the crash test's cut point), or null.</summary>
@@ -41,7 +47,8 @@ public sealed record SimOptions(ulong Seed, string Workload, WorkloadParameters 
 /// stops; recovery is not cut. With neither, the run only counts.
 /// </summary>
 /// <param name="FirstCommand">The first command of the sequence under test (0-based, in the script).</param>
-/// <param name="DuringNandOperation">The NAND operation to cut during, counted from <paramref name="FirstCommand"/>, or 0.</param>
+/// <param name="DuringNandOperation">The NAND operation to cut during, counted from <paramref name="FirstCommand"/>, or
+/// 0.</param>
 /// <param name="AfterCommand">The command after whose completion to cut, or -1.</param>
 internal sealed record CrashPlan(int FirstCommand, long DuringNandOperation = 0, int AfterCommand = -1);
 
@@ -109,16 +116,26 @@ public sealed class PowerCutReport
     /// <summary>Cuts with power-loss protection: the cache was saved on hold-up energy.</summary>
     public int HoldUpSaves { get; internal set; }
 
-    /// <summary>Sectors checked after the cuts whose newest written value was not yet durable when the power went (acknowledged, unflushed).</summary>
+    /// <summary>
+    /// Sectors checked after the cuts whose newest written value was not yet durable when the power went (acknowledged,
+    /// unflushed).
+    /// </summary>
     public long UnflushedSectors { get; internal set; }
 
-    /// <summary>Of those, the sectors the cuts lost (they came back older, as the rules allow for unflushed data).</summary>
+    /// <summary>
+    /// Of those, the sectors the cuts lost (they came back older, as the rules allow for unflushed data).
+    /// </summary>
     public long UnflushedSectorsLost { get; internal set; }
 
-    /// <summary>Cuts armed (at a host command drawn uniformly over the run; each strikes during a later NAND operation).</summary>
+    /// <summary>
+    /// Cuts armed (at a host command drawn uniformly over the run; each strikes during a later NAND operation).
+    /// </summary>
     public int Armed { get; internal set; }
 
-    /// <summary>Dirty sectors in the cache at the instants cuts were armed, summed: what a cut at a random command boundary would lose.</summary>
+    /// <summary>
+    /// Dirty sectors in the cache at the instants cuts were armed, summed: what a cut at a random command boundary
+    /// would lose.
+    /// </summary>
     public long DirtySectorsWhenArmed { get; internal set; }
 
     internal void Add(PowerCutPoint cut, bool inRecovery)
@@ -204,13 +221,19 @@ public sealed record SimResult(
     /// <summary>The queue depth the host kept.</summary>
     public int QueueDepth { get; init; } = 1;
 
-    /// <summary>Reads submitted while a write to the same sectors was in flight, or writes while such a read was.</summary>
+    /// <summary>
+    /// Reads submitted while a write to the same sectors was in flight, or writes while such a read was.
+    /// </summary>
     public long ReadsOverlappingWrites { get; init; }
 
-    /// <summary>Writes, trims and write-zeroes submitted while another of them to a common sector was in flight.</summary>
+    /// <summary>
+    /// Writes, trims and write-zeroes submitted while another of them to a common sector was in flight.
+    /// </summary>
     public long WritesOverlappingWrites { get; init; }
 
-    /// <summary>What the workload had to say (a trace's figures, a warning that it was folded onto the device).</summary>
+    /// <summary>
+    /// What the workload had to say (a trace's figures, a warning that it was folded onto the device).
+    /// </summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
     /// <summary>Measured commands per second of virtual time.</summary>
@@ -241,7 +264,10 @@ public sealed record SimResult(
     /// <summary>As <see cref="NandPageOpsPerWallSecond"/>, counted in 4 KiB pages (a 16 KiB page is four).</summary>
     public double Nand4KPageOpsPerWallSecond => NandPageOpsPerWallSecond * NandPageBytes / 4096.0;
 
-    /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare; not a violation), or null.</summary>
+    /// <summary>
+    /// Why the run stopped early at the device's end of life (grown bad blocks used up the spare; not a violation), or
+    /// null.
+    /// </summary>
     public string? EndOfLife { get; init; }
 
     /// <summary>With <see cref="SimOptions.KeepTimeline"/>: the run's counters over time.</summary>
@@ -253,25 +279,34 @@ public sealed record SimResult(
     /// <summary>With <see cref="SimOptions.KeepTimeline"/>: the erase count of each good block at the end.</summary>
     public IReadOnlyList<uint> EraseCounts { get; init; } = [];
 
-    /// <summary>With <see cref="SimOptions.KeepTimeline"/>: each operation's latency histogram in the measured phase (nanosecond bucket edges).</summary>
+    /// <summary>
+    /// With <see cref="SimOptions.KeepTimeline"/>: each operation's latency histogram in the measured phase (nanosecond
+    /// bucket edges).
+    /// </summary>
     public IReadOnlyList<(
         string Operation,
         IReadOnlyList<(long UpperEdge, long Count)> Buckets
     )> LatencyBuckets { get; init; } = [];
 
-    /// <summary>Wall seconds the fill took (the preparation before the warm-up; all of it when there is none).</summary>
+    /// <summary>
+    /// Wall seconds the fill took (the preparation before the warm-up; all of it when there is none).
+    /// </summary>
     public double FillWallSeconds { get; init; }
 
     /// <summary>Wall seconds the warm-up's random writes took, after the fill and before the measured phase.</summary>
     public double WarmupWallSeconds { get; init; }
 
-    /// <summary>Seconds a plain loop took to copy <see cref="BytesCopied"/> (<see cref="MemcpyFloor"/>), or 0 when not measured.</summary>
+    /// <summary>
+    /// Seconds a plain loop took to copy <see cref="BytesCopied"/> (<see cref="MemcpyFloor"/>), or 0 when not measured.
+    /// </summary>
     public double MemcpyFloorSeconds { get; init; }
 
     /// <summary>The measured phase's wall time over the memcpy floor, or 0 when not measured.</summary>
     public double WallOverMemcpyFloor => MemcpyFloorSeconds <= 0 ? 0 : WallSeconds / MemcpyFloorSeconds;
 
-    /// <summary>With a crash plan: the NAND operations issued from its first command to the end of the script.</summary>
+    /// <summary>
+    /// With a crash plan: the NAND operations issued from its first command to the end of the script.
+    /// </summary>
     internal long CrashNandOperations { get; init; }
 }
 
@@ -307,7 +342,10 @@ public readonly record struct SimSample(
     long DramHeldBytes
 );
 
-/// <summary>Where a run is: <paramref name="Phase"/> (fill, warm-up, measure), <paramref name="Done"/> of its <paramref name="Total"/> commands.</summary>
+/// <summary>
+/// Where a run is: <paramref name="Phase"/> (fill, warm-up, measure), <paramref name="Done"/> of its
+/// <paramref name="Total"/> commands.
+/// </summary>
 public readonly record struct SimProgress(string Phase, long Done, long Total);
 
 /// <summary>The latencies of one operation in the measured phase, in virtual microseconds.</summary>

@@ -45,7 +45,10 @@ public sealed record WorkloadParameters
     /// <summary>The working region in bytes from offset 0 (0: the workload's default).</summary>
     public long RegionBytes { get; init; }
 
-    /// <summary>Mean host idle time between commands, microseconds of virtual time, when background work runs (-1: the workload's default).</summary>
+    /// <summary>
+    /// Mean host idle time between commands, microseconds of virtual time, when background work runs (-1: the
+    /// workload's default).
+    /// </summary>
     public double IdleMicroseconds { get; init; } = -1;
 
     /// <summary>
@@ -112,7 +115,9 @@ internal abstract class SimWorkload
     /// <summary>Commands issued before the measured phase.</summary>
     public long PrepareOps { get; protected set; }
 
-    /// <summary>Of <see cref="PrepareOps"/>, the warm-up's random writes after the fill (the rest fills the device).</summary>
+    /// <summary>
+    /// Of <see cref="PrepareOps"/>, the warm-up's random writes after the fill (the rest fills the device).
+    /// </summary>
     public long WarmupOps { get; protected set; }
 
     /// <summary>Commands in the measured phase.</summary>
@@ -186,8 +191,8 @@ internal abstract class SimWorkload
 /// <c>uniform-randwrite</c> (uniform over the live space), <c>hot-cold</c> (a hot fraction of the
 /// space takes a fraction of the writes) and <c>zipf</c> (Zipf-distributed over the live space,
 /// scattered, with some reads), and <c>uniform-randread</c> (uniform 4 KiB reads over the filled
-/// space, no warm-up by default: the read-latency and IOPS workload). The device is filled, a fraction trimmed if asked, flushed, then
-/// warmed up until garbage collection is steady; the measured phase follows.
+/// space, no warm-up by default: the read-latency and IOPS workload). The device is filled, a fraction trimmed if
+/// asked, flushed, then warmed up until garbage collection is steady; the measured phase follows.
 /// </summary>
 internal sealed class RandomWriteWorkload : SimWorkload
 {

@@ -60,7 +60,9 @@ internal sealed class SimulationRun : IDisposable
     private readonly bool _arrivalsByClock;
     private readonly Stack<byte[]> _freeBuffers = t_hostBuffers ?? new();
 
-    /// <summary>Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.</summary>
+    /// <summary>
+    /// Each thread's host buffer, kept between runs: a crash test makes hundreds of thousands of short runs.
+    /// </summary>
     [ThreadStatic]
     private static byte[]? t_buffer;
 
@@ -162,10 +164,15 @@ internal sealed class SimulationRun : IDisposable
         );
     }
 
-    /// <summary>Commands arrive by the clock, whatever the device does (<c>--arrival-rate</c>, a timed trace), in the measured phase.</summary>
+    /// <summary>
+    /// Commands arrive by the clock, whatever the device does (<c>--arrival-rate</c>, a timed trace), in the measured
+    /// phase.
+    /// </summary>
     private bool OpenLoop => _arrivalsByClock && _measuring;
 
-    /// <summary>Why the run stopped early at the device's end of life (grown bad blocks used up the spare), or null.</summary>
+    /// <summary>
+    /// Why the run stopped early at the device's end of life (grown bad blocks used up the spare), or null.
+    /// </summary>
     public string? EndOfLife { get; private set; }
 
     public void Dispose()
@@ -407,7 +414,10 @@ internal sealed class SimulationRun : IDisposable
         );
     }
 
-    /// <summary>Tells <see cref="SimOptions.Progress"/> where command <paramref name="i"/> is: at each phase's start and every 1% of it.</summary>
+    /// <summary>
+    /// Tells <see cref="SimOptions.Progress"/> where command <paramref name="i"/> is: at each phase's start and every
+    /// 1% of it.
+    /// </summary>
     private void Report(long i, long fillOps)
     {
         if (_options.Progress is not { } progress)
@@ -426,7 +436,10 @@ internal sealed class SimulationRun : IDisposable
         }
     }
 
-    /// <summary>The crash test's cut between commands: right after command <paramref name="index"/> completed (on hold-up energy with PLP).</summary>
+    /// <summary>
+    /// The crash test's cut between commands: right after command <paramref name="index"/> completed (on hold-up energy
+    /// with PLP).
+    /// </summary>
     private void CutBetweenCommands(long index)
     {
         _device.CutBetweenCommands();
@@ -674,7 +687,9 @@ internal sealed class SimulationRun : IDisposable
         return false;
     }
 
-    /// <summary>True when the two touch a common 4 KiB sector (the device's unit of atomicity, and the oracle's).</summary>
+    /// <summary>
+    /// True when the two touch a common 4 KiB sector (the device's unit of atomicity, and the oracle's).
+    /// </summary>
     private static bool Overlaps(HostRequest a, HostRequest b)
     {
         const long sector = FirmwareConfig.SectorBytes;
@@ -693,7 +708,9 @@ internal sealed class SimulationRun : IDisposable
         _inFlight.Clear();
     }
 
-    /// <summary>A host buffer of at least <paramref name="bytes"/> bytes, from those no command in flight holds.</summary>
+    /// <summary>
+    /// A host buffer of at least <paramref name="bytes"/> bytes, from those no command in flight holds.
+    /// </summary>
     private byte[] TakeBuffer(long bytes)
     {
         byte[] buffer = _freeBuffers.Count > 0 ? _freeBuffers.Pop() : new byte[Math.Max(bytes, 64 * 1024)];
@@ -761,7 +778,9 @@ internal sealed class SimulationRun : IDisposable
         }
     }
 
-    /// <summary>A command between its arrival and its completion (it reached the loop when there was room for it).</summary>
+    /// <summary>
+    /// A command between its arrival and its completion (it reached the loop when there was room for it).
+    /// </summary>
     private readonly record struct InFlightCommand(
         uint Id,
         HostRequest Request,
@@ -770,7 +789,9 @@ internal sealed class SimulationRun : IDisposable
         long ArrivedAtNanoseconds
     );
 
-    /// <summary>Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.</summary>
+    /// <summary>
+    /// Host idle time: the loop does background work (GC, wear levelling, checkpoints) until the next command arrives.
+    /// </summary>
     private void Idle()
     {
         if (_workload.IdleNanoseconds <= 0 || _violations.Count > 0 || _arrivalsByClock)

@@ -33,7 +33,8 @@ public sealed record SwarmDraw(
 /// profiles (scaled down so a seed runs in well under a second), cache and large-page sizes, trim
 /// and eviction policies, spare factor, GC policy, checkpoint interval, fault rates (bit errors,
 /// program and erase failures that grow bad blocks, factory bad blocks), power-loss protection on
-/// or off, the workload, the host's idle time and its queue depth. The draw depends on the seed alone, so <c>--swarm --seed N</c> replays it.
+/// or off, the workload, the host's idle time and its queue depth. The draw depends on the seed alone, so <c>--swarm
+/// --seed N</c> replays it.
 /// </summary>
 public static class Swarm
 {

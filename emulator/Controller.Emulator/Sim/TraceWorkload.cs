@@ -46,7 +46,9 @@ internal sealed class TraceWorkload : SimWorkload
     /// <summary>What the scan of the file found.</summary>
     public TraceSummary Summary { get; }
 
-    /// <summary>The time of the command <see cref="Next"/> returned last, scaled, from the start; -1 when untimed.</summary>
+    /// <summary>
+    /// The time of the command <see cref="Next"/> returned last, scaled, from the start; -1 when untimed.
+    /// </summary>
     public override long Arrival => _source.Timed ? (long)(_commands.Current.TimeNanoseconds / _source.Speed) : -1;
 
     public override IReadOnlyList<string> Notes =>

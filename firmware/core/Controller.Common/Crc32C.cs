@@ -67,7 +67,9 @@ public static class Crc32C
     private static uint Step(uint state, ulong data) =>
         Sse42.X64.IsSupported ? (uint)Sse42.X64.Crc32(state, data) : Crc32.Arm64.ComputeCrc32C(state, data);
 
-    /// <summary>The raw register <paramref name="state"/> times the table's power of x, modulo the polynomial.</summary>
+    /// <summary>
+    /// The raw register <paramref name="state"/> times the table's power of x, modulo the polynomial.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Shift(uint[] table, uint state) =>
         table[state & 0xFF]

@@ -60,7 +60,9 @@ public sealed class LatencyHistogram
         }
     }
 
-    /// <summary>The latency at <paramref name="quantile"/> (0..1), as the upper edge of its bucket; 0 when empty.</summary>
+    /// <summary>
+    /// The latency at <paramref name="quantile"/> (0..1), as the upper edge of its bucket; 0 when empty.
+    /// </summary>
     public long Percentile(double quantile)
     {
         if (Count == 0)

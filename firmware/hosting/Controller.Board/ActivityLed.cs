@@ -52,7 +52,9 @@ internal sealed class ActivityLed : IDisposable
     private bool _lit;
     private bool _broken;
 
-    /// <summary>Takes <paramref name="led"/> from its trigger; if that fails the trigger is given back and the error thrown.</summary>
+    /// <summary>
+    /// Takes <paramref name="led"/> from its trigger; if that fails the trigger is given back and the error thrown.
+    /// </summary>
     public ActivityLed(ILed led, TextWriter log)
     {
         ArgumentNullException.ThrowIfNull(led);
@@ -84,7 +86,9 @@ internal sealed class ActivityLed : IDisposable
             () => BoardLed.EnumerateLeds().Select(l => l.Name)
         );
 
-    /// <summary>As <see cref="TryOpen(string, TextWriter)"/>, with the LEDs opened by <paramref name="open"/>.</summary>
+    /// <summary>
+    /// As <see cref="TryOpen(string, TextWriter)"/>, with the LEDs opened by <paramref name="open"/>.
+    /// </summary>
     public static ActivityLed? TryOpen(
         string names,
         TextWriter log,
@@ -185,7 +189,9 @@ internal sealed class ActivityLed : IDisposable
         }
     }
 
-    /// <summary>What BoardLed throws: I/O and permission errors, and a plain Exception for a trigger the kernel does not know.</summary>
+    /// <summary>
+    /// What BoardLed throws: I/O and permission errors, and a plain Exception for a trigger the kernel does not know.
+    /// </summary>
     private static bool IsLedError(Exception e) =>
         e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException
         || e.GetType() == typeof(Exception);

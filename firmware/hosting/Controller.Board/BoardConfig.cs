@@ -128,7 +128,9 @@ public static class BoardConfig
         EmulatorConfig.SpiJedecId,
     ];
 
-    /// <summary>The board's schema: the firmware's keys, the emulator's (for an emulated chip) and the board's.</summary>
+    /// <summary>
+    /// The board's schema: the firmware's keys, the emulator's (for an emulated chip) and the board's.
+    /// </summary>
     public static ConfigSchema Schema { get; } =
         EmulatorConfig.Schema.Extend(
             [

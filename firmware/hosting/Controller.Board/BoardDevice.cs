@@ -232,7 +232,9 @@ internal sealed class BoardHardware : IDisposable
     /// <summary>Where the chip is, for the banner (/dev/spidev0.0, an FT232H).</summary>
     public string Where { get; }
 
-    /// <summary>Drives the pins <paramref name="pins"/> names (a pin of -1 is tied high on the board) as outputs, high.</summary>
+    /// <summary>
+    /// Drives the pins <paramref name="pins"/> names (a pin of -1 is tied high on the board) as outputs, high.
+    /// </summary>
     public static GpioController? HoldHigh(Func<GpioController> open, params (string Name, int Pin)[] pins)
     {
         ArgumentNullException.ThrowIfNull(open);

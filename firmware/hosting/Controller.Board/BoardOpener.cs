@@ -115,7 +115,9 @@ internal sealed class MachineEnvironment : IBoardEnvironment
     public bool Exists(string path) => File.Exists(path);
 }
 
-/// <summary>Opens the SPI device and GPIO a board profile describes, with messages that say what to do when they are missing.</summary>
+/// <summary>
+/// Opens the SPI device and GPIO a board profile describes, with messages that say what to do when they are missing.
+/// </summary>
 internal static class BoardOpener
 {
     /// <summary>The instructions printed when a Raspberry Pi's SPI is off.</summary>

@@ -26,7 +26,10 @@ internal sealed class PowerFailInput : IDisposable
     /// <summary>Called once, on the first edge; set before the edge can matter (the controller exists).</summary>
     public Action? Raised { get; set; }
 
-    /// <summary>Opens <paramref name="pin"/> as an input with <paramref name="pull"/> (up, down, none) and listens for <paramref name="edge"/> (falling, rising).</summary>
+    /// <summary>
+    /// Opens <paramref name="pin"/> as an input with <paramref name="pull"/> (up, down, none) and listens for
+    /// <paramref name="edge"/> (falling, rising).
+    /// </summary>
     /// <exception cref="BoardException">The pin cannot be opened or watched; the message names it.</exception>
     public static PowerFailInput Open(GpioController gpio, int pin, string edge, string pull)
     {

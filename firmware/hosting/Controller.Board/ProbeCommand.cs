@@ -33,7 +33,9 @@ internal sealed class ProbeCommand
         _output = output;
     }
 
-    /// <summary>Probes the chip behind <paramref name="driver"/>; 0 when everything matched and passed, 1 otherwise.</summary>
+    /// <summary>
+    /// Probes the chip behind <paramref name="driver"/>; 0 when everything matched and passed, 1 otherwise.
+    /// </summary>
     public static int Run(
         SpiNandDevice driver,
         SpiNandChip chip,
@@ -159,7 +161,9 @@ internal sealed class ProbeCommand
         _maximumBad = page.MaximumBadBlocksPerLun * page.Luns;
     }
 
-    /// <summary>Page 0 of every block: the factory's bad-block marker (spare bytes 0-1) and whether it holds data.</summary>
+    /// <summary>
+    /// Page 0 of every block: the factory's bad-block marker (spare bytes 0-1) and whether it holds data.
+    /// </summary>
     private (List<int> Bad, List<int> HoldingData) Scan()
     {
         NandGeometry g = _chip.Geometry;
@@ -180,7 +184,8 @@ internal sealed class ProbeCommand
             }
         }
 
-        // ONFI allows up to the parameter page's maximum over the chip's life; without one, 2% (what makers commonly give).
+        // ONFI allows up to the parameter page's maximum over the chip's life; without one, 2% (what makers commonly
+        // give).
         int allowed = _maximumBad >= 0 ? _maximumBad : Math.Max(1, g.Blocks / 50);
         string listed =
             bad.Count == 0
@@ -199,7 +204,10 @@ internal sealed class ProbeCommand
         return (bad, holding);
     }
 
-    /// <summary>Programs every page of one good block with a pattern, reads each back, erases it and checks it erased; times each.</summary>
+    /// <summary>
+    /// Programs every page of one good block with a pattern, reads each back, erases it and checks it erased; times
+    /// each.
+    /// </summary>
     private void SelfTest(List<int> bad, List<int> holdingData, bool selfTestOnData)
     {
         NandGeometry g = _chip.Geometry;
@@ -286,7 +294,9 @@ internal sealed class ProbeCommand
     private static string? Check(NandCompletion completion, string what) =>
         completion.Succeeded ? null : $"{what} failed ({completion.Status})";
 
-    /// <summary>A pattern unique to the page, with the spare's first two bytes left FFh so the block is never marked bad.</summary>
+    /// <summary>
+    /// A pattern unique to the page, with the spare's first two bytes left FFh so the block is never marked bad.
+    /// </summary>
     private static void Pattern(int block, int page, byte[] data, byte[] spare)
     {
         uint x = (uint)((block * 7919) + (page * 104729) + 1);

@@ -21,7 +21,10 @@ public static class Program
 {
     private const string Program_ = "ssd-board";
 
-    /// <summary>The program, its verbs writing to <paramref name="output"/> and <paramref name="error"/> on <paramref name="machine"/>.</summary>
+    /// <summary>
+    /// The program, its verbs writing to <paramref name="output"/> and <paramref name="error"/> on
+    /// <paramref name="machine"/>.
+    /// </summary>
     internal static ProgramSpec Spec(TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         OptionSpec board = new(
@@ -114,7 +117,9 @@ public static class Program
     /// <summary>Runs the command line: 0 done, 1 hardware not usable, 2 bad input.</summary>
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error, MachineEnvironment.Detect);
 
-    /// <summary>The command line against <paramref name="machine"/> (the tests hand in a machine of their own).</summary>
+    /// <summary>
+    /// The command line against <paramref name="machine"/> (the tests hand in a machine of their own).
+    /// </summary>
     internal static int Run(string[] args, TextWriter output, TextWriter error, Func<IBoardEnvironment> machine)
     {
         ArgumentNullException.ThrowIfNull(args);
@@ -314,7 +319,10 @@ public static class Program
     private static string DescribeEmulated(string board, ResolvedConfig config) =>
         $"{config.Get(BoardConfig.Name)} ({Path.GetFileName(board)})";
 
-    /// <summary>A profile file, or the name of one shipped beside the image (raspberrypi-4 for hw-config/boards/raspberrypi-4.json).</summary>
+    /// <summary>
+    /// A profile file, or the name of one shipped beside the image (raspberrypi-4 for
+    /// hw-config/boards/raspberrypi-4.json).
+    /// </summary>
     private static string BoardProfile(string board)
     {
         if (

@@ -8,7 +8,9 @@ namespace Controller.Hosting;
 /// </summary>
 public sealed class CountingNand(INandDevice inner) : INandDevice
 {
-    /// <summary>Told of every operation as it is issued: its kind (0 read, 1 program, 2 erase), address and completion.</summary>
+    /// <summary>
+    /// Told of every operation as it is issued: its kind (0 read, 1 program, 2 erase), address and completion.
+    /// </summary>
     public Action<int, PageAddress, NandCompletion>? Observed { get; init; }
 
     /// <summary>What was asked and how it ended.</summary>

@@ -54,7 +54,9 @@ public interface IServedDevice : IDisposable
     /// <summary>No command came for a while; background work is about to run.</summary>
     void Idle();
 
-    /// <summary>Whether <see cref="CutPower"/> can be asked for (an emulated device); checked before any connection is ended.</summary>
+    /// <summary>
+    /// Whether <see cref="CutPower"/> can be asked for (an emulated device); checked before any connection is ended.
+    /// </summary>
     bool CanCutPower { get; }
 
     /// <summary>
@@ -69,7 +71,9 @@ public interface IServedDevice : IDisposable
     FaultSettings SetFaults(FaultRequest request);
 }
 
-/// <summary>The power-fail signal came: the cache was saved on hold-up energy and the firmware stopped, as the power goes.</summary>
+/// <summary>
+/// The power-fail signal came: the cache was saved on hold-up energy and the firmware stopped, as the power goes.
+/// </summary>
 public sealed class PowerFailedException : Exception
 {
     /// <summary>Creates the exception.</summary>

@@ -215,7 +215,9 @@ public static class NbdService
         }
     }
 
-    /// <summary>Ends every NBD connection at once (a power cut): the sockets close under them. Returns how many there were.</summary>
+    /// <summary>
+    /// Ends every NBD connection at once (a power cut): the sockets close under them. Returns how many there were.
+    /// </summary>
     private static int EndAll(ConcurrentDictionary<Socket, string> connections)
     {
         int ended = 0;
@@ -231,7 +233,9 @@ public static class NbdService
         return ended;
     }
 
-    /// <summary>The NBD side of the server: one connection per client, each tracked so a power cut can end it.</summary>
+    /// <summary>
+    /// The NBD side of the server: one connection per client, each tracked so a power cut can end it.
+    /// </summary>
     /// <param name="export">The export served.</param>
     /// <param name="options">The protocol's options.</param>
     /// <param name="handshakeTimeout">How long a client may take over the handshake.</param>

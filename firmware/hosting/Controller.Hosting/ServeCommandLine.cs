@@ -76,7 +76,9 @@ public static class ServeCommandLine
         ];
     }
 
-    /// <summary>The note on socket activation, for the --help of <paramref name="command"/> (as a user types it).</summary>
+    /// <summary>
+    /// The note on socket activation, for the --help of <paramref name="command"/> (as a user types it).
+    /// </summary>
     public static string SocketActivationNote(string command) =>
         $"""
             Socket activation: when started by systemd or by libnbd (nbdinfo -- [ {command} ]), it
@@ -131,7 +133,9 @@ public static class ServeCommandLine
         };
     }
 
-    /// <summary>Reads --tls, --tls-certificates and --tls-verify-peer: the mode (null for off) and the server's credentials.</summary>
+    /// <summary>
+    /// Reads --tls, --tls-certificates and --tls-verify-peer: the mode (null for off) and the server's credentials.
+    /// </summary>
     private static (NbdTlsMode? Mode, TlsCredentials? Credentials) ParseTls(CommandArgs args)
     {
         string? mode = args.Single("--tls");
@@ -171,7 +175,9 @@ public static class ServeCommandLine
         }
     }
 
-    /// <summary>The secret of --control-token FILE: its text without surrounding white space, at least 16 characters.</summary>
+    /// <summary>
+    /// The secret of --control-token FILE: its text without surrounding white space, at least 16 characters.
+    /// </summary>
     private static byte[]? ReadToken(CommandArgs args) =>
         args.FileText("--control-token") switch
         {

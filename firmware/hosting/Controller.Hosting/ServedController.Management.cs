@@ -10,7 +10,9 @@ using Controller.Management;
 
 namespace Controller.Hosting;
 
-/// <summary>The SSD's side of the management endpoint: every request runs on the loop's thread, between commands.</summary>
+/// <summary>
+/// The SSD's side of the management endpoint: every request runs on the loop's thread, between commands.
+/// </summary>
 public sealed partial class ServedController : IManagementService
 {
     private static readonly string[] s_opcodeNames = ["read", "write", "trim", "write-zeroes", "flush"];
@@ -23,7 +25,9 @@ public sealed partial class ServedController : IManagementService
     private long _bytesTrimmed;
     private long _powerCuts;
 
-    /// <summary>Ends every NBD connection (a power cut takes the device away from its clients); returns how many there were.</summary>
+    /// <summary>
+    /// Ends every NBD connection (a power cut takes the device away from its clients); returns how many there were.
+    /// </summary>
     public Func<int>? EndConnections { get; set; }
 
     /// <summary>Where the power cuts and faults made through the endpoint are logged.</summary>
@@ -187,7 +191,8 @@ public sealed partial class ServedController : IManagementService
     /// <see cref="ForReplay"/>, which has no thread of its own). A write's data comes from the
     /// record. Returns the command's number for a command, else 0.
     /// </summary>
-    /// <exception cref="InvalidDataException">The replay took another path than the session (a command got another number).</exception>
+    /// <exception cref="InvalidDataException">The replay took another path than the session (a command got another
+    /// number).</exception>
     public long Apply(SessionRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -272,7 +277,10 @@ public sealed partial class ServedController : IManagementService
         }
     }
 
-    /// <summary>The power cut's work on the loop's thread: commands in flight fail, the hold-up save (with PLP), the cut, the mount.</summary>
+    /// <summary>
+    /// The power cut's work on the loop's thread: commands in flight fail, the hold-up save (with PLP), the cut, the
+    /// mount.
+    /// </summary>
     private PowerCutResult CutPowerOnLoop()
     {
         using FirmwareScope firmware = InFirmware();

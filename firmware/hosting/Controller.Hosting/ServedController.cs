@@ -15,11 +15,11 @@ namespace Controller.Hosting;
 
 /// <summary>
 /// A served SSD: the firmware (FTL, cache and controller loop) over a device (the emulated NAND, or
-/// a board's SPI NAND chip), all owned by one thread. Connections call <see cref="ExecuteAsync"/> from any thread; each command is queued to
-/// the loop's thread, which submits it, steps the loop until it completes, and completes the
-/// caller's task. With nothing queued the loop does its background work (GC, wear levelling,
-/// checkpoints), as a controller does between commands. The management endpoint's requests
-/// (stats, power cut, faults, checkpoint) run on the same thread, between commands.
+/// a board's SPI NAND chip), all owned by one thread. Connections call <see cref="ExecuteAsync"/> from any thread; each
+/// command is queued to the loop's thread, which submits it, steps the loop until it completes, and completes the
+/// caller's task. With nothing queued the loop does its background work (GC, wear levelling, checkpoints), as a
+/// controller does between commands. The management endpoint's requests (stats, power cut, faults, checkpoint) run on
+/// the same thread, between commands.
 /// </summary>
 public sealed partial class ServedController : INbdExport, IDisposable
 {
@@ -127,10 +127,14 @@ public sealed partial class ServedController : INbdExport, IDisposable
         TextWriter? trace
     ) => new(device, config, name, store: null, trace, replay: true);
 
-    /// <summary>The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.</summary>
+    /// <summary>
+    /// The hash of the execution so far (NAND operations, commands, completions, mounts, cuts), as the sim computes it.
+    /// </summary>
     public ulong TraceHash => _trace.Hash;
 
-    /// <summary>Until disposed, the code runs as the firmware's: the clock readings it makes are inputs to record.</summary>
+    /// <summary>
+    /// Until disposed, the code runs as the firmware's: the clock readings it makes are inputs to record.
+    /// </summary>
     private FirmwareScope InFirmware() => SessionRecorder.Scope(_recorder, inFirmware: true);
 
     /// <inheritdoc />
@@ -211,7 +215,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
         );
     }
 
-    /// <summary>A command enters the firmware (on the loop's thread): recorded, traced, and submitted or queued for room.</summary>
+    /// <summary>
+    /// A command enters the firmware (on the loop's thread): recorded, traced, and submitted or queued for room.
+    /// </summary>
     private long Enter(
         HostOpcode opcode,
         HostCommandOptions flags,
@@ -299,7 +305,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
         );
     }
 
-    /// <summary>A clean shutdown: writes back the cache, flushes, checkpoints, stops the loop's thread and closes the NAND.</summary>
+    /// <summary>
+    /// A clean shutdown: writes back the cache, flushes, checkpoints, stops the loop's thread and closes the NAND.
+    /// </summary>
     public void Shutdown()
     {
         OnLoopAsync(() =>
@@ -414,7 +422,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
         }
     }
 
-    /// <summary>Queues <paramref name="action"/> to the loop's thread; fails <paramref name="done"/> if the SSD has shut down.</summary>
+    /// <summary>
+    /// Queues <paramref name="action"/> to the loop's thread; fails <paramref name="done"/> if the SSD has shut down.
+    /// </summary>
     private void Post(Action action, INbdCompletion done)
     {
         try
@@ -535,7 +545,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
         FailPending();
     }
 
-    /// <summary>One step of the loop; completions taken, commands that waited for room submitted. True if anything happened.</summary>
+    /// <summary>
+    /// One step of the loop; completions taken, commands that waited for room submitted. True if anything happened.
+    /// </summary>
     private bool StepLoop(bool background)
     {
         using FirmwareScope firmware = InFirmware();
@@ -608,7 +620,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
         }
     }
 
-    /// <summary>Waits up to <paramref name="nanoseconds"/> of wall time for work, running it if it comes; true if none came.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="nanoseconds"/> of wall time for work, running it if it comes; true if none came.
+    /// </summary>
     private bool WaitIdle(long nanoseconds)
     {
         int milliseconds = (int)Math.Clamp((nanoseconds + 999_999) / 1_000_000, 0, int.MaxValue);
@@ -621,7 +635,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
         return true;
     }
 
-    /// <summary>Every command not yet completed fails with an I/O error (the device failed, was cut, or shut down).</summary>
+    /// <summary>
+    /// Every command not yet completed fails with an I/O error (the device failed, was cut, or shut down).
+    /// </summary>
     private void FailPending()
     {
         foreach (PendingCommand pending in _pending.Values)
@@ -636,7 +652,9 @@ public sealed partial class ServedController : INbdExport, IDisposable
     /// <summary>A command handed to the loop, and the connection's task waiting for it.</summary>
     private readonly record struct PendingCommand(INbdCompletion Done, HostOpcode Opcode, long Length, long Arrived);
 
-    /// <summary>A command's end as a task, for callers that await it (its continuations run off the loop's thread).</summary>
+    /// <summary>
+    /// A command's end as a task, for callers that await it (its continuations run off the loop's thread).
+    /// </summary>
     private sealed class TaskCompletion : INbdCompletion
     {
         private readonly TaskCompletionSource<HostStatus> _done = new(

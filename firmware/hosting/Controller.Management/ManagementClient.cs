@@ -7,7 +7,9 @@ using StreamJsonRpc;
 
 namespace Controller.Management;
 
-/// <summary>A connection to a management endpoint: the control service, and the telemetry and log channels on demand.</summary>
+/// <summary>
+/// A connection to a management endpoint: the control service, and the telemetry and log channels on demand.
+/// </summary>
 public sealed class ManagementClient : IAsyncDisposable
 {
     private readonly MultiplexingStream _mux;
@@ -76,7 +78,9 @@ public sealed class ManagementClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Speaks the management protocol over <paramref name="connection"/>, which the client then owns.</summary>
+    /// <summary>
+    /// Speaks the management protocol over <paramref name="connection"/>, which the client then owns.
+    /// </summary>
     public static async Task<ManagementClient> OpenAsync(Stream connection, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);

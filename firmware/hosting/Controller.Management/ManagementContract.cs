@@ -27,7 +27,9 @@ public partial interface IManagementService
     [JsonRpcMethod("checkpoint")]
     Task<CheckpointResult> CheckpointAsync(CancellationToken cancellationToken);
 
-    /// <summary>Changes the NAND's fault injection; fields left null keep their value. Returns the settings in force.</summary>
+    /// <summary>
+    /// Changes the NAND's fault injection; fields left null keep their value. Returns the settings in force.
+    /// </summary>
     [JsonRpcMethod("setFaults")]
     Task<FaultSettings> SetFaultsAsync(FaultRequest request, CancellationToken cancellationToken);
 
@@ -64,10 +66,14 @@ public sealed record DeviceStats
     /// <summary>The NAND array.</summary>
     public NandCounters Nand { get; init; } = new();
 
-    /// <summary>Write amplification: NAND bytes programmed (data, GC and metadata) over host bytes written; 0 before any write.</summary>
+    /// <summary>
+    /// Write amplification: NAND bytes programmed (data, GC and metadata) over host bytes written; 0 before any write.
+    /// </summary>
     public double Waf { get; init; }
 
-    /// <summary>Service latency per command (read, write, trim, write-zeroes, flush), microseconds of wall time.</summary>
+    /// <summary>
+    /// Service latency per command (read, write, trim, write-zeroes, flush), microseconds of wall time.
+    /// </summary>
     public IReadOnlyDictionary<string, LatencySummary> LatencyMicroseconds { get; init; } =
         new Dictionary<string, LatencySummary>();
 
@@ -316,7 +322,9 @@ public sealed record FaultSettings
     public double EraseFailProbability { get; init; }
 }
 
-/// <summary>One line of the <c>telemetry</c> channel: the device's stats and the rates over the last interval.</summary>
+/// <summary>
+/// One line of the <c>telemetry</c> channel: the device's stats and the rates over the last interval.
+/// </summary>
 public sealed record TelemetrySample
 {
     /// <summary>When the sample was taken (UTC, ISO 8601).</summary>

@@ -18,7 +18,8 @@ public sealed class ManagementGuard(TlsCredentials? tls, IReadOnlyList<byte>? to
     /// Admits the client on <paramref name="connection"/>: returns the stream to serve it on (over
     /// TLS when the endpoint is), or null when its token is wrong or missing.
     /// </summary>
-    /// <exception cref="System.Security.Authentication.AuthenticationException">The TLS handshake failed (for instance no client certificate, or one from another authority).</exception>
+    /// <exception cref="System.Security.Authentication.AuthenticationException">The TLS handshake failed (for instance
+    /// no client certificate, or one from another authority).</exception>
     /// <exception cref="OperationCanceledException">The client took longer than the timeout.</exception>
     public async Task<Stream?> AdmitAsync(Stream connection, CancellationToken stop)
     {
@@ -40,7 +41,9 @@ public sealed class ManagementGuard(TlsCredentials? tls, IReadOnlyList<byte>? to
         return null;
     }
 
-    /// <summary>Reads the client's first line byte by byte (nothing past it is consumed) and compares it in constant time.</summary>
+    /// <summary>
+    /// Reads the client's first line byte by byte (nothing past it is consumed) and compares it in constant time.
+    /// </summary>
     private async Task<bool> TokenMatchesAsync(Stream stream, CancellationToken cancellation)
     {
         byte[] line = new byte[MaximumTokenBytes];

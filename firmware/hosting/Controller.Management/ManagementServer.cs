@@ -28,7 +28,9 @@ public sealed class ManagementServer
     private readonly ManagementLog _log;
     private readonly TimeSpan _telemetryInterval;
 
-    /// <summary>A server for <paramref name="service"/>, sending telemetry every <paramref name="telemetryInterval"/>.</summary>
+    /// <summary>
+    /// A server for <paramref name="service"/>, sending telemetry every <paramref name="telemetryInterval"/>.
+    /// </summary>
     public ManagementServer(IManagementService service, ManagementLog log, TimeSpan telemetryInterval)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(telemetryInterval, TimeSpan.Zero);
@@ -160,7 +162,9 @@ public sealed class ManagementServer
 /// <summary>Turns two stats snapshots into a telemetry sample.</summary>
 public static class Telemetry
 {
-    /// <summary>The rates between <paramref name="before"/> and <paramref name="after"/>, <paramref name="seconds"/> apart.</summary>
+    /// <summary>
+    /// The rates between <paramref name="before"/> and <paramref name="after"/>, <paramref name="seconds"/> apart.
+    /// </summary>
     public static TelemetrySample Sample(DeviceStats before, DeviceStats after, double seconds, DateTime utc)
     {
         ArgumentNullException.ThrowIfNull(before);

@@ -46,7 +46,10 @@ public sealed class TlsCredentials : IDisposable
     /// <summary>The directory the credentials came from.</summary>
     public string Directory { get; }
 
-    /// <summary>A server: clients must present a certificate signed by the authority. A client: always true (the server's is checked).</summary>
+    /// <summary>
+    /// A server: clients must present a certificate signed by the authority. A client: always true (the server's is
+    /// checked).
+    /// </summary>
     public bool VerifiesPeer { get; }
 
     /// <summary>
@@ -79,8 +82,12 @@ public sealed class TlsCredentials : IDisposable
         return new TlsCredentials(directory, authority, own, verifyPeer: true);
     }
 
-    /// <summary>The server's side of the TLS handshake on <paramref name="connection"/>; the returned stream carries everything after it and owns the connection.</summary>
-    /// <exception cref="AuthenticationException">The handshake failed (no common protocol, a client certificate missing or not signed by the authority).</exception>
+    /// <summary>
+    /// The server's side of the TLS handshake on <paramref name="connection"/>; the returned stream carries everything
+    /// after it and owns the connection.
+    /// </summary>
+    /// <exception cref="AuthenticationException">The handshake failed (no common protocol, a client certificate missing
+    /// or not signed by the authority).</exception>
     public async Task<Stream> AuthenticateAsServerAsync(Stream connection, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -113,8 +120,12 @@ public sealed class TlsCredentials : IDisposable
         }
     }
 
-    /// <summary>The client's side of the TLS handshake with the server <paramref name="host"/> names; the server's certificate must be the authority's and name that host. The returned stream owns the connection.</summary>
-    /// <exception cref="AuthenticationException">The handshake failed (the server's certificate not signed by the authority, or for another name).</exception>
+    /// <summary>
+    /// The client's side of the TLS handshake with the server <paramref name="host"/> names; the server's certificate
+    /// must be the authority's and name that host. The returned stream owns the connection.
+    /// </summary>
+    /// <exception cref="AuthenticationException">The handshake failed (the server's certificate not signed by the
+    /// authority, or for another name).</exception>
     public async Task<Stream> AuthenticateAsClientAsync(Stream connection, string host, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -144,7 +155,10 @@ public sealed class TlsCredentials : IDisposable
         }
     }
 
-    /// <summary>The name a server at <paramref name="endpoint"/> must carry in its certificate: its address or host name, localhost for a Unix socket.</summary>
+    /// <summary>
+    /// The name a server at <paramref name="endpoint"/> must carry in its certificate: its address or host name,
+    /// localhost for a Unix socket.
+    /// </summary>
     public static string HostOf(System.Net.EndPoint endpoint) =>
         endpoint switch
         {

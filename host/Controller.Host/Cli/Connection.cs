@@ -25,7 +25,8 @@ internal static class Connection
         }
         catch (EndOfStreamException e) when (uri.Tls)
         {
-            // Under TLS 1.3 a server judges the client's certificate after the client finished its side of the handshake.
+            // Under TLS 1.3 a server judges the client's certificate after the client finished its side of the
+            // handshake.
             throw new UsageException(
                 $"{uri}: the server closed the connection during the TLS session ({e.Message}); if it checks clients (--tls-verify-peer), --tls-certificates needs a client-cert.pem signed by its ca-cert.pem"
             );
@@ -102,7 +103,9 @@ internal static class Connection
         }
     }
 
-    /// <summary>Why nothing answered at a management URI, in words: a Unix socket that is not there is the common case.</summary>
+    /// <summary>
+    /// Why nothing answered at a management URI, in words: a Unix socket that is not there is the common case.
+    /// </summary>
     private static string Why(string uri, SocketException e)
     {
         if (uri.StartsWith("unix:", StringComparison.Ordinal) && uri[5..] is { Length: > 0 } path && !File.Exists(path))

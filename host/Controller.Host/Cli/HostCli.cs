@@ -21,7 +21,9 @@ internal sealed record Verb(
     /// <summary>Examples and notes after the options.</summary>
     public string? Epilogue { get; init; }
 
-    /// <summary>The verb writing to <paramref name="console"/>; every verb takes --tls-certificates for nbds:// and tls:// URIs.</summary>
+    /// <summary>
+    /// The verb writing to <paramref name="console"/>; every verb takes --tls-certificates for nbds:// and tls:// URIs.
+    /// </summary>
     public VerbSpec Bind(HostConsole console) =>
         new(
             Name,
@@ -58,7 +60,10 @@ internal static class HostOptions
     public static OptionSpec Fua(string what) => new("--fua", null, $"Forced Unit Access: {what}");
 }
 
-/// <summary>The command line of <c>ssdhost</c>: verbs, help, and the exit codes (0 done, 1 the device failed or the check found violations, 2 bad input).</summary>
+/// <summary>
+/// The command line of <c>ssdhost</c>: verbs, help, and the exit codes (0 done, 1 the device failed or the check found
+/// violations, 2 bad input).
+/// </summary>
 public static class HostCli
 {
     private static readonly Verb[] s_verbs =

@@ -224,7 +224,9 @@ internal static class BasicCommands
         return 0;
     }
 
-    /// <summary>A transmission flag by the protocol's name for it: SendWriteZeroes is NBD_FLAG_SEND_WRITE_ZEROES.</summary>
+    /// <summary>
+    /// A transmission flag by the protocol's name for it: SendWriteZeroes is NBD_FLAG_SEND_WRITE_ZEROES.
+    /// </summary>
     internal static string ProtocolName(string feature)
     {
         string snake = string.Concat(feature.Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : c.ToString()))
@@ -575,7 +577,9 @@ internal static class BasicCommands
             _ => "hole,zero",
         };
 
-    /// <summary>Requests of at most 4 MiB (or the server's maximum): big enough to stream, small enough to pipeline.</summary>
+    /// <summary>
+    /// Requests of at most 4 MiB (or the server's maximum): big enough to stream, small enough to pipeline.
+    /// </summary>
     private static int ChunkBytes(NbdClient client) =>
         (int)Math.Min(4u << 20, Math.Max(client.BlockSizes.Preferred, client.BlockSizes.Maximum));
 

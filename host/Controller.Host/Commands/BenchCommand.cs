@@ -149,7 +149,10 @@ internal static class BenchCommand
         return 0;
     }
 
-    /// <summary>Takes the interval since the last call into the job's intervals and says how it went: a bar on a terminal, a plain line elsewhere.</summary>
+    /// <summary>
+    /// Takes the interval since the last call into the job's intervals and says how it went: a bar on a terminal, a
+    /// plain line elsewhere.
+    /// </summary>
     private static string Progress(bool terminal, Job job, long started, TimeSpan? duration, long? count)
     {
         double elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;

@@ -13,7 +13,9 @@ using Controller.Traces;
 
 namespace Controller.Host.Commands;
 
-/// <summary><c>ssdhost replay</c>: a block trace sent to any NBD server, at its times or as fast as the server allows.</summary>
+/// <summary>
+/// <c>ssdhost replay</c>: a block trace sent to any NBD server, at its times or as fast as the server allows.
+/// </summary>
 internal static class ReplayCommand
 {
     public static readonly Verb Verb = new(
@@ -266,7 +268,10 @@ internal static class ReplayCommand
         await console.Out.WriteAsync(text.ToString()).ConfigureAwait(false);
     }
 
-    /// <summary>Sends the requests, each in its own task, with at most the depth in flight; with a ledger, in the order the ledger can judge.</summary>
+    /// <summary>
+    /// Sends the requests, each in its own task, with at most the depth in flight; with a ledger, in the order the
+    /// ledger can judge.
+    /// </summary>
     private sealed class Replayer(
         NbdClient client,
         Ledger? ledger,
@@ -367,7 +372,9 @@ internal static class ReplayCommand
             }
         }
 
-        /// <summary>With a ledger: a flush waits for every request in flight, any other request for those on a common block.</summary>
+        /// <summary>
+        /// With a ledger: a flush waits for every request in flight, any other request for those on a common block.
+        /// </summary>
         private async Task OrderedAsync(TraceRequest request)
         {
             Task[] before;
@@ -504,7 +511,9 @@ internal static class ReplayCommand
             }
         }
 
-        /// <summary>A write's data: with a ledger, the stamps of its generation; without, a fixed pseudo-random pattern.</summary>
+        /// <summary>
+        /// A write's data: with a ledger, the stamps of its generation; without, a fixed pseudo-random pattern.
+        /// </summary>
         private void Fill(Span<byte> data, long offset, long generation)
         {
             if (ledger is not null)

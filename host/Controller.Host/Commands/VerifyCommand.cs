@@ -287,7 +287,9 @@ internal static class VerifyCommand
         }
     }
 
-    /// <summary>The operations of a run, one at a time, each in the ledger before it is sent and after it is answered.</summary>
+    /// <summary>
+    /// The operations of a run, one at a time, each in the ledger before it is sent and after it is answered.
+    /// </summary>
     private sealed class VerifyRun(NbdClient client, Ledger ledger, long generation, CancellationToken cancellation)
     {
         private readonly byte[] _buffer = new byte[16 * Ledger.BlockBytes];

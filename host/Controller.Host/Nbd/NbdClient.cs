@@ -90,7 +90,9 @@ public sealed class NbdClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Lists the server's exports (NBD_OPT_LIST), then ends the session; over TLS for an nbds:// URI.</summary>
+    /// <summary>
+    /// Lists the server's exports (NBD_OPT_LIST), then ends the session; over TLS for an nbds:// URI.
+    /// </summary>
     public static async Task<List<(string Name, string Description)>> ListAsync(
         NbdUri uri,
         TlsCredentials? tls,
@@ -134,7 +136,9 @@ public sealed class NbdClient : IAsyncDisposable
         }
     }
 
-    /// <summary>A connected stream to the server <paramref name="uri"/> names (TCP without Nagle's delay, or a Unix socket).</summary>
+    /// <summary>
+    /// A connected stream to the server <paramref name="uri"/> names (TCP without Nagle's delay, or a Unix socket).
+    /// </summary>
     private static async Task<Stream> OpenAsync(NbdUri uri, CancellationToken cancellation)
     {
         var socket =
@@ -170,7 +174,9 @@ public sealed class NbdClient : IAsyncDisposable
             cancellation
         );
 
-    /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>; with <paramref name="fua"/>, durable when done.</summary>
+    /// <summary>
+    /// Writes <paramref name="data"/> at <paramref name="offset"/>; with <paramref name="fua"/>, durable when done.
+    /// </summary>
     public Task WriteAsync(long offset, ReadOnlyMemory<byte> data, bool fua, CancellationToken cancellation) =>
         SendAsync(
             NbdCommand.Write,
@@ -203,7 +209,10 @@ public sealed class NbdClient : IAsyncDisposable
             cancellation
         );
 
-    /// <summary>Makes every command completed before it durable (FUA on a flush, which the protocol allows, asks for nothing more).</summary>
+    /// <summary>
+    /// Makes every command completed before it durable (FUA on a flush, which the protocol allows, asks for nothing
+    /// more).
+    /// </summary>
     public Task FlushAsync(bool fua, CancellationToken cancellation) =>
         SendAsync(
             NbdCommand.Flush,
@@ -217,7 +226,9 @@ public sealed class NbdClient : IAsyncDisposable
 
     private static NbdCommandModifiers Fua(bool fua) => fua ? NbdCommandModifiers.Fua : NbdCommandModifiers.None;
 
-    /// <summary>The allocation of <paramref name="length"/> bytes at <paramref name="offset"/> (the server may describe less).</summary>
+    /// <summary>
+    /// The allocation of <paramref name="length"/> bytes at <paramref name="offset"/> (the server may describe less).
+    /// </summary>
     public async Task<List<NbdExtent>> BlockStatusAsync(long offset, long length, CancellationToken cancellation)
     {
         if (!CanBlockStatus)
@@ -336,7 +347,10 @@ public sealed class NbdClient : IAsyncDisposable
         await _stream.WriteAsync(flags, cancellation).ConfigureAwait(false);
     }
 
-    /// <summary>The greeting, then, for an nbds:// URI, NBD_OPT_STARTTLS and the TLS handshake: every option after it goes over TLS.</summary>
+    /// <summary>
+    /// The greeting, then, for an nbds:// URI, NBD_OPT_STARTTLS and the TLS handshake: every option after it goes over
+    /// TLS.
+    /// </summary>
     private async Task GreetAsync(NbdUri uri, TlsCredentials? tls, CancellationToken cancellation)
     {
         await GreetAsync(cancellation).ConfigureAwait(false);

@@ -5,13 +5,21 @@ using Controller.Nbd;
 
 namespace Controller.Host.Nbd;
 
-/// <summary>An NBD URI as libnbd and qemu write them: <c>nbd://HOST[:PORT][/EXPORT]</c> or <c>nbd+unix:///[EXPORT]?socket=PATH</c>.</summary>
+/// <summary>
+/// An NBD URI as libnbd and qemu write them: <c>nbd://HOST[:PORT][/EXPORT]</c> or
+/// <c>nbd+unix:///[EXPORT]?socket=PATH</c>.
+/// </summary>
 public sealed record NbdUri(EndPoint EndPoint, string Export, string Text)
 {
-    /// <summary>nbds:// or nbds+unix://: the session goes over TLS (NBD_OPT_STARTTLS first), and a server that refuses it is left.</summary>
+    /// <summary>
+    /// nbds:// or nbds+unix://: the session goes over TLS (NBD_OPT_STARTTLS first), and a server that refuses it is
+    /// left.
+    /// </summary>
     public bool Tls { get; init; }
 
-    /// <summary>The host name the server's certificate must carry: the URI's host, or localhost for a Unix socket.</summary>
+    /// <summary>
+    /// The host name the server's certificate must carry: the URI's host, or localhost for a Unix socket.
+    /// </summary>
     public string TlsHost => Controller.Management.TlsCredentials.HostOf(EndPoint);
 
     /// <summary>Parses <paramref name="text"/>; a <see cref="FormatException"/> says what is wrong with it.</summary>

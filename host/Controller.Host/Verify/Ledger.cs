@@ -15,7 +15,9 @@ internal sealed class LedgerOp(
     bool noHole = false
 )
 {
-    /// <summary>The verify run (connection) that sent it: a flush makes durable only what its own run sent before it.</summary>
+    /// <summary>
+    /// The verify run (connection) that sent it: a flush makes durable only what its own run sent before it.
+    /// </summary>
     public int Session { get; } = session;
 
     /// <summary>The operation's number; what its stamps carry.</summary>
@@ -101,7 +103,9 @@ internal sealed class Ledger : IDisposable
         return new Ledger(writer, seed, blocks, deviceBytes);
     }
 
-    /// <summary>Appends to the ledger at <paramref name="path"/>, whose contents are <paramref name="contents"/>.</summary>
+    /// <summary>
+    /// Appends to the ledger at <paramref name="path"/>, whose contents are <paramref name="contents"/>.
+    /// </summary>
     public static Ledger Append(string path, LedgerContents contents)
     {
         ArgumentNullException.ThrowIfNull(contents);
@@ -134,7 +138,9 @@ internal sealed class Ledger : IDisposable
 
     public void Dispose() => _writer.Dispose();
 
-    /// <summary>Reads the ledger at <paramref name="path"/>; a <see cref="UsageException"/> names the line that is wrong.</summary>
+    /// <summary>
+    /// Reads the ledger at <paramref name="path"/>; a <see cref="UsageException"/> names the line that is wrong.
+    /// </summary>
     public static LedgerContents Read(string path, string verb)
     {
         string[] lines;
@@ -229,7 +235,10 @@ internal sealed class Ledger : IDisposable
         return new LedgerContents(seed, blocks, device, order);
     }
 
-    /// <summary>A KIND field: <c>W</c>, <c>T</c>, <c>Z</c> or <c>S</c>, then <c>f</c> (FUA) and <c>n</c> (NO_HOLE, zeroes only); layout 1's <c>U</c> is <c>Wf</c>.</summary>
+    /// <summary>
+    /// A KIND field: <c>W</c>, <c>T</c>, <c>Z</c> or <c>S</c>, then <c>f</c> (FUA) and <c>n</c> (NO_HOLE, zeroes only);
+    /// layout 1's <c>U</c> is <c>Wf</c>.
+    /// </summary>
     private static (char Kind, bool Fua, bool NoHole)? ParseKind(string text) =>
         text switch
         {

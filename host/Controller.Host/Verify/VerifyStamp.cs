@@ -29,7 +29,10 @@ internal static class VerifyStamp
 
     private const ulong Magic = 0x5353_4448_5646_5931; // "SSDHVFY1"
 
-    /// <summary>Fills <paramref name="block"/> (whole units) as written at <paramref name="offset"/> by generation <paramref name="generation"/> of the run <paramref name="seed"/>.</summary>
+    /// <summary>
+    /// Fills <paramref name="block"/> (whole units) as written at <paramref name="offset"/> by generation
+    /// <paramref name="generation"/> of the run <paramref name="seed"/>.
+    /// </summary>
     public static void Fill(Span<byte> block, long offset, long generation, ulong seed)
     {
         for (int at = 0; at < block.Length; at += UnitBytes)

@@ -104,7 +104,10 @@ public sealed class BoardProcessTests
         Assert.Contains("flushed and checkpointed", rest, StringComparison.Ordinal);
     }
 
-    /// <summary>qemu-io writes a pattern, discards half, reads zeros there and the pattern in the rest; reading the pattern where it was discarded fails (the check can fail).</summary>
+    /// <summary>
+    /// qemu-io writes a pattern, discards half, reads zeros there and the pattern in the rest; reading the pattern
+    /// where it was discarded fails (the check can fail).
+    /// </summary>
     private static void RoundTrip(string qemuIo, string uri)
     {
         var io = ExternalTool.Run(

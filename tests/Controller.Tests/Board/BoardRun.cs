@@ -2,7 +2,9 @@ using Controller.Board;
 
 namespace Controller.Tests.Board;
 
-/// <summary>Runs an <c>ssd-board</c> command line in this process against a machine of the test's, and captures what it prints.</summary>
+/// <summary>
+/// Runs an <c>ssd-board</c> command line in this process against a machine of the test's, and captures what it prints.
+/// </summary>
 internal static class BoardRun
 {
     public static (int Code, string Output, string Error) Run(Func<IBoardEnvironment> machine, params string[] args)

@@ -43,7 +43,9 @@ internal sealed class FakeGpioDriver : GpioDriver
     /// <summary>The callbacks registered, by pin, with the edges each listens for.</summary>
     public Dictionary<int, List<(PinEventTypes Events, PinChangeEventHandler Callback)>> Callbacks { get; } = [];
 
-    /// <summary>The pin changes as a signal on it would: its value, then the callbacks listening for that edge.</summary>
+    /// <summary>
+    /// The pin changes as a signal on it would: its value, then the callbacks listening for that edge.
+    /// </summary>
     public void Drive(int pinNumber, PinValue value)
     {
         PinValue before = Values.GetValueOrDefault(pinNumber, PinValue.High);

@@ -168,7 +168,8 @@ public sealed class ProbeTests
         Assert.Equal(1, secondCopy);
         Assert.Null(none);
         Assert.Equal(-1, noCopy);
-        // ONFI's CRC-16 of "123456789" (polynomial 8005h, initial 4F4Eh, no reflection), worked out as the remainder of a polynomial division.
+        // ONFI's CRC-16 of "123456789" (polynomial 8005h, initial 4F4Eh, no reflection), worked out as the remainder of
+        // a polynomial division.
         Assert.Equal(0x2771, OnfiParameterPage.Crc16("123456789"u8));
     }
 

@@ -18,7 +18,10 @@ public sealed class LargePageCacheTests
     public static TheoryData<TrimPolicy> Policies() =>
         [TrimPolicy.ZeroFill, TrimPolicy.Split, TrimPolicy.Migrate, TrimPolicy.Evict];
 
-    /// <summary>The scenario of the seed thread: punch inside a cached large page, write into the hole, flush, drop the cache, read back.</summary>
+    /// <summary>
+    /// The scenario of the seed thread: punch inside a cached large page, write into the hole, flush, drop the cache,
+    /// read back.
+    /// </summary>
     [Theory]
     [MemberData(nameof(Policies))]
     public void AWriteIntoAPunchedHoleSurvivesFlushAndDroppingTheCache(TrimPolicy policy)

@@ -14,7 +14,10 @@ public sealed class TrimPolicyTests
     private const int Sector = 4096;
     private const int PageSectors = 16;
 
-    /// <summary>zero-fill keeps the large frame whole, zeroes the hole in place and marks it holes; the survivors stay as they were.</summary>
+    /// <summary>
+    /// zero-fill keeps the large frame whole, zeroes the hole in place and marks it holes; the survivors stay as they
+    /// were.
+    /// </summary>
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -84,7 +87,9 @@ public sealed class TrimPolicyTests
         rig.Cache.CheckInvariants();
     }
 
-    /// <summary>migrate copies the survivors into the largest power-of-two frames they fill and frees the large frame.</summary>
+    /// <summary>
+    /// migrate copies the survivors into the largest power-of-two frames they fill and frees the large frame.
+    /// </summary>
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -213,7 +218,9 @@ public sealed class TrimPolicyTests
         );
     }
 
-    /// <summary>Sectors the flush of <see cref="Punched"/> wrote back: the whole page when it was flushed clean.</summary>
+    /// <summary>
+    /// Sectors the flush of <see cref="Punched"/> wrote back: the whole page when it was flushed clean.
+    /// </summary>
     private static long WrittenBackBeforeThePunch(bool dirty) => dirty ? 0 : PageSectors;
 
     /// <summary>Page 0 written (flushed when not <paramref name="dirty"/>), then sectors 4 to 7 punched.</summary>
@@ -233,7 +240,9 @@ public sealed class TrimPolicyTests
         return rig;
     }
 
-    /// <summary>The page reads as written with the hole as zeros, now and from the NAND after a flush and a drop of the cache.</summary>
+    /// <summary>
+    /// The page reads as written with the hole as zeros, now and from the NAND after a flush and a drop of the cache.
+    /// </summary>
     private static void AssertReadsBack(CacheRig rig)
     {
         byte[] expected = Pattern(PageSectors * Sector, 7);

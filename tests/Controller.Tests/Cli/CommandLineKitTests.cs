@@ -276,7 +276,9 @@ public sealed partial class CommandLineKitTests
         Assert.True(failures.Count == 0, string.Join('\n', failures));
     }
 
-    /// <summary>Words as a POSIX shell splits them: on blanks, but not inside single or double quotes (which go).</summary>
+    /// <summary>
+    /// Words as a POSIX shell splits them: on blanks, but not inside single or double quotes (which go).
+    /// </summary>
     private static string[] ShellWords(string text)
     {
         var words = new List<string>();
@@ -325,7 +327,9 @@ public sealed partial class CommandLineKitTests
         return [.. words];
     }
 
-    /// <summary>The code of a Markdown file: fenced blocks line by line (with continuations joined), and inline spans.</summary>
+    /// <summary>
+    /// The code of a Markdown file: fenced blocks line by line (with continuations joined), and inline spans.
+    /// </summary>
     private static IEnumerable<(int Line, string Code)> CodeOf(string[] lines)
     {
         bool fenced = false;

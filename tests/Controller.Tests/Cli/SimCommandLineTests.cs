@@ -6,7 +6,9 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Cli;
 
-/// <summary><c>ssd-emulator sim</c> as a user meets it: progress, Ctrl-C with a partial report, and its refusals.</summary>
+/// <summary>
+/// <c>ssd-emulator sim</c> as a user meets it: progress, Ctrl-C with a partial report, and its refusals.
+/// </summary>
 [Trait("Category", "Process")]
 public sealed class SimCommandLineTests
 {

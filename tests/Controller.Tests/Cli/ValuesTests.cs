@@ -2,7 +2,9 @@ using Controller.Cli;
 
 namespace Controller.Tests.Cli;
 
-/// <summary>The value syntaxes the three programs share: every form accepted, every refusal naming the option and the value.</summary>
+/// <summary>
+/// The value syntaxes the three programs share: every form accepted, every refusal naming the option and the value.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class ValuesTests
 {

@@ -6,7 +6,9 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Flash;
 
-/// <summary>The SPI NAND driver's bytes on the wire, against a fake that records every transfer and answers as a chip would.</summary>
+/// <summary>
+/// The SPI NAND driver's bytes on the wire, against a fake that records every transfer and answers as a chip would.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class SpiNandDriverTests
 {

@@ -647,7 +647,10 @@ public sealed class FtlBehaviourTests
         }
     }
 
-    /// <summary>Formats, writes generation 1 of the first <paramref name="sectors"/> sectors, checkpoints and cuts the power; returns the FTL that was cut off.</summary>
+    /// <summary>
+    /// Formats, writes generation 1 of the first <paramref name="sectors"/> sectors, checkpoints and cuts the power;
+    /// returns the FTL that was cut off.
+    /// </summary>
     private FlashTranslationLayer WriteCheckpointAndCut(EmulatedNand nand, FtlOptions options, long sectors)
     {
         FlashTranslationLayer ftl = Mount(nand, options);
@@ -816,13 +819,18 @@ public sealed class FtlBehaviourTests
         }
     }
 
-    /// <summary>The unit written next after <paramref name="before"/>: the next in its block, or the first of another once it is full.</summary>
+    /// <summary>
+    /// The unit written next after <paramref name="before"/>: the next in its block, or the first of another once it is
+    /// full.
+    /// </summary>
     private static bool Follows(NandUnit before, NandUnit after, FtlLayout layout) =>
         after.Block == before.Block
             ? after.Unit == before.Unit + 1
             : after.Unit == 0 && before.Unit == layout.UnitsPerBlock - 1;
 
-    /// <summary>Every sector below <paramref name="sectors"/> reads back whole, as the generation given for it.</summary>
+    /// <summary>
+    /// Every sector below <paramref name="sectors"/> reads back whole, as the generation given for it.
+    /// </summary>
     private void AssertReadsBack(FlashTranslationLayer ftl, long sectors, Func<long, int> generation)
     {
         for (long sector = 0; sector < sectors; sector++)

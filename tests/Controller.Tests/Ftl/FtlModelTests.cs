@@ -7,7 +7,9 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Ftl;
 
-/// <summary>Long seeded random sequences of write, trim, flush, read and clean remount against an in-memory reference.</summary>
+/// <summary>
+/// Long seeded random sequences of write, trim, flush, read and clean remount against an in-memory reference.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class FtlModelTests
 {

@@ -260,7 +260,10 @@ public sealed class FtlPowerCutTests
     }
 
     /// <summary>Powers on and mounts; a third of the time the power is cut again inside recovery first.</summary>
-    /// <summary>Powers <paramref name="inner"/> on and mounts the FTL on <paramref name="device"/> (the faulting NAND, or a decorator of it), cutting the power inside recovery at times.</summary>
+    /// <summary>
+    /// Powers <paramref name="inner"/> on and mounts the FTL on <paramref name="device"/> (the faulting NAND, or a
+    /// decorator of it), cutting the power inside recovery at times.
+    /// </summary>
     private static FlashTranslationLayer Remount(
         EmulatedNand inner,
         FaultingNand nand,

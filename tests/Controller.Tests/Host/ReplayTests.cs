@@ -5,7 +5,9 @@ using Controller.Traces;
 
 namespace Controller.Tests.Host;
 
-/// <summary><c>ssdhost replay</c>: one trace file against the emulator and against another NBD server, judged by a ledger.</summary>
+/// <summary>
+/// <c>ssdhost replay</c>: one trace file against the emulator and against another NBD server, judged by a ledger.
+/// </summary>
 [Trait("Category", "Interop")]
 public sealed class ReplayTests
 {

@@ -141,7 +141,10 @@ public sealed class DirtyExpiryTests : IDisposable
         _loop = Boot();
     }
 
-    /// <summary>The host is idle until <paramref name="until"/>: background steps run as the sim runs them, the clock moving to each.</summary>
+    /// <summary>
+    /// The host is idle until <paramref name="until"/>: background steps run as the sim runs them, the clock moving to
+    /// each.
+    /// </summary>
     private void Idle(long until)
     {
         // A loop that neither works nor lets time pass would spin here for ever: it fails instead.

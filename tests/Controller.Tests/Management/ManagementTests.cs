@@ -8,7 +8,9 @@ using StreamJsonRpc;
 
 namespace Controller.Tests.Management;
 
-/// <summary>The management endpoint in process: the emulated SSD on one end of a duplex pipe, the client on the other.</summary>
+/// <summary>
+/// The management endpoint in process: the emulated SSD on one end of a duplex pipe, the client on the other.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class ManagementTests : IAsyncLifetime, IDisposable
 {

@@ -273,7 +273,8 @@ public sealed class InteropTests
         File.WriteAllText(temp.File("phases.fio"), Job(Phases));
         var phases = ExternalTool.Run(fio, temp.File("phases.fio"));
 
-        // The canaries of the two checks: zeros expected where data is, and checksums expected where the trim left zeros.
+        // The canaries of the two checks: zeros expected where data is, and checksums expected where the trim left
+        // zeros.
         File.WriteAllText(
             temp.File("zeros-canary.fio"),
             Job("[z]\nrw=read\noffset=0\nsize=1M\nverify=pattern\nverify_pattern=0x00\ndo_verify=1\n")

@@ -205,7 +205,9 @@ public sealed class NbdConnectionTests
         }
     }
 
-    /// <summary>The protocol's table: each advertised command with each subset of the flags documented for it.</summary>
+    /// <summary>
+    /// The protocol's table: each advertised command with each subset of the flags documented for it.
+    /// </summary>
     public static TheoryData<NbdCommand, NbdCommandModifiers> ProtocolCommandsAndFlags()
     {
         var data = new TheoryData<NbdCommand, NbdCommandModifiers>();

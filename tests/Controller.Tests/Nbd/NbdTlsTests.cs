@@ -289,7 +289,9 @@ public sealed class NbdTlsTests(CertificatesFixture fixture) : IClassFixture<Cer
         return ended;
     }
 
-    /// <summary>What a client sends: flags, (STARTTLS and a TLS record's worth of bytes,) structured replies, GO, then a write.</summary>
+    /// <summary>
+    /// What a client sends: flags, (STARTTLS and a TLS record's worth of bytes,) structured replies, GO, then a write.
+    /// </summary>
     private static byte[] SessionBytes(bool startTls)
     {
         using var bytes = new MemoryStream();

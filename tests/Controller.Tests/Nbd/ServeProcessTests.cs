@@ -6,7 +6,9 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Nbd;
 
-/// <summary><c>ssd-emulator serve</c> as a child process: clean shutdown, a SIGKILL as a power cut, and its refusals.</summary>
+/// <summary>
+/// <c>ssd-emulator serve</c> as a child process: clean shutdown, a SIGKILL as a power cut, and its refusals.
+/// </summary>
 [Trait("Category", "Process")]
 public sealed class ServeProcessTests
 {

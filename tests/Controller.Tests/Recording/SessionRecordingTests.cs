@@ -5,7 +5,9 @@ using Controller.Tests.Support;
 
 namespace Controller.Tests.Recording;
 
-/// <summary>The recording file: every kind of record round trips, and a file cut anywhere reads as a prefix of its records.</summary>
+/// <summary>
+/// The recording file: every kind of record round trips, and a file cut anywhere reads as a prefix of its records.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class SessionRecordingTests
 {
@@ -135,7 +137,10 @@ public sealed class SessionRecordingTests
         }
     }
 
-    /// <summary>Every length the file could have been cut at (a kill at any instant) reads as a prefix of the records, never as an error.</summary>
+    /// <summary>
+    /// Every length the file could have been cut at (a kill at any instant) reads as a prefix of the records, never as
+    /// an error.
+    /// </summary>
     [Fact]
     public void AFileCutAtAnyByteReadsAsAPrefixOfItsRecords()
     {

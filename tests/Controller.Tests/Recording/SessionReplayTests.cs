@@ -74,7 +74,10 @@ public sealed partial class SessionReplayTests
         Assert.Contains(" 1 power cuts; the session's end", output, StringComparison.Ordinal);
     }
 
-    /// <summary>A board's clock moves by itself and its chip is BUSY in real time: every reading is recorded, and the replay returns them.</summary>
+    /// <summary>
+    /// A board's clock moves by itself and its chip is BUSY in real time: every reading is recorded, and the replay
+    /// returns them.
+    /// </summary>
     [Fact]
     public async Task AnEmulatedBoardSessionWithAPowerCutReplaysToItsTraceHash()
     {
@@ -178,7 +181,10 @@ public sealed partial class SessionReplayTests
         );
     }
 
-    /// <summary>Every management request that changes the device is an input: faults (failed programs and erases, bit errors), a checkpoint and a power cut replay to the same execution.</summary>
+    /// <summary>
+    /// Every management request that changes the device is an input: faults (failed programs and erases, bit errors), a
+    /// checkpoint and a power cut replay to the same execution.
+    /// </summary>
     [Fact]
     public async Task FaultsACheckpointAndAPowerCutOverTheEndpointReplay()
     {
@@ -360,7 +366,10 @@ public sealed partial class SessionReplayTests
         Assert.Contains(events, e => e.Contains(" nand ", StringComparison.Ordinal));
     }
 
-    /// <summary>The canary: a recording whose one command was moved replays to another execution, and the replay says the hash differs.</summary>
+    /// <summary>
+    /// The canary: a recording whose one command was moved replays to another execution, and the replay says the hash
+    /// differs.
+    /// </summary>
     [Fact]
     public async Task ATamperedRecordingIsFoundToDiffer()
     {

@@ -16,7 +16,9 @@ public sealed class OracleOverlapTests
     private const int Sector = 4096;
     private const int Blocks = 8;
 
-    /// <summary>Spans of a sector (first block, blocks) that writes take: whole, halves, a middle, one block, the tail.</summary>
+    /// <summary>
+    /// Spans of a sector (first block, blocks) that writes take: whole, halves, a middle, one block, the tail.
+    /// </summary>
     private static readonly (int First, int Count)[] Spans = [(0, 8), (0, 4), (4, 4), (2, 4), (3, 1), (6, 2)];
 
     /// <summary>Every order of submissions (s) and completions (c) of two writes, submitted in order.</summary>
@@ -145,7 +147,10 @@ public sealed class OracleOverlapTests
         }
     }
 
-    /// <summary>Two whole-sector writes in flight together, both replied to, then a flush: either is durable, what was before them is not.</summary>
+    /// <summary>
+    /// Two whole-sector writes in flight together, both replied to, then a flush: either is durable, what was before
+    /// them is not.
+    /// </summary>
     [Theory]
     [InlineData(3u, null)]
     [InlineData(4u, null)]
@@ -212,7 +217,9 @@ public sealed class OracleOverlapTests
         Assert.Equal(ViolationClass.LostDurableWrite, flipped.Class);
     }
 
-    /// <summary>A mix of two whole-sector writes in flight together is a shorn write, whole-sector read or not.</summary>
+    /// <summary>
+    /// A mix of two whole-sector writes in flight together is a shorn write, whole-sector read or not.
+    /// </summary>
     [Theory]
     [InlineData(0, Sector)]
     [InlineData(1024, 2048)]
@@ -347,7 +354,9 @@ public sealed class OracleOverlapTests
         return oracle;
     }
 
-    /// <summary>True when <paramref name="order"/> lands every write replied to before another was submitted before that one.</summary>
+    /// <summary>
+    /// True when <paramref name="order"/> lands every write replied to before another was submitted before that one.
+    /// </summary>
     private static bool Respects(int[] order, string[] events)
     {
         for (int i = 0; i < order.Length; i++)

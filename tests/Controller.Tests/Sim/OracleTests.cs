@@ -225,7 +225,9 @@ public sealed class OracleTests
         Assert.Null(oracle.CheckExact(0, Stamped(0, Sector, returnsNewer ? newer : old), read));
     }
 
-    /// <summary>The canary of the read window: a value from before the write in flight, or from elsewhere, is still caught.</summary>
+    /// <summary>
+    /// The canary of the read window: a value from before the write in flight, or from elsewhere, is still caught.
+    /// </summary>
     [Fact]
     public void AReadInFlightWithAWriteMayNotReturnAnOlderValue()
     {
@@ -310,7 +312,9 @@ public sealed class OracleTests
         Assert.Null(oracle.CheckAfterCut(2, new byte[Sector]));
     }
 
-    /// <summary>A write submitted after a flush, not covered by it, may be lost; what the flush covered may not.</summary>
+    /// <summary>
+    /// A write submitted after a flush, not covered by it, may be lost; what the flush covered may not.
+    /// </summary>
     [Fact]
     public void AWriteSubmittedWhileAFlushIsInFlightKeepsTheCoveredValueDurable()
     {

@@ -91,7 +91,9 @@ public sealed class SimCanaryTests
         Assert.Fail($"the {canary} canary survived {MaxSeeds} swarm seeds with power cuts");
     }
 
-    /// <summary>The store drops the write-back of the data around a hole, in pages of the seed's large-page size.</summary>
+    /// <summary>
+    /// The store drops the write-back of the data around a hole, in pages of the seed's large-page size.
+    /// </summary>
     private static SimHooks PunchForgetting(ResolvedConfig config) =>
         new(Store: store =>
             Sabotage.PunchForgettingStore(

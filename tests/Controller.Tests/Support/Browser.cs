@@ -5,7 +5,9 @@ internal static class Browser
 {
     private const int Width = 1100;
 
-    /// <summary>Renders <paramref name="html"/> into <paramref name="png"/> (the page's top <paramref name="height"/> pixels).</summary>
+    /// <summary>
+    /// Renders <paramref name="html"/> into <paramref name="png"/> (the page's top <paramref name="height"/> pixels).
+    /// </summary>
     public static Png Screenshot(string html, string png, int height)
     {
         string chromium = ExternalTool.Require("chromium", "chromium");

@@ -8,7 +8,9 @@ namespace Controller.Tests.Support;
 /// </summary>
 internal static class ExternalTool
 {
-    /// <summary>The full path of <paramref name="tool"/>, or a failure or skip that names <paramref name="package"/>.</summary>
+    /// <summary>
+    /// The full path of <paramref name="tool"/>, or a failure or skip that names <paramref name="package"/>.
+    /// </summary>
     public static string Require(string tool, string package)
     {
         string? found = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
@@ -25,7 +27,9 @@ internal static class ExternalTool
         return tool;
     }
 
-    /// <summary>Fails (CI) or skips unless <paramref name="path"/> exists, naming the <paramref name="packages"/> that bring it.</summary>
+    /// <summary>
+    /// Fails (CI) or skips unless <paramref name="path"/> exists, naming the <paramref name="packages"/> that bring it.
+    /// </summary>
     public static string RequireFile(string path, string packages)
     {
         if (!File.Exists(path))
@@ -50,7 +54,9 @@ internal static class ExternalTool
     public static (int ExitCode, string Output, string Error) Run(string path, params string[] args) =>
         RunIn(null, path, args);
 
-    /// <summary>As <see cref="Run"/>, in the working directory <paramref name="directory"/> (null: this process's).</summary>
+    /// <summary>
+    /// As <see cref="Run"/>, in the working directory <paramref name="directory"/> (null: this process's).
+    /// </summary>
     public static (int ExitCode, string Output, string Error) RunIn(
         string? directory,
         string path,

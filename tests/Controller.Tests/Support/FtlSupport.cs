@@ -29,7 +29,9 @@ internal static class SectorContent
         BlockStamp.FillRange(buffer[..Bytes], sector * BlocksPerSector, (uint)generation);
     }
 
-    /// <summary>What a sector holds: zeros (generation 0), an intact generation of some sector, or damage (Intact false).</summary>
+    /// <summary>
+    /// What a sector holds: zeros (generation 0), an intact generation of some sector, or damage (Intact false).
+    /// </summary>
     public static (bool Intact, long Sector, int Generation) Decode(ReadOnlySpan<byte> buffer)
     {
         buffer = buffer[..Bytes];
@@ -105,7 +107,10 @@ internal sealed class ReferenceDevice
         }
     }
 
-    /// <summary>After a power cut: null if <paramref name="read"/> is allowed for <paramref name="sector"/>, else the class of violation.</summary>
+    /// <summary>
+    /// After a power cut: null if <paramref name="read"/> is allowed for <paramref name="sector"/>, else the class of
+    /// violation.
+    /// </summary>
     public string? Check(long sector, ReadOnlySpan<byte> read)
     {
         (bool intact, long owner, int generation) = SectorContent.Decode(read);
@@ -140,7 +145,9 @@ internal sealed class ReferenceDevice
     }
 }
 
-/// <summary>The random operations the FTL tests drive: writes, trims, flushes, background work and exact reads.</summary>
+/// <summary>
+/// The random operations the FTL tests drive: writes, trims, flushes, background work and exact reads.
+/// </summary>
 internal static class FtlWorkload
 {
     /// <summary>
@@ -204,7 +211,9 @@ internal static class FtlWorkload
 /// <summary>FTL options the tests share.</summary>
 internal static class FtlTestOptions
 {
-    /// <summary>No checkpoint but those a test takes (and each mount's): recovery then has the journal and the scans to replay.</summary>
+    /// <summary>
+    /// No checkpoint but those a test takes (and each mount's): recovery then has the journal and the scans to replay.
+    /// </summary>
     public static FtlOptions NoTimedCheckpoints { get; } = new() { CheckpointIntervalPages = 1 << 20 };
 }
 

@@ -6,7 +6,9 @@ using Nerdbank.Streams;
 
 namespace Controller.Tests.Support;
 
-/// <summary>The NBD server on one end of an in-process duplex pipe and a test client on the other, with TLS when asked.</summary>
+/// <summary>
+/// The NBD server on one end of an in-process duplex pipe and a test client on the other, with TLS when asked.
+/// </summary>
 internal sealed class NbdSession : IAsyncDisposable
 {
     private readonly NbdConnection _connection;
@@ -26,7 +28,9 @@ internal sealed class NbdSession : IAsyncDisposable
     /// <summary>A client on it, in the clear.</summary>
     public NbdTestClient Client { get; }
 
-    /// <summary>The connection's run: it ends when the client leaves, or throws as the server ends the session.</summary>
+    /// <summary>
+    /// The connection's run: it ends when the client leaves, or throws as the server ends the session.
+    /// </summary>
     public Task Server { get; }
 
     public static NbdSession Start(INbdExport export, NbdTls? tls = null)
@@ -40,7 +44,9 @@ internal sealed class NbdSession : IAsyncDisposable
         );
     }
 
-    /// <summary>NBD_OPT_STARTTLS, its ACK, then the client's side of TLS with the credentials in <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// NBD_OPT_STARTTLS, its ACK, then the client's side of TLS with the credentials in <paramref name="directory"/>.
+    /// </summary>
     public async Task<NbdTestClient> StartTlsAsync(string directory)
     {
         await Client.SendOptionAsync(NbdOption.StartTls, []);

@@ -3,7 +3,9 @@ using Controller.Nbd;
 
 namespace Controller.Tests.Support;
 
-/// <summary>What a request got back: the error, the data read (zeros where holes were reported), and block status extents.</summary>
+/// <summary>
+/// What a request got back: the error, the data read (zeros where holes were reported), and block status extents.
+/// </summary>
 internal sealed record NbdTestReply(NbdError Error, byte[] Data, List<(uint Length, NbdAllocationState State)> Extents);
 
 /// <summary>A minimal NBD client written from the spec, to drive the server in tests byte by byte.</summary>
@@ -39,7 +41,10 @@ internal sealed class NbdTestClient(Stream stream)
         return (header.Type, data);
     }
 
-    /// <summary>Negotiates structured replies and base:allocation if asked, then NBD_OPT_GO; returns the export's size, flags and block sizes.</summary>
+    /// <summary>
+    /// Negotiates structured replies and base:allocation if asked, then NBD_OPT_GO; returns the export's size, flags
+    /// and block sizes.
+    /// </summary>
     public async Task<(long Size, NbdExportFeatures Features, uint[] BlockSizes)> GoAsync(
         string name = "",
         bool structured = true,

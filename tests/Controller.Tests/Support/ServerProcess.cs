@@ -57,7 +57,8 @@ internal sealed class ServerProcess : IDisposable
 
     /// <summary>
     /// Starts <paramref name="start"/> (told to listen on nbd+unix:///?socket=TEMP/ssd.sock and,
-    /// with <paramref name="control"/>, on unix:TEMP/ssd.ctl) and waits up to <paramref name="startup"/> for it to listen.
+    /// with <paramref name="control"/>, on unix:TEMP/ssd.ctl) and waits up to <paramref name="startup"/> for it to
+    /// listen.
     /// </summary>
     public static async Task<ServerProcess> StartCommandAsync(
         TempDirectory temp,

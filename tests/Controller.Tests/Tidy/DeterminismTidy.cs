@@ -6,8 +6,8 @@ namespace Controller.Tests.Tidy;
 
 /// <summary>
 /// Finds what would make the firmware nondeterministic: the wall clock, sleeping, unseeded
-/// randomness, threads and tasks of its own; and checks that the Release build would drop. Comments and string literals are ignored, so the
-/// firmware may talk about these things; it may not use them.
+/// randomness, threads and tasks of its own; and checks that the Release build would drop. Comments and string literals
+/// are ignored, so the firmware may talk about these things; it may not use them.
 /// </summary>
 internal static partial class DeterminismTidy
 {
@@ -44,7 +44,9 @@ internal static partial class DeterminismTidy
         ),
     ];
 
-    /// <summary>Every banned use in the C# files under <paramref name="directory"/>, as "file:line: text (reason)".</summary>
+    /// <summary>
+    /// Every banned use in the C# files under <paramref name="directory"/>, as "file:line: text (reason)".
+    /// </summary>
     public static IReadOnlyList<string> ScanDirectory(string directory)
     {
         var findings = new List<string>();

@@ -2,7 +2,9 @@ using Controller.Traces;
 
 namespace Controller.Tests.Traces;
 
-/// <summary>Putting a trace onto a device: sectors widened, addresses folded, long requests split, the end never crossed.</summary>
+/// <summary>
+/// Putting a trace onto a device: sectors widened, addresses folded, long requests split, the end never crossed.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class TraceFolderTests
 {

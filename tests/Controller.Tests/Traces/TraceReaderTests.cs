@@ -3,7 +3,9 @@ using Controller.Traces;
 
 namespace Controller.Tests.Traces;
 
-/// <summary>Each format read as its writers write it: every operation it has, times, units, and errors that name the line.</summary>
+/// <summary>
+/// Each format read as its writers write it: every operation it has, times, units, and errors that name the line.
+/// </summary>
 [Trait("Category", "Unit")]
 public sealed class TraceReaderTests
 {

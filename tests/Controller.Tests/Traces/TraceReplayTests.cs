@@ -78,7 +78,10 @@ public sealed class TraceReplayTests
         Assert.Equal(1, untimed.QueueDepth);
     }
 
-    /// <summary>The canary: a firmware that acknowledges flushes before the data is durable is caught replaying a trace with flushes and FUA writes.</summary>
+    /// <summary>
+    /// The canary: a firmware that acknowledges flushes before the data is durable is caught replaying a trace with
+    /// flushes and FUA writes.
+    /// </summary>
     [Fact]
     public void AFlushThatReturnsEarlyIsCaughtUnderATrace()
     {

@@ -19,7 +19,9 @@ public sealed class BuddyAllocator
     private readonly sbyte[] _freeOrder;
     private readonly sbyte[] _allocatedOrder;
 
-    /// <summary>Creates an allocator of <paramref name="units"/> units, all free, in blocks of the largest order.</summary>
+    /// <summary>
+    /// Creates an allocator of <paramref name="units"/> units, all free, in blocks of the largest order.
+    /// </summary>
     public BuddyAllocator(int units, int maxOrder)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxOrder);
@@ -59,7 +61,10 @@ public sealed class BuddyAllocator
     /// <summary>Units not allocated.</summary>
     public int FreeUnits { get; private set; }
 
-    /// <summary>Allocates a block of 2^<paramref name="order"/> units; returns its first unit, or -1 when none is free (fragmentation included).</summary>
+    /// <summary>
+    /// Allocates a block of 2^<paramref name="order"/> units; returns its first unit, or -1 when none is free
+    /// (fragmentation included).
+    /// </summary>
     public int Allocate(int order)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(order);
@@ -88,7 +93,9 @@ public sealed class BuddyAllocator
         return block;
     }
 
-    /// <summary>Frees the block at <paramref name="block"/> of <paramref name="order"/>, merging it with free buddies.</summary>
+    /// <summary>
+    /// Frees the block at <paramref name="block"/> of <paramref name="order"/>, merging it with free buddies.
+    /// </summary>
     public void Free(int block, int order)
     {
         if ((uint)block >= (uint)Units || _allocatedOrder[block] != order)

@@ -9,7 +9,10 @@ public enum TrimPolicy
     /// <summary>Zero the range in place, mark its sectors holes, keep the large page.</summary>
     ZeroFill,
 
-    /// <summary>Split the large page into sector frames and free those in the hole; keep it whole with holes recorded if frames run out.</summary>
+    /// <summary>
+    /// Split the large page into sector frames and free those in the hole; keep it whole with holes recorded if frames
+    /// run out.
+    /// </summary>
     Split,
 
     /// <summary>Copy the surviving data into lower-order frames and free the large page.</summary>

@@ -24,7 +24,9 @@ public interface ISectorStore
     /// <summary>Returns once everything written and trimmed before is durable.</summary>
     void Flush();
 
-    /// <summary>True when <paramref name="sector"/> holds data; false for a hole (never written, trimmed or zeroed).</summary>
+    /// <summary>
+    /// True when <paramref name="sector"/> holds data; false for a hole (never written, trimmed or zeroed).
+    /// </summary>
     bool IsMapped(long sector);
 }
 

@@ -149,7 +149,9 @@ public sealed partial class LargePageCache
         throw new InvariantViolationException($"frame {frame} is not a frame of page {_entryPage[entry]}");
     }
 
-    /// <summary>Writes back and drops one page chosen by the eviction policy (never the pinned one). False if there is none.</summary>
+    /// <summary>
+    /// Writes back and drops one page chosen by the eviction policy (never the pinned one). False if there is none.
+    /// </summary>
     private bool EvictOne()
     {
         int victim = _options.Eviction == EvictionPolicy.Lru ? LruVictim() : ClockVictim();
@@ -279,7 +281,9 @@ public sealed partial class LargePageCache
         }
     }
 
-    /// <summary>Frees every frame of an entry and forgets the page. Its dirty sectors must be written back (or trimmed) first.</summary>
+    /// <summary>
+    /// Frees every frame of an entry and forgets the page. Its dirty sectors must be written back (or trimmed) first.
+    /// </summary>
     private void DropEntry(int entry)
     {
         while (_entryHead[entry] != None)

@@ -130,7 +130,9 @@ public sealed partial class LargePageCache
     /// <summary>Sectors holding data not yet written back.</summary>
     public int DirtySectors => _dirtySectors;
 
-    /// <summary>Sectors of cached pages that read as holes because they were punched while cached. Walks the cache: for reports.</summary>
+    /// <summary>
+    /// Sectors of cached pages that read as holes because they were punched while cached. Walks the cache: for reports.
+    /// </summary>
     public int HoleSectors
     {
         get
@@ -151,7 +153,10 @@ public sealed partial class LargePageCache
     /// <summary>Large pages cached.</summary>
     public int PagesCached => _entries.Count;
 
-    /// <summary>True when the full checks (<see cref="CheckInvariants"/>) are to run after every command (<c>cache.checkInvariants</c>).</summary>
+    /// <summary>
+    /// True when the full checks (<see cref="CheckInvariants"/>) are to run after every command
+    /// (<c>cache.checkInvariants</c>).
+    /// </summary>
     public bool ChecksInvariants => _options.CheckInvariants;
 
     /// <summary>The store's size in bytes: the device as the host sees it.</summary>
@@ -268,7 +273,9 @@ public sealed partial class LargePageCache
         _store.Flush();
     }
 
-    /// <summary>Writes back every dirty sector, then flushes the store: everything written or trimmed before is durable.</summary>
+    /// <summary>
+    /// Writes back every dirty sector, then flushes the store: everything written or trimmed before is durable.
+    /// </summary>
     public void Flush()
     {
         WriteBack(0, _store.Sectors);
@@ -368,7 +375,9 @@ public sealed partial class LargePageCache
         return !_store.IsMapped(sector);
     }
 
-    /// <summary>The entry of a large page, made if needed, marked used and pinned against eviction until <see cref="Unpin"/>.</summary>
+    /// <summary>
+    /// The entry of a large page, made if needed, marked used and pinned against eviction until <see cref="Unpin"/>.
+    /// </summary>
     private int Touch(long page)
     {
         if (!_entries.TryGetValue(page, out int entry))
@@ -384,7 +393,10 @@ public sealed partial class LargePageCache
 
     private void Unpin() => _pinned = None;
 
-    /// <summary>The frames holding a cached page, as (first sector, sectors), in sector order; empty when it is not cached. For tests.</summary>
+    /// <summary>
+    /// The frames holding a cached page, as (first sector, sectors), in sector order; empty when it is not cached. For
+    /// tests.
+    /// </summary>
     internal IReadOnlyList<(int First, int Sectors)> FramesOf(long page)
     {
         var frames = new List<(int First, int Sectors)>();
@@ -403,7 +415,9 @@ public sealed partial class LargePageCache
     /// <summary>True when <paramref name="page"/> is cached. For tests.</summary>
     internal bool IsCached(long page) => _entries.ContainsKey(page);
 
-    /// <summary>The 4 KiB of arena memory holding sector <paramref name="index"/> of an entry; the frame must exist.</summary>
+    /// <summary>
+    /// The 4 KiB of arena memory holding sector <paramref name="index"/> of an entry; the frame must exist.
+    /// </summary>
     private Span<byte> SectorSpan(int entry, int index)
     {
         int frame = FrameOf(entry, index);
@@ -445,7 +459,9 @@ public sealed partial class LargePageCache
         _clock?.WaitUntil(_readsDoneAt);
     }
 
-    /// <summary>Advances the clock by the time the controller spends moving <paramref name="bytes"/> bytes of DRAM.</summary>
+    /// <summary>
+    /// Advances the clock by the time the controller spends moving <paramref name="bytes"/> bytes of DRAM.
+    /// </summary>
     private void ChargeDram(long bytes)
     {
         if (_clock is not null && _options.DramNanosecondsPerKib > 0)
@@ -625,7 +641,9 @@ public sealed class CacheStatistics
     /// <summary>Dirty sectors written back to the store.</summary>
     public long SectorsWrittenBack { get; internal set; }
 
-    /// <summary>Of those, the sectors written back in the background because they were dirty for longer than the expiry.</summary>
+    /// <summary>
+    /// Of those, the sectors written back in the background because they were dirty for longer than the expiry.
+    /// </summary>
     public long SectorsExpired { get; internal set; }
 
     /// <summary>Large pages dropped to make room.</summary>
@@ -655,6 +673,8 @@ public sealed class CacheStatistics
     /// <summary>Flushes done.</summary>
     public long Flushes { get; internal set; }
 
-    /// <summary>Sectors read past the cache because no room could be made (the store had no space to write dirty pages back).</summary>
+    /// <summary>
+    /// Sectors read past the cache because no room could be made (the store had no space to write dirty pages back).
+    /// </summary>
     public long ReadsPastTheCache { get; internal set; }
 }

@@ -44,7 +44,9 @@ public sealed class ConfigSchema
     /// <summary>Finds the key at <paramref name="path"/>.</summary>
     public bool TryGetKey(string path, out ConfigKey key) => _byPath.TryGetValue(path, out key!);
 
-    /// <summary>The known path closest to <paramref name="path"/>, for "did you mean" hints; null if none is close.</summary>
+    /// <summary>
+    /// The known path closest to <paramref name="path"/>, for "did you mean" hints; null if none is close.
+    /// </summary>
     public string? Suggest(string path)
     {
         string? best = null;

@@ -161,7 +161,9 @@ public static class FirmwareConfig
         8
     );
 
-    /// <summary>How the chip answers READ ID (9Fh): after no extra byte, an address byte (00h), or a dummy byte.</summary>
+    /// <summary>
+    /// How the chip answers READ ID (9Fh): after no extra byte, an address byte (00h), or a dummy byte.
+    /// </summary>
     public static readonly TextKey ChipIdMethod = new(
         "chip.idMethod",
         "what follows READ ID (9Fh) before the ID bytes: opcode (nothing), address (a 00h address byte) or dummy (a dummy byte)",
@@ -171,7 +173,9 @@ public static class FirmwareConfig
         "dummy"
     );
 
-    /// <summary>Whether the chip has the buffer-read bit (Winbond's BUF, configuration register bit 3) to set.</summary>
+    /// <summary>
+    /// Whether the chip has the buffer-read bit (Winbond's BUF, configuration register bit 3) to set.
+    /// </summary>
     public static readonly BooleanKey ChipBufferReadBit = new(
         "chip.bufferReadBit",
         "the chip has a buffer-read mode bit (configuration register B0h bit 3, Winbond BUF) that the driver sets",

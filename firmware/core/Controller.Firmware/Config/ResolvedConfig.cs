@@ -29,7 +29,9 @@ public sealed class ResolvedConfig
     /// <summary>The value of <paramref name="key"/>, untyped.</summary>
     public object Get(ConfigKey key) => _values[key.Path];
 
-    /// <summary>Where the value of <paramref name="key"/> came from: "default", the file, or "--set KEY=VALUE".</summary>
+    /// <summary>
+    /// Where the value of <paramref name="key"/> came from: "default", the file, or "--set KEY=VALUE".
+    /// </summary>
     public string SourceOf(ConfigKey key) => _sources[key.Path];
 
     /// <summary>Writes every key and its value as nested JSON objects, the shape of a profile file.</summary>

@@ -132,7 +132,9 @@ public sealed class SpiNandEccStatus
     }
 }
 
-/// <summary>A SPI NAND chip as its description (hw-config/chips/*.json) gives it: all the driver needs to know of a part.</summary>
+/// <summary>
+/// A SPI NAND chip as its description (hw-config/chips/*.json) gives it: all the driver needs to know of a part.
+/// </summary>
 public sealed record SpiNandChip
 {
     /// <summary>The part number.</summary>

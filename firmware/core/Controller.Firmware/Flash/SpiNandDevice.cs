@@ -55,7 +55,10 @@ public sealed class SpiNandDevice : INandDevice
     private readonly byte[] _frameOut;
     private readonly byte[] _frameIn;
 
-    /// <summary>A driver for <paramref name="chip"/> on <paramref name="spi"/>, timed by <paramref name="clock"/>; call <see cref="Initialize"/> first.</summary>
+    /// <summary>
+    /// A driver for <paramref name="chip"/> on <paramref name="spi"/>, timed by <paramref name="clock"/>; call
+    /// <see cref="Initialize"/> first.
+    /// </summary>
     public SpiNandDevice(SpiDevice spi, SpiNandChip chip, IClock clock)
     {
         _spi = spi ?? throw new ArgumentNullException(nameof(spi));
@@ -96,7 +99,9 @@ public sealed class SpiNandDevice : INandDevice
         SetFeatureRegister(ConfigurationRegister, config);
     }
 
-    /// <summary>RESET (FFh), waiting for the chip to be ready: the first thing said to a chip, before its ID is trusted.</summary>
+    /// <summary>
+    /// RESET (FFh), waiting for the chip to be ready: the first thing said to a chip, before its ID is trusted.
+    /// </summary>
     public void ResetChip()
     {
         Command(Reset);
@@ -220,7 +225,10 @@ public sealed class SpiNandDevice : INandDevice
         return IsBadBlockMarker(spare);
     }
 
-    /// <summary>True when the spare area of a block's page 0 carries the factory's bad-block marker (bytes 0 and 1 not both FFh).</summary>
+    /// <summary>
+    /// True when the spare area of a block's page 0 carries the factory's bad-block marker (bytes 0 and 1 not both
+    /// FFh).
+    /// </summary>
     public static bool IsBadBlockMarker(ReadOnlySpan<byte> spare) => spare[0] != 0xFF || spare[1] != 0xFF;
 
     private void Command(byte opcode)
@@ -229,7 +237,9 @@ public sealed class SpiNandDevice : INandDevice
         _spi.Write(frame);
     }
 
-    /// <summary>An opcode with a 3-byte row address (a dummy byte and the 16-bit page address on 1 Gbit parts).</summary>
+    /// <summary>
+    /// An opcode with a 3-byte row address (a dummy byte and the 16-bit page address on 1 Gbit parts).
+    /// </summary>
     private void RowCommand(byte opcode, PageAddress address)
     {
         int row = (address.Block * Geometry.PagesPerBlock) + address.Page;
@@ -251,7 +261,9 @@ public sealed class SpiNandDevice : INandDevice
         _spi.Write(frame);
     }
 
-    /// <summary>Polls the status register until BUSY clears, through the injected clock; returns the last status.</summary>
+    /// <summary>
+    /// Polls the status register until BUSY clears, through the injected clock; returns the last status.
+    /// </summary>
     private byte WaitReady(string what)
     {
         long deadline = _clock.NowNanoseconds + TimeoutNanoseconds;

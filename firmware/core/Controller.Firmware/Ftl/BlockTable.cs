@@ -27,7 +27,10 @@ internal sealed class BlockTable
     private readonly long[] _invalidatedAt;
     private readonly (int Block, int NextUnit)[] _streams;
 
-    /// <summary>Creates the table of <paramref name="blocks"/> blocks, all free, and <paramref name="streams"/> streams with no open block.</summary>
+    /// <summary>
+    /// Creates the table of <paramref name="blocks"/> blocks, all free, and <paramref name="streams"/> streams with no
+    /// open block.
+    /// </summary>
     public BlockTable(int blocks, int streams)
     {
         _states = new BlockState[blocks];
@@ -109,7 +112,10 @@ internal sealed class BlockTable
     /// <summary>Sets what <paramref name="block"/> holds.</summary>
     public void SetUse(int block, BlockUse use) => _uses[block] = use;
 
-    /// <summary>Puts <paramref name="block"/> in the free pool as it was found at mount (it needs an erase unless it reads erased).</summary>
+    /// <summary>
+    /// Puts <paramref name="block"/> in the free pool as it was found at mount (it needs an erase unless it reads
+    /// erased).
+    /// </summary>
     public void Found(int block, bool needsErase)
     {
         SetState(block, BlockState.Free);
@@ -128,7 +134,10 @@ internal sealed class BlockTable
         _invalidatedAt[block] = 0;
     }
 
-    /// <summary>Returns <paramref name="block"/> to the free pool; it holds old data and may not be erased before <paramref name="notBefore"/>.</summary>
+    /// <summary>
+    /// Returns <paramref name="block"/> to the free pool; it holds old data and may not be erased before
+    /// <paramref name="notBefore"/>.
+    /// </summary>
     public void Free(int block, long notBefore)
     {
         SetState(block, BlockState.Free);
@@ -155,13 +164,17 @@ internal sealed class BlockTable
     public void SawEraseCount(int block, uint eraseCount) =>
         _eraseCounts[block] = Math.Max(_eraseCounts[block], eraseCount);
 
-    /// <summary>Records that a unit with sequence <paramref name="sequence"/> was written to <paramref name="block"/>.</summary>
+    /// <summary>
+    /// Records that a unit with sequence <paramref name="sequence"/> was written to <paramref name="block"/>.
+    /// </summary>
     public void Written(int block, ulong sequence) => _lastWritten[block] = sequence;
 
     /// <summary>Recovery: raises <paramref name="block"/>'s last-written sequence to one read from its pages.</summary>
     public void SawSequence(int block, ulong sequence) => _lastWritten[block] = Math.Max(_lastWritten[block], sequence);
 
-    /// <summary>Records that host write ticket <paramref name="ticket"/> invalidated a sector of <paramref name="block"/>.</summary>
+    /// <summary>
+    /// Records that host write ticket <paramref name="ticket"/> invalidated a sector of <paramref name="block"/>.
+    /// </summary>
     public void Invalidated(int block, long ticket) => _invalidatedAt[block] = ticket;
 
     /// <summary>Checks that the free count is the number of free blocks.</summary>

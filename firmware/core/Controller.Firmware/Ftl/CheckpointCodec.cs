@@ -6,8 +6,9 @@ namespace Controller.Firmware.Ftl;
 /// <summary>
 /// A checkpoint: the map and the block table at one instant, as bytes.
 /// <code>
-/// header: "CKPT" | version (4) | sequence (8) | logical sectors (8) | blocks (4) | streams (4) | body bytes (8) | body CRC-32C (4)
-/// body:   map (4 per logical sector) | per block: erase count (4), state (1), use (1), 2 spare | per stream: block (4), next unit (4)
+/// header: "CKPT" | version (4) | sequence (8) | logical sectors (8) | blocks (4) | streams (4) | body bytes (8) | body
+/// CRC-32C (4) body: map (4 per logical sector) | per block: erase count (4), state (1), use (1), 2 spare | per stream:
+/// block (4), next unit (4)
 /// </code>
 /// </summary>
 internal static class CheckpointCodec
@@ -16,7 +17,10 @@ internal static class CheckpointCodec
     private const uint Magic = 0x54504B43; // "CKPT"
     private const uint Version = 1;
 
-    /// <summary>The largest checkpoint of <paramref name="layout"/>: a map entry for every physical sector bounds the logical ones.</summary>
+    /// <summary>
+    /// The largest checkpoint of <paramref name="layout"/>: a map entry for every physical sector bounds the logical
+    /// ones.
+    /// </summary>
     public static long MaxBytes(FtlLayout layout) =>
         HeaderBytes + (4 * layout.PhysicalSectors) + (8L * layout.Nand.Blocks) + (8L * (layout.Nand.Dies + 2));
 
@@ -67,7 +71,9 @@ internal static class CheckpointCodec
         return bytes;
     }
 
-    /// <summary>Total bytes of the checkpoint whose header starts <paramref name="header"/>, or -1 if it is not one.</summary>
+    /// <summary>
+    /// Total bytes of the checkpoint whose header starts <paramref name="header"/>, or -1 if it is not one.
+    /// </summary>
     public static long TotalBytes(ReadOnlySpan<byte> header) =>
         header.Length >= HeaderBytes
         && BinaryPrimitives.ReadUInt32LittleEndian(header) == Magic

@@ -100,7 +100,9 @@ public sealed partial class FlashTranslationLayer
         Statistics.Checkpoints++;
     }
 
-    /// <summary>The erase count the FTL holds for <paramref name="block"/> (for tests of its survival across cuts).</summary>
+    /// <summary>
+    /// The erase count the FTL holds for <paramref name="block"/> (for tests of its survival across cuts).
+    /// </summary>
     internal uint EraseCountOf(int block) => _blocks.EraseCountOf(block);
 
     /// <summary>The blocks holding the current checkpoint (for tests that damage it).</summary>
@@ -242,7 +244,9 @@ public sealed partial class FlashTranslationLayer
         }
     }
 
-    /// <summary>Decodes a superblock unit read into the scratch buffer; null when it is not one of this geometry.</summary>
+    /// <summary>
+    /// Decodes a superblock unit read into the scratch buffer; null when it is not one of this geometry.
+    /// </summary>
     private SuperblockRecord? DecodeSuperblock(ReadOnlySpan<byte> data, ulong sequence, int block, int unit)
     {
         if (BinaryPrimitives.ReadUInt64LittleEndian(data) != SuperblockMagic)
@@ -301,7 +305,9 @@ public sealed partial class FlashTranslationLayer
         );
     }
 
-    /// <summary>Where a checkpoint is: its covering sequence, the sequence numbers of its parts, and the blocks holding them.</summary>
+    /// <summary>
+    /// Where a checkpoint is: its covering sequence, the sequence numbers of its parts, and the blocks holding them.
+    /// </summary>
     private sealed record CheckpointPointer(
         ulong Sequence,
         ulong FirstPartSequence,

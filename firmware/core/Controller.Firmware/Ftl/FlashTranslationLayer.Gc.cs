@@ -131,7 +131,10 @@ public sealed partial class FlashTranslationLayer
         return best;
     }
 
-    /// <summary>The collectable block with the fewest valid sectors, if they fit in the cold stream's open block plus one free block; else -1.</summary>
+    /// <summary>
+    /// The collectable block with the fewest valid sectors, if they fit in the cold stream's open block plus one free
+    /// block; else -1.
+    /// </summary>
     private int EmptiestFitting()
     {
         int best = -1;
@@ -156,7 +159,10 @@ public sealed partial class FlashTranslationLayer
         && _sectors.ValidIn(block) < _layout.SectorsPerBlock
         && !_retiring.Contains(block);
 
-    /// <summary>Moves the valid data of <paramref name="victim"/> to the cold stream; the block is released once that is durable.</summary>
+    /// <summary>
+    /// Moves the valid data of <paramref name="victim"/> to the cold stream; the block is released once that is
+    /// durable.
+    /// </summary>
     private bool CollectVictim(int victim)
     {
         if (victim < 0)
@@ -323,7 +329,9 @@ public sealed partial class FlashTranslationLayer
         _blocks.Free(releasing.Block, Math.Max(_clock.NowNanoseconds, Math.Max(_latestColdCompletion, _durableAt)));
     }
 
-    /// <summary>Relocates the valid data of blocks whose program failed; they are marked bad once that is durable.</summary>
+    /// <summary>
+    /// Relocates the valid data of blocks whose program failed; they are marked bad once that is durable.
+    /// </summary>
     private void RetireFailedBlocks()
     {
         // Not on hold-up energy: the save may only write the cache. The failed block's data is
@@ -385,7 +393,9 @@ public sealed partial class FlashTranslationLayer
     }
 }
 
-/// <summary>The FTL cannot go on: a broken internal promise (the reserve was not kept) or metadata it cannot write.</summary>
+/// <summary>
+/// The FTL cannot go on: a broken internal promise (the reserve was not kept) or metadata it cannot write.
+/// </summary>
 public sealed class FtlException : Exception
 {
     /// <summary>Creates the exception.</summary>

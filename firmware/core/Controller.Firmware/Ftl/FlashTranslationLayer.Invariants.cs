@@ -1,6 +1,8 @@
 namespace Controller.Firmware.Ftl;
 
-/// <summary>The FTL's full self-check, for <c>cache.checkInvariants</c> (the cheap checks run where state changes).</summary>
+/// <summary>
+/// The FTL's full self-check, for <c>cache.checkInvariants</c> (the cheap checks run where state changes).
+/// </summary>
 public sealed partial class FlashTranslationLayer
 {
     /// <summary>

@@ -93,7 +93,9 @@ public sealed partial class FlashTranslationLayer
         _journal.Clear();
     }
 
-    /// <summary>Programs one unit of metadata (journal or checkpoint) into the metadata stream; returns its block.</summary>
+    /// <summary>
+    /// Programs one unit of metadata (journal or checkpoint) into the metadata stream; returns its block.
+    /// </summary>
     private int ProgramMetadataUnit(UnitKind kind, uint aux, ReadOnlySpan<byte> data)
     {
         Array.Fill(_slots, PageMetadata.EmptySlot);

@@ -12,7 +12,8 @@ public sealed partial class FlashTranslationLayer
     /// (the newest valid checkpoint plus everything written after it, or a full scan when no
     /// checkpoint is valid), and refuses a NAND that holds something else.
     /// </summary>
-    /// <exception cref="FtlMountException">The NAND holds data that is not this FTL's, or was formatted for another geometry.</exception>
+    /// <exception cref="FtlMountException">The NAND holds data that is not this FTL's, or was formatted for another
+    /// geometry.</exception>
     public static FlashTranslationLayer Mount(INandDevice nand, IClock clock, Prng prng, FtlOptions options)
     {
         ArgumentNullException.ThrowIfNull(nand);
@@ -71,7 +72,10 @@ public sealed partial class FlashTranslationLayer
         }
     }
 
-    /// <summary>What the first unit of every block says: factory bad, erased, the FTL's (with its sequence), damaged, or foreign.</summary>
+    /// <summary>
+    /// What the first unit of every block says: factory bad, erased, the FTL's (with its sequence), damaged, or
+    /// foreign.
+    /// </summary>
     private FirstUnit[] ReadFirstUnits()
     {
         var firsts = new FirstUnit[_nand.Geometry.Blocks];

@@ -192,7 +192,10 @@ public sealed partial class FlashTranslationLayer
         return scans;
     }
 
-    /// <summary>Reads the units of a block from <paramref name="fromUnit"/> on and collects what was written after the checkpoint.</summary>
+    /// <summary>
+    /// Reads the units of a block from <paramref name="fromUnit"/> on and collects what was written after the
+    /// checkpoint.
+    /// </summary>
     private ulong ScanBlock(
         int block,
         int fromUnit,

@@ -37,7 +37,9 @@ public sealed partial class FlashTranslationLayer
     private readonly SectorMap _sectors;
     private readonly BlockTable _blocks;
 
-    /// <summary>The instant the last flush's programs were all complete (<see cref="_durableTicket"/> is durable from then).</summary>
+    /// <summary>
+    /// The instant the last flush's programs were all complete (<see cref="_durableTicket"/> is durable from then).
+    /// </summary>
     private long _durableAt;
     private readonly UnitBuffer _hostBuffer;
     private readonly UnitBuffer _coldBuffer;
@@ -96,7 +98,9 @@ public sealed partial class FlashTranslationLayer
     /// <summary>Blocks retired as bad (factory-marked or grown).</summary>
     public int BadBlocks => _blocks.BadCount;
 
-    /// <summary>Logical sectors that hold data (not holes). Counts the whole map: for reports, not for the I/O path.</summary>
+    /// <summary>
+    /// Logical sectors that hold data (not holes). Counts the whole map: for reports, not for the I/O path.
+    /// </summary>
     public long MappedSectors => _sectors.CountMapped();
 
     /// <summary>The least, greatest and mean erase count of the blocks that are not bad.</summary>
@@ -133,7 +137,9 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     public void BeginPowerFailSave() => _savingOnHoldUp = true;
 
-    /// <summary>Sets <see cref="Activity"/> until the returned scope is disposed, which restores the one before.</summary>
+    /// <summary>
+    /// Sets <see cref="Activity"/> until the returned scope is disposed, which restores the one before.
+    /// </summary>
     private ActivityScope Enter(FtlActivity activity)
     {
         var scope = new ActivityScope(this, Activity);
@@ -178,7 +184,9 @@ public sealed partial class FlashTranslationLayer
         }
     }
 
-    /// <summary>Writes one sector. It is visible to reads at once and durable after the next <see cref="Flush"/>.</summary>
+    /// <summary>
+    /// Writes one sector. It is visible to reads at once and durable after the next <see cref="Flush"/>.
+    /// </summary>
     public void Write(long sector, ReadOnlySpan<byte> data)
     {
         CheckRange(sector, 1);
@@ -326,7 +334,10 @@ public sealed partial class FlashTranslationLayer
             : null;
     }
 
-    /// <summary>The erase count of every good block that holds data or metadata (as <see cref="Wear"/> counts them), in block order.</summary>
+    /// <summary>
+    /// The erase count of every good block that holds data or metadata (as <see cref="Wear"/> counts them), in block
+    /// order.
+    /// </summary>
     public uint[] EraseCounts()
     {
         var counts = new List<uint>(_blocks.Count);
@@ -467,7 +478,9 @@ public sealed partial class FlashTranslationLayer
         return _nand.EraseBlock(block);
     }
 
-    /// <summary>A read-only mount changes nothing: a program or erase reaching here is a fault of the firmware.</summary>
+    /// <summary>
+    /// A read-only mount changes nothing: a program or erase reaching here is a fault of the firmware.
+    /// </summary>
     private void RefuseIfReadOnly(string operation, int block)
     {
         if (_options.ReadOnly)
@@ -508,7 +521,8 @@ public sealed partial class FlashTranslationLayer
 }
 
 /// <summary>The outcome of a sector read.</summary>
-/// <param name="Ok">False when the NAND could not return the sector intact (an uncorrectable read or a damaged page).</param>
+/// <param name="Ok">False when the NAND could not return the sector intact (an uncorrectable read or a damaged
+/// page).</param>
 /// <param name="CompletesAtNanoseconds">When the data is in the caller's buffer.</param>
 public readonly record struct FtlReadResult(bool Ok, long CompletesAtNanoseconds);
 
@@ -517,7 +531,8 @@ public readonly record struct WearReport(uint MinErases, double MeanErases, uint
 
 /// <summary>What mounting found and did.</summary>
 /// <param name="Formatted">True when the NAND was blank and has just been formatted.</param>
-/// <param name="FromCheckpoint">True when recovery started from a valid checkpoint (false: a full scan, or a format).</param>
+/// <param name="FromCheckpoint">True when recovery started from a valid checkpoint (false: a full scan, or a
+/// format).</param>
 /// <param name="RecoveryPageReads">NAND page reads recovery made.</param>
 /// <param name="ReplayedUnits">Units written after the checkpoint that recovery replayed.</param>
 public sealed record MountReport(bool Formatted, bool FromCheckpoint, long RecoveryPageReads, long ReplayedUnits);

@@ -12,7 +12,9 @@ namespace Controller.Firmware.Ftl;
 /// </summary>
 public sealed class FtlLayout
 {
-    /// <summary>Where the FTL's metadata starts in a page's spare area; bytes 0 and 1 are the bad-block marker's.</summary>
+    /// <summary>
+    /// Where the FTL's metadata starts in a page's spare area; bytes 0 and 1 are the bad-block marker's.
+    /// </summary>
     public const int SpareMetadataOffset = 2;
 
     /// <summary>Blocks that hold the superblock, written in turn.</summary>
@@ -32,7 +34,9 @@ public sealed class FtlLayout
             : null;
     }
 
-    /// <summary>Creates the layout of <paramref name="geometry"/>; throws when <see cref="Problem"/> has an objection.</summary>
+    /// <summary>
+    /// Creates the layout of <paramref name="geometry"/>; throws when <see cref="Problem"/> has an objection.
+    /// </summary>
     public FtlLayout(NandGeometry geometry)
     {
         ArgumentNullException.ThrowIfNull(geometry);
@@ -118,7 +122,8 @@ public sealed class FtlLayout
 
 /// <summary>The user capacity and how it was counted, fixed when the NAND is formatted.</summary>
 /// <param name="GoodBlocks">Blocks without a factory bad-block mark.</param>
-/// <param name="DataBlocks">Good blocks that can hold user data: all but the superblocks and the metadata reserve.</param>
+/// <param name="DataBlocks">Good blocks that can hold user data: all but the superblocks and the metadata
+/// reserve.</param>
 /// <param name="PhysicalSectors">T: sectors in the data blocks.</param>
 /// <param name="LogicalSectors">U: sectors the host sees, T x (1 - Sf) rounded down.</param>
 public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSectors, long LogicalSectors)
@@ -126,7 +131,9 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
     /// <summary>Sf as counted: (T - U) / T.</summary>
     public double SpareFactor => (double)(PhysicalSectors - LogicalSectors) / PhysicalSectors;
 
-    /// <summary>Counts the capacity of <paramref name="layout"/> with <paramref name="goodBlocks"/> good blocks.</summary>
+    /// <summary>
+    /// Counts the capacity of <paramref name="layout"/> with <paramref name="goodBlocks"/> good blocks.
+    /// </summary>
     public static FtlCapacity Count(FtlLayout layout, int goodBlocks, double spareFactor)
     {
         ArgumentNullException.ThrowIfNull(layout);
@@ -136,7 +143,10 @@ public sealed record FtlCapacity(int GoodBlocks, int DataBlocks, long PhysicalSe
         return new FtlCapacity(goodBlocks, dataBlocks, physical, logical);
     }
 
-    /// <summary>The same logical capacity over <paramref name="goodBlocks"/> good blocks, as when blocks have gone bad since the format.</summary>
+    /// <summary>
+    /// The same logical capacity over <paramref name="goodBlocks"/> good blocks, as when blocks have gone bad since the
+    /// format.
+    /// </summary>
     public FtlCapacity WithGoodBlocks(FtlLayout layout, int goodBlocks) =>
         Count(layout, goodBlocks, 0) with
         {

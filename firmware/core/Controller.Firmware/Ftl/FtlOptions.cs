@@ -6,7 +6,9 @@ public enum GcVictimPolicy
     /// <summary>The closed block with the fewest valid sectors.</summary>
     Greedy,
 
-    /// <summary>The closed block with the best (1 - u) * age / (1 + u), u its valid fraction (Rosenblum and Ousterhout).</summary>
+    /// <summary>
+    /// The closed block with the best (1 - u) * age / (1 + u), u its valid fraction (Rosenblum and Ousterhout).
+    /// </summary>
     CostBenefit,
 }
 

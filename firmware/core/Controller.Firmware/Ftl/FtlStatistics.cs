@@ -18,7 +18,9 @@ public sealed class FtlStatistics
     /// <summary>NAND pages the FTL read, recovery included.</summary>
     public long NandPagesRead { get; internal set; }
 
-    /// <summary>NAND pages programmed with data, host and relocated (the model's write amplification counts these).</summary>
+    /// <summary>
+    /// NAND pages programmed with data, host and relocated (the model's write amplification counts these).
+    /// </summary>
     public long DataPagesProgrammed { get; internal set; }
 
     /// <summary>NAND pages programmed with metadata: journal, checkpoints, superblocks.</summary>

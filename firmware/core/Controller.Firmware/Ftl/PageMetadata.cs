@@ -23,7 +23,8 @@ public enum UnitKind : byte
 /// The metadata every programmed page carries in its spare area (from byte 2; bytes 0 and 1 stay
 /// FFh for the bad-block marker):
 /// <code>
-/// 'F' 'T' | kind | page in unit | sequence (8) | block erase count (4) | aux (4) | sector of each slot (4 each) | CRC-32C (4)
+/// 'F' 'T' | kind | page in unit | sequence (8) | block erase count (4) | aux (4) | sector of each slot (4 each) |
+/// CRC-32C (4)
 /// </code>
 /// The CRC covers the page's data and the metadata before it, so a torn program, a page of
 /// another unit or bits flipped past ECC are all caught.

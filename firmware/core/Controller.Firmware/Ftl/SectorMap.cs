@@ -25,7 +25,10 @@ internal sealed class SectorMap
     private readonly int[] _valid;
     private uint[] _map = [];
 
-    /// <summary>Creates an empty map (no logical sectors yet) for <paramref name="blocks"/> blocks laid out as <paramref name="layout"/> says.</summary>
+    /// <summary>
+    /// Creates an empty map (no logical sectors yet) for <paramref name="blocks"/> blocks laid out as
+    /// <paramref name="layout"/> says.
+    /// </summary>
     public SectorMap(FtlLayout layout, int blocks)
     {
         _layout = layout;
@@ -52,7 +55,9 @@ internal sealed class SectorMap
     /// <summary>Logical sectors that hold data. Walks the whole map: for reports, not for the I/O path.</summary>
     public long CountMapped() => _map.LongCount(p => p != Unmapped);
 
-    /// <summary>True when any sector of the unit starting at physical sector <paramref name="first"/> holds a logical sector.</summary>
+    /// <summary>
+    /// True when any sector of the unit starting at physical sector <paramref name="first"/> holds a logical sector.
+    /// </summary>
     public bool AnyInUnit(uint first)
     {
         for (int slot = 0; slot < _layout.SectorsPerUnit; slot++)
@@ -66,7 +71,9 @@ internal sealed class SectorMap
         return false;
     }
 
-    /// <summary>Starts over with <paramref name="logicalSectors"/> sectors, all unmapped, and nothing on flash.</summary>
+    /// <summary>
+    /// Starts over with <paramref name="logicalSectors"/> sectors, all unmapped, and nothing on flash.
+    /// </summary>
     public void Reset(long logicalSectors)
     {
         _map = new uint[logicalSectors];
@@ -94,7 +101,10 @@ internal sealed class SectorMap
         _map[logical] = marker;
     }
 
-    /// <summary>Maps <paramref name="logical"/> to <paramref name="physical"/>, just programmed: named by it and counted in its block.</summary>
+    /// <summary>
+    /// Maps <paramref name="logical"/> to <paramref name="physical"/>, just programmed: named by it and counted in its
+    /// block.
+    /// </summary>
     public void Place(uint logical, uint physical)
     {
         if (_reverse[physical] != Unmapped)
@@ -131,13 +141,18 @@ internal sealed class SectorMap
         return block;
     }
 
-    /// <summary>Recovery: the map entries a checkpoint saved. The reverse map and the counts are rebuilt by <see cref="Rebuild"/>.</summary>
+    /// <summary>
+    /// Recovery: the map entries a checkpoint saved. The reverse map and the counts are rebuilt by
+    /// <see cref="Rebuild"/>.
+    /// </summary>
     public void LoadEntries(ReadOnlySpan<uint> entries) => entries.CopyTo(_map);
 
     /// <summary>Recovery: sets a map entry while replaying the log, before <see cref="Rebuild"/>.</summary>
     public void Replay(long logical, uint entry) => _map[logical] = entry;
 
-    /// <summary>Recovery: unmaps every sector whose entry points into a block <paramref name="dropped"/> names.</summary>
+    /// <summary>
+    /// Recovery: unmaps every sector whose entry points into a block <paramref name="dropped"/> names.
+    /// </summary>
     public void Drop(bool[] dropped)
     {
         for (int sector = 0; sector < _map.Length; sector++)

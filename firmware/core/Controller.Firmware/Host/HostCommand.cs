@@ -6,13 +6,21 @@ public enum HostOpcode
     /// <summary>Read a byte range.</summary>
     Read,
 
-    /// <summary>Write a byte range (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).</summary>
+    /// <summary>
+    /// Write a byte range (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).
+    /// </summary>
     Write,
 
-    /// <summary>Punch a hole: the range reads as zeros (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).</summary>
+    /// <summary>
+    /// Punch a hole: the range reads as zeros (durable at completion with
+    /// <see cref="HostCommandOptions.ForceUnitAccess"/>).
+    /// </summary>
     Trim,
 
-    /// <summary>Make the range read as zeros; may unmap unless <see cref="HostCommandOptions.NoHole"/> (durable at completion with <see cref="HostCommandOptions.ForceUnitAccess"/>).</summary>
+    /// <summary>
+    /// Make the range read as zeros; may unmap unless <see cref="HostCommandOptions.NoHole"/> (durable at completion
+    /// with <see cref="HostCommandOptions.ForceUnitAccess"/>).
+    /// </summary>
     WriteZeroes,
 
     /// <summary>Make everything completed before it durable.</summary>

@@ -44,10 +44,16 @@ public sealed class CommandClock : IClock
     /// <summary>Inside a command, its cursor; otherwise the device's time.</summary>
     public long NowNanoseconds => InCommand ? _cursor : Device.NowNanoseconds;
 
-    /// <summary>True inside a command that runs alone (where that moves the device's time): its waits are the device clock's too.</summary>
+    /// <summary>
+    /// True inside a command that runs alone (where that moves the device's time): its waits are the device clock's
+    /// too.
+    /// </summary>
     public bool Alone { get; private set; }
 
-    /// <summary>Inside a command, moves its cursor on (and the device's time, if it runs alone); otherwise waits on the device's clock.</summary>
+    /// <summary>
+    /// Inside a command, moves its cursor on (and the device's time, if it runs alone); otherwise waits on the device's
+    /// clock.
+    /// </summary>
     public void WaitUntil(long nanoseconds)
     {
         if (!InCommand || Alone)

@@ -278,7 +278,9 @@ public sealed class ControllerLoop
         _completionCount++;
     }
 
-    /// <summary>True when <paramref name="sector"/> is a hole (reads as zeros, holds no data): for NBD block status.</summary>
+    /// <summary>
+    /// True when <paramref name="sector"/> is a hole (reads as zeros, holds no data): for NBD block status.
+    /// </summary>
     public bool IsHole(long sector) => _cache.IsHole(sector);
 
     /// <summary>
@@ -291,7 +293,9 @@ public sealed class ControllerLoop
         _ftl?.CheckpointNow();
     }
 
-    /// <summary>Why the last command that failed with <see cref="HostStatus.NoSpace"/> failed, for logs and reports.</summary>
+    /// <summary>
+    /// Why the last command that failed with <see cref="HostStatus.NoSpace"/> failed, for logs and reports.
+    /// </summary>
     public string? LastFailure { get; private set; }
 
     /// <summary>True when power-loss protection is on.</summary>

@@ -3,7 +3,9 @@ using Controller.Nbd;
 
 namespace Controller.Hosting.Nbd;
 
-/// <summary>Where an export reports a command's end: called once, from whatever thread ends it, and must not block.</summary>
+/// <summary>
+/// Where an export reports a command's end: called once, from whatever thread ends it, and must not block.
+/// </summary>
 public interface INbdCompletion
 {
     /// <summary>The command completed with <paramref name="status"/>.</summary>
@@ -91,6 +93,8 @@ public interface INbdExport
             );
     }
 
-    /// <summary>Adds to <paramref name="extents"/> the allocation of the range, from its start on (at least one extent).</summary>
+    /// <summary>
+    /// Adds to <paramref name="extents"/> the allocation of the range, from its start on (at least one extent).
+    /// </summary>
     ValueTask BlockStatusAsync(long offset, long length, List<NbdExtent> extents, CancellationToken cancellation);
 }

@@ -29,7 +29,9 @@ public sealed class NbdConnection : IDisposable
         _options = options ?? new NbdServerOptions();
     }
 
-    /// <summary>The connection's number on its server (from 1, in the order they were accepted; 0 when not numbered).</summary>
+    /// <summary>
+    /// The connection's number on its server (from 1, in the order they were accepted; 0 when not numbered).
+    /// </summary>
     public int Number { get; init; }
 
     /// <inheritdoc />

@@ -31,7 +31,9 @@ internal sealed class NbdInput(Stream stream)
         Stream = tls;
     }
 
-    /// <summary>Reads exactly <paramref name="destination"/>; false if the stream ended before its first byte.</summary>
+    /// <summary>
+    /// Reads exactly <paramref name="destination"/>; false if the stream ended before its first byte.
+    /// </summary>
     public async Task<bool> ReadOrEndAsync(Memory<byte> destination, CancellationToken cancellation)
     {
         if (_start == _end && !await FillAsync(cancellation).ConfigureAwait(false))
@@ -43,7 +45,10 @@ internal sealed class NbdInput(Stream stream)
         return true;
     }
 
-    /// <summary>Reads exactly <paramref name="destination"/>.Length bytes; the stream ending first is an <see cref="EndOfStreamException"/>.</summary>
+    /// <summary>
+    /// Reads exactly <paramref name="destination"/>.Length bytes; the stream ending first is an
+    /// <see cref="EndOfStreamException"/>.
+    /// </summary>
     public async ValueTask ReadExactlyAsync(Memory<byte> destination, CancellationToken cancellation)
     {
         while (!destination.IsEmpty)

@@ -9,7 +9,9 @@ public sealed record NbdServerOptions
     /// <summary>NBD_INFO_BLOCK_SIZE preferred: the FTL's sector.</summary>
     public int PreferredBlockBytes { get; init; } = 4096;
 
-    /// <summary>NBD_INFO_BLOCK_SIZE maximum: the largest READ or WRITE taken (clients such as nbdcopy and fio do not split).</summary>
+    /// <summary>
+    /// NBD_INFO_BLOCK_SIZE maximum: the largest READ or WRITE taken (clients such as nbdcopy and fio do not split).
+    /// </summary>
     public int MaximumBlockBytes { get; init; } = 32 << 20;
 
     /// <summary>The largest option data read in the handshake; a client sending more is cut off.</summary>
@@ -18,7 +20,9 @@ public sealed record NbdServerOptions
     /// <summary>Requests of one connection executing at once; the next waits to be read until one completes.</summary>
     public int MaximumRequestsInFlight { get; init; } = 16;
 
-    /// <summary>TLS (NBD_OPT_STARTTLS), or null for none: NBD_OPT_STARTTLS is then refused with NBD_REP_ERR_POLICY.</summary>
+    /// <summary>
+    /// TLS (NBD_OPT_STARTTLS), or null for none: NBD_OPT_STARTTLS is then refused with NBD_REP_ERR_POLICY.
+    /// </summary>
     public NbdTls? Tls { get; init; }
 }
 
@@ -28,7 +32,10 @@ public enum NbdTlsMode
     /// <summary>TLS at the client's choice (SELECTIVETLS with no TLS-only export).</summary>
     Allowed,
 
-    /// <summary>TLS before anything else (FORCEDTLS): every option but NBD_OPT_STARTTLS and NBD_OPT_ABORT gets NBD_REP_ERR_TLS_REQD.</summary>
+    /// <summary>
+    /// TLS before anything else (FORCEDTLS): every option but NBD_OPT_STARTTLS and NBD_OPT_ABORT gets
+    /// NBD_REP_ERR_TLS_REQD.
+    /// </summary>
     Required,
 }
 

@@ -31,7 +31,10 @@ internal sealed class NbdTransmission : IDisposable
     private CancellationToken _stop;
     private Exception? _failure;
 
-    /// <summary>Transmission on <paramref name="input"/> as <paramref name="agreement"/> settled it, for connection number <paramref name="connection"/>.</summary>
+    /// <summary>
+    /// Transmission on <paramref name="input"/> as <paramref name="agreement"/> settled it, for connection number
+    /// <paramref name="connection"/>.
+    /// </summary>
     public NbdTransmission(NbdInput input, NbdAgreement agreement, NbdServerOptions options, int connection)
     {
         _input = input;
@@ -52,7 +55,10 @@ internal sealed class NbdTransmission : IDisposable
         _slots.Dispose();
     }
 
-    /// <summary>Runs transmission until the client disconnects (or <paramref name="stop"/>); every reply in flight is written before it returns.</summary>
+    /// <summary>
+    /// Runs transmission until the client disconnects (or <paramref name="stop"/>); every reply in flight is written
+    /// before it returns.
+    /// </summary>
     public async Task RunAsync(CancellationToken stop)
     {
         INbdExport export = _agreement.Export;
@@ -352,7 +358,10 @@ internal sealed class NbdTransmission : IDisposable
         }
     }
 
-    /// <summary>The bytes before a successful READ's data: a simple reply, or a structured OFFSET_DATA chunk's header and offset.</summary>
+    /// <summary>
+    /// The bytes before a successful READ's data: a simple reply, or a structured OFFSET_DATA chunk's header and
+    /// offset.
+    /// </summary>
     private int ReadReplyHeaderBytes =>
         Structured ? NbdChunkHeader.Bytes + NbdChunkData.OffsetBytes : NbdSimpleReply.Bytes;
 
@@ -432,7 +441,10 @@ internal sealed class NbdTransmission : IDisposable
         await SendAsync(chunk, ReadOnlyMemory<byte>.Empty, cancellation).ConfigureAwait(false);
     }
 
-    /// <summary>The reply to a request that failed with <paramref name="error"/>: a structured error chunk with its text where the client takes one.</summary>
+    /// <summary>
+    /// The reply to a request that failed with <paramref name="error"/>: a structured error chunk with its text where
+    /// the client takes one.
+    /// </summary>
     private byte[] ErrorReply(NbdCommand command, ulong handle, NbdError error)
     {
         if (Structured && command is NbdCommand.Read or NbdCommand.BlockStatus)
@@ -482,7 +494,9 @@ internal sealed class NbdTransmission : IDisposable
         }
     }
 
-    /// <summary>A request handed to the export: what its reply needs, and the buffer to give back once it is sent.</summary>
+    /// <summary>
+    /// A request handed to the export: what its reply needs, and the buffer to give back once it is sent.
+    /// </summary>
     private sealed class PendingRequest(
         NbdTransmission transmission,
         NbdCommand command,

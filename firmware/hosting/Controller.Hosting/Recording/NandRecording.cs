@@ -143,7 +143,9 @@ public sealed class RecordingNand(INandDevice inner, SessionRecorder recorder) :
     }
 }
 
-/// <summary>A NAND that answers each operation with the session's recorded outcome (<see cref="RecordingNand"/>).</summary>
+/// <summary>
+/// A NAND that answers each operation with the session's recorded outcome (<see cref="RecordingNand"/>).
+/// </summary>
 public sealed class ReplayNand(NandGeometry geometry, SessionRecording recording) : INandDevice
 {
     private readonly PageModel _model = new(geometry);

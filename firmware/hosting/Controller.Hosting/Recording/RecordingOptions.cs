@@ -5,10 +5,13 @@ using Controller.Firmware.Config;
 
 namespace Controller.Hosting.Recording;
 
-/// <summary><c>--record FILE</c> and <c>--record-data full|digest</c>, as <c>serve</c> and <c>ssd-board</c> take them.</summary>
+/// <summary>
+/// <c>--record FILE</c> and <c>--record-data full|digest</c>, as <c>serve</c> and <c>ssd-board</c> take them.
+/// </summary>
 /// <param name="Path">The recording to write (it must not exist).</param>
 /// <param name="Data">How writes' data is kept.</param>
-/// <param name="ExistingImage">The NAND image the session starts from exists: its contents are not in the recording, so every NAND outcome is.</param>
+/// <param name="ExistingImage">The NAND image the session starts from exists: its contents are not in the recording, so
+/// every NAND outcome is.</param>
 public sealed record RecordingOptions(string Path, RecordedData Data, bool ExistingImage)
 {
     /// <summary>Both options, as <c>serve</c> and <c>ssd-board</c> take them.</summary>

@@ -45,7 +45,9 @@ public enum SessionRecordKind : byte
     /// <summary>A die's status, as asked.</summary>
     NandDie = 13,
 
-    /// <summary>The power-fail signal on a board: the save on hold-up energy, after which the firmware stopped.</summary>
+    /// <summary>
+    /// The power-fail signal on a board: the save on hold-up energy, after which the firmware stopped.
+    /// </summary>
     PowerFail = 14,
 }
 
@@ -55,7 +57,9 @@ public enum RecordedNand : byte
     /// <summary>The emulated NAND, from the same configuration and seed (a fresh emulated device).</summary>
     Emulated = 0,
 
-    /// <summary>The recording: every outcome was recorded (a real chip, or a NAND that held data before the session).</summary>
+    /// <summary>
+    /// The recording: every outcome was recorded (a real chip, or a NAND that held data before the session).
+    /// </summary>
     Outcomes = 1,
 }
 
@@ -65,7 +69,9 @@ public enum RecordedClock : byte
     /// <summary>A virtual clock that only the loop's thread moves (serve): its instant before each input.</summary>
     Moves = 0,
 
-    /// <summary>A clock that moves by itself (a board's monotonic clock): every reading the firmware and the NAND make.</summary>
+    /// <summary>
+    /// A clock that moves by itself (a board's monotonic clock): every reading the firmware and the NAND make.
+    /// </summary>
     Reads = 1,
 }
 
@@ -75,7 +81,9 @@ public enum RecordedData : byte
     /// <summary>Every byte.</summary>
     Full = 0,
 
-    /// <summary>A digest: replay writes data made from it (the firmware's execution does not depend on the bytes).</summary>
+    /// <summary>
+    /// A digest: replay writes data made from it (the firmware's execution does not depend on the bytes).
+    /// </summary>
     Digest = 1,
 }
 

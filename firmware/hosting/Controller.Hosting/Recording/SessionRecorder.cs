@@ -113,7 +113,10 @@ public sealed class SessionRecorder : IDisposable
         End();
     }
 
-    /// <summary>A reading of a clock that moves by itself, while <see cref="InFirmware"/>: recorded when it differs from the last.</summary>
+    /// <summary>
+    /// A reading of a clock that moves by itself, while <see cref="InFirmware"/>: recorded when it differs from the
+    /// last.
+    /// </summary>
     public void ClockRead(long nanoseconds)
     {
         if (!InFirmware || ClockMode != RecordedClock.Reads)
@@ -135,7 +138,10 @@ public sealed class SessionRecorder : IDisposable
         End();
     }
 
-    /// <summary>A page read's outcome; <paramref name="data"/> and <paramref name="spare"/> when they are not what the session's model of the page says.</summary>
+    /// <summary>
+    /// A page read's outcome; <paramref name="data"/> and <paramref name="spare"/> when they are not what the session's
+    /// model of the page says.
+    /// </summary>
     public void NandRead(
         PageAddress address,
         NandCompletion completion,
@@ -317,7 +323,9 @@ public sealed class SessionRecorder : IDisposable
     }
 }
 
-/// <summary>Puts <see cref="SessionRecorder.InFirmware"/> back as it was (<see cref="SessionRecorder.Scope"/>).</summary>
+/// <summary>
+/// Puts <see cref="SessionRecorder.InFirmware"/> back as it was (<see cref="SessionRecorder.Scope"/>).
+/// </summary>
 internal readonly struct FirmwareScope(SessionRecorder? recorder, bool was) : IDisposable
 {
     public void Dispose()
