@@ -17,9 +17,7 @@ public sealed partial class LargePageCache
         _entryPage[entry] = page;
         _entryHead[entry] = None;
         _valid.AsSpan(entry * _words, _words).Clear();
-        _dirty.AsSpan(entry * _words, _words).Clear();
-        _entryDirty[entry] = 0;
-        _dirtySince[entry] = -1;
+        _dirty.Reset(entry);
         _hole.AsSpan(entry * _words, _words).Clear();
         _referenced[entry] = true;
         _lruPrevious[entry] = None;
@@ -112,7 +110,7 @@ public sealed partial class LargePageCache
         {
             if (FrameOf(entry, index) == None)
             {
-                if (IsSet(_dirty, entry, index))
+                if (_dirty.IsDirty(entry, index))
                 {
                     throw new InvariantViolationException(
                         $"the frame of page {_entryPage[entry]} sectors {first}..{first + count - 1} was freed with sector {index} dirty and unwritten"
@@ -241,12 +239,12 @@ public sealed partial class LargePageCache
         }
     }
 
-    private bool HasDirty(int entry) => _dirty.AsSpan(entry * _words, _words).ContainsAnyExcept(0UL);
+    private bool HasDirty(int entry) => _dirty.AnyIn(entry);
 
     /// <summary>Writes back the dirty sectors of sectors [<paramref name="first"/>, <paramref name="end"/>).</summary>
     private void WriteBack(long first, long end)
     {
-        if (_dirtySectors == 0)
+        if (_dirty.Count == 0)
         {
             return;
         }
@@ -272,7 +270,7 @@ public sealed partial class LargePageCache
         long pageFirst = _entryPage[entry] * _sectorsPerPage;
         for (int index = from; index < to; index++)
         {
-            if (IsSet(_dirty, entry, index))
+            if (_dirty.IsDirty(entry, index))
             {
                 _store.WriteSector(pageFirst + index, SectorSpan(entry, index));
                 MarkClean(entry, index);
@@ -356,19 +354,7 @@ public sealed partial class LargePageCache
         int dirty = 0;
         foreach ((long page, int entry) in _entries)
         {
-            int entryDirty = 0;
-            for (int word = 0; word < _words; word++)
-            {
-                entryDirty += BitOperations.PopCount(_dirty[(entry * _words) + word]);
-            }
-
-            if (entryDirty != _entryDirty[entry] || (entryDirty == 0) != (_dirtySince[entry] < 0))
-            {
-                throw new InvariantViolationException(
-                    $"page {page} has {entryDirty} dirty sectors, its count says {_entryDirty[entry]} (dirty since {_dirtySince[entry]})"
-                );
-            }
-
+            _dirty.CheckEntry(page, entry);
             for (int index = 0; index < _sectorsPerPage; index++)
             {
                 int frames = 0;
@@ -383,32 +369,32 @@ public sealed partial class LargePageCache
                     throw new InvariantViolationException($"page {page} sector {index} is covered by {frames} frames");
                 }
 
-                if ((IsSet(_valid, entry, index) || IsSet(_dirty, entry, index)) && frames == 0)
+                if ((IsSet(_valid, entry, index) || _dirty.IsDirty(entry, index)) && frames == 0)
                 {
                     throw new InvariantViolationException(
                         $"page {page} sector {index} is valid or dirty without a frame"
                     );
                 }
 
-                if (IsSet(_dirty, entry, index) && !IsSet(_valid, entry, index))
+                if (_dirty.IsDirty(entry, index) && !IsSet(_valid, entry, index))
                 {
                     throw new InvariantViolationException($"page {page} sector {index} is dirty but not valid");
                 }
 
-                if (IsSet(_hole, entry, index) && IsSet(_dirty, entry, index))
+                if (IsSet(_hole, entry, index) && _dirty.IsDirty(entry, index))
                 {
                     throw new InvariantViolationException(
                         $"page {page} sector {index} is both a punched hole and dirty data"
                     );
                 }
 
-                dirty += IsSet(_dirty, entry, index) ? 1 : 0;
+                dirty += _dirty.IsDirty(entry, index) ? 1 : 0;
             }
         }
 
-        if (dirty != _dirtySectors)
+        if (dirty != _dirty.Count)
         {
-            throw new InvariantViolationException($"{dirty} sectors are dirty, the count says {_dirtySectors}");
+            throw new InvariantViolationException($"{dirty} sectors are dirty, the count says {_dirty.Count}");
         }
     }
 }

@@ -33,7 +33,7 @@ public sealed partial class LargePageCache
     private readonly long[] _entryPage;
     private readonly int[] _entryHead;
     private readonly ulong[] _valid;
-    private readonly ulong[] _dirty;
+    private readonly DirtyMap _dirty;
     private readonly ulong[] _hole;
     private readonly bool[] _referenced;
     private readonly int[] _lruPrevious;
@@ -53,14 +53,6 @@ public sealed partial class LargePageCache
     private int _freeFrameCount;
     private readonly byte[] _bounce = new byte[SectorBytes];
     private int _pinned = None;
-    private int _dirtySectors;
-
-    // Dirty expiry: per entry, its dirty sectors and the instant it went from clean to dirty (-1
-    // when clean); and the entries in the order they went dirty, oldest first. An item whose
-    // instant no longer matches its entry's is stale (the entry was written back since) and is skipped.
-    private readonly int[] _entryDirty;
-    private readonly long[] _dirtySince;
-    private readonly Queue<(int Entry, long Since)> _dirtyOrder = new();
 
     /// <summary>
     /// Creates a cache over <paramref name="store"/> with the arena and policies of
@@ -105,11 +97,9 @@ public sealed partial class LargePageCache
         _entryPage = new long[entries];
         _entryHead = new int[entries];
         _valid = new ulong[entries * _words];
-        _dirty = new ulong[entries * _words];
+        _dirty = new DirtyMap(entries, _words, ordered: options.DirtyExpireNanoseconds > 0);
         _hole = new ulong[entries * _words];
         _referenced = new bool[entries];
-        _entryDirty = new int[entries];
-        _dirtySince = new long[entries];
         _lruPrevious = new int[entries];
         _lruNext = new int[entries];
         _freeEntries = [.. Enumerable.Range(0, entries).Reverse()];
@@ -128,7 +118,7 @@ public sealed partial class LargePageCache
     public int SectorsHeld => _buddy.Units - _buddy.FreeUnits;
 
     /// <summary>Sectors holding data not yet written back.</summary>
-    public int DirtySectors => _dirtySectors;
+    public int DirtySectors => _dirty.Count;
 
     /// <summary>
     /// Sectors of cached pages that read as holes because they were punched while cached. Walks the cache: for reports.
@@ -361,7 +351,7 @@ public sealed partial class LargePageCache
         if (_entries.TryGetValue(sector / _sectorsPerPage, out int entry))
         {
             int index = (int)(sector % _sectorsPerPage);
-            if (IsSet(_dirty, entry, index))
+            if (_dirty.IsDirty(entry, index))
             {
                 return false;
             }
@@ -476,7 +466,7 @@ public sealed partial class LargePageCache
     /// </summary>
     private void CheckWrittenSectorDirty(int entry, int index, long sector, bool wasHole)
     {
-        if (!IsSet(_dirty, entry, index))
+        if (!_dirty.IsDirty(entry, index))
         {
             Invariant.Broken(
                 $"a write into {(wasHole ? "the punched hole at " : string.Empty)}sector {sector} did not dirty its page"
@@ -484,36 +474,9 @@ public sealed partial class LargePageCache
         }
     }
 
-    private void MarkDirty(int entry, int index)
-    {
-        if (!IsSet(_dirty, entry, index))
-        {
-            Set(_dirty, entry, index);
-            _dirtySectors++;
-            if (_entryDirty[entry]++ == 0)
-            {
-                long now = _clock?.NowNanoseconds ?? 0;
-                _dirtySince[entry] = now;
-                if (_options.DirtyExpireNanoseconds > 0)
-                {
-                    _dirtyOrder.Enqueue((entry, now));
-                }
-            }
-        }
-    }
+    private void MarkDirty(int entry, int index) => _dirty.Mark(entry, index, _clock?.NowNanoseconds ?? 0);
 
-    private void MarkClean(int entry, int index)
-    {
-        if (IsSet(_dirty, entry, index))
-        {
-            Clear(_dirty, entry, index);
-            _dirtySectors--;
-            if (--_entryDirty[entry] == 0)
-            {
-                _dirtySince[entry] = -1;
-            }
-        }
-    }
+    private void MarkClean(int entry, int index) => _dirty.Clean(entry, index);
 
     /// <summary>
     /// When the oldest dirty large page expires (<see cref="CacheOptions.DirtyExpireNanoseconds"/>
@@ -528,15 +491,7 @@ public sealed partial class LargePageCache
                 return null;
             }
 
-            // Stale items at the head go: their entries were written back (or reused) since.
-            while (_dirtyOrder.TryPeek(out (int Entry, long Since) head) && _dirtySince[head.Entry] != head.Since)
-            {
-                _dirtyOrder.Dequeue();
-            }
-
-            return _dirtyOrder.TryPeek(out (int Entry, long Since) oldest)
-                ? oldest.Since + _options.DirtyExpireNanoseconds
-                : null;
+            return _dirty.OldestSince() is { } since ? since + _options.DirtyExpireNanoseconds : null;
         }
     }
 
@@ -555,10 +510,10 @@ public sealed partial class LargePageCache
             pages++
         )
         {
-            (int entry, _) = _dirtyOrder.Dequeue();
-            int before = _dirtySectors;
+            int entry = _dirty.TakeOldest();
+            int before = _dirty.Count;
             WriteBackEntry(entry);
-            sectors += before - _dirtySectors;
+            sectors += before - _dirty.Count;
         }
 
         if (!(DirtyExpiresAtNanoseconds <= nowNanoseconds))
