@@ -188,4 +188,79 @@ public sealed class NbdCodecTests
         Assert.Equal((NbdError.Io, "ok"), NbdChunkData.ReadError(NbdChunkData.Error(NbdError.Io, "ok"))!.Value);
         Assert.Equal((0x10ul, 0x200u), NbdChunkData.ReadHole(Convert.FromHexString("0000000000000010" + "00000200")));
     }
+
+    [Fact]
+    public void InfoDataAtItsBoundsIsReadOrRefusedExactly()
+    {
+        Assert.Equal("", NbdOptionData.ReadInfo(Convert.FromHexString("00000000" + "0000"))!.Value.Name);
+        Assert.Equal("ab", NbdOptionData.ReadInfo(Convert.FromHexString("00000002" + "6162" + "0000"))!.Value.Name);
+        Assert.Null(NbdOptionData.ReadInfo(Convert.FromHexString("00000004" + "6162" + "0000")));
+        Assert.Null(NbdOptionData.ReadInfo(Convert.FromHexString("00000000" + "00")));
+        (string name, NbdInfo[] requests) = NbdOptionData
+            .ReadInfo(NbdOptionData.Info("abc", NbdInfo.Name, NbdInfo.Description, NbdInfo.BlockSize))!
+            .Value;
+        Assert.Equal("abc", name);
+        Assert.Equal([NbdInfo.Name, NbdInfo.Description, NbdInfo.BlockSize], requests);
+        Assert.Throws<ArgumentNullException>(() => NbdOptionData.Info("", null!));
+        Assert.Throws<ArgumentNullException>(() => NbdOptionData.MetaContext("", null!));
+    }
+
+    [Fact]
+    public void MetaContextDataAtItsBoundsIsReadOrRefusedExactly()
+    {
+        (string name, List<string> queries) = NbdOptionData
+            .ReadMetaContext(NbdOptionData.MetaContext("ssd", "a", ""))!
+            .Value;
+        Assert.Equal("ssd", name);
+        Assert.Equal(["a", ""], queries);
+        string longest = new('q', NbdProtocol.MaxStringBytes);
+        Assert.Equal([longest], NbdOptionData.ReadMetaContext(NbdOptionData.MetaContext("", longest))!.Value.Queries);
+        Assert.Null(NbdOptionData.ReadMetaContext(NbdOptionData.MetaContext("", longest + "q")));
+        Assert.Null(NbdOptionData.ReadMetaContext(Convert.FromHexString("00000000" + "000000")));
+        Assert.Null(NbdOptionData.ReadMetaContext(Convert.FromHexString("00000005" + "6162")));
+        Assert.Null(
+            NbdOptionData.ReadMetaContext(Convert.FromHexString("00000000" + "00000001" + "00000005" + "61626364"))
+        );
+        Assert.Null(NbdOptionData.ReadMetaContext(Convert.FromHexString("00000000" + "00000002" + "00000000")));
+        Assert.Null(NbdOptionData.ReadMetaContext(Convert.FromHexString("000000")));
+        Assert.Empty(NbdOptionData.ReadMetaContext(Convert.FromHexString("00000000" + "00000000"))!.Value.Queries);
+    }
+
+    [Fact]
+    public void RepliesAtTheirBoundsAreReadOrRefusedExactly()
+    {
+        Assert.Equal(("", ""), NbdOptionData.ReadServer(Convert.FromHexString("00000000"))!.Value);
+        Assert.Equal(("ssd", ""), NbdOptionData.ReadServer(Convert.FromHexString("00000003" + "737364"))!.Value);
+        Assert.Null(NbdOptionData.ReadServer(Convert.FromHexString("000000")));
+        Assert.Equal(new NbdInfoReply(NbdInfo.Name), NbdOptionData.ReadInfoReply(Convert.FromHexString("0001")));
+        Assert.Null(NbdOptionData.ReadInfoReply(Convert.FromHexString("00")));
+        Assert.Null(NbdOptionData.ReadInfoReply(Convert.FromHexString("0003" + "000002000000100002")));
+        Assert.Equal(
+            (1u, "base:allocation"),
+            NbdOptionData.ReadMetaContextReply(NbdOptionData.MetaContextReply(1, "base:allocation"))!.Value
+        );
+        Assert.Equal((7u, ""), NbdOptionData.ReadMetaContextReply(Convert.FromHexString("00000007"))!.Value);
+        Assert.Null(NbdOptionData.ReadMetaContextReply(Convert.FromHexString("000007")));
+    }
+
+    [Fact]
+    public void ChunkPayloadsAtTheirBoundsAreReadOrRefusedExactly()
+    {
+        (uint context, List<(uint Length, NbdAllocationState Flags)> extents) = NbdChunkData
+            .ReadBlockStatus(Convert.FromHexString("00000001" + "00001000" + "00000000" + "00002000" + "00000003"))!
+            .Value;
+        Assert.Equal(1u, context);
+        Assert.Equal(
+            [(4096u, NbdAllocationState.None), (8192u, NbdAllocationState.Hole | NbdAllocationState.Zero)],
+            extents
+        );
+        Assert.Empty(NbdChunkData.ReadBlockStatus(Convert.FromHexString("00000001"))!.Value.Extents);
+        Assert.Null(NbdChunkData.ReadBlockStatus(Convert.FromHexString("000001")));
+        Assert.Equal((NbdError.Io, ""), NbdChunkData.ReadError(Convert.FromHexString("00000005" + "0000"))!.Value);
+        Assert.Null(NbdChunkData.ReadError(Convert.FromHexString("00000005" + "00")));
+        Assert.Equal(
+            (NbdError.Io, "ok"),
+            NbdChunkData.ReadError(Convert.FromHexString("00000005" + "000A" + "6F6B"))!.Value
+        );
+    }
 }
