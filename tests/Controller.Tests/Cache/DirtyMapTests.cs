@@ -53,6 +53,33 @@ public sealed class DirtyMapTests
     }
 
     [Fact]
+    public void ResetLeavesANewEntryClean()
+    {
+        var map = new DirtyMap(entries: 2, words: 2, ordered: false);
+        map.Mark(1, 100, now: 1);
+        map.Clean(1, 100);
+        map.Mark(1, 3, now: 2);
+
+        map.Reset(1);
+
+        Assert.False(map.IsDirty(1, 3));
+        Assert.False(map.AnyIn(1));
+        map.CheckEntry(page: 4, entry: 1);
+    }
+
+    [Fact]
+    public void TheCheckCountsTheEntrysOwnWords()
+    {
+        var map = new DirtyMap(entries: 2, words: 2, ordered: false);
+        map.Mark(0, 1, now: 1);
+        map.Mark(0, 2, now: 1);
+        map.Mark(1, 65, now: 1);
+
+        map.CheckEntry(page: 0, entry: 0);
+        map.CheckEntry(page: 1, entry: 1);
+    }
+
+    [Fact]
     public void WithoutOrderNothingExpires()
     {
         var map = new DirtyMap(entries: 2, words: 1, ordered: false);
