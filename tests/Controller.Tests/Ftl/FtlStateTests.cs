@@ -55,11 +55,20 @@ public sealed class FtlStateTests
             "already holds sector 0",
             Assert.Throws<InvariantViolationException>(() => map.Place(1, 2)).Message
         );
-        Assert.Throws<InvariantViolationException>(() => map.Mark(1, 7));
-        Assert.Throws<InvariantViolationException>(() => map.Mark(0, SectorMap.Unmapped));
+        Assert.Contains(
+            "never as a physical sector",
+            Assert.Throws<InvariantViolationException>(() => map.Mark(1, 7)).Message
+        );
+        Assert.Contains(
+            "no physical copy still linked",
+            Assert.Throws<InvariantViolationException>(() => map.Mark(0, SectorMap.Unmapped)).Message
+        );
         Assert.Contains("disagree", Assert.Throws<InvariantViolationException>(() => map.TakeOff(1, 2)).Message);
         Field<int[]>(map, "_valid")[0] = 0;
-        Assert.Throws<InvariantViolationException>(() => map.TakeOff(0, 2));
+        Assert.Contains(
+            "fewer than zero valid sectors",
+            Assert.Throws<InvariantViolationException>(() => map.TakeOff(0, 2)).Message
+        );
     }
 
     [Fact]
@@ -137,6 +146,8 @@ public sealed class FtlStateTests
             "physical sector 9 names sector 100",
             Damaged(map, m => m.CheckInvariants(Buffer(5), Buffer(6)))
         );
+        Field<uint[]>(map, "_reverse")[9] = 8;
+        Assert.Contains("physical sector 9 names sector 8", Damaged(map, m => m.CheckInvariants(Buffer(5), Buffer(6))));
     }
 
     [Fact]
@@ -153,7 +164,10 @@ public sealed class FtlStateTests
             (BlockState.Open, BlockUse.HostData, true),
             (table.StateOf(0), table.UseOf(0), table.HoldsData(0))
         );
-        Assert.Throws<InvariantViolationException>(() => table.Take(0, BlockUse.ColdData));
+        Assert.Contains(
+            "only a free block is taken",
+            Assert.Throws<InvariantViolationException>(() => table.Take(0, BlockUse.ColdData)).Message
+        );
 
         table.Found(1, needsErase: true);
         table.Free(0, notBefore: 77);
