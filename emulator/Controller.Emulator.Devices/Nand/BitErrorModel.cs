@@ -12,6 +12,7 @@ namespace Controller.Emulator.Nand;
 /// </summary>
 internal sealed class BitErrorModel
 {
+    private readonly NandStore _store;
     private readonly NandGeometry _geometry;
     private readonly EccModel _ecc;
     private readonly int _enduranceCycles;
@@ -25,10 +26,12 @@ internal sealed class BitErrorModel
     private double _wearGrowth;
 
     /// <summary>
-    /// Creates the model; <paramref name="prng"/> is the array's own, so one seed gives one sequence of draws.
+    /// Creates the model over <paramref name="store"/>, whose erase counts drive the wear;
+    /// <paramref name="prng"/> is the array's own, so one seed gives one sequence of draws.
     /// </summary>
-    public BitErrorModel(NandGeometry geometry, EccModel ecc, int enduranceCycles, Prng prng)
+    public BitErrorModel(NandStore store, EccModel ecc, int enduranceCycles, Prng prng)
     {
+        NandGeometry geometry = store.Geometry;
         if (geometry.PageBytes % ecc.CodewordBytes != 0)
         {
             throw new ArgumentException(
@@ -37,6 +40,7 @@ internal sealed class BitErrorModel
             );
         }
 
+        _store = store;
         _geometry = geometry;
         _ecc = ecc;
         _enduranceCycles = enduranceCycles;
@@ -60,13 +64,13 @@ internal sealed class BitErrorModel
     }
 
     /// <summary>
-    /// Draws the raw bit errors of one read of a page of <paramref name="block"/>, erased
-    /// <paramref name="eraseCount"/> times. The count over the whole page is Poisson with the
+    /// Draws the raw bit errors of one read of a page of <paramref name="block"/> (its erase count
+    /// is read only when bit errors are on). The count over the whole page is Poisson with the
     /// block's wear-dependent error rate; each error lands on a uniformly drawn bit, which is the
     /// same as independent Poisson counts per codeword. An uncorrectable read flips the bits in
     /// <paramref name="data"/> and <paramref name="spare"/>.
     /// </summary>
-    public NandCompletion Apply(int block, uint eraseCount, Span<byte> data, Span<byte> spare, long end)
+    public NandCompletion Apply(int block, Span<byte> data, Span<byte> spare, long end)
     {
         if (_rawBitErrorRate <= 0)
         {
@@ -75,7 +79,7 @@ internal sealed class BitErrorModel
 
         // Most reads of a healthy block have no bit error at all: one draw against the cached
         // probability of zero errors decides that without computing the Poisson tail.
-        (double mean, double zeroErrors) = ModelOf(block, eraseCount);
+        (double mean, double zeroErrors) = ModelOf(block, _store.EraseCounts[block]);
         double u = _prng.NextDouble();
         if (u < zeroErrors)
         {

@@ -65,7 +65,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         }
 
         _writePointer = new int[Geometry.Blocks];
-        _bitErrors = new BitErrorModel(Geometry, ecc, enduranceCycles, _prng);
+        _bitErrors = new BitErrorModel(store, ecc, enduranceCycles, _prng);
         _bitErrors.SetRates(faults.RawBitErrorRate, faults.WearBitErrorGrowth);
         _powerCuts = new PowerCutModel(store, _prng);
         if (store.IsNew)
@@ -456,7 +456,7 @@ public sealed class EmulatedNand : INandDevice, IDisposable
         {
             PageState.Torn => new NandCompletion(NandStatus.Uncorrectable, end),
             PageState.TornSilent => new NandCompletion(NandStatus.Ok, end),
-            _ => _bitErrors.Apply(address.Block, _store.EraseCounts[address.Block], data, spare, end),
+            _ => _bitErrors.Apply(address.Block, data, spare, end),
         };
     }
 

@@ -140,9 +140,7 @@ internal sealed class SimulationRun : IDisposable
         _firmwareNand = _spi?.Driver ?? (INandDevice)_device;
         if (options.Hooks.Nand is { } nandHook)
         {
-            _firmwareNand = nandHook(_firmwareNand, () =>
-                _mounting ? FtlActivity.Recovery : _ftl?.Activity ?? FtlActivity.Host
-            );
+            _firmwareNand = nandHook(_firmwareNand, _device.Activity);
         }
 
         _plpBudgetPages = config.Get(CacheConfig.Plp)
@@ -230,13 +228,7 @@ internal sealed class SimulationRun : IDisposable
                 _measuring = true;
                 _measuredFrom = _clock.NowNanoseconds;
                 _nextArrival = _measuredFrom;
-                before = (
-                    _nand.Statistics.PagesRead,
-                    _nand.Statistics.PagesProgrammed,
-                    _nand.Statistics.BlocksErased,
-                    DataPages(),
-                    Relocated()
-                );
+                before = Counts();
                 wall.Start();
             }
 
@@ -298,21 +290,16 @@ internal sealed class SimulationRun : IDisposable
         wall.Stop();
         if (!_measuring)
         {
-            before = (
-                _nand.Statistics.PagesRead,
-                _nand.Statistics.PagesProgrammed,
-                _nand.Statistics.BlocksErased,
-                DataPages(),
-                Relocated()
-            );
+            before = Counts();
         }
 
+        (long Read, long Programmed, long Erased, long DataPages, long Relocated) after = Counts();
         (long read, long programmed, long erased, long dataPages, long relocated) = (
-            _nand.Statistics.PagesRead - before.Read,
-            _nand.Statistics.PagesProgrammed - before.Programmed,
-            _nand.Statistics.BlocksErased - before.Erased,
-            DataPages() - before.DataPages,
-            Relocated() - before.Relocated
+            after.Read - before.Read,
+            after.Programmed - before.Programmed,
+            after.Erased - before.Erased,
+            after.DataPages - before.DataPages,
+            after.Relocated - before.Relocated
         );
         if (_violations.Count == 0)
         {
@@ -1041,6 +1028,16 @@ internal sealed class SimulationRun : IDisposable
         cut.Operation is { } operation
             ? $"during a NAND {operation.ToString().ToLowerInvariant()} in {PowerCutReport.Activity(cut.Activity)} at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn"
             : $"between host commands at {cut.AtNanoseconds} ns, {cut.Torn.Count} operations torn";
+
+    /// <summary>The NAND's and the FTL's counts the measured phase is the difference of.</summary>
+    private (long Read, long Programmed, long Erased, long DataPages, long Relocated) Counts() =>
+        (
+            _nand.Statistics.PagesRead,
+            _nand.Statistics.PagesProgrammed,
+            _nand.Statistics.BlocksErased,
+            DataPages(),
+            Relocated()
+        );
 
     private long DataPages() => _earlierMounts.DataPages + (_ftl?.Statistics.DataPagesProgrammed ?? 0);
 

@@ -384,9 +384,8 @@ public sealed class SsdHostTests
         // durable write.
         using var temp = new TempDirectory();
         ResolvedConfig config = Profiles.Load("tiny", ["cache.trimPolicy=zero-fill"]);
-        int sectorsPerPage = (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes);
         using ServedController export = EmulatedDevice.Boot(config, "tiny", null, "ssd", store =>
-            Sabotage.PunchForgettingStore(store, sectorsPerPage)
+            Sabotage.PunchForgettingStore(store, config)
         );
         await using var server = new InProcessServer(temp, export);
         string ledger = temp.File("canary.ledger");

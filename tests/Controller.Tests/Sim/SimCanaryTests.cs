@@ -95,12 +95,7 @@ public sealed class SimCanaryTests
     /// The store drops the write-back of the data around a hole, in pages of the seed's large-page size.
     /// </summary>
     private static SimHooks PunchForgetting(ResolvedConfig config) =>
-        new(Store: store =>
-            Sabotage.PunchForgettingStore(
-                store,
-                (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)
-            )
-        );
+        new(Store: store => Sabotage.PunchForgettingStore(store, config));
 
     private static (SwarmDraw Draw, SimOptions Options) Seed(ulong seed, string? workload)
     {

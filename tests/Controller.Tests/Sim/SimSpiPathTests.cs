@@ -58,12 +58,7 @@ public sealed class SimSpiPathTests
         SimHooks broken =
             canary == "recovery-ignores-trims"
                 ? new SimHooks(Nand: (nand, _) => Sabotage.TrimForgettingNand(nand))
-                : new SimHooks(Store: store =>
-                    Sabotage.PunchForgettingStore(
-                        store,
-                        (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes)
-                    )
-                );
+                : new SimHooks(Store: store => Sabotage.PunchForgettingStore(store, config));
         for (ulong seed = 1; seed <= 12; seed++)
         {
             var options = new SimOptions(seed, workload, new WorkloadParameters { Ops = 1500 }, PowerCuts: 8);

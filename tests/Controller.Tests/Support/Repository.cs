@@ -25,4 +25,19 @@ internal static class Repository
 
     /// <summary>A file or folder of the checkout, by its path from the root.</summary>
     public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
+
+    /// <summary>
+    /// The C# sources below <paramref name="directory"/>, in ordinal order, leaving out build output (bin, obj).
+    /// </summary>
+    public static IReadOnlyList<string> CSharpSources(string directory) =>
+        [
+            .. Directory
+                .EnumerateFiles(directory, "*.cs", SearchOption.AllDirectories)
+                .Where(file =>
+                    !Path.GetRelativePath(directory, file)
+                        .Split(Path.DirectorySeparatorChar)
+                        .Any(part => part is "bin" or "obj")
+                )
+                .Order(StringComparer.Ordinal),
+        ];
 }

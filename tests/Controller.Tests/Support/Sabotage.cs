@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Controller.Firmware.Cache;
+using Controller.Firmware.Config;
 using Controller.Firmware.Flash;
 using Controller.Firmware.Ftl;
 using Controller.Firmware.Invariants;
@@ -41,6 +42,10 @@ internal static class Sabotage
     /// </summary>
     public static ISectorStore PunchForgettingStore(ISectorStore inner, int sectorsPerPage) =>
         new PunchForgetting(inner, sectorsPerPage);
+
+    /// <summary>The same, in the large pages <paramref name="config"/> gives the cache.</summary>
+    public static ISectorStore PunchForgettingStore(ISectorStore inner, ResolvedConfig config) =>
+        new PunchForgetting(inner, (int)(config.Get(CacheConfig.LargePageBytes) / FirmwareConfig.SectorBytes));
 
     /// <summary>
     /// A store that breaks an invariant on the first write into a sector trimmed before: the

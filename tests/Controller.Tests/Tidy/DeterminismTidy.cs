@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Controller.Common;
+using Controller.Tests.Support;
 
 namespace Controller.Tests.Tidy;
 
@@ -50,18 +51,9 @@ internal static partial class DeterminismTidy
     public static IReadOnlyList<string> ScanDirectory(string directory)
     {
         var findings = new List<string>();
-        foreach (
-            string file in Directory
-                .EnumerateFiles(directory, "*.cs", SearchOption.AllDirectories)
-                .Order(StringComparer.Ordinal)
-        )
+        foreach (string file in Repository.CSharpSources(directory))
         {
             string relative = Path.GetRelativePath(directory, file);
-            if (relative.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
-            {
-                continue;
-            }
-
             findings.AddRange(ScanSource(File.ReadAllText(file)).Select(f => $"{relative}:{f}"));
         }
 
@@ -90,10 +82,11 @@ internal static partial class DeterminismTidy
 
     /// <summary>
     /// Blanks comments and the contents of string and character literals, keeping line breaks so
-    /// line numbers still match, but keeps the code inside the holes of interpolated strings.
+    /// line numbers still match, but keeps the code inside the holes of interpolated strings (unless
+    /// <paramref name="keepHoles"/> is false: then an interpolated string goes whole, holes and all).
     /// Handles //, /* */, "..." with escapes, @"...", """...""" and their $ forms.
     /// </summary>
-    public static string StripCommentsAndStrings(string source)
+    public static string StripCommentsAndStrings(string source, bool keepHoles = true)
     {
         var output = new StringBuilder(source.Length);
         int i = 0;
@@ -112,7 +105,7 @@ internal static partial class DeterminismTidy
             }
             else if (At(source, i, "$\"") || At(source, i, "$@\"") || At(source, i, "@$\"") || At(source, i, "$$"))
             {
-                i = SkipInterpolated(source, i, output);
+                i = SkipInterpolated(source, i, output, keepHoles);
             }
             else if (At(source, i, "\"\"\""))
             {
@@ -140,7 +133,7 @@ internal static partial class DeterminismTidy
     /// An interpolated string: the literal text is blanked, the code in its holes is kept (a
     /// clock read inside <c>$"{DateTime.Now}"</c> is still a clock read).
     /// </summary>
-    private static int SkipInterpolated(string source, int index, StringBuilder output)
+    private static int SkipInterpolated(string source, int index, StringBuilder output, bool keepHoles)
     {
         int dollars = 0;
         bool verbatim = false;
@@ -169,7 +162,7 @@ internal static partial class DeterminismTidy
             }
             else if (c == '{' && (!raw || At(source, index, new string('{', dollars))))
             {
-                index = CopyHole(source, index + (raw ? dollars : 1), output);
+                index = CopyHole(source, index + (raw ? dollars : 1), output, keepHoles);
             }
             else if (c == '\\' && !verbatim && !raw)
             {
@@ -186,7 +179,7 @@ internal static partial class DeterminismTidy
         return Math.Min(source.Length, index + close.Length);
     }
 
-    private static int CopyHole(string source, int index, StringBuilder output)
+    private static int CopyHole(string source, int index, StringBuilder output, bool keep)
     {
         output.Append(' ');
         int depth = 0;
@@ -209,7 +202,15 @@ internal static partial class DeterminismTidy
                 c == '{' ? 1
                 : c == '}' ? -1
                 : 0;
-            output.Append(c);
+            if (keep)
+            {
+                output.Append(c);
+            }
+            else
+            {
+                KeepNewline(c, output);
+            }
+
             index++;
         }
 

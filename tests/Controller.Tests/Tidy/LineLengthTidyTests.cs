@@ -12,6 +12,8 @@ namespace Controller.Tests.Tidy;
 [Trait("Category", "Unit")]
 public sealed class LineLengthTidyTests
 {
+    private static readonly string[] s_tops = ["firmware", "emulator", "host", "tests"];
+
     private const int Width = 120;
 
     [Fact]
@@ -19,21 +21,11 @@ public sealed class LineLengthTidyTests
     {
         var findings = new List<string>();
         int files = 0;
-        foreach (string top in new[] { "firmware", "emulator", "host", "tests" })
+        foreach (string file in s_tops.SelectMany(top => Repository.CSharpSources(Repository.PathOf(top))))
         {
-            foreach (
-                string file in Directory.EnumerateFiles(Repository.PathOf(top), "*.cs", SearchOption.AllDirectories)
-            )
-            {
-                if (file.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
-                {
-                    continue;
-                }
-
-                files++;
-                string relative = Path.GetRelativePath(Repository.Root, file);
-                findings.AddRange(Scan(File.ReadAllText(file)).Select(line => $"{relative}:{line}"));
-            }
+            files++;
+            string relative = Path.GetRelativePath(Repository.Root, file);
+            findings.AddRange(Scan(File.ReadAllText(file)).Select(line => $"{relative}:{line}"));
         }
 
         Assert.True(files > 200, $"the scan found only {files} sources");
@@ -79,7 +71,10 @@ public sealed class LineLengthTidyTests
     private static List<int> Scan(string source)
     {
         string[] lines = source.Split('\n');
-        string[] code = DeterminismTidy.StripCommentsAndStrings(source).Split('\n');
+        // What is left once every string literal is taken out whole, an interpolated one with its
+        // holes (a line inside a multi-line raw string is all string); comments go too, and count
+        // below on their own lines.
+        string[] code = DeterminismTidy.StripCommentsAndStrings(source, keepHoles: false).Split('\n');
         var wide = new List<int>();
         for (int i = 0; i < lines.Length; i++)
         {
@@ -89,144 +84,13 @@ public sealed class LineLengthTidyTests
                 continue;
             }
 
-            // A comment line counts whole; elsewhere only what is left once strings are taken out
-            // (a line inside a multi-line raw string is all string).
             bool comment = line.TrimStart().StartsWith("//", StringComparison.Ordinal);
-            if (comment || (i < code.Length && code[i].TrimEnd().Length > Width && WithoutStrings(line).Length > Width))
+            if (comment || (i < code.Length && code[i].TrimEnd().Length > Width))
             {
                 wide.Add(i + 1);
             }
         }
 
         return wide;
-    }
-
-    /// <summary>
-    /// The line with every string literal on it taken out whole, an interpolated one with its holes
-    /// (and the strings inside them); a string that runs on past the line takes the rest of it.
-    /// </summary>
-    private static string WithoutStrings(string line)
-    {
-        var kept = new System.Text.StringBuilder(line.Length);
-        int i = 0;
-        while (i < line.Length)
-        {
-            if (line[i] == '/' && i + 1 < line.Length && line[i + 1] == '/')
-            {
-                kept.Append(line, i, line.Length - i);
-                break;
-            }
-
-            if (StringStart(line, i) is { } start)
-            {
-                i = SkipString(line, start.Body, start.Interpolated, start.Verbatim);
-                kept.Append("\"\"");
-                continue;
-            }
-
-            if (line[i] == '\'')
-            {
-                int end = line.IndexOf('\'', i + (i + 1 < line.Length && line[i + 1] == '\\' ? 3 : 2));
-                i = end < 0 ? line.Length : end + 1;
-                kept.Append("' '");
-                continue;
-            }
-
-            kept.Append(line[i]);
-            i++;
-        }
-
-        return kept.ToString();
-    }
-
-    /// <summary>
-    /// Where the body of a string literal starting at <paramref name="i"/> begins, and its kind; null when none starts
-    /// there.
-    /// </summary>
-    private static (int Body, bool Interpolated, bool Verbatim)? StringStart(string line, int i)
-    {
-        int j = i;
-        bool interpolated = false,
-            verbatim = false;
-        while (j < line.Length && line[j] is '$' or '@')
-        {
-            interpolated |= line[j] == '$';
-            verbatim |= line[j] == '@';
-            j++;
-        }
-
-        if (j >= line.Length || line[j] != '"' || (j > i && j - i > 3))
-        {
-            return null;
-        }
-
-        if (line.AsSpan(j).StartsWith("\"\"\""))
-        {
-            // A raw string: taken to the end of the line (a one-line raw string's rest is its text).
-            return (line.Length, interpolated, true);
-        }
-
-        return (j + 1, interpolated, verbatim);
-    }
-
-    /// <summary>The index just past the string whose body starts at <paramref name="i"/>.</summary>
-    private static int SkipString(string line, int i, bool interpolated, bool verbatim)
-    {
-        while (i < line.Length)
-        {
-            char c = line[i];
-            if (!verbatim && c == '\\')
-            {
-                i += 2;
-            }
-            else if (c == '"' && verbatim && i + 1 < line.Length && line[i + 1] == '"')
-            {
-                i += 2;
-            }
-            else if (c == '"')
-            {
-                return i + 1;
-            }
-            else if (interpolated && c == '{' && i + 1 < line.Length && line[i + 1] == '{')
-            {
-                i += 2;
-            }
-            else if (interpolated && c == '{')
-            {
-                i = SkipHole(line, i + 1);
-            }
-            else
-            {
-                i++;
-            }
-        }
-
-        return line.Length;
-    }
-
-    /// <summary>
-    /// The index just past the hole whose code starts at <paramref name="i"/> (nested braces and strings skipped).
-    /// </summary>
-    private static int SkipHole(string line, int i)
-    {
-        int depth = 1;
-        while (i < line.Length && depth > 0)
-        {
-            if (StringStart(line, i) is { } start)
-            {
-                i = SkipString(line, start.Body, start.Interpolated, start.Verbatim);
-                continue;
-            }
-
-            depth += line[i] switch
-            {
-                '{' => 1,
-                '}' => -1,
-                _ => 0,
-            };
-            i++;
-        }
-
-        return i;
     }
 }

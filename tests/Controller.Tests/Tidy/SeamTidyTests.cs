@@ -11,27 +11,18 @@ namespace Controller.Tests.Tidy;
 [Trait("Category", "Unit")]
 public sealed partial class SeamTidyTests
 {
+    private static readonly string[] s_tops = ["firmware", "emulator", "host"];
+
     [Fact]
     public void TheProductCodeNamesNoCanary()
     {
         var findings = new List<string>();
         int files = 0;
-        foreach (string top in new[] { "firmware", "emulator", "host" })
+        foreach (string file in s_tops.SelectMany(top => Repository.CSharpSources(Repository.PathOf(top))))
         {
-            foreach (
-                string file in Directory.EnumerateFiles(Repository.PathOf(top), "*.cs", SearchOption.AllDirectories)
-            )
-            {
-                if (file.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
-                {
-                    continue;
-                }
-
-                files++;
-                findings.AddRange(
-                    Scan(File.ReadAllText(file)).Select(line => $"{Path.GetRelativePath(Repository.Root, file)}:{line}")
-                );
-            }
+            files++;
+            string relative = Path.GetRelativePath(Repository.Root, file);
+            findings.AddRange(Scan(File.ReadAllText(file)).Select(line => $"{relative}:{line}"));
         }
 
         Assert.True(files > 50, $"the scan found only {files} sources");

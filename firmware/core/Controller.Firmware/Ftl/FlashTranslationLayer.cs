@@ -328,9 +328,11 @@ public sealed partial class FlashTranslationLayer
     /// </summary>
     public string? WornOut()
     {
-        int good = _blocks.Count - _blocks.BadCount;
-        return Capacity.WithGoodBlocks(_layout, good).Problem(_layout, _options.HoldUpReserveBlocks) is { } problem
-            ? $"{_blocks.BadCount} bad blocks ({Statistics.GrownBadBlocks} grown since power-on) have used up the spare: {problem}"
+        int bad = _blocks.BadCount;
+        return
+            Capacity.WithGoodBlocks(_layout, _blocks.Count - bad).Problem(_layout, _options.HoldUpReserveBlocks)
+                is { } problem
+            ? $"{bad} bad blocks ({Statistics.GrownBadBlocks} grown since power-on) have used up the spare: {problem}"
             : null;
     }
 
